@@ -1,0 +1,37 @@
+// Training augmentation: flips, crop-and-resize, brightness (the reference set) and elastic warps.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <random>
+
+namespace unet {
+
+struct AugmentOptions {
+  /// Random horizontal and vertical flips, each with probability 1/2.
+  bool flips = true;
+  /// Crop up to this fraction from each side (drawn uniformly per side), resized back.
+  double crop = 0.3;
+  /// Add a uniform brightness shift in [-brightness, brightness], then clip to [-1, 1].
+  double brightness = 0.2;
+  /// The paper's elastic deformation: displacements on a coarse `elastic_grid` x `elastic_grid`
+  /// grid drawn from N(0, elastic_sigma^2) pixels, interpolated bicubically to every pixel.
+  bool elastic = true;
+  double elastic_sigma = 10.0;
+  int64_t elastic_grid = 3;
+};
+
+/// Uniform double in [0, 1) from 53 random bits (the same on every platform, unlike <random>'s
+/// distributions).
+double uniform01(std::mt19937_64& rng);
+/// Standard normal draw (Box-Muller on `uniform01`).
+double normal01(std::mt19937_64& rng);
+
+/// Transforms `image` (float [C, H, W] in [-1, 1]) and `mask` (int64 [H, W], may be undefined)
+/// together with the same random geometry; the mask stays a map of class indices. Deterministic for
+/// a given `rng` state.
+void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
+                    std::mt19937_64& rng);
+
+}  // namespace unet

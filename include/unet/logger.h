@@ -1,0 +1,42 @@
+// Run logging: a progress bar on terminals, plain lines otherwise, and JSON lines in --log-dir.
+#pragma once
+
+#include "unet/metrics.h"
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+namespace unet {
+
+class RunLogger {
+ public:
+  /// `log_dir` empty: no JSON file; otherwise `log_dir`/log.jsonl is appended to (a resumed run
+  /// continues the same file). `enabled` false silences everything (ranks other than 0).
+  RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet);
+  ~RunLogger();
+
+  /// A logged training step: losses (fp32 values read from the device only now), throughput.
+  void train_step(int64_t step, double cross_entropy, double dice_loss, double images_per_second);
+  void evaluation(int64_t step, const Metrics& metrics);
+  /// A free-form record, e.g. {"type": "summary", ...}; `json` must be an object text.
+  void record(const std::string& json);
+  /// A line for the user, printed above the progress bar.
+  void message(const std::string& text);
+
+ private:
+  void clear_bar();
+  bool enabled_;
+  bool quiet_;
+  bool tty_;
+  bool bar_shown_ = false;
+  int64_t total_steps_;
+  std::ofstream jsonl_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// "1h02m", "3m20s", "12s".
+std::string format_duration(double seconds);
+
+}  // namespace unet

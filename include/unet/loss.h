@@ -1,0 +1,25 @@
+// The reference's training loss: softmax cross-entropy plus (1 - soft Dice).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace unet {
+
+/// Scalar float32 terms of the loss (computed in fp32 whatever the logits' dtype).
+struct LossTerms {
+  /// Mean over pixels and images of -sum_c onehot_c * log softmax_c.
+  at::Tensor cross_entropy;
+  /// 1 - soft Dice, the Dice taken per image and class over pixels, averaged over images, then
+  /// 1 - Dice averaged over classes.
+  at::Tensor dice_loss;
+  /// cross_entropy + dice_loss (the L2 weight decay is applied by the optimizer).
+  at::Tensor total;
+};
+
+/// Soft Dice per image and class, [N, C]: (2 sum p*t + eps) / (sum p^2 + sum t^2 + eps), eps = 1e-6.
+at::Tensor soft_dice(const at::Tensor& probabilities, const at::Tensor& one_hot_target);
+
+/// The loss of `logits` [N, C, H, W] against class indices `labels` [N, H, W] (int64).
+LossTerms segmentation_loss(const at::Tensor& logits, const at::Tensor& labels);
+
+}  // namespace unet

@@ -1,0 +1,56 @@
+// Evaluation metrics: the reference's Dice score and cross-entropy, hard membrane Dice/IoU, pixel error.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+struct Sample;
+class Predictor;
+
+/// The class whose hard Dice and IoU are reported: in the ISBI labels class 0 is the membrane.
+constexpr int64_t kMembraneClass = 0;
+
+struct Metrics {
+  /// The reference's eval_dice_score: 1 - soft Dice loss (both classes) at the network's output size.
+  double dice_score = 0.0;
+  /// Mean softmax cross-entropy at the network's output size.
+  double cross_entropy = 0.0;
+  /// Hard Dice and IoU of the membrane class and the fraction of misclassified pixels, at the
+  /// images' original size (probabilities resized back, class by threshold/argmax), pooled over
+  /// every pixel of every image.
+  double membrane_dice = 0.0;
+  double membrane_iou = 0.0;
+  double pixel_error = 0.0;
+  int64_t images = 0;
+
+  /// The metrics as a JSON object text (keys as in the log files).
+  std::string to_json() const;
+};
+
+/// Accumulates metrics batch by batch.
+class MetricAccumulator {
+ public:
+  /// Network-size terms for logits [N, C, h, w] against labels [N, h, w].
+  void add_network_output(const at::Tensor& logits, const at::Tensor& labels);
+  /// Original-size terms for probabilities [C, H, W] against the original mask [H, W].
+  void add_original(const at::Tensor& probabilities, const at::Tensor& mask);
+  Metrics result() const;
+
+ private:
+  double soft_dice_sum_ = 0.0;  // sum over images of the per-image mean-over-classes Dice
+  double cross_entropy_sum_ = 0.0;
+  int64_t network_images_ = 0;
+  double true_positive_ = 0.0, false_positive_ = 0.0, false_negative_ = 0.0;
+  double wrong_ = 0.0, pixels_ = 0.0;
+  int64_t original_images_ = 0;
+};
+
+/// Runs `predictor` over labelled `samples` and returns every metric.
+Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples);
+
+}  // namespace unet

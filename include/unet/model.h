@@ -1,0 +1,103 @@
+// The configurable U-Net (Ronneberger et al., 2015) and the arithmetic of its legal input sizes.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace unet {
+
+/// Convolution padding: `kValid` is the paper's and the reference's unpadded 3x3 convolution (the
+/// output is smaller than the input); `kSame` keeps the size at every level.
+enum class Padding { kValid, kSame };
+
+std::string to_string(Padding padding);
+/// Parses "valid" or "same"; throws `unet::Error` otherwise.
+Padding parse_padding(const std::string& text);
+
+/// Architecture of a U-Net. The defaults are the reference network exactly: 1 input channel,
+/// 2 classes, 4 poolings, 64 base filters doubling per level, valid padding, 3x3 stride-2
+/// transposed-convolution up-sampling followed by ReLU, dropout 0.5 on the bottleneck output;
+/// 34,512,258 parameters, input 572x572, output 388x388.
+struct UNetOptions {
+  TORCH_ARG(int64_t, in_channels) = 1;
+  TORCH_ARG(int64_t, classes) = 2;
+  /// Number of 2x2 max-poolings (levels below the top one).
+  TORCH_ARG(int64_t, depth) = 4;
+  /// Filters of the top level; level k has filters * 2^k.
+  TORCH_ARG(int64_t, filters) = 64;
+  TORCH_ARG(Padding, padding) = Padding::kValid;
+  /// Kernel of the stride-2 transposed convolution that up-samples: 3 (reference) or 2 (paper).
+  TORCH_ARG(int64_t, up_kernel) = 3;
+  /// Dropout probability applied to the bottleneck output during training.
+  TORCH_ARG(double, dropout) = 0.5;
+
+ public:  // TORCH_ARG leaves the access at private
+  /// Throws `unet::Error` naming the first option that is out of range.
+  void validate() const;
+  bool operator==(const UNetOptions& other) const;
+  /// e.g. "depth 4, filters 64, valid padding, 3x3 up-sampling, 1 -> 2 channels".
+  std::string describe() const;
+};
+
+/// The options as a JSON object text (stored in checkpoints and logs).
+std::string to_json(const UNetOptions& options);
+/// Parses `to_json`'s output; throws `unet::Error` on a malformed or incomplete object.
+UNetOptions unet_options_from_json(const std::string& json);
+
+/// Two 3x3 convolutions, each followed by ReLU.
+class DoubleConvImpl : public torch::nn::Module {
+ public:
+  DoubleConvImpl(int64_t in_channels, int64_t out_channels, Padding padding);
+  /// [N, in, H, W] -> [N, out, H', W'] with H' = H - 4 for valid padding, H for same.
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr};
+  torch::nn::Conv2d conv2_{nullptr};
+};
+TORCH_MODULE(DoubleConv);
+
+/// The U-Net. `forward` maps images [N, in_channels, S, S] (S legal, see `output_size`) to
+/// per-class logits [N, classes, output_size(S), output_size(S)] in the input's dtype.
+class UNetImpl : public torch::nn::Module {
+ public:
+  explicit UNetImpl(const UNetOptions& options = {});
+  at::Tensor forward(const at::Tensor& x);
+  const UNetOptions& options() const { return options_; }
+  int64_t parameter_count() const;
+
+ private:
+  UNetOptions options_;
+  torch::nn::ModuleList down_;
+  DoubleConv bottleneck_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+  torch::nn::ModuleList up_sample_;
+  torch::nn::ModuleList up_;
+  torch::nn::Conv2d head_{nullptr};
+};
+TORCH_MODULE(UNet);
+
+/// Output side for an input side, or -1 when the input side is not legal for this architecture
+/// (a pooling would see an odd size, or a feature map would vanish).
+int64_t output_size_or_invalid(const UNetOptions& options, int64_t input_size);
+
+/// Output side for a legal input side; throws `unet::Error` naming the nearest legal sizes.
+int64_t output_size(const UNetOptions& options, int64_t input_size);
+
+/// The nearest legal input sides below and above `input_size` (-1 where none exists below).
+std::pair<int64_t, int64_t> nearest_legal_inputs(const UNetOptions& options, int64_t input_size);
+
+/// The smallest legal input side. For the reference network: 188 (output 4).
+int64_t minimum_input_size(const UNetOptions& options);
+
+/// The smallest legal input side whose output side is at least `output`.
+int64_t input_size_for_output(const UNetOptions& options, int64_t output);
+
+}  // namespace unet

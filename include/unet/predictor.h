@@ -1,0 +1,58 @@
+// Inference: batched forward passes, probabilities at the original image size, output files.
+#pragma once
+
+#include "unet/dataset.h"
+#include "unet/model.h"
+#include "unet/preprocess.h"
+
+#include <c10/core/Device.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+/// What `Predictor::run` hands over per batch: samples [first, first + n) of the input list.
+struct PredictedBatch {
+  size_t first = 0;
+  /// float32 [n, classes, output, output] on the CPU.
+  at::Tensor logits;
+  /// int64 [n, output, output] when every sample of the batch has a mask, else undefined.
+  at::Tensor labels;
+  /// Softmax probabilities resized back to each sample's original size: [classes, H, W].
+  std::vector<at::Tensor> probabilities;
+};
+
+/// Runs a trained U-Net in evaluation mode (no dropout, no autograd) in batches.
+class Predictor {
+ public:
+  Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size);
+
+  /// Logits (float32, CPU) for preprocessed inputs [B, C, input, input].
+  at::Tensor forward(const at::Tensor& inputs);
+
+  /// Preprocesses, predicts and resizes back every sample, calling `consume` once per batch.
+  void run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume);
+
+  /// Probabilities [classes, H, W] at each sample's original size.
+  std::vector<at::Tensor> predict(const std::vector<Sample>& samples);
+
+  const Geometry& geometry() const { return geometry_; }
+
+ private:
+  UNet model_;
+  Geometry geometry_;
+  c10::Device device_;
+  int64_t batch_size_;
+};
+
+/// Writes predictions into `dir`: `test-masks.tif` (multi-page uint8, 255 = class 1 = cell
+/// interior, as the reference), `test-probabilities.tif` (float32 pages in [0, 1], the probability
+/// of class 1 = non-membrane: the challenge's submission format) and, when `overlays` is set, one
+/// PNG per sample in `dir/overlays` with the predicted membrane tinted red over the image.
+/// Returns the paths written. Two-class models only write the probability file.
+std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
+                                           const std::vector<at::Tensor>& probabilities, bool overlays);
+
+}  // namespace unet

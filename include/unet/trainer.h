@@ -1,0 +1,108 @@
+// Training: the optimisation loop with periodic logging, evaluation and atomic checkpoints.
+#pragma once
+
+#include "unet/augment.h"
+#include "unet/checkpoint.h"
+#include "unet/dataset.h"
+#include "unet/loader.h"
+#include "unet/loss.h"
+#include "unet/metrics.h"
+#include "unet/model.h"
+
+#include <c10/core/Device.h>
+#include <torch/optim/adam.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+/// Arithmetic precision of training and inference. This version runs fp32 only; the others are
+/// parsed so that they can be rejected with a clear message.
+enum class Precision { kFP32, kTF32, kFP16, kBF16 };
+Precision parse_precision(const std::string& text);
+std::string to_string(Precision precision);
+/// Throws `unet::Error` for a precision that this build cannot run.
+void require_supported(Precision precision);
+
+struct TrainOptions {
+  /// Images per step and process.
+  int64_t batch_size = 8;
+  double learning_rate = 1e-4;
+  /// L2 penalty 0.5 * weight_decay * |w|^2 on every weight and bias (added to the gradient).
+  double weight_decay = 5e-4;
+  int64_t max_steps = 6400;
+  /// Losses are read from the device and logged every `log_every` steps.
+  int64_t log_every = 100;
+  /// Evaluate on the held-out fold every N steps (0: only at the end).
+  int64_t evaluate_every = 0;
+  /// Write a checkpoint every N steps (0: only at the end).
+  int64_t checkpoint_every = 500;
+  /// Steps excluded from the reported throughput.
+  int64_t warmup_steps = 10;
+  uint64_t seed = 0;
+  bool augment = false;
+  AugmentOptions augment_options;
+  /// Continue from model_dir's checkpoint (step, weights, optimizer and RNG state).
+  bool resume = false;
+  /// Allow starting a fresh run in a model_dir that already holds a checkpoint (replacing it).
+  bool overwrite = false;
+  std::string model_dir;
+  std::string log_dir;
+  c10::Device device{c10::kCPU};
+  Precision precision = Precision::kFP32;
+  int rank = 0;
+  int world_size = 1;
+  int loader_threads = 2;
+  /// Network input side (572 for the reference).
+  int64_t input_size = 572;
+  bool quiet = false;
+
+  std::string to_json() const;
+};
+
+struct TrainResult {
+  int64_t first_step = 0;
+  int64_t steps = 0;
+  double seconds = 0.0;
+  double images_per_second = 0.0;
+  double last_loss = 0.0;
+  bool evaluated = false;
+  Metrics metrics;
+};
+
+class Trainer {
+ public:
+  /// Validates the options (throws `unet::Error`), builds the model and the Adam optimizer.
+  Trainer(const UNetOptions& model_options, const TrainOptions& options);
+
+  /// Trains from step 0, or from model_dir's checkpoint when resuming, up to max_steps; evaluates
+  /// on `eval` (when not empty) every evaluate_every steps and at the end; checkpoints.
+  TrainResult fit(const std::vector<Sample>& train, const std::vector<Sample>& eval);
+
+  /// One optimisation step on `batch` (moved to the training device); returns the loss terms.
+  LossTerms step(const Batch& batch);
+
+  /// Metrics of the current weights on labelled `samples`.
+  Metrics evaluate(const std::vector<Sample>& samples);
+
+  /// Writes the checkpoint of the current state to model_dir.
+  void save() ;
+
+  UNet& model() { return model_; }
+  const TrainOptions& options() const { return options_; }
+  const Geometry& geometry() const { return geometry_; }
+  int64_t global_step() const { return step_; }
+
+ private:
+  UNetOptions model_options_;
+  TrainOptions options_;
+  Geometry geometry_;
+  UNet model_{nullptr};
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  int64_t step_ = 0;
+};
+
+}  // namespace unet

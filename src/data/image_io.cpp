@@ -1,0 +1,162 @@
+// PNG reading and writing through libpng, format detection, and intensity normalisation.
+#include "unet/error.h"
+#include "unet/image_io.h"
+#include "unet/runtime.h"
+
+#include <ATen/ATen.h>
+#include <png.h>
+
+#include <algorithm>
+#include <cctype>
+#include <csetjmp>
+#include <cstdio>
+#include <memory>
+
+namespace unet {
+namespace {
+
+struct FileCloser {
+  void operator()(FILE* f) const {
+    if (f) std::fclose(f);
+  }
+};
+using FilePtr = std::unique_ptr<FILE, FileCloser>;
+
+void png_error_to_exception(png_structp png, png_const_charp message) {
+  auto* text = static_cast<std::string*>(png_get_error_ptr(png));
+  if (text) *text = message;
+  png_longjmp(png, 1);
+}
+void png_ignore_warning(png_structp, png_const_charp) {}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+}  // namespace
+
+RawImage read_png(const std::string& path) {
+  require_readable_file(path);
+  FilePtr file(std::fopen(path.c_str(), "rb"));
+  if (!file) fail_file(path, "cannot open");
+  unsigned char signature[8] = {0};
+  if (std::fread(signature, 1, 8, file.get()) != 8 || png_sig_cmp(signature, 0, 8) != 0)
+    fail_file(path, "not a PNG file");
+  std::string error;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &error, png_error_to_exception, png_ignore_warning);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!png || !info) fail_file(path, "out of memory reading PNG");
+  // Everything with a destructor lives before setjmp: a longjmp must not skip destructors.
+  at::Tensor hwc;
+  RawImage image;
+  std::vector<png_bytep> rows;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    fail_file(path, "damaged PNG (" + error + ")");
+  }
+  png_init_io(png, file.get());
+  png_set_sig_bytes(png, 8);
+  png_read_info(png, info);
+  const int color = png_get_color_type(png, info);
+  const int depth = png_get_bit_depth(png, info);
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (depth == 16) png_set_swap(png);  // PNG stores big-endian
+  png_read_update_info(png, info);
+  const auto width = static_cast<int64_t>(png_get_image_width(png, info));
+  const auto height = static_cast<int64_t>(png_get_image_height(png, info));
+  const int channels = png_get_channels(png, info);
+  const int out_depth = png_get_bit_depth(png, info);
+  hwc = at::empty({height, width, channels}, at::TensorOptions(out_depth == 16 ? at::kShort : at::kByte));
+  rows.resize(static_cast<size_t>(height));
+  const size_t row_bytes = png_get_rowbytes(png, info);
+  for (int64_t r = 0; r < height; ++r) rows[r] = static_cast<png_bytep>(hwc.data_ptr()) + r * row_bytes;
+  png_read_image(png, rows.data());
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  at::Tensor chw = hwc.permute({2, 0, 1}).contiguous();
+  if (out_depth == 16) {
+    image.format = SampleFormat::kUInt16;
+    chw = chw.to(at::kInt).bitwise_and(0xFFFF);
+  }
+  image.pixels = chw;
+  return image;
+}
+
+void write_png(const std::string& path, const at::Tensor& image_in) {
+  at::Tensor image = image_in.dim() == 2 ? image_in.unsqueeze(0) : image_in;
+  TORCH_CHECK(image.dim() == 3, "write_png: expected [C, H, W] or [H, W]");
+  const int64_t c = image.size(0), h = image.size(1), w = image.size(2);
+  TORCH_CHECK(c >= 1 && c <= 4, "write_png: 1 to 4 channels");
+  const bool sixteen = image.scalar_type() == at::kInt || image.scalar_type() == at::kShort;
+  TORCH_CHECK(sixteen || image.scalar_type() == at::kByte, "write_png: uint8 or 16-bit data");
+  at::Tensor hwc = sixteen ? image.clamp(0, 65535).to(at::kInt).to(at::kShort) : image;
+  hwc = hwc.permute({1, 2, 0}).contiguous().cpu();
+  const int color = c == 1 ? PNG_COLOR_TYPE_GRAY
+                  : c == 2 ? PNG_COLOR_TYPE_GRAY_ALPHA
+                  : c == 3 ? PNG_COLOR_TYPE_RGB
+                           : PNG_COLOR_TYPE_RGB_ALPHA;
+  write_atomically(path, [&](const std::string& tmp) {
+    FilePtr file(std::fopen(tmp.c_str(), "wb"));
+    if (!file) fail_file(path, "cannot create file");
+    std::string error;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, png_error_to_exception, png_ignore_warning);
+    png_infop info = png ? png_create_info_struct(png) : nullptr;
+    if (!png || !info) fail_file(path, "out of memory writing PNG");
+    if (setjmp(png_jmpbuf(png))) {
+      png_destroy_write_struct(&png, &info);
+      fail_file(path, "write failed (" + error + ")");
+    }
+    png_init_io(png, file.get());
+    png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), sixteen ? 16 : 8, color,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    if (sixteen) png_set_swap(png);
+    const size_t row_bytes = static_cast<size_t>(w) * c * (sixteen ? 2 : 1);
+    for (int64_t r = 0; r < h; ++r) png_write_row(png, static_cast<png_const_bytep>(hwc.data_ptr()) + r * row_bytes);
+    png_write_end(png, nullptr);
+    png_destroy_write_struct(&png, &info);
+    if (std::fflush(file.get()) != 0) fail_file(path, "write failed");
+  });
+}
+
+std::vector<RawImage> read_image_file(const std::string& path) {
+  require_readable_file(path);
+  unsigned char magic[8] = {0};
+  {
+    FilePtr f(std::fopen(path.c_str(), "rb"));
+    const size_t n = f ? std::fread(magic, 1, 8, f.get()) : 0;
+    if (n == 0) fail_file(path, "empty file, not an image");
+    if (n == 8 && png_sig_cmp(magic, 0, 8) == 0) return {read_png(path)};
+  }
+  if ((magic[0] == 'I' && magic[1] == 'I') || (magic[0] == 'M' && magic[1] == 'M')) return read_tiff(path);
+  fail_file(path, "not a TIFF or PNG image");
+}
+
+bool has_image_extension(const std::string& path) {
+  const std::string p = lower(path);
+  auto ends = [&](const std::string& suffix) {
+    return p.size() >= suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends(".tif") || ends(".tiff") || ends(".png");
+}
+
+at::Tensor to_unit_range(const RawImage& image) {
+  switch (image.format) {
+    case SampleFormat::kUInt8:
+      return image.pixels.to(at::kFloat).div_(255.0);
+    case SampleFormat::kUInt16:
+      return image.pixels.to(at::kFloat).div_(65535.0);
+    case SampleFormat::kFloat32: {
+      at::Tensor x = image.pixels.to(at::kFloat).nan_to_num(0.0, 0.0, 0.0);
+      const double lo = x.min().item<double>(), hi = x.max().item<double>();
+      if (lo >= 0.0 && hi <= 1.0) return x;
+      return hi > lo ? (x - lo) / (hi - lo) : at::zeros_like(x);
+    }
+  }
+  return image.pixels.to(at::kFloat);
+}
+
+}  // namespace unet

@@ -1,0 +1,148 @@
+// Deterministic batch construction and the multi-threaded prefetching loader.
+#include "unet/loader.h"
+
+#include "unet/error.h"
+
+#include <ATen/ATen.h>
+
+#include <numeric>
+
+namespace unet {
+namespace {
+
+uint64_t mix(uint64_t a, uint64_t b) {
+  // splitmix64 finaliser over a combination: decorrelates nearby (seed, step, slot) triples.
+  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(mix(seed, static_cast<uint64_t>(epoch)));
+  for (int64_t i = n - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
+    std::swap(order[i], order[j]);
+  }
+  return order;
+}
+
+}  // namespace
+
+std::vector<int64_t> batch_indices(int64_t dataset_size, int64_t batch_size, uint64_t seed, int64_t step, int rank,
+                                   int world_size) {
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(batch_size));
+  const int64_t first = (step * world_size + rank) * batch_size;
+  int64_t cached_epoch = -1;
+  std::vector<int64_t> order;
+  for (int64_t k = first; k < first + batch_size; ++k) {
+    const int64_t epoch = k / dataset_size;
+    if (epoch != cached_epoch) {
+      order = epoch_permutation(dataset_size, seed, epoch);
+      cached_epoch = epoch;
+    }
+    out.push_back(order[static_cast<size_t>(k % dataset_size)]);
+  }
+  return out;
+}
+
+Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, int64_t classes,
+                 const LoaderOptions& options, int64_t step) {
+  const auto indices = batch_indices(static_cast<int64_t>(samples.size()), options.batch_size, options.seed, step,
+                                     options.rank, options.world_size);
+  std::vector<at::Tensor> images, labels;
+  for (size_t slot = 0; slot < indices.size(); ++slot) {
+    const Sample& s = samples[static_cast<size_t>(indices[slot])];
+    at::Tensor image = s.image, mask = s.mask;
+    if (options.augment) {
+      std::mt19937_64 rng(mix(mix(options.seed ^ 0xA5A5A5A5ULL, static_cast<uint64_t>(step)),
+                              static_cast<uint64_t>(options.rank) * 1024 + slot));
+      augment_sample(image, mask, classes, options.augment_options, rng);
+    }
+    images.push_back(image_to_input(image, geometry));
+    labels.push_back(mask_to_output(mask, geometry, classes));
+  }
+  Batch batch;
+  batch.step = step;
+  batch.images = at::stack(images);
+  batch.labels = at::stack(labels);
+  if (options.pin_memory) {
+    batch.images = batch.images.pin_memory();
+    batch.labels = batch.labels.pin_memory();
+  }
+  return batch;
+}
+
+Batch make_eval_batch(const std::vector<Sample>& samples, const Geometry& geometry, int64_t classes) {
+  std::vector<at::Tensor> images, labels;
+  for (const auto& s : samples) {
+    images.push_back(image_to_input(s.image, geometry));
+    if (s.mask.defined()) labels.push_back(mask_to_output(s.mask, geometry, classes));
+  }
+  Batch batch;
+  batch.images = at::stack(images);
+  if (labels.size() == samples.size() && !labels.empty()) batch.labels = at::stack(labels);
+  return batch;
+}
+
+BatchLoader::BatchLoader(std::shared_ptr<const std::vector<Sample>> samples, Geometry geometry, int64_t classes,
+                         LoaderOptions options)
+    : samples_(std::move(samples)),
+      geometry_(geometry),
+      classes_(classes),
+      options_(options),
+      next_to_build_(options.start_step),
+      next_to_return_(options.start_step) {
+  if (!samples_ || samples_->empty()) throw Error("the training set is empty");
+  if (options_.batch_size < 1) throw Error("--batch-size must be at least 1");
+  const int threads = std::max(1, options_.threads);
+  options_.prefetch = std::max(options_.prefetch, threads);
+  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  space_.notify_all();
+  ready_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void BatchLoader::work() {
+  for (;;) {
+    int64_t step;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      space_.wait(lock, [&] { return stop_ || next_to_build_ < next_to_return_ + options_.prefetch; });
+      if (stop_) return;
+      step = next_to_build_++;
+    }
+    try {
+      Batch batch = make_batch(*samples_, geometry_, classes_, options_, step);
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.emplace(step, std::move(batch));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    ready_.notify_all();
+  }
+}
+
+Batch BatchLoader::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  ready_.wait(lock, [&] { return error_ || done_.count(next_to_return_) > 0; });
+  if (error_) std::rethrow_exception(error_);
+  auto node = done_.extract(next_to_return_);
+  ++next_to_return_;
+  lock.unlock();
+  space_.notify_all();
+  return std::move(node.mapped());
+}
+
+}  // namespace unet

@@ -1,0 +1,190 @@
+// Multi-page TIFF reading and writing through libtiff, with errors turned into one-line messages.
+#include "unet/error.h"
+#include "unet/image_io.h"
+#include "unet/runtime.h"
+
+#include <ATen/ATen.h>
+#include <tiffio.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+namespace unet {
+namespace {
+
+// libtiff reports problems through process-wide handlers; keep the last message per thread so that
+// it can be attached to the exception instead of being printed to stderr.
+thread_local std::string tiff_last_error;
+
+void tiff_error_handler(const char* module, const char* fmt, va_list ap) {
+  char buffer[512];
+  std::vsnprintf(buffer, sizeof(buffer), fmt, ap);
+  tiff_last_error = buffer;
+  (void)module;
+}
+
+void tiff_warning_handler(const char*, const char*, va_list) {}
+
+void install_handlers() {
+  static const bool installed = [] {
+    TIFFSetErrorHandler(tiff_error_handler);
+    TIFFSetWarningHandler(tiff_warning_handler);
+    return true;
+  }();
+  (void)installed;
+}
+
+struct TiffCloser {
+  void operator()(TIFF* t) const { TIFFClose(t); }
+};
+using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
+
+std::string reason() {
+  return tiff_last_error.empty() ? std::string("unreadable TIFF data") : tiff_last_error;
+}
+
+RawImage read_page(TIFF* tif, const std::string& path, int page) {
+  uint32_t width = 0, height = 0;
+  uint16_t samples = 1, bits = 8, format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
+           photometric = PHOTOMETRIC_MINISBLACK;
+  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width);
+  TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &format);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+  TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric);
+  const std::string where = "page " + std::to_string(page + 1) + ": ";
+  if (width == 0 || height == 0) fail_file(path, where + "zero-size image");
+  if (photometric == PHOTOMETRIC_PALETTE) fail_file(path, where + "palette TIFF images are not supported");
+  if (samples < 1 || samples > 4) fail_file(path, where + std::to_string(samples) + " samples per pixel are not supported");
+  if (planar != PLANARCONFIG_CONTIG && samples > 1)
+    fail_file(path, where + "planar-separate TIFF images are not supported");
+
+  RawImage image;
+  at::ScalarType dtype;
+  if (bits == 8 && format != SAMPLEFORMAT_IEEEFP) {
+    image.format = SampleFormat::kUInt8;
+    dtype = at::kByte;
+  } else if (bits == 16 && format != SAMPLEFORMAT_IEEEFP) {
+    image.format = SampleFormat::kUInt16;
+    dtype = at::kShort;  // read as raw 16-bit, widened below
+  } else if (bits == 32 && format == SAMPLEFORMAT_IEEEFP) {
+    image.format = SampleFormat::kFloat32;
+    dtype = at::kFloat;
+  } else {
+    fail_file(path, where + std::to_string(bits) + "-bit " +
+                        (format == SAMPLEFORMAT_IEEEFP ? "float" : "integer") +
+                        " samples are not supported (8/16-bit integer or 32-bit float)");
+  }
+  // [H, W, C] as stored, then permuted to [C, H, W].
+  at::Tensor hwc = at::empty({height, width, samples}, at::TensorOptions(dtype));
+  auto* base = static_cast<uint8_t*>(hwc.data_ptr());
+  const size_t row_bytes = static_cast<size_t>(width) * samples * (bits / 8);
+  tiff_last_error.clear();
+  if (TIFFIsTiled(tif)) {
+    uint32_t tw = 0, th = 0;
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+    std::vector<uint8_t> tile(TIFFTileSize(tif));
+    const size_t pixel_bytes = static_cast<size_t>(samples) * (bits / 8);
+    for (uint32_t y = 0; y < height; y += th) {
+      for (uint32_t x = 0; x < width; x += tw) {
+        if (TIFFReadTile(tif, tile.data(), x, y, 0, 0) < 0) fail_file(path, where + reason());
+        for (uint32_t r = 0; r < th && y + r < height; ++r) {
+          const size_t n = std::min(tw, width - x) * pixel_bytes;
+          std::memcpy(base + (y + r) * row_bytes + x * pixel_bytes, tile.data() + r * tw * pixel_bytes, n);
+        }
+      }
+    }
+  } else {
+    if (static_cast<size_t>(TIFFScanlineSize(tif)) != row_bytes) fail_file(path, where + "unexpected row layout");
+    for (uint32_t row = 0; row < height; ++row) {
+      if (TIFFReadScanline(tif, base + row * row_bytes, row, 0) < 0) fail_file(path, where + reason());
+    }
+  }
+  at::Tensor chw = hwc.permute({2, 0, 1}).contiguous();
+  if (image.format == SampleFormat::kUInt16) chw = chw.to(at::kInt).bitwise_and(0xFFFF);
+  image.pixels = chw;
+  return image;
+}
+
+}  // namespace
+
+std::vector<RawImage> read_tiff(const std::string& path) {
+  require_readable_file(path);
+  install_handlers();
+  {
+    // Check the magic bytes first so that a non-TIFF file gets a plain message.
+    FILE* f = std::fopen(path.c_str(), "rb");
+    unsigned char magic[4] = {0, 0, 0, 0};
+    const size_t n = f ? std::fread(magic, 1, 4, f) : 0;
+    if (f) std::fclose(f);
+    const bool tiff = n == 4 && ((magic[0] == 'I' && magic[1] == 'I' && (magic[2] == 42 || magic[2] == 43)) ||
+                                 (magic[0] == 'M' && magic[1] == 'M' && (magic[3] == 42 || magic[3] == 43)));
+    if (!tiff) fail_file(path, "not a TIFF file");
+  }
+  tiff_last_error.clear();
+  TiffPtr tif(TIFFOpen(path.c_str(), "r"));
+  if (!tif) fail_file(path, "cannot open as TIFF (" + reason() + ")");
+  std::vector<RawImage> pages;
+  int page = 0;
+  do {
+    pages.push_back(read_page(tif.get(), path, page++));
+  } while (TIFFReadDirectory(tif.get()));
+  if (!tiff_last_error.empty()) fail_file(path, "damaged TIFF directory (" + tiff_last_error + ")");
+  return pages;
+}
+
+void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, bool deflate) {
+  install_handlers();
+  if (pages.empty()) fail_file(path, "no pages to write");
+  write_atomically(path, [&](const std::string& tmp) {
+    tiff_last_error.clear();
+    TiffPtr tif(TIFFOpen(tmp.c_str(), "w"));
+    if (!tif) fail_file(path, "cannot create TIFF file (" + reason() + ")");
+    for (const auto& page_in : pages) {
+      at::Tensor page = page_in.dim() == 2 ? page_in.unsqueeze(0) : page_in;
+      TORCH_CHECK(page.dim() == 3, "write_tiff: pages must be [C, H, W] or [H, W]");
+      const auto type = page.scalar_type();
+      uint16_t bits = 8, format = SAMPLEFORMAT_UINT;
+      if (type == at::kFloat) {
+        bits = 32;
+        format = SAMPLEFORMAT_IEEEFP;
+      } else if (type == at::kInt || type == at::kShort) {
+        bits = 16;
+        page = page.clamp(0, 65535).to(at::kInt).to(at::kShort);  // wraps to the unsigned bits
+      } else {
+        TORCH_CHECK(type == at::kByte, "write_tiff: unsupported dtype ", type);
+      }
+      const auto c = static_cast<uint16_t>(page.size(0));
+      const auto h = static_cast<uint32_t>(page.size(1)), w = static_cast<uint32_t>(page.size(2));
+      at::Tensor hwc = page.permute({1, 2, 0}).contiguous().cpu();
+      TIFF* t = tif.get();
+      TIFFSetField(t, TIFFTAG_IMAGEWIDTH, w);
+      TIFFSetField(t, TIFFTAG_IMAGELENGTH, h);
+      TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, c);
+      TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, bits);
+      TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, format);
+      TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+      TIFFSetField(t, TIFFTAG_PHOTOMETRIC, c >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+      if (c == 2 || c == 4) {
+        const uint16_t extra = EXTRASAMPLE_UNASSALPHA;
+        TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra);
+      }
+      TIFFSetField(t, TIFFTAG_COMPRESSION, deflate ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE);
+      TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, TIFFDefaultStripSize(t, 0));
+      TIFFSetField(t, TIFFTAG_SUBFILETYPE, pages.size() > 1 ? FILETYPE_PAGE : 0);
+      const size_t row_bytes = static_cast<size_t>(w) * c * (bits / 8);
+      auto* base = static_cast<uint8_t*>(hwc.data_ptr());
+      for (uint32_t row = 0; row < h; ++row) {
+        if (TIFFWriteScanline(t, base + row * row_bytes, row, 0) < 0) fail_file(path, "write failed (" + reason() + ")");
+      }
+      if (!TIFFWriteDirectory(t)) fail_file(path, "write failed (" + reason() + ")");
+    }
+  });
+}
+
+}  // namespace unet

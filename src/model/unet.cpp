@@ -1,0 +1,85 @@
+// The U-Net module: contracting path, bottleneck with dropout, expanding path with crop-and-concat.
+#include "unet/model.h"
+
+#include "unet/error.h"
+
+#include <ATen/ATen.h>
+
+namespace unet {
+namespace {
+
+torch::nn::Conv2dOptions conv3x3(int64_t in, int64_t out, Padding padding) {
+  return torch::nn::Conv2dOptions(in, out, /*kernel_size=*/3)
+      .padding(padding == Padding::kSame ? 1 : 0);
+}
+
+/// Centre crop of `skip` [N, C, Hs, Ws] to the spatial size of `like` (a view, no copy).
+at::Tensor centre_crop(const at::Tensor& skip, const at::Tensor& like) {
+  const int64_t h = like.size(2), w = like.size(3);
+  const int64_t top = (skip.size(2) - h) / 2, left = (skip.size(3) - w) / 2;
+  return skip.narrow(2, top, h).narrow(3, left, w);
+}
+
+}  // namespace
+
+DoubleConvImpl::DoubleConvImpl(int64_t in_channels, int64_t out_channels, Padding padding)
+    : conv1_(register_module("conv1", torch::nn::Conv2d(conv3x3(in_channels, out_channels, padding)))),
+      conv2_(register_module("conv2", torch::nn::Conv2d(conv3x3(out_channels, out_channels, padding)))) {}
+
+at::Tensor DoubleConvImpl::forward(const at::Tensor& x) {
+  return at::relu(conv2_->forward(at::relu(conv1_->forward(x))));
+}
+
+UNetImpl::UNetImpl(const UNetOptions& options) : options_(options) {
+  options_.validate();
+  const int64_t depth = options_.depth(), f = options_.filters();
+  int64_t in = options_.in_channels();
+  for (int64_t level = 0; level < depth; ++level) {
+    const int64_t out = f << level;
+    down_->push_back(DoubleConv(in, out, options_.padding()));
+    in = out;
+  }
+  register_module("down", down_);
+  bottleneck_ = register_module("bottleneck", DoubleConv(in, f << depth, options_.padding()));
+  dropout_ = register_module("dropout", torch::nn::Dropout(options_.dropout()));
+  for (int64_t level = depth - 1; level >= 0; --level) {
+    const int64_t out = f << level;
+    // Stride-2 transposed convolution that exactly doubles the side: for kernel 3 the padding of
+    // 1 plus output padding of 1 gives 2H, for kernel 2 no padding is needed.
+    const int64_t k = options_.up_kernel();
+    auto up_options = torch::nn::ConvTranspose2dOptions(2 * out, out, k).stride(2);
+    if (k == 3) up_options.padding(1).output_padding(1);
+    up_sample_->push_back(torch::nn::ConvTranspose2d(up_options));
+    up_->push_back(DoubleConv(2 * out, out, options_.padding()));
+  }
+  register_module("up_sample", up_sample_);
+  register_module("up", up_);
+  head_ = register_module(
+      "head", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, options_.classes(), /*kernel_size=*/1)));
+}
+
+at::Tensor UNetImpl::forward(const at::Tensor& input) {
+  std::vector<at::Tensor> skips;
+  skips.reserve(down_->size());
+  at::Tensor x = input;
+  for (const auto& block : *down_) {
+    x = block->as<DoubleConvImpl>()->forward(x);
+    skips.push_back(x);
+    x = at::max_pool2d(x, /*kernel_size=*/{2, 2}, /*stride=*/{2, 2});
+  }
+  x = dropout_->forward(bottleneck_->forward(x));
+  for (size_t i = 0; i < up_->size(); ++i) {
+    x = at::relu(up_sample_[i]->as<torch::nn::ConvTranspose2dImpl>()->forward(x));
+    const at::Tensor& skip = skips[skips.size() - 1 - i];
+    x = up_[i]->as<DoubleConvImpl>()->forward(at::cat({x, centre_crop(skip, x)}, /*dim=*/1));
+  }
+  return head_->forward(x);
+}
+
+int64_t UNetImpl::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace unet

@@ -1,0 +1,96 @@
+// Progress display on terminals, plain log lines elsewhere, and JSON lines for every record.
+#include "unet/logger.h"
+
+#include "unet/runtime.h"
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+namespace unet {
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::llround(std::max(0.0, seconds)));
+  char buffer[32];
+  if (s >= 3600)
+    std::snprintf(buffer, sizeof(buffer), "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>((s / 60) % 60));
+  else if (s >= 60)
+    std::snprintf(buffer, sizeof(buffer), "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buffer, sizeof(buffer), "%llds", static_cast<long long>(s));
+  return buffer;
+}
+
+RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet)
+    : enabled_(enabled), quiet_(quiet), tty_(::isatty(STDERR_FILENO) != 0), total_steps_(total_steps),
+      start_(std::chrono::steady_clock::now()) {
+  if (enabled_ && !log_dir.empty()) {
+    ensure_writable_directory(log_dir, "log");
+    jsonl_.open(std::filesystem::path(log_dir) / "log.jsonl", std::ios::app);
+  }
+}
+
+RunLogger::~RunLogger() { clear_bar(); }
+
+void RunLogger::clear_bar() {
+  if (bar_shown_) {
+    std::cerr << "\r\033[K" << std::flush;
+    bar_shown_ = false;
+  }
+}
+
+void RunLogger::train_step(int64_t step, double ce, double dice_loss, double images_per_second) {
+  if (!enabled_) return;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  nlohmann::json j = {{"type", "train"},          {"step", step},
+                      {"cross_entropy", ce},      {"dice_loss", dice_loss},
+                      {"total_loss", ce + dice_loss}, {"images_per_second", images_per_second},
+                      {"elapsed_s", elapsed}};
+  if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;
+  if (quiet_) return;
+  const double fraction = total_steps_ > 0 ? static_cast<double>(step) / total_steps_ : 1.0;
+  const double eta = fraction > 0 ? elapsed / fraction * (1.0 - fraction) : 0.0;
+  char stats[160];
+  std::snprintf(stats, sizeof(stats), "step %lld/%lld  loss %.4f (ce %.4f, dice %.4f)  %.1f img/s  ETA %s",
+                static_cast<long long>(step), static_cast<long long>(total_steps_), ce + dice_loss, ce, dice_loss,
+                images_per_second, format_duration(eta).c_str());
+  if (tty_) {
+    constexpr int kWidth = 24;
+    const int filled = static_cast<int>(std::lround(fraction * kWidth));
+    std::cerr << "\r\033[K[" << std::string(static_cast<size_t>(filled), '#')
+              << std::string(static_cast<size_t>(kWidth - filled), '.') << "] " << stats << std::flush;
+    bar_shown_ = true;
+  } else {
+    std::cerr << stats << '\n' << std::flush;
+  }
+}
+
+void RunLogger::evaluation(int64_t step, const Metrics& m) {
+  if (!enabled_) return;
+  auto j = nlohmann::json::parse(m.to_json());
+  j["type"] = "eval";
+  j["step"] = step;
+  if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;
+  char line[200];
+  std::snprintf(line, sizeof(line),
+                "eval at step %lld: dice_score %.4f  cross_entropy %.4f  membrane dice %.4f  iou %.4f  pixel error %.4f",
+                static_cast<long long>(step), m.dice_score, m.cross_entropy, m.membrane_dice, m.membrane_iou,
+                m.pixel_error);
+  message(line);
+}
+
+void RunLogger::record(const std::string& json) {
+  if (enabled_ && jsonl_.is_open()) jsonl_ << json << '\n' << std::flush;
+}
+
+void RunLogger::message(const std::string& text) {
+  if (!enabled_ || quiet_) return;
+  clear_bar();
+  std::cerr << text << '\n' << std::flush;
+}
+
+}  // namespace unet

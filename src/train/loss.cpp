@@ -1,0 +1,30 @@
+// Cross-entropy plus soft-Dice loss, as the reference defines it.
+#include "unet/loss.h"
+
+#include "unet/preprocess.h"
+
+#include <ATen/ATen.h>
+
+namespace unet {
+
+at::Tensor soft_dice(const at::Tensor& p, const at::Tensor& t) {
+  constexpr double kEps = 1e-6;
+  const at::Tensor intersection = (p * t).sum({2, 3});
+  const at::Tensor union_ = (p * p + t * t).sum({2, 3});
+  return (2.0 * intersection + kEps) / (union_ + kEps);
+}
+
+LossTerms segmentation_loss(const at::Tensor& logits, const at::Tensor& labels) {
+  const at::Tensor x = logits.to(at::kFloat);
+  const int64_t classes = x.size(1);
+  const at::Tensor target = one_hot_maps(labels, classes).to(x.device());
+  const at::Tensor log_p = at::log_softmax(x, /*dim=*/1);
+  LossTerms terms;
+  terms.cross_entropy = -(target * log_p).sum(1).mean();
+  const at::Tensor dice = soft_dice(log_p.exp(), target).mean(0);  // [C], averaged over the batch
+  terms.dice_loss = (1.0 - dice).mean();
+  terms.total = terms.cross_entropy + terms.dice_loss;
+  return terms;
+}
+
+}  // namespace unet

@@ -1,0 +1,69 @@
+// Evaluation metrics at the network's output size and at the images' original size.
+#include "unet/metrics.h"
+
+#include "unet/dataset.h"
+#include "unet/loss.h"
+#include "unet/predictor.h"
+#include "unet/preprocess.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+namespace unet {
+
+std::string Metrics::to_json() const {
+  return nlohmann::json{{"dice_score", dice_score},       {"cross_entropy", cross_entropy},
+                        {"membrane_dice", membrane_dice}, {"membrane_iou", membrane_iou},
+                        {"pixel_error", pixel_error},     {"images", images}}
+      .dump();
+}
+
+void MetricAccumulator::add_network_output(const at::Tensor& logits, const at::Tensor& labels) {
+  const at::Tensor x = logits.to(at::kFloat).cpu();
+  const at::Tensor target = one_hot_maps(labels.cpu(), x.size(1));
+  const at::Tensor log_p = at::log_softmax(x, 1);
+  const at::Tensor ce_per_image = -(target * log_p).sum(1).mean({1, 2});          // [N]
+  const at::Tensor dice_per_image = soft_dice(log_p.exp(), target).mean(1);        // [N]
+  cross_entropy_sum_ += ce_per_image.sum().item<double>();
+  soft_dice_sum_ += dice_per_image.sum().item<double>();
+  network_images_ += x.size(0);
+}
+
+void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::Tensor& mask) {
+  const at::Tensor predicted = maps_to_classes(probabilities.to(at::kFloat).cpu());
+  const at::Tensor truth = mask.cpu();
+  const at::Tensor p = predicted == kMembraneClass, t = truth == kMembraneClass;
+  true_positive_ += (p & t).sum().item<double>();
+  false_positive_ += (p & t.logical_not()).sum().item<double>();
+  false_negative_ += (p.logical_not() & t).sum().item<double>();
+  wrong_ += (predicted != truth).sum().item<double>();
+  pixels_ += static_cast<double>(truth.numel());
+  ++original_images_;
+}
+
+Metrics MetricAccumulator::result() const {
+  Metrics m;
+  if (network_images_ > 0) {
+    m.dice_score = soft_dice_sum_ / network_images_;
+    m.cross_entropy = cross_entropy_sum_ / network_images_;
+  }
+  const double tp = true_positive_, fp = false_positive_, fn = false_negative_;
+  // An image set without membrane that is predicted without membrane is a perfect score.
+  m.membrane_dice = (2 * tp + fp + fn) > 0 ? 2 * tp / (2 * tp + fp + fn) : 1.0;
+  m.membrane_iou = (tp + fp + fn) > 0 ? tp / (tp + fp + fn) : 1.0;
+  m.pixel_error = pixels_ > 0 ? wrong_ / pixels_ : 0.0;
+  m.images = std::max(network_images_, original_images_);
+  return m;
+}
+
+Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples) {
+  MetricAccumulator acc;
+  predictor.run(samples, [&](const PredictedBatch& batch) {
+    acc.add_network_output(batch.logits, batch.labels);
+    for (size_t i = 0; i < batch.probabilities.size(); ++i)
+      acc.add_original(batch.probabilities[i], samples[batch.first + i].mask);
+  });
+  return acc.result();
+}
+
+}  // namespace unet

@@ -1,0 +1,188 @@
+// The training loop: batches from the loader, Adam steps, logging, evaluation, checkpoints.
+#include "unet/trainer.h"
+
+#include "unet/error.h"
+#include "unet/logger.h"
+#include "unet/predictor.h"
+#include "unet/runtime.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+namespace unet {
+namespace fs = std::filesystem;
+
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::kFP32;
+  if (text == "tf32") return Precision::kTF32;
+  if (text == "fp16" || text == "amp") return Precision::kFP16;
+  if (text == "bf16") return Precision::kBF16;
+  throw Error("--precision: expected fp32, tf32, fp16 or bf16, got '" + text + "'");
+}
+
+std::string to_string(Precision p) {
+  switch (p) {
+    case Precision::kFP32: return "fp32";
+    case Precision::kTF32: return "tf32";
+    case Precision::kFP16: return "fp16";
+    case Precision::kBF16: return "bf16";
+  }
+  return "fp32";
+}
+
+void require_supported(Precision p) {
+  if (p != Precision::kFP32)
+    throw Error("--precision " + to_string(p) + ": this version computes in fp32 only (tf32, fp16 and bf16 arrive with the GPU fast path)");
+}
+
+std::string TrainOptions::to_json() const {
+  nlohmann::json j = {{"batch_size", batch_size},   {"learning_rate", learning_rate},
+                      {"weight_decay", weight_decay}, {"max_steps", max_steps},
+                      {"seed", seed},               {"augment", augment},
+                      {"elastic", augment_options.elastic}, {"precision", unet::to_string(precision)},
+                      {"input_size", input_size},   {"world_size", world_size},
+                      {"device", device.str()}};
+  return j.dump();
+}
+
+Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
+    : model_options_(model_options), options_(options) {
+  model_options_.validate();
+  require_supported(options_.precision);
+  if (options_.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(options_.batch_size) + ")");
+  if (options_.max_steps < 0) throw Error("--max-steps must not be negative");
+  if (!(options_.learning_rate > 0.0)) throw Error("--learning-rate must be positive");
+  if (options_.weight_decay < 0.0) throw Error("--weight-decay must not be negative");
+  if (options_.log_every < 1) throw Error("--log-every must be at least 1");
+  geometry_.input = options_.input_size;
+  geometry_.output = output_size(model_options_, options_.input_size);
+  seed_everything(options_.seed);
+  model_ = UNet(model_options_);
+  model_->to(options_.device);
+  optimizer_ = std::make_unique<torch::optim::Adam>(
+      model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay));
+}
+
+LossTerms Trainer::step(const Batch& batch) {
+  model_->train();
+  const at::Tensor images = batch.images.to(options_.device, /*non_blocking=*/true);
+  const at::Tensor labels = batch.labels.to(options_.device, /*non_blocking=*/true);
+  optimizer_->zero_grad(/*set_to_none=*/true);
+  LossTerms terms = segmentation_loss(model_->forward(images), labels);
+  terms.total.backward();
+  optimizer_->step();
+  ++step_;
+  return terms;
+}
+
+Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
+  Predictor predictor(model_, geometry_, options_.device, options_.batch_size);
+  const Metrics m = unet::evaluate(predictor, samples);
+  model_->train();
+  return m;
+}
+
+void Trainer::save() {
+  if (options_.rank != 0 || options_.model_dir.empty()) return;
+  CheckpointInfo info;
+  info.model = model_options_;
+  info.input_size = options_.input_size;
+  info.step = step_;
+  info.train_config = options_.to_json();
+  save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
+}
+
+TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sample>& eval) {
+  if (train.empty()) throw Error("no training images");
+  const std::string ckpt = options_.model_dir.empty() ? "" : checkpoint_path(options_.model_dir);
+  if (!options_.model_dir.empty()) {
+    ensure_writable_directory(options_.model_dir, "model");
+    if (fs::exists(ckpt) && !options_.resume && !options_.overwrite)
+      fail_file(ckpt, "a checkpoint is already there; pass --resume to continue it or --overwrite to start over");
+  }
+  RunLogger log(options_.log_dir, options_.rank == 0, options_.max_steps, options_.quiet);
+  if (options_.resume && !ckpt.empty() && fs::exists(ckpt)) {
+    const CheckpointInfo info = load_checkpoint(ckpt, model_, optimizer_.get(), /*restore_rng=*/true);
+    if (info.input_size != options_.input_size)
+      fail_file(ckpt, "checkpoint was trained with input size " + std::to_string(info.input_size) + ", not " +
+                          std::to_string(options_.input_size));
+    step_ = info.step;
+    model_->to(options_.device);
+    log.message("resuming from " + ckpt + " at step " + std::to_string(step_));
+  } else if (options_.resume) {
+    log.message("no checkpoint in " + options_.model_dir + "; starting at step 0");
+  }
+  log.record(nlohmann::json{{"type", "config"}, {"model", nlohmann::json::parse(to_json(model_options_))},
+                            {"train", nlohmann::json::parse(options_.to_json())}, {"start_step", step_}}
+                 .dump());
+
+  LoaderOptions loader_options;
+  loader_options.batch_size = options_.batch_size;
+  loader_options.seed = options_.seed;
+  loader_options.augment = options_.augment;
+  loader_options.augment_options = options_.augment_options;
+  loader_options.threads = options_.loader_threads;
+  loader_options.pin_memory = options_.device.is_cuda();
+  loader_options.start_step = step_;
+  loader_options.rank = options_.rank;
+  loader_options.world_size = options_.world_size;
+  auto shared = std::make_shared<const std::vector<Sample>>(train);
+
+  TrainResult result;
+  result.first_step = step_;
+  double timed_seconds = 0.0;
+  int64_t timed_steps = 0;
+  auto window_start = std::chrono::steady_clock::now();
+  int64_t window_steps = 0;
+  const auto run_start = std::chrono::steady_clock::now();
+  {
+    BatchLoader loader(shared, geometry_, model_options_.classes(), loader_options);
+    while (step_ < options_.max_steps) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Batch batch = loader.next();
+      const LossTerms terms = step(batch);
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (step_ - result.first_step > options_.warmup_steps) {
+        timed_seconds += dt;
+        ++timed_steps;
+      }
+      ++window_steps;
+      if (step_ % options_.log_every == 0 || step_ == options_.max_steps) {
+        const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+        const double ce = terms.cross_entropy.item<double>(), dice = terms.dice_loss.item<double>();
+        result.last_loss = ce + dice;
+        log.train_step(step_, ce, dice, window > 0 ? window_steps * options_.batch_size * options_.world_size / window : 0.0);
+        window_start = std::chrono::steady_clock::now();
+        window_steps = 0;
+      }
+      if (options_.evaluate_every > 0 && step_ % options_.evaluate_every == 0 && step_ < options_.max_steps && !eval.empty())
+        log.evaluation(step_, evaluate(eval));
+      if (options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0 && step_ < options_.max_steps) save();
+    }
+  }
+  result.steps = step_ - result.first_step;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  if (timed_steps == 0) {
+    timed_seconds = result.seconds;
+    timed_steps = result.steps;
+  }
+  result.images_per_second = timed_seconds > 0 ? timed_steps * options_.batch_size * options_.world_size / timed_seconds : 0.0;
+  save();
+  if (!eval.empty()) {
+    result.metrics = evaluate(eval);
+    result.evaluated = true;
+    log.evaluation(step_, result.metrics);
+  }
+  log.record(nlohmann::json{{"type", "summary"},
+                            {"steps", result.steps},
+                            {"final_step", step_},
+                            {"seconds", result.seconds},
+                            {"images_per_second", result.images_per_second},
+                            {"last_loss", result.last_loss}}
+                 .dump());
+  return result;
+}
+
+}  // namespace unet

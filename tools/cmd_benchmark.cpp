@@ -1,0 +1,148 @@
+// `unet benchmark`: training or inference throughput and latency percentiles, or loader throughput.
+#include "options.h"
+
+#include "unet/benchmark.h"
+#include "unet/error.h"
+#include "unet/loader.h"
+#include "unet/predictor.h"
+#include "unet/runtime.h"
+
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+namespace unet::cli {
+namespace {
+
+void synchronize(const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+/// Times `run` for `warmup` untimed and `steps` timed calls.
+std::vector<double> time_steps(int64_t warmup, int64_t steps, const c10::Device& device, const std::function<void()>& run) {
+  for (int64_t i = 0; i < warmup; ++i) run();
+  synchronize(device);
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    synchronize(device);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return seconds;
+}
+
+}  // namespace
+
+void register_benchmark(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  auto mode = std::make_shared<std::string>("train");
+  auto synthetic = std::make_shared<bool>(false);
+  auto output = std::make_shared<std::string>();
+  o->warmup_steps = 10;
+  o->max_steps = 50;
+  CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed (images/s, latency percentiles)");
+  cmd->add_option("--exec-mode,--exec_mode", *mode, "train, predict, or loader (the data pipeline alone)")
+      ->capture_default_str();
+  cmd->add_flag("--synthetic", *synthetic, "Random tensors already on the device instead of the data pipeline");
+  cmd->add_option("--batch-size,--batch_size", o->batch_size, "Images per batch")->capture_default_str();
+  cmd->add_option("--warmup-steps,--warmup_steps", o->warmup_steps, "Untimed steps first")->capture_default_str();
+  cmd->add_option("--max-steps,--max_steps", o->max_steps, "Timed steps")->capture_default_str();
+  cmd->add_flag("--augment", o->augment, "Augment (train and loader modes)");
+  cmd->add_option("--output", *output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
+  cmd->add_option("--model-dir,--model_dir", o->model_dir, "Default location of the JSON output")->capture_default_str();
+  add_data_options(*cmd, *o);
+  add_model_options(*cmd, *o);
+  add_runtime_options(*cmd, *o);
+  cmd->callback([o, mode, synthetic, output] {
+    if (*mode != "train" && *mode != "predict" && *mode != "loader")
+      throw Error("--exec-mode: expected train, predict or loader, got '" + *mode + "'");
+    if (o->batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o->batch_size) + ")");
+    if (o->max_steps < 1 || o->warmup_steps < 0) throw Error("--max-steps must be at least 1 and --warmup-steps at least 0");
+    const c10::Device device = setup_runtime(*o);
+    const std::string out = output->empty()
+                                ? (std::filesystem::path(o->model_dir) / ("benchmark_" + *mode + ".json")).string()
+                                : *output;
+    ensure_writable_directory(std::filesystem::path(out).parent_path().empty() ? "." : std::filesystem::path(out).parent_path().string(), "output");
+    const int fold = parse_fold(o->fold);
+    DataSet data;
+    if (!*synthetic) data = load_data(*o, o->classes);
+    const UNetOptions model = model_options(*o, *synthetic ? 1 : data.channels);
+    const Geometry geometry{o->input_size, output_size(model, o->input_size)};
+    std::vector<Sample> train;
+    if (!*synthetic) train = select(data.train, fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed).train);
+
+    LatencyStats stats;
+    if (*mode == "loader") {
+      if (*synthetic) throw Error("--exec-mode loader measures the data pipeline; drop --synthetic");
+      LoaderOptions lo;
+      lo.batch_size = o->batch_size;
+      lo.seed = o->seed;
+      lo.augment = o->augment;
+      lo.threads = o->loader_threads;
+      BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), lo);
+      stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, c10::Device(c10::kCPU), [&] { loader.next(); }),
+                                  o->batch_size);
+    } else if (*mode == "train") {
+      TrainOptions t = train_options(*o, device);
+      t.model_dir.clear();
+      t.log_dir.clear();
+      Trainer trainer(model, t);
+      if (*synthetic) {
+        Batch batch;
+        batch.images = at::randn({o->batch_size, model.in_channels(), geometry.input, geometry.input}).to(device);
+        batch.labels = at::randint(model.classes(), {o->batch_size, geometry.output, geometry.output}, at::kLong).to(device);
+        stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { trainer.step(batch); }), o->batch_size);
+      } else {
+        LoaderOptions lo;
+        lo.batch_size = o->batch_size;
+        lo.seed = o->seed;
+        lo.augment = o->augment;
+        lo.threads = o->loader_threads;
+        lo.pin_memory = device.is_cuda();
+        BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), lo);
+        stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { trainer.step(loader.next()); }),
+                                    o->batch_size);
+      }
+    } else {
+      seed_everything(o->seed);
+      Predictor predictor(UNet(model), geometry, device, o->batch_size);
+      at::Tensor inputs;
+      if (*synthetic) {
+        inputs = at::randn({o->batch_size, model.in_channels(), geometry.input, geometry.input}).to(device);
+      } else {
+        std::vector<Sample> chunk;
+        for (int64_t i = 0; i < o->batch_size; ++i) chunk.push_back(train[static_cast<size_t>(i) % train.size()]);
+        inputs = make_eval_batch(chunk, geometry, model.classes()).images.to(device);
+      }
+      stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { predictor.forward(inputs); }),
+                                  o->batch_size);
+    }
+    std::printf("benchmark %s: %s, batch %lld, %lld timed steps after %lld warm-up, %s, %s on %s\n", mode->c_str(),
+                model.describe().c_str(), static_cast<long long>(o->batch_size), static_cast<long long>(stats.steps),
+                static_cast<long long>(o->warmup_steps), *synthetic ? "synthetic tensors" : "data pipeline",
+                o->precision.c_str(), device.str().c_str());
+    std::printf("  throughput  %.2f images/s\n", stats.images_per_second);
+    std::printf("  latency ms  mean %.2f  p50 %.2f  p90 %.2f  p95 %.2f  p99 %.2f\n", stats.mean_ms, stats.p50_ms, stats.p90_ms,
+                stats.p95_ms, stats.p99_ms);
+    auto j = nlohmann::json::parse(stats.to_json());
+    j["exec_mode"] = *mode;
+    j["synthetic"] = *synthetic;
+    j["device"] = device.str();
+    j["device_name"] = device.is_cuda() ? "cuda" : "cpu";
+    j["precision"] = o->precision;
+    j["cpu_threads"] = at::get_num_threads();
+    j["model"] = nlohmann::json::parse(to_json(model));
+    j["input_size"] = geometry.input;
+    write_atomically(out, [&](const std::string& tmp) { std::ofstream(tmp) << j.dump(2) << '\n'; });
+    std::printf("  wrote %s\n", out.c_str());
+  });
+}
+
+}  // namespace unet::cli

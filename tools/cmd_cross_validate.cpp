@@ -1,0 +1,85 @@
+// `unet cross-validate`: train and evaluate every fold; per-fold and mean +- std metrics.
+#include "options.h"
+
+#include "unet/error.h"
+#include "unet/logger.h"
+#include "unet/runtime.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+namespace unet::cli {
+namespace {
+
+std::pair<double, double> mean_std(const std::vector<double>& v) {
+  double mean = 0.0, var = 0.0;
+  for (const double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  for (const double x : v) var += (x - mean) * (x - mean);
+  // Sample standard deviation (n - 1), as usually reported for k-fold results.
+  return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
+}
+
+}  // namespace
+
+void register_cross_validate(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("cross-validate", "Train and evaluate all 5 folds; per-fold and mean +- std Dice");
+  add_data_options(*cmd, *o);
+  add_model_options(*cmd, *o);
+  cmd->add_option("--model-dir,--model_dir", o->model_dir, "Fold k goes to <model-dir>/fold-k")->capture_default_str();
+  add_train_options(*cmd, *o);
+  add_runtime_options(*cmd, *o);
+  cmd->callback([o] {
+    const c10::Device device = setup_runtime(*o);
+    const DataSet data = load_data(*o, o->classes);
+    const UNetOptions model = model_options(*o, data.channels);
+    require_min_size(data.train, minimum_input_size(model), "use smaller --depth or a data set of larger images");
+    TrainOptions base = train_options(*o, device);  // validates before any fold starts
+    ensure_writable_directory(o->model_dir, "model");
+    nlohmann::json folds = nlohmann::json::array();
+    std::vector<double> dice, membrane, error, seconds;
+    for (int fold = 0; fold < fold_count(); ++fold) {
+      const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
+      TrainOptions t = base;
+      t.model_dir = (std::filesystem::path(o->model_dir) / ("fold-" + std::to_string(fold))).string();
+      t.log_dir = t.model_dir;
+      if (!o->quiet) std::fprintf(stderr, "fold %d/%d: %zu training, %zu evaluation images\n", fold + 1, fold_count(), split.train.size(), split.eval.size());
+      Trainer trainer(model, t);
+      const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));
+      dice.push_back(r.metrics.dice_score);
+      membrane.push_back(r.metrics.membrane_dice);
+      error.push_back(r.metrics.pixel_error);
+      seconds.push_back(r.seconds);
+      std::printf("fold %d: dice_score %.4f  membrane dice %.4f  pixel error %.4f  (%s)\n", fold, r.metrics.dice_score,
+                  r.metrics.membrane_dice, r.metrics.pixel_error, format_duration(r.seconds).c_str());
+      std::fflush(stdout);
+      auto j = nlohmann::json::parse(r.metrics.to_json());
+      j["fold"] = fold;
+      j["seconds"] = r.seconds;
+      j["steps"] = r.steps;
+      folds.push_back(j);
+    }
+    const auto [dm, ds] = mean_std(dice);
+    const auto [mm, ms] = mean_std(membrane);
+    const auto [em, es] = mean_std(error);
+    std::printf("mean +- std over %d folds: dice_score %.4f +- %.4f  membrane dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
+                fold_count(), dm, ds, mm, ms, em, es);
+    const nlohmann::json summary = {{"folds", folds},
+                                    {"dice_score_mean", dm}, {"dice_score_std", ds},
+                                    {"membrane_dice_mean", mm}, {"membrane_dice_std", ms},
+                                    {"pixel_error_mean", em}, {"pixel_error_std", es},
+                                    {"model", nlohmann::json::parse(to_json(model))},
+                                    {"train", nlohmann::json::parse(base.to_json())}};
+    const std::string out = (std::filesystem::path(o->model_dir) / "cv_results.json").string();
+    write_atomically(out, [&](const std::string& tmp) { std::ofstream(tmp) << summary.dump(2) << '\n'; });
+    std::printf("wrote %s\n", out.c_str());
+  });
+}
+
+}  // namespace unet::cli

@@ -1,0 +1,63 @@
+// `unet predict`: masks, probabilities and overlays for a test stack, an image or a folder.
+#include "options.h"
+
+#include "unet/checkpoint.h"
+#include "unet/error.h"
+#include "unet/predictor.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+namespace unet::cli {
+namespace fs = std::filesystem;
+
+void register_predict(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  auto input = std::make_shared<std::string>();
+  auto output_dir = std::make_shared<std::string>();
+  auto no_overlays = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("predict", "Predict masks with a trained checkpoint");
+  cmd->add_option("--data-dir,--data_dir", o->data_dir, "Data directory whose test images (test-volume.tif or test/) are predicted");
+  cmd->add_option("--input", *input, "A TIFF stack, an image or a folder of images to predict (instead of --data-dir)");
+  cmd->add_option("--model-dir,--model_dir", o->model_dir, "Directory with checkpoint.pt")->capture_default_str();
+  cmd->add_option("--output-dir", *output_dir, "Where predictions go (default: <model-dir>/predictions)");
+  cmd->add_option("--batch-size,--batch_size", o->batch_size, "Images per forward pass")->capture_default_str();
+  cmd->add_flag("--no-overlays", *no_overlays, "Skip the PNG overlays");
+  add_runtime_options(*cmd, *o);
+  cmd->callback([o, input, output_dir, no_overlays] {
+    const c10::Device device = setup_runtime(*o);
+    if (o->batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o->batch_size) + ")");
+    const std::string ckpt = checkpoint_path(o->model_dir);
+    const CheckpointInfo info = read_checkpoint_info(ckpt);
+    std::vector<Sample> samples;
+    if (!input->empty()) {
+      samples = load_images(*input);
+    } else if (!o->data_dir.empty()) {
+      const fs::path d(o->data_dir);
+      if (fs::exists(d / "test-volume.tif")) samples = load_images((d / "test-volume.tif").string());
+      else if (fs::is_directory(d / "test")) samples = load_images((d / "test").string());
+      else fail_file(o->data_dir, "no test-volume.tif or test/ to predict (or pass --input)");
+    } else {
+      throw Error("nothing to predict: pass --input FILE|DIR or --data-dir DIR");
+    }
+    for (const auto& s : samples) {
+      if (s.image.size(0) != info.model.in_channels())
+        throw Error(s.name + ": " + std::to_string(s.image.size(0)) + " channels, but the model expects " +
+                    std::to_string(info.model.in_channels()));
+    }
+    UNet model(info.model);
+    load_checkpoint(ckpt, model, nullptr, /*restore_rng=*/false);
+    Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size);
+    const std::string out = output_dir->empty() ? (fs::path(o->model_dir) / "predictions").string() : *output_dir;
+    const auto probabilities = predictor.predict(samples);
+    const auto written = write_predictions(out, samples, probabilities, !*no_overlays);
+    std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
+    for (const auto& path : written) {
+      if (path.find("/overlays/") == std::string::npos) std::printf("  wrote %s\n", path.c_str());
+    }
+    if (!*no_overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
+  });
+}
+
+}  // namespace unet::cli

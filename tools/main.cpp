@@ -1,0 +1,36 @@
+// The `unet` executable: subcommand dispatch and the one place where errors become exit codes.
+#include "options.h"
+
+#include "unet/error.h"
+
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  CLI::App app{"unet: U-Net segmentation for 2D biomedical images (train, evaluate, predict, benchmark)"};
+  app.set_version_flag("--version", "unet 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();
+  unet::cli::register_train(app);
+  unet::cli::register_evaluate(app);
+  unet::cli::register_predict(app);
+  unet::cli::register_benchmark(app);
+  unet::cli::register_cross_validate(app);
+  unet::cli::register_demo(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const unet::Error& e) {
+    std::cerr << "unet: error: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "unet: error: " << e.what_without_backtrace() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "unet: error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,146 @@
+// Shared command-line options: registration, validation and conversion into library configs.
+#include "options.h"
+
+#include "unet/error.h"
+#include "unet/runtime.h"
+#include "unet/synthetic.h"
+
+#include <torch/cuda.h>
+
+#include <cstdio>
+#include <iostream>
+
+namespace unet::cli {
+
+void add_data_options(CLI::App& app, Options& o) {
+  app.add_option("--data-dir,--data_dir", o.data_dir,
+                 "Data directory: ISBI layout (train-volume.tif, train-labels.tif, test-volume.tif) or "
+                 "images/ + masks/ (+ test/); omitted: the embedded synthetic EM-like data set");
+  app.add_option("--fold", o.fold, "Cross-validation fold 0-4 held out for evaluation, or 'none' to train on all")
+      ->capture_default_str();
+  app.add_option("--mask-encoding,--mask_encoding", o.mask_encoding, "Mask values: auto, binary (0/255) or index")
+      ->capture_default_str();
+  app.add_option("--synthetic-size", o.synthetic_size, "Side of the synthetic slices, pixels")->capture_default_str();
+  app.add_option("--synthetic-count", o.synthetic_count, "Labelled synthetic slices")->capture_default_str();
+}
+
+void add_model_options(CLI::App& app, Options& o) {
+  app.add_option("--filters", o.filters, "Filters of the top level (doubling per level)")->capture_default_str();
+  app.add_option("--depth", o.depth, "Number of poolings")->capture_default_str();
+  app.add_option("--padding", o.padding, "Convolution padding: valid (reference) or same")->capture_default_str();
+  app.add_option("--up-kernel,--up_kernel", o.up_kernel, "Transposed-convolution kernel: 3 (reference) or 2 (paper)")
+      ->capture_default_str();
+  app.add_option("--classes", o.classes, "Output classes")->capture_default_str();
+  app.add_option("--input-size,--input_size", o.input_size, "Network input side, pixels (must be legal)")
+      ->capture_default_str();
+}
+
+void add_train_options(CLI::App& app, Options& o) {
+  app.add_option("--batch-size,--batch_size", o.batch_size, "Images per step")->capture_default_str();
+  app.add_option("--learning-rate,--learning_rate", o.learning_rate, "Adam learning rate")->capture_default_str();
+  app.add_option("--weight-decay,--weight_decay", o.weight_decay, "L2 weight decay")->capture_default_str();
+  app.add_option("--max-steps,--max_steps", o.max_steps, "Training steps")->capture_default_str();
+  app.add_option("--log-every,--log_every", o.log_every, "Log losses every N steps")->capture_default_str();
+  app.add_option("--evaluate-every,--evaluate_every", o.evaluate_every, "Evaluate every N steps (0: at the end)")
+      ->capture_default_str();
+  app.add_option("--checkpoint-every,--checkpoint_every", o.checkpoint_every, "Checkpoint every N steps (0: at the end)")
+      ->capture_default_str();
+  app.add_option("--warmup-steps,--warmup_steps", o.warmup_steps, "Steps left out of throughput figures")
+      ->capture_default_str();
+  app.add_flag("--augment,!--no-augment", o.augment, "Augment training data (flips, crop, brightness, elastic)");
+  app.add_option("--elastic", o.elastic, "Elastic deformation within --augment: on or off")->capture_default_str();
+  app.add_flag("--resume,--resume_training", o.resume, "Continue from the checkpoint in --model-dir");
+  app.add_flag("--overwrite", o.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced)");
+}
+
+void add_runtime_options(CLI::App& app, Options& o) {
+  app.add_option("--seed", o.seed, "Random seed")->capture_default_str();
+  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--precision", o.precision, "fp32 (tf32, fp16 and bf16: not in this version)")->capture_default_str();
+  app.add_flag_callback("--amp,--use_amp", [&o] { o.precision = "fp16"; }, "Alias of --precision fp16");
+  app.add_option("--threads", o.threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
+  app.add_option("--loader-threads", o.loader_threads, "Data loader worker threads")->capture_default_str();
+  app.add_flag("--quiet,-q", o.quiet, "Print only the final results");
+}
+
+c10::Device setup_runtime(const Options& o) {
+  configure_cpu_threads(o.threads);
+  require_supported(parse_precision(o.precision));
+  if (o.device == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  return parse_device(o.device);
+}
+
+int parse_fold(const std::string& text) {
+  if (text == "none" || text == "None") return -1;
+  try {
+    size_t used = 0;
+    const int fold = std::stoi(text, &used);
+    if (used == text.size() && fold >= 0 && fold < fold_count()) return fold;
+  } catch (const std::exception&) {
+  }
+  throw Error("--fold " + text + ": expected 0 to " + std::to_string(fold_count() - 1) + " or 'none'");
+}
+
+DataSet load_data(const Options& o, int64_t classes) {
+  if (o.data_dir.empty()) {
+    SyntheticOptions s;
+    s.size = o.synthetic_size;
+    s.train_count = o.synthetic_count;
+    s.seed = o.seed;
+    if (s.size < 16 || s.train_count < 1) throw Error("--synthetic-size must be at least 16 and --synthetic-count at least 1");
+    return synthetic_dataset(s);
+  }
+  return load_dataset(o.data_dir, classes, parse_mask_encoding(o.mask_encoding));
+}
+
+UNetOptions model_options(const Options& o, int64_t data_channels) {
+  UNetOptions m;
+  m.in_channels(o.in_channels > 0 ? o.in_channels : data_channels)
+      .classes(o.classes)
+      .depth(o.depth)
+      .filters(o.filters)
+      .padding(parse_padding(o.padding))
+      .up_kernel(o.up_kernel);
+  m.validate();
+  output_size(m, o.input_size);  // throws with the nearest legal sizes
+  return m;
+}
+
+TrainOptions train_options(const Options& o, const c10::Device& device) {
+  TrainOptions t;
+  t.batch_size = o.batch_size;
+  t.learning_rate = o.learning_rate;
+  t.weight_decay = o.weight_decay;
+  t.max_steps = o.max_steps;
+  t.log_every = o.log_every;
+  t.evaluate_every = o.evaluate_every;
+  t.checkpoint_every = o.checkpoint_every;
+  t.warmup_steps = o.warmup_steps;
+  t.seed = o.seed;
+  t.augment = o.augment;
+  if (o.elastic != "on" && o.elastic != "off") throw Error("--elastic: expected on or off, got '" + o.elastic + "'");
+  t.augment_options.elastic = o.elastic == "on";
+  t.resume = o.resume;
+  t.overwrite = o.overwrite;
+  t.model_dir = o.model_dir;
+  t.log_dir = o.log_dir;
+  t.device = device;
+  t.precision = parse_precision(o.precision);
+  t.loader_threads = o.loader_threads;
+  t.input_size = o.input_size;
+  t.quiet = o.quiet;
+  if (t.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(t.batch_size) + ")");
+  return t;
+}
+
+void print_metrics(const std::string& title, const Metrics& m) {
+  std::printf("%s (%lld images)\n", title.c_str(), static_cast<long long>(m.images));
+  std::printf("  dice_score (reference, 1 - soft Dice)  %.4f\n", m.dice_score);
+  std::printf("  cross_entropy                          %.4f\n", m.cross_entropy);
+  std::printf("  membrane Dice (hard, original size)    %.4f\n", m.membrane_dice);
+  std::printf("  membrane IoU  (hard, original size)    %.4f\n", m.membrane_iou);
+  std::printf("  pixel error   (original size)          %.4f\n", m.pixel_error);
+  std::fflush(stdout);
+}
+
+}  // namespace unet::cli

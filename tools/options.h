@@ -1,0 +1,85 @@
+// Command-line options shared by the subcommands, and the helpers that turn them into configs.
+#pragma once
+
+#include "unet/dataset.h"
+#include "unet/metrics.h"
+#include "unet/model.h"
+#include "unet/trainer.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace unet::cli {
+
+/// Every option of every subcommand, with the defaults of the reference (batch 8, 6,400 steps).
+struct Options {
+  // Data
+  std::string data_dir;  // empty: the embedded synthetic data set
+  std::string fold = "0";
+  std::string mask_encoding = "auto";
+  int64_t synthetic_size = 256;
+  int64_t synthetic_count = 30;
+  // Model
+  int64_t in_channels = 0;  // 0: from the data
+  int64_t classes = 2;
+  int64_t depth = 4;
+  int64_t filters = 64;
+  std::string padding = "valid";
+  int64_t up_kernel = 3;
+  int64_t input_size = 572;
+  // Training
+  std::string model_dir = "results";
+  std::string log_dir;
+  int64_t batch_size = 8;
+  double learning_rate = 1e-4;
+  double weight_decay = 5e-4;
+  int64_t max_steps = 6400;
+  int64_t log_every = 100;
+  int64_t evaluate_every = 0;
+  int64_t checkpoint_every = 500;
+  int64_t warmup_steps = 200;
+  uint64_t seed = 0;
+  bool augment = false;
+  std::string elastic = "on";
+  bool resume = false;
+  bool overwrite = false;
+  // Runtime
+  std::string device = "auto";
+  std::string precision = "fp32";
+  int threads = 0;
+  int loader_threads = 2;
+  bool quiet = false;
+};
+
+/// Registration of option groups on a subcommand; the reference's snake_case spellings are aliases.
+void add_data_options(CLI::App& app, Options& o);
+void add_model_options(CLI::App& app, Options& o);
+void add_train_options(CLI::App& app, Options& o);
+void add_runtime_options(CLI::App& app, Options& o);
+
+/// Applies the runtime options (CPU threads) and returns the chosen device ("auto": CUDA if present).
+c10::Device setup_runtime(const Options& o);
+
+/// The fold number, or -1 for "none" (train on everything, evaluate nothing).
+int parse_fold(const std::string& text);
+
+/// The data set named by --data-dir, or the embedded synthetic one when it is empty.
+DataSet load_data(const Options& o, int64_t classes);
+
+UNetOptions model_options(const Options& o, int64_t data_channels);
+TrainOptions train_options(const Options& o, const c10::Device& device);
+
+/// Prints metrics as an aligned block on stdout.
+void print_metrics(const std::string& title, const Metrics& m);
+
+/// Registration of each subcommand (one file each).
+void register_train(CLI::App& app);
+void register_evaluate(CLI::App& app);
+void register_predict(CLI::App& app);
+void register_benchmark(CLI::App& app);
+void register_cross_validate(CLI::App& app);
+void register_demo(CLI::App& app);
+
+}  // namespace unet::cli
