@@ -42,13 +42,19 @@ void register_cross_validate(CLI::App& app) {
     require_min_size(data.train, minimum_input_size(model), "use smaller --depth or a data set of larger images");
     TrainOptions base = train_options(*o, device);  // validates before any fold starts
     ensure_writable_directory(o->model_dir, "model");
+    auto fold_options = [&](int fold) {
+      TrainOptions t = base;
+      t.model_dir = (std::filesystem::path(o->model_dir) / ("fold-" + std::to_string(fold))).string();
+      t.log_dir = t.model_dir;
+      return t;
+    };
+    // Check every fold's directory before hours of training, not when its turn comes.
+    for (int fold = 0; fold < fold_count(); ++fold) prepare_model_dir(fold_options(fold));
     nlohmann::json folds = nlohmann::json::array();
     std::vector<double> dice, membrane, error, seconds;
     for (int fold = 0; fold < fold_count(); ++fold) {
       const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
-      TrainOptions t = base;
-      t.model_dir = (std::filesystem::path(o->model_dir) / ("fold-" + std::to_string(fold))).string();
-      t.log_dir = t.model_dir;
+      const TrainOptions t = fold_options(fold);
       if (!o->quiet) std::fprintf(stderr, "fold %d/%d: %zu training, %zu evaluation images\n", fold + 1, fold_count(), split.train.size(), split.eval.size());
       Trainer trainer(model, t);
       const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));

@@ -26,6 +26,7 @@ void register_train(CLI::App& app) {
     if (train.log_dir.empty()) train.log_dir = train.model_dir;
     require_min_size(data.train, minimum_input_size(model), "use smaller --depth or a data set of larger images");
     const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
+    prepare_model_dir(train);
     if (!o->quiet)
       std::fprintf(stderr, "unet train: %s; fold %s: %zu training, %zu evaluation images; U-Net of %s, input %lld -> output %lld; %s on %s\n",
                    data.description.c_str(), o->fold.c_str(), split.train.size(), split.eval.size(), model.describe().c_str(),

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "unet 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();
+  // A repeated option takes its last value, so that scripts can override defaults they pass.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   unet::cli::register_train(app);
   unet::cli::register_evaluate(app);
   unet::cli::register_predict(app);
@@ -20,8 +22,16 @@ int main(int argc, char** argv) {
   unet::cli::register_demo(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other error; --help has the details.
+    std::cerr << "unet: error: " << e.what() << " (see unet --help or unet SUBCOMMAND --help)" << std::endl;
+    return 2;
   } catch (const unet::Error& e) {
     std::cerr << "unet: error: " << e.what() << std::endl;
     return 1;

@@ -73,6 +73,10 @@ struct TrainResult {
   Metrics metrics;
 };
 
+/// Creates `options.model_dir` if needed and checks that it is writable and that a fresh run (no
+/// --resume, no --overwrite) would not replace a checkpoint there; throws `unet::Error` otherwise.
+void prepare_model_dir(const TrainOptions& options);
+
 class Trainer {
  public:
   /// Validates the options (throws `unet::Error`), builds the model and the Adam optimizer.

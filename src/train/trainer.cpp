@@ -94,14 +94,18 @@ void Trainer::save() {
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
 }
 
+void prepare_model_dir(const TrainOptions& options) {
+  if (options.model_dir.empty()) return;
+  ensure_writable_directory(options.model_dir, "model");
+  const std::string ckpt = checkpoint_path(options.model_dir);
+  if (fs::exists(ckpt) && !options.resume && !options.overwrite)
+    fail_file(ckpt, "a checkpoint is already there; pass --resume to continue it or --overwrite to start over");
+}
+
 TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sample>& eval) {
   if (train.empty()) throw Error("no training images");
+  prepare_model_dir(options_);
   const std::string ckpt = options_.model_dir.empty() ? "" : checkpoint_path(options_.model_dir);
-  if (!options_.model_dir.empty()) {
-    ensure_writable_directory(options_.model_dir, "model");
-    if (fs::exists(ckpt) && !options_.resume && !options_.overwrite)
-      fail_file(ckpt, "a checkpoint is already there; pass --resume to continue it or --overwrite to start over");
-  }
   RunLogger log(options_.log_dir, options_.rank == 0, options_.max_steps, options_.quiet);
   if (options_.resume && !ckpt.empty() && fs::exists(ckpt)) {
     const CheckpointInfo info = load_checkpoint(ckpt, model_, optimizer_.get(), /*restore_rng=*/true);

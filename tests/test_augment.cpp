@@ -1,0 +1,106 @@
+// Tests that augmentation keeps images and masks aligned and is deterministic.
+#include "test_support.h"
+
+#include "unet/augment.h"
+
+#include <ATen/ATen.h>
+
+using namespace unet;
+
+namespace {
+
+/// An image whose mask is a function of its pixels: bright blobs (mask 1) on a dark ground (mask 0).
+std::pair<at::Tensor, at::Tensor> blob_image(int64_t h, int64_t w) {
+  at::manual_seed(11);
+  at::Tensor field = at::upsample_bicubic2d(at::randn({1, 1, 6, 8}), {h, w}, /*align_corners=*/true)[0][0];
+  const at::Tensor mask = (field > 0).to(at::kLong);
+  const at::Tensor image = at::where(mask.to(at::kBool), at::full({h, w}, 0.9f), at::full({h, w}, -0.9f)).unsqueeze(0);
+  return {image, mask};
+}
+
+/// Share of pixels whose mask disagrees with (image > 0), ignoring a 1-pixel band around edges
+/// where interpolation legitimately mixes the two levels.
+double disagreement(const at::Tensor& image, const at::Tensor& mask) {
+  const at::Tensor from_image = (image[0] > 0).to(at::kLong);
+  const at::Tensor edge = at::max_pool2d(mask.to(at::kFloat).unsqueeze(0), {3, 3}, {1, 1}, {1, 1})[0] !=
+                          -at::max_pool2d(-mask.to(at::kFloat).unsqueeze(0), {3, 3}, {1, 1}, {1, 1})[0];
+  const at::Tensor wrong = (from_image != mask) & edge.logical_not();
+  return wrong.to(at::kDouble).mean().item<double>();
+}
+
+}  // namespace
+
+TEST(Augment, ImageAndMaskStayAlignedUnderEveryTransform) {
+  const auto [image0, mask0] = blob_image(96, 80);
+  ASSERT_EQ(disagreement(image0, mask0), 0.0);
+  int changed = 0;
+  for (uint64_t seed = 0; seed < 12; ++seed) {
+    at::Tensor image = image0.clone(), mask = mask0.clone();
+    std::mt19937_64 rng(seed);
+    augment_sample(image, mask, 2, AugmentOptions{}, rng);
+    EXPECT_EQ(image.sizes(), image0.sizes());
+    EXPECT_EQ(mask.sizes(), mask0.sizes());
+    EXPECT_LT(disagreement(image, mask), 0.002) << "seed " << seed;
+    const at::Tensor values = std::get<0>(at::_unique(mask));
+    EXPECT_TRUE(((values == 0) | (values == 1)).all().item<bool>()) << "mask must stay binary";
+    changed += !at::equal(mask, mask0);
+  }
+  EXPECT_EQ(changed, 12) << "every draw changes the geometry";
+}
+
+TEST(Augment, MisalignmentWouldBeCaught) {
+  // The check above would fail if only the image were transformed.
+  const auto [image0, mask0] = blob_image(96, 80);
+  EXPECT_GT(disagreement(image0.flip({2}), mask0), 0.05);
+}
+
+TEST(Augment, DeterministicForTheSameRngState) {
+  const auto [image0, mask0] = blob_image(64, 64);
+  at::Tensor a = image0.clone(), am = mask0.clone(), b = image0.clone(), bm = mask0.clone();
+  std::mt19937_64 r1(42), r2(42);
+  augment_sample(a, am, 2, AugmentOptions{}, r1);
+  augment_sample(b, bm, 2, AugmentOptions{}, r2);
+  EXPECT_TRUE(at::equal(a, b));
+  EXPECT_TRUE(at::equal(am, bm));
+}
+
+TEST(Augment, BrightnessShiftIsBoundedAndClipped) {
+  AugmentOptions o;
+  o.flips = false;
+  o.crop = 0.0;
+  o.elastic = false;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    at::Tensor image = at::zeros({1, 8, 8}), mask;
+    std::mt19937_64 rng(seed);
+    augment_sample(image, mask, 2, o, rng);
+    const float shift = image[0][0][0].item<float>();
+    EXPECT_LE(std::abs(shift), 0.2f + 1e-6f);
+    EXPECT_TRUE(at::allclose(image, at::full_like(image, shift)));
+    at::Tensor bright = at::ones({1, 4, 4});
+    std::mt19937_64 rng2(seed);
+    augment_sample(bright, mask, 2, o, rng2);
+    EXPECT_LE(bright.max().item<float>(), 1.0f);
+  }
+}
+
+TEST(Augment, ElasticDeformationMovesPixelsByAboutSigma) {
+  AugmentOptions o;
+  o.flips = false;
+  o.crop = 0.0;
+  o.brightness = 0.0;
+  // A horizontal ramp: the warped value minus the original is the horizontal displacement.
+  const int64_t w = 201;
+  at::Tensor ramp = at::linspace(-1, 1, w).view({1, 1, w}).expand({1, 101, w}).contiguous();
+  double total = 0;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    at::Tensor image = ramp.clone(), mask;
+    std::mt19937_64 rng(seed);
+    augment_sample(image, mask, 2, o, rng);
+    const at::Tensor inner = (image - ramp).narrow(2, 40, w - 80) * ((w - 1) / 2.0);  // pixels
+    total += inner.abs().mean().item<double>();
+  }
+  // Mean |N(0, 10)| is 8; bicubic interpolation between grid nodes shrinks it somewhat.
+  const double mean_shift = total / 8;
+  EXPECT_GT(mean_shift, 2.0);
+  EXPECT_LT(mean_shift, 15.0);
+}

@@ -1,0 +1,139 @@
+// Tests of checkpoints: round trip, exact resume, reproducibility, and rejection of bad files.
+#include "test_support.h"
+
+#include "unet/checkpoint.h"
+#include "unet/error.h"
+#include "unet/synthetic.h"
+#include "unet/trainer.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+
+using namespace unet;
+using unet::test::TempDir;
+
+namespace {
+
+std::vector<Sample> small_data() {
+  SyntheticOptions s;
+  s.train_count = 6;
+  s.test_count = 0;
+  s.size = 64;
+  return synthetic_dataset(s).train;
+}
+
+TrainOptions small_train(const std::string& model_dir, int64_t steps) {
+  TrainOptions t;
+  t.batch_size = 2;
+  t.max_steps = steps;
+  t.learning_rate = 1e-3;
+  t.input_size = 60;  // depth 2 -> output 20
+  t.model_dir = model_dir;
+  t.augment = true;   // augmentation and dropout both draw random numbers: resume must replay them
+  t.checkpoint_every = 0;
+  t.quiet = true;
+  t.loader_threads = 2;
+  return t;
+}
+
+UNetOptions small_model() { return UNetOptions().depth(2).filters(4); }
+
+void expect_same_weights(UNet& a, UNet& b) {
+  const auto pa = a->named_parameters(), pb = b->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& item : pa) EXPECT_TRUE(at::equal(item.value(), pb[item.key()])) << item.key();
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripRestoresWeightsAndHeader) {
+  TempDir dir;
+  UNet a(small_model());
+  CheckpointInfo info{small_model(), 60, 17, "{\"x\":1}"};
+  save_checkpoint(dir.file("c.pt"), a, nullptr, info);
+  const CheckpointInfo read = read_checkpoint_info(dir.file("c.pt"));
+  EXPECT_TRUE(read.model == small_model());
+  EXPECT_EQ(read.step, 17);
+  EXPECT_EQ(read.input_size, 60);
+  at::manual_seed(99);  // b starts with other weights
+  UNet b(small_model());
+  load_checkpoint(dir.file("c.pt"), b, nullptr, false);
+  expect_same_weights(a, b);
+}
+
+TEST(Checkpoint, ResumedRunEqualsUninterruptedRunExactly) {
+  const auto data = small_data();
+  TempDir straight_dir, resumed_dir;
+  Trainer straight(small_model(), small_train(straight_dir.path(), 8));
+  straight.fit(data, {});
+  {
+    Trainer first(small_model(), small_train(resumed_dir.path(), 5));
+    first.fit(data, {});
+  }
+  // Disturb the global generator: resume must restore it from the checkpoint.
+  at::manual_seed(12345);
+  TrainOptions more = small_train(resumed_dir.path(), 8);
+  more.resume = true;
+  Trainer second(small_model(), more);
+  const TrainResult r = second.fit(data, {});
+  EXPECT_EQ(r.first_step, 5);
+  EXPECT_EQ(second.global_step(), 8);
+  expect_same_weights(straight.model(), second.model());
+}
+
+TEST(Checkpoint, SameSeedGivesIdenticalWeightsAndOtherSeedDoesNot) {
+  const auto data = small_data();
+  TempDir a, b, c;
+  Trainer ta(small_model(), small_train(a.path(), 4));
+  ta.fit(data, {});
+  Trainer tb(small_model(), small_train(b.path(), 4));
+  tb.fit(data, {});
+  expect_same_weights(ta.model(), tb.model());
+  TrainOptions other = small_train(c.path(), 4);
+  other.seed = 1;
+  Trainer tc(small_model(), other);
+  tc.fit(data, {});
+  EXPECT_FALSE(at::equal(ta.model()->parameters()[0], tc.model()->parameters()[0]));
+}
+
+TEST(Checkpoint, ForeignTruncatedAndMismatchedFilesAreClearErrors) {
+  TempDir dir;
+  UNet a(small_model());
+  save_checkpoint(dir.file("good.pt"), a, nullptr, CheckpointInfo{small_model(), 60, 1, "{}"});
+  const std::string bytes = unet::test::read_file(dir.file("good.pt"));
+  unet::test::write_file(dir.file("truncated.pt"), bytes.substr(0, bytes.size() / 2));
+  unet::test::write_file(dir.file("foreign.pt"), "PK\x03\x04 not really a zip");
+  // A valid LibTorch archive that is not ours.
+  {
+    torch::serialize::OutputArchive other;
+    other.write("weights", at::ones({2}));
+    other.save_to(dir.file("other.pt"));
+  }
+  for (const std::string name : {"truncated.pt", "foreign.pt", "other.pt", "missing.pt"}) {
+    try {
+      read_checkpoint_info(dir.file(name));
+      ADD_FAILURE() << name << " must be rejected";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(dir.file(name)), std::string::npos) << e.what();
+    }
+  }
+  UNet wider(UNetOptions().depth(2).filters(8));
+  try {
+    load_checkpoint(dir.file("good.pt"), wider, nullptr, false);
+    FAIL() << "architecture mismatch must be rejected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("filters 4"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, FreshRunRefusesToReplaceAnExistingCheckpoint) {
+  const auto data = small_data();
+  TempDir dir;
+  Trainer first(small_model(), small_train(dir.path(), 2));
+  first.fit(data, {});
+  const std::string before = unet::test::read_file(checkpoint_path(dir.path()));
+  Trainer again(small_model(), small_train(dir.path(), 2));
+  EXPECT_THROW(again.fit(data, {}), Error);
+  EXPECT_EQ(unet::test::read_file(checkpoint_path(dir.path())), before);
+}

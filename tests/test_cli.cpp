@@ -1,0 +1,177 @@
+// Tests of the unet command line: the main workflows end to end, and every kind of bad input.
+#include "test_support.h"
+
+#include "unet/checkpoint.h"
+#include "unet/image_io.h"
+#include "unet/synthetic.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace unet;
+using unet::test::read_file;
+using unet::test::run_unet;
+using unet::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kSmallNet = " --depth 2 --filters 4 --input-size 60 --threads 2 ";
+
+/// A small synthetic data set in the ISBI layout: 10 labelled and 2 test slices of 64x64.
+void make_isbi(const std::string& dir, int64_t size = 64) {
+  SyntheticOptions s;
+  s.train_count = 10;
+  s.test_count = 2;
+  s.size = size;
+  write_synthetic_isbi(dir, s);
+}
+
+int count_lines(const std::string& text) {
+  int n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
+}
+
+/// A bad-input run: non-zero exit, exactly one stderr line, naming `expected`.
+void expect_clear_error(const std::string& arguments, const std::string& expected) {
+  const auto r = run_unet(arguments);
+  EXPECT_NE(r.exit_code, 0) << arguments;
+  EXPECT_EQ(r.exit_code < 128, true) << "crashed: " << arguments << "\n" << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << arguments << "\n" << r.err;
+  EXPECT_EQ(r.err.rfind("unet: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(expected), std::string::npos) << "expected '" << expected << "' in: " << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, TrainEvaluatePredictBenchmarkWorkflow) {
+  TempDir dir;
+  make_isbi(dir.file("data"));
+  const std::string model = dir.file("model");
+  // snake_case spellings of the reference are accepted.
+  auto r = run_unet("train --data_dir " + dir.file("data") + " --model_dir " + model + kSmallNet +
+                    "--batch_size 2 --max_steps 3 --log_every 1 --augment --fold 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("membrane Dice"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(checkpoint_path(model)));
+  // Every logged step and the evaluation are JSON lines.
+  std::istringstream log(read_file(model + "/log.jsonl"));
+  int train_lines = 0, eval_lines = 0;
+  for (std::string line; std::getline(log, line);) {
+    const auto j = nlohmann::json::parse(line);
+    train_lines += j["type"] == "train";
+    eval_lines += j["type"] == "eval";
+  }
+  EXPECT_EQ(train_lines, 3);
+  EXPECT_EQ(eval_lines, 1);
+
+  r = run_unet("train --data-dir " + dir.file("data") + " --model-dir " + model + kSmallNet +
+               "--batch-size 2 --max-steps 5 --fold 1 --resume --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_checkpoint_info(checkpoint_path(model)).step, 5);
+
+  r = run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --fold 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto eval = nlohmann::json::parse(read_file(model + "/eval_results.json"));
+  EXPECT_EQ(eval["images"], 2);
+  EXPECT_GE(eval["dice_score"].get<double>(), 0.0);
+  EXPECT_LE(eval["dice_score"].get<double>(), 1.0);
+
+  r = run_unet("predict --data-dir " + dir.file("data") + " --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto masks = read_tiff(model + "/predictions/test-masks.tif");
+  ASSERT_EQ(masks.size(), 2u);
+  EXPECT_EQ(masks[0].pixels.sizes(), (std::vector<int64_t>{1, 64, 64}));
+  EXPECT_TRUE(((masks[0].pixels == 0) | (masks[0].pixels == 255)).all().item<bool>());
+  const auto probs = read_tiff(model + "/predictions/test-probabilities.tif");
+  ASSERT_EQ(probs.size(), 2u);
+  EXPECT_EQ(probs[0].format, SampleFormat::kFloat32);
+  EXPECT_GE(probs[0].pixels.min().item<float>(), 0.0f);
+  EXPECT_LE(probs[0].pixels.max().item<float>(), 1.0f);
+  // Masks are the thresholded probabilities (255 where p(non-membrane) >= 0.5).
+  EXPECT_TRUE(at::equal(masks[1].pixels == 255, probs[1].pixels >= 0.5f));
+  EXPECT_TRUE(fs::exists(model + "/predictions/overlays/test-volume_0.png"));
+
+  for (const std::string mode : {"train", "predict", "loader"}) {
+    r = run_unet("benchmark --exec-mode " + mode + " --data-dir " + dir.file("data") + kSmallNet +
+                 "--batch-size 2 --warmup-steps 1 --max-steps 3 --output " + dir.file(mode + ".json"));
+    ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;
+    const auto j = nlohmann::json::parse(read_file(dir.file(mode + ".json")));
+    EXPECT_EQ(j["steps"], 3);
+    EXPECT_GT(j["images_per_second"].get<double>(), 0.0);
+    EXPECT_LE(j["latency_ms_p50"].get<double>(), j["latency_ms_p99"].get<double>());
+  }
+  r = run_unet("benchmark --synthetic --exec_mode predict" + kSmallNet + "--batch-size 1 --warmup-steps 0 --max-steps 2 --output " +
+               dir.file("s.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
+  TempDir dir;
+  const std::string data = dir.file("data"), model = dir.file("model");
+  make_isbi(data);
+  // A model directory with a checkpoint and predictions that no failing command may touch.
+  auto r = run_unet("train --data-dir " + data + " --model-dir " + model + kSmallNet + "--batch-size 2 --max-steps 1 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_unet("predict --data-dir " + data + " --model-dir " + model + " --no-overlays");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string checkpoint = read_file(checkpoint_path(model));
+  const std::string predictions = read_file(model + "/predictions/test-masks.tif");
+
+  const std::string train = "train --model-dir " + model + kSmallNet + "--max-steps 1 --data-dir ";
+  expect_clear_error(train + dir.file("nowhere"), dir.file("nowhere") + ": no such data directory");
+
+  fs::create_directories(dir.file("text"));
+  unet::test::write_file(dir.file("text/train-volume.tif"), "not a tiff\n");
+  fs::copy_file(data + "/train-labels.tif", dir.file("text/train-labels.tif"));
+  expect_clear_error(train + dir.file("text"), dir.file("text/train-volume.tif") + ": not a TIFF file");
+
+  fs::create_directories(dir.file("missing"));
+  fs::copy_file(data + "/train-volume.tif", dir.file("missing/train-volume.tif"));
+  expect_clear_error(train + dir.file("missing"), dir.file("missing/train-labels.tif") + ": no such file");
+
+  auto variant = [&](const std::string& name, const std::vector<at::Tensor>& labels) {
+    fs::create_directories(dir.file(name));
+    fs::copy_file(data + "/train-volume.tif", dir.file(name + "/train-volume.tif"));
+    write_tiff(dir.file(name + "/train-labels.tif"), labels, false);
+    return dir.file(name);
+  };
+  std::vector<at::Tensor> labels;
+  for (const auto& p : read_tiff(data + "/train-labels.tif")) labels.push_back(p.pixels);
+  expect_clear_error(train + variant("count", std::vector<at::Tensor>(labels.begin(), labels.end() - 1)), "9 pages");
+  std::vector<at::Tensor> small = labels;
+  small[4] = small[4].narrow(2, 0, 60).contiguous();
+  expect_clear_error(train + variant("size", small), "mask is 60x64");
+  std::vector<at::Tensor> grey = labels;
+  grey[2][0][0][0] = 128;
+  expect_clear_error(train + variant("values", grey), "unexpected mask values {0, 128, 255}");
+
+  make_isbi(dir.file("tiny"), 32);
+  expect_clear_error(train + dir.file("tiny"), "smaller than the network's minimum of 44x44");
+
+  const std::string ok = "train --data-dir " + data + kSmallNet + "--max-steps 1 ";
+  expect_clear_error(ok + "--model-dir " + model + " --batch-size 0", "--batch-size must be at least 1");
+  expect_clear_error(ok + "--model-dir " + model + " --fold 7", "--fold 7");
+  expect_clear_error(ok + "--model-dir " + model + " --input-size 61", "input size 61 is not legal");
+  expect_clear_error(ok + "--model-dir " + model + " --precision bf16", "--precision bf16");
+  expect_clear_error(ok + "--model-dir " + checkpoint_path(model) + "/sub", "cannot create model directory");
+  expect_clear_error(ok + "--model-dir " + model, "a checkpoint is already there");
+
+  fs::create_directories(dir.file("trunc"));
+  unet::test::write_file(checkpoint_path(dir.file("trunc")), checkpoint.substr(0, checkpoint.size() / 2));
+  expect_clear_error("evaluate --data-dir " + data + " --model-dir " + dir.file("trunc"), "not a unet checkpoint");
+  fs::create_directories(dir.file("foreign"));
+  fs::copy_file(data + "/train-volume.tif", checkpoint_path(dir.file("foreign")));
+  expect_clear_error("predict --data-dir " + data + " --model-dir " + dir.file("foreign"), "not a unet checkpoint");
+  expect_clear_error("evaluate --data-dir " + data + " --model-dir " + dir.file("empty"), "no such file");
+  expect_clear_error("predict --input " + dir.file("text/train-volume.tif") + " --model-dir " + model,
+                     "not a TIFF or PNG image");
+
+  EXPECT_EQ(read_file(checkpoint_path(model)), checkpoint);
+  EXPECT_EQ(read_file(model + "/predictions/test-masks.tif"), predictions);
+}

@@ -1,0 +1,100 @@
+// Tests of the U-Net architecture: reference shapes and parameter count, legal-size arithmetic.
+#include "test_support.h"
+
+#include "unet/error.h"
+#include "unet/model.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+using namespace unet;
+
+TEST(Model, ReferenceNetworkHasTheReferenceParameterCount) {
+  UNet net;  // defaults are the reference network
+  EXPECT_EQ(net->parameter_count(), 34512258);
+}
+
+TEST(Model, PaperUpSamplingChangesOnlyTheTransposedConvolutions) {
+  UNet ref, paper(UNetOptions().up_kernel(2));
+  // Each 3x3 transposed convolution (c -> c/2) has 9c^2/2 weights, a 2x2 one 4c^2/2.
+  int64_t difference = 0;
+  for (int64_t c : {1024, 512, 256, 128}) difference += (9 - 4) * c * (c / 2);
+  EXPECT_EQ(ref->parameter_count() - paper->parameter_count(), difference);
+}
+
+TEST(Model, ReferenceNetworkMaps572To388) {
+  UNet net;
+  net->eval();
+  c10::InferenceMode guard;
+  const at::Tensor y = net->forward(at::randn({1, 1, 572, 572}));
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{1, 2, 388, 388}));
+}
+
+TEST(Model, OutputShapeFollowsOptions) {
+  UNet net(UNetOptions().in_channels(3).classes(4).depth(2).filters(4).padding(Padding::kSame));
+  net->eval();
+  c10::InferenceMode guard;
+  const at::Tensor y = net->forward(at::randn({2, 3, 64, 48}));
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 4, 64, 48}));
+}
+
+TEST(Geometry, ReferenceSizes) {
+  const UNetOptions ref;
+  EXPECT_EQ(output_size(ref, 572), 388);
+  EXPECT_EQ(minimum_input_size(ref), 188);
+  EXPECT_EQ(output_size(ref, 188), 4);
+  // Valid padding shrinks by 184 at every legal size of this depth; legal sizes step by 16.
+  EXPECT_EQ(output_size(ref, 572 + 16), 388 + 16);
+  EXPECT_EQ(input_size_for_output(ref, 388), 572);
+  EXPECT_EQ(input_size_for_output(ref, 389), 588);
+}
+
+TEST(Geometry, IllegalSizeNamesNearestLegalOnes) {
+  const UNetOptions ref;
+  EXPECT_EQ(output_size_or_invalid(ref, 573), -1);
+  EXPECT_EQ(nearest_legal_inputs(ref, 573), std::make_pair(int64_t{572}, int64_t{588}));
+  try {
+    output_size(ref, 573);
+    FAIL() << "573 must be rejected";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("572"), std::string::npos) << m;
+    EXPECT_NE(m.find("588"), std::string::npos) << m;
+  }
+  try {
+    output_size(ref, 100);
+    FAIL() << "100 is below the minimum";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("188 (the smallest)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Geometry, EveryLegalSizeRunsAndMatchesTheArithmetic) {
+  // Check the arithmetic against real forward passes of a small network.
+  const UNetOptions o = UNetOptions().depth(2).filters(2);
+  UNet net(o);
+  net->eval();
+  c10::InferenceMode guard;
+  int legal = 0;
+  for (int64_t s = 30; s <= 80; ++s) {
+    const int64_t out = output_size_or_invalid(o, s);
+    if (out < 0) continue;
+    ++legal;
+    EXPECT_EQ(net->forward(at::zeros({1, 1, s, s})).size(2), out) << "input " << s;
+  }
+  EXPECT_GT(legal, 5);
+}
+
+TEST(Geometry, SamePaddingNeedsMultiplesOfTwoToTheDepth) {
+  const UNetOptions o = UNetOptions().padding(Padding::kSame);
+  EXPECT_EQ(output_size(o, 512), 512);
+  EXPECT_EQ(output_size_or_invalid(o, 100), -1);
+  EXPECT_EQ(nearest_legal_inputs(o, 100), std::make_pair(int64_t{96}, int64_t{112}));
+}
+
+TEST(Model, OptionsRoundTripThroughJson) {
+  const UNetOptions o = UNetOptions().in_channels(3).classes(5).depth(3).filters(16).padding(Padding::kSame).up_kernel(2);
+  EXPECT_TRUE(unet_options_from_json(to_json(o)) == o);
+  EXPECT_THROW(unet_options_from_json("{\"depth\": 3}"), Error);
+  EXPECT_THROW(UNet(UNetOptions().classes(1)), Error);
+}
