@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One entry point on a fresh Debian/Ubuntu machine: install what is missing, build, then run
+#   scripts/run.sh demo [unet demo options]   the embedded default job (synthetic data, ~1 minute)
+#   scripts/run.sh test [ctest options]       the whole test suite
+#   scripts/run.sh build                      only install and build
+# LibTorch comes from PyPI's torch wheel (pinned below) in a project-local virtual environment
+# (UNET_VENV, default .venv), unless UNET_TORCH_PREFIX names another LibTorch/torch CMake prefix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-demo}
+[ $# -gt 0 ] && shift
+torch_version=2.11.0
+venv=${UNET_VENV:-.venv}
+build=${UNET_BUILD_DIR:-build}
+
+log() { echo "[run.sh] $*" >&2; }
+
+# 1. System packages: compiler, CMake and the libraries that unet uses.
+packages=(g++ cmake make libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev python3 python3-venv)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  # python3 / python3-venv may come from elsewhere (pyenv, conda): only install them if absent.
+  if python3 -m venv --help >/dev/null 2>&1; then
+    filtered=(); for p in "${missing[@]}"; do [[ $p == python3* ]] || filtered+=("$p"); done
+    missing=("${filtered[@]+"${filtered[@]}"}")
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  log "installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. LibTorch.
+if [ -n "${UNET_TORCH_PREFIX:-}" ]; then
+  torch_prefix=$UNET_TORCH_PREFIX
+else
+  if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_version')" 2>/dev/null; then
+    log "installing torch==$torch_version into $venv (a few GB, once)"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q "torch==$torch_version"
+  fi
+  torch_prefix=$("$venv/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+fi
+
+# 3. Build.
+mkdir -p "$build"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log"; exit 1; }
+cmake --build "$build" -j "$(nproc)"
+
+# 4. Run.
+case "$what" in
+  demo) exec "$build/unet" demo "$@" ;;
+  test) cd "$build" && exec ctest --output-on-failure "$@" ;;
+  build) ;;
+  *) echo "usage: scripts/run.sh demo|test|build [options]" >&2; exit 2 ;;
+esac
