@@ -34,7 +34,7 @@ c10::Device parse_device(const std::string& text) {
 #endif
     if (!torch::cuda::is_available())
       throw Error("--device " + text + ": no CUDA GPU is visible to this process");
-    if (index < 0 || static_cast<size_t>(index) >= torch::cuda::device_count())
+    if (index < 0 || static_cast<size_t>(index) >= static_cast<size_t>(torch::cuda::device_count()))
       throw Error("--device " + text + ": only " + std::to_string(torch::cuda::device_count()) +
                   " CUDA device(s) are visible");
     return c10::Device(c10::kCUDA, index);

@@ -98,3 +98,16 @@ TEST(Model, OptionsRoundTripThroughJson) {
   EXPECT_THROW(unet_options_from_json("{\"depth\": 3}"), Error);
   EXPECT_THROW(UNet(UNetOptions().classes(1)), Error);
 }
+
+TEST(Model, ChannelsLastGivesTheSameLogits) {
+  at::manual_seed(4);
+  UNet net(UNetOptions().depth(2).filters(4));
+  net->eval();
+  c10::InferenceMode guard;
+  const at::Tensor x = at::randn({2, 1, 60, 60});
+  const at::Tensor plain = net->forward(x);
+  use_channels_last(*net);
+  EXPECT_TRUE(net->parameters()[0].is_contiguous(at::MemoryFormat::ChannelsLast));
+  const at::Tensor nhwc = net->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(at::allclose(plain, nhwc, /*rtol=*/1e-4, /*atol=*/1e-5));
+}

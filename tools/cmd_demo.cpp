@@ -62,7 +62,7 @@ void register_demo(CLI::App& app) {
       pixels += static_cast<double>(s.mask.numel());
     }
     std::printf("  (all-background baseline: membrane Dice 0.0000, pixel error %.4f)\n", membrane / pixels);
-    Predictor predictor(trainer.model(), trainer.geometry(), device, o->batch_size);
+    Predictor predictor(trainer.model(), trainer.geometry(), device, o->batch_size, channels_last(*o));
     const std::string out = (std::filesystem::path(o->model_dir) / "predictions").string();
     write_predictions(out, data.test, predictor.predict(data.test), /*overlays=*/true);
     std::printf("predicted %zu test slices into %s (test-masks.tif, test-probabilities.tif, overlays/*.png)\n",

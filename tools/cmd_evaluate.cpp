@@ -37,7 +37,8 @@ void register_evaluate(CLI::App& app) {
     const auto& indices = fold < 0 ? split.train : split.eval;
     UNet model(info.model);
     load_checkpoint(ckpt, model, nullptr, /*restore_rng=*/false);
-    Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size);
+    Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size,
+                        channels_last(*o));
     const Metrics m = evaluate(predictor, select(data.train, indices));
     print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on fold " + o->fold, m);
     const std::string dir = o->log_dir.empty() ? o->model_dir : o->log_dir;

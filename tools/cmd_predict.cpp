@@ -48,7 +48,8 @@ void register_predict(CLI::App& app) {
     }
     UNet model(info.model);
     load_checkpoint(ckpt, model, nullptr, /*restore_rng=*/false);
-    Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size);
+    Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size,
+                        channels_last(*o));
     const std::string out = output_dir->empty() ? (fs::path(o->model_dir) / "predictions").string() : *output_dir;
     const auto probabilities = predictor.predict(samples);
     const auto written = write_predictions(out, samples, probabilities, !*no_overlays);

@@ -60,6 +60,7 @@ void add_runtime_options(CLI::App& app, Options& o) {
   app.add_flag_callback("--amp,--use_amp", [&o] { o.precision = "fp16"; }, "Alias of --precision fp16");
   app.add_option("--threads", o.threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
   app.add_option("--loader-threads", o.loader_threads, "Data loader worker threads")->capture_default_str();
+  app.add_option("--channels-last", o.channels_last, "Channels-last (NHWC) tensors: on or off")->capture_default_str();
   app.add_flag("--quiet,-q", o.quiet, "Print only the final results");
 }
 
@@ -68,6 +69,12 @@ c10::Device setup_runtime(const Options& o) {
   require_supported(parse_precision(o.precision));
   if (o.device == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   return parse_device(o.device);
+}
+
+bool channels_last(const Options& o) {
+  if (o.channels_last != "on" && o.channels_last != "off")
+    throw Error("--channels-last: expected on or off, got '" + o.channels_last + "'");
+  return o.channels_last == "on";
 }
 
 int parse_fold(const std::string& text) {
@@ -128,6 +135,7 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.precision = parse_precision(o.precision);
   t.loader_threads = o.loader_threads;
   t.input_size = o.input_size;
+  t.channels_last = channels_last(o);
   t.quiet = o.quiet;
   if (t.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(t.batch_size) + ")");
   return t;

@@ -50,6 +50,7 @@ struct Options {
   std::string precision = "fp32";
   int threads = 0;
   int loader_threads = 2;
+  std::string channels_last = "on";
   bool quiet = false;
 };
 
@@ -61,6 +62,9 @@ void add_runtime_options(CLI::App& app, Options& o);
 
 /// Applies the runtime options (CPU threads) and returns the chosen device ("auto": CUDA if present).
 c10::Device setup_runtime(const Options& o);
+
+/// --channels-last as a boolean (throws `unet::Error` unless on or off).
+bool channels_last(const Options& o);
 
 /// The fold number, or -1 for "none" (train on everything, evaluate nothing).
 int parse_fold(const std::string& text);

@@ -84,6 +84,10 @@ class UNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(UNet);
 
+/// Stores every 4-D weight in channels-last (NHWC) layout, which oneDNN on CPUs and cuDNN on GPUs
+/// run faster; results are unchanged. Feed channels-last inputs too (`at::MemoryFormat::ChannelsLast`).
+void use_channels_last(UNetImpl& model);
+
 /// Output side for an input side, or -1 when the input side is not legal for this architecture
 /// (a pooling would see an odd size, or a feature map would vanish).
 int64_t output_size_or_invalid(const UNetOptions& options, int64_t input_size);

@@ -27,7 +27,8 @@ struct PredictedBatch {
 /// Runs a trained U-Net in evaluation mode (no dropout, no autograd) in batches.
 class Predictor {
  public:
-  Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size);
+  /// Moves `model` to `device` in evaluation mode; `channels_last` as `TrainOptions::channels_last`.
+  Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last = true);
 
   /// Logits (float32, CPU) for preprocessed inputs [B, C, input, input].
   at::Tensor forward(const at::Tensor& inputs);
@@ -45,6 +46,7 @@ class Predictor {
   Geometry geometry_;
   c10::Device device_;
   int64_t batch_size_;
+  bool channels_last_;
 };
 
 /// Writes predictions into `dir`: `test-masks.tif` (multi-page uint8, 255 = class 1 = cell

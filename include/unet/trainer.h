@@ -58,6 +58,8 @@ struct TrainOptions {
   int loader_threads = 2;
   /// Network input side (572 for the reference).
   int64_t input_size = 572;
+  /// Channels-last (NHWC) weights and activations: faster convolutions on CPUs and GPUs.
+  bool channels_last = true;
   bool quiet = false;
 
   std::string to_json() const;

@@ -15,15 +15,22 @@
 namespace unet {
 namespace fs = std::filesystem;
 
-Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size)
-    : model_(std::move(model)), geometry_(geometry), device_(device), batch_size_(std::max<int64_t>(1, batch_size)) {
+Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last)
+    : model_(std::move(model)),
+      geometry_(geometry),
+      device_(device),
+      batch_size_(std::max<int64_t>(1, batch_size)),
+      channels_last_(channels_last) {
   model_->to(device_);
+  if (channels_last_) use_channels_last(*model_);
   model_->eval();
 }
 
 at::Tensor Predictor::forward(const at::Tensor& inputs) {
   c10::InferenceMode guard;
-  return model_->forward(inputs.to(device_)).to(at::kFloat).cpu();
+  at::Tensor x = inputs.to(device_);
+  if (channels_last_) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  return model_->forward(x).to(at::kFloat).cpu().contiguous();
 }
 
 void Predictor::run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume) {

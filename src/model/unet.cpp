@@ -76,6 +76,12 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
   return head_->forward(x);
 }
 
+void use_channels_last(UNetImpl& model) {
+  for (auto& p : model.parameters()) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+  }
+}
+
 int64_t UNetImpl::parameter_count() const {
   int64_t n = 0;
   for (const auto& p : parameters()) n += p.numel();

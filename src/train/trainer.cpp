@@ -43,7 +43,7 @@ std::string TrainOptions::to_json() const {
                       {"seed", seed},               {"augment", augment},
                       {"elastic", augment_options.elastic}, {"precision", unet::to_string(precision)},
                       {"input_size", input_size},   {"world_size", world_size},
-                      {"device", device.str()}};
+                      {"device", device.str()}, {"channels_last", channels_last}};
   return j.dump();
 }
 
@@ -61,13 +61,15 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   seed_everything(options_.seed);
   model_ = UNet(model_options_);
   model_->to(options_.device);
+  if (options_.channels_last) use_channels_last(*model_);
   optimizer_ = std::make_unique<torch::optim::Adam>(
       model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay));
 }
 
 LossTerms Trainer::step(const Batch& batch) {
   model_->train();
-  const at::Tensor images = batch.images.to(options_.device, /*non_blocking=*/true);
+  at::Tensor images = batch.images.to(options_.device, /*non_blocking=*/true);
+  if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor labels = batch.labels.to(options_.device, /*non_blocking=*/true);
   optimizer_->zero_grad(/*set_to_none=*/true);
   LossTerms terms = segmentation_loss(model_->forward(images), labels);
@@ -78,7 +80,7 @@ LossTerms Trainer::step(const Batch& batch) {
 }
 
 Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
-  Predictor predictor(model_, geometry_, options_.device, options_.batch_size);
+  Predictor predictor(model_, geometry_, options_.device, options_.batch_size, options_.channels_last);
   const Metrics m = unet::evaluate(predictor, samples);
   model_->train();
   return m;
@@ -114,6 +116,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
                           std::to_string(options_.input_size));
     step_ = info.step;
     model_->to(options_.device);
+    if (options_.channels_last) use_channels_last(*model_);
     log.message("resuming from " + ckpt + " at step " + std::to_string(step_));
   } else if (options_.resume) {
     log.message("no checkpoint in " + options_.model_dir + "; starting at step 0");

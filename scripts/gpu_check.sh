@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run on a CUDA machine that has a pip torch but no network (after scripts/prepare_gpu.sh here):
+# builds unet against that torch, runs the GPU tests (CTest label cuda) and the benchmark matrix
+# against the PyTorch reference, and prints a short table last. Results also go to $OUT (or
+# gpu-results) as JSON.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-results}
+mkdir -p "$out"
+eval "$(bash .gpu-scripts/unpack-debs.sh .gpu-deps /tmp/unet-deps)"
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+torch_prefix=$(python3 -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)')
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix;$CMAKE_PREFIX_PATH" >"$out/configure.log" 2>&1 ||
+  { tail -40 "$out/configure.log"; exit 1; }
+cmake --build build-cuda -j "$(nproc)" 2>&1 | tail -3
+(cd build-cuda && ctest -L cuda --output-on-failure) 2>&1 | tee "$out/ctest-cuda.log" | tail -15
+UNET=build-cuda/unet PYTHON=python3 REF=.gpu-scripts/pytorch_reference.py OUT="$out" scripts/benchmark.sh cuda
