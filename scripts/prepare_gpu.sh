@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${SHARED:-../shared}
 apt-get update -qq
-"$shared/gpu/fetch-debs.sh" .gpu-deps libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+"$shared/gpu/fetch-debs.sh" .gpu-deps libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libgloo-dev
 mkdir -p .gpu-scripts
 cp "$shared/gpu/unpack-debs.sh" "$shared/bench/pytorch_reference.py" .gpu-scripts/
 echo "ready: carry .gpu-deps and .gpu-scripts, then run scripts/gpu_check.sh there"

@@ -45,6 +45,7 @@ void register_benchmark(CLI::App& app) {
   auto mode = std::make_shared<std::string>("train");
   auto synthetic = std::make_shared<bool>(false);
   auto output = std::make_shared<std::string>();
+  auto baseline = std::make_shared<std::string>();
   o->warmup_steps = 10;
   o->max_steps = 50;
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed (images/s, latency percentiles)");
@@ -57,15 +58,20 @@ void register_benchmark(CLI::App& app) {
   cmd->add_flag("--augment", o->augment, "Augment (train and loader modes)");
   cmd->add_option("--output", *output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
   cmd->add_option("--model-dir,--model_dir", o->model_dir, "Default location of the JSON output")->capture_default_str();
+  cmd->add_option("--baseline", *baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");
   add_data_options(*cmd, *o);
   add_model_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
-  cmd->callback([o, mode, synthetic, output] {
+  cmd->callback([o, mode, synthetic, output, baseline] {
     if (*mode != "train" && *mode != "predict" && *mode != "loader")
       throw Error("--exec-mode: expected train, predict or loader, got '" + *mode + "'");
     if (o->batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o->batch_size) + ")");
     if (o->max_steps < 1 || o->warmup_steps < 0) throw Error("--max-steps must be at least 1 and --warmup-steps at least 0");
-    const c10::Device device = setup_runtime(*o);
+    c10::Device device = setup_runtime(*o);
+    const DistEnv env = detect_environment();
+    if (env.world_size > 1 && *mode != "train") {
+      if (env.rank > 0) return;  // inference and loader benchmarks run in one process
+    }
     const std::string out = output->empty()
                                 ? (std::filesystem::path(o->model_dir) / ("benchmark_" + *mode + ".json")).string()
                                 : *output;
@@ -93,6 +99,8 @@ void register_benchmark(CLI::App& app) {
       TrainOptions t = train_options(*o, device);
       t.model_dir.clear();
       t.log_dir.clear();
+      t.dist = setup_distributed(*o, device);
+      t.device = device;
       Trainer trainer(model, t);
       if (*synthetic) {
         Batch batch;
@@ -106,6 +114,8 @@ void register_benchmark(CLI::App& app) {
         lo.augment = o->augment;
         lo.threads = o->loader_threads;
         lo.pin_memory = device.is_cuda();
+        lo.rank = env.rank;
+        lo.world_size = env.world_size;
         BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), lo);
         stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { trainer.step(loader.next()); }),
                                     o->batch_size);
@@ -124,15 +134,34 @@ void register_benchmark(CLI::App& app) {
       stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { predictor.forward(inputs); }),
                                   o->batch_size);
     }
+    const int world = *mode == "train" ? env.world_size : 1;
+    if (env.rank > 0) return;
     std::printf("benchmark %s: %s, batch %lld, %lld timed steps after %lld warm-up, %s, %s on %s\n", mode->c_str(),
                 model.describe().c_str(), static_cast<long long>(o->batch_size), static_cast<long long>(stats.steps),
                 static_cast<long long>(o->warmup_steps), *synthetic ? "synthetic tensors" : "data pipeline",
                 o->precision.c_str(), device.str().c_str());
-    std::printf("  throughput  %.2f images/s\n", stats.images_per_second);
+    std::printf("  throughput  %.2f images/s%s\n", stats.images_per_second * world,
+                world > 1 ? (" (global, " + std::to_string(world) + " processes)").c_str() : "");
     std::printf("  latency ms  mean %.2f  p50 %.2f  p90 %.2f  p95 %.2f  p99 %.2f\n", stats.mean_ms, stats.p50_ms, stats.p90_ms,
                 stats.p95_ms, stats.p99_ms);
     auto j = nlohmann::json::parse(stats.to_json());
     j["exec_mode"] = *mode;
+    j["world_size"] = world;
+    j["global_images_per_second"] = stats.images_per_second * world;
+    if (!baseline->empty()) {
+      std::ifstream in(*baseline);
+      if (!in) fail_file(*baseline, "cannot read the baseline benchmark");
+      nlohmann::json b;
+      try {
+        b = nlohmann::json::parse(in);
+      } catch (const nlohmann::json::exception&) {
+        fail_file(*baseline, "not a benchmark JSON file");
+      }
+      const double single = b.value("global_images_per_second", b.value("images_per_second", 0.0));
+      const double efficiency = single > 0 ? stats.images_per_second * world / (single * world) : 0.0;
+      j["weak_scaling_efficiency"] = efficiency;
+      std::printf("  weak scaling %.1f%% of %d x %.2f images/s (baseline %s)\n", 100 * efficiency, world, single, baseline->c_str());
+    }
     j["synthetic"] = *synthetic;
     j["device"] = device.str();
     j["device_name"] = device.is_cuda() ? "cuda" : "cpu";

@@ -36,11 +36,14 @@ void register_cross_validate(CLI::App& app) {
   add_train_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
   cmd->callback([o] {
-    const c10::Device device = setup_runtime(*o);
+    c10::Device device = setup_runtime(*o);
+    const int rank = detect_environment().rank;
     const DataSet data = load_data(*o, o->classes);
     const UNetOptions model = model_options(*o, data.channels);
     require_min_size(data.train, minimum_input_size(model), "use smaller --depth or a data set of larger images");
     TrainOptions base = train_options(*o, device);  // validates before any fold starts
+    base.rank = rank;
+    if (rank > 0) base.quiet = true;
     ensure_writable_directory(o->model_dir, "model");
     auto fold_options = [&](int fold) {
       TrainOptions t = base;
@@ -50,14 +53,17 @@ void register_cross_validate(CLI::App& app) {
     };
     // Check every fold's directory before hours of training, not when its turn comes.
     for (int fold = 0; fold < fold_count(); ++fold) prepare_model_dir(fold_options(fold));
+    base.dist = setup_distributed(*o, device);
+    base.device = device;
     nlohmann::json folds = nlohmann::json::array();
     std::vector<double> dice, membrane, error, seconds;
     for (int fold = 0; fold < fold_count(); ++fold) {
       const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
       const TrainOptions t = fold_options(fold);
-      if (!o->quiet) std::fprintf(stderr, "fold %d/%d: %zu training, %zu evaluation images\n", fold + 1, fold_count(), split.train.size(), split.eval.size());
+      if (!t.quiet) std::fprintf(stderr, "fold %d/%d: %zu training, %zu evaluation images\n", fold + 1, fold_count(), split.train.size(), split.eval.size());
       Trainer trainer(model, t);
       const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));
+      if (rank > 0) continue;
       dice.push_back(r.metrics.dice_score);
       membrane.push_back(r.metrics.membrane_dice);
       error.push_back(r.metrics.pixel_error);
@@ -71,6 +77,7 @@ void register_cross_validate(CLI::App& app) {
       j["steps"] = r.steps;
       folds.push_back(j);
     }
+    if (rank > 0) return;
     const auto [dm, ds] = mean_std(dice);
     const auto [mm, ms] = mean_std(membrane);
     const auto [em, es] = mean_std(error);

@@ -25,6 +25,8 @@ void register_evaluate(CLI::App& app) {
   add_runtime_options(*cmd, *o);
   cmd->callback([o] {
     const c10::Device device = setup_runtime(*o);
+    // One process does the work when a launcher started several (they would write the same files).
+    if (detect_environment().rank > 0) return;
     const int fold = parse_fold(o->fold);
     if (o->batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o->batch_size) + ")");
     const std::string ckpt = checkpoint_path(o->model_dir);

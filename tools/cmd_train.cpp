@@ -18,22 +18,32 @@ void register_train(CLI::App& app) {
   add_train_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
   cmd->callback([o] {
-    const c10::Device device = setup_runtime(*o);
+    c10::Device device = setup_runtime(*o);
     const int fold = parse_fold(o->fold);
     const DataSet data = load_data(*o, o->classes);
     const UNetOptions model = model_options(*o, data.channels);
     TrainOptions train = train_options(*o, device);
     if (train.log_dir.empty()) train.log_dir = train.model_dir;
+    const int rank = detect_environment().rank;
+    train.rank = rank;
+    if (rank > 0) train.quiet = true;
     require_min_size(data.train, minimum_input_size(model), "use smaller --depth or a data set of larger images");
     const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
     prepare_model_dir(train);
-    if (!o->quiet)
+    // Every local check is done: only now wait for the other ranks.
+    train.dist = setup_distributed(*o, device);
+    train.device = device;
+    if (!train.quiet)
       std::fprintf(stderr, "unet train: %s; fold %s: %zu training, %zu evaluation images; U-Net of %s, input %lld -> output %lld; %s on %s\n",
                    data.description.c_str(), o->fold.c_str(), split.train.size(), split.eval.size(), model.describe().c_str(),
                    static_cast<long long>(o->input_size), static_cast<long long>(output_size(model, o->input_size)),
                    o->precision.c_str(), device.str().c_str());
+    if (!train.quiet && train.dist)
+      std::fprintf(stderr, "unet train: data-parallel over %d processes (%s), batch %lld per process\n", train.dist->world_size(),
+                   train.dist->env().launcher.c_str(), static_cast<long long>(train.batch_size));
     Trainer trainer(model, train);
     const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));
+    if (rank > 0) return;
     std::printf("trained %lld steps (to step %lld) in %s, %.2f images/s; checkpoint %s\n", static_cast<long long>(r.steps),
                 static_cast<long long>(trainer.global_step()), format_duration(r.seconds).c_str(), r.images_per_second,
                 checkpoint_path(train.model_dir).c_str());

@@ -20,8 +20,10 @@ int main(int argc, char** argv) {
   unet::cli::register_benchmark(app);
   unet::cli::register_cross_validate(app);
   unet::cli::register_demo(app);
+  unet::cli::register_launch(app);
+  unet::cli::register_dist_info(app);
   try {
-    app.parse(argc, argv);
+    app.parse(unet::cli::split_launch_command(argc, argv), argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

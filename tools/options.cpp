@@ -31,6 +31,7 @@ void add_model_options(CLI::App& app, Options& o) {
   app.add_option("--up-kernel,--up_kernel", o.up_kernel, "Transposed-convolution kernel: 3 (reference) or 2 (paper)")
       ->capture_default_str();
   app.add_option("--classes", o.classes, "Output classes")->capture_default_str();
+  app.add_option("--dropout", o.dropout, "Dropout probability on the bottleneck output")->capture_default_str();
   app.add_option("--input-size,--input_size", o.input_size, "Network input side, pixels (must be legal)")
       ->capture_default_str();
 }
@@ -61,6 +62,8 @@ void add_runtime_options(CLI::App& app, Options& o) {
   app.add_option("--threads", o.threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
   app.add_option("--loader-threads", o.loader_threads, "Data loader worker threads")->capture_default_str();
   app.add_option("--channels-last", o.channels_last, "Channels-last (NHWC) tensors: on or off")->capture_default_str();
+  app.add_option("--dist-timeout", o.dist_timeout, "Seconds to wait for other ranks before failing (data-parallel runs)")
+      ->capture_default_str();
   app.add_flag("--quiet,-q", o.quiet, "Print only the final results");
 }
 
@@ -69,6 +72,20 @@ c10::Device setup_runtime(const Options& o) {
   require_supported(parse_precision(o.precision));
   if (o.device == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   return parse_device(o.device);
+}
+
+std::shared_ptr<Distributed> setup_distributed(const Options& o, c10::Device& device) {
+  const DistEnv env = detect_environment();
+  // A launched job uses a process group even at world size 1, so that its cost can be measured.
+  if (env.launcher == "none") return nullptr;
+  if (o.dist_timeout < 1) throw Error("--dist-timeout must be at least 1 second");
+  if (device.is_cuda()) {
+    if (env.local_rank >= static_cast<int>(torch::cuda::device_count()))
+      throw Error("LOCAL_RANK " + std::to_string(env.local_rank) + " has no GPU: only " +
+                  std::to_string(torch::cuda::device_count()) + " are visible");
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  }
+  return std::make_shared<Distributed>(env, device, std::chrono::seconds(o.dist_timeout));
 }
 
 bool channels_last(const Options& o) {
@@ -107,7 +124,8 @@ UNetOptions model_options(const Options& o, int64_t data_channels) {
       .depth(o.depth)
       .filters(o.filters)
       .padding(parse_padding(o.padding))
-      .up_kernel(o.up_kernel);
+      .up_kernel(o.up_kernel)
+      .dropout(o.dropout);
   m.validate();
   output_size(m, o.input_size);  // throws with the nearest legal sizes
   return m;

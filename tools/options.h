@@ -4,6 +4,7 @@
 #include "unet/dataset.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
+#include "unet/dist.h"
 #include "unet/trainer.h"
 
 #include <CLI/CLI.hpp>
@@ -28,6 +29,7 @@ struct Options {
   int64_t filters = 64;
   std::string padding = "valid";
   int64_t up_kernel = 3;
+  double dropout = 0.5;
   int64_t input_size = 572;
   // Training
   std::string model_dir = "results";
@@ -51,6 +53,8 @@ struct Options {
   int threads = 0;
   int loader_threads = 2;
   std::string channels_last = "on";
+  /// Seconds a rank waits for the others before giving up (data-parallel runs).
+  int dist_timeout = 300;
   bool quiet = false;
 };
 
@@ -62,6 +66,10 @@ void add_runtime_options(CLI::App& app, Options& o);
 
 /// Applies the runtime options (CPU threads) and returns the chosen device ("auto": CUDA if present).
 c10::Device setup_runtime(const Options& o);
+
+/// The process group when a launcher (unet launch, torchrun, srun, mpirun) started this process
+/// (at any world size, 1 included), else null. Picks this rank's GPU (LOCAL_RANK) when `device` is CUDA.
+std::shared_ptr<Distributed> setup_distributed(const Options& o, c10::Device& device);
 
 /// --channels-last as a boolean (throws `unet::Error` unless on or off).
 bool channels_last(const Options& o);
@@ -85,5 +93,9 @@ void register_predict(CLI::App& app);
 void register_benchmark(CLI::App& app);
 void register_cross_validate(CLI::App& app);
 void register_demo(CLI::App& app);
+void register_launch(CLI::App& app);
+/// For `unet launch ... -- COMMAND`: keeps COMMAND aside and returns the argc that CLI11 parses.
+int split_launch_command(int argc, char** argv);
+void register_dist_info(CLI::App& app);
 
 }  // namespace unet::cli

@@ -41,6 +41,11 @@ class MetricAccumulator {
   void add_original(const at::Tensor& probabilities, const at::Tensor& mask);
   Metrics result() const;
 
+  /// The running sums, so that accumulators of several processes can be added up (all-reduce
+  /// the tensor, then `set_state`): float64 [10].
+  at::Tensor state() const;
+  void set_state(const at::Tensor& state);
+
  private:
   double soft_dice_sum_ = 0.0;  // sum over images of the per-image mean-over-classes Dice
   double cross_entropy_sum_ = 0.0;
@@ -50,7 +55,10 @@ class MetricAccumulator {
   int64_t original_images_ = 0;
 };
 
-/// Runs `predictor` over labelled `samples` and returns every metric.
+/// Runs `predictor` over labelled `samples` and accumulates every metric.
+MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples);
+
+/// `accumulate(...).result()`.
 Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples);
 
 }  // namespace unet

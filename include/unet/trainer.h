@@ -4,6 +4,7 @@
 #include "unet/augment.h"
 #include "unet/checkpoint.h"
 #include "unet/dataset.h"
+#include "unet/dist.h"
 #include "unet/loader.h"
 #include "unet/loss.h"
 #include "unet/metrics.h"
@@ -53,6 +54,8 @@ struct TrainOptions {
   std::string log_dir;
   c10::Device device{c10::kCPU};
   Precision precision = Precision::kFP32;
+  /// The process group of a data-parallel run (null: one process). rank and world_size follow it.
+  std::shared_ptr<Distributed> dist;
   int rank = 0;
   int world_size = 1;
   int loader_threads = 2;
@@ -63,6 +66,8 @@ struct TrainOptions {
   bool quiet = false;
 
   std::string to_json() const;
+  /// What must agree across the ranks of a data-parallel run (to_json without per-rank fields).
+  std::string fingerprint() const;
 };
 
 struct TrainResult {
@@ -108,7 +113,11 @@ class Trainer {
   Geometry geometry_;
   UNet model_{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<GradientReducer> reducer_;
   int64_t step_ = 0;
+
+  /// Rank 0's weights to every rank; other ranks then draw their own dropout masks.
+  void synchronise_ranks();
 };
 
 }  // namespace unet

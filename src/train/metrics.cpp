@@ -9,6 +9,8 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 namespace unet {
 
 std::string Metrics::to_json() const {
@@ -56,14 +58,36 @@ Metrics MetricAccumulator::result() const {
   return m;
 }
 
-Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples) {
+at::Tensor MetricAccumulator::state() const {
+  return at::tensor({soft_dice_sum_, cross_entropy_sum_, static_cast<double>(network_images_), true_positive_,
+                     false_positive_, false_negative_, wrong_, pixels_, static_cast<double>(original_images_), 0.0},
+                    at::kDouble);
+}
+
+void MetricAccumulator::set_state(const at::Tensor& state) {
+  const at::Tensor s = state.to(at::kDouble).cpu().contiguous();
+  const double* v = s.data_ptr<double>();
+  soft_dice_sum_ = v[0];
+  cross_entropy_sum_ = v[1];
+  network_images_ = static_cast<int64_t>(std::llround(v[2]));
+  true_positive_ = v[3];
+  false_positive_ = v[4];
+  false_negative_ = v[5];
+  wrong_ = v[6];
+  pixels_ = v[7];
+  original_images_ = static_cast<int64_t>(std::llround(v[8]));
+}
+
+Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples) { return accumulate(predictor, samples).result(); }
+
+MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples) {
   MetricAccumulator acc;
   predictor.run(samples, [&](const PredictedBatch& batch) {
     acc.add_network_output(batch.logits, batch.labels);
     for (size_t i = 0; i < batch.probabilities.size(); ++i)
       acc.add_original(batch.probabilities[i], samples[batch.first + i].mask);
   });
-  return acc.result();
+  return acc;
 }
 
 }  // namespace unet

@@ -47,6 +47,12 @@ std::string TrainOptions::to_json() const {
   return j.dump();
 }
 
+std::string TrainOptions::fingerprint() const {
+  auto j = nlohmann::json::parse(to_json());
+  j.erase("device");
+  return j.dump();
+}
+
 Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
     : model_options_(model_options), options_(options) {
   model_options_.validate();
@@ -56,6 +62,10 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   if (!(options_.learning_rate > 0.0)) throw Error("--learning-rate must be positive");
   if (options_.weight_decay < 0.0) throw Error("--weight-decay must not be negative");
   if (options_.log_every < 1) throw Error("--log-every must be at least 1");
+  if (options_.dist) {
+    options_.rank = options_.dist->rank();
+    options_.world_size = options_.dist->world_size();
+  }
   geometry_.input = options_.input_size;
   geometry_.output = output_size(model_options_, options_.input_size);
   seed_everything(options_.seed);
@@ -64,6 +74,20 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   if (options_.channels_last) use_channels_last(*model_);
   optimizer_ = std::make_unique<torch::optim::Adam>(
       model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay));
+  if (options_.dist) {
+    reducer_ = std::make_unique<GradientReducer>(*options_.dist, model_->parameters());
+    synchronise_ranks();
+  }
+}
+
+void Trainer::synchronise_ranks() {
+  if (!reducer_) return;
+  auto parameters = model_->parameters();
+  {
+    at::NoGradGuard no_grad;
+    options_.dist->broadcast(parameters, 0);
+  }
+  if (options_.rank > 0) seed_everything(options_.seed * 7919 + static_cast<uint64_t>(options_.rank) * 104729 + static_cast<uint64_t>(step_));
 }
 
 LossTerms Trainer::step(const Batch& batch) {
@@ -74,16 +98,26 @@ LossTerms Trainer::step(const Batch& batch) {
   optimizer_->zero_grad(/*set_to_none=*/true);
   LossTerms terms = segmentation_loss(model_->forward(images), labels);
   terms.total.backward();
+  if (reducer_) reducer_->finish();
   optimizer_->step();
   ++step_;
   return terms;
 }
 
 Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
+  // Each rank evaluates every world_size-th image; the metric sums are then added up.
+  std::vector<Sample> mine;
+  for (size_t i = static_cast<size_t>(options_.rank); i < samples.size(); i += static_cast<size_t>(options_.world_size))
+    mine.push_back(samples[i]);
   Predictor predictor(model_, geometry_, options_.device, options_.batch_size, options_.channels_last);
-  const Metrics m = unet::evaluate(predictor, samples);
+  MetricAccumulator acc = accumulate(predictor, mine);
+  if (reducer_) {
+    at::Tensor state = acc.state().to(options_.device);
+    options_.dist->all_reduce_sum(state);
+    acc.set_state(state);
+  }
   model_->train();
-  return m;
+  return acc.result();
 }
 
 void Trainer::save() {
@@ -100,7 +134,7 @@ void prepare_model_dir(const TrainOptions& options) {
   if (options.model_dir.empty()) return;
   ensure_writable_directory(options.model_dir, "model");
   const std::string ckpt = checkpoint_path(options.model_dir);
-  if (fs::exists(ckpt) && !options.resume && !options.overwrite)
+  if (options.rank == 0 && fs::exists(ckpt) && !options.resume && !options.overwrite)
     fail_file(ckpt, "a checkpoint is already there; pass --resume to continue it or --overwrite to start over");
 }
 
@@ -117,9 +151,18 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
     step_ = info.step;
     model_->to(options_.device);
     if (options_.channels_last) use_channels_last(*model_);
+    synchronise_ranks();
     log.message("resuming from " + ckpt + " at step " + std::to_string(step_));
   } else if (options_.resume) {
     log.message("no checkpoint in " + options_.model_dir + "; starting at step 0");
+  }
+  if (reducer_) {
+    options_.dist->require_same("configuration", to_json(model_options_) + options_.fingerprint());
+    double pixel_sum = 0.0;
+    for (const auto& s : train) pixel_sum += s.image.sum().item<double>() + (s.mask.defined() ? s.mask.sum().item<double>() : 0.0);
+    char data[64];
+    std::snprintf(data, sizeof(data), "%zu:%.6e", train.size(), pixel_sum);
+    options_.dist->require_same("training data", data);
   }
   log.record(nlohmann::json{{"type", "config"}, {"model", nlohmann::json::parse(to_json(model_options_))},
                             {"train", nlohmann::json::parse(options_.to_json())}, {"start_step", step_}}
@@ -158,7 +201,12 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
       ++window_steps;
       if (step_ % options_.log_every == 0 || step_ == options_.max_steps) {
         const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-        const double ce = terms.cross_entropy.item<double>(), dice = terms.dice_loss.item<double>();
+        at::Tensor losses = at::stack({terms.cross_entropy.detach(), terms.dice_loss.detach()});
+        if (reducer_) {
+          options_.dist->all_reduce_sum(losses);
+          losses = losses / options_.world_size;
+        }
+        const double ce = losses[0].item<double>(), dice = losses[1].item<double>();
         result.last_loss = ce + dice;
         log.train_step(step_, ce, dice, window > 0 ? window_steps * options_.batch_size * options_.world_size / window : 0.0);
         window_start = std::chrono::steady_clock::now();
