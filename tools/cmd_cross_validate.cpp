@@ -40,8 +40,9 @@ void register_cross_validate(CLI::App& app) {
     const int rank = detect_environment().rank;
     const DataSet data = load_data(*o, o->classes);
     const UNetOptions model = model_options(*o, data.channels);
-    require_min_size(data.train, minimum_input_size(model), "use smaller --depth or a data set of larger images");
     TrainOptions base = train_options(*o, device);  // validates before any fold starts
+    if (base.input_mode == InputMode::kResize)
+      require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
     base.rank = rank;
     if (rank > 0) base.quiet = true;
     ensure_writable_directory(o->model_dir, "model");

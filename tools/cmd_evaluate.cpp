@@ -22,6 +22,7 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--model-dir,--model_dir", o->model_dir, "Directory with checkpoint.pt")->capture_default_str();
   cmd->add_option("--log-dir,--log_dir", o->log_dir, "Where eval_results.json goes (default: --model-dir)");
   cmd->add_option("--batch-size,--batch_size", o->batch_size, "Images per forward pass")->capture_default_str();
+  add_inference_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
   cmd->callback([o] {
     const c10::Device device = setup_runtime(*o);
@@ -41,7 +42,9 @@ void register_evaluate(CLI::App& app) {
     load_checkpoint(ckpt, model, nullptr, /*restore_rng=*/false);
     Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size,
                         channels_last(*o));
-    const Metrics m = evaluate(predictor, select(data.train, indices));
+    const auto samples = select(data.train, indices);
+    configure_inference(predictor, *o, info, samples);
+    const Metrics m = evaluate(predictor, samples);
     print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on fold " + o->fold, m);
     const std::string dir = o->log_dir.empty() ? o->model_dir : o->log_dir;
     ensure_writable_directory(dir, "log");

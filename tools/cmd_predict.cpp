@@ -24,6 +24,7 @@ void register_predict(CLI::App& app) {
   cmd->add_option("--output-dir", *output_dir, "Where predictions go (default: <model-dir>/predictions)");
   cmd->add_option("--batch-size,--batch_size", o->batch_size, "Images per forward pass")->capture_default_str();
   cmd->add_flag("--no-overlays", *no_overlays, "Skip the PNG overlays");
+  add_inference_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
   cmd->callback([o, input, output_dir, no_overlays] {
     const c10::Device device = setup_runtime(*o);
@@ -52,6 +53,7 @@ void register_predict(CLI::App& app) {
     load_checkpoint(ckpt, model, nullptr, /*restore_rng=*/false);
     Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size,
                         channels_last(*o));
+    configure_inference(predictor, *o, info, samples);
     const std::string out = output_dir->empty() ? (fs::path(o->model_dir) / "predictions").string() : *output_dir;
     const auto probabilities = predictor.predict(samples);
     const auto written = write_predictions(out, samples, probabilities, !*no_overlays);

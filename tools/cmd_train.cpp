@@ -27,7 +27,8 @@ void register_train(CLI::App& app) {
     const int rank = detect_environment().rank;
     train.rank = rank;
     if (rank > 0) train.quiet = true;
-    require_min_size(data.train, minimum_input_size(model), "use smaller --depth or a data set of larger images");
+    if (train.input_mode == InputMode::kResize)
+      require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
     const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
     prepare_model_dir(train);
     // Every local check is done: only now wait for the other ranks.

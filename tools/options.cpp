@@ -6,6 +6,7 @@
 #include "unet/synthetic.h"
 
 #include <torch/cuda.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -34,6 +35,48 @@ void add_model_options(CLI::App& app, Options& o) {
   app.add_option("--dropout", o.dropout, "Dropout probability on the bottleneck output")->capture_default_str();
   app.add_option("--input-size,--input_size", o.input_size, "Network input side, pixels (must be legal)")
       ->capture_default_str();
+  app.add_option("--input-mode", o.input_mode, "resize (the reference) or tile (native-resolution crops)")
+      ->capture_default_str();
+}
+
+void add_inference_options(CLI::App& app, Options& o) {
+  o.input_mode = "auto";
+  app.add_option("--input-mode", o.input_mode,
+                 "resize, tile (native resolution, overlapping tiles) or auto (tile when the model was trained on tiles "
+                 "or the image size differs from the training images')")
+      ->capture_default_str();
+  app.add_option("--tile-overlap", o.tile_overlap, "Minimum overlap of output tiles, pixels")->capture_default_str();
+  app.add_option("--blend", o.blend, "Blending of overlapping tiles: gaussian or uniform")->capture_default_str();
+  app.add_option("--tile-batch", o.tile_batch, "Tiles per forward pass (bounds memory)")->capture_default_str();
+  app.add_flag("--tta", o.tta, "Average over the 8 flips and 90-degree rotations");
+}
+
+void configure_inference(Predictor& predictor, const Options& o, const CheckpointInfo& info,
+                         const std::vector<Sample>& samples) {
+  const auto config = nlohmann::json::parse(info.train_config, nullptr, /*allow_exceptions=*/false);
+  const std::string trained = config.is_object() ? config.value("input_mode", std::string("resize")) : "resize";
+  InputMode mode = InputMode::kResize;
+  if (o.input_mode == "auto") {
+    bool other_size = false;
+    if (config.is_object() && config.contains("image_size") && config["image_size"].is_array()) {
+      const int64_t h = config["image_size"][0].get<int64_t>(), w = config["image_size"][1].get<int64_t>();
+      for (const auto& s : samples) other_size = other_size || s.image.size(1) != h || s.image.size(2) != w;
+    }
+    mode = trained == "tile" || other_size ? InputMode::kTile : InputMode::kResize;
+  } else {
+    mode = parse_input_mode(o.input_mode);
+  }
+  predictor.use_tta(o.tta);
+  if (mode == InputMode::kTile) {
+    if (o.tile_batch < 1) throw Error("--tile-batch must be at least 1");
+    TileOptions t;
+    t.input = info.input_size;
+    t.overlap = o.tile_overlap;
+    t.blend = parse_blend(o.blend);
+    t.batch = o.tile_batch;
+    t.tta = o.tta;
+    predictor.use_tiles(t);
+  }
 }
 
 void add_train_options(CLI::App& app, Options& o) {
@@ -153,6 +196,7 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.precision = parse_precision(o.precision);
   t.loader_threads = o.loader_threads;
   t.input_size = o.input_size;
+  t.input_mode = parse_input_mode(o.input_mode);
   t.channels_last = channels_last(o);
   t.quiet = o.quiet;
   if (t.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(t.batch_size) + ")");

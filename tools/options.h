@@ -4,7 +4,9 @@
 #include "unet/dataset.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
+#include "unet/checkpoint.h"
 #include "unet/dist.h"
+#include "unet/predictor.h"
 #include "unet/trainer.h"
 
 #include <CLI/CLI.hpp>
@@ -31,6 +33,11 @@ struct Options {
   int64_t up_kernel = 3;
   double dropout = 0.5;
   int64_t input_size = 572;
+  std::string input_mode = "resize";
+  int64_t tile_overlap = 0;
+  std::string blend = "gaussian";
+  int64_t tile_batch = 4;
+  bool tta = false;
   // Training
   std::string model_dir = "results";
   std::string log_dir;
@@ -82,6 +89,14 @@ DataSet load_data(const Options& o, int64_t classes);
 
 UNetOptions model_options(const Options& o, int64_t data_channels);
 TrainOptions train_options(const Options& o, const c10::Device& device);
+
+/// --input-mode, --tile-overlap, --blend, --tile-batch, --tta (evaluate, predict).
+void add_inference_options(CLI::App& app, Options& o);
+
+/// Configures `predictor` for a checkpoint: resize or tile mode (`auto`: tile when the model was
+/// trained on tiles or an image's size differs from the training images'), and TTA.
+void configure_inference(Predictor& predictor, const Options& o, const CheckpointInfo& info,
+                         const std::vector<Sample>& samples);
 
 /// Prints metrics as an aligned block on stdout.
 void print_metrics(const std::string& title, const Metrics& m);

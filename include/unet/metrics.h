@@ -39,6 +39,9 @@ class MetricAccumulator {
   void add_network_output(const at::Tensor& logits, const at::Tensor& labels);
   /// Original-size terms for probabilities [C, H, W] against the original mask [H, W].
   void add_original(const at::Tensor& probabilities, const at::Tensor& mask);
+  /// Soft Dice and cross-entropy from probabilities [C, H, W] (tile mode has no network-size
+  /// logits: these terms are then taken at the original size).
+  void add_probabilities(const at::Tensor& probabilities, const at::Tensor& mask);
   Metrics result() const;
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce

@@ -4,10 +4,12 @@
 #include "unet/dataset.h"
 #include "unet/model.h"
 #include "unet/preprocess.h"
+#include "unet/tiling.h"
 
 #include <c10/core/Device.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,7 +35,15 @@ class Predictor {
   /// Logits (float32, CPU) for preprocessed inputs [B, C, input, input].
   at::Tensor forward(const at::Tensor& inputs);
 
-  /// Preprocesses, predicts and resizes back every sample, calling `consume` once per batch.
+  /// Predict at native resolution with overlapping tiles (geometry's input side is the tile's)
+  /// instead of resizing.
+  void use_tiles(const TileOptions& options);
+
+  /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
+  void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
+
+  /// Preprocesses, predicts and resizes back every sample (or tiles it, see `use_tiles`), calling
+  /// `consume` once per batch; in tile mode each batch is one image and `logits` stays undefined.
   void run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume);
 
   /// Probabilities [classes, H, W] at each sample's original size.
@@ -47,6 +57,8 @@ class Predictor {
   c10::Device device_;
   int64_t batch_size_;
   bool channels_last_;
+  std::optional<TileOptions> tiles_;
+  bool tta_ = false;
 };
 
 /// Writes predictions into `dir`: `test-masks.tif` (multi-page uint8, 255 = class 1 = cell

@@ -8,9 +8,12 @@
 namespace unet {
 
 /// Network sides: input `input` x `input` in, `output` x `output` out (572 and 388 by default).
+/// In `tile` input mode the same sides are those of a training or prediction tile.
 struct Geometry {
   int64_t input = 572;
   int64_t output = 388;
+  /// Native-resolution tiles instead of resizing (see unet/tiling.h).
+  bool tile = false;
 };
 
 /// Image(s) [C, H, W] or [N, C, H, W] in [-1, 1] to the network input: resized (bilinear, half-pixel

@@ -9,6 +9,7 @@
 #include "unet/loss.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
+#include "unet/tiling.h"
 
 #include <c10/core/Device.h>
 #include <torch/optim/adam.h>
@@ -61,6 +62,8 @@ struct TrainOptions {
   int loader_threads = 2;
   /// Network input side (572 for the reference).
   int64_t input_size = 572;
+  /// `resize` (the reference) or `tile` (native-resolution random crops; evaluation by tiles).
+  InputMode input_mode = InputMode::kResize;
   /// Channels-last (NHWC) weights and activations: faster convolutions on CPUs and GPUs.
   bool channels_last = true;
   bool quiet = false;
@@ -115,6 +118,8 @@ class Trainer {
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::unique_ptr<GradientReducer> reducer_;
   int64_t step_ = 0;
+  /// Side of the training images (recorded in checkpoints: prediction compares against it).
+  int64_t image_height_ = 0, image_width_ = 0;
 
   /// Rank 0's weights to every rank; other ranks then draw their own dropout masks.
   void synchronise_ranks();

@@ -2,6 +2,7 @@
 #include "unet/loader.h"
 
 #include "unet/error.h"
+#include "unet/tiling.h"
 
 #include <ATen/ATen.h>
 
@@ -57,13 +58,17 @@ Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, i
   for (size_t slot = 0; slot < indices.size(); ++slot) {
     const Sample& s = samples[static_cast<size_t>(indices[slot])];
     at::Tensor image = s.image, mask = s.mask;
-    if (options.augment) {
-      std::mt19937_64 rng(mix(mix(options.seed ^ 0xA5A5A5A5ULL, static_cast<uint64_t>(step)),
-                              static_cast<uint64_t>(options.rank) * 1024 + slot));
-      augment_sample(image, mask, classes, options.augment_options, rng);
+    std::mt19937_64 rng(mix(mix(options.seed ^ 0xA5A5A5A5ULL, static_cast<uint64_t>(step)),
+                            static_cast<uint64_t>(options.rank) * 1024 + slot));
+    if (options.augment) augment_sample(image, mask, classes, options.augment_options, rng);
+    if (geometry.tile) {
+      auto [tile, window] = random_tile(image, mask, geometry.input, geometry.output, rng);
+      images.push_back(tile);
+      labels.push_back(window);
+    } else {
+      images.push_back(image_to_input(image, geometry));
+      labels.push_back(mask_to_output(mask, geometry, classes));
     }
-    images.push_back(image_to_input(image, geometry));
-    labels.push_back(mask_to_output(mask, geometry, classes));
   }
   Batch batch;
   batch.step = step;

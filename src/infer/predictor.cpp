@@ -33,8 +33,28 @@ at::Tensor Predictor::forward(const at::Tensor& inputs) {
   return model_->forward(x).to(at::kFloat).cpu().contiguous();
 }
 
+void Predictor::use_tiles(const TileOptions& options) {
+  tile_stride(model_->options(), options);  // validates the overlap
+  output_size(model_->options(), options.input);  // and the tile size
+  tiles_ = options;
+  tiles_->tta = tiles_->tta || tta_;
+  geometry_.input = options.input;
+  geometry_.output = output_size(model_->options(), options.input);
+  geometry_.tile = true;
+}
+
 void Predictor::run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume) {
   const int64_t classes = model_->options().classes();
+  if (tiles_) {
+    for (size_t i = 0; i < samples.size(); ++i) {
+      PredictedBatch out;
+      out.first = i;
+      out.probabilities.push_back(
+          predict_tiled([this](const at::Tensor& x) { return forward(x); }, model_->options(), samples[i].image, *tiles_));
+      consume(out);
+    }
+    return;
+  }
   for (size_t first = 0; first < samples.size(); first += static_cast<size_t>(batch_size_)) {
     const size_t n = std::min(samples.size() - first, static_cast<size_t>(batch_size_));
     const std::vector<Sample> chunk(samples.begin() + static_cast<std::ptrdiff_t>(first),
@@ -42,10 +62,22 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
     const Batch batch = make_eval_batch(chunk, geometry_, classes);
     PredictedBatch out;
     out.first = first;
-    out.logits = forward(batch.images);
+    at::Tensor probs;
+    if (tta_) {
+      for (int k = 0; k < 8; ++k) {
+        const at::Tensor p = dihedral(at::softmax(forward(dihedral(batch.images, k, false)), 1), k, true);
+        probs = probs.defined() ? probs + p : p;
+      }
+      c10::InferenceMode guard;
+      probs = probs / 8;
+      out.logits = probs.clamp_min(1e-12).log();  // log-probabilities: softmax gives probs back
+    } else {
+      out.logits = forward(batch.images);
+      c10::InferenceMode guard;
+      probs = at::softmax(out.logits, /*dim=*/1);
+    }
     out.labels = batch.labels;
     c10::InferenceMode guard;
-    const at::Tensor probs = at::softmax(out.logits, /*dim=*/1);
     for (size_t i = 0; i < n; ++i)
       out.probabilities.push_back(resize_maps(probs[static_cast<int64_t>(i)], chunk[i].image.size(1), chunk[i].image.size(2)));
     consume(out);

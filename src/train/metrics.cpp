@@ -31,6 +31,14 @@ void MetricAccumulator::add_network_output(const at::Tensor& logits, const at::T
   network_images_ += x.size(0);
 }
 
+void MetricAccumulator::add_probabilities(const at::Tensor& probabilities, const at::Tensor& mask) {
+  const at::Tensor p = probabilities.to(at::kFloat).cpu().unsqueeze(0);
+  const at::Tensor target = one_hot_maps(mask.cpu().unsqueeze(0), p.size(1));
+  cross_entropy_sum_ += (-(target * p.clamp_min(1e-12).log()).sum(1).mean()).item<double>();
+  soft_dice_sum_ += soft_dice(p, target).mean().item<double>();
+  ++network_images_;
+}
+
 void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::Tensor& mask) {
   const at::Tensor predicted = maps_to_classes(probabilities.to(at::kFloat).cpu());
   const at::Tensor truth = mask.cpu();
@@ -83,9 +91,12 @@ Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples) { ret
 MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples) {
   MetricAccumulator acc;
   predictor.run(samples, [&](const PredictedBatch& batch) {
-    acc.add_network_output(batch.logits, batch.labels);
-    for (size_t i = 0; i < batch.probabilities.size(); ++i)
-      acc.add_original(batch.probabilities[i], samples[batch.first + i].mask);
+    if (batch.logits.defined()) acc.add_network_output(batch.logits, batch.labels);
+    for (size_t i = 0; i < batch.probabilities.size(); ++i) {
+      const at::Tensor& mask = samples[batch.first + i].mask;
+      if (!batch.logits.defined()) acc.add_probabilities(batch.probabilities[i], mask);
+      acc.add_original(batch.probabilities[i], mask);
+    }
   });
   return acc;
 }

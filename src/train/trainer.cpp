@@ -42,6 +42,7 @@ std::string TrainOptions::to_json() const {
                       {"weight_decay", weight_decay}, {"max_steps", max_steps},
                       {"seed", seed},               {"augment", augment},
                       {"elastic", augment_options.elastic}, {"precision", unet::to_string(precision)},
+                      {"input_mode", unet::to_string(input_mode)},
                       {"input_size", input_size},   {"world_size", world_size},
                       {"device", device.str()}, {"channels_last", channels_last}};
   return j.dump();
@@ -68,6 +69,7 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   }
   geometry_.input = options_.input_size;
   geometry_.output = output_size(model_options_, options_.input_size);
+  geometry_.tile = options_.input_mode == InputMode::kTile;
   seed_everything(options_.seed);
   model_ = UNet(model_options_);
   model_->to(options_.device);
@@ -110,6 +112,12 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
   for (size_t i = static_cast<size_t>(options_.rank); i < samples.size(); i += static_cast<size_t>(options_.world_size))
     mine.push_back(samples[i]);
   Predictor predictor(model_, geometry_, options_.device, options_.batch_size, options_.channels_last);
+  if (geometry_.tile) {
+    TileOptions tiles;
+    tiles.input = options_.input_size;
+    tiles.batch = options_.batch_size;
+    predictor.use_tiles(tiles);
+  }
   MetricAccumulator acc = accumulate(predictor, mine);
   if (reducer_) {
     at::Tensor state = acc.state().to(options_.device);
@@ -126,7 +134,9 @@ void Trainer::save() {
   info.model = model_options_;
   info.input_size = options_.input_size;
   info.step = step_;
-  info.train_config = options_.to_json();
+  auto config = nlohmann::json::parse(options_.to_json());
+  config["image_size"] = {image_height_, image_width_};
+  info.train_config = config.dump();
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
 }
 
@@ -140,6 +150,8 @@ void prepare_model_dir(const TrainOptions& options) {
 
 TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sample>& eval) {
   if (train.empty()) throw Error("no training images");
+  image_height_ = train.front().image.size(1);
+  image_width_ = train.front().image.size(2);
   prepare_model_dir(options_);
   const std::string ckpt = options_.model_dir.empty() ? "" : checkpoint_path(options_.model_dir);
   RunLogger log(options_.log_dir, options_.rank == 0, options_.max_steps, options_.quiet);

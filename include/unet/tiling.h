@@ -1,0 +1,67 @@
+// Overlap-tile prediction at native resolution (the U-Net paper's strategy) and tile crops for training.
+#pragma once
+
+#include "unet/model.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+/// How images meet the network: `kResize` (the reference: resize to the output size, pad) or
+/// `kTile` (native resolution: mirror-padded tiles whose outputs cover the image).
+enum class InputMode { kResize, kTile };
+InputMode parse_input_mode(const std::string& text);
+std::string to_string(InputMode mode);
+
+enum class Blend { kUniform, kGaussian };
+Blend parse_blend(const std::string& text);
+
+struct TileOptions {
+  /// Network input side of a tile (must be legal); its output side follows.
+  int64_t input = 572;
+  /// Minimum overlap of neighbouring output tiles, pixels. The stride is then rounded down to a
+  /// multiple of 2^depth, the shift under which a valid U-Net is exactly translation-equivariant,
+  /// so that tiles agree where they overlap.
+  int64_t overlap = 0;
+  Blend blend = Blend::kGaussian;
+  /// Tiles per forward pass: memory is bounded by this, not by the image.
+  int64_t batch = 4;
+  /// Average over the 8 flips and 90-degree rotations of every tile.
+  bool tta = false;
+};
+
+/// Transform k (0-7) of the 8 flips and 90-degree rotations of square maps [..., S, S], or its
+/// inverse: dihedral(dihedral(x, k, false), k, true) == x.
+at::Tensor dihedral(const at::Tensor& x, int k, bool inverse);
+
+/// Index map of a mirrored axis: position p in [-before, size + after) -> an index in [0, size),
+/// reflecting at the borders without repeating the edge pixel (any size, 1 included).
+at::Tensor mirror_indices(int64_t size, int64_t start, int64_t length);
+
+/// The output-tile origins along an axis of `size` pixels for output tiles of side `output` and
+/// stride `stride` (the last tile is pulled back to end at the border).
+std::vector<int64_t> tile_origins(int64_t size, int64_t output, int64_t stride);
+
+/// The stride that `options` gives for a model: output side minus overlap, rounded down to a
+/// multiple of 2^depth (at least 2^depth).
+int64_t tile_stride(const UNetOptions& model, const TileOptions& options);
+
+/// Runs `forward` (a batch [B, C, input, input] -> logits [B, classes, output, output]) over
+/// mirror-padded tiles of `image` [C, H, W] and blends their softmax probabilities into
+/// [classes, H, W] float32. Memory beyond the image and the result: one batch of tiles.
+at::Tensor predict_tiled(const std::function<at::Tensor(const at::Tensor&)>& forward, const UNetOptions& model,
+                         const at::Tensor& image, const TileOptions& options);
+
+/// A random training crop at native resolution: input [C, input, input] around a random output
+/// window [output, output] of the image, mirror-padded where it leaves the image, and that
+/// window of the mask.
+std::pair<at::Tensor, at::Tensor> random_tile(const at::Tensor& image, const at::Tensor& mask, int64_t input,
+                                              int64_t output, std::mt19937_64& rng);
+
+}  // namespace unet

@@ -1,0 +1,132 @@
+// Tests of overlap-tile prediction: mirroring, tile placement, equality with one whole-image pass.
+#include "test_support.h"
+
+#include "unet/error.h"
+#include "unet/predictor.h"
+#include "unet/tiling.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+using namespace unet;
+
+TEST(Tiling, MirrorIndicesReflectWithoutRepeatingTheEdge) {
+  EXPECT_TRUE(at::equal(mirror_indices(5, -2, 9), at::tensor({2, 1, 0, 1, 2, 3, 4, 3, 2}, at::kLong)));
+  EXPECT_TRUE(at::equal(mirror_indices(1, -3, 4), at::zeros({4}, at::kLong)));
+  EXPECT_TRUE(at::equal(mirror_indices(2, -3, 6), at::tensor({1, 0, 1, 0, 1, 0}, at::kLong)));
+}
+
+TEST(Tiling, OriginsCoverTheImage) {
+  EXPECT_EQ(tile_origins(1000, 388, 384), (std::vector<int64_t>{0, 384, 612}));
+  EXPECT_EQ(tile_origins(388, 388, 384), (std::vector<int64_t>{0}));
+  EXPECT_EQ(tile_origins(10, 388, 384), (std::vector<int64_t>{0}));
+  // The stride is rounded down to a multiple of 2^depth.
+  TileOptions t;
+  t.overlap = 10;
+  EXPECT_EQ(tile_stride(UNetOptions(), t), 368);
+  t.overlap = 400;
+  EXPECT_THROW(tile_stride(UNetOptions(), t), Error);
+}
+
+TEST(Tiling, TilesEqualOneWholeImagePass) {
+  at::manual_seed(2);
+  // The paper's 2x2 up-convolution keeps the network exactly shift-equivariant (by 2^depth);
+  // the reference's padded 3x3 one does not at tile edges (see the next test).
+  UNet net(UNetOptions().depth(2).filters(4).up_kernel(2));
+  net->eval();
+  c10::InferenceMode guard;
+  // Tiles of 60 -> 20 with stride 16 at 0, 16, 32, 48 cover 68 pixels exactly; the whole image
+  // mirror-padded by the 20-pixel margin is 108, a legal size whose output is 68.
+  const at::Tensor image = at::rand({1, 68, 68}) * 2 - 1;
+  TileOptions t;
+  t.input = 60;
+  t.overlap = 4;
+  t.batch = 3;
+  auto forward = [&](const at::Tensor& x) { return net->forward(x); };
+  const at::Tensor idx = mirror_indices(68, -20, 108);
+  const at::Tensor padded = image.index_select(1, idx).index_select(2, idx).unsqueeze(0);
+  const at::Tensor whole = at::softmax(net->forward(padded), 1)[0];
+  ASSERT_EQ(whole.sizes(), (std::vector<int64_t>{2, 68, 68}));
+  for (Blend blend : {Blend::kUniform, Blend::kGaussian}) {
+    t.blend = blend;
+    const at::Tensor tiled = predict_tiled(forward, net->options(), image, t);
+    EXPECT_LT((tiled - whole).abs().max().item<float>(), 1e-5);
+  }
+}
+
+TEST(Tiling, ReferenceUpSamplingStaysCloseToOneWholeImagePass) {
+  at::manual_seed(2);
+  UNet net(UNetOptions().depth(2).filters(4));  // 3x3 stride-2 transposed convolution, 'same' padding
+  net->eval();
+  c10::InferenceMode guard;
+  const at::Tensor image = at::rand({1, 68, 68}) * 2 - 1;
+  TileOptions t;
+  t.input = 60;
+  t.overlap = 4;
+  const at::Tensor tiled = predict_tiled([&](const at::Tensor& x) { return net->forward(x); }, net->options(), image, t);
+  const at::Tensor idx = mirror_indices(68, -20, 108);
+  const at::Tensor whole = at::softmax(net->forward(image.index_select(1, idx).index_select(2, idx).unsqueeze(0)), 1)[0];
+  // The last row and column of each up-sampled map miss the contribution of the pixel beyond
+  // the tile, so tiles differ slightly from the whole pass near their far edges; the Gaussian
+  // blend gives those edges little weight.
+  const float difference = (tiled - whole).abs().max().item<float>();
+  EXPECT_GT(difference, 0.0f);
+  EXPECT_LT(difference, 1e-3f);
+}
+
+TEST(Tiling, AnySizeFromOnePixelUpAndNonSquare) {
+  UNet net(UNetOptions().depth(2).filters(4));
+  net->eval();
+  c10::InferenceMode guard;
+  TileOptions t;
+  t.input = 60;
+  auto forward = [&](const at::Tensor& x) { return net->forward(x); };
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {7, 300}, {45, 21}}) {
+    const at::Tensor p = predict_tiled(forward, net->options(), at::rand({1, h, w}), t);
+    EXPECT_EQ(p.sizes(), (std::vector<int64_t>{2, h, w}));
+    EXPECT_TRUE(at::allclose(p.sum(0), at::ones({h, w}), 1e-5, 1e-5));
+  }
+  EXPECT_THROW(predict_tiled(forward, net->options(), at::rand({1, 0, 5}), t), Error);
+}
+
+TEST(Tiling, DihedralTransformsInvert) {
+  const at::Tensor x = at::rand({2, 3, 5, 5});
+  std::vector<at::Tensor> seen;
+  for (int k = 0; k < 8; ++k) {
+    const at::Tensor y = dihedral(x, k, false);
+    EXPECT_TRUE(at::equal(dihedral(y, k, true), x)) << k;
+    for (const auto& s : seen) EXPECT_FALSE(at::equal(s, y)) << "transform " << k << " repeats";
+    seen.push_back(y);
+  }
+}
+
+TEST(Tiling, TtaAveragesTheEightViews) {
+  at::manual_seed(5);
+  UNet net(UNetOptions().depth(2).filters(4));
+  net->eval();
+  c10::InferenceMode guard;
+  TileOptions t;
+  t.input = 60;
+  auto forward = [&](const at::Tensor& x) { return net->forward(x); };
+  const at::Tensor image = at::rand({1, 20, 20});
+  at::Tensor expected = at::zeros({2, 20, 20});
+  for (int k = 0; k < 8; ++k) {
+    // Transforming a square image transforms its prediction: predict each view, map it back.
+    expected += dihedral(predict_tiled(forward, net->options(), dihedral(image, k, false), t), k, true);
+  }
+  t.tta = true;
+  EXPECT_TRUE(at::allclose(predict_tiled(forward, net->options(), image, t), expected / 8, 1e-4, 1e-5));
+}
+
+TEST(Tiling, RandomTrainingTileKeepsImageAndLabelsAligned) {
+  const at::Tensor image = at::rand({1, 50, 70}) * 2 - 1;
+  const at::Tensor mask = (image[0] > 0).to(at::kLong);
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 10; ++i) {
+    const auto [tile, labels] = random_tile(image, mask, 60, 20, rng);
+    EXPECT_EQ(tile.sizes(), (std::vector<int64_t>{1, 60, 60}));
+    EXPECT_EQ(labels.sizes(), (std::vector<int64_t>{20, 20}));
+    // The labels are those of the tile's centre window (the network's output region).
+    EXPECT_TRUE(at::equal((tile[0].narrow(0, 20, 20).narrow(1, 20, 20) > 0).to(at::kLong), labels));
+  }
+}
