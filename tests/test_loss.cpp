@@ -1,6 +1,7 @@
 // Tests of the loss and metrics against hand-computed values, and a finite-difference gradient check.
 #include "test_support.h"
 
+#include "unet/isbi_metrics.h"
 #include "unet/loss.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
@@ -123,4 +124,49 @@ TEST(Loss, Fp32LossMatchesADoubleComputation) {
   const LossTerms t = segmentation_loss(logits.to(at::kFloat), labels);
   EXPECT_NEAR(t.cross_entropy.item<double>(), ce, 1e-5);
   EXPECT_NEAR(t.dice_loss.item<double>(), dice, 1e-5);
+}
+
+TEST(IsbiMetrics, ConnectedComponentsAreFourConnected) {
+  const at::Tensor f = at::tensor({1, 1, 0, 1,  //
+                                   0, 0, 0, 1,  //
+                                   1, 0, 1, 0},
+                                  at::kLong)
+                           .view({3, 4})
+                           .to(at::kBool);
+  const at::Tensor labels = connected_components(f);
+  EXPECT_EQ(labels.max().item<int64_t>(), 4);  // the diagonal neighbours at (2,2)/(1,3) are separate
+  EXPECT_EQ(labels[0][0].item<int64_t>(), labels[0][1].item<int64_t>());
+  EXPECT_EQ(labels[0][3].item<int64_t>(), labels[1][3].item<int64_t>());
+  EXPECT_EQ(labels[0][2].item<int64_t>(), 0);
+}
+
+TEST(IsbiMetrics, RandAndInformationScoresByHand) {
+  const at::Tensor truth = at::tensor({1, 1, 2, 2}, at::kLong).view({1, 4});
+  // Perfect (labels may differ by name): both 1.
+  SegmentationScores s = segmentation_scores(truth, at::tensor({7, 7, 3, 3}, at::kLong).view({1, 4}));
+  EXPECT_NEAR(s.v_rand, 1.0, 1e-12);
+  EXPECT_NEAR(s.v_info, 1.0, 1e-12);
+  // Merge of two halves: sum p^2 = 1/2, sum s^2 = 1/2, sum t^2 = 1 -> 0.5 / 0.75; I(S;T) = 0.
+  s = segmentation_scores(truth, at::ones({1, 4}, at::kLong));
+  EXPECT_NEAR(s.v_rand, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(s.v_info, 0.0, 1e-12);
+  // Split of one segment into two: symmetric, the same scores.
+  s = segmentation_scores(at::ones({1, 4}, at::kLong), truth);
+  EXPECT_NEAR(s.v_rand, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(s.v_info, 0.0, 1e-12);
+  // True boundary pixels are ignored; predicted boundary inside a segment is a singleton each:
+  // truth {1,1,1,1}, proposal {5,5,0,0} -> segments sizes 2,1,1: sum t^2 = (4+1+1)/16, sum p^2 the same,
+  // sum s^2 = 1 -> (6/16) / (0.5 + 3/16) = 6/11.
+  s = segmentation_scores(at::tensor({1, 1, 1, 1, 0}, at::kLong).view({1, 5}),
+                          at::tensor({5, 5, 0, 0, 9}, at::kLong).view({1, 5}));
+  EXPECT_NEAR(s.v_rand, 6.0 / 11.0, 1e-12);
+  // Information: H(S) = 0, H(T) = 1.5 ln 2, I = 0 -> 0.
+  EXPECT_NEAR(s.v_info, 0.0, 1e-12);
+  // A 2x2 contingency by hand: truth {1,1,1,2}, proposal {1,1,2,2}.
+  s = segmentation_scores(at::tensor({1, 1, 1, 2}, at::kLong).view({2, 2}), at::tensor({1, 1, 2, 2}, at::kLong).view({2, 2}));
+  // p = [[1/2, 1/4], [0, 1/4]]: sum p^2 = 6/16; s = (3/4, 1/4): 10/16; t = (1/2, 1/2): 8/16.
+  EXPECT_NEAR(s.v_rand, (6.0 / 16) / (0.5 * 10.0 / 16 + 0.5 * 8.0 / 16), 1e-12);
+  const double hs = -(0.75 * std::log(0.75) + 0.25 * std::log(0.25)), ht = std::log(2.0);
+  const double mi = 0.5 * std::log(0.5 / (0.75 * 0.5)) + 0.25 * std::log(0.25 / (0.75 * 0.5)) + 0.25 * std::log(0.25 / (0.25 * 0.5));
+  EXPECT_NEAR(s.v_info, mi / (0.5 * hs + 0.5 * ht), 1e-12);
 }

@@ -26,6 +26,15 @@ struct Metrics {
   double membrane_dice = 0.0;
   double membrane_iou = 0.0;
   double pixel_error = 0.0;
+  /// The ISBI 2012 challenge's scores (unet/isbi_metrics.h) of the connected components of
+  /// the thresholded non-membrane probability, averaged over images: at threshold 0.5, and the
+  /// best over thresholds 0.1..0.9 with the threshold that gave it.
+  double v_rand = 0.0;
+  double v_info = 0.0;
+  double v_rand_best = 0.0;
+  double v_rand_threshold = 0.5;
+  double v_info_best = 0.0;
+  double v_info_threshold = 0.5;
   int64_t images = 0;
 
   /// The metrics as a JSON object text (keys as in the log files).
@@ -45,7 +54,7 @@ class MetricAccumulator {
   Metrics result() const;
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce
-  /// the tensor, then `set_state`): float64 [10].
+  /// the tensor, then `set_state`): float64 [28].
   at::Tensor state() const;
   void set_state(const at::Tensor& state);
 
@@ -56,6 +65,7 @@ class MetricAccumulator {
   double true_positive_ = 0.0, false_positive_ = 0.0, false_negative_ = 0.0;
   double wrong_ = 0.0, pixels_ = 0.0;
   int64_t original_images_ = 0;
+  std::vector<double> v_rand_sums_ = std::vector<double>(9, 0.0), v_info_sums_ = std::vector<double>(9, 0.0);
 };
 
 /// Runs `predictor` over labelled `samples` and accumulates every metric.

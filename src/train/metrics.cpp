@@ -2,6 +2,7 @@
 #include "unet/metrics.h"
 
 #include "unet/dataset.h"
+#include "unet/isbi_metrics.h"
 #include "unet/loss.h"
 #include "unet/predictor.h"
 #include "unet/preprocess.h"
@@ -16,7 +17,10 @@ namespace unet {
 std::string Metrics::to_json() const {
   return nlohmann::json{{"dice_score", dice_score},       {"cross_entropy", cross_entropy},
                         {"membrane_dice", membrane_dice}, {"membrane_iou", membrane_iou},
-                        {"pixel_error", pixel_error},     {"images", images}}
+                        {"pixel_error", pixel_error},     {"v_rand", v_rand},
+                        {"v_info", v_info},               {"v_rand_best", v_rand_best},
+                        {"v_rand_threshold", v_rand_threshold}, {"v_info_best", v_info_best},
+                        {"v_info_threshold", v_info_threshold}, {"images", images}}
       .dump();
 }
 
@@ -49,6 +53,14 @@ void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::
   wrong_ += (predicted != truth).sum().item<double>();
   pixels_ += static_cast<double>(truth.numel());
   ++original_images_;
+  const at::Tensor truth_segments = connected_components(truth != kMembraneClass);
+  const at::Tensor non_membrane = 1.0 - probabilities[kMembraneClass].to(at::kFloat).cpu();
+  const auto thresholds = score_thresholds();
+  for (size_t k = 0; k < thresholds.size(); ++k) {
+    const SegmentationScores s = segmentation_scores(truth_segments, connected_components(non_membrane >= thresholds[k]));
+    v_rand_sums_[k] += s.v_rand;
+    v_info_sums_[k] += s.v_info;
+  }
 }
 
 Metrics MetricAccumulator::result() const {
@@ -62,14 +74,29 @@ Metrics MetricAccumulator::result() const {
   m.membrane_dice = (2 * tp + fp + fn) > 0 ? 2 * tp / (2 * tp + fp + fn) : 1.0;
   m.membrane_iou = (tp + fp + fn) > 0 ? tp / (tp + fp + fn) : 1.0;
   m.pixel_error = pixels_ > 0 ? wrong_ / pixels_ : 0.0;
+  if (original_images_ > 0) {
+    const auto thresholds = score_thresholds();
+    const double n = static_cast<double>(original_images_);
+    m.v_rand_best = m.v_info_best = -1.0;
+    for (size_t k = 0; k < thresholds.size(); ++k) {
+      if (std::abs(thresholds[k] - 0.5) < 1e-9) {
+        m.v_rand = v_rand_sums_[k] / n;
+        m.v_info = v_info_sums_[k] / n;
+      }
+      if (v_rand_sums_[k] / n > m.v_rand_best) m.v_rand_best = v_rand_sums_[k] / n, m.v_rand_threshold = thresholds[k];
+      if (v_info_sums_[k] / n > m.v_info_best) m.v_info_best = v_info_sums_[k] / n, m.v_info_threshold = thresholds[k];
+    }
+  }
   m.images = std::max(network_images_, original_images_);
   return m;
 }
 
 at::Tensor MetricAccumulator::state() const {
-  return at::tensor({soft_dice_sum_, cross_entropy_sum_, static_cast<double>(network_images_), true_positive_,
-                     false_positive_, false_negative_, wrong_, pixels_, static_cast<double>(original_images_), 0.0},
-                    at::kDouble);
+  std::vector<double> v = {soft_dice_sum_, cross_entropy_sum_, static_cast<double>(network_images_), true_positive_,
+                           false_positive_, false_negative_, wrong_, pixels_, static_cast<double>(original_images_), 0.0};
+  v.insert(v.end(), v_rand_sums_.begin(), v_rand_sums_.end());
+  v.insert(v.end(), v_info_sums_.begin(), v_info_sums_.end());
+  return at::tensor(v, at::kDouble);
 }
 
 void MetricAccumulator::set_state(const at::Tensor& state) {
@@ -84,6 +111,8 @@ void MetricAccumulator::set_state(const at::Tensor& state) {
   wrong_ = v[6];
   pixels_ = v[7];
   original_images_ = static_cast<int64_t>(std::llround(v[8]));
+  v_rand_sums_.assign(v + 10, v + 19);
+  v_info_sums_.assign(v + 19, v + 28);
 }
 
 Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples) { return accumulate(predictor, samples).result(); }
