@@ -44,11 +44,12 @@ else
     "$venv/bin/python" -m pip install -q "torch==$torch_version"
   fi
   torch_prefix=$("$venv/bin/python" -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  test_python=$(cd "$venv/bin" && pwd)/python
 fi
 
 # 3. Build.
 mkdir -p "$build"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" >"$build/configure.log" 2>&1 ||
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" -DUNET_TEST_PYTHON="${test_python:-}" >"$build/configure.log" 2>&1 ||
   { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" -j "$(nproc)"
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   unet::cli::register_benchmark(app);
   unet::cli::register_cross_validate(app);
   unet::cli::register_demo(app);
+  unet::cli::register_export(app);
   unet::cli::register_launch(app);
   unet::cli::register_dist_info(app);
   try {
