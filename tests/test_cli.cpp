@@ -175,3 +175,31 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   EXPECT_EQ(read_file(checkpoint_path(model)), checkpoint);
   EXPECT_EQ(read_file(model + "/predictions/test-masks.tif"), predictions);
 }
+
+TEST(Cli, RgbImagesWithThreeClassesEndToEnd) {
+  TempDir dir;
+  for (const std::string sub : {"images", "masks", "test"}) fs::create_directories(dir.file("data/" + sub));
+  for (int i = 0; i < 6; ++i) {
+    const at::Tensor mask = at::randint(0, 3, {1, 48, 40}, at::kByte);
+    // Each class has its own colour, plus noise: learnable, and the channels matter.
+    at::Tensor rgb = at::stack({(mask[0] == 0), (mask[0] == 1), (mask[0] == 2)}).to(at::kByte) * 180 +
+                     at::randint(0, 60, {3, 48, 40}, at::kByte);
+    write_png(dir.file("data/images/s" + std::to_string(i) + ".png"), rgb);
+    write_png(dir.file("data/masks/s" + std::to_string(i) + ".png"), mask);
+    if (i < 2) write_png(dir.file("data/test/t" + std::to_string(i) + ".png"), rgb);
+  }
+  const std::string model = dir.file("model");
+  auto r = run_unet("train --data-dir " + dir.file("data") + " --classes 3 --depth 2 --filters 4 --input-mode tile "
+                    "--input-size 60 --batch-size 2 --max-steps 3 --quiet --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_checkpoint_info(checkpoint_path(model)).model.in_channels(), 3);
+  r = run_unet("predict --data-dir " + dir.file("data") + " --model-dir " + model + " --tta");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto masks = read_tiff(model + "/predictions/test-masks.tif");
+  ASSERT_EQ(masks.size(), 2u);
+  EXPECT_EQ(masks[0].pixels.sizes(), (std::vector<int64_t>{1, 48, 40}));
+  EXPECT_LE(masks[0].pixels.max().item<int>(), 2);  // class indices, not 0/255
+  // A grayscale image for an RGB model is one clear error.
+  write_png(dir.file("gray.png"), at::zeros({1, 20, 20}, at::kByte));
+  expect_clear_error("predict --input " + dir.file("gray.png") + " --model-dir " + model, "the model expects 3");
+}

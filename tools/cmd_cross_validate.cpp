@@ -57,7 +57,7 @@ void register_cross_validate(CLI::App& app) {
     base.dist = setup_distributed(*o, device);
     base.device = device;
     nlohmann::json folds = nlohmann::json::array();
-    std::vector<double> dice, membrane, error, seconds;
+    std::vector<double> dice, membrane, error, v_rand, v_info, seconds;
     for (int fold = 0; fold < fold_count(); ++fold) {
       const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
       const TrainOptions t = fold_options(fold);
@@ -68,9 +68,12 @@ void register_cross_validate(CLI::App& app) {
       dice.push_back(r.metrics.dice_score);
       membrane.push_back(r.metrics.membrane_dice);
       error.push_back(r.metrics.pixel_error);
+      v_rand.push_back(r.metrics.v_rand);
+      v_info.push_back(r.metrics.v_info);
       seconds.push_back(r.seconds);
-      std::printf("fold %d: dice_score %.4f  membrane dice %.4f  pixel error %.4f  (%s)\n", fold, r.metrics.dice_score,
-                  r.metrics.membrane_dice, r.metrics.pixel_error, format_duration(r.seconds).c_str());
+      std::printf("fold %d: dice_score %.4f  membrane dice %.4f  pixel error %.4f  V_Rand %.4f  V_Info %.4f  (%s)\n", fold,
+                  r.metrics.dice_score, r.metrics.membrane_dice, r.metrics.pixel_error, r.metrics.v_rand, r.metrics.v_info,
+                  format_duration(r.seconds).c_str());
       std::fflush(stdout);
       auto j = nlohmann::json::parse(r.metrics.to_json());
       j["fold"] = fold;
@@ -82,12 +85,17 @@ void register_cross_validate(CLI::App& app) {
     const auto [dm, ds] = mean_std(dice);
     const auto [mm, ms] = mean_std(membrane);
     const auto [em, es] = mean_std(error);
+    const auto [rm, rs] = mean_std(v_rand);
+    const auto [im, is] = mean_std(v_info);
     std::printf("mean +- std over %d folds: dice_score %.4f +- %.4f  membrane dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
                 fold_count(), dm, ds, mm, ms, em, es);
+    std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (threshold 0.5)\n", rm, rs, im, is);
     const nlohmann::json summary = {{"folds", folds},
                                     {"dice_score_mean", dm}, {"dice_score_std", ds},
                                     {"membrane_dice_mean", mm}, {"membrane_dice_std", ms},
                                     {"pixel_error_mean", em}, {"pixel_error_std", es},
+                                    {"v_rand_mean", rm}, {"v_rand_std", rs},
+                                    {"v_info_mean", im}, {"v_info_std", is},
                                     {"model", nlohmann::json::parse(to_json(model))},
                                     {"train", nlohmann::json::parse(base.to_json())}};
     const std::string out = (std::filesystem::path(o->model_dir) / "cv_results.json").string();
