@@ -80,19 +80,16 @@ void register_benchmark(CLI::App& app) {
     DataSet data;
     if (!*synthetic) data = load_data(*o, o->classes);
     const UNetOptions model = model_options(*o, *synthetic ? 1 : data.channels);
-    const Geometry geometry{o->input_size, output_size(model, o->input_size)};
+    const Geometry geometry{o->input_size, output_size(model, o->input_size),
+                            parse_input_mode(o->input_mode) == InputMode::kTile};
     std::vector<Sample> train;
     if (!*synthetic) train = select(data.train, fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed).train);
 
     LatencyStats stats;
     if (*mode == "loader") {
       if (*synthetic) throw Error("--exec-mode loader measures the data pipeline; drop --synthetic");
-      LoaderOptions lo;
-      lo.batch_size = o->batch_size;
-      lo.seed = o->seed;
-      lo.augment = o->augment;
-      lo.threads = o->loader_threads;
-      BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), lo);
+      TrainOptions t = train_options(*o, c10::Device(c10::kCPU));
+      BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), t.loader_options());
       stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, c10::Device(c10::kCPU), [&] { loader.next(); }),
                                   o->batch_size);
     } else if (*mode == "train") {
@@ -108,15 +105,7 @@ void register_benchmark(CLI::App& app) {
         batch.labels = at::randint(model.classes(), {o->batch_size, geometry.output, geometry.output}, at::kLong).to(device);
         stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { trainer.step(batch); }), o->batch_size);
       } else {
-        LoaderOptions lo;
-        lo.batch_size = o->batch_size;
-        lo.seed = o->seed;
-        lo.augment = o->augment;
-        lo.threads = o->loader_threads;
-        lo.pin_memory = device.is_cuda();
-        lo.rank = env.rank;
-        lo.world_size = env.world_size;
-        BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), lo);
+        BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), t.loader_options());
         stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { trainer.step(loader.next()); }),
                                     o->batch_size);
       }

@@ -71,6 +71,8 @@ struct TrainOptions {
   std::string to_json() const;
   /// What must agree across the ranks of a data-parallel run (to_json without per-rank fields).
   std::string fingerprint() const;
+  /// The batch loader's options for this run, starting at `start_step`.
+  LoaderOptions loader_options(int64_t start_step = 0) const;
 };
 
 struct TrainResult {

@@ -54,6 +54,20 @@ std::string TrainOptions::fingerprint() const {
   return j.dump();
 }
 
+LoaderOptions TrainOptions::loader_options(int64_t start_step) const {
+  LoaderOptions l;
+  l.batch_size = batch_size;
+  l.seed = seed;
+  l.augment = augment;
+  l.augment_options = augment_options;
+  l.threads = loader_threads;
+  l.pin_memory = device.is_cuda();
+  l.start_step = start_step;
+  l.rank = dist ? dist->rank() : rank;
+  l.world_size = dist ? dist->world_size() : world_size;
+  return l;
+}
+
 Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
     : model_options_(model_options), options_(options) {
   model_options_.validate();
@@ -180,16 +194,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
                             {"train", nlohmann::json::parse(options_.to_json())}, {"start_step", step_}}
                  .dump());
 
-  LoaderOptions loader_options;
-  loader_options.batch_size = options_.batch_size;
-  loader_options.seed = options_.seed;
-  loader_options.augment = options_.augment;
-  loader_options.augment_options = options_.augment_options;
-  loader_options.threads = options_.loader_threads;
-  loader_options.pin_memory = options_.device.is_cuda();
-  loader_options.start_step = step_;
-  loader_options.rank = options_.rank;
-  loader_options.world_size = options_.world_size;
+  const LoaderOptions loader_options = options_.loader_options(step_);
   auto shared = std::make_shared<const std::vector<Sample>>(train);
 
   TrainResult result;
