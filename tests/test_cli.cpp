@@ -82,6 +82,10 @@ TEST(Cli, TrainEvaluatePredictBenchmarkWorkflow) {
   EXPECT_GE(eval["dice_score"].get<double>(), 0.0);
   EXPECT_LE(eval["dice_score"].get<double>(), 1.0);
 
+  r = run_unet("predict --data-dir " + dir.file("data") + " --model-dir " + model + " --mask-encoding index --output-dir " +
+               dir.file("index"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LE(read_tiff(dir.file("index/test-masks.tif"))[0].pixels.max().item<int>(), 1);
   r = run_unet("predict --data-dir " + dir.file("data") + " --model-dir " + model);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto masks = read_tiff(model + "/predictions/test-masks.tif");
@@ -171,6 +175,13 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   expect_clear_error("evaluate --data-dir " + data + " --model-dir " + dir.file("empty"), "no such file");
   expect_clear_error("predict --input " + dir.file("text/train-volume.tif") + " --model-dir " + model,
                      "not a TIFF or PNG image");
+  expect_clear_error("predict --data-dir " + data + " --model-dir " + model + " --input-mode tile --tile-size 61",
+                     "input size 61 is not legal");
+  {
+    // A zero-width TIFF page is rejected by name.
+    unet::test::write_file(dir.file("zero.tif"), std::string("II*\0\x08\0\0\0", 8) + std::string(2, '\0'));
+    expect_clear_error("predict --input " + dir.file("zero.tif") + " --model-dir " + model, dir.file("zero.tif"));
+  }
 
   EXPECT_EQ(read_file(checkpoint_path(model)), checkpoint);
   EXPECT_EQ(read_file(model + "/predictions/test-masks.tif"), predictions);

@@ -17,6 +17,7 @@ void register_predict(CLI::App& app) {
   auto input = std::make_shared<std::string>();
   auto output_dir = std::make_shared<std::string>();
   auto no_overlays = std::make_shared<bool>(false);
+  auto encoding = std::make_shared<std::string>("binary");
   CLI::App* cmd = app.add_subcommand("predict", "Predict masks with a trained checkpoint");
   cmd->add_option("--data-dir,--data_dir", o->data_dir, "Data directory whose test images (test-volume.tif or test/) are predicted");
   cmd->add_option("--input", *input, "A TIFF stack, an image or a folder of images to predict (instead of --data-dir)");
@@ -24,9 +25,14 @@ void register_predict(CLI::App& app) {
   cmd->add_option("--output-dir", *output_dir, "Where predictions go (default: <model-dir>/predictions)");
   cmd->add_option("--batch-size,--batch_size", o->batch_size, "Images per forward pass")->capture_default_str();
   cmd->add_flag("--no-overlays", *no_overlays, "Skip the PNG overlays");
+  cmd->add_option("--mask-encoding,--mask_encoding", *encoding,
+                  "test-masks.tif values: binary (0/255, two-class models) or index (class indices)")
+      ->capture_default_str();
   add_inference_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
-  cmd->callback([o, input, output_dir, no_overlays] {
+  cmd->callback([o, input, output_dir, no_overlays, encoding] {
+    if (*encoding != "binary" && *encoding != "index")
+      throw Error("--mask-encoding: expected binary or index, got '" + *encoding + "'");
     const c10::Device device = setup_runtime(*o);
     // One process does the work when a launcher started several (they would write the same files).
     if (detect_environment().rank > 0) return;
@@ -56,7 +62,7 @@ void register_predict(CLI::App& app) {
     configure_inference(predictor, *o, info, samples);
     const std::string out = output_dir->empty() ? (fs::path(o->model_dir) / "predictions").string() : *output_dir;
     const auto probabilities = predictor.predict(samples);
-    const auto written = write_predictions(out, samples, probabilities, !*no_overlays);
+    const auto written = write_predictions(out, samples, probabilities, !*no_overlays, *encoding == "index");
     std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
     for (const auto& path : written) {
       if (path.find("/overlays/") == std::string::npos) std::printf("  wrote %s\n", path.c_str());

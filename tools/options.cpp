@@ -48,6 +48,8 @@ void add_inference_options(CLI::App& app, Options& o) {
   app.add_option("--tile-overlap", o.tile_overlap, "Minimum overlap of output tiles, pixels")->capture_default_str();
   app.add_option("--blend", o.blend, "Blending of overlapping tiles: gaussian or uniform")->capture_default_str();
   app.add_option("--tile-batch", o.tile_batch, "Tiles per forward pass (bounds memory)")->capture_default_str();
+  app.add_option("--tile-size", o.tile_size, "Tile (network input) side; 0: the model's training input size")
+      ->capture_default_str();
   app.add_flag("--tta", o.tta, "Average over the 8 flips and 90-degree rotations");
 }
 
@@ -70,7 +72,8 @@ void configure_inference(Predictor& predictor, const Options& o, const Checkpoin
   if (mode == InputMode::kTile) {
     if (o.tile_batch < 1) throw Error("--tile-batch must be at least 1");
     TileOptions t;
-    t.input = info.input_size;
+    t.input = o.tile_size > 0 ? o.tile_size : info.input_size;
+    output_size(info.model, t.input);  // an illegal tile size names the nearest legal ones
     t.overlap = o.tile_overlap;
     t.blend = parse_blend(o.blend);
     t.batch = o.tile_batch;

@@ -37,6 +37,7 @@ struct Options {
   int64_t tile_overlap = 0;
   std::string blend = "gaussian";
   int64_t tile_batch = 4;
+  int64_t tile_size = 0;  // 0: the model's training input size
   bool tta = false;
   // Training
   std::string model_dir = "results";

@@ -65,8 +65,10 @@ class Predictor {
 /// interior, as the reference), `test-probabilities.tif` (float32 pages in [0, 1], the probability
 /// of class 1 = non-membrane: the challenge's submission format) and, when `overlays` is set, one
 /// PNG per sample in `dir/overlays` with the predicted membrane tinted red over the image.
-/// Returns the paths written. Two-class models only write the probability file.
+/// Returns the paths written. Two-class models only write the probability file. `index_masks`
+/// writes class indices instead of 0/255 (always so for more than two classes).
 std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
-                                           const std::vector<at::Tensor>& probabilities, bool overlays);
+                                           const std::vector<at::Tensor>& probabilities, bool overlays,
+                                           bool index_masks = false);
 
 }  // namespace unet

@@ -91,7 +91,8 @@ std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples) {
 }
 
 std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
-                                           const std::vector<at::Tensor>& probabilities, bool overlays) {
+                                           const std::vector<at::Tensor>& probabilities, bool overlays,
+                                           bool index_masks) {
   TORCH_CHECK(samples.size() == probabilities.size(), "write_predictions: one probability map per sample");
   ensure_writable_directory(dir, "prediction");
   std::vector<std::string> written;
@@ -99,7 +100,7 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
   const bool two_classes = !probabilities.empty() && probabilities.front().size(0) == 2;
   for (const auto& p : probabilities) {
     const at::Tensor classes = maps_to_classes(p);
-    masks.push_back(two_classes ? classes.mul(255).to(at::kByte) : classes.to(at::kByte));
+    masks.push_back(two_classes && !index_masks ? classes.mul(255).to(at::kByte) : classes.to(at::kByte));
     if (two_classes) class1.push_back(p[1].to(at::kFloat).contiguous());
   }
   // Pages of different sizes are fine in a multi-page TIFF, so one file holds every prediction.
