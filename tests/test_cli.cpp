@@ -162,7 +162,7 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   expect_clear_error(ok + "--model-dir " + model + " --batch-size 0", "--batch-size must be at least 1");
   expect_clear_error(ok + "--model-dir " + model + " --fold 7", "--fold 7");
   expect_clear_error(ok + "--model-dir " + model + " --input-size 61", "input size 61 is not legal");
-  expect_clear_error(ok + "--model-dir " + model + " --precision bf16", "--precision bf16");
+  expect_clear_error(ok + "--model-dir " + model + " --precision fp8", "--precision: expected fp32, tf32, fp16 or bf16");
   expect_clear_error(ok + "--model-dir " + checkpoint_path(model) + "/sub", "cannot create model directory");
   expect_clear_error(ok + "--model-dir " + model, "a checkpoint is already there");
 

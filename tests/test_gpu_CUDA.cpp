@@ -52,3 +52,26 @@ TEST(Gpu_CUDA, TrainingOnTheGpuLearnsSyntheticMembranes) {
   const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));
   EXPECT_GT(r.metrics.membrane_dice, 0.8);
 }
+
+TEST(Gpu_CUDA, EveryPrecisionMatchesTheCpuLossWithinItsTolerance) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  const UNetOptions model = UNetOptions().depth(2).filters(8).dropout(0.0);
+  at::manual_seed(9);
+  Batch batch;
+  batch.images = at::randn({2, 1, 60, 60});
+  batch.labels = at::randint(2, {2, 20, 20}, at::kLong);
+  TrainOptions cpu;
+  cpu.input_size = 60;
+  cpu.batch_size = 2;
+  Trainer reference(model, cpu);
+  const double ref = reference.step(batch).total.item<double>();
+  // Relative loss tolerances: TF32 (10-bit mantissa in products) 5e-3, fp16 5e-3, bf16 2e-2.
+  for (auto [p, tolerance] : {std::pair{Precision::kTF32, 5e-3}, std::pair{Precision::kFP16, 5e-3}, std::pair{Precision::kBF16, 2e-2}}) {
+    TrainOptions gpu = cpu;
+    gpu.device = c10::Device(c10::kCUDA, 0);
+    gpu.precision = p;
+    Trainer t(model, gpu);
+    EXPECT_NEAR(t.step(batch).total.item<double>(), ref, tolerance * std::abs(ref)) << to_string(p);
+    for (const auto& q : t.model()->parameters()) EXPECT_TRUE(at::isfinite(q).all().item<bool>()) << to_string(p);
+  }
+}

@@ -112,6 +112,7 @@ void register_benchmark(CLI::App& app) {
     } else {
       seed_everything(o->seed);
       Predictor predictor(UNet(model), geometry, device, o->batch_size, channels_last(*o));
+      predictor.use_precision(parse_precision(o->precision));
       at::Tensor inputs;
       if (*synthetic) {
         inputs = at::randn({o->batch_size, model.in_channels(), geometry.input, geometry.input}).to(device);

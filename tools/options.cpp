@@ -69,6 +69,7 @@ void configure_inference(Predictor& predictor, const Options& o, const Checkpoin
     mode = parse_input_mode(o.input_mode);
   }
   predictor.use_tta(o.tta);
+  predictor.use_precision(parse_precision(o.precision));
   if (mode == InputMode::kTile) {
     if (o.tile_batch < 1) throw Error("--tile-batch must be at least 1");
     TileOptions t;
@@ -103,7 +104,7 @@ void add_train_options(CLI::App& app, Options& o) {
 void add_runtime_options(CLI::App& app, Options& o) {
   app.add_option("--seed", o.seed, "Random seed")->capture_default_str();
   app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--precision", o.precision, "fp32 (tf32, fp16 and bf16: not in this version)")->capture_default_str();
+  app.add_option("--precision", o.precision, "fp32, tf32, fp16 (dynamic loss scaling) or bf16")->capture_default_str();
   app.add_flag_callback("--amp,--use_amp", [&o] { o.precision = "fp16"; }, "Alias of --precision fp16");
   app.add_option("--threads", o.threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
   app.add_option("--loader-threads", o.loader_threads, "Data loader worker threads")->capture_default_str();
@@ -115,9 +116,10 @@ void add_runtime_options(CLI::App& app, Options& o) {
 
 c10::Device setup_runtime(const Options& o) {
   configure_cpu_threads(o.threads);
-  require_supported(parse_precision(o.precision));
-  if (o.device == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  return parse_device(o.device);
+  const c10::Device device = o.device == "auto" ? (torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU))
+                                                : parse_device(o.device);
+  require_supported(parse_precision(o.precision), device);
+  return device;
 }
 
 std::shared_ptr<Distributed> setup_distributed(const Options& o, c10::Device& device) {

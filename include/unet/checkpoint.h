@@ -25,6 +25,8 @@ struct CheckpointInfo {
   int64_t step = 0;
   /// The training options as JSON.
   std::string train_config;
+  /// The fp16 loss scaler's state (undefined when not scaling).
+  at::Tensor scaler_state;
 };
 
 /// Writes a checkpoint atomically (a temporary file renamed onto `path`), so that an interrupted

@@ -18,7 +18,9 @@ class RunLogger {
   ~RunLogger();
 
   /// A logged training step: losses (fp32 values read from the device only now), throughput.
-  void train_step(int64_t step, double cross_entropy, double dice_loss, double images_per_second);
+  /// `loss_scale` 0: no loss scaling (its fields are then left out).
+  void train_step(int64_t step, double cross_entropy, double dice_loss, double images_per_second,
+                  double loss_scale = 0.0, int64_t skipped_steps = 0);
   void evaluation(int64_t step, const Metrics& metrics);
   /// A free-form record, e.g. {"type": "summary", ...}; `json` must be an object text.
   void record(const std::string& json);

@@ -3,6 +3,7 @@
 
 #include "unet/dataset.h"
 #include "unet/model.h"
+#include "unet/precision.h"
 #include "unet/preprocess.h"
 #include "unet/tiling.h"
 
@@ -39,6 +40,9 @@ class Predictor {
   /// instead of resizing.
   void use_tiles(const TileOptions& options);
 
+  /// Autocast the forward passes to fp16 or bf16 (or allow TF32) as in training.
+  void use_precision(Precision precision) { precision_ = precision; }
+
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 
@@ -59,6 +63,7 @@ class Predictor {
   bool channels_last_;
   std::optional<TileOptions> tiles_;
   bool tta_ = false;
+  Precision precision_ = Precision::kFP32;
 };
 
 /// Writes predictions into `dir`: `test-masks.tif` (multi-page uint8, 255 = class 1 = cell

@@ -9,6 +9,7 @@
 #include "unet/loss.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
+#include "unet/precision.h"
 #include "unet/tiling.h"
 
 #include <c10/core/Device.h>
@@ -20,14 +21,6 @@
 #include <vector>
 
 namespace unet {
-
-/// Arithmetic precision of training and inference. This version runs fp32 only; the others are
-/// parsed so that they can be rejected with a clear message.
-enum class Precision { kFP32, kTF32, kFP16, kBF16 };
-Precision parse_precision(const std::string& text);
-std::string to_string(Precision precision);
-/// Throws `unet::Error` for a precision that this build cannot run.
-void require_supported(Precision precision);
 
 struct TrainOptions {
   /// Images per step and process.
@@ -111,6 +104,8 @@ class Trainer {
   const TrainOptions& options() const { return options_; }
   const Geometry& geometry() const { return geometry_; }
   int64_t global_step() const { return step_; }
+  /// The fp16 loss scaler (disabled in other precisions).
+  LossScaler& loss_scaler() { return *scaler_; }
 
  private:
   UNetOptions model_options_;
@@ -119,6 +114,7 @@ class Trainer {
   UNet model_{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<LossScaler> scaler_;
   int64_t step_ = 0;
   /// Side of the training images (recorded in checkpoints: prediction compares against it).
   int64_t image_height_ = 0, image_width_ = 0;

@@ -30,6 +30,7 @@ at::Tensor Predictor::forward(const at::Tensor& inputs) {
   c10::InferenceMode guard;
   at::Tensor x = inputs.to(device_);
   if (channels_last_) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  PrecisionScope precision(device_, precision_);
   return model_->forward(x).to(at::kFloat).cpu().contiguous();
 }
 

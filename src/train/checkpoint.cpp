@@ -44,6 +44,8 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive, const std::str
   if (!archive.try_read("format", tag) || !tag.isString() || tag.toStringRef() != kFormatTag)
     fail_file(path, "not a unet checkpoint (missing or foreign format tag)");
   CheckpointInfo info;
+  c10::IValue scaler;
+  if (archive.try_read("loss_scaler", scaler) && scaler.isTensor()) info.scaler_state = scaler.toTensor();
   try {
     info.model = unet_options_from_json(read_string(archive, "model_config", path));
   } catch (const Error& e) {
@@ -82,6 +84,7 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
     std::lock_guard<std::mutex> lock(gen.mutex());
     archive.write("rng_cpu", gen.get_state());
   }
+  if (info.scaler_state.defined()) archive.write("loss_scaler", info.scaler_state);
   write_atomically(path, [&](const std::string& tmp) {
     try {
       archive.save_to(tmp);

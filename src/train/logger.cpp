@@ -43,13 +43,18 @@ void RunLogger::clear_bar() {
   }
 }
 
-void RunLogger::train_step(int64_t step, double ce, double dice_loss, double images_per_second) {
+void RunLogger::train_step(int64_t step, double ce, double dice_loss, double images_per_second, double loss_scale,
+                           int64_t skipped_steps) {
   if (!enabled_) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   nlohmann::json j = {{"type", "train"},          {"step", step},
                       {"cross_entropy", ce},      {"dice_loss", dice_loss},
                       {"total_loss", ce + dice_loss}, {"images_per_second", images_per_second},
                       {"elapsed_s", elapsed}};
+  if (loss_scale > 0.0) {
+    j["loss_scale"] = loss_scale;
+    j["skipped_steps"] = skipped_steps;
+  }
   if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;
   if (quiet_) return;
   const double fraction = total_steps_ > 0 ? static_cast<double>(step) / total_steps_ : 1.0;

@@ -14,29 +14,6 @@
 namespace unet {
 namespace fs = std::filesystem;
 
-Precision parse_precision(const std::string& text) {
-  if (text == "fp32") return Precision::kFP32;
-  if (text == "tf32") return Precision::kTF32;
-  if (text == "fp16" || text == "amp") return Precision::kFP16;
-  if (text == "bf16") return Precision::kBF16;
-  throw Error("--precision: expected fp32, tf32, fp16 or bf16, got '" + text + "'");
-}
-
-std::string to_string(Precision p) {
-  switch (p) {
-    case Precision::kFP32: return "fp32";
-    case Precision::kTF32: return "tf32";
-    case Precision::kFP16: return "fp16";
-    case Precision::kBF16: return "bf16";
-  }
-  return "fp32";
-}
-
-void require_supported(Precision p) {
-  if (p != Precision::kFP32)
-    throw Error("--precision " + to_string(p) + ": this version computes in fp32 only (tf32, fp16 and bf16 arrive with the GPU fast path)");
-}
-
 std::string TrainOptions::to_json() const {
   nlohmann::json j = {{"batch_size", batch_size},   {"learning_rate", learning_rate},
                       {"weight_decay", weight_decay}, {"max_steps", max_steps},
@@ -71,7 +48,7 @@ LoaderOptions TrainOptions::loader_options(int64_t start_step) const {
 Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
     : model_options_(model_options), options_(options) {
   model_options_.validate();
-  require_supported(options_.precision);
+  require_supported(options_.precision, options_.device);
   if (options_.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(options_.batch_size) + ")");
   if (options_.max_steps < 0) throw Error("--max-steps must not be negative");
   if (!(options_.learning_rate > 0.0)) throw Error("--learning-rate must be positive");
@@ -90,6 +67,7 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   if (options_.channels_last) use_channels_last(*model_);
   optimizer_ = std::make_unique<torch::optim::Adam>(
       model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay));
+  scaler_ = std::make_unique<LossScaler>(options_.device, options_.precision == Precision::kFP16);
   if (options_.dist) {
     reducer_ = std::make_unique<GradientReducer>(*options_.dist, model_->parameters());
     synchronise_ranks();
@@ -112,10 +90,24 @@ LossTerms Trainer::step(const Batch& batch) {
   if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor labels = batch.labels.to(options_.device, /*non_blocking=*/true);
   optimizer_->zero_grad(/*set_to_none=*/true);
-  LossTerms terms = segmentation_loss(model_->forward(images), labels);
-  terms.total.backward();
+  LossTerms terms;
+  {
+    PrecisionScope precision(options_.device, options_.precision);
+    terms = segmentation_loss(model_->forward(images), labels);  // the loss itself is fp32
+  }
+  scaler_->scale(terms.total).backward();
+  // Ranks average the scaled gradients first, so every rank sees the same inf flag and makes
+  // the same skip decision.
   if (reducer_) reducer_->finish();
-  optimizer_->step();
+  if (scaler_->enabled()) {
+    const at::Tensor found_inf = scaler_->unscale(model_->parameters());
+    // A host read of the flag; a device-side skip (for CUDA graphs) is the GPU fast path's work.
+    if (found_inf.item<float>() != 0.0f) scaler_->count_skip();
+    else optimizer_->step();
+    scaler_->update();
+  } else {
+    optimizer_->step();
+  }
   ++step_;
   return terms;
 }
@@ -126,6 +118,7 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
   for (size_t i = static_cast<size_t>(options_.rank); i < samples.size(); i += static_cast<size_t>(options_.world_size))
     mine.push_back(samples[i]);
   Predictor predictor(model_, geometry_, options_.device, options_.batch_size, options_.channels_last);
+  predictor.use_precision(options_.precision);
   if (geometry_.tile) {
     TileOptions tiles;
     tiles.input = options_.input_size;
@@ -151,6 +144,7 @@ void Trainer::save() {
   auto config = nlohmann::json::parse(options_.to_json());
   config["image_size"] = {image_height_, image_width_};
   info.train_config = config.dump();
+  if (scaler_->enabled()) info.scaler_state = scaler_->state();
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
 }
 
@@ -175,6 +169,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
       fail_file(ckpt, "checkpoint was trained with input size " + std::to_string(info.input_size) + ", not " +
                           std::to_string(options_.input_size));
     step_ = info.step;
+    if (scaler_->enabled() && info.scaler_state.defined()) scaler_->set_state(info.scaler_state);
     model_->to(options_.device);
     if (options_.channels_last) use_channels_last(*model_);
     synchronise_ranks();
@@ -225,7 +220,8 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
         }
         const double ce = losses[0].item<double>(), dice = losses[1].item<double>();
         result.last_loss = ce + dice;
-        log.train_step(step_, ce, dice, window > 0 ? window_steps * options_.batch_size * options_.world_size / window : 0.0);
+        log.train_step(step_, ce, dice, window > 0 ? window_steps * options_.batch_size * options_.world_size / window : 0.0,
+                       scaler_->enabled() ? scaler_->current_scale() : 0.0, scaler_->skipped_steps());
         window_start = std::chrono::steady_clock::now();
         window_steps = 0;
       }
@@ -252,7 +248,8 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
                             {"final_step", step_},
                             {"seconds", result.seconds},
                             {"images_per_second", result.images_per_second},
-                            {"last_loss", result.last_loss}}
+                            {"last_loss", result.last_loss},
+                            {"skipped_steps", scaler_->skipped_steps()}}
                  .dump());
   return result;
 }

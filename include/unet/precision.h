@@ -1,0 +1,73 @@
+// Arithmetic precision: autocast to fp16/bf16, TF32 switches, and dynamic loss scaling for fp16.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+/// fp32: strict float32 (TF32 off); tf32: float32 storage with TF32 Tensor Core convolutions and
+/// matrix products on GPUs that have them (plain fp32 on CPUs); fp16 and bf16: autocast mixed
+/// precision with float32 master weights, optimizer state and loss.
+enum class Precision { kFP32, kTF32, kFP16, kBF16 };
+/// "fp32", "tf32", "fp16" (or "amp"), "bf16"; throws `unet::Error` otherwise.
+Precision parse_precision(const std::string& text);
+std::string to_string(Precision precision);
+/// Throws `unet::Error` for a precision that `device` cannot run.
+void require_supported(Precision precision, const c10::Device& device);
+
+/// Within its scope, operations on `device` run in `precision` (autocast for fp16 and bf16), and
+/// TF32 is allowed exactly when `precision` is tf32. Restores the previous state on exit.
+class PrecisionScope {
+ public:
+  PrecisionScope(const c10::Device& device, Precision precision);
+  ~PrecisionScope();
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  c10::DeviceType device_type_;
+  bool was_enabled_;
+  at::ScalarType old_dtype_;
+  bool autocast_;
+};
+
+/// Dynamic loss scaling for fp16 (the reference's LossScaleOptimizer): the loss is multiplied by
+/// `scale` (initially 2^16) before backward; gradients are unscaled and checked for inf/NaN; a
+/// step with non-finite gradients is skipped and halves the scale; 2,000 good steps in a row
+/// double it. Scale, growth count and the inf flag live in device tensors.
+class LossScaler {
+ public:
+  LossScaler(const c10::Device& device, bool enabled, double initial_scale = 65536.0, int64_t growth_interval = 2000);
+
+  bool enabled() const { return enabled_; }
+  /// loss * scale (loss itself when disabled).
+  at::Tensor scale(const at::Tensor& loss) const;
+  /// Divides the gradients by the scale in place and sets the found-inf flag; returns the flag
+  /// (a device tensor, 1 when a gradient was not finite).
+  at::Tensor unscale(const std::vector<at::Tensor>& parameters);
+  /// Halves the scale after an inf, doubles it after `growth_interval` clean steps.
+  void update();
+
+  double current_scale() const;
+  int64_t skipped_steps() const { return skipped_; }
+  void count_skip() { ++skipped_; }
+
+  /// Scale and growth tracker as a float64 tensor [2] (for checkpoints), and back.
+  at::Tensor state() const;
+  void set_state(const at::Tensor& state);
+
+ private:
+  bool enabled_;
+  int64_t growth_interval_;
+  at::Tensor scale_;           // float32 [1]
+  at::Tensor growth_tracker_;  // int32 [1]
+  at::Tensor found_inf_;       // float32 [1]
+  int64_t skipped_ = 0;
+};
+
+}  // namespace unet
