@@ -3,7 +3,8 @@
 # one machine in one run: the same network, loss, optimizer, batch and input size, random inputs.
 #   scripts/benchmark.sh [cpu|cuda] [quick]
 # Environment: UNET (default build/unet), PYTHON (a python3 with torch; default .venv/bin/python,
-# else python3), REF (the reference script), OUT (folder for the JSON results, default bench-results).
+# else python3), REF (the reference script), OUT (folder for the JSON results, default
+# bench-results), REF_MODES (PyTorch modes to run: default "eager" on cpu, "eager compile" on cuda).
 # Prints a markdown table last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,38 +17,54 @@ out=${OUT:-bench-results}
 mkdir -p "$out"
 rows=()
 
+# Rows: mode batch warm-up timed-steps precision.
 if [ "$device" = cpu ]; then
-  # A full-size training step takes tens of seconds on a small CPU: few, small batches.
-  matrix=("train 2 1 2" "predict 1 1 4")
-  [ -n "$quick" ] && matrix=("predict 1 1 2")
+  # A full-size training step takes seconds on a small CPU: few, small batches.
+  matrix=("train 2 1 2 fp32" "predict 1 1 4 fp32")
+  [ -n "$quick" ] && matrix=("predict 1 1 2 fp32")
+  ref_modes=${REF_MODES:-eager}
 else
-  matrix=("train 8 10 40" "predict 1 10 100" "predict 16 10 40")
+  matrix=("train 8 10 40 fp32" "train 8 10 40 fp16" "train 8 10 40 bf16"
+          "predict 1 10 100 fp16" "predict 1 10 100 bf16" "predict 16 10 40 fp16" "predict 16 10 40 bf16")
+  [ -n "$quick" ] && matrix=("train 8 5 20 bf16" "predict 16 5 20 bf16")
+  ref_modes=${REF_MODES:-eager compile}
 fi
 
 for row in "${matrix[@]}"; do
-  read -r mode bs warmup steps <<<"$row"
-  json="$out/unet-$mode-bs$bs.json"
-  "$unet" benchmark --exec-mode "$mode" --synthetic --device "$device" --batch-size "$bs" \
+  read -r mode bs warmup steps prec <<<"$row"
+  json="$out/unet-$mode-bs$bs-$prec.json"
+  # unet's fp32 is strict; the reference's fp32 is PyTorch's default (TF32 convolutions): compare
+  # like with like on GPUs.
+  uprec=$([ "$device" != cpu ] && [ "$prec" = fp32 ] && echo tf32 || echo "$prec")
+  "$unet" benchmark --exec-mode "$mode" --synthetic --device "$device" --batch-size "$bs" --precision "$uprec" \
     --warmup-steps "$warmup" --max-steps "$steps" --output "$json" --quiet >/dev/null
   what=$([ "$mode" = train ] && echo train || echo infer)
-  ref_line=""
-  if [ -f "$ref" ]; then
-    ref_line=$("$python" "$ref" --what "$what" --prec fp32 --bs "$bs" --mode eager --warmup "$warmup" --iters "$steps" 2>/dev/null | tail -n 1 || true)
-  fi
-  rows+=("$("$python" - "$json" "$ref_line" "$mode" "$bs" <<'PY'
+  refs=()
+  for m in $ref_modes; do
+    line=""
+    [ -f "$ref" ] && line=$("$python" -W ignore "$ref" --what "$what" --prec "$prec" --bs "$bs" --mode "$m" \
+      --warmup "$warmup" --iters "$steps" 2>/dev/null | tail -n 1 || true)
+    refs+=("${line:-null}")
+  done
+  rows+=("$("$python" - "$json" "$mode" "$bs" "$uprec" "${refs[@]}" <<'PY'
 import json, sys
 ours = json.load(open(sys.argv[1]))
-ref = json.loads(sys.argv[2]) if sys.argv[2].strip() else None
-mode, bs = sys.argv[3], sys.argv[4]
-r = f"{ref['img_per_s']:.2f}" if ref else "n/a"
-ratio = f"{ours['images_per_second'] / ref['img_per_s']:.2f}x" if ref else "n/a"
-print(f"| {mode} | {bs} | fp32 | {ours['images_per_second']:.2f} | {ours['latency_ms_mean']:.1f} | {ours['latency_ms_p90']:.1f} | {ours['latency_ms_p99']:.1f} | {r} | {ratio} |")
+mode, bs, prec = sys.argv[2:5]
+cells = [mode, bs, prec, f"{ours['images_per_second']:.2f}", f"{ours['latency_ms_mean']:.1f}",
+         f"{ours['latency_ms_p90']:.1f}", f"{ours['latency_ms_p99']:.1f}"]
+for text in sys.argv[5:]:
+    ref = json.loads(text) if text.strip() not in ("", "null") else None
+    cells += [f"{ref['img_per_s']:.2f} ({ref['mode']})", f"{ours['images_per_second'] / ref['img_per_s']:.2f}x"] if ref else ["n/a", "n/a"]
+print("| " + " | ".join(cells) + " |")
 PY
 )")
 done
 
+header="| mode | batch | precision | unet img/s | unet ms mean | p90 | p99 |"
+rule="|---|---|---|---|---|---|---|"
+for m in $ref_modes; do header+=" PyTorch $m img/s | unet / $m |"; rule+="---|---|"; done
 echo
-echo "device: $device ($( [ "$device" = cpu ] && nproc || echo gpu ) $( [ "$device" = cpu ] && echo cores)), $(date -u +%F), input 572x572, reference U-Net, random inputs"
-echo "| mode | batch | precision | unet img/s | unet ms mean | p90 | p99 | PyTorch eager img/s | unet / PyTorch |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "device: $device ($( [ "$device" = cpu ] && echo "$(nproc) cores" || nvidia-smi --query-gpu=name --format=csv,noheader | head -1)), $(date -u +%F), input 572x572, reference U-Net, random inputs"
+echo "$header"
+echo "$rule"
 printf '%s\n' "${rows[@]}"
