@@ -28,6 +28,17 @@ TEST(Tiling, OriginsCoverTheImage) {
   EXPECT_THROW(tile_stride(UNetOptions(), t), Error);
 }
 
+namespace {
+
+/// Softmax of one pass over a 68x68 image mirror-padded by the 20-pixel margin of 60 -> 20 tiles
+/// (108, a legal size whose output is 68): what tiling must reproduce.
+at::Tensor whole_image_pass(UNet& net, const at::Tensor& image) {
+  const at::Tensor idx = mirror_indices(68, -20, 108);
+  return at::softmax(net->forward(image.index_select(1, idx).index_select(2, idx).unsqueeze(0)), 1)[0];
+}
+
+}  // namespace
+
 TEST(Tiling, TilesEqualOneWholeImagePass) {
   at::manual_seed(2);
   // The paper's 2x2 up-convolution keeps the network exactly shift-equivariant (by 2^depth);
@@ -35,17 +46,14 @@ TEST(Tiling, TilesEqualOneWholeImagePass) {
   UNet net(UNetOptions().depth(2).filters(4).up_kernel(2));
   net->eval();
   c10::InferenceMode guard;
-  // Tiles of 60 -> 20 with stride 16 at 0, 16, 32, 48 cover 68 pixels exactly; the whole image
-  // mirror-padded by the 20-pixel margin is 108, a legal size whose output is 68.
+  // Tiles of 60 -> 20 with stride 16 at 0, 16, 32, 48 cover 68 pixels exactly.
   const at::Tensor image = at::rand({1, 68, 68}) * 2 - 1;
   TileOptions t;
   t.input = 60;
   t.overlap = 4;
   t.batch = 3;
   auto forward = [&](const at::Tensor& x) { return net->forward(x); };
-  const at::Tensor idx = mirror_indices(68, -20, 108);
-  const at::Tensor padded = image.index_select(1, idx).index_select(2, idx).unsqueeze(0);
-  const at::Tensor whole = at::softmax(net->forward(padded), 1)[0];
+  const at::Tensor whole = whole_image_pass(net, image);
   ASSERT_EQ(whole.sizes(), (std::vector<int64_t>{2, 68, 68}));
   for (Blend blend : {Blend::kUniform, Blend::kGaussian}) {
     t.blend = blend;
@@ -64,8 +72,7 @@ TEST(Tiling, ReferenceUpSamplingStaysCloseToOneWholeImagePass) {
   t.input = 60;
   t.overlap = 4;
   const at::Tensor tiled = predict_tiled([&](const at::Tensor& x) { return net->forward(x); }, net->options(), image, t);
-  const at::Tensor idx = mirror_indices(68, -20, 108);
-  const at::Tensor whole = at::softmax(net->forward(image.index_select(1, idx).index_select(2, idx).unsqueeze(0)), 1)[0];
+  const at::Tensor whole = whole_image_pass(net, image);
   // The last row and column of each up-sampled map miss the contribution of the pixel beyond
   // the tile, so tiles differ slightly from the whole pass near their far edges; the Gaussian
   // blend gives those edges little weight.
