@@ -65,13 +65,10 @@ void register_benchmark(CLI::App& app) {
   cmd->callback([o, mode, synthetic, output, baseline] {
     if (*mode != "train" && *mode != "predict" && *mode != "loader")
       throw Error("--exec-mode: expected train, predict or loader, got '" + *mode + "'");
-    if (o->batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o->batch_size) + ")");
     if (o->max_steps < 1 || o->warmup_steps < 0) throw Error("--max-steps must be at least 1 and --warmup-steps at least 0");
     c10::Device device = setup_runtime(*o);
     const DistEnv env = detect_environment();
-    if (env.world_size > 1 && *mode != "train") {
-      if (env.rank > 0) return;  // inference and loader benchmarks run in one process
-    }
+    if (env.rank > 0 && *mode != "train") return;  // inference and loader benchmarks run in one process
     const std::string out = output->empty()
                                 ? (std::filesystem::path(o->model_dir) / ("benchmark_" + *mode + ".json")).string()
                                 : *output;

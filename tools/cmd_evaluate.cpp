@@ -29,7 +29,6 @@ void register_evaluate(CLI::App& app) {
     // One process does the work when a launcher started several (they would write the same files).
     if (detect_environment().rank > 0) return;
     const int fold = parse_fold(o->fold);
-    if (o->batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o->batch_size) + ")");
     const std::string ckpt = checkpoint_path(o->model_dir);
     const CheckpointInfo info = read_checkpoint_info(ckpt);
     const DataSet data = load_data(*o, info.model.classes());
@@ -38,12 +37,8 @@ void register_evaluate(CLI::App& app) {
                   std::to_string(info.model.in_channels()));
     const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
     const auto& indices = fold < 0 ? split.train : split.eval;
-    UNet model(info.model);
-    load_checkpoint(ckpt, model, nullptr, /*restore_rng=*/false);
-    Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size,
-                        channels_last(*o));
     const auto samples = select(data.train, indices);
-    configure_inference(predictor, *o, info, samples);
+    Predictor predictor = checkpoint_predictor(*o, ckpt, info, device, samples);
     const Metrics m = evaluate(predictor, samples);
     print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on fold " + o->fold, m);
     const std::string dir = o->log_dir.empty() ? o->model_dir : o->log_dir;

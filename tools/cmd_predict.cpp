@@ -36,7 +36,6 @@ void register_predict(CLI::App& app) {
     const c10::Device device = setup_runtime(*o);
     // One process does the work when a launcher started several (they would write the same files).
     if (detect_environment().rank > 0) return;
-    if (o->batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o->batch_size) + ")");
     const std::string ckpt = checkpoint_path(o->model_dir);
     const CheckpointInfo info = read_checkpoint_info(ckpt);
     std::vector<Sample> samples;
@@ -55,11 +54,7 @@ void register_predict(CLI::App& app) {
         throw Error(s.name + ": " + std::to_string(s.image.size(0)) + " channels, but the model expects " +
                     std::to_string(info.model.in_channels()));
     }
-    UNet model(info.model);
-    load_checkpoint(ckpt, model, nullptr, /*restore_rng=*/false);
-    Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o->batch_size,
-                        channels_last(*o));
-    configure_inference(predictor, *o, info, samples);
+    Predictor predictor = checkpoint_predictor(*o, ckpt, info, device, samples);
     const std::string out = output_dir->empty() ? (fs::path(o->model_dir) / "predictions").string() : *output_dir;
     const auto probabilities = predictor.predict(samples);
     const auto written = write_predictions(out, samples, probabilities, !*no_overlays, *encoding == "index");

@@ -53,8 +53,12 @@ void add_inference_options(CLI::App& app, Options& o) {
   app.add_flag("--tta", o.tta, "Average over the 8 flips and 90-degree rotations");
 }
 
-void configure_inference(Predictor& predictor, const Options& o, const CheckpointInfo& info,
-                         const std::vector<Sample>& samples) {
+Predictor checkpoint_predictor(const Options& o, const std::string& checkpoint, const CheckpointInfo& info,
+                               const c10::Device& device, const std::vector<Sample>& samples) {
+  UNet model(info.model);
+  load_checkpoint(checkpoint, model, nullptr, /*restore_rng=*/false);
+  Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)}, device, o.batch_size,
+                      channels_last(o));
   const auto config = nlohmann::json::parse(info.train_config, nullptr, /*allow_exceptions=*/false);
   const std::string trained = config.is_object() ? config.value("input_mode", std::string("resize")) : "resize";
   InputMode mode = InputMode::kResize;
@@ -81,6 +85,7 @@ void configure_inference(Predictor& predictor, const Options& o, const Checkpoin
     t.tta = o.tta;
     predictor.use_tiles(t);
   }
+  return predictor;
 }
 
 void add_train_options(CLI::App& app, Options& o) {
@@ -115,6 +120,7 @@ void add_runtime_options(CLI::App& app, Options& o) {
 }
 
 c10::Device setup_runtime(const Options& o) {
+  if (o.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o.batch_size) + ")");
   configure_cpu_threads(o.threads);
   const c10::Device device = o.device == "auto" ? (torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU))
                                                 : parse_device(o.device);
@@ -204,7 +210,6 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.input_mode = parse_input_mode(o.input_mode);
   t.channels_last = channels_last(o);
   t.quiet = o.quiet;
-  if (t.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(t.batch_size) + ")");
   return t;
 }
 

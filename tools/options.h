@@ -72,7 +72,8 @@ void add_model_options(CLI::App& app, Options& o);
 void add_train_options(CLI::App& app, Options& o);
 void add_runtime_options(CLI::App& app, Options& o);
 
-/// Applies the runtime options (CPU threads) and returns the chosen device ("auto": CUDA if present).
+/// Checks the options every command shares (batch size, precision), applies the CPU threads and
+/// returns the chosen device ("auto": CUDA if present).
 c10::Device setup_runtime(const Options& o);
 
 /// The process group when a launcher (unet launch, torchrun, srun, mpirun) started this process
@@ -94,10 +95,11 @@ TrainOptions train_options(const Options& o, const c10::Device& device);
 /// --input-mode, --tile-overlap, --blend, --tile-batch, --tta (evaluate, predict).
 void add_inference_options(CLI::App& app, Options& o);
 
-/// Configures `predictor` for a checkpoint: resize or tile mode (`auto`: tile when the model was
-/// trained on tiles or an image's size differs from the training images'), and TTA.
-void configure_inference(Predictor& predictor, const Options& o, const CheckpointInfo& info,
-                         const std::vector<Sample>& samples);
+/// A predictor with `checkpoint`'s weights, configured for `samples` by the inference options:
+/// resize or tile mode (`auto`: tile when the model was trained on tiles or an image's size differs
+/// from the training images'), TTA and precision.
+Predictor checkpoint_predictor(const Options& o, const std::string& checkpoint, const CheckpointInfo& info,
+                               const c10::Device& device, const std::vector<Sample>& samples);
 
 /// Prints metrics as an aligned block on stdout.
 void print_metrics(const std::string& title, const Metrics& m);
