@@ -50,12 +50,13 @@ class LossScaler {
   /// Divides the gradients by the scale in place and sets the found-inf flag; returns the flag
   /// (a device tensor, 1 when a gradient was not finite).
   at::Tensor unscale(const std::vector<at::Tensor>& parameters);
-  /// Halves the scale after an inf, doubles it after `growth_interval` clean steps.
+  /// Halves the scale after an inf, doubles it after `growth_interval` clean steps, and counts a
+  /// skipped step; all on the device (safe inside a CUDA graph).
   void update();
 
+  /// Host reads of the device state (they synchronise: call them at logging time).
   double current_scale() const;
-  int64_t skipped_steps() const { return skipped_; }
-  void count_skip() { ++skipped_; }
+  int64_t skipped_steps() const;
 
   /// Scale and growth tracker as a float64 tensor [2] (for checkpoints), and back.
   at::Tensor state() const;
@@ -67,7 +68,7 @@ class LossScaler {
   at::Tensor scale_;           // float32 [1]
   at::Tensor growth_tracker_;  // int32 [1]
   at::Tensor found_inf_;       // float32 [1]
-  int64_t skipped_ = 0;
+  at::Tensor skipped_;         // float32 [1]
 };
 
 }  // namespace unet

@@ -9,6 +9,7 @@
 #include "unet/loss.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
+#include "unet/optimizer.h"
 #include "unet/precision.h"
 #include "unet/tiling.h"
 
@@ -29,6 +30,8 @@ struct TrainOptions {
   /// L2 penalty 0.5 * weight_decay * |w|^2 on every weight and bias (added to the gradient).
   double weight_decay = 5e-4;
   int64_t max_steps = 6400;
+  /// Learning-rate warm-up and decay (constant, the reference's, by default).
+  LrSchedule schedule;
   /// Losses are read from the device and logged every `log_every` steps.
   int64_t log_every = 100;
   /// Evaluate on the held-out fold every N steps (0: only at the end).
@@ -112,7 +115,7 @@ class Trainer {
   TrainOptions options_;
   Geometry geometry_;
   UNet model_{nullptr};
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<GraphSafeAdam> optimizer_;
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<LossScaler> scaler_;
   int64_t step_ = 0;

@@ -60,6 +60,7 @@ LossScaler::LossScaler(const c10::Device& device, bool enabled, double initial_s
   scale_ = at::full({1}, initial_scale, f32);
   growth_tracker_ = at::zeros({1}, at::TensorOptions(at::kInt).device(device));
   found_inf_ = at::zeros({1}, f32);
+  skipped_ = at::zeros({1}, f32);
 }
 
 at::Tensor LossScaler::scale(const at::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }
@@ -79,9 +80,12 @@ void LossScaler::update() {
   if (!enabled_) return;
   at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, /*scale_growth_factor=*/2.0,
                          /*scale_backoff_factor=*/0.5, growth_interval_);
+  skipped_.add_(found_inf_);
 }
 
 double LossScaler::current_scale() const { return scale_.item<double>(); }
+
+int64_t LossScaler::skipped_steps() const { return static_cast<int64_t>(skipped_.item<double>()); }
 
 at::Tensor LossScaler::state() const {
   return at::stack({scale_.to(at::kDouble).cpu()[0], growth_tracker_.to(at::kDouble).cpu()[0]});

@@ -21,7 +21,9 @@ std::string TrainOptions::to_json() const {
                       {"elastic", augment_options.elastic}, {"precision", unet::to_string(precision)},
                       {"input_mode", unet::to_string(input_mode)},
                       {"input_size", input_size},   {"world_size", world_size},
-                      {"device", device.str()}, {"channels_last", channels_last}};
+                      {"device", device.str()}, {"channels_last", channels_last},
+                      {"lr_schedule", schedule.to_string()}, {"warmup_steps", schedule.warmup_steps},
+                      {"final_lr_factor", schedule.final_factor}};
   return j.dump();
 }
 
@@ -54,6 +56,9 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   if (!(options_.learning_rate > 0.0)) throw Error("--learning-rate must be positive");
   if (options_.weight_decay < 0.0) throw Error("--weight-decay must not be negative");
   if (options_.log_every < 1) throw Error("--log-every must be at least 1");
+  if (options_.schedule.kind == ScheduleKind::kCosine && options_.schedule.total_steps == 0)
+    options_.schedule.total_steps = options_.max_steps;
+  options_.schedule.validate();
   if (options_.dist) {
     options_.rank = options_.dist->rank();
     options_.world_size = options_.dist->world_size();
@@ -65,8 +70,9 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   model_ = UNet(model_options_);
   model_->to(options_.device);
   if (options_.channels_last) use_channels_last(*model_);
-  optimizer_ = std::make_unique<torch::optim::Adam>(
-      model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay));
+  optimizer_ = std::make_unique<GraphSafeAdam>(
+      model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay),
+      options_.schedule);
   scaler_ = std::make_unique<LossScaler>(options_.device, options_.precision == Precision::kFP16);
   if (options_.dist) {
     reducer_ = std::make_unique<GradientReducer>(*options_.dist, model_->parameters());
@@ -100,13 +106,12 @@ LossTerms Trainer::step(const Batch& batch) {
   // the same skip decision.
   if (reducer_) reducer_->finish();
   if (scaler_->enabled()) {
-    const at::Tensor found_inf = scaler_->unscale(model_->parameters());
-    // A host read of the flag; a device-side skip (for CUDA graphs) is the GPU fast path's work.
-    if (found_inf.item<float>() != 0.0f) scaler_->count_skip();
-    else optimizer_->step();
+    // The skip decision stays on the device: the optimizer leaves everything unchanged when the
+    // flag is set, so no host read interrupts the step.
+    optimizer_->update(scaler_->unscale(model_->parameters()));
     scaler_->update();
   } else {
-    optimizer_->step();
+    optimizer_->update();
   }
   ++step_;
   return terms;
@@ -172,6 +177,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
     if (scaler_->enabled() && info.scaler_state.defined()) scaler_->set_state(info.scaler_state);
     model_->to(options_.device);
     if (options_.channels_last) use_channels_last(*model_);
+    optimizer_->align_state();
     synchronise_ranks();
     log.message("resuming from " + ckpt + " at step " + std::to_string(step_));
   } else if (options_.resume) {
