@@ -2,11 +2,15 @@
 #include "test_support.h"
 
 #include "unet/loss.h"
+#include "unet/predictor.h"
+#include "unet/step_graph.h"
 #include "unet/synthetic.h"
 #include "unet/trainer.h"
 
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
+
+#include <limits>
 
 using namespace unet;
 
@@ -73,5 +77,127 @@ TEST(Gpu_CUDA, EveryPrecisionMatchesTheCpuLossWithinItsTolerance) {
     Trainer t(model, gpu);
     EXPECT_NEAR(t.step(batch).total.item<double>(), ref, tolerance * std::abs(ref)) << to_string(p);
     for (const auto& q : t.model()->parameters()) EXPECT_TRUE(at::isfinite(q).all().item<bool>()) << to_string(p);
+  }
+}
+
+namespace {
+Batch random_batch(int64_t n, int64_t input, int64_t output, uint64_t seed) {
+  at::manual_seed(seed);
+  Batch b;
+  b.images = at::randn({n, 1, input, input});
+  b.labels = at::randint(2, {n, output, output}, at::kLong);
+  return b;
+}
+}  // namespace
+
+TEST(Gpu_CUDA, GraphReplayedStepsGiveTheWeightsOfEagerSteps) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  at::globalContext().setDeterministicCuDNN(true);  // the same convolution algorithms on both sides
+  const UNetOptions model = UNetOptions().depth(2).filters(8).dropout(0.0);
+  for (Precision p : {Precision::kFP32, Precision::kFP16, Precision::kBF16}) {
+    TrainOptions eager;
+    eager.device = c10::Device(c10::kCUDA, 0);
+    eager.input_size = 60;
+    eager.batch_size = 2;
+    eager.precision = p;
+    TrainOptions graphs = eager;
+    graphs.graphs = true;
+    graphs.graph_warmup = 2;
+    Trainer a(model, eager), b(model, graphs);
+    for (int k = 0; k < 6; ++k) {
+      const Batch batch = random_batch(2, 60, 20, 100 + k);
+      const double la = a.step(batch).total.item<double>(), lb = b.step(batch).total.item<double>();
+      EXPECT_NEAR(la, lb, 1e-4 * std::abs(la)) << to_string(p) << " step " << k;
+    }
+    EXPECT_TRUE(b.graph_captured()) << to_string(p);
+    const auto pa = a.model()->parameters(), pb = b.model()->parameters();
+    for (size_t i = 0; i < pa.size(); ++i)
+      EXPECT_TRUE(at::allclose(pa[i], pb[i], /*rtol=*/1e-4, /*atol=*/1e-6)) << to_string(p) << " parameter " << i;
+  }
+  at::globalContext().setDeterministicCuDNN(false);
+}
+
+TEST(Gpu_CUDA, DropoutDrawsFreshMasksAtEveryReplay) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  TrainOptions t;
+  t.device = c10::Device(c10::kCUDA, 0);
+  t.input_size = 60;
+  t.batch_size = 2;
+  t.learning_rate = 1e-12;  // weights stay put: loss changes can only come from dropout
+  t.weight_decay = 0.0;
+  t.graphs = true;
+  t.graph_warmup = 1;
+  Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.5), t);
+  const Batch batch = random_batch(2, 60, 20, 7);
+  std::vector<double> losses;
+  for (int k = 0; k < 5; ++k) losses.push_back(trainer.step(batch).total.item<double>());
+  ASSERT_TRUE(trainer.graph_captured());
+  EXPECT_GT(std::abs(losses[3] - losses[2]), 1e-6) << "two replays drew the same dropout mask";
+  EXPECT_GT(std::abs(losses[4] - losses[3]), 1e-6);
+}
+
+TEST(Gpu_CUDA, Fp16SkipInsideTheGraphLeavesWeightsAndRecovers) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  TrainOptions t;
+  t.device = c10::Device(c10::kCUDA, 0);
+  t.input_size = 60;
+  t.batch_size = 2;
+  t.precision = Precision::kFP16;
+  t.graphs = true;
+  t.graph_warmup = 1;
+  Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.0), t);
+  Batch good = random_batch(2, 60, 20, 3);
+  trainer.step(good);
+  trainer.step(good);  // captured and replayed
+  ASSERT_TRUE(trainer.graph_captured());
+  std::vector<at::Tensor> before;
+  for (const auto& p : trainer.model()->parameters()) before.push_back(p.clone());
+  Batch bad = good;
+  bad.images = good.images.clone();
+  bad.images[0][0][0][0] = std::numeric_limits<float>::infinity();  // inf activations: inf gradients
+  trainer.step(bad);
+  EXPECT_EQ(trainer.loss_scaler().skipped_steps(), 1);
+  EXPECT_EQ(trainer.loss_scaler().current_scale(), 32768.0);
+  const auto after = trainer.model()->parameters();
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(at::equal(after[i], before[i])) << "skipped step changed " << i;
+  trainer.step(good);
+  EXPECT_FALSE(at::equal(trainer.model()->parameters()[0], before[0]));
+  for (const auto& p : trainer.model()->parameters()) EXPECT_TRUE(at::isfinite(p).all().item<bool>());
+}
+
+TEST(Gpu_CUDA, GraphInferenceEqualsEagerInferencePerBatchSize) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  at::manual_seed(5);
+  UNet model(UNetOptions().depth(2).filters(8));
+  const Geometry g{60, 20};
+  const c10::Device cuda(c10::kCUDA, 0);
+  Predictor eager(model, g, cuda, 4), graphs(model, g, cuda, 4);
+  graphs.use_graphs(true);
+  for (int64_t n : {4, 1, 4, 1, 4}) {
+    const at::Tensor x = at::randn({n, 1, 60, 60});
+    EXPECT_TRUE(at::allclose(eager.forward(x), graphs.forward(x), 1e-5, 1e-6)) << "batch " << n;
+  }
+}
+
+TEST(Gpu_CUDA, PrefetchedBatchesArriveInOrderOnTheDevice) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  int64_t counter = 0;
+  DevicePrefetcher batches(
+      [&counter] {
+        Batch b;
+        b.images = at::full({2, 1, 8, 8}, static_cast<float>(counter)).pin_memory();
+        b.labels = at::full({2, 4, 4}, counter, at::kLong).pin_memory();
+        b.step = counter++;
+        return b;
+      },
+      c10::Device(c10::kCUDA, 0), /*channels_last=*/true);
+  for (int64_t k = 0; k < 5; ++k) {
+    const Batch b = batches.next();
+    batches.prefetch();
+    EXPECT_TRUE(b.images.is_cuda());
+    EXPECT_TRUE(b.images.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_EQ(b.step, k);
+    EXPECT_EQ(b.images.min().item<float>(), static_cast<float>(k));
+    EXPECT_EQ(b.labels.max().item<int64_t>(), k);
   }
 }

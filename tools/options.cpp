@@ -74,6 +74,7 @@ Predictor checkpoint_predictor(const Options& o, const std::string& checkpoint, 
   }
   predictor.use_tta(o.tta);
   predictor.use_precision(parse_precision(o.precision));
+  predictor.use_graphs(use_graphs(o, device));
   if (mode == InputMode::kTile) {
     if (o.tile_batch < 1) throw Error("--tile-batch must be at least 1");
     TileOptions t;
@@ -102,6 +103,12 @@ void add_train_options(CLI::App& app, Options& o) {
       ->capture_default_str();
   app.add_flag("--augment,!--no-augment", o.augment, "Augment training data (flips, crop, brightness, elastic)");
   app.add_option("--elastic", o.elastic, "Elastic deformation within --augment: on or off")->capture_default_str();
+  app.add_option("--lr-schedule", o.lr_schedule, "Learning-rate schedule: constant (the reference) or cosine decay")
+      ->capture_default_str();
+  app.add_option("--lr-warmup-steps", o.lr_warmup_steps, "Linear learning-rate warm-up over the first N steps")
+      ->capture_default_str();
+  app.add_option("--final-lr-factor", o.final_lr_factor, "Cosine schedule: final rate as a fraction of --learning-rate")
+      ->capture_default_str();
   app.add_flag("--resume,--resume_training", o.resume, "Continue from the checkpoint in --model-dir");
   app.add_flag("--overwrite", o.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced)");
 }
@@ -114,6 +121,9 @@ void add_runtime_options(CLI::App& app, Options& o) {
   app.add_option("--threads", o.threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
   app.add_option("--loader-threads", o.loader_threads, "Data loader worker threads")->capture_default_str();
   app.add_option("--channels-last", o.channels_last, "Channels-last (NHWC) tensors: on or off")->capture_default_str();
+  app.add_option("--graphs", o.graphs, "CUDA graphs for training and inference steps: auto (on with CUDA), on or off")
+      ->capture_default_str();
+  app.add_flag_callback("--xla,--use_xla", [&o] { o.graphs = "on"; }, "Alias of --graphs on (the reference's XLA flag)");
   app.add_option("--dist-timeout", o.dist_timeout, "Seconds to wait for other ranks before failing (data-parallel runs)")
       ->capture_default_str();
   app.add_flag("--quiet,-q", o.quiet, "Print only the final results");
@@ -140,6 +150,12 @@ std::shared_ptr<Distributed> setup_distributed(const Options& o, c10::Device& de
     device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
   }
   return std::make_shared<Distributed>(env, device, std::chrono::seconds(o.dist_timeout));
+}
+
+bool use_graphs(const Options& o, const c10::Device& device) {
+  if (o.graphs != "auto" && o.graphs != "on" && o.graphs != "off")
+    throw Error("--graphs: expected auto, on or off, got '" + o.graphs + "'");
+  return device.is_cuda() && o.graphs != "off";
 }
 
 bool channels_last(const Options& o) {
@@ -209,6 +225,10 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.input_size = o.input_size;
   t.input_mode = parse_input_mode(o.input_mode);
   t.channels_last = channels_last(o);
+  t.graphs = use_graphs(o, device);
+  t.schedule.kind = parse_schedule(o.lr_schedule);
+  t.schedule.warmup_steps = o.lr_warmup_steps;
+  t.schedule.final_factor = o.final_lr_factor;
   t.quiet = o.quiet;
   return t;
 }

@@ -61,6 +61,10 @@ struct Options {
   int threads = 0;
   int loader_threads = 2;
   std::string channels_last = "on";
+  std::string graphs = "auto";
+  std::string lr_schedule = "constant";
+  int64_t lr_warmup_steps = 0;
+  double final_lr_factor = 0.0;
   /// Seconds a rank waits for the others before giving up (data-parallel runs).
   int dist_timeout = 300;
   bool quiet = false;
@@ -82,6 +86,10 @@ std::shared_ptr<Distributed> setup_distributed(const Options& o, c10::Device& de
 
 /// --channels-last as a boolean (throws `unet::Error` unless on or off).
 bool channels_last(const Options& o);
+
+/// --graphs: auto (on for CUDA devices), on or off (throws `unet::Error` otherwise). CPUs never
+/// use graphs.
+bool use_graphs(const Options& o, const c10::Device& device);
 
 /// The fold number, or -1 for "none" (train on everything, evaluate nothing).
 int parse_fold(const std::string& text);

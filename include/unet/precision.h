@@ -34,6 +34,7 @@ class PrecisionScope {
   bool was_enabled_;
   at::ScalarType old_dtype_;
   bool autocast_;
+  bool was_caching_ = true;
 };
 
 /// Dynamic loss scaling for fp16 (the reference's LossScaleOptimizer): the loss is multiplied by

@@ -10,6 +10,8 @@
 #include <c10/core/Device.h>
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +45,9 @@ class Predictor {
   /// Autocast the forward passes to fp16 or bf16 (or allow TF32) as in training.
   void use_precision(Precision precision) { precision_ = precision; }
 
+  /// On CUDA, capture the forward pass once per input shape as a CUDA graph and replay it (the
+  /// first batch of each shape runs eagerly); falls back to eager with a notice if capture fails.
+  void use_graphs(bool on) { graphs_ = on && device_.is_cuda(); }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 
@@ -64,6 +69,12 @@ class Predictor {
   std::optional<TileOptions> tiles_;
   bool tta_ = false;
   Precision precision_ = Precision::kFP32;
+  bool graphs_ = false;
+  struct CapturedForward;
+  /// One captured forward pass per input shape (shared: predictors are copied).
+  std::map<std::vector<int64_t>, std::shared_ptr<CapturedForward>> captured_;
+
+  at::Tensor eager_forward(const at::Tensor& x);
 };
 
 /// Writes predictions into `dir`: `test-masks.tif` (multi-page uint8, 255 = class 1 = cell

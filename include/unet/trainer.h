@@ -11,6 +11,7 @@
 #include "unet/model.h"
 #include "unet/optimizer.h"
 #include "unet/precision.h"
+#include "unet/step_graph.h"
 #include "unet/tiling.h"
 
 #include <c10/core/Device.h>
@@ -18,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,11 @@ struct TrainOptions {
   InputMode input_mode = InputMode::kResize;
   /// Channels-last (NHWC) weights and activations: faster convolutions on CPUs and GPUs.
   bool channels_last = true;
+  /// On CUDA: capture the whole training step (forward, loss, backward, loss-scale check, Adam)
+  /// as a CUDA graph after `graph_warmup` eager steps and replay it (the reference's XLA).
+  /// Unavailable in data-parallel runs (eager with a notice).
+  bool graphs = false;
+  int64_t graph_warmup = 3;
   bool quiet = false;
 
   std::string to_json() const;
@@ -94,8 +101,11 @@ class Trainer {
   /// on `eval` (when not empty) every evaluate_every steps and at the end; checkpoints.
   TrainResult fit(const std::vector<Sample>& train, const std::vector<Sample>& eval);
 
-  /// One optimisation step on `batch` (moved to the training device); returns the loss terms.
+  /// One optimisation step on `batch` (moved to the training device); returns the loss terms
+  /// (device tensors; with CUDA graphs the same tensors are overwritten by the next step).
   LossTerms step(const Batch& batch);
+  /// Whether steps are replayed from a captured CUDA graph (after the warm-up steps).
+  bool graph_captured() const { return graph_ != nullptr; }
 
   /// Metrics of the current weights on labelled `samples`.
   Metrics evaluate(const std::vector<Sample>& samples);
@@ -122,8 +132,20 @@ class Trainer {
   /// Side of the training images (recorded in checkpoints: prediction compares against it).
   int64_t image_height_ = 0, image_width_ = 0;
 
+  bool use_graphs_ = false;
+  int64_t eager_before_capture_ = 0;
+  std::unique_ptr<StepGraph> graph_;
+  at::Tensor static_images_, static_labels_;
+  LossTerms graph_terms_;
+
   /// Rank 0's weights to every rank; other ranks then draw their own dropout masks.
   void synchronise_ranks();
+  /// Forward, loss, backward, gradient reduction, loss-scale check and Adam on device tensors
+  /// (gradients already cleared): the body that a CUDA graph captures.
+  LossTerms run_step(const at::Tensor& images, const at::Tensor& labels);
+  /// The step through the captured graph (capturing it first); nullopt: take the eager path.
+  std::optional<LossTerms> graph_step(const at::Tensor& images, const at::Tensor& labels);
+  void notice(const std::string& text) const;
 };
 
 }  // namespace unet

@@ -6,10 +6,12 @@
 #include "unet/loader.h"
 #include "unet/metrics.h"
 #include "unet/runtime.h"
+#include "unet/step_graph.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cstdio>
 #include <filesystem>
 
 namespace unet {
@@ -26,12 +28,41 @@ Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t 
   model_->eval();
 }
 
+struct Predictor::CapturedForward {
+  at::Tensor input, output;
+  std::unique_ptr<StepGraph> graph;
+};
+
+at::Tensor Predictor::eager_forward(const at::Tensor& x) {
+  PrecisionScope precision(device_, precision_);
+  return model_->forward(x);
+}
+
 at::Tensor Predictor::forward(const at::Tensor& inputs) {
   c10::InferenceMode guard;
-  at::Tensor x = inputs.to(device_);
+  at::Tensor x = inputs.to(device_, /*non_blocking=*/true);
   if (channels_last_) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  PrecisionScope precision(device_, precision_);
-  return model_->forward(x).to(at::kFloat).cpu().contiguous();
+  if (!graphs_) return eager_forward(x).to(at::kFloat).cpu().contiguous();
+  const std::vector<int64_t> shape = x.sizes().vec();
+  auto it = captured_.find(shape);
+  if (it == captured_.end()) {
+    // The first batch of a shape runs eagerly (cuDNN picks its algorithms), then is captured.
+    const at::Tensor out = eager_forward(x).to(at::kFloat).cpu().contiguous();
+    auto captured = std::make_shared<CapturedForward>();
+    captured->input = x.clone(at::MemoryFormat::Preserve);
+    try {
+      captured->graph = std::make_unique<StepGraph>(device_);
+      captured->graph->capture([&] { captured->output = eager_forward(captured->input); });
+      captured_.emplace(shape, std::move(captured));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "unet: notice: %s; predicting without CUDA graphs\n", e.what());
+      graphs_ = false;
+    }
+    return out;
+  }
+  it->second->input.copy_(x, /*non_blocking=*/true);
+  it->second->graph->replay();
+  return it->second->output.to(at::kFloat).cpu().contiguous();
 }
 
 void Predictor::use_tiles(const TileOptions& options) {

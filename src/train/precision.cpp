@@ -40,6 +40,10 @@ PrecisionScope::PrecisionScope(const c10::Device& device, Precision precision)
     at::globalContext().setAllowTF32CuBLAS(precision == Precision::kTF32);
   }
   if (autocast_) {
+    // The cast-weight cache would keep tensors made inside a CUDA graph capture alive across
+    // replays; every weight is used once per pass anyway, so caching saves nothing.
+    was_caching_ = at::autocast::is_autocast_cache_enabled();
+    at::autocast::set_autocast_cache_enabled(false);
     at::autocast::set_autocast_dtype(device_type_, precision == Precision::kFP16 ? at::kHalf : at::kBFloat16);
     at::autocast::set_autocast_enabled(device_type_, true);
   }
@@ -49,8 +53,7 @@ PrecisionScope::~PrecisionScope() {
   if (autocast_) {
     at::autocast::set_autocast_enabled(device_type_, was_enabled_);
     at::autocast::set_autocast_dtype(device_type_, old_dtype_);
-    // Autocast caches casted weights for the scope; drop them so that updated weights are recast.
-    at::autocast::clear_cache();
+    at::autocast::set_autocast_cache_enabled(was_caching_);
   }
 }
 

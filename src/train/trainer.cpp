@@ -5,10 +5,12 @@
 #include "unet/logger.h"
 #include "unet/predictor.h"
 #include "unet/runtime.h"
+#include "unet/step_graph.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 
 namespace unet {
@@ -22,7 +24,7 @@ std::string TrainOptions::to_json() const {
                       {"input_mode", unet::to_string(input_mode)},
                       {"input_size", input_size},   {"world_size", world_size},
                       {"device", device.str()}, {"channels_last", channels_last},
-                      {"lr_schedule", schedule.to_string()}, {"warmup_steps", schedule.warmup_steps},
+                      {"lr_schedule", schedule.to_string()}, {"graphs", graphs}, {"warmup_steps", schedule.warmup_steps},
                       {"final_lr_factor", schedule.final_factor}};
   return j.dump();
 }
@@ -78,6 +80,22 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
     reducer_ = std::make_unique<GradientReducer>(*options_.dist, model_->parameters());
     synchronise_ranks();
   }
+  if (options_.graphs && options_.device.is_cuda()) {
+    if (!cuda_graphs_built()) {
+      notice("this build has no CUDA graph support; training without CUDA graphs");
+    } else if (reducer_) {
+      // The bucketed all-reduce launches from gradient hooks and waits on c10d work objects on
+      // the host, which a capture cannot record.
+      notice("CUDA graphs are not used in data-parallel runs; training eagerly");
+    } else {
+      use_graphs_ = true;
+      eager_before_capture_ = options_.graph_warmup;
+    }
+  }
+}
+
+void Trainer::notice(const std::string& text) const {
+  if (options_.rank == 0 && !options_.quiet) std::fprintf(stderr, "unet: notice: %s\n", text.c_str());
 }
 
 void Trainer::synchronise_ranks() {
@@ -95,7 +113,16 @@ LossTerms Trainer::step(const Batch& batch) {
   at::Tensor images = batch.images.to(options_.device, /*non_blocking=*/true);
   if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor labels = batch.labels.to(options_.device, /*non_blocking=*/true);
+  if (use_graphs_) {
+    if (auto terms = graph_step(images, labels)) return *terms;
+  }
   optimizer_->zero_grad(/*set_to_none=*/true);
+  const LossTerms terms = run_step(images, labels);
+  ++step_;
+  return terms;
+}
+
+LossTerms Trainer::run_step(const at::Tensor& images, const at::Tensor& labels) {
   LossTerms terms;
   {
     PrecisionScope precision(options_.device, options_.precision);
@@ -107,14 +134,49 @@ LossTerms Trainer::step(const Batch& batch) {
   if (reducer_) reducer_->finish();
   if (scaler_->enabled()) {
     // The skip decision stays on the device: the optimizer leaves everything unchanged when the
-    // flag is set, so no host read interrupts the step.
+    // flag is set, so no host read interrupts the step (or breaks a graph capture).
     optimizer_->update(scaler_->unscale(model_->parameters()));
     scaler_->update();
   } else {
     optimizer_->update();
   }
-  ++step_;
   return terms;
+}
+
+std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at::Tensor& labels) {
+  if (!graph_) {
+    if (eager_before_capture_ > 0) {
+      --eager_before_capture_;  // eager warm-up: cuDNN autotuning and workspaces outside the capture
+      return std::nullopt;
+    }
+    static_images_ = images.clone(at::MemoryFormat::Preserve);
+    static_labels_ = labels.clone();
+    // Gradients must be allocated inside the capture (from the graph's pool), so that every
+    // replay writes them in place.
+    optimizer_->zero_grad(/*set_to_none=*/true);
+    try {
+      auto graph = std::make_unique<StepGraph>(options_.device);
+      graph->capture([this] {
+        const LossTerms t = run_step(static_images_, static_labels_);
+        graph_terms_ = {t.cross_entropy.detach(), t.dice_loss.detach(), t.total.detach()};
+      });
+      graph_ = std::move(graph);
+    } catch (const Error& e) {
+      if (options_.rank == 0 && !options_.quiet)
+        std::fprintf(stderr, "unet: notice: %s; training continues without CUDA graphs\n", e.what());
+      use_graphs_ = false;
+      static_images_ = at::Tensor();
+      static_labels_ = at::Tensor();
+      return std::nullopt;
+    }
+  }
+  // A batch of another shape (none in a normal run) takes the eager path; the graph stays valid.
+  if (images.sizes() != static_images_.sizes() || labels.sizes() != static_labels_.sizes()) return std::nullopt;
+  static_images_.copy_(images, /*non_blocking=*/true);
+  static_labels_.copy_(labels, /*non_blocking=*/true);
+  graph_->replay();
+  ++step_;
+  return graph_terms_;
 }
 
 Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
@@ -207,10 +269,13 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   const auto run_start = std::chrono::steady_clock::now();
   {
     BatchLoader loader(shared, geometry_, model_options_.classes(), loader_options);
+    DevicePrefetcher batches([&loader] { return loader.next(); }, options_.device, options_.channels_last);
     while (step_ < options_.max_steps) {
       const auto t0 = std::chrono::steady_clock::now();
-      const Batch batch = loader.next();
+      const Batch batch = batches.next();
       const LossTerms terms = step(batch);
+      // The upload of the next batch overlaps the step just launched.
+      if (step_ < options_.max_steps) batches.prefetch();
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (step_ - result.first_step > options_.warmup_steps) {
         timed_seconds += dt;

@@ -1,0 +1,121 @@
+// CUDA graph capture and replay, and the copy-stream batch uploader (built only with CUDA).
+#include "unet/step_graph.h"
+
+#include "unet/error.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <optional>
+
+namespace unet {
+
+bool cuda_graphs_built() { return true; }
+
+struct StepGraph::Impl {
+  c10::Device device;
+  at::cuda::CUDAGraph graph;
+  bool captured = false;
+};
+
+StepGraph::StepGraph(c10::Device device) : impl_(std::make_unique<Impl>(Impl{device, {}, false})) {
+  if (!device.is_cuda()) throw Error("CUDA graphs need a CUDA device, not " + device.str());
+}
+
+StepGraph::~StepGraph() = default;
+
+void StepGraph::capture(const std::function<void()>& body) {
+  c10::cuda::CUDAGuard device_guard(impl_->device);
+  // Capture cannot use the legacy default stream; a side stream that first waits for the work
+  // queued so far keeps the order of operations.
+  const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream();
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, impl_->device.index());
+  at::cuda::CUDAEvent before;
+  before.record(current);
+  before.block(side);
+  try {
+    c10::cuda::CUDAStreamGuard stream_guard(side);
+    impl_->graph.capture_begin();
+    try {
+      body();
+    } catch (...) {
+      try {
+        impl_->graph.capture_end();
+      } catch (...) {
+      }
+      throw;
+    }
+    impl_->graph.capture_end();
+  } catch (const c10::Error& e) {
+    impl_->graph.reset();
+    throw Error(std::string("CUDA graph capture failed: ") + e.what_without_backtrace());
+  }
+  at::cuda::CUDAEvent after;
+  after.record(side);
+  after.block(current);
+  impl_->captured = true;
+}
+
+void StepGraph::replay() {
+  if (!impl_->captured) throw Error("StepGraph::replay before a successful capture");
+  c10::cuda::CUDAGuard device_guard(impl_->device);
+  impl_->graph.replay();
+}
+
+struct DevicePrefetcher::Impl {
+  std::function<Batch()> source;
+  c10::Device device{c10::kCPU};
+  bool channels_last = true;
+  std::optional<c10::cuda::CUDAStream> copy_stream;
+  at::cuda::CUDAEvent ready;
+  std::optional<Batch> pending;
+
+  Batch upload(Batch host) {
+    if (!device.is_cuda()) return host;
+    c10::cuda::CUDAGuard device_guard(device);
+    c10::cuda::CUDAStreamGuard stream_guard(*copy_stream);
+    Batch out = host;
+    // Non-blocking copies from pinned memory return at once; the host allocator keeps the
+    // pinned block alive until the copy stream has read it.
+    out.images = host.images.to(device, /*non_blocking=*/true);
+    if (channels_last) out.images = out.images.contiguous(at::MemoryFormat::ChannelsLast);
+    out.labels = host.labels.to(device, /*non_blocking=*/true);
+    ready.record(*copy_stream);
+    return out;
+  }
+};
+
+DevicePrefetcher::DevicePrefetcher(std::function<Batch()> source, c10::Device device, bool channels_last)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->source = std::move(source);
+  impl_->device = device;
+  impl_->channels_last = channels_last;
+  if (device.is_cuda()) impl_->copy_stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+}
+
+DevicePrefetcher::~DevicePrefetcher() = default;
+
+Batch DevicePrefetcher::next() {
+  prefetch();
+  Batch out = std::move(*impl_->pending);
+  impl_->pending.reset();
+  if (impl_->device.is_cuda()) {
+    const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(impl_->device.index());
+    impl_->ready.block(current);
+    // The tensors were allocated on the copy stream; tell the allocator that the compute stream
+    // uses them too, so their memory is not handed out again while a step still reads it.
+    out.images.record_stream(current);
+    out.labels.record_stream(current);
+  }
+  return out;
+}
+
+void DevicePrefetcher::prefetch() {
+  if (!impl_->pending) impl_->pending = impl_->upload(impl_->source());
+}
+
+}  // namespace unet
