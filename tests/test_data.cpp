@@ -4,6 +4,7 @@
 #include "unet/dataset.h"
 #include "unet/error.h"
 #include "unet/loader.h"
+#include "unet/step_graph.h"
 #include "unet/preprocess.h"
 #include "unet/synthetic.h"
 
@@ -156,4 +157,24 @@ TEST(Loader, BatchesAreAPureFunctionOfSeedAndStep) {
   auto r0 = batch_indices(6, 2, 5, 1, 0, 2), r1 = batch_indices(6, 2, 5, 1, 1, 2);
   r0.insert(r0.end(), r1.begin(), r1.end());
   EXPECT_EQ(r0, whole);
+}
+
+TEST(Loader, DevicePrefetcherOnTheCpuHandsOutTheSourceBatchesInOrder) {
+  int64_t counter = 0;
+  DevicePrefetcher batches(
+      [&counter] {
+        Batch b;
+        b.images = at::full({1, 1, 4, 4}, static_cast<float>(counter));
+        b.labels = at::full({1, 2, 2}, counter, at::kLong);
+        b.step = counter++;
+        return b;
+      },
+      c10::Device(c10::kCPU), /*channels_last=*/false);
+  for (int64_t k = 0; k < 4; ++k) {
+    const Batch b = batches.next();
+    if (k % 2 == 0) batches.prefetch();  // prefetching or not must not change the order
+    EXPECT_EQ(b.step, k);
+    EXPECT_EQ(b.images[0][0][0][0].item<float>(), static_cast<float>(k));
+  }
+  EXPECT_EQ(counter, 4);  // nothing fetched beyond the batches handed out
 }

@@ -229,6 +229,7 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.schedule.kind = parse_schedule(o.lr_schedule);
   t.schedule.warmup_steps = o.lr_warmup_steps;
   t.schedule.final_factor = o.final_lr_factor;
+  t.schedule.validate();
   t.quiet = o.quiet;
   return t;
 }

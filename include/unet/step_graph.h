@@ -25,9 +25,12 @@ class StepGraph {
   StepGraph(const StepGraph&) = delete;
   StepGraph& operator=(const StepGraph&) = delete;
 
+  /// Runs `body` eagerly on the stream that the capture will use (ordered after the work queued
+  /// so far): warm-up runs, so that lazy initialisation (cuDNN autotuning, cuBLAS workspaces)
+  /// happens before and outside the capture.
+  void warmup(const std::function<void()>& body);
   /// Captures one run of `body`; throws `unet::Error` (with CUDA's reason) when the capture fails.
-  /// Run `body` eagerly at least once before, so that lazy initialisation (cuDNN autotuning,
-  /// workspaces) happens outside the capture.
+  /// Other threads (data loaders pinning memory) may keep calling CUDA meanwhile.
   void capture(const std::function<void()>& body);
   void replay();
 

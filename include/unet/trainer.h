@@ -105,7 +105,7 @@ class Trainer {
   /// (device tensors; with CUDA graphs the same tensors are overwritten by the next step).
   LossTerms step(const Batch& batch);
   /// Whether steps are replayed from a captured CUDA graph (after the warm-up steps).
-  bool graph_captured() const { return graph_ != nullptr; }
+  bool graph_captured() const { return graph_captured_; }
 
   /// Metrics of the current weights on labelled `samples`.
   Metrics evaluate(const std::vector<Sample>& samples);
@@ -133,6 +133,7 @@ class Trainer {
   int64_t image_height_ = 0, image_width_ = 0;
 
   bool use_graphs_ = false;
+  bool graph_captured_ = false;
   int64_t eager_before_capture_ = 0;
   std::unique_ptr<StepGraph> graph_;
   at::Tensor static_images_, static_labels_;

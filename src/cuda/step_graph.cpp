@@ -16,47 +16,69 @@ namespace unet {
 
 bool cuda_graphs_built() { return true; }
 
+namespace {
+c10::cuda::CUDAStream side_stream(const c10::Device& device) {
+  if (!device.is_cuda()) throw Error("CUDA graphs need a CUDA device, not " + device.str());
+  return c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+}
+}  // namespace
+
 struct StepGraph::Impl {
+  explicit Impl(c10::Device d) : device(d), side(side_stream(d)) {}
+
   c10::Device device;
+  // Capture cannot use the legacy default stream; warm-up and capture share one side stream.
+  c10::cuda::CUDAStream side;
   at::cuda::CUDAGraph graph;
   bool captured = false;
+
+  /// Runs `body` on the side stream, ordered after and before the current stream's work.
+  void on_side_stream(const std::function<void()>& body) {
+    c10::cuda::CUDAGuard device_guard(device);
+    const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(device.index());
+    at::cuda::CUDAEvent before, after;
+    before.record(current);
+    before.block(side);
+    {
+      c10::cuda::CUDAStreamGuard stream_guard(side);
+      body();
+    }
+    after.record(side);
+    after.block(current);
+  }
 };
 
-StepGraph::StepGraph(c10::Device device) : impl_(std::make_unique<Impl>(Impl{device, {}, false})) {
-  if (!device.is_cuda()) throw Error("CUDA graphs need a CUDA device, not " + device.str());
-}
+StepGraph::StepGraph(c10::Device device) : impl_(std::make_unique<Impl>(device)) {}
 
 StepGraph::~StepGraph() = default;
 
+void StepGraph::warmup(const std::function<void()>& body) { impl_->on_side_stream(body); }
+
 void StepGraph::capture(const std::function<void()>& body) {
-  c10::cuda::CUDAGuard device_guard(impl_->device);
-  // Capture cannot use the legacy default stream; a side stream that first waits for the work
-  // queued so far keeps the order of operations.
-  const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream();
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, impl_->device.index());
-  at::cuda::CUDAEvent before;
-  before.record(current);
-  before.block(side);
+  if (impl_->captured) throw Error("StepGraph::capture called twice");
   try {
-    c10::cuda::CUDAStreamGuard stream_guard(side);
-    impl_->graph.capture_begin();
-    try {
-      body();
-    } catch (...) {
+    impl_->on_side_stream([&] {
+      // Thread-local mode: loader threads may allocate pinned memory while the capture runs,
+      // which the global mode would count as an error in the capture.
+      impl_->graph.capture_begin(/*pool=*/{0, 0}, cudaStreamCaptureModeThreadLocal);
       try {
-        impl_->graph.capture_end();
+        body();
       } catch (...) {
+        try {
+          impl_->graph.capture_end();
+        } catch (...) {
+        }
+        throw;
       }
-      throw;
-    }
-    impl_->graph.capture_end();
+      impl_->graph.capture_end();
+    });
   } catch (const c10::Error& e) {
     impl_->graph.reset();
     throw Error(std::string("CUDA graph capture failed: ") + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    impl_->graph.reset();
+    throw Error(std::string("CUDA graph capture failed: ") + e.what());
   }
-  at::cuda::CUDAEvent after;
-  after.record(side);
-  after.block(current);
   impl_->captured = true;
 }
 

@@ -46,12 +46,15 @@ at::Tensor Predictor::forward(const at::Tensor& inputs) {
   const std::vector<int64_t> shape = x.sizes().vec();
   auto it = captured_.find(shape);
   if (it == captured_.end()) {
-    // The first batch of a shape runs eagerly (cuDNN picks its algorithms), then is captured.
-    const at::Tensor out = eager_forward(x).to(at::kFloat).cpu().contiguous();
+    // The first batch of a shape runs eagerly on the capture's stream (cuDNN picks its
+    // algorithms), then is captured.
     auto captured = std::make_shared<CapturedForward>();
+    captured->graph = std::make_unique<StepGraph>(device_);
+    at::Tensor out;
+    captured->graph->warmup([&] { out = eager_forward(x).to(at::kFloat); });
+    out = out.cpu().contiguous();
     captured->input = x.clone(at::MemoryFormat::Preserve);
     try {
-      captured->graph = std::make_unique<StepGraph>(device_);
       captured->graph->capture([&] { captured->output = eager_forward(captured->input); });
       captured_.emplace(shape, std::move(captured));
     } catch (const Error& e) {

@@ -90,6 +90,7 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
     } else {
       use_graphs_ = true;
       eager_before_capture_ = options_.graph_warmup;
+      graph_ = std::make_unique<StepGraph>(options_.device);
     }
   }
 }
@@ -144,10 +145,17 @@ LossTerms Trainer::run_step(const at::Tensor& images, const at::Tensor& labels) 
 }
 
 std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at::Tensor& labels) {
-  if (!graph_) {
+  if (!graph_captured_) {
     if (eager_before_capture_ > 0) {
-      --eager_before_capture_;  // eager warm-up: cuDNN autotuning and workspaces outside the capture
-      return std::nullopt;
+      // Eager warm-up on the capture's stream: cuDNN autotuning and workspaces outside the capture.
+      --eager_before_capture_;
+      LossTerms terms;
+      graph_->warmup([&] {
+        optimizer_->zero_grad(/*set_to_none=*/true);
+        terms = run_step(images, labels);
+      });
+      ++step_;
+      return terms;
     }
     static_images_ = images.clone(at::MemoryFormat::Preserve);
     static_labels_ = labels.clone();
@@ -155,16 +163,15 @@ std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at:
     // replay writes them in place.
     optimizer_->zero_grad(/*set_to_none=*/true);
     try {
-      auto graph = std::make_unique<StepGraph>(options_.device);
-      graph->capture([this] {
+      graph_->capture([this] {
         const LossTerms t = run_step(static_images_, static_labels_);
         graph_terms_ = {t.cross_entropy.detach(), t.dice_loss.detach(), t.total.detach()};
       });
-      graph_ = std::move(graph);
+      graph_captured_ = true;
     } catch (const Error& e) {
-      if (options_.rank == 0 && !options_.quiet)
-        std::fprintf(stderr, "unet: notice: %s; training continues without CUDA graphs\n", e.what());
+      notice(std::string(e.what()) + "; training continues without CUDA graphs");
       use_graphs_ = false;
+      graph_.reset();
       static_images_ = at::Tensor();
       static_labels_ = at::Tensor();
       return std::nullopt;
