@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -45,6 +46,15 @@ c10::Device parse_device(const std::string& text) {
 void configure_cpu_threads(int threads) {
   const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
+}
+
+void configure_determinism(bool deterministic) {
+  // cuBLAS reads this when it creates its handles: it must be set before the first GPU matmul.
+  if (deterministic) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  auto& context = at::globalContext();
+  context.setBenchmarkCuDNN(!deterministic);
+  context.setDeterministicCuDNN(deterministic);
+  context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
 }
 
 void seed_everything(uint64_t seed) {

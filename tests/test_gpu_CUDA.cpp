@@ -3,6 +3,7 @@
 
 #include "unet/loss.h"
 #include "unet/predictor.h"
+#include "unet/runtime.h"
 #include "unet/step_graph.h"
 #include "unet/synthetic.h"
 #include "unet/trainer.h"
@@ -200,4 +201,26 @@ TEST(Gpu_CUDA, PrefetchedBatchesArriveInOrderOnTheDevice) {
     EXPECT_EQ(b.images.min().item<float>(), static_cast<float>(k));
     EXPECT_EQ(b.labels.max().item<int64_t>(), k);
   }
+}
+
+TEST(Gpu_CUDA, DeterministicModeGivesIdenticalWeightsTwice) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  configure_determinism(true);
+  const UNetOptions model = UNetOptions().depth(3).filters(8).dropout(0.5);
+  TrainOptions t;
+  t.device = c10::Device(c10::kCUDA, 0);
+  t.input_size = input_size_for_output(model, /*output=*/24);
+  t.batch_size = 4;
+  t.precision = Precision::kBF16;
+  t.graphs = true;
+  t.graph_warmup = 2;
+  std::vector<std::vector<at::Tensor>> runs;
+  for (int run = 0; run < 2; ++run) {
+    Trainer trainer(model, t);  // seeds everything
+    const int64_t out = output_size(model, t.input_size);
+    for (int k = 0; k < 6; ++k) trainer.step(random_batch(4, t.input_size, out, 50 + k));
+    runs.push_back(trainer.model()->parameters());
+  }
+  configure_determinism(false);
+  for (size_t i = 0; i < runs[0].size(); ++i) EXPECT_TRUE(at::equal(runs[0][i], runs[1][i])) << "parameter " << i;
 }

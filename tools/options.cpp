@@ -123,6 +123,8 @@ void add_runtime_options(CLI::App& app, Options& o) {
   app.add_option("--channels-last", o.channels_last, "Channels-last (NHWC) tensors: on or off")->capture_default_str();
   app.add_option("--graphs", o.graphs, "CUDA graphs for training and inference steps: auto (on with CUDA), on or off")
       ->capture_default_str();
+  app.add_flag("--deterministic", o.deterministic,
+               "Deterministic GPU algorithms (no cuDNN autotuning): same seed, same weights; slower");
   app.add_flag_callback("--xla,--use_xla", [&o] { o.graphs = "on"; }, "Alias of --graphs on (the reference's XLA flag)");
   app.add_option("--dist-timeout", o.dist_timeout, "Seconds to wait for other ranks before failing (data-parallel runs)")
       ->capture_default_str();
@@ -132,6 +134,7 @@ void add_runtime_options(CLI::App& app, Options& o) {
 c10::Device setup_runtime(const Options& o) {
   if (o.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(o.batch_size) + ")");
   configure_cpu_threads(o.threads);
+  configure_determinism(o.deterministic);
   const c10::Device device = o.device == "auto" ? (torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU))
                                                 : parse_device(o.device);
   require_supported(parse_precision(o.precision), device);

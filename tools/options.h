@@ -62,6 +62,7 @@ struct Options {
   int loader_threads = 2;
   std::string channels_last = "on";
   std::string graphs = "auto";
+  bool deterministic = false;
   std::string lr_schedule = "constant";
   int64_t lr_warmup_steps = 0;
   double final_lr_factor = 0.0;

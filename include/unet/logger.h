@@ -2,25 +2,29 @@
 #pragma once
 
 #include "unet/metrics.h"
+#include "unet/tensorboard.h"
 
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <string>
 
 namespace unet {
 
 class RunLogger {
  public:
-  /// `log_dir` empty: no JSON file; otherwise `log_dir`/log.jsonl is appended to (a resumed run
-  /// continues the same file). `enabled` false silences everything (ranks other than 0).
+  /// `log_dir` empty: no files; otherwise `log_dir`/log.jsonl is appended to (a resumed run
+  /// continues the same file) and the scalars go to a TensorBoard event file there too.
+  /// `enabled` false silences everything (ranks other than 0).
   RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet);
   ~RunLogger();
 
   /// A logged training step: losses (fp32 values read from the device only now), throughput.
-  /// `loss_scale` 0: no loss scaling (its fields are then left out).
+  /// `learning_rate` is the rate of the latest update; `loss_scale` 0: no loss scaling (its
+  /// fields are then left out).
   void train_step(int64_t step, double cross_entropy, double dice_loss, double images_per_second,
-                  double loss_scale = 0.0, int64_t skipped_steps = 0);
+                  double learning_rate, double loss_scale = 0.0, int64_t skipped_steps = 0);
   void evaluation(int64_t step, const Metrics& metrics);
   /// A free-form record, e.g. {"type": "summary", ...}; `json` must be an object text.
   void record(const std::string& json);
@@ -35,6 +39,7 @@ class RunLogger {
   bool bar_shown_ = false;
   int64_t total_steps_;
   std::ofstream jsonl_;
+  std::unique_ptr<EventWriter> events_;
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -15,6 +15,12 @@ c10::Device parse_device(const std::string& text);
 /// Uses `threads` intra-op CPU threads (0: every core). LibTorch may otherwise start with one.
 void configure_cpu_threads(int threads);
 
+/// cuDNN autotuning (the fastest convolution algorithms, chosen per shape) when `deterministic` is
+/// false; otherwise deterministic algorithms only (cuDNN, cuBLAS with a fixed workspace, and
+/// LibTorch's deterministic mode, which makes an op without a deterministic kernel an error), so
+/// that two GPU runs with the same seed give identical weights. CPU runs are deterministic anyway.
+void configure_determinism(bool deterministic);
+
 /// Seeds LibTorch's CPU (and, when present, CUDA) generators.
 void seed_everything(uint64_t seed);
 

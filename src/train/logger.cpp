@@ -31,6 +31,7 @@ RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_ste
   if (enabled_ && !log_dir.empty()) {
     ensure_writable_directory(log_dir, "log");
     jsonl_.open(std::filesystem::path(log_dir) / "log.jsonl", std::ios::app);
+    events_ = std::make_unique<EventWriter>(log_dir);
   }
 }
 
@@ -43,19 +44,31 @@ void RunLogger::clear_bar() {
   }
 }
 
-void RunLogger::train_step(int64_t step, double ce, double dice_loss, double images_per_second, double loss_scale,
-                           int64_t skipped_steps) {
+void RunLogger::train_step(int64_t step, double ce, double dice_loss, double images_per_second, double learning_rate,
+                           double loss_scale, int64_t skipped_steps) {
   if (!enabled_) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   nlohmann::json j = {{"type", "train"},          {"step", step},
                       {"cross_entropy", ce},      {"dice_loss", dice_loss},
                       {"total_loss", ce + dice_loss}, {"images_per_second", images_per_second},
-                      {"elapsed_s", elapsed}};
+                      {"learning_rate", learning_rate}, {"elapsed_s", elapsed}};
   if (loss_scale > 0.0) {
     j["loss_scale"] = loss_scale;
     j["skipped_steps"] = skipped_steps;
   }
   if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;
+  if (events_) {
+    events_->scalar("train/total_loss", ce + dice_loss, step);
+    events_->scalar("train/cross_entropy", ce, step);
+    events_->scalar("train/dice_loss", dice_loss, step);
+    events_->scalar("train/images_per_second", images_per_second, step);
+    events_->scalar("train/learning_rate", learning_rate, step);
+    if (loss_scale > 0.0) {
+      events_->scalar("train/loss_scale", loss_scale, step);
+      events_->scalar("train/skipped_steps", static_cast<double>(skipped_steps), step);
+    }
+    events_->flush();
+  }
   if (quiet_) return;
   const double fraction = total_steps_ > 0 ? static_cast<double>(step) / total_steps_ : 1.0;
   const double eta = fraction > 0 ? elapsed / fraction * (1.0 - fraction) : 0.0;
@@ -80,6 +93,17 @@ void RunLogger::evaluation(int64_t step, const Metrics& m) {
   j["type"] = "eval";
   j["step"] = step;
   if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;
+  if (events_) {
+    for (const auto& [tag, value] : {std::pair<const char*, double>{"eval/dice_score", m.dice_score},
+                                     {"eval/cross_entropy", m.cross_entropy},
+                                     {"eval/membrane_dice", m.membrane_dice},
+                                     {"eval/membrane_iou", m.membrane_iou},
+                                     {"eval/pixel_error", m.pixel_error},
+                                     {"eval/v_rand", m.v_rand},
+                                     {"eval/v_info", m.v_info}})
+      events_->scalar(tag, value, step);
+    events_->flush();
+  }
   char line[200];
   std::snprintf(line, sizeof(line),
                 "eval at step %lld: dice_score %.4f  cross_entropy %.4f  membrane dice %.4f  iou %.4f  pixel error %.4f",

@@ -24,7 +24,7 @@ std::string TrainOptions::to_json() const {
                       {"input_mode", unet::to_string(input_mode)},
                       {"input_size", input_size},   {"world_size", world_size},
                       {"device", device.str()}, {"channels_last", channels_last},
-                      {"lr_schedule", schedule.to_string()}, {"graphs", graphs}, {"warmup_steps", schedule.warmup_steps},
+                      {"lr_schedule", schedule.to_string()}, {"graphs", graphs}, {"lr_warmup_steps", schedule.warmup_steps},
                       {"final_lr_factor", schedule.final_factor}};
   return j.dump();
 }
@@ -299,6 +299,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
         const double ce = losses[0].item<double>(), dice = losses[1].item<double>();
         result.last_loss = ce + dice;
         log.train_step(step_, ce, dice, window > 0 ? window_steps * options_.batch_size * options_.world_size / window : 0.0,
+                       optimizer_->learning_rate().item<double>(),
                        scaler_->enabled() ? scaler_->current_scale() : 0.0, scaler_->skipped_steps());
         window_start = std::chrono::steady_clock::now();
         window_steps = 0;
