@@ -2,8 +2,12 @@
 #include "test_support.h"
 
 #include "unet/error.h"
+#include "unet/image_io.h"
 #include "unet/logger.h"
+#include "unet/plot.h"
 #include "unet/tensorboard.h"
+
+#include <ATen/ATen.h>
 
 #include <cstring>
 #include <filesystem>
@@ -93,4 +97,56 @@ TEST(TensorBoard, RunLoggerWritesFramedEventsBesideTheJsonLog) {
 
 TEST(TensorBoard, AnUnwritableDirectoryIsAClearError) {
   EXPECT_THROW(EventWriter("/proc/unet-no-such-dir"), Error);
+}
+
+TEST(Plot, NiceTicksAreRoundAndCoverTheRange) {
+  const std::vector<double> unit = nice_ticks(0.0, 1.0), expected = {0.0, 0.2, 0.4, 0.6, 0.8, 1.0};
+  ASSERT_EQ(unit.size(), expected.size());
+  for (size_t i = 0; i < unit.size(); ++i) EXPECT_NEAR(unit[i], expected[i], 1e-12);
+  EXPECT_EQ(nice_ticks(0.0, 6400.0), (std::vector<double>{0.0, 2000.0, 4000.0, 6000.0}));
+  const auto t = nice_ticks(0.13, 0.91, 4);
+  ASSERT_FALSE(t.empty());
+  EXPECT_NEAR(t.front(), 0.2, 1e-12);
+  EXPECT_NEAR(t.back(), 0.8, 1e-12);
+}
+
+TEST(Plot, TrainingLogBecomesAPngWithEveryPanelDrawn) {
+  if (!plotting_available()) GTEST_SKIP() << "built without libgd; no plots";
+  TempDir dir;
+  {
+    RunLogger log(dir.path(), /*enabled=*/true, /*total_steps=*/300, /*quiet=*/true);
+    log.record(R"({"type": "config", "start_step": 0})");
+    for (int step = 10; step <= 300; step += 10) log.train_step(step, 1.0 / step, 0.5 / step, 50.0, 1e-4 * (1.0 - step / 400.0));
+    Metrics m;
+    m.dice_score = 0.8;
+    m.membrane_dice = 0.7;
+    log.evaluation(150, m);
+    m.dice_score = 0.85;
+    log.evaluation(300, m);
+  }
+  const std::string path = plot_training_log(dir.path());
+  EXPECT_EQ(path, dir.file("training_curves.png"));
+  const RawImage png = read_png(path);
+  ASSERT_EQ(png.pixels.size(0), 3);                  // RGB
+  EXPECT_EQ(png.pixels.size(1), 400);                // panel height
+  EXPECT_EQ(png.pixels.size(2), 3 * 520);            // three panels: loss, evaluation, learning rate
+  // Each panel holds pixels of its first series' colour: the curves were drawn, not just the axes.
+  const at::Tensor p = png.pixels.to(at::kInt);
+  auto count = [&](int x0, int r, int g, int b) {
+    const at::Tensor panel = p.narrow(2, x0, 520);
+    return (panel[0].eq(r) & panel[1].eq(g) & panel[2].eq(b)).sum().item<int64_t>();
+  };
+  EXPECT_GT(count(0, 31, 119, 180), 100);     // train loss
+  EXPECT_GT(count(520, 214, 39, 40), 20);     // membrane Dice markers
+  EXPECT_GT(count(1040, 148, 103, 189), 100); // learning rate
+}
+
+TEST(Plot, AMissingLogIsAClearError) {
+  TempDir dir;
+  try {
+    plot_training_log(dir.file("none"));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("log.jsonl: cannot read the training log"), std::string::npos) << e.what();
+  }
 }

@@ -3,6 +3,7 @@
 
 #include "unet/error.h"
 #include "unet/logger.h"
+#include "unet/plot.h"
 #include "unet/predictor.h"
 #include "unet/runtime.h"
 #include "unet/step_graph.h"
@@ -321,6 +322,13 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
     result.metrics = evaluate(eval);
     result.evaluated = true;
     log.evaluation(step_, result.metrics);
+  }
+  if (options_.rank == 0 && !options_.log_dir.empty() && plotting_available()) {
+    try {
+      log.message("learning curves: " + plot_training_log(options_.log_dir));
+    } catch (const Error& e) {
+      log.message(std::string("unet: notice: no learning-curve plot: ") + e.what());
+    }
   }
   log.record(nlohmann::json{{"type", "summary"},
                             {"steps", result.steps},
