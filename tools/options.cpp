@@ -102,6 +102,10 @@ void add_train_options(CLI::App& app, Options& o) {
   app.add_option("--warmup-steps,--warmup_steps", o.warmup_steps, "Steps left out of throughput figures")
       ->capture_default_str();
   app.add_flag("--augment,!--no-augment", o.augment, "Augment training data (flips, crop, brightness, elastic)");
+  app.add_flag("--border-weights,!--no-border-weights", o.border_weights,
+               "The U-Net paper's weighted cross-entropy: class balance plus weight between touching cells");
+  app.add_option("--border-w0", o.border_w0, "Border weights: weight of the gap term")->capture_default_str();
+  app.add_option("--border-sigma", o.border_sigma, "Border weights: width of the gap term in pixels")->capture_default_str();
   app.add_option("--elastic", o.elastic, "Elastic deformation within --augment: on or off")->capture_default_str();
   app.add_option("--lr-schedule", o.lr_schedule, "Learning-rate schedule: constant (the reference) or cosine decay")
       ->capture_default_str();
@@ -233,6 +237,11 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.schedule.warmup_steps = o.lr_warmup_steps;
   t.schedule.final_factor = o.final_lr_factor;
   t.schedule.validate();
+  t.border_weights = o.border_weights;
+  t.weight_map.w0 = o.border_w0;
+  t.weight_map.sigma = o.border_sigma;
+  if (!(o.border_sigma > 0.0) || o.border_w0 < 0.0)
+    throw Error("--border-sigma must be positive and --border-w0 not negative");
   t.quiet = o.quiet;
   return t;
 }

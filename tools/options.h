@@ -52,6 +52,9 @@ struct Options {
   int64_t warmup_steps = 200;
   uint64_t seed = 0;
   bool augment = false;
+  bool border_weights = false;
+  double border_w0 = 10.0;
+  double border_sigma = 5.0;
   std::string elastic = "on";
   bool resume = false;
   bool overwrite = false;

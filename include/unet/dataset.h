@@ -17,6 +17,8 @@ struct Sample {
   at::Tensor image;
   at::Tensor mask;
   std::string name;
+  /// Per-pixel loss weights, float [H, W] (undefined: uniform), e.g. `border_weight_map(mask)`.
+  at::Tensor weights;
 };
 
 /// How mask files encode classes: `kBinary` 0 / 255 (or 0 / 65535) for two classes, as the ISBI

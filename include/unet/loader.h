@@ -21,6 +21,8 @@ namespace unet {
 struct Batch {
   at::Tensor images;
   at::Tensor labels;
+  /// float [N, output, output] when the samples carry weight maps, else undefined.
+  at::Tensor weights;
   int64_t step = 0;
 };
 

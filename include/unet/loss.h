@@ -7,7 +7,8 @@ namespace unet {
 
 /// Scalar float32 terms of the loss (computed in fp32 whatever the logits' dtype).
 struct LossTerms {
-  /// Mean over pixels and images of -sum_c onehot_c * log softmax_c.
+  /// Mean over pixels and images of -sum_c onehot_c * log softmax_c (times the pixel weight when
+  /// weights are given).
   at::Tensor cross_entropy;
   /// 1 - soft Dice, the Dice taken per image and class over pixels, averaged over images, then
   /// 1 - Dice averaged over classes.
@@ -19,7 +20,9 @@ struct LossTerms {
 /// Soft Dice per image and class, [N, C]: (2 sum p*t + eps) / (sum p^2 + sum t^2 + eps), eps = 1e-6.
 at::Tensor soft_dice(const at::Tensor& probabilities, const at::Tensor& one_hot_target);
 
-/// The loss of `logits` [N, C, H, W] against class indices `labels` [N, H, W] (int64).
-LossTerms segmentation_loss(const at::Tensor& logits, const at::Tensor& labels);
+/// The loss of `logits` [N, C, H, W] against class indices `labels` [N, H, W] (int64). With
+/// `weights` [N, H, W] the cross-entropy is the mean of weights * per-pixel cross-entropy (the
+/// U-Net paper's weighted loss); the Dice term is unweighted.
+LossTerms segmentation_loss(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& weights = {});
 
 }  // namespace unet

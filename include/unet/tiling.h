@@ -60,8 +60,9 @@ at::Tensor predict_tiled(const std::function<at::Tensor(const at::Tensor&)>& for
 
 /// A random training crop at native resolution: input [C, input, input] around a random output
 /// window [output, output] of the image, mirror-padded where it leaves the image, and that
-/// window of the mask.
+/// window of the mask (and of `weights` [H, W] into `weights_window`, when both are given).
 std::pair<at::Tensor, at::Tensor> random_tile(const at::Tensor& image, const at::Tensor& mask, int64_t input,
-                                              int64_t output, std::mt19937_64& rng);
+                                              int64_t output, std::mt19937_64& rng, const at::Tensor& weights = {},
+                                              at::Tensor* weights_window = nullptr);
 
 }  // namespace unet

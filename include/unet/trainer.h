@@ -13,6 +13,7 @@
 #include "unet/precision.h"
 #include "unet/step_graph.h"
 #include "unet/tiling.h"
+#include "unet/weight_map.h"
 
 #include <c10/core/Device.h>
 #include <torch/optim/adam.h>
@@ -45,6 +46,10 @@ struct TrainOptions {
   uint64_t seed = 0;
   bool augment = false;
   AugmentOptions augment_options;
+  /// The U-Net paper's weighted cross-entropy: a weight map per training label (class balance
+  /// plus w0 * exp(-(d1 + d2)^2 / 2 sigma^2) between cells), computed once when training starts.
+  bool border_weights = false;
+  WeightMapOptions weight_map;
   /// Continue from model_dir's checkpoint (step, weights, optimizer and RNG state).
   bool resume = false;
   /// Allow starting a fresh run in a model_dir that already holds a checkpoint (replacing it).
@@ -136,16 +141,16 @@ class Trainer {
   bool graph_captured_ = false;
   int64_t eager_before_capture_ = 0;
   std::unique_ptr<StepGraph> graph_;
-  at::Tensor static_images_, static_labels_;
+  at::Tensor static_images_, static_labels_, static_weights_;
   LossTerms graph_terms_;
 
   /// Rank 0's weights to every rank; other ranks then draw their own dropout masks.
   void synchronise_ranks();
   /// Forward, loss, backward, gradient reduction, loss-scale check and Adam on device tensors
   /// (gradients already cleared): the body that a CUDA graph captures.
-  LossTerms run_step(const at::Tensor& images, const at::Tensor& labels);
+  LossTerms run_step(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& weights);
   /// The step through the captured graph (capturing it first); nullopt: take the eager path.
-  std::optional<LossTerms> graph_step(const at::Tensor& images, const at::Tensor& labels);
+  std::optional<LossTerms> graph_step(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& weights);
   void notice(const std::string& text) const;
 };
 

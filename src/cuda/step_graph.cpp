@@ -106,6 +106,7 @@ struct DevicePrefetcher::Impl {
     out.images = host.images.to(device, /*non_blocking=*/true);
     if (channels_last) out.images = out.images.contiguous(at::MemoryFormat::ChannelsLast);
     out.labels = host.labels.to(device, /*non_blocking=*/true);
+    if (host.weights.defined()) out.weights = host.weights.to(device, /*non_blocking=*/true);
     ready.record(*copy_stream);
     return out;
   }
@@ -132,6 +133,7 @@ Batch DevicePrefetcher::next() {
     // uses them too, so their memory is not handed out again while a step still reads it.
     out.images.record_stream(current);
     out.labels.record_stream(current);
+    if (out.weights.defined()) out.weights.record_stream(current);
   }
   return out;
 }

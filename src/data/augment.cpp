@@ -18,9 +18,10 @@ double normal01(std::mt19937_64& rng) {
 }
 
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
-                    std::mt19937_64& rng) {
+                    std::mt19937_64& rng, at::Tensor* weights) {
   const int64_t h = image.size(1), w = image.size(2);
   const bool has_mask = mask.defined();
+  const bool has_weights = weights && weights->defined();
   // Draw every random number up front, in a fixed order, so that the stream does not depend on
   // which transforms are enabled further down.
   const bool flip_h = uniform01(rng) < 0.5, flip_v = uniform01(rng) < 0.5;
@@ -34,10 +35,12 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
   if (options.flips && flip_h) {
     image = image.flip({2});
     if (has_mask) mask = mask.flip({1});
+    if (has_weights) *weights = weights->flip({1});
   }
   if (options.flips && flip_v) {
     image = image.flip({1});
     if (has_mask) mask = mask.flip({0});
+    if (has_weights) *weights = weights->flip({0});
   }
 
   const bool crop = options.crop > 0.0, elastic = options.elastic && options.elastic_sigma > 0.0;
@@ -63,10 +66,12 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
     };
     image = sample(image);
     if (has_mask) mask = maps_to_classes(sample(one_hot_maps(mask, classes)));
+    if (has_weights) *weights = sample(weights->unsqueeze(0))[0];
   }
   if (options.brightness > 0.0) image = (image + delta).clamp(-1.0, 1.0);
   image = image.contiguous();
   if (has_mask) mask = mask.contiguous();
+  if (has_weights) *weights = weights->contiguous();
 }
 
 }  // namespace unet

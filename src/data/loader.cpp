@@ -54,29 +54,40 @@ Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, i
                  const LoaderOptions& options, int64_t step) {
   const auto indices = batch_indices(static_cast<int64_t>(samples.size()), options.batch_size, options.seed, step,
                                      options.rank, options.world_size);
-  std::vector<at::Tensor> images, labels;
+  std::vector<at::Tensor> images, labels, weights;
   for (size_t slot = 0; slot < indices.size(); ++slot) {
     const Sample& s = samples[static_cast<size_t>(indices[slot])];
-    at::Tensor image = s.image, mask = s.mask;
+    at::Tensor image = s.image, mask = s.mask, w = s.weights;
     std::mt19937_64 rng(mix(mix(options.seed ^ 0xA5A5A5A5ULL, static_cast<uint64_t>(step)),
                             static_cast<uint64_t>(options.rank) * 1024 + slot));
-    if (options.augment) augment_sample(image, mask, classes, options.augment_options, rng);
+    if (options.augment) augment_sample(image, mask, classes, options.augment_options, rng, &w);
     if (geometry.tile) {
-      auto [tile, window] = random_tile(image, mask, geometry.input, geometry.output, rng);
+      at::Tensor w_window;
+      auto [tile, window] = random_tile(image, mask, geometry.input, geometry.output, rng, w, &w_window);
       images.push_back(tile);
       labels.push_back(window);
+      if (w.defined()) weights.push_back(w_window);
     } else {
       images.push_back(image_to_input(image, geometry));
       labels.push_back(mask_to_output(mask, geometry, classes));
+      if (w.defined())
+        weights.push_back(w.size(0) == geometry.output && w.size(1) == geometry.output
+                              ? w
+                              : resize_maps(w.unsqueeze(0), geometry.output, geometry.output)[0]);
     }
   }
   Batch batch;
   batch.step = step;
   batch.images = at::stack(images);
   batch.labels = at::stack(labels);
+  if (!weights.empty()) {
+    if (weights.size() != labels.size()) throw Error("some training samples have weight maps and others not");
+    batch.weights = at::stack(weights);
+  }
   if (options.pin_memory) {
     batch.images = batch.images.pin_memory();
     batch.labels = batch.labels.pin_memory();
+    if (batch.weights.defined()) batch.weights = batch.weights.pin_memory();
   }
   return batch;
 }

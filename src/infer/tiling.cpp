@@ -127,7 +127,8 @@ at::Tensor predict_tiled(const std::function<at::Tensor(const at::Tensor&)>& for
 }
 
 std::pair<at::Tensor, at::Tensor> random_tile(const at::Tensor& image, const at::Tensor& mask, int64_t input,
-                                              int64_t output, std::mt19937_64& rng) {
+                                              int64_t output, std::mt19937_64& rng, const at::Tensor& weights,
+                                              at::Tensor* weights_window) {
   const int64_t height = image.size(1), width = image.size(2), margin = (input - output) / 2;
   auto origin = [&](int64_t size) {
     const int64_t range = std::max<int64_t>(size - output, 0);
@@ -139,6 +140,10 @@ std::pair<at::Tensor, at::Tensor> random_tile(const at::Tensor& image, const at:
   at::Tensor labels;
   if (mask.defined())
     labels = mask.index_select(0, mirror_indices(height, y, output)).index_select(1, mirror_indices(width, x, output));
+  if (weights.defined() && weights_window)
+    *weights_window = weights.index_select(0, mirror_indices(height, y, output))
+                          .index_select(1, mirror_indices(width, x, output))
+                          .contiguous();
   return {tile.contiguous(), labels.defined() ? labels.contiguous() : labels};
 }
 

@@ -14,13 +14,14 @@ at::Tensor soft_dice(const at::Tensor& p, const at::Tensor& t) {
   return (2.0 * intersection + kEps) / (union_ + kEps);
 }
 
-LossTerms segmentation_loss(const at::Tensor& logits, const at::Tensor& labels) {
+LossTerms segmentation_loss(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& weights) {
   const at::Tensor x = logits.to(at::kFloat);
   const int64_t classes = x.size(1);
   const at::Tensor target = one_hot_maps(labels, classes).to(x.device());
   const at::Tensor log_p = at::log_softmax(x, /*dim=*/1);
   LossTerms terms;
-  terms.cross_entropy = -(target * log_p).sum(1).mean();
+  const at::Tensor pixel_ce = -(target * log_p).sum(1);  // [N, H, W]
+  terms.cross_entropy = weights.defined() ? (pixel_ce * weights.to(x.device(), at::kFloat)).mean() : pixel_ce.mean();
   const at::Tensor dice = soft_dice(log_p.exp(), target).mean(0);  // [C], averaged over the batch
   terms.dice_loss = (1.0 - dice).mean();
   terms.total = terms.cross_entropy + terms.dice_loss;

@@ -9,6 +9,7 @@
 #include "unet/step_graph.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -25,7 +26,8 @@ std::string TrainOptions::to_json() const {
                       {"input_mode", unet::to_string(input_mode)},
                       {"input_size", input_size},   {"world_size", world_size},
                       {"device", device.str()}, {"channels_last", channels_last},
-                      {"lr_schedule", schedule.to_string()}, {"graphs", graphs}, {"lr_warmup_steps", schedule.warmup_steps},
+                      {"lr_schedule", schedule.to_string()}, {"border_weights", border_weights},
+                      {"border_w0", weight_map.w0}, {"border_sigma", weight_map.sigma}, {"graphs", graphs}, {"lr_warmup_steps", schedule.warmup_steps},
                       {"final_lr_factor", schedule.final_factor}};
   return j.dump();
 }
@@ -115,20 +117,21 @@ LossTerms Trainer::step(const Batch& batch) {
   at::Tensor images = batch.images.to(options_.device, /*non_blocking=*/true);
   if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor labels = batch.labels.to(options_.device, /*non_blocking=*/true);
+  const at::Tensor weights = batch.weights.defined() ? batch.weights.to(options_.device, /*non_blocking=*/true) : at::Tensor();
   if (use_graphs_) {
-    if (auto terms = graph_step(images, labels)) return *terms;
+    if (auto terms = graph_step(images, labels, weights)) return *terms;
   }
   optimizer_->zero_grad(/*set_to_none=*/true);
-  const LossTerms terms = run_step(images, labels);
+  const LossTerms terms = run_step(images, labels, weights);
   ++step_;
   return terms;
 }
 
-LossTerms Trainer::run_step(const at::Tensor& images, const at::Tensor& labels) {
+LossTerms Trainer::run_step(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& weights) {
   LossTerms terms;
   {
     PrecisionScope precision(options_.device, options_.precision);
-    terms = segmentation_loss(model_->forward(images), labels);  // the loss itself is fp32
+    terms = segmentation_loss(model_->forward(images), labels, weights);  // the loss itself is fp32
   }
   scaler_->scale(terms.total).backward();
   // Ranks average the scaled gradients first, so every rank sees the same inf flag and makes
@@ -145,7 +148,8 @@ LossTerms Trainer::run_step(const at::Tensor& images, const at::Tensor& labels) 
   return terms;
 }
 
-std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at::Tensor& labels) {
+std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at::Tensor& labels,
+                                             const at::Tensor& weights) {
   if (!graph_captured_) {
     if (eager_before_capture_ > 0) {
       // Eager warm-up on the capture's stream: cuDNN autotuning and workspaces outside the capture.
@@ -153,19 +157,20 @@ std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at:
       LossTerms terms;
       graph_->warmup([&] {
         optimizer_->zero_grad(/*set_to_none=*/true);
-        terms = run_step(images, labels);
+        terms = run_step(images, labels, weights);
       });
       ++step_;
       return terms;
     }
     static_images_ = images.clone(at::MemoryFormat::Preserve);
     static_labels_ = labels.clone();
+    static_weights_ = weights.defined() ? weights.clone() : at::Tensor();
     // Gradients must be allocated inside the capture (from the graph's pool), so that every
     // replay writes them in place.
     optimizer_->zero_grad(/*set_to_none=*/true);
     try {
       graph_->capture([this] {
-        const LossTerms t = run_step(static_images_, static_labels_);
+        const LossTerms t = run_step(static_images_, static_labels_, static_weights_);
         graph_terms_ = {t.cross_entropy.detach(), t.dice_loss.detach(), t.total.detach()};
       });
       graph_captured_ = true;
@@ -175,13 +180,17 @@ std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at:
       graph_.reset();
       static_images_ = at::Tensor();
       static_labels_ = at::Tensor();
+      static_weights_ = at::Tensor();
       return std::nullopt;
     }
   }
   // A batch of another shape (none in a normal run) takes the eager path; the graph stays valid.
-  if (images.sizes() != static_images_.sizes() || labels.sizes() != static_labels_.sizes()) return std::nullopt;
+  if (images.sizes() != static_images_.sizes() || labels.sizes() != static_labels_.sizes() ||
+      weights.defined() != static_weights_.defined() || (weights.defined() && weights.sizes() != static_weights_.sizes()))
+    return std::nullopt;
   static_images_.copy_(images, /*non_blocking=*/true);
   static_labels_.copy_(labels, /*non_blocking=*/true);
+  if (weights.defined()) static_weights_.copy_(weights, /*non_blocking=*/true);
   graph_->replay();
   ++step_;
   return graph_terms_;
@@ -266,7 +275,21 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
                  .dump());
 
   const LoaderOptions loader_options = options_.loader_options(step_);
-  auto shared = std::make_shared<const std::vector<Sample>>(train);
+  std::vector<Sample> samples = train;
+  if (options_.border_weights) {
+    const auto t0 = std::chrono::steady_clock::now();
+    // One map per label, computed once; augmentation then warps it with the mask.
+    at::parallel_for(0, static_cast<int64_t>(samples.size()), /*grain_size=*/1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        Sample& s = samples[static_cast<size_t>(i)];
+        if (!s.mask.defined()) throw Error("border weights need labelled training images (" + s.name + " has no mask)");
+        s.weights = border_weight_map(s.mask, model_options_.classes(), options_.weight_map);
+      }
+    });
+    log.message("border weight maps for " + std::to_string(samples.size()) + " labels in " +
+                format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+  }
+  auto shared = std::make_shared<const std::vector<Sample>>(std::move(samples));
 
   TrainResult result;
   result.first_step = step_;

@@ -1,0 +1,161 @@
+// Border weight maps: connected components, windowed exact distance transforms, two nearest cells.
+#include "unet/weight_map.h"
+
+#include "unet/error.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace unet {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+/// Squared distance transform of a sampled function along one line (Felzenszwalb & Huttenlocher's
+/// lower envelope of parabolas): out[q] = min_p (q - p)^2 + f[p].
+void distance_1d(const float* f, float* out, int64_t n, std::vector<int64_t>& v, std::vector<float>& z) {
+  v.assign(static_cast<size_t>(n), 0);
+  z.assign(static_cast<size_t>(n) + 1, 0.0f);
+  int64_t k = -1;
+  for (int64_t q = 0; q < n; ++q) {
+    if (f[q] == kInf) continue;
+    while (k >= 0) {
+      const int64_t p = v[static_cast<size_t>(k)];
+      const float s = ((f[q] + static_cast<float>(q * q)) - (f[p] + static_cast<float>(p * p))) / static_cast<float>(2 * (q - p));
+      if (s <= z[static_cast<size_t>(k)]) --k;
+      else break;
+    }
+    ++k;
+    v[static_cast<size_t>(k)] = q;
+    z[static_cast<size_t>(k)] = k == 0 ? -kInf : [&] {
+      const int64_t p = v[static_cast<size_t>(k - 1)];
+      return ((f[q] + static_cast<float>(q * q)) - (f[p] + static_cast<float>(p * p))) / static_cast<float>(2 * (q - p));
+    }();
+    z[static_cast<size_t>(k) + 1] = kInf;
+  }
+  if (k < 0) {
+    std::fill(out, out + n, kInf);
+    return;
+  }
+  int64_t j = 0;
+  for (int64_t q = 0; q < n; ++q) {
+    while (z[static_cast<size_t>(j) + 1] < static_cast<float>(q)) ++j;
+    const int64_t p = v[static_cast<size_t>(j)];
+    out[q] = static_cast<float>((q - p) * (q - p)) + f[p];
+  }
+}
+
+}  // namespace
+
+at::Tensor label_components(const at::Tensor& mask, int64_t* count) {
+  if (mask.dim() != 2) throw Error("label_components: expected a [H, W] label map");
+  const at::Tensor m = mask.to(at::kLong).contiguous();
+  const int64_t h = m.size(0), w = m.size(1);
+  const int64_t* in = m.data_ptr<int64_t>();
+  at::Tensor labels = at::zeros({h, w}, at::kInt);
+  int32_t* out = labels.data_ptr<int32_t>();
+  int32_t next = 0;
+  std::vector<int64_t> stack;
+  for (int64_t start = 0; start < h * w; ++start) {
+    if (in[start] == 0 || out[start] != 0) continue;
+    out[start] = ++next;
+    stack.push_back(start);
+    while (!stack.empty()) {
+      const int64_t i = stack.back();
+      stack.pop_back();
+      const int64_t y = i / w, x = i % w;
+      const int64_t neighbours[4] = {y > 0 ? i - w : -1, y + 1 < h ? i + w : -1, x > 0 ? i - 1 : -1, x + 1 < w ? i + 1 : -1};
+      for (int64_t j : neighbours)
+        if (j >= 0 && in[j] != 0 && out[j] == 0) {
+          out[j] = next;
+          stack.push_back(j);
+        }
+    }
+  }
+  if (count) *count = next;
+  return labels;
+}
+
+at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options) {
+  if (mask.dim() != 2) throw Error("border_weight_map: expected a [H, W] label map");
+  if (!(options.sigma > 0.0) || options.w0 < 0.0 || options.radius < 1)
+    throw Error("border weights need sigma > 0, w0 >= 0 and a radius of at least 1 pixel");
+  const at::Tensor m = mask.to(at::kLong).contiguous();
+  const int64_t h = m.size(0), w = m.size(1), n = h * w;
+
+  // Class balance of this label.
+  const at::Tensor counts = at::bincount(m.flatten(), /*weights=*/{}, /*minlength=*/classes).to(at::kDouble);
+  const at::Tensor class_weight =
+      at::where(counts > 0, static_cast<double>(n) / (static_cast<double>(classes) * counts.clamp_min(1.0)), at::zeros_like(counts));
+  at::Tensor weights = class_weight.index_select(0, m.flatten()).view({h, w}).to(at::kFloat).contiguous();
+  if (options.w0 == 0.0) return weights;
+
+  int64_t cells = 0;
+  const at::Tensor components = label_components(m, &cells);
+  const int32_t* comp = components.data_ptr<int32_t>();
+  // Bounding box per cell.
+  std::vector<int64_t> y0(static_cast<size_t>(cells) + 1, h), y1(static_cast<size_t>(cells) + 1, -1),
+      x0(static_cast<size_t>(cells) + 1, w), x1(static_cast<size_t>(cells) + 1, -1);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto c = static_cast<size_t>(comp[i]);
+    if (c == 0) continue;
+    const int64_t y = i / w, x = i % w;
+    y0[c] = std::min(y0[c], y), y1[c] = std::max(y1[c], y);
+    x0[c] = std::min(x0[c], x), x1[c] = std::max(x1[c], x);
+  }
+  // The two smallest squared distances to a cell, per pixel.
+  std::vector<float> d1(static_cast<size_t>(n), kInf), d2(static_cast<size_t>(n), kInf);
+  std::vector<float> grid, column, line_in, line_out, z;
+  std::vector<int64_t> v;
+  const int64_t r = options.radius;
+  for (int64_t c = 1; c <= cells; ++c) {
+    const auto ci = static_cast<size_t>(c);
+    const int64_t top = std::max<int64_t>(0, y0[ci] - r), bottom = std::min(h - 1, y1[ci] + r);
+    const int64_t left = std::max<int64_t>(0, x0[ci] - r), right = std::min(w - 1, x1[ci] + r);
+    const int64_t wh = bottom - top + 1, ww = right - left + 1;
+    grid.assign(static_cast<size_t>(wh * ww), kInf);
+    for (int64_t y = top; y <= bottom; ++y)
+      for (int64_t x = left; x <= right; ++x)
+        if (comp[y * w + x] == c) grid[static_cast<size_t>((y - top) * ww + (x - left))] = 0.0f;
+    // Exact squared Euclidean distance to the cell inside its window: columns, then rows.
+    line_in.resize(static_cast<size_t>(std::max(wh, ww)));
+    line_out.resize(line_in.size());
+    for (int64_t x = 0; x < ww; ++x) {
+      for (int64_t y = 0; y < wh; ++y) line_in[static_cast<size_t>(y)] = grid[static_cast<size_t>(y * ww + x)];
+      distance_1d(line_in.data(), line_out.data(), wh, v, z);
+      for (int64_t y = 0; y < wh; ++y) grid[static_cast<size_t>(y * ww + x)] = line_out[static_cast<size_t>(y)];
+    }
+    for (int64_t y = 0; y < wh; ++y) {
+      float* row = grid.data() + y * ww;
+      distance_1d(row, line_out.data(), ww, v, z);
+      std::copy(line_out.begin(), line_out.begin() + ww, row);
+    }
+    for (int64_t y = 0; y < wh; ++y)
+      for (int64_t x = 0; x < ww; ++x) {
+        const float d = grid[static_cast<size_t>(y * ww + x)];
+        if (d > static_cast<float>(r * r)) continue;  // beyond the radius: as if infinitely far
+        const auto i = static_cast<size_t>((y + top) * w + (x + left));
+        if (d < d1[i]) {
+          d2[i] = d1[i];
+          d1[i] = d;
+        } else if (d < d2[i]) {
+          d2[i] = d;
+        }
+      }
+  }
+  const int64_t* labels = m.data_ptr<int64_t>();
+  float* out = weights.data_ptr<float>();
+  const double two_sigma2 = 2.0 * options.sigma * options.sigma;
+  for (int64_t i = 0; i < n; ++i) {
+    if (labels[i] != 0 || d2[static_cast<size_t>(i)] == kInf) continue;
+    const double s = std::sqrt(static_cast<double>(d1[static_cast<size_t>(i)])) + std::sqrt(static_cast<double>(d2[static_cast<size_t>(i)]));
+    out[i] += static_cast<float>(options.w0 * std::exp(-s * s / two_sigma2));
+  }
+  return weights;
+}
+
+}  // namespace unet

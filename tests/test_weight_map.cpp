@@ -1,0 +1,149 @@
+// Tests of the border weight maps and the weighted loss (hand cases and a brute-force reference).
+#include "test_support.h"
+
+#include "unet/augment.h"
+#include "unet/error.h"
+#include "unet/loader.h"
+#include "unet/loss.h"
+#include "unet/weight_map.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+
+using namespace unet;
+
+namespace {
+
+/// The weight map by definition: distances to every pixel of every cell, no windows.
+at::Tensor brute_force(const at::Tensor& mask, int64_t classes, const WeightMapOptions& o) {
+  int64_t cells = 0;
+  const at::Tensor comp = label_components(mask, &cells);
+  const int64_t h = mask.size(0), w = mask.size(1);
+  WeightMapOptions balance_only = o;
+  balance_only.w0 = 0.0;
+  at::Tensor out = border_weight_map(mask, classes, balance_only);
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      if (mask[y][x].item<int64_t>() != 0) continue;
+      std::vector<double> nearest(static_cast<size_t>(cells) + 1, std::numeric_limits<double>::infinity());
+      for (int64_t v = 0; v < h; ++v)
+        for (int64_t u = 0; u < w; ++u) {
+          const int c = comp[v][u].item<int>();
+          if (c > 0) nearest[static_cast<size_t>(c)] = std::min(nearest[static_cast<size_t>(c)], std::hypot(double(v - y), double(u - x)));
+        }
+      std::sort(nearest.begin() + 1, nearest.end());
+      if (cells < 2 || nearest[2] > static_cast<double>(o.radius)) continue;
+      const double s = nearest[1] + nearest[2];
+      out[y][x] += o.w0 * std::exp(-s * s / (2 * o.sigma * o.sigma));
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST(WeightMap, ClassBalanceAloneWeighsEachClassByItsRarity) {
+  at::Tensor mask = at::zeros({8, 8}, at::kLong);
+  mask.narrow(0, 0, 4).narrow(1, 0, 4).fill_(1);  // a quarter is class 1
+  WeightMapOptions o;
+  o.w0 = 0.0;
+  const at::Tensor w = border_weight_map(mask, 2, o);
+  EXPECT_FLOAT_EQ(w[0][0].item<float>(), 64.0f / (2 * 16));  // 2
+  EXPECT_FLOAT_EQ(w[7][7].item<float>(), 64.0f / (2 * 48));  // 2/3
+}
+
+TEST(WeightMap, TheGapBetweenTwoCellsGetsThePapersSeparationWeight) {
+  // Two 5x5 cells side by side, two background columns apart, and a far corner.
+  at::Tensor mask = at::zeros({12, 40}, at::kLong);
+  mask.narrow(0, 2, 5).narrow(1, 2, 5).fill_(1);   // columns 2..6
+  mask.narrow(0, 2, 5).narrow(1, 9, 5).fill_(1);   // columns 9..13; the gap is columns 7 and 8
+  WeightMapOptions o;
+  const at::Tensor w = border_weight_map(mask, 2, o);
+  const double background_weight = 480.0 / (2 * 430), cell_weight = 480.0 / (2 * 50);
+  // Column 7: 1 px from the left cell, 2 px from the right one.
+  EXPECT_NEAR(w[4][7].item<double>(), background_weight + 10.0 * std::exp(-9.0 / 50.0), 1e-5);
+  EXPECT_NEAR(w[4][8].item<double>(), background_weight + 10.0 * std::exp(-9.0 / 50.0), 1e-5);
+  // Inside a cell: only the class weight.
+  EXPECT_NEAR(w[4][4].item<double>(), cell_weight, 1e-5);
+  // Farther than the radius from the second cell: only the class weight.
+  EXPECT_NEAR(w[11][39].item<double>(), background_weight, 1e-5);
+}
+
+TEST(WeightMap, MatchesTheDefinitionOnRandomCells) {
+  at::manual_seed(3);
+  // Random blobs: thresholded smoothed noise gives touching and separate cells of many shapes.
+  const at::Tensor noise = at::avg_pool2d(at::randn({1, 1, 36, 36}), 5, 1, 2)[0][0];
+  const at::Tensor mask = (noise > 0.1).to(at::kLong);
+  int64_t cells = 0;
+  label_components(mask, &cells);
+  ASSERT_GE(cells, 3);
+  WeightMapOptions o;
+  o.radius = 12;
+  const at::Tensor fast = border_weight_map(mask, 2, o), slow = brute_force(mask, 2, o);
+  EXPECT_TRUE(at::allclose(fast, slow, /*rtol=*/1e-5, /*atol=*/1e-4)) << (fast - slow).abs().max().item<double>();
+}
+
+TEST(WeightMap, ComponentsAreFourConnected) {
+  at::Tensor mask = at::zeros({3, 3}, at::kLong);
+  mask[0][0] = 1;
+  mask[1][1] = 1;  // touches the first only diagonally
+  mask[1][2] = 1;
+  int64_t n = 0;
+  const at::Tensor c = label_components(mask, &n);
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(c[1][1].item<int>(), c[1][2].item<int>());
+  EXPECT_NE(c[0][0].item<int>(), c[1][1].item<int>());
+}
+
+TEST(WeightMap, FlipsMoveTheMapWithTheMask) {
+  at::manual_seed(4);
+  const at::Tensor mask = (at::avg_pool2d(at::randn({1, 1, 32, 32}), 5, 1, 2)[0][0] > 0).to(at::kLong);
+  at::Tensor image = at::rand({1, 32, 32}), m = mask.clone(), w = border_weight_map(mask, 2);
+  AugmentOptions geometric_only;
+  geometric_only.crop = 0.0;
+  geometric_only.brightness = 0.0;
+  geometric_only.elastic = false;
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    std::mt19937_64 rng(seed);
+    at::Tensor i2 = image, m2 = mask, w2 = w;
+    augment_sample(i2, m2, 2, geometric_only, rng, &w2);
+    EXPECT_TRUE(at::allclose(w2, border_weight_map(m2, 2), 1e-5, 1e-5)) << "seed " << seed;
+  }
+}
+
+TEST(WeightMap, WeightedCrossEntropyIsTheWeightedMeanOfPixelLosses) {
+  at::manual_seed(5);
+  const at::Tensor logits = at::randn({2, 2, 4, 4}), labels = at::randint(2, {2, 4, 4}, at::kLong);
+  const at::Tensor ones = at::ones({2, 4, 4});
+  EXPECT_NEAR(segmentation_loss(logits, labels, ones).cross_entropy.item<double>(),
+              segmentation_loss(logits, labels).cross_entropy.item<double>(), 1e-6);
+  // Weight 3 on one pixel and 0 elsewhere: the mean is 3 * that pixel's loss / 32.
+  at::Tensor one = at::zeros({2, 4, 4});
+  one[1][2][3] = 3.0;
+  const at::Tensor log_p = at::log_softmax(logits, 1);
+  const double pixel = -log_p[1][labels[1][2][3].item<int64_t>()][2][3].item<double>();
+  const LossTerms t = segmentation_loss(logits, labels, one);
+  EXPECT_NEAR(t.cross_entropy.item<double>(), 3.0 * pixel / 32.0, 1e-6);
+  EXPECT_NEAR(t.dice_loss.item<double>(), segmentation_loss(logits, labels).dice_loss.item<double>(), 1e-7);
+}
+
+TEST(WeightMap, BatchesCarryResizedWeightMaps) {
+  std::vector<Sample> samples(3);
+  for (auto& s : samples) {
+    s.image = at::rand({1, 64, 64});
+    s.mask = (at::rand({64, 64}) > 0.5).to(at::kLong);
+    s.weights = at::full({64, 64}, 2.5f);
+  }
+  LoaderOptions o;
+  o.batch_size = 2;
+  o.augment = true;
+  const Geometry g{60, 20};
+  const Batch b = make_batch(samples, g, 2, o, /*step=*/0);
+  ASSERT_TRUE(b.weights.defined());
+  EXPECT_EQ(b.weights.sizes(), (std::vector<int64_t>{2, 20, 20}));
+  EXPECT_TRUE(at::allclose(b.weights, at::full({2, 20, 20}, 2.5f)));  // a constant map stays constant
+  samples[1].weights = at::Tensor();
+  o.batch_size = 3;
+  EXPECT_THROW(make_batch(samples, g, 2, o, 0), Error);
+}
