@@ -164,6 +164,7 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   expect_clear_error(ok + "--model-dir " + model + " --input-size 61", "input size 61 is not legal");
   expect_clear_error(ok + "--model-dir " + model + " --precision fp8", "--precision: expected fp32, tf32, fp16 or bf16");
   expect_clear_error(ok + "--model-dir " + model + " --graphs maybe", "--graphs: expected auto, on or off");
+  expect_clear_error(ok + "--model-dir " + model + " --fused yes", "--fused: expected on or off");
   expect_clear_error(ok + "--model-dir " + model + " --lr-schedule linear", "unknown learning-rate schedule 'linear'");
   expect_clear_error(ok + "--model-dir " + model + " --lr-schedule cosine --final-lr-factor 2", "--final-lr-factor must lie in [0, 1]");
   expect_clear_error(ok + "--model-dir " + checkpoint_path(model) + "/sub", "cannot create model directory");

@@ -2,6 +2,7 @@
 #include "test_support.h"
 
 #include "unet/error.h"
+#include "unet/fused.h"
 #include "unet/model.h"
 
 #include <ATen/ATen.h>
@@ -110,4 +111,16 @@ TEST(Model, ChannelsLastGivesTheSameLogits) {
   EXPECT_TRUE(net->parameters()[0].is_contiguous(at::MemoryFormat::ChannelsLast));
   const at::Tensor nhwc = net->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
   EXPECT_TRUE(at::allclose(plain, nhwc, /*rtol=*/1e-4, /*atol=*/1e-5));
+}
+
+TEST(Model, TheFusedSwitchLeavesCpuResultsAlone) {
+  at::manual_seed(12);
+  UNet a(UNetOptions().depth(2).filters(8).dropout(0.0));
+  const at::Tensor x = at::randn({1, 1, 60, 60});
+  a->eval();
+  const at::Tensor plain = a->forward(x);
+  if (!fused_kernels_built()) GTEST_SKIP() << "built without CUDA kernels";
+  a->use_fused(true);  // CPU tensors keep the plain path
+  EXPECT_TRUE(a->fused());
+  EXPECT_TRUE(at::equal(a->forward(x), plain));
 }

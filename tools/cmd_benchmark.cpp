@@ -117,6 +117,7 @@ void register_benchmark(CLI::App& app) {
       Predictor predictor(UNet(model), geometry, device, o->batch_size, channels_last(*o));
       predictor.use_precision(parse_precision(o->precision));
       predictor.use_graphs(use_graphs(*o, device));
+      predictor.use_fused(use_fused(*o, device));
       at::Tensor inputs;
       if (*synthetic) {
         inputs = at::randn({o->batch_size, model.in_channels(), geometry.input, geometry.input}).to(device);
@@ -133,7 +134,7 @@ void register_benchmark(CLI::App& app) {
     std::printf("benchmark %s: %s, batch %lld, %lld timed steps after %lld warm-up, %s, %s on %s\n", mode->c_str(),
                 model.describe().c_str(), static_cast<long long>(o->batch_size), static_cast<long long>(stats.steps),
                 static_cast<long long>(o->warmup_steps), *synthetic ? "synthetic tensors" : "data pipeline",
-                (o->precision + (use_graphs(*o, device) ? ", CUDA graphs" : "")).c_str(), device.str().c_str());
+                (o->precision + (use_graphs(*o, device) ? ", CUDA graphs" : "") + (use_fused(*o, device) ? ", fused kernels" : "")).c_str(), device.str().c_str());
     std::printf("  throughput  %.2f images/s%s\n", stats.images_per_second * world,
                 world > 1 ? (" (global, " + std::to_string(world) + " processes)").c_str() : "");
     std::printf("  latency ms  mean %.2f  p50 %.2f  p90 %.2f  p95 %.2f  p99 %.2f\n", stats.mean_ms, stats.p50_ms, stats.p90_ms,
@@ -161,6 +162,7 @@ void register_benchmark(CLI::App& app) {
     j["device_name"] = device.is_cuda() ? "cuda" : "cpu";
     j["precision"] = o->precision;
     j["graphs"] = use_graphs(*o, device);
+    j["fused"] = use_fused(*o, device);
     j["cpu_threads"] = at::get_num_threads();
     j["model"] = nlohmann::json::parse(to_json(model));
     j["input_size"] = geometry.input;

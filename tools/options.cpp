@@ -75,6 +75,7 @@ Predictor checkpoint_predictor(const Options& o, const std::string& checkpoint, 
   predictor.use_tta(o.tta);
   predictor.use_precision(parse_precision(o.precision));
   predictor.use_graphs(use_graphs(o, device));
+  predictor.use_fused(use_fused(o, device));
   if (mode == InputMode::kTile) {
     if (o.tile_batch < 1) throw Error("--tile-batch must be at least 1");
     TileOptions t;
@@ -127,6 +128,8 @@ void add_runtime_options(CLI::App& app, Options& o) {
   app.add_option("--channels-last", o.channels_last, "Channels-last (NHWC) tensors: on or off")->capture_default_str();
   app.add_option("--graphs", o.graphs, "CUDA graphs for training and inference steps: auto (on with CUDA), on or off")
       ->capture_default_str();
+  app.add_option("--fused", o.fused, "Fused CUDA kernels (bias + ReLU, loss) instead of the plain LibTorch path: on or off")
+      ->capture_default_str();
   app.add_flag("--deterministic", o.deterministic,
                "Deterministic GPU algorithms (no cuDNN autotuning): same seed, same weights; slower");
   app.add_flag_callback("--xla,--use_xla", [&o] { o.graphs = "on"; }, "Alias of --graphs on (the reference's XLA flag)");
@@ -163,6 +166,11 @@ bool use_graphs(const Options& o, const c10::Device& device) {
   if (o.graphs != "auto" && o.graphs != "on" && o.graphs != "off")
     throw Error("--graphs: expected auto, on or off, got '" + o.graphs + "'");
   return device.is_cuda() && o.graphs != "off";
+}
+
+bool use_fused(const Options& o, const c10::Device& device) {
+  if (o.fused != "on" && o.fused != "off") throw Error("--fused: expected on or off, got '" + o.fused + "'");
+  return device.is_cuda() && o.fused == "on";
 }
 
 bool channels_last(const Options& o) {
@@ -233,6 +241,7 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.input_mode = parse_input_mode(o.input_mode);
   t.channels_last = channels_last(o);
   t.graphs = use_graphs(o, device);
+  t.fused = use_fused(o, device);
   t.schedule.kind = parse_schedule(o.lr_schedule);
   t.schedule.warmup_steps = o.lr_warmup_steps;
   t.schedule.final_factor = o.final_lr_factor;

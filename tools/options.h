@@ -65,6 +65,7 @@ struct Options {
   int loader_threads = 2;
   std::string channels_last = "on";
   std::string graphs = "auto";
+  std::string fused = "off";
   bool deterministic = false;
   std::string lr_schedule = "constant";
   int64_t lr_warmup_steps = 0;
@@ -94,6 +95,9 @@ bool channels_last(const Options& o);
 /// --graphs: auto (on for CUDA devices), on or off (throws `unet::Error` otherwise). CPUs never
 /// use graphs.
 bool use_graphs(const Options& o, const c10::Device& device);
+
+/// --fused: on or off (throws `unet::Error` otherwise); only CUDA devices use the kernels.
+bool use_fused(const Options& o, const c10::Device& device);
 
 /// The fold number, or -1 for "none" (train on everything, evaluate nothing).
 int parse_fold(const std::string& text);

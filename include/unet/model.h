@@ -57,10 +57,14 @@ class DoubleConvImpl : public torch::nn::Module {
   DoubleConvImpl(int64_t in_channels, int64_t out_channels, Padding padding);
   /// [N, in, H, W] -> [N, out, H', W'] with H' = H - 4 for valid padding, H for same.
   at::Tensor forward(const at::Tensor& x);
+  /// CUDA inputs: bias-free convolutions followed by the fused bias + ReLU kernel (`fused.h`).
+  void use_fused(bool on) { fused_ = on; }
 
  private:
   torch::nn::Conv2d conv1_{nullptr};
   torch::nn::Conv2d conv2_{nullptr};
+  int64_t padding_ = 0;
+  bool fused_ = false;
 };
 TORCH_MODULE(DoubleConv);
 
@@ -72,9 +76,15 @@ class UNetImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   const UNetOptions& options() const { return options_; }
   int64_t parameter_count() const;
+  /// On CUDA, run every convolution + bias + ReLU as a bias-free convolution and the fused
+  /// bias + ReLU kernel (forward and backward); the plain LibTorch path otherwise. The weights
+  /// and results are the same (within rounding).
+  void use_fused(bool on);
+  bool fused() const { return fused_; }
 
  private:
   UNetOptions options_;
+  bool fused_ = false;
   torch::nn::ModuleList down_;
   DoubleConv bottleneck_{nullptr};
   torch::nn::Dropout dropout_{nullptr};

@@ -48,6 +48,8 @@ class Predictor {
   /// On CUDA, capture the forward pass once per input shape as a CUDA graph and replay it (the
   /// first batch of each shape runs eagerly); falls back to eager with a notice if capture fails.
   void use_graphs(bool on) { graphs_ = on && device_.is_cuda(); }
+  /// On CUDA, the fused bias + ReLU kernels after the convolutions (see `UNetImpl::use_fused`).
+  void use_fused(bool on) { model_->use_fused(on && device_.is_cuda()); }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 

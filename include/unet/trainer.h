@@ -74,6 +74,9 @@ struct TrainOptions {
   /// Unavailable in data-parallel runs (eager with a notice).
   bool graphs = false;
   int64_t graph_warmup = 3;
+  /// On CUDA: the fused kernels (bias + ReLU after every convolution, the loss in one kernel each
+  /// way) instead of the plain LibTorch path.
+  bool fused = false;
   bool quiet = false;
 
   std::string to_json() const;
@@ -137,6 +140,7 @@ class Trainer {
   /// Side of the training images (recorded in checkpoints: prediction compares against it).
   int64_t image_height_ = 0, image_width_ = 0;
 
+  bool use_fused_ = false;
   bool use_graphs_ = false;
   bool graph_captured_ = false;
   int64_t eager_before_capture_ = 0;

@@ -2,6 +2,7 @@
 #include "unet/model.h"
 
 #include "unet/error.h"
+#include "unet/fused.h"
 
 #include <ATen/ATen.h>
 
@@ -24,9 +25,16 @@ at::Tensor centre_crop(const at::Tensor& skip, const at::Tensor& like) {
 
 DoubleConvImpl::DoubleConvImpl(int64_t in_channels, int64_t out_channels, Padding padding)
     : conv1_(register_module("conv1", torch::nn::Conv2d(conv3x3(in_channels, out_channels, padding)))),
-      conv2_(register_module("conv2", torch::nn::Conv2d(conv3x3(out_channels, out_channels, padding)))) {}
+      conv2_(register_module("conv2", torch::nn::Conv2d(conv3x3(out_channels, out_channels, padding)))),
+      padding_(padding == Padding::kSame ? 1 : 0) {}
 
 at::Tensor DoubleConvImpl::forward(const at::Tensor& x) {
+  if (fused_ && x.is_cuda()) {
+    auto conv_relu = [this](const torch::nn::Conv2d& conv, const at::Tensor& in) {
+      return fused_bias_relu(at::conv2d(in, conv->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/padding_), conv->bias);
+    };
+    return conv_relu(conv2_, conv_relu(conv1_, x));
+  }
   return at::relu(conv2_->forward(at::relu(conv1_->forward(x))));
 }
 
@@ -69,11 +77,27 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
   }
   x = dropout_->forward(bottleneck_->forward(x));
   for (size_t i = 0; i < up_->size(); ++i) {
-    x = at::relu(up_sample_[i]->as<torch::nn::ConvTranspose2dImpl>()->forward(x));
+    auto* up = up_sample_[i]->as<torch::nn::ConvTranspose2dImpl>();
+    if (fused_ && x.is_cuda()) {
+      const int64_t pad = options_.up_kernel() == 3 ? 1 : 0;
+      x = fused_bias_relu(at::conv_transpose2d(x, up->weight, /*bias=*/{}, /*stride=*/2, /*padding=*/pad,
+                                               /*output_padding=*/pad),
+                          up->bias);
+    } else {
+      x = at::relu(up->forward(x));
+    }
     const at::Tensor& skip = skips[skips.size() - 1 - i];
     x = up_[i]->as<DoubleConvImpl>()->forward(at::cat({x, centre_crop(skip, x)}, /*dim=*/1));
   }
   return head_->forward(x);
+}
+
+void UNetImpl::use_fused(bool on) {
+  if (on && !fused_kernels_built()) throw Error("--fused on needs a build with CUDA kernels");
+  fused_ = on;
+  for (const auto& block : *down_) block->as<DoubleConvImpl>()->use_fused(on);
+  bottleneck_->use_fused(on);
+  for (const auto& block : *up_) block->as<DoubleConvImpl>()->use_fused(on);
 }
 
 void use_channels_last(UNetImpl& model) {

@@ -2,6 +2,7 @@
 #include "unet/trainer.h"
 
 #include "unet/error.h"
+#include "unet/fused.h"
 #include "unet/logger.h"
 #include "unet/plot.h"
 #include "unet/predictor.h"
@@ -26,7 +27,7 @@ std::string TrainOptions::to_json() const {
                       {"input_mode", unet::to_string(input_mode)},
                       {"input_size", input_size},   {"world_size", world_size},
                       {"device", device.str()}, {"channels_last", channels_last},
-                      {"lr_schedule", schedule.to_string()}, {"border_weights", border_weights},
+                      {"lr_schedule", schedule.to_string()}, {"fused", fused}, {"border_weights", border_weights},
                       {"border_w0", weight_map.w0}, {"border_sigma", weight_map.sigma}, {"graphs", graphs}, {"lr_warmup_steps", schedule.warmup_steps},
                       {"final_lr_factor", schedule.final_factor}};
   return j.dump();
@@ -75,6 +76,8 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
   model_ = UNet(model_options_);
   model_->to(options_.device);
   if (options_.channels_last) use_channels_last(*model_);
+  use_fused_ = options_.fused && options_.device.is_cuda();
+  if (use_fused_) model_->use_fused(true);
   optimizer_ = std::make_unique<GraphSafeAdam>(
       model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay),
       options_.schedule);
@@ -131,7 +134,9 @@ LossTerms Trainer::run_step(const at::Tensor& images, const at::Tensor& labels, 
   LossTerms terms;
   {
     PrecisionScope precision(options_.device, options_.precision);
-    terms = segmentation_loss(model_->forward(images), labels, weights);  // the loss itself is fp32
+    const at::Tensor logits = model_->forward(images);
+    // The loss itself is fp32 either way (the fused kernel accumulates in float32).
+    terms = use_fused_ ? fused_segmentation_loss(logits, labels, weights) : segmentation_loss(logits, labels, weights);
   }
   scaler_->scale(terms.total).backward();
   // Ranks average the scaled gradients first, so every rank sees the same inf flag and makes

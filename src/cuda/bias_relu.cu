@@ -1,0 +1,92 @@
+// Kernels of the fused bias + ReLU: forward in one pass, ReLU mask and bias gradient in one pass.
+#include "bias_relu.cuh"
+#include "device_math.cuh"
+
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace unet::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxChannels = 12288;  // 48 KB of float partial sums per block
+
+template <typename T>
+__global__ void bias_relu_forward_kernel(const T* x, const float* bias, T* y, ChannelLayout layout) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < layout.numel; i += stride) {
+    const float v = load(x, i) + bias[(i / layout.inner) % layout.channels];
+    store(y, i, (v > 0.0f || v != v) ? v : 0.0f);
+  }
+}
+
+template <typename T>
+__global__ void bias_relu_backward_kernel(const T* grad_y, const T* y, T* grad_x, float* grad_bias, ChannelLayout layout) {
+  extern __shared__ float partial[];  // [channels]: this block's share of the bias gradient
+  for (int64_t c = threadIdx.x; c < layout.channels; c += blockDim.x) partial[c] = 0.0f;
+  __syncthreads();
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < layout.numel; i += stride) {
+    const float g = load(y, i) > 0.0f ? load(grad_y, i) : 0.0f;
+    store(grad_x, i, g);
+    if (g != 0.0f) atomicAdd(&partial[(i / layout.inner) % layout.channels], g);
+  }
+  __syncthreads();
+  for (int64_t c = threadIdx.x; c < layout.channels; c += blockDim.x)
+    if (partial[c] != 0.0f) atomicAdd(&grad_bias[c], partial[c]);
+}
+
+void check_launch(const char* what) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+}  // namespace
+
+void launch_bias_relu_forward(DType dtype, const void* x, const float* bias, void* y, const ChannelLayout& layout,
+                              cudaStream_t stream) {
+  if (layout.numel == 0) return;
+  const int blocks = grid_size(layout.numel, kThreads);
+  switch (dtype) {
+    case DType::kFloat:
+      bias_relu_forward_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(x), bias, static_cast<float*>(y), layout);
+      break;
+    case DType::kHalf:
+      bias_relu_forward_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __half*>(x), bias, static_cast<__half*>(y), layout);
+      break;
+    case DType::kBFloat16:
+      bias_relu_forward_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), bias,
+                                                                static_cast<__nv_bfloat16*>(y), layout);
+      break;
+  }
+  check_launch("bias_relu_forward");
+}
+
+void launch_bias_relu_backward(DType dtype, const void* grad_y, const void* y, void* grad_x, float* grad_bias,
+                               const ChannelLayout& layout, cudaStream_t stream) {
+  if (layout.channels > kMaxChannels) throw std::invalid_argument("bias_relu_backward: too many channels");
+  if (layout.numel == 0) return;
+  const int blocks = grid_size(layout.numel, kThreads);
+  const size_t shared = static_cast<size_t>(layout.channels) * sizeof(float);
+  switch (dtype) {
+    case DType::kFloat:
+      bias_relu_backward_kernel<<<blocks, kThreads, shared, stream>>>(
+          static_cast<const float*>(grad_y), static_cast<const float*>(y), static_cast<float*>(grad_x), grad_bias, layout);
+      break;
+    case DType::kHalf:
+      bias_relu_backward_kernel<<<blocks, kThreads, shared, stream>>>(
+          static_cast<const __half*>(grad_y), static_cast<const __half*>(y), static_cast<__half*>(grad_x), grad_bias, layout);
+      break;
+    case DType::kBFloat16:
+      bias_relu_backward_kernel<<<blocks, kThreads, shared, stream>>>(static_cast<const __nv_bfloat16*>(grad_y),
+                                                                      static_cast<const __nv_bfloat16*>(y),
+                                                                      static_cast<__nv_bfloat16*>(grad_x), grad_bias, layout);
+      break;
+  }
+  check_launch("bias_relu_backward");
+}
+
+}  // namespace unet::cuda

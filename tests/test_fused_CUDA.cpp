@@ -1,0 +1,121 @@
+// GPU tests of the fused kernels against their ATen references (label cuda; skipped without a GPU).
+#include "test_support.h"
+
+#include "unet/fused.h"
+#include "unet/loss.h"
+#include "unet/trainer.h"
+
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+
+#include <limits>
+
+using namespace unet;
+
+namespace {
+
+bool have_gpu() { return torch::cuda::is_available(); }
+
+const c10::Device kCuda(c10::kCUDA, 0);
+
+/// Allocates and frees a NaN-filled block of `like`'s size, so that a kernel output allocated
+/// next from the caching allocator starts as NaN and an element the kernel leaves unwritten shows.
+void poison(const at::Tensor& like) {
+  { at::Tensor junk = at::full_like(like, std::numeric_limits<float>::quiet_NaN()); }
+}
+
+struct Case {
+  at::ScalarType dtype;
+  double rtol, atol;
+};
+// fp32: kernel and reference differ by summation order only; fp16/bf16 by one rounding of the
+// activations (the kernel adds the bias in float32, the reference in the reduced type).
+const Case kCases[] = {{at::kFloat, 1e-5, 1e-5}, {at::kHalf, 2e-3, 2e-3}, {at::kBFloat16, 1.6e-2, 1.6e-2}};
+
+}  // namespace
+
+TEST(Fused_CUDA, BiasReluMatchesTheReferenceWithGradientsInEveryTypeAndLayout) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  for (const Case& c : kCases)
+    for (bool nhwc : {true, false}) {
+      at::manual_seed(1);
+      auto format = nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+      const at::Tensor x0 = at::randn({3, 48, 17, 23}, at::TensorOptions(kCuda).dtype(c.dtype)).contiguous(format);
+      const at::Tensor b0 = at::randn({48}, at::TensorOptions(kCuda));
+      const at::Tensor gy = at::randn_like(x0);
+      at::Tensor x1 = x0.clone().requires_grad_(), b1 = b0.clone().requires_grad_();
+      at::Tensor x2 = x0.clone().requires_grad_(), b2 = b0.clone().requires_grad_();
+      poison(x0);
+      const at::Tensor y1 = fused_bias_relu(x1, b1);
+      const at::Tensor y2 = bias_relu_reference(x2, b2);
+      const std::string what = std::string(c10::toString(c.dtype)) + (nhwc ? " NHWC" : " NCHW");
+      EXPECT_TRUE(at::allclose(y1.to(at::kFloat), y2.to(at::kFloat), c.rtol, c.atol)) << what;
+      poison(x0);
+      y1.backward(gy);
+      y2.backward(gy);
+      EXPECT_TRUE(at::allclose(x1.grad().to(at::kFloat), x2.grad().to(at::kFloat), c.rtol, c.atol)) << what;
+      // The bias gradient sums 3*17*23 values; the reference rounds the sums to the reduced type.
+      const at::Tensor gb_ref = b2.grad().to(at::kFloat);
+      EXPECT_TRUE(at::allclose(b1.grad(), gb_ref, 4 * c.rtol, 4 * c.rtol * gb_ref.abs().max().item<double>())) << what;
+      EXPECT_EQ(b1.grad().scalar_type(), at::kFloat);
+    }
+}
+
+TEST(Fused_CUDA, LossMatchesTheReferenceWithGradientsWithAndWithoutWeights) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  for (const Case& c : kCases)
+    for (int64_t classes : {2, 3})
+      for (bool weighted : {false, true}) {
+        at::manual_seed(2);
+        const at::Tensor logits0 = (3 * at::randn({4, classes, 37, 41}, at::TensorOptions(kCuda).dtype(c.dtype)))
+                                       .contiguous(at::MemoryFormat::ChannelsLast);
+        const at::Tensor labels = at::randint(classes, {4, 37, 41}, at::TensorOptions(kCuda).dtype(at::kLong));
+        const at::Tensor weights = weighted ? 1 + 9 * at::rand({4, 37, 41}, at::TensorOptions(kCuda)) : at::Tensor();
+        at::Tensor a = logits0.clone().requires_grad_(), b = logits0.clone().requires_grad_();
+        const LossTerms fused = fused_segmentation_loss(a, labels, weights);
+        const LossTerms reference = segmentation_loss(b, labels, weights);
+        const std::string what = std::string(c10::toString(c.dtype)) + " classes " + std::to_string(classes) +
+                                 (weighted ? " weighted" : "");
+        EXPECT_NEAR(fused.cross_entropy.item<double>(), reference.cross_entropy.item<double>(), 1e-4) << what;
+        EXPECT_NEAR(fused.dice_loss.item<double>(), reference.dice_loss.item<double>(), 1e-4) << what;
+        poison(logits0);
+        // Unequal upstream gradients exercise both terms' scales.
+        (0.7 * fused.cross_entropy + 1.3 * fused.dice_loss).backward();
+        (0.7 * reference.cross_entropy + 1.3 * reference.dice_loss).backward();
+        const at::Tensor ga = a.grad().to(at::kFloat), gb = b.grad().to(at::kFloat);
+        EXPECT_FALSE(at::isnan(ga).any().item<bool>()) << what << ": unwritten gradient elements";
+        const double scale = gb.abs().max().item<double>();
+        EXPECT_TRUE(at::allclose(ga, gb, c.rtol * 10, scale * c.atol * 10)) << what << " max diff "
+                                                                           << (ga - gb).abs().max().item<double>();
+      }
+}
+
+TEST(Fused_CUDA, FusedTrainingStepsMatchThePlainPathEagerAndInGraphs) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  const UNetOptions model = UNetOptions().depth(2).filters(16).dropout(0.0);
+  for (bool graphs : {false, true}) {
+    TrainOptions plain;
+    plain.device = kCuda;
+    plain.input_size = 92;
+    plain.batch_size = 2;
+    plain.precision = Precision::kBF16;
+    plain.graphs = graphs;
+    plain.graph_warmup = 1;
+    TrainOptions fused = plain;
+    fused.fused = true;
+    Trainer a(model, plain), b(model, fused);
+    const int64_t out = output_size(model, 92);
+    for (int k = 0; k < 4; ++k) {
+      at::manual_seed(10 + k);
+      Batch batch;
+      batch.images = at::randn({2, 1, 92, 92});
+      batch.labels = at::randint(2, {2, out, out}, at::kLong);
+      const double la = a.step(batch).total.item<double>(), lb = b.step(batch).total.item<double>();
+      EXPECT_NEAR(la, lb, 2e-2 * std::abs(la)) << (graphs ? "graphs" : "eager") << " step " << k;
+    }
+    if (graphs) EXPECT_TRUE(b.graph_captured());
+    const auto pa = a.model()->parameters(), pb = b.model()->parameters();
+    for (size_t i = 0; i < pa.size(); ++i)
+      EXPECT_TRUE(at::allclose(pa[i], pb[i], 5e-2, 5e-3)) << (graphs ? "graphs" : "eager") << " parameter " << i;
+  }
+}
