@@ -30,14 +30,32 @@ else
   ref_modes=${REF_MODES:-eager compile}
 fi
 
+# unet variants per row: name and flags. On GPUs: eager, CUDA graphs, and graphs + fused kernels.
+if [ "$device" = cpu ]; then
+  variants=${VARIANTS:-"eager:--graphs=off"}
+else
+  variants=${VARIANTS:-"eager:--graphs=off,--fused=off graphs:--graphs=on,--fused=off fused:--graphs=on,--fused=on"}
+fi
+
 for row in "${matrix[@]}"; do
   read -r mode bs warmup steps prec <<<"$row"
-  json="$out/unet-$mode-bs$bs-$prec.json"
   # unet's fp32 is strict; the reference's fp32 is PyTorch's default (TF32 convolutions): compare
   # like with like on GPUs.
   uprec=$([ "$device" != cpu ] && [ "$prec" = fp32 ] && echo tf32 || echo "$prec")
-  "$unet" benchmark --exec-mode "$mode" --synthetic --device "$device" --batch-size "$bs" --precision "$uprec" \
-    --warmup-steps "$warmup" --max-steps "$steps" --output "$json" --quiet >/dev/null
+  ours=()
+  for v in $variants; do
+    name=${v%%:*}
+    flags=${v#*:}
+    json="$out/unet-$mode-bs$bs-$prec-$name.json"
+    # shellcheck disable=SC2086
+    if "$unet" benchmark --exec-mode "$mode" --synthetic --device "$device" --batch-size "$bs" --precision "$uprec" \
+      --warmup-steps "$warmup" --max-steps "$steps" --output "$json" --quiet ${flags//,/ } >"$out/unet-$mode-bs$bs-$prec-$name.log" 2>&1; then
+      ours+=("$name=$json")
+    else
+      echo "unet $mode bs$bs $prec $name failed: $(tail -n 1 "$out/unet-$mode-bs$bs-$prec-$name.log")" >&2
+      ours+=("$name=")
+    fi
+  done
   what=$([ "$mode" = train ] && echo train || echo infer)
   refs=()
   for m in $ref_modes; do
@@ -46,23 +64,35 @@ for row in "${matrix[@]}"; do
       --warmup "$warmup" --iters "$steps" 2>/dev/null | tail -n 1 || true)
     refs+=("${line:-null}")
   done
-  rows+=("$("$python" - "$json" "$mode" "$bs" "$uprec" "${refs[@]}" <<'PY'
+  rows+=("$("$python" - "$mode" "$bs" "$uprec" "${#ours[@]}" "${ours[@]}" "${refs[@]}" <<'PY'
 import json, sys
-ours = json.load(open(sys.argv[1]))
-mode, bs, prec = sys.argv[2:5]
-cells = [mode, bs, prec, f"{ours['images_per_second']:.2f}", f"{ours['latency_ms_mean']:.1f}",
-         f"{ours['latency_ms_p90']:.1f}", f"{ours['latency_ms_p99']:.1f}"]
-for text in sys.argv[5:]:
-    ref = json.loads(text) if text.strip() not in ("", "null") else None
-    cells += [f"{ref['img_per_s']:.2f} ({ref['mode']})", f"{ours['images_per_second'] / ref['img_per_s']:.2f}x"] if ref else ["n/a", "n/a"]
+mode, bs, prec, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ours = {}
+for item in sys.argv[5:5 + n]:
+    name, path = item.split("=", 1)
+    ours[name] = json.load(open(path)) if path else None
+refs = [json.loads(t) if t.strip() not in ("", "null") else None for t in sys.argv[5 + n:]]
+cells = [mode, bs, prec] + [f"{o['images_per_second']:.1f}" if o else "failed" for o in ours.values()]
+best = max((o for o in ours.values() if o), key=lambda o: o["images_per_second"], default=None)
+if best:
+    mem = best.get("peak_memory_bytes")
+    cells += [f"{best['latency_ms_mean']:.1f} / {best['latency_ms_p90']:.1f} / {best['latency_ms_p95']:.1f} / {best['latency_ms_p99']:.1f}",
+              f"{mem / 2**30:.1f}" if mem else "-"]
+else:
+    cells += ["-", "-"]
+for ref in refs:
+    cells += [f"{ref['img_per_s']:.1f}", f"{best['images_per_second'] / ref['img_per_s']:.2f}x" if best else "-"] if ref else ["n/a", "n/a"]
 print("| " + " | ".join(cells) + " |")
 PY
 )")
 done
 
-header="| mode | batch | precision | unet img/s | unet ms mean | p90 | p99 |"
-rule="|---|---|---|---|---|---|---|"
-for m in $ref_modes; do header+=" PyTorch $m img/s | unet / $m |"; rule+="---|---|"; done
+header="| mode | batch | precision |"
+rule="|---|---|---|"
+for v in $variants; do header+=" unet ${v%%:*} img/s |"; rule+="---|"; done
+header+=" best: ms mean / p90 / p95 / p99 | peak GiB |"
+rule+="---|---|"
+for m in $ref_modes; do header+=" PyTorch $m img/s | best / $m |"; rule+="---|---|"; done
 echo
 echo "device: $device ($( [ "$device" = cpu ] && echo "$(nproc) cores" || nvidia-smi --query-gpu=name --format=csv,noheader | head -1)), $(date -u +%F), input 572x572, reference U-Net, random inputs"
 echo "$header"

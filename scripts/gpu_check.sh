@@ -3,8 +3,12 @@
 # builds unet against that torch, runs the GPU tests (CTest label cuda) and the benchmark matrix
 # against the PyTorch reference, and prints a short table last. Results also go to $OUT (or
 # gpu-results) as JSON.
+#   scripts/gpu_check.sh [all|test|bench|quick]
+# all: build, GPU tests, full matrix; test: build, GPU tests, quick matrix (two rows); bench: build
+# (incremental on a warm machine) and the full matrix; quick: build and the quick matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+stage=${1:-all}
 out=${OUT:-gpu-results}
 mkdir -p "$out"
 eval "$(bash .gpu-scripts/unpack-debs.sh .gpu-deps /tmp/unet-deps)"
@@ -13,6 +17,11 @@ torch_prefix=$(python3 -W ignore -c 'import torch; print(torch.utils.cmake_prefi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix;$CMAKE_PREFIX_PATH" >"$out/configure.log" 2>&1 ||
   { tail -40 "$out/configure.log"; exit 1; }
+start=$(date +%s)
 cmake --build build-cuda -j "$(nproc)" 2>&1 | tail -3
-(cd build-cuda && ctest -L cuda --output-on-failure) 2>&1 | tee "$out/ctest-cuda.log" | tail -15
-UNET=build-cuda/unet PYTHON=python3 REF=.gpu-scripts/pytorch_reference.py OUT="$out" scripts/benchmark.sh cuda
+echo "build: $(( $(date +%s) - start )) s"
+if [ "$stage" = all ] || [ "$stage" = test ]; then
+  (cd build-cuda && ctest -L cuda --output-on-failure) 2>&1 | tee "$out/ctest-cuda.log" | tail -25
+fi
+matrix=$([ "$stage" = test ] || [ "$stage" = quick ] && echo quick || echo "")
+UNET=build-cuda/unet PYTHON=python3 REF=.gpu-scripts/pytorch_reference.py OUT="$out" scripts/benchmark.sh cuda $matrix

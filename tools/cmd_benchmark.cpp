@@ -10,6 +10,9 @@
 
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
+#ifdef UNET_TORCH_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -20,6 +23,17 @@
 
 namespace unet::cli {
 namespace {
+
+/// Peak bytes the caching allocator has held on `device` (0 in builds without CUDA).
+int64_t peak_device_memory(const c10::Device& device) {
+#ifdef UNET_TORCH_HAS_CUDA
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+  return stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+#else
+  (void)device;
+  return 0;
+#endif
+}
 
 void synchronize(const c10::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
@@ -126,8 +140,10 @@ void register_benchmark(CLI::App& app) {
         for (int64_t i = 0; i < o->batch_size; ++i) chunk.push_back(train[static_cast<size_t>(i) % train.size()]);
         inputs = make_eval_batch(chunk, geometry, model.classes()).images.to(device);
       }
-      stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { predictor.forward(inputs); }),
-                                  o->batch_size);
+      // Probabilities left on the device, as the PyTorch reference's inference step does.
+      stats = summarize_latencies(
+          time_steps(o->warmup_steps, o->max_steps, device, [&] { at::softmax(predictor.forward(inputs, /*to_host=*/false), 1); }),
+          o->batch_size);
     }
     const int world = *mode == "train" ? env.world_size : 1;
     if (env.rank > 0) return;
@@ -164,6 +180,7 @@ void register_benchmark(CLI::App& app) {
     j["graphs"] = use_graphs(*o, device);
     j["fused"] = use_fused(*o, device);
     j["cpu_threads"] = at::get_num_threads();
+    if (device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(device);
     j["model"] = nlohmann::json::parse(to_json(model));
     j["input_size"] = geometry.input;
     write_atomically(out, [&](const std::string& tmp) { std::ofstream(tmp) << j.dump(2) << '\n'; });

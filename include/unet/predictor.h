@@ -36,7 +36,9 @@ class Predictor {
   Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last = true);
 
   /// Logits (float32, CPU) for preprocessed inputs [B, C, input, input].
-  at::Tensor forward(const at::Tensor& inputs);
+  /// With `to_host` false: the logits stay on the device in the network's output type (for
+  /// callers that continue on the device, and for timing the device work alone).
+  at::Tensor forward(const at::Tensor& inputs, bool to_host = true);
 
   /// Predict at native resolution with overlapping tiles (geometry's input side is the tile's)
   /// instead of resizing.

@@ -38,11 +38,12 @@ at::Tensor Predictor::eager_forward(const at::Tensor& x) {
   return model_->forward(x);
 }
 
-at::Tensor Predictor::forward(const at::Tensor& inputs) {
+at::Tensor Predictor::forward(const at::Tensor& inputs, bool to_host) {
   c10::InferenceMode guard;
   at::Tensor x = inputs.to(device_, /*non_blocking=*/true);
   if (channels_last_) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  if (!graphs_) return eager_forward(x).to(at::kFloat).cpu().contiguous();
+  auto finish = [to_host](const at::Tensor& logits) { return to_host ? logits.to(at::kFloat).cpu().contiguous() : logits; };
+  if (!graphs_) return finish(eager_forward(x));
   const std::vector<int64_t> shape = x.sizes().vec();
   auto it = captured_.find(shape);
   if (it == captured_.end()) {
@@ -51,8 +52,8 @@ at::Tensor Predictor::forward(const at::Tensor& inputs) {
     auto captured = std::make_shared<CapturedForward>();
     captured->graph = std::make_unique<StepGraph>(device_);
     at::Tensor out;
-    captured->graph->warmup([&] { out = eager_forward(x).to(at::kFloat); });
-    out = out.cpu().contiguous();
+    captured->graph->warmup([&] { out = eager_forward(x); });
+    out = finish(out);
     captured->input = x.clone(at::MemoryFormat::Preserve);
     try {
       captured->graph->capture([&] { captured->output = eager_forward(captured->input); });
@@ -65,7 +66,8 @@ at::Tensor Predictor::forward(const at::Tensor& inputs) {
   }
   it->second->input.copy_(x, /*non_blocking=*/true);
   it->second->graph->replay();
-  return it->second->output.to(at::kFloat).cpu().contiguous();
+  // On the device the caller gets a copy: the graph's output buffer is overwritten by the next replay.
+  return to_host ? finish(it->second->output) : it->second->output.clone();
 }
 
 void Predictor::use_tiles(const TileOptions& options) {
