@@ -351,8 +351,9 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
     result.evaluated = true;
     log.evaluation(step_, result.metrics);
   }
-  if (options_.rank == 0 && !options_.log_dir.empty() && plotting_available()) {
+  if (options_.rank == 0 && !options_.log_dir.empty()) {
     try {
+      if (!plotting_available()) throw Error("this build has no libgd");
       log.message("learning curves: " + plot_training_log(options_.log_dir));
     } catch (const Error& e) {
       log.message(std::string("unet: notice: no learning-curve plot: ") + e.what());
