@@ -13,8 +13,11 @@ out=${OUT:-gpu-results}
 mkdir -p "$out"
 eval "$(bash .gpu-scripts/unpack-debs.sh .gpu-deps /tmp/unet-deps)"
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+# nvcc builds the fused kernels; CMake finds it on PATH or through CUDACXX.
+for d in /usr/local/cuda/bin /usr/local/cuda-13*/bin; do [ -x "$d/nvcc" ] && export PATH="$d:$PATH" && break; done
 torch_prefix=$(python3 -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)')
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+command -v nvcc >/dev/null && nvcc --version | tail -1 || echo "no nvcc: the fused kernels will be missing"
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix;$CMAKE_PREFIX_PATH" >"$out/configure.log" 2>&1 ||
   { tail -40 "$out/configure.log"; exit 1; }
 start=$(date +%s)

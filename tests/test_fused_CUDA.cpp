@@ -14,7 +14,8 @@ using namespace unet;
 
 namespace {
 
-bool have_gpu() { return torch::cuda::is_available(); }
+/// A visible GPU and a build with the kernels (nvcc was found at configure time).
+bool have_gpu() { return torch::cuda::is_available() && fused_kernels_built(); }
 
 const c10::Device kCuda(c10::kCUDA, 0);
 
@@ -35,7 +36,7 @@ const Case kCases[] = {{at::kFloat, 1e-5, 1e-5}, {at::kHalf, 2e-3, 2e-3}, {at::k
 }  // namespace
 
 TEST(Fused_CUDA, BiasReluMatchesTheReferenceWithGradientsInEveryTypeAndLayout) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible or no CUDA kernels built; skipping";
   for (const Case& c : kCases)
     for (bool nhwc : {true, false}) {
       at::manual_seed(1);
@@ -62,7 +63,7 @@ TEST(Fused_CUDA, BiasReluMatchesTheReferenceWithGradientsInEveryTypeAndLayout) {
 }
 
 TEST(Fused_CUDA, LossMatchesTheReferenceWithGradientsWithAndWithoutWeights) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible or no CUDA kernels built; skipping";
   for (const Case& c : kCases)
     for (int64_t classes : {2, 3})
       for (bool weighted : {false, true}) {
@@ -91,7 +92,7 @@ TEST(Fused_CUDA, LossMatchesTheReferenceWithGradientsWithAndWithoutWeights) {
 }
 
 TEST(Fused_CUDA, FusedTrainingStepsMatchThePlainPathEagerAndInGraphs) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible or no CUDA kernels built; skipping";
   const UNetOptions model = UNetOptions().depth(2).filters(16).dropout(0.0);
   for (bool graphs : {false, true}) {
     TrainOptions plain;
