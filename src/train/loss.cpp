@@ -1,8 +1,6 @@
 // Cross-entropy plus soft-Dice loss, as the reference defines it.
 #include "unet/loss.h"
 
-#include "unet/preprocess.h"
-
 #include <ATen/ATen.h>
 
 namespace unet {
@@ -17,7 +15,10 @@ at::Tensor soft_dice(const at::Tensor& p, const at::Tensor& t) {
 LossTerms segmentation_loss(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& weights) {
   const at::Tensor x = logits.to(at::kFloat);
   const int64_t classes = x.size(1);
-  const at::Tensor target = one_hot_maps(labels, classes).to(x.device());
+  // One-hot by comparison with the class indices: no host read of the labels (at::one_hot may
+  // check their range on the host), so the loss can run inside a CUDA graph.
+  const at::Tensor lab = labels.to(x.device());
+  const at::Tensor target = lab.unsqueeze(1).eq(at::arange(classes, lab.options()).view({1, classes, 1, 1})).to(at::kFloat);
   const at::Tensor log_p = at::log_softmax(x, /*dim=*/1);
   LossTerms terms;
   const at::Tensor pixel_ce = -(target * log_p).sum(1);  // [N, H, W]
