@@ -218,3 +218,36 @@ TEST(Cli, RgbImagesWithThreeClassesEndToEnd) {
   write_png(dir.file("gray.png"), at::zeros({1, 20, 20}, at::kByte));
   expect_clear_error("predict --input " + dir.file("gray.png") + " --model-dir " + model, "the model expects 3");
 }
+
+TEST(Cli, CrossValidateRunsChosenFoldsAndResumesThem) {
+  TempDir dir;
+  make_isbi(dir.file("data"));
+  const std::string model = dir.file("cv");
+  const std::string base = "cross-validate --data-dir " + dir.file("data") + " --model-dir " + model + kSmallNet +
+                           "--batch-size 2 --max-steps 2 --quiet ";
+  expect_clear_error(base + "--folds 1,7", "--folds: expected 'all' or distinct folds 0-4");
+  expect_clear_error(base + "--folds 1,1", "--folds");
+  auto r = run_unet(base + "--folds 3,1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(model + "/fold-1/checkpoint.pt"));
+  EXPECT_TRUE(fs::exists(model + "/fold-3/checkpoint.pt"));
+  EXPECT_FALSE(fs::exists(model + "/fold-0"));
+  auto results = nlohmann::json::parse(read_file(model + "/cv_results.json"));
+  ASSERT_EQ(results["folds"].size(), 2u);
+  EXPECT_EQ(results["folds"][0]["fold"], 3);
+  EXPECT_EQ(results["folds"][1]["fold"], 1);
+  // The learning curves and TensorBoard events of each fold sit in its directory.
+  EXPECT_TRUE(fs::exists(model + "/fold-1/log.jsonl"));
+  bool events = false;
+  for (const auto& e : fs::directory_iterator(model + "/fold-1"))
+    events = events || e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  EXPECT_TRUE(events);
+  // A finished fold resumes without training and is evaluated again to the same numbers.
+  const double dice = results["folds"][1]["dice_score"].get<double>();
+  r = run_unet(base + "--folds 1 --resume");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  results = nlohmann::json::parse(read_file(model + "/cv_results.json"));
+  ASSERT_EQ(results["folds"].size(), 1u);
+  EXPECT_EQ(results["folds"][0]["steps"], 0);
+  EXPECT_NEAR(results["folds"][0]["dice_score"].get<double>(), dice, 1e-9);
+}

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 namespace unet::cli {
 namespace {
@@ -25,17 +26,43 @@ std::pair<double, double> mean_std(const std::vector<double>& v) {
   return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
 }
 
+/// "all" or a comma-separated list of distinct folds ("0,2"); throws `unet::Error` otherwise.
+std::vector<int> parse_folds(const std::string& text) {
+  std::vector<int> folds;
+  if (text == "all") {
+    for (int f = 0; f < fold_count(); ++f) folds.push_back(f);
+    return folds;
+  }
+  std::string item;
+  std::stringstream in(text);
+  while (std::getline(in, item, ',')) {
+    const bool digits = !item.empty() && item.find_first_not_of("0123456789") == std::string::npos;
+    const int f = digits && item.size() < 3 ? std::stoi(item) : -1;
+    if (f < 0 || f >= fold_count() || std::find(folds.begin(), folds.end(), f) != folds.end())
+      throw Error("--folds: expected 'all' or distinct folds 0-" + std::to_string(fold_count() - 1) +
+                  " separated by commas, got '" + text + "'");
+    folds.push_back(f);
+  }
+  if (folds.empty()) throw Error("--folds: no fold given");
+  return folds;
+}
+
 }  // namespace
 
 void register_cross_validate(CLI::App& app) {
   auto o = std::make_shared<Options>();
+  auto folds_text = std::make_shared<std::string>("all");
   CLI::App* cmd = app.add_subcommand("cross-validate", "Train and evaluate all 5 folds; per-fold and mean +- std Dice");
   add_data_options(*cmd, *o);
   add_model_options(*cmd, *o);
   cmd->add_option("--model-dir,--model_dir", o->model_dir, "Fold k goes to <model-dir>/fold-k")->capture_default_str();
   add_train_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
-  cmd->callback([o] {
+  cmd->add_option("--folds", *folds_text,
+                  "Folds to run, e.g. 0,1 (with --resume, finished folds are only evaluated again)")
+      ->capture_default_str();
+  cmd->callback([o, folds_text] {
+    const std::vector<int> chosen = parse_folds(*folds_text);
     c10::Device device = setup_runtime(*o);
     const int rank = detect_environment().rank;
     const DataSet data = load_data(*o, o->classes);
@@ -53,15 +80,15 @@ void register_cross_validate(CLI::App& app) {
       return t;
     };
     // Check every fold's directory before hours of training, not when its turn comes.
-    for (int fold = 0; fold < fold_count(); ++fold) prepare_model_dir(fold_options(fold));
+    for (int fold : chosen) prepare_model_dir(fold_options(fold));
     base.dist = setup_distributed(*o, device);
     base.device = device;
     nlohmann::json folds = nlohmann::json::array();
     std::vector<double> dice, membrane, error, v_rand, v_info, seconds;
-    for (int fold = 0; fold < fold_count(); ++fold) {
+    for (int fold : chosen) {
       const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
       const TrainOptions t = fold_options(fold);
-      if (!t.quiet) std::fprintf(stderr, "fold %d/%d: %zu training, %zu evaluation images\n", fold + 1, fold_count(), split.train.size(), split.eval.size());
+      if (!t.quiet) std::fprintf(stderr, "fold %d (of %d): %zu training, %zu evaluation images\n", fold, fold_count(), split.train.size(), split.eval.size());
       Trainer trainer(model, t);
       const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));
       if (rank > 0) continue;
@@ -87,8 +114,8 @@ void register_cross_validate(CLI::App& app) {
     const auto [em, es] = mean_std(error);
     const auto [rm, rs] = mean_std(v_rand);
     const auto [im, is] = mean_std(v_info);
-    std::printf("mean +- std over %d folds: dice_score %.4f +- %.4f  membrane dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
-                fold_count(), dm, ds, mm, ms, em, es);
+    std::printf("mean +- std over %zu folds: dice_score %.4f +- %.4f  membrane dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
+                chosen.size(), dm, ds, mm, ms, em, es);
     std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (threshold 0.5)\n", rm, rs, im, is);
     const nlohmann::json summary = {{"folds", folds},
                                     {"dice_score_mean", dm}, {"dice_score_std", ds},
