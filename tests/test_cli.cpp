@@ -251,3 +251,16 @@ TEST(Cli, CrossValidateRunsChosenFoldsAndResumesThem) {
   EXPECT_EQ(results["folds"][0]["steps"], 0);
   EXPECT_NEAR(results["folds"][0]["dice_score"].get<double>(), dice, 1e-9);
 }
+
+TEST(Cli, BenchmarkProfileListsTheHeaviestOperatorsAndWritesATrace) {
+  TempDir dir;
+  const auto r = run_unet("benchmark --exec-mode train --synthetic" + kSmallNet +
+                          "--batch-size 2 --warmup-steps 1 --max-steps 2 --output " + dir.file("b.json") +
+                          " --profile " + dir.file("trace/t.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile of 5 steps on cpu"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ConvolutionBackward0"), std::string::npos) << r.out;  // the backward convolutions are there
+  EXPECT_EQ(r.err.find("ERROR"), std::string::npos) << r.err;
+  const auto trace = nlohmann::json::parse(read_file(dir.file("trace/t.json")));
+  EXPECT_GT(trace["traceEvents"].size(), 100u);
+}

@@ -5,6 +5,7 @@
 #include "unet/image_io.h"
 #include "unet/logger.h"
 #include "unet/plot.h"
+#include "unet/profile.h"
 #include "unet/tensorboard.h"
 
 #include <ATen/ATen.h>
@@ -149,4 +150,18 @@ TEST(Plot, AMissingLogIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("log.jsonl: cannot read the training log"), std::string::npos) << e.what();
   }
+}
+
+TEST(Profile, KernelNamesFallIntoTheirGroups) {
+  EXPECT_EQ(kernel_group("sm90_xmma_wgrad_implicit_gemm_indexed_bf16bf16_bf16f32_f32_nhwckrsc_nhwc"), "conv wgrad");
+  EXPECT_EQ(kernel_group("sm90_xmma_dgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nchw"), "conv dgrad");
+  EXPECT_EQ(kernel_group("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc"), "conv fprop");
+  EXPECT_EQ(kernel_group("void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous)::launch_clamp_scalar>"),
+            "elementwise");
+  EXPECT_EQ(kernel_group("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float>>"), "reduction");
+  EXPECT_EQ(kernel_group("void at::native::multi_tensor_apply_kernel<FusedAdamMathFunctor<float, 4>>"), "optimizer");
+  EXPECT_EQ(kernel_group("Memcpy HtoD (Pinned -> Device)"), "copy");
+  EXPECT_EQ(kernel_group("void unet::cuda::loss_backward_kernel<__nv_bfloat16>"), "loss");
+  EXPECT_EQ(kernel_group("void unet::cuda::bias_relu_backward_kernel<__nv_bfloat16>"), "elementwise");
+  EXPECT_EQ(kernel_group("something_else"), "other");
 }

@@ -5,6 +5,7 @@
 #include "unet/error.h"
 #include "unet/loader.h"
 #include "unet/predictor.h"
+#include "unet/profile.h"
 #include "unet/runtime.h"
 #include "unet/step_graph.h"
 
@@ -61,6 +62,7 @@ void register_benchmark(CLI::App& app) {
   auto synthetic = std::make_shared<bool>(false);
   auto output = std::make_shared<std::string>();
   auto baseline = std::make_shared<std::string>();
+  auto profile = std::make_shared<std::string>();
   o->warmup_steps = 10;
   o->max_steps = 50;
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed (images/s, latency percentiles)");
@@ -74,10 +76,12 @@ void register_benchmark(CLI::App& app) {
   cmd->add_option("--output", *output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
   cmd->add_option("--model-dir,--model_dir", o->model_dir, "Default location of the JSON output")->capture_default_str();
   cmd->add_option("--baseline", *baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");
+  cmd->add_option("--profile", *profile,
+                  "After timing, profile 5 more steps: time per kernel group (GPU) or operator (CPU), and a Chrome trace to this file");
   add_data_options(*cmd, *o);
   add_model_options(*cmd, *o);
   add_runtime_options(*cmd, *o);
-  cmd->callback([o, mode, synthetic, output, baseline] {
+  cmd->callback([o, mode, synthetic, output, baseline, profile] {
     if (*mode != "train" && *mode != "predict" && *mode != "loader")
       throw Error("--exec-mode: expected train, predict or loader, got '" + *mode + "'");
     if (o->max_steps < 1 || o->warmup_steps < 0) throw Error("--max-steps must be at least 1 and --warmup-steps at least 0");
@@ -98,12 +102,21 @@ void register_benchmark(CLI::App& app) {
     if (!*synthetic) train = select(data.train, fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed).train);
 
     LatencyStats stats;
+    // The profile reuses the timed step of whichever mode runs.
+    auto measure = [&](const c10::Device& where, const std::function<void()>& run) {
+      stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, where, run), o->batch_size);
+      if (!profile->empty()) {
+        const StepProfile p = profile_steps(run, /*steps=*/5, where, *profile);
+        std::printf("%s  wrote trace %s\n", format_profile(p).c_str(), profile->c_str());
+      }
+    };
+    if (!profile->empty())
+      ensure_writable_directory(std::filesystem::path(*profile).parent_path().empty() ? "." : std::filesystem::path(*profile).parent_path().string(), "profile");
     if (*mode == "loader") {
       if (*synthetic) throw Error("--exec-mode loader measures the data pipeline; drop --synthetic");
       TrainOptions t = train_options(*o, c10::Device(c10::kCPU));
       BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), t.loader_options());
-      stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, c10::Device(c10::kCPU), [&] { loader.next(); }),
-                                  o->batch_size);
+      measure(c10::Device(c10::kCPU), [&] { loader.next(); });
     } else if (*mode == "train") {
       TrainOptions t = train_options(*o, device);
       t.model_dir.clear();
@@ -115,16 +128,14 @@ void register_benchmark(CLI::App& app) {
         Batch batch;
         batch.images = at::randn({o->batch_size, model.in_channels(), geometry.input, geometry.input}).to(device);
         batch.labels = at::randint(model.classes(), {o->batch_size, geometry.output, geometry.output}, at::kLong).to(device);
-        stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device, [&] { trainer.step(batch); }), o->batch_size);
+        measure(device, [&] { trainer.step(batch); });
       } else {
         BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), t.loader_options());
         DevicePrefetcher batches([&loader] { return loader.next(); }, device, t.channels_last);
-        stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, device,
-                                               [&] {
-                                                 trainer.step(batches.next());
-                                                 batches.prefetch();
-                                               }),
-                                    o->batch_size);
+        measure(device, [&] {
+          trainer.step(batches.next());
+          batches.prefetch();
+        });
       }
     } else {
       seed_everything(o->seed);
@@ -141,9 +152,7 @@ void register_benchmark(CLI::App& app) {
         inputs = make_eval_batch(chunk, geometry, model.classes()).images.to(device);
       }
       // Probabilities left on the device, as the PyTorch reference's inference step does.
-      stats = summarize_latencies(
-          time_steps(o->warmup_steps, o->max_steps, device, [&] { at::softmax(predictor.forward(inputs, /*to_host=*/false), 1); }),
-          o->batch_size);
+      measure(device, [&] { at::softmax(predictor.forward(inputs, /*to_host=*/false), 1); });
     }
     const int world = *mode == "train" ? env.world_size : 1;
     if (env.rank > 0) return;
