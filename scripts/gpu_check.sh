@@ -26,5 +26,15 @@ echo "build: $(( $(date +%s) - start )) s"
 if [ "$stage" = all ] || [ "$stage" = test ]; then
   (cd build-cuda && ctest -L cuda --output-on-failure) 2>&1 | tee "$out/ctest-cuda.log" | tail -25
 fi
+if [ "$stage" = all ] || [ "$stage" = bench ]; then
+  # Where the time goes, eager (a replayed graph hides its kernels from some profilers): the
+  # breakdown that orders the fused-kernel work.
+  for m in "train 8" "predict 16"; do
+    read -r mode bs <<<"$m"
+    build-cuda/unet benchmark --exec-mode "$mode" --synthetic --precision bf16 --batch-size "$bs" --graphs off \
+      --warmup-steps 5 --max-steps 5 --profile "$out/trace-$mode.json" --output "$out/profile-$mode.json" \
+      | tee "$out/profile-$mode.txt" | head -14
+  done
+fi
 matrix=$([ "$stage" = test ] || [ "$stage" = quick ] && echo quick || echo "")
 UNET=build-cuda/unet PYTHON=python3 REF=.gpu-scripts/pytorch_reference.py OUT="$out" scripts/benchmark.sh cuda $matrix
