@@ -3,9 +3,11 @@
 # builds unet against that torch, runs the GPU tests (CTest label cuda) and the benchmark matrix
 # against the PyTorch reference, and prints a short table last. Results also go to $OUT (or
 # gpu-results) as JSON.
-#   scripts/gpu_check.sh [all|test|bench|quick]
+#   scripts/gpu_check.sh [all|test|bench|quick|accuracy]
 # all: build, GPU tests, full matrix; test: build, GPU tests, quick matrix (two rows); bench: build
-# (incremental on a warm machine) and the full matrix; quick: build and the quick matrix.
+# (incremental on a warm machine), profiles, the NCCL world-size-1 cost and the full matrix; quick:
+# build and the quick matrix; accuracy: build and a full-size cross-validation of the folds in
+# FOLDS (default 0) with the reference settings in PRECISION (default bf16), on .gpu-data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -18,7 +20,8 @@ for d in /usr/local/cuda/bin /usr/local/cuda-13*/bin; do [ -x "$d/nvcc" ] && exp
 torch_prefix=$(python3 -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)')
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 command -v nvcc >/dev/null && nvcc --version | tail -1 || echo "no nvcc: the fused kernels will be missing"
-cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix;$CMAKE_PREFIX_PATH" >"$out/configure.log" 2>&1 ||
+cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix;$CMAKE_PREFIX_PATH" \
+  -DUNET_ISBI_DIR="$PWD/.gpu-data/isbi2012" >"$out/configure.log" 2>&1 ||
   { tail -40 "$out/configure.log"; exit 1; }
 start=$(date +%s)
 cmake --build build-cuda -j "$(nproc)" 2>&1 | tail -3
@@ -26,7 +29,21 @@ echo "build: $(( $(date +%s) - start )) s"
 if [ "$stage" = all ] || [ "$stage" = test ]; then
   (cd build-cuda && ctest -L cuda --output-on-failure) 2>&1 | tee "$out/ctest-cuda.log" | tail -25
 fi
+if [ "$stage" = accuracy ]; then
+  # The reference's schedule and settings: batch 8, 6,400 steps, Adam 1e-4, L2 5e-4, augmentation.
+  build-cuda/unet cross-validate --data-dir .gpu-data/isbi2012 --folds "${FOLDS:-0}" --precision "${PRECISION:-bf16}" \
+    --augment --max-steps "${STEPS:-6400}" --log-every 400 --model-dir /tmp/unet-cv --overwrite 2>&1 | tee "$out/cv.txt" | grep -v "^step"
+  cp /tmp/unet-cv/cv_results.json "$out/" 2>/dev/null || true
+  for f in /tmp/unet-cv/fold-*; do cp "$f/log.jsonl" "$out/$(basename "$f")-log.jsonl" 2>/dev/null || true; done
+  exit 0
+fi
 if [ "$stage" = all ] || [ "$stage" = bench ]; then
+  # The NCCL process group at world size 1 against none (issue: under 2%); both eager, as
+  # data-parallel runs do not use graphs.
+  build-cuda/unet benchmark --exec-mode train --synthetic --precision bf16 --batch-size 8 --graphs off \
+    --warmup-steps 10 --max-steps 40 --output "$out/nopg.json" --quiet
+  build-cuda/unet launch --nproc-per-node 1 -- benchmark --exec-mode train --synthetic --precision bf16 --batch-size 8 \
+    --graphs off --warmup-steps 10 --max-steps 40 --output "$out/nccl1.json" --baseline "$out/nopg.json" | tail -3
   # Where the time goes, eager (a replayed graph hides its kernels from some profilers): the
   # breakdown that orders the fused-kernel work.
   for m in "train 8" "predict 16"; do

@@ -9,4 +9,7 @@ apt-get update -qq
 "$shared/gpu/fetch-debs.sh" .gpu-deps libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libgloo-dev
 mkdir -p .gpu-scripts
 cp "$shared/gpu/unpack-debs.sh" "$shared/bench/pytorch_reference.py" .gpu-scripts/
-echo "ready: carry .gpu-deps and .gpu-scripts, then run scripts/gpu_check.sh there"
+# The ISBI data (23 MB) for the accuracy stage and the end-to-end test.
+mkdir -p .gpu-data
+cp -r "$shared/data/isbi2012" .gpu-data/
+echo "ready: carry .gpu-deps, .gpu-scripts and .gpu-data, then run scripts/gpu_check.sh there"
