@@ -20,7 +20,10 @@ bool cuda_graphs_built();
 /// graph lives (static buffers); random numbers (dropout) are drawn afresh at every replay.
 class StepGraph {
  public:
-  explicit StepGraph(c10::Device device);
+  /// `share_memory_with`: capture into that graph's memory pool instead of a new one. Safe when
+  /// the graphs never run concurrently and each one's outputs are consumed before another
+  /// replays (a predictor's graphs for its batch shapes).
+  explicit StepGraph(c10::Device device, const StepGraph* share_memory_with = nullptr);
   ~StepGraph();
   StepGraph(const StepGraph&) = delete;
   StepGraph& operator=(const StepGraph&) = delete;

@@ -24,12 +24,13 @@ c10::cuda::CUDAStream side_stream(const c10::Device& device) {
 }  // namespace
 
 struct StepGraph::Impl {
-  explicit Impl(c10::Device d) : device(d), side(side_stream(d)) {}
+  Impl(c10::Device d, std::optional<at::cuda::MempoolId_t> p) : device(d), side(side_stream(d)), pool(p) {}
 
   c10::Device device;
   // Capture cannot use the legacy default stream; warm-up and capture share one side stream.
   c10::cuda::CUDAStream side;
   at::cuda::CUDAGraph graph;
+  std::optional<at::cuda::MempoolId_t> pool;  // another graph's pool to share
   bool captured = false;
 
   /// Runs `body` on the side stream, ordered after and before the current stream's work.
@@ -48,7 +49,10 @@ struct StepGraph::Impl {
   }
 };
 
-StepGraph::StepGraph(c10::Device device) : impl_(std::make_unique<Impl>(device)) {}
+StepGraph::StepGraph(c10::Device device, const StepGraph* share_memory_with)
+    : impl_(std::make_unique<Impl>(device, share_memory_with && share_memory_with->impl_->captured
+                                               ? std::optional(share_memory_with->impl_->graph.pool())
+                                               : std::nullopt)) {}
 
 StepGraph::~StepGraph() = default;
 
@@ -60,7 +64,7 @@ void StepGraph::capture(const std::function<void()>& body) {
     impl_->on_side_stream([&] {
       // Thread-local mode: loader threads may allocate pinned memory while the capture runs,
       // which the global mode would count as an error in the capture.
-      impl_->graph.capture_begin(/*pool=*/{0, 0}, cudaStreamCaptureModeThreadLocal);
+      impl_->graph.capture_begin(/*pool=*/impl_->pool.value_or(at::cuda::MempoolId_t{0, 0}), cudaStreamCaptureModeThreadLocal);
       try {
         body();
       } catch (...) {

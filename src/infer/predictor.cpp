@@ -50,7 +50,10 @@ at::Tensor Predictor::forward(const at::Tensor& inputs, bool to_host) {
     // The first batch of a shape runs eagerly on the capture's stream (cuDNN picks its
     // algorithms), then is captured.
     auto captured = std::make_shared<CapturedForward>();
-    captured->graph = std::make_unique<StepGraph>(device_);
+    // All shapes share the first graph's memory pool: they run one after another and each
+    // output is copied out before the next replay.
+    const StepGraph* first = captured_.empty() ? nullptr : captured_.begin()->second->graph.get();
+    captured->graph = std::make_unique<StepGraph>(device_, first);
     at::Tensor out;
     captured->graph->warmup([&] { out = eager_forward(x); });
     out = finish(out);

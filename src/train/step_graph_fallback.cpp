@@ -11,7 +11,7 @@ bool cuda_graphs_built() { return false; }
 
 struct StepGraph::Impl {};
 
-StepGraph::StepGraph(c10::Device) { throw Error("this build of unet has no CUDA support: CUDA graphs are unavailable"); }
+StepGraph::StepGraph(c10::Device, const StepGraph*) { throw Error("this build of unet has no CUDA support: CUDA graphs are unavailable"); }
 StepGraph::~StepGraph() = default;
 void StepGraph::warmup(const std::function<void()>& body) { body(); }
 void StepGraph::capture(const std::function<void()>&) {}
