@@ -1,6 +1,7 @@
 // Tests of the U-Net architecture: reference shapes and parameter count, legal-size arithmetic.
 #include "test_support.h"
 
+#include "../src/cuda/channel_cursor.cuh"
 #include "unet/error.h"
 #include "unet/fused.h"
 #include "unet/model.h"
@@ -123,4 +124,19 @@ TEST(Model, TheFusedSwitchLeavesCpuResultsAlone) {
   a->use_fused(true);  // CPU tensors keep the plain path
   EXPECT_TRUE(a->fused());
   EXPECT_TRUE(at::equal(a->forward(x), plain));
+}
+
+TEST(Model, TheKernelsChannelCursorMatchesDivision) {
+  // The fused bias + ReLU kernels find each element's channel incrementally (no division per
+  // element); the arithmetic is plain C++, checked here against the definition.
+  for (int64_t inner : {1, 7, 64 * 64})
+    for (int64_t channels : {1, 3, 64, 1024})
+      for (int64_t stride : {1, 5, 256 * 1056, 999983}) {
+        const int64_t numel = 3 * stride + 12345;
+        for (int64_t start : {int64_t{0}, int64_t{1}, stride - 1}) {
+          unet::cuda::ChannelCursor c(start, stride, inner, channels);
+          for (int64_t i = start; i < numel; i += stride, c.advance())
+            ASSERT_EQ(c.channel, (i / inner) % channels) << "i " << i << " inner " << inner << " channels " << channels;
+        }
+      }
 }

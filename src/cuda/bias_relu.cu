@@ -1,5 +1,6 @@
 // Kernels of the fused bias + ReLU: forward in one pass, ReLU mask and bias gradient in one pass.
 #include "bias_relu.cuh"
+#include "channel_cursor.cuh"
 #include "device_math.cuh"
 
 #include <cuda_runtime.h>
@@ -17,8 +18,10 @@ constexpr int64_t kMaxChannels = 12288;  // 48 KB of float partial sums per bloc
 template <typename T>
 __global__ void bias_relu_forward_kernel(const T* x, const float* bias, T* y, ChannelLayout layout) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < layout.numel; i += stride) {
-    const float v = load(x, i) + bias[(i / layout.inner) % layout.channels];
+  const int64_t start = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  ChannelCursor cursor(start, stride, layout.inner, layout.channels);
+  for (int64_t i = start; i < layout.numel; i += stride, cursor.advance()) {
+    const float v = load(x, i) + bias[cursor.channel];
     store(y, i, (v > 0.0f || v != v) ? v : 0.0f);
   }
 }
@@ -29,10 +32,12 @@ __global__ void bias_relu_backward_kernel(const T* grad_y, const T* y, T* grad_x
   for (int64_t c = threadIdx.x; c < layout.channels; c += blockDim.x) partial[c] = 0.0f;
   __syncthreads();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < layout.numel; i += stride) {
+  const int64_t start = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  ChannelCursor cursor(start, stride, layout.inner, layout.channels);
+  for (int64_t i = start; i < layout.numel; i += stride, cursor.advance()) {
     const float g = load(y, i) > 0.0f ? load(grad_y, i) : 0.0f;
     store(grad_x, i, g);
-    if (g != 0.0f) atomicAdd(&partial[(i / layout.inner) % layout.channels], g);
+    if (g != 0.0f) atomicAdd(&partial[cursor.channel], g);
   }
   __syncthreads();
   for (int64_t c = threadIdx.x; c < layout.channels; c += blockDim.x)
