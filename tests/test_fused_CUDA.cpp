@@ -3,9 +3,11 @@
 
 #include "unet/fused.h"
 #include "unet/loss.h"
+#include "unet/precision.h"
 #include "unet/trainer.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
 
 #include <limits>
@@ -119,4 +121,28 @@ TEST(Fused_CUDA, FusedTrainingStepsMatchThePlainPathEagerAndInGraphs) {
     for (size_t i = 0; i < pa.size(); ++i)
       EXPECT_TRUE(at::allclose(pa[i], pb[i], 5e-2, 5e-3)) << (graphs ? "graphs" : "eager") << " parameter " << i;
   }
+}
+
+TEST(Fused_CUDA, FusedInferenceMatchesThePlainPathInEveryPrecision) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible or no CUDA kernels built; skipping";
+  at::manual_seed(21);
+  UNet model(UNetOptions().depth(2).filters(16));
+  model->to(kCuda);
+  use_channels_last(*model);
+  model->eval();
+  const at::Tensor x = at::randn({2, 1, 92, 92}, at::TensorOptions(kCuda)).contiguous(at::MemoryFormat::ChannelsLast);
+  for (const Case& c : kCases) {
+    c10::InferenceMode guard;
+    const c10::Device d = kCuda;
+    auto run = [&](bool fused) {
+      model->use_fused(fused);
+      PrecisionScope scope(d, c.dtype == at::kHalf ? Precision::kFP16 : c.dtype == at::kBFloat16 ? Precision::kBF16 : Precision::kFP32);
+      return model->forward(x).to(at::kFloat);
+    };
+    const at::Tensor plain = run(false), fused = run(true);
+    const double scale = plain.abs().max().item<double>();
+    EXPECT_TRUE(at::allclose(fused, plain, 4 * c.rtol, 4 * c.rtol * scale)) << c10::toString(c.dtype) << " max diff "
+                                                                              << (fused - plain).abs().max().item<double>();
+  }
+  model->use_fused(false);
 }

@@ -5,6 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
+
 namespace unet {
 
 /// Whether this build has the fused CUDA kernels (src/cuda, built when LibTorch has CUDA).
@@ -16,6 +18,13 @@ bool fused_kernels_built();
 at::Tensor fused_bias_relu(const at::Tensor& x, const at::Tensor& bias);
 /// The plain ATen path that fused_bias_relu must match.
 at::Tensor bias_relu_reference(const at::Tensor& x, const at::Tensor& bias);
+
+/// Inference only (no autograd): relu(conv2d(x, weight, padding) + bias) as one cuDNN call (its
+/// fused convolution-bias-activation), in the autocast type when CUDA autocast is on. Returns
+/// nullopt where that call is unavailable (no CUDA kernels in the build, or cuDNN refused it
+/// once: then it is not tried again in this process, after a one-line notice).
+std::optional<at::Tensor> cudnn_conv_bias_relu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                                               int64_t padding);
 
 /// `segmentation_loss` (cross-entropy, optionally pixel-weighted, plus soft Dice) with softmax,
 /// both loss terms and the gradient each computed in one kernel over the logits. CUDA tensors,

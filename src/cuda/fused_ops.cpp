@@ -6,10 +6,13 @@
 #include "unet/error.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <atomic>
+#include <cstdio>
 #include <stdexcept>
 
 namespace unet {
@@ -130,6 +133,25 @@ at::Tensor fused_bias_relu(const at::Tensor& x, const at::Tensor& bias) {
     return BiasReluFunction::apply(x, bias);
   } catch (const std::invalid_argument& e) {
     throw Error(e.what());
+  }
+}
+
+std::optional<at::Tensor> cudnn_conv_bias_relu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                                               int64_t padding) {
+  static std::atomic<bool> unavailable{false};
+  if (unavailable || !x.is_cuda() || at::GradMode::is_enabled()) return std::nullopt;
+  // The op is outside autocast's lists: cast as autocast would for a convolution.
+  const at::ScalarType type =
+      at::autocast::is_autocast_enabled(at::kCUDA) ? at::autocast::get_autocast_dtype(at::kCUDA) : x.scalar_type();
+  const auto format = x.suggest_memory_format();
+  try {
+    return at::cudnn_convolution_relu(x.to(type), weight.to(type).contiguous(format), bias.to(type), /*stride=*/{1, 1},
+                                      /*padding=*/{padding, padding}, /*dilation=*/{1, 1}, /*groups=*/1);
+  } catch (const c10::Error& e) {
+    if (!unavailable.exchange(true))
+      std::fprintf(stderr, "unet: notice: cuDNN's fused convolution-bias-ReLU is unavailable (%s); using the separate kernels\n",
+                   e.what_without_backtrace());
+    return std::nullopt;
   }
 }
 

@@ -31,6 +31,9 @@ DoubleConvImpl::DoubleConvImpl(int64_t in_channels, int64_t out_channels, Paddin
 at::Tensor DoubleConvImpl::forward(const at::Tensor& x) {
   if (fused_ && x.is_cuda()) {
     auto conv_relu = [this](const torch::nn::Conv2d& conv, const at::Tensor& in) {
+      // Inference: one cuDNN call for convolution, bias and ReLU; training: a bias-free
+      // convolution and the fused bias + ReLU kernel, which has a backward.
+      if (auto y = cudnn_conv_bias_relu(in, conv->weight, conv->bias, padding_)) return *y;
       return fused_bias_relu(at::conv2d(in, conv->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/padding_), conv->bias);
     };
     return conv_relu(conv2_, conv_relu(conv1_, x));
