@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -56,6 +57,8 @@ void configure_determinism(bool deterministic) {
   context.setDeterministicCuDNN(deterministic);
   context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
 }
+
+void notice(const std::string& text) { std::fprintf(stderr, "unet: notice: %s\n", text.c_str()); }
 
 void seed_everything(uint64_t seed) {
   at::manual_seed(seed);  // seeds the CPU generator and every CUDA generator that exists

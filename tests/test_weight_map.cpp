@@ -3,6 +3,7 @@
 
 #include "unet/augment.h"
 #include "unet/error.h"
+#include "unet/isbi_metrics.h"
 #include "unet/loader.h"
 #include "unet/loss.h"
 #include "unet/weight_map.h"
@@ -18,8 +19,8 @@ namespace {
 
 /// The weight map by definition: distances to every pixel of every cell, no windows.
 at::Tensor brute_force(const at::Tensor& mask, int64_t classes, const WeightMapOptions& o) {
-  int64_t cells = 0;
-  const at::Tensor comp = label_components(mask, &cells);
+  const at::Tensor comp = connected_components(mask.ne(0));
+  const int64_t cells = comp.max().item<int64_t>();
   const int64_t h = mask.size(0), w = mask.size(1);
   WeightMapOptions balance_only = o;
   balance_only.w0 = 0.0;
@@ -30,7 +31,7 @@ at::Tensor brute_force(const at::Tensor& mask, int64_t classes, const WeightMapO
       std::vector<double> nearest(static_cast<size_t>(cells) + 1, std::numeric_limits<double>::infinity());
       for (int64_t v = 0; v < h; ++v)
         for (int64_t u = 0; u < w; ++u) {
-          const int c = comp[v][u].item<int>();
+          const int64_t c = comp[v][u].item<int64_t>();
           if (c > 0) nearest[static_cast<size_t>(c)] = std::min(nearest[static_cast<size_t>(c)], std::hypot(double(v - y), double(u - x)));
         }
       std::sort(nearest.begin() + 1, nearest.end());
@@ -75,8 +76,7 @@ TEST(WeightMap, MatchesTheDefinitionOnRandomCells) {
   // Random blobs: thresholded smoothed noise gives touching and separate cells of many shapes.
   const at::Tensor noise = at::avg_pool2d(at::randn({1, 1, 36, 36}), 5, 1, 2)[0][0];
   const at::Tensor mask = (noise > 0.1).to(at::kLong);
-  int64_t cells = 0;
-  label_components(mask, &cells);
+  const int64_t cells = connected_components(mask.ne(0)).max().item<int64_t>();
   ASSERT_GE(cells, 3);
   WeightMapOptions o;
   o.radius = 12;
@@ -89,11 +89,11 @@ TEST(WeightMap, ComponentsAreFourConnected) {
   mask[0][0] = 1;
   mask[1][1] = 1;  // touches the first only diagonally
   mask[1][2] = 1;
-  int64_t n = 0;
-  const at::Tensor c = label_components(mask, &n);
+  const at::Tensor c = connected_components(mask.ne(0));
+  const int64_t n = c.max().item<int64_t>();
   EXPECT_EQ(n, 2);
-  EXPECT_EQ(c[1][1].item<int>(), c[1][2].item<int>());
-  EXPECT_NE(c[0][0].item<int>(), c[1][1].item<int>());
+  EXPECT_EQ(c[1][1].item<int64_t>(), c[1][2].item<int64_t>());
+  EXPECT_NE(c[0][0].item<int64_t>(), c[1][1].item<int64_t>());
 }
 
 TEST(WeightMap, FlipsMoveTheMapWithTheMask) {

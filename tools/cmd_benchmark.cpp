@@ -91,7 +91,12 @@ void register_benchmark(CLI::App& app) {
     const std::string out = output->empty()
                                 ? (std::filesystem::path(o->model_dir) / ("benchmark_" + *mode + ".json")).string()
                                 : *output;
-    ensure_writable_directory(std::filesystem::path(out).parent_path().empty() ? "." : std::filesystem::path(out).parent_path().string(), "output");
+    auto ensure_parent = [](const std::string& file, const std::string& what) {
+      const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+      ensure_writable_directory(parent.empty() ? "." : parent.string(), what);
+    };
+    ensure_parent(out, "output");
+    if (!profile->empty()) ensure_parent(*profile, "profile");
     const int fold = parse_fold(o->fold);
     DataSet data;
     if (!*synthetic) data = load_data(*o, o->classes);
@@ -110,8 +115,6 @@ void register_benchmark(CLI::App& app) {
         std::printf("%s  wrote trace %s\n", format_profile(p).c_str(), profile->c_str());
       }
     };
-    if (!profile->empty())
-      ensure_writable_directory(std::filesystem::path(*profile).parent_path().empty() ? "." : std::filesystem::path(*profile).parent_path().string(), "profile");
     if (*mode == "loader") {
       if (*synthetic) throw Error("--exec-mode loader measures the data pipeline; drop --synthetic");
       TrainOptions t = train_options(*o, c10::Device(c10::kCPU));

@@ -162,6 +162,14 @@ std::shared_ptr<Distributed> setup_distributed(const Options& o, c10::Device& de
   return std::make_shared<Distributed>(env, device, std::chrono::seconds(o.dist_timeout));
 }
 
+namespace {
+/// An on/off option's value; throws `unet::Error` naming the option otherwise.
+bool on_off(const std::string& value, const std::string& option) {
+  if (value != "on" && value != "off") throw Error(option + ": expected on or off, got '" + value + "'");
+  return value == "on";
+}
+}  // namespace
+
 bool use_graphs(const Options& o, const c10::Device& device) {
   if (o.graphs != "auto" && o.graphs != "on" && o.graphs != "off")
     throw Error("--graphs: expected auto, on or off, got '" + o.graphs + "'");
@@ -169,14 +177,11 @@ bool use_graphs(const Options& o, const c10::Device& device) {
 }
 
 bool use_fused(const Options& o, const c10::Device& device) {
-  if (o.fused != "on" && o.fused != "off") throw Error("--fused: expected on or off, got '" + o.fused + "'");
-  return device.is_cuda() && o.fused == "on";
+  return on_off(o.fused, "--fused") && device.is_cuda();
 }
 
 bool channels_last(const Options& o) {
-  if (o.channels_last != "on" && o.channels_last != "off")
-    throw Error("--channels-last: expected on or off, got '" + o.channels_last + "'");
-  return o.channels_last == "on";
+  return on_off(o.channels_last, "--channels-last");
 }
 
 int parse_fold(const std::string& text) {
@@ -228,8 +233,7 @@ TrainOptions train_options(const Options& o, const c10::Device& device) {
   t.warmup_steps = o.warmup_steps;
   t.seed = o.seed;
   t.augment = o.augment;
-  if (o.elastic != "on" && o.elastic != "off") throw Error("--elastic: expected on or off, got '" + o.elastic + "'");
-  t.augment_options.elastic = o.elastic == "on";
+  t.augment_options.elastic = on_off(o.elastic, "--elastic");
   t.resume = o.resume;
   t.overwrite = o.overwrite;
   t.model_dir = o.model_dir;

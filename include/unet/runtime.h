@@ -21,6 +21,9 @@ void configure_cpu_threads(int threads);
 /// that two GPU runs with the same seed give identical weights. CPU runs are deterministic anyway.
 void configure_determinism(bool deterministic);
 
+/// One line "unet: notice: <text>" on stderr: a fallback the user should know about.
+void notice(const std::string& text);
+
 /// Seeds LibTorch's CPU (and, when present, CUDA) generators.
 void seed_everything(uint64_t seed);
 

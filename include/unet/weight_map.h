@@ -21,12 +21,9 @@ struct WeightMapOptions {
 /// class indices): w_c balances the class frequencies of this label (w_c = H*W / (classes *
 /// pixels of that class), 0 for absent classes), d1 and d2 are the Euclidean distances to the
 /// nearest and second-nearest cell. Cells are the 4-connected components of non-zero classes
-/// (class 0 is the background or membrane); the separation term applies to background pixels.
+/// (`connected_components` of mask != 0; class 0 is the background or membrane); the separation
+/// term applies to background pixels.
 /// Returns float32 [H, W].
 at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options = {});
-
-/// Labels of the 4-connected components of `mask != 0` (int32 [H, W], 0 for background, 1..n),
-/// and n through `count`.
-at::Tensor label_components(const at::Tensor& mask, int64_t* count = nullptr);
 
 }  // namespace unet

@@ -4,6 +4,7 @@
 #include "bias_relu.cuh"
 #include "fused_loss.cuh"
 #include "unet/error.h"
+#include "unet/runtime.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
@@ -12,7 +13,6 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <atomic>
-#include <cstdio>
 #include <stdexcept>
 
 namespace unet {
@@ -149,8 +149,8 @@ std::optional<at::Tensor> cudnn_conv_bias_relu(const at::Tensor& x, const at::Te
                                       /*padding=*/{padding, padding}, /*dilation=*/{1, 1}, /*groups=*/1);
   } catch (const c10::Error& e) {
     if (!unavailable.exchange(true))
-      std::fprintf(stderr, "unet: notice: cuDNN's fused convolution-bias-ReLU is unavailable (%s); using the separate kernels\n",
-                   e.what_without_backtrace());
+      notice(std::string("cuDNN's fused convolution-bias-ReLU is unavailable (") + e.what_without_backtrace() +
+             "); using the separate kernels");
     return std::nullopt;
   }
 }

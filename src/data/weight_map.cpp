@@ -1,7 +1,8 @@
-// Border weight maps: connected components, windowed exact distance transforms, two nearest cells.
+// Border weight maps: windowed exact distance transforms to each cell, the two nearest cells per pixel.
 #include "unet/weight_map.h"
 
 #include "unet/error.h"
+#include "unet/isbi_metrics.h"
 
 #include <ATen/ATen.h>
 
@@ -51,35 +52,6 @@ void distance_1d(const float* f, float* out, int64_t n, std::vector<int64_t>& v,
 
 }  // namespace
 
-at::Tensor label_components(const at::Tensor& mask, int64_t* count) {
-  if (mask.dim() != 2) throw Error("label_components: expected a [H, W] label map");
-  const at::Tensor m = mask.to(at::kLong).contiguous();
-  const int64_t h = m.size(0), w = m.size(1);
-  const int64_t* in = m.data_ptr<int64_t>();
-  at::Tensor labels = at::zeros({h, w}, at::kInt);
-  int32_t* out = labels.data_ptr<int32_t>();
-  int32_t next = 0;
-  std::vector<int64_t> stack;
-  for (int64_t start = 0; start < h * w; ++start) {
-    if (in[start] == 0 || out[start] != 0) continue;
-    out[start] = ++next;
-    stack.push_back(start);
-    while (!stack.empty()) {
-      const int64_t i = stack.back();
-      stack.pop_back();
-      const int64_t y = i / w, x = i % w;
-      const int64_t neighbours[4] = {y > 0 ? i - w : -1, y + 1 < h ? i + w : -1, x > 0 ? i - 1 : -1, x + 1 < w ? i + 1 : -1};
-      for (int64_t j : neighbours)
-        if (j >= 0 && in[j] != 0 && out[j] == 0) {
-          out[j] = next;
-          stack.push_back(j);
-        }
-    }
-  }
-  if (count) *count = next;
-  return labels;
-}
-
 at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options) {
   if (mask.dim() != 2) throw Error("border_weight_map: expected a [H, W] label map");
   if (!(options.sigma > 0.0) || options.w0 < 0.0 || options.radius < 1)
@@ -94,9 +66,9 @@ at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const Weig
   at::Tensor weights = class_weight.index_select(0, m.flatten()).view({h, w}).to(at::kFloat).contiguous();
   if (options.w0 == 0.0) return weights;
 
-  int64_t cells = 0;
-  const at::Tensor components = label_components(m, &cells);
-  const int32_t* comp = components.data_ptr<int32_t>();
+  const at::Tensor components = connected_components(m.ne(0));
+  const int64_t cells = components.max().item<int64_t>();
+  const int64_t* comp = components.data_ptr<int64_t>();
   // Bounding box per cell.
   std::vector<int64_t> y0(static_cast<size_t>(cells) + 1, h), y1(static_cast<size_t>(cells) + 1, -1),
       x0(static_cast<size_t>(cells) + 1, w), x1(static_cast<size_t>(cells) + 1, -1);

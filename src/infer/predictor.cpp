@@ -11,7 +11,6 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
-#include <cstdio>
 #include <filesystem>
 
 namespace unet {
@@ -62,7 +61,7 @@ at::Tensor Predictor::forward(const at::Tensor& inputs, bool to_host) {
       captured->graph->capture([&] { captured->output = eager_forward(captured->input); });
       captured_.emplace(shape, std::move(captured));
     } catch (const Error& e) {
-      std::fprintf(stderr, "unet: notice: %s; predicting without CUDA graphs\n", e.what());
+      notice(std::string(e.what()) + "; predicting without CUDA graphs");
       graphs_ = false;
     }
     return out;

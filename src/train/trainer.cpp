@@ -13,7 +13,6 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <filesystem>
 
 namespace unet {
@@ -102,7 +101,7 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
 }
 
 void Trainer::notice(const std::string& text) const {
-  if (options_.rank == 0 && !options_.quiet) std::fprintf(stderr, "unet: notice: %s\n", text.c_str());
+  if (options_.rank == 0 && !options_.quiet) unet::notice(text);
 }
 
 void Trainer::synchronise_ranks() {
@@ -353,7 +352,6 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   }
   if (options_.rank == 0 && !options_.log_dir.empty()) {
     try {
-      if (!plotting_available()) throw Error("this build has no libgd");
       log.message("learning curves: " + plot_training_log(options_.log_dir));
     } catch (const Error& e) {
       log.message(std::string("unet: notice: no learning-curve plot: ") + e.what());
