@@ -3,6 +3,8 @@
 
 #include "unet/checkpoint.h"
 #include "unet/error.h"
+#include "unet/image_io.h"
+#include "unet/segmenter.h"
 #include "unet/synthetic.h"
 #include "unet/trainer.h"
 
@@ -136,4 +138,34 @@ TEST(Checkpoint, FreshRunRefusesToReplaceAnExistingCheckpoint) {
   Trainer again(small_model(), small_train(dir.path(), 2));
   EXPECT_THROW(again.fit(data, {}), Error);
   EXPECT_EQ(unet::test::read_file(checkpoint_path(dir.path())), before);
+}
+
+TEST(Compatibility, CheckpointAndExportOfAnEarlierVersionLoadAndPredictAsThen) {
+  // tests/data/main-1c3b4bb: files written by unet before the one-way architecture (see its README).
+  const std::string old = std::string(UNET_TEST_DATA_DIR) + "/main-1c3b4bb";
+  const CheckpointInfo info = read_checkpoint_info(old + "/checkpoint.pt");
+  EXPECT_TRUE(info.model == UNetOptions().depth(2).filters(4));
+  EXPECT_EQ(info.step, 2);
+  EXPECT_EQ(info.input_size, 60);
+  EXPECT_TRUE(info.scaler_state.defined());  // trained in fp16
+  EXPECT_NE(info.train_config.find("\"input_mode\":\"tile\""), std::string::npos) << info.train_config;
+  EXPECT_NE(info.train_config.find("\"image_size\":[64,64]"), std::string::npos) << info.train_config;
+
+  // `predict` with that checkpoint writes the probabilities it wrote then.
+  TempDir out;
+  const auto r = unet::test::run_unet("predict --input " + old + "/input.png --model-dir " + old + " --output-dir " +
+                                      out.path() + " --no-overlays --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const at::Tensor then = read_tiff(old + "/probabilities.tif")[0].pixels;
+  const at::Tensor now = read_tiff(out.file("test-probabilities.tif"))[0].pixels;
+  ASSERT_EQ(now.sizes(), then.sizes());
+  EXPECT_LT((now - then).abs().max().item<float>(), 1e-5f);
+
+  // The export of the same weights loads and segments like the checkpoint.
+  const Segmenter from_checkpoint = Segmenter::from_checkpoint(old + "/checkpoint.pt");
+  const Segmenter from_export = Segmenter::from_export(old + "/unet.torchscript.pt");
+  const at::Tensor image = read_png(old + "/input.png").pixels;
+  const at::Tensor a = from_checkpoint.segment(image).probabilities, b = from_export.segment(image).probabilities;
+  EXPECT_LT((a - b).abs().max().item<float>(), 1e-5f);
+  EXPECT_LT((a[1] - then[0]).abs().max().item<float>(), 1e-5f);
 }
