@@ -1,7 +1,7 @@
 // Tests that augmentation keeps images and masks aligned and is deterministic.
 #include "test_support.h"
 
-#include "unet/augment.h"
+#include "unet/data/augment.h"
 
 #include <ATen/ATen.h>
 

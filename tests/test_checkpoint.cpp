@@ -1,12 +1,12 @@
 // Tests of checkpoints: round trip, exact resume, reproducibility, and rejection of bad files.
 #include "test_support.h"
 
-#include "unet/checkpoint.h"
-#include "unet/error.h"
-#include "unet/image_io.h"
-#include "unet/segmenter.h"
-#include "unet/synthetic.h"
-#include "unet/trainer.h"
+#include "unet/data/image_io.h"
+#include "unet/data/synthetic.h"
+#include "unet/infer/segmenter.h"
+#include "unet/model/checkpoint.h"
+#include "unet/runtime/error.h"
+#include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
 
@@ -34,8 +34,6 @@ TrainOptions small_train(const std::string& model_dir, int64_t steps) {
   t.model_dir = model_dir;
   t.augment = true;   // augmentation and dropout both draw random numbers: resume must replay them
   t.checkpoint_every = 0;
-  t.quiet = true;
-  t.loader_threads = 2;
   return t;
 }
 
@@ -52,12 +50,16 @@ void expect_same_weights(UNet& a, UNet& b) {
 TEST(Checkpoint, RoundTripRestoresWeightsAndHeader) {
   TempDir dir;
   UNet a(small_model());
-  CheckpointInfo info{small_model(), 60, 17, "{\"x\":1}"};
+  CheckpointInfo info{small_model(), 60, 17, InputMode::kTile, 30, 40, "{\"x\":1}"};
   save_checkpoint(dir.file("c.pt"), a, nullptr, info);
   const CheckpointInfo read = read_checkpoint_info(dir.file("c.pt"));
   EXPECT_TRUE(read.model == small_model());
   EXPECT_EQ(read.step, 17);
   EXPECT_EQ(read.input_size, 60);
+  EXPECT_EQ(read.input_mode, InputMode::kTile);
+  EXPECT_EQ(read.image_height, 30);
+  EXPECT_EQ(read.image_width, 40);
+  EXPECT_NE(read.training_record.find("\"x\":1"), std::string::npos) << read.training_record;
   at::manual_seed(99);  // b starts with other weights
   UNet b(small_model());
   load_checkpoint(dir.file("c.pt"), b, nullptr, false);
@@ -67,17 +69,17 @@ TEST(Checkpoint, RoundTripRestoresWeightsAndHeader) {
 TEST(Checkpoint, ResumedRunEqualsUninterruptedRunExactly) {
   const auto data = small_data();
   TempDir straight_dir, resumed_dir;
-  Trainer straight(small_model(), small_train(straight_dir.path(), 8));
+  Trainer straight(small_model(), small_train(straight_dir.path(), 8), unet::test::quiet_context());
   straight.fit(data, {});
   {
-    Trainer first(small_model(), small_train(resumed_dir.path(), 5));
+    Trainer first(small_model(), small_train(resumed_dir.path(), 5), unet::test::quiet_context());
     first.fit(data, {});
   }
   // Disturb the global generator: resume must restore it from the checkpoint.
   at::manual_seed(12345);
   TrainOptions more = small_train(resumed_dir.path(), 8);
   more.resume = true;
-  Trainer second(small_model(), more);
+  Trainer second(small_model(), more, unet::test::quiet_context());
   const TrainResult r = second.fit(data, {});
   EXPECT_EQ(r.first_step, 5);
   EXPECT_EQ(second.global_step(), 8);
@@ -87,14 +89,14 @@ TEST(Checkpoint, ResumedRunEqualsUninterruptedRunExactly) {
 TEST(Checkpoint, SameSeedGivesIdenticalWeightsAndOtherSeedDoesNot) {
   const auto data = small_data();
   TempDir a, b, c;
-  Trainer ta(small_model(), small_train(a.path(), 4));
+  Trainer ta(small_model(), small_train(a.path(), 4), unet::test::quiet_context());
   ta.fit(data, {});
-  Trainer tb(small_model(), small_train(b.path(), 4));
+  Trainer tb(small_model(), small_train(b.path(), 4), unet::test::quiet_context());
   tb.fit(data, {});
   expect_same_weights(ta.model(), tb.model());
   TrainOptions other = small_train(c.path(), 4);
   other.seed = 1;
-  Trainer tc(small_model(), other);
+  Trainer tc(small_model(), other, unet::test::quiet_context());
   tc.fit(data, {});
   EXPECT_FALSE(at::equal(ta.model()->parameters()[0], tc.model()->parameters()[0]));
 }
@@ -102,7 +104,7 @@ TEST(Checkpoint, SameSeedGivesIdenticalWeightsAndOtherSeedDoesNot) {
 TEST(Checkpoint, ForeignTruncatedAndMismatchedFilesAreClearErrors) {
   TempDir dir;
   UNet a(small_model());
-  save_checkpoint(dir.file("good.pt"), a, nullptr, CheckpointInfo{small_model(), 60, 1, "{}"});
+  save_checkpoint(dir.file("good.pt"), a, nullptr, CheckpointInfo{small_model(), 60, 1});
   const std::string bytes = unet::test::read_file(dir.file("good.pt"));
   unet::test::write_file(dir.file("truncated.pt"), bytes.substr(0, bytes.size() / 2));
   unet::test::write_file(dir.file("foreign.pt"), "PK\x03\x04 not really a zip");
@@ -132,10 +134,10 @@ TEST(Checkpoint, ForeignTruncatedAndMismatchedFilesAreClearErrors) {
 TEST(Checkpoint, FreshRunRefusesToReplaceAnExistingCheckpoint) {
   const auto data = small_data();
   TempDir dir;
-  Trainer first(small_model(), small_train(dir.path(), 2));
+  Trainer first(small_model(), small_train(dir.path(), 2), unet::test::quiet_context());
   first.fit(data, {});
   const std::string before = unet::test::read_file(checkpoint_path(dir.path()));
-  Trainer again(small_model(), small_train(dir.path(), 2));
+  Trainer again(small_model(), small_train(dir.path(), 2), unet::test::quiet_context());
   EXPECT_THROW(again.fit(data, {}), Error);
   EXPECT_EQ(unet::test::read_file(checkpoint_path(dir.path())), before);
 }
@@ -148,8 +150,10 @@ TEST(Compatibility, CheckpointAndExportOfAnEarlierVersionLoadAndPredictAsThen) {
   EXPECT_EQ(info.step, 2);
   EXPECT_EQ(info.input_size, 60);
   EXPECT_TRUE(info.scaler_state.defined());  // trained in fp16
-  EXPECT_NE(info.train_config.find("\"input_mode\":\"tile\""), std::string::npos) << info.train_config;
-  EXPECT_NE(info.train_config.find("\"image_size\":[64,64]"), std::string::npos) << info.train_config;
+  EXPECT_EQ(info.input_mode, InputMode::kTile);
+  EXPECT_EQ(info.image_height, 64);
+  EXPECT_EQ(info.image_width, 64);
+  EXPECT_NE(info.training_record.find("\"precision\":\"fp16\""), std::string::npos) << info.training_record;
 
   // `predict` with that checkpoint writes the probabilities it wrote then.
   TempDir out;

@@ -1,9 +1,9 @@
 // Tests of the unet command line: the main workflows end to end, and every kind of bad input.
 #include "test_support.h"
 
-#include "unet/checkpoint.h"
-#include "unet/image_io.h"
-#include "unet/synthetic.h"
+#include "unet/data/image_io.h"
+#include "unet/data/synthetic.h"
+#include "unet/model/checkpoint.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -165,7 +165,7 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   expect_clear_error(ok + "--model-dir " + model + " --precision fp8", "--precision: expected fp32, tf32, fp16 or bf16");
   expect_clear_error(ok + "--model-dir " + model + " --graphs maybe", "--graphs: expected auto, on or off");
   expect_clear_error(ok + "--model-dir " + model + " --fused yes", "--fused: expected on or off");
-  expect_clear_error(ok + "--model-dir " + model + " --lr-schedule linear", "unknown learning-rate schedule 'linear'");
+  expect_clear_error(ok + "--model-dir " + model + " --lr-schedule linear", "--lr-schedule: expected constant or cosine, got 'linear'");
   expect_clear_error(ok + "--model-dir " + model + " --lr-schedule cosine --final-lr-factor 2", "--final-lr-factor must lie in [0, 1]");
   expect_clear_error(ok + "--model-dir " + checkpoint_path(model) + "/sub", "cannot create model directory");
   expect_clear_error(ok + "--model-dir " + model, "a checkpoint is already there");

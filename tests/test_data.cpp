@@ -1,12 +1,13 @@
 // Tests of data sets: fold splits, mask decoding, both layouts, preprocessing and the batch loader.
 #include "test_support.h"
 
-#include "unet/dataset.h"
-#include "unet/error.h"
-#include "unet/loader.h"
-#include "unet/step_graph.h"
-#include "unet/preprocess.h"
-#include "unet/synthetic.h"
+#include "unet/data/dataset.h"
+#include "unet/data/loader.h"
+#include "unet/data/preprocess.h"
+#include "unet/data/synthetic.h"
+#include "unet/runtime/error.h"
+#include "unet/runtime/graph.h"
+#include "unet/train/prefetcher.h"
 
 #include <ATen/ATen.h>
 

@@ -2,9 +2,9 @@
 // one process, resume across world sizes, and failure of a rank.
 #include "test_support.h"
 
-#include "unet/checkpoint.h"
-#include "unet/dist.h"
-#include "unet/error.h"
+#include "unet/dist/dist.h"
+#include "unet/model/checkpoint.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 

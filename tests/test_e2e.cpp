@@ -1,8 +1,8 @@
 // End-to-end: a small U-Net trained on the real ISBI 2012 data on the CPU, and the demo command.
 #include "test_support.h"
 
-#include "unet/dataset.h"
-#include "unet/trainer.h"
+#include "unet/data/dataset.h"
+#include "unet/train/trainer.h"
 
 #include <ATen/Parallel.h>
 
@@ -27,8 +27,7 @@ TEST(EndToEnd, SmallUNetLearnsIsbiMembranesOnCpu) {
   t.batch_size = 4;
   t.max_steps = 250;
   t.learning_rate = 1e-3;
-  t.quiet = true;
-  Trainer trainer(model, t);
+  Trainer trainer(model, t, unet::test::quiet_context());
   const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));
   ASSERT_TRUE(r.evaluated);
   std::cout << "ISBI fold 0 after " << r.steps << " steps: membrane Dice " << r.metrics.membrane_dice << ", dice_score "

@@ -1,10 +1,10 @@
 // Tests of TorchScript export and the embedding API (Segmenter).
 #include "test_support.h"
 
-#include "unet/checkpoint.h"
-#include "unet/error.h"
-#include "unet/export.h"
-#include "unet/segmenter.h"
+#include "unet/infer/export.h"
+#include "unet/infer/segmenter.h"
+#include "unet/model/checkpoint.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -22,7 +22,7 @@ std::string save_tiny_checkpoint(const TempDir& dir, const UNetOptions& options,
   at::manual_seed(3);
   UNet model(options);
   std::filesystem::create_directories(dir.file("model"));
-  save_checkpoint(checkpoint_path(dir.file("model")), model, nullptr, CheckpointInfo{options, input_size, 1, "{}"});
+  save_checkpoint(checkpoint_path(dir.file("model")), model, nullptr, CheckpointInfo{options, input_size, 1});
   return dir.file("model");
 }
 

@@ -1,10 +1,11 @@
 // GPU tests of the fused kernels against their ATen references (label cuda; skipped without a GPU).
 #include "test_support.h"
 
-#include "unet/fused.h"
-#include "unet/loss.h"
-#include "unet/precision.h"
-#include "unet/trainer.h"
+#include "unet/model/loss.h"
+#include "unet/model/ops.h"
+#include "unet/runtime/precision.h"
+#include "unet/train/loss_scaler.h"
+#include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -98,15 +99,14 @@ TEST(Fused_CUDA, FusedTrainingStepsMatchThePlainPathEagerAndInGraphs) {
   const UNetOptions model = UNetOptions().depth(2).filters(16).dropout(0.0);
   for (bool graphs : {false, true}) {
     TrainOptions plain;
-    plain.device = kCuda;
     plain.input_size = 92;
     plain.batch_size = 2;
-    plain.precision = Precision::kBF16;
     plain.graphs = graphs;
     plain.graph_warmup = 1;
     TrainOptions fused = plain;
     fused.fused = true;
-    Trainer a(model, plain), b(model, fused);
+    const RunContext bf16 = unet::test::quiet_context(kCuda, Precision::kBF16);
+    Trainer a(model, plain, bf16), b(model, fused, bf16);
     const int64_t out = output_size(model, 92);
     for (int k = 0; k < 4; ++k) {
       at::manual_seed(10 + k);

@@ -1,12 +1,15 @@
 // GPU tests (label cuda): run only where a CUDA device is visible, skipped elsewhere.
 #include "test_support.h"
 
-#include "unet/loss.h"
-#include "unet/predictor.h"
-#include "unet/runtime.h"
-#include "unet/step_graph.h"
-#include "unet/synthetic.h"
-#include "unet/trainer.h"
+#include "unet/data/synthetic.h"
+#include "unet/infer/output.h"
+#include "unet/infer/predictor.h"
+#include "unet/model/loss.h"
+#include "unet/runtime/device.h"
+#include "unet/runtime/files.h"
+#include "unet/runtime/graph.h"
+#include "unet/train/prefetcher.h"
+#include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
@@ -17,6 +20,8 @@ using namespace unet;
 
 namespace {
 bool have_gpu() { return torch::cuda::is_available(); }
+const c10::Device kCuda(c10::kCUDA, 0);
+RunContext on_gpu(Precision p = Precision::kFP32) { return unet::test::quiet_context(kCuda, p); }
 }  // namespace
 
 TEST(Gpu_CUDA, Fp32TrainingStepMatchesTheCpu) {
@@ -27,9 +32,8 @@ TEST(Gpu_CUDA, Fp32TrainingStepMatchesTheCpu) {
   TrainOptions cpu;
   cpu.input_size = 60;
   cpu.batch_size = 2;
-  TrainOptions gpu = cpu;
-  gpu.device = c10::Device(c10::kCUDA, 0);
-  Trainer a(model, cpu), b(model, gpu);  // same seed: same initial weights
+  cpu.graphs = false;
+  Trainer a(model, cpu, unet::test::quiet_context()), b(model, cpu, on_gpu());  // same seed: same initial weights
   Batch batch;
   batch.images = at::randn({2, 1, 60, 60});
   batch.labels = at::randint(2, {2, 20, 20}, at::kLong);
@@ -47,13 +51,11 @@ TEST(Gpu_CUDA, TrainingOnTheGpuLearnsSyntheticMembranes) {
   const DataSet data = synthetic_dataset(s);
   const FoldSplit split = fold_split(30, 0, 0);
   TrainOptions t;
-  t.device = c10::Device(c10::kCUDA, 0);
   t.input_size = 220;
   t.batch_size = 8;
   t.max_steps = 200;
   t.learning_rate = 1e-3;
-  t.quiet = true;
-  Trainer trainer(UNetOptions().depth(3).filters(16), t);
+  Trainer trainer(UNetOptions().depth(3).filters(16), t, on_gpu());
   const TrainResult r = trainer.fit(select(data.train, split.train), select(data.train, split.eval));
   EXPECT_GT(r.metrics.membrane_dice, 0.8);
 }
@@ -68,14 +70,12 @@ TEST(Gpu_CUDA, EveryPrecisionMatchesTheCpuLossWithinItsTolerance) {
   TrainOptions cpu;
   cpu.input_size = 60;
   cpu.batch_size = 2;
-  Trainer reference(model, cpu);
+  cpu.graphs = false;
+  Trainer reference(model, cpu, unet::test::quiet_context());
   const double ref = reference.step(batch).total.item<double>();
   // Relative loss tolerances: TF32 (10-bit mantissa in products) 5e-3, fp16 5e-3, bf16 2e-2.
   for (auto [p, tolerance] : {std::pair{Precision::kTF32, 5e-3}, std::pair{Precision::kFP16, 5e-3}, std::pair{Precision::kBF16, 2e-2}}) {
-    TrainOptions gpu = cpu;
-    gpu.device = c10::Device(c10::kCUDA, 0);
-    gpu.precision = p;
-    Trainer t(model, gpu);
+    Trainer t(model, cpu, on_gpu(p));
     EXPECT_NEAR(t.step(batch).total.item<double>(), ref, tolerance * std::abs(ref)) << to_string(p);
     for (const auto& q : t.model()->parameters()) EXPECT_TRUE(at::isfinite(q).all().item<bool>()) << to_string(p);
   }
@@ -97,14 +97,13 @@ TEST(Gpu_CUDA, GraphReplayedStepsGiveTheWeightsOfEagerSteps) {
   const UNetOptions model = UNetOptions().depth(2).filters(8).dropout(0.0);
   for (Precision p : {Precision::kFP32, Precision::kFP16, Precision::kBF16}) {
     TrainOptions eager;
-    eager.device = c10::Device(c10::kCUDA, 0);
     eager.input_size = 60;
     eager.batch_size = 2;
-    eager.precision = p;
+    eager.graphs = false;
     TrainOptions graphs = eager;
     graphs.graphs = true;
     graphs.graph_warmup = 2;
-    Trainer a(model, eager), b(model, graphs);
+    Trainer a(model, eager, on_gpu(p)), b(model, graphs, on_gpu(p));
     for (int k = 0; k < 6; ++k) {
       const Batch batch = random_batch(2, 60, 20, 100 + k);
       const double la = a.step(batch).total.item<double>(), lb = b.step(batch).total.item<double>();
@@ -121,14 +120,13 @@ TEST(Gpu_CUDA, GraphReplayedStepsGiveTheWeightsOfEagerSteps) {
 TEST(Gpu_CUDA, DropoutDrawsFreshMasksAtEveryReplay) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
   TrainOptions t;
-  t.device = c10::Device(c10::kCUDA, 0);
   t.input_size = 60;
   t.batch_size = 2;
   t.learning_rate = 1e-12;  // weights stay put: loss changes can only come from dropout
   t.weight_decay = 0.0;
   t.graphs = true;
   t.graph_warmup = 1;
-  Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.5), t);
+  Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.5), t, on_gpu());
   const Batch batch = random_batch(2, 60, 20, 7);
   std::vector<double> losses;
   for (int k = 0; k < 5; ++k) losses.push_back(trainer.step(batch).total.item<double>());
@@ -140,13 +138,11 @@ TEST(Gpu_CUDA, DropoutDrawsFreshMasksAtEveryReplay) {
 TEST(Gpu_CUDA, Fp16SkipInsideTheGraphLeavesWeightsAndRecovers) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible; skipping";
   TrainOptions t;
-  t.device = c10::Device(c10::kCUDA, 0);
   t.input_size = 60;
   t.batch_size = 2;
-  t.precision = Precision::kFP16;
   t.graphs = true;
   t.graph_warmup = 1;
-  Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.0), t);
+  Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.0), t, on_gpu(Precision::kFP16));
   Batch good = random_batch(2, 60, 20, 3);
   trainer.step(good);
   trainer.step(good);  // captured and replayed
@@ -208,15 +204,13 @@ TEST(Gpu_CUDA, DeterministicModeGivesIdenticalWeightsTwice) {
   configure_determinism(true);
   const UNetOptions model = UNetOptions().depth(3).filters(8).dropout(0.5);
   TrainOptions t;
-  t.device = c10::Device(c10::kCUDA, 0);
   t.input_size = input_size_for_output(model, /*output=*/24);
   t.batch_size = 4;
-  t.precision = Precision::kBF16;
   t.graphs = true;
   t.graph_warmup = 2;
   std::vector<std::vector<at::Tensor>> runs;
   for (int run = 0; run < 2; ++run) {
-    Trainer trainer(model, t);  // seeds everything
+    Trainer trainer(model, t, on_gpu(Precision::kBF16));  // seeds everything
     const int64_t out = output_size(model, t.input_size);
     for (int k = 0; k < 6; ++k) trainer.step(random_batch(4, t.input_size, out, 50 + k));
     runs.push_back(trainer.model()->parameters());

@@ -1,8 +1,8 @@
 // Tests of TIFF and PNG reading and writing: round trips of every supported format, bad files.
 #include "test_support.h"
 
-#include "unet/error.h"
-#include "unet/image_io.h"
+#include "unet/data/image_io.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 

@@ -1,7 +1,7 @@
 // Installs unet into a temporary prefix and builds and runs examples/segment as an outside project would.
 #include "test_support.h"
 
-#include "unet/image_io.h"
+#include "unet/data/image_io.h"
 
 #include <ATen/ATen.h>
 

@@ -1,12 +1,12 @@
 // Tests of the run logs: TensorBoard event encoding (against bytes written by TensorBoard itself).
 #include "test_support.h"
 
-#include "unet/error.h"
-#include "unet/image_io.h"
-#include "unet/logger.h"
-#include "unet/plot.h"
-#include "unet/profile.h"
-#include "unet/tensorboard.h"
+#include "unet/data/image_io.h"
+#include "unet/runtime/error.h"
+#include "unet/runtime/profile.h"
+#include "unet/train/logger.h"
+#include "unet/train/plot.h"
+#include "unet/train/tensorboard.h"
 
 #include <ATen/ATen.h>
 

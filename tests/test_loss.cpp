@@ -1,10 +1,13 @@
 // Tests of the loss and metrics against hand-computed values, and a finite-difference gradient check.
 #include "test_support.h"
 
-#include "unet/isbi_metrics.h"
-#include "unet/loss.h"
-#include "unet/metrics.h"
-#include "unet/model.h"
+#include "unet/data/components.h"
+#include "unet/eval/isbi.h"
+#include "unet/eval/metrics.h"
+#include "unet/infer/evaluate.h"
+#include "unet/model/geometry.h"
+#include "unet/model/loss.h"
+#include "unet/model/unet.h"
 
 #include <ATen/ATen.h>
 

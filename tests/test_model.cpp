@@ -2,9 +2,11 @@
 #include "test_support.h"
 
 #include "../src/cuda/channel_cursor.cuh"
-#include "unet/error.h"
-#include "unet/fused.h"
-#include "unet/model.h"
+#include "unet/model/geometry.h"
+#include "unet/model/loss.h"
+#include "unet/model/ops.h"
+#include "unet/model/unet.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>

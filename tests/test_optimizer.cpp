@@ -1,8 +1,8 @@
 // Tests of the graph-safe Adam: equality with LibTorch's Adam, the device-side skip, the schedule.
 #include "test_support.h"
 
-#include "unet/error.h"
-#include "unet/optimizer.h"
+#include "unet/runtime/error.h"
+#include "unet/train/optimizer.h"
 
 #include <ATen/ATen.h>
 #include <torch/serialize.h>

@@ -1,9 +1,10 @@
 // Tests of mixed precision on the CPU: autocast steps against float64, and fp16 dynamic loss scaling.
 #include "test_support.h"
 
-#include "unet/loss.h"
-#include "unet/precision.h"
-#include "unet/trainer.h"
+#include "unet/model/loss.h"
+#include "unet/runtime/precision.h"
+#include "unet/train/loss_scaler.h"
+#include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
 
@@ -21,20 +22,21 @@ Batch random_batch() {
   return b;
 }
 
-TrainOptions options(Precision p) {
+TrainOptions options() {
   TrainOptions t;
   t.input_size = 60;
   t.batch_size = 2;
-  t.precision = p;
   t.learning_rate = 1e-3;
   return t;
 }
+
+RunContext context(Precision p) { return unet::test::quiet_context(c10::Device(c10::kCPU), p); }
 
 const UNetOptions kModel = UNetOptions().depth(2).filters(8).dropout(0.0);
 
 /// Loss and flattened gradient of one forward/backward in `p`.
 std::pair<double, at::Tensor> loss_and_gradient(Precision p, bool float64) {
-  Trainer t(kModel, options(p));
+  Trainer t(kModel, options(), context(p));
   const Batch b = random_batch();
   if (float64) t.model()->to(at::kDouble);
   t.model()->zero_grad();
@@ -70,7 +72,7 @@ TEST(Precision, AutocastStepsAgreeWithFloat64WithinTheirTolerance) {
 
 TEST(Precision, BothMixedPrecisionsTrainWithFloat32MasterWeights) {
   for (Precision p : {Precision::kBF16, Precision::kFP16}) {
-    Trainer t(kModel, options(p));
+    Trainer t(kModel, options(), context(p));
     const at::Tensor before = t.model()->parameters()[0].clone();
     const LossTerms terms = t.step(random_batch());
     EXPECT_EQ(terms.total.scalar_type(), at::kFloat);
@@ -80,7 +82,7 @@ TEST(Precision, BothMixedPrecisionsTrainWithFloat32MasterWeights) {
 }
 
 TEST(Precision, Fp16ScalerSkipsAStepWithInfiniteGradientsAndRecovers) {
-  Trainer t(kModel, options(Precision::kFP16));
+  Trainer t(kModel, options(), context(Precision::kFP16));
   LossScaler& scaler = t.loss_scaler();
   ASSERT_TRUE(scaler.enabled());
   EXPECT_EQ(scaler.current_scale(), 65536.0);

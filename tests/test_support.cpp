@@ -1,7 +1,8 @@
 // Helpers shared by the tests: temporary directories, running the unet binary, file snapshots.
 #include "test_support.h"
 
-#include "unet/runtime.h"
+#include "unet/runtime/device.h"
+#include "unet/runtime/files.h"
 
 #include <array>
 #include <cstdio>
@@ -60,6 +61,14 @@ std::string isbi_dir() {
   const char* env = std::getenv("UNET_ISBI_DIR");
   const std::string dir = env && *env ? env : UNET_ISBI_DIR;
   return fs::exists(fs::path(dir) / "train-volume.tif") && fs::exists(fs::path(dir) / "train-labels.tif") ? dir : "";
+}
+
+RunContext quiet_context(c10::Device device, Precision precision) {
+  RunContext context;
+  context.device = device;
+  context.precision = precision;
+  context.quiet = true;
+  return context;
 }
 
 UNetOptions tiny_options() {

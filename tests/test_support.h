@@ -1,7 +1,9 @@
 // Helpers shared by the tests: temporary directories, running the unet binary, file snapshots.
 #pragma once
 
-#include "unet/model.h"
+#include "unet/model/geometry.h"
+#include "unet/model/unet.h"
+#include "unet/runtime/context.h"
 
 #include <gtest/gtest.h>
 
@@ -40,5 +42,8 @@ std::string isbi_dir();
 
 /// A small U-Net for fast tests: depth 2, 4 filters, valid padding (legal input 44 -> output 4).
 UNetOptions tiny_options();
+
+/// A run context on `device` in `precision` that prints nothing.
+RunContext quiet_context(c10::Device device = c10::Device(c10::kCPU), Precision precision = Precision::kFP32);
 
 }  // namespace unet::test

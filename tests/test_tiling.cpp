@@ -1,9 +1,11 @@
 // Tests of overlap-tile prediction: mirroring, tile placement, equality with one whole-image pass.
 #include "test_support.h"
 
-#include "unet/error.h"
-#include "unet/predictor.h"
-#include "unet/tiling.h"
+#include "unet/data/tiles.h"
+#include "unet/infer/output.h"
+#include "unet/infer/predictor.h"
+#include "unet/infer/tiled.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>

@@ -1,12 +1,13 @@
 // Tests of the border weight maps and the weighted loss (hand cases and a brute-force reference).
 #include "test_support.h"
 
-#include "unet/augment.h"
-#include "unet/error.h"
-#include "unet/isbi_metrics.h"
-#include "unet/loader.h"
-#include "unet/loss.h"
-#include "unet/weight_map.h"
+#include "unet/data/augment.h"
+#include "unet/data/components.h"
+#include "unet/data/loader.h"
+#include "unet/data/weight_map.h"
+#include "unet/eval/isbi.h"
+#include "unet/model/loss.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 

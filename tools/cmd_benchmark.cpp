@@ -1,22 +1,22 @@
 // `unet benchmark`: training or inference throughput and latency percentiles, or loader throughput.
 #include "options.h"
 
-#include "unet/benchmark.h"
-#include "unet/error.h"
-#include "unet/loader.h"
-#include "unet/predictor.h"
-#include "unet/profile.h"
-#include "unet/runtime.h"
-#include "unet/step_graph.h"
+#include "model/json.h"
+#include "runtime/json.h"
+#include "unet/dist/dist.h"
+#include "unet/model/geometry.h"
+#include "unet/runtime/device.h"
+#include "unet/runtime/files.h"
+#include "unet/runtime/profile.h"
+#include "unet/runtime/timing.h"
+#include "unet/train/prefetcher.h"
+#include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <torch/cuda.h>
 #ifdef UNET_TORCH_HAS_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
-#include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +24,35 @@
 
 namespace unet::cli {
 namespace {
+
+enum class Mode { kTrain, kPredict, kLoader };
+const EnumNames<Mode>& mode_names() {
+  static const EnumNames<Mode> names = {{"train", Mode::kTrain}, {"predict", Mode::kPredict}, {"loader", Mode::kLoader}};
+  return names;
+}
+
+struct BenchmarkCommand {
+  DataOptions data;
+  UNetOptions model;
+  TrainOptions train;
+  RuntimeOptions runtime;
+  Mode mode = Mode::kTrain;
+  /// Random tensors already on the device instead of the data pipeline.
+  bool synthetic = false;
+  int64_t warmup_steps = 10;
+  int64_t steps = 50;
+  std::string output, baseline, profile;
+
+  void validate() const {
+    data.validate();
+    model.validate();
+    train.validate();
+    runtime.validate();
+    require_option(steps >= 1, "benchmark.steps", "must be at least 1", steps);
+    require_option(warmup_steps >= 0, "benchmark.warmup_steps", "must not be negative", warmup_steps);
+    if (synthetic && mode == Mode::kLoader) throw OptionError("exec_mode", " loader measures the data pipeline; drop --synthetic");
+  }
+};
 
 /// Peak bytes the caching allocator has held on `device` (0 in builds without CUDA).
 int64_t peak_device_memory(const c10::Device& device) {
@@ -36,168 +65,168 @@ int64_t peak_device_memory(const c10::Device& device) {
 #endif
 }
 
-void synchronize(const c10::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+/// What every mode measures: the timed steps, then (when asked) a profile of 5 more.
+LatencyStats measure(const BenchmarkCommand& o, const c10::Device& where, const std::function<void()>& run) {
+  const LatencyStats stats = summarize_latencies(time_steps(o.warmup_steps, o.steps, where, run), o.train.batch_size);
+  if (!o.profile.empty()) {
+    const StepProfile p = profile_steps(run, /*steps=*/5, where, o.profile);
+    std::printf("%s  wrote trace %s\n", format_profile(p).c_str(), o.profile.c_str());
+  }
+  return stats;
 }
 
-/// Times `run` for `warmup` untimed and `steps` timed calls.
-std::vector<double> time_steps(int64_t warmup, int64_t steps, const c10::Device& device, const std::function<void()>& run) {
-  for (int64_t i = 0; i < warmup; ++i) run();
-  synchronize(device);
-  std::vector<double> seconds;
-  for (int64_t i = 0; i < steps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    run();
-    synchronize(device);
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+Batch random_batch(const BenchmarkCommand& o, const UNetOptions& model, const Geometry& g, const c10::Device& device) {
+  Batch batch;
+  batch.images = at::randn({o.train.batch_size, model.in_channels(), g.input, g.input}).to(device);
+  batch.labels = at::randint(model.classes(), {o.train.batch_size, g.output, g.output}, at::kLong).to(device);
+  return batch;
+}
+
+LatencyStats benchmark_training(const BenchmarkCommand& o, RunContext& context, const UNetOptions& model, const Geometry& g,
+                                const std::vector<Sample>& train) {
+  TrainOptions t = o.train;
+  t.model_dir.clear();
+  t.log_dir.clear();
+  connect(context, o.runtime.dist_timeout_s);
+  Trainer trainer(model, t, context);
+  if (o.synthetic) {
+    const Batch batch = random_batch(o, model, g, context.device);
+    return measure(o, context.device, [&] { trainer.step(batch); });
   }
-  return seconds;
+  BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), t.loader_options(context));
+  DevicePrefetcher batches([&loader] { return loader.next(); }, context.device, t.channels_last);
+  return measure(o, context.device, [&] {
+    trainer.step(batches.next());
+    batches.prefetch();
+  });
+}
+
+LatencyStats benchmark_inference(const BenchmarkCommand& o, const RunContext& context, const UNetOptions& model,
+                                 const Geometry& g, const std::vector<Sample>& train) {
+  seed_everything(o.train.seed);
+  Predictor predictor(UNet(model), g, context.device, o.train.batch_size, o.train.channels_last);
+  predictor.use_precision(context.precision);
+  predictor.use_graphs(o.train.graphs);
+  predictor.use_fused(o.train.fused);
+  at::Tensor inputs;
+  if (o.synthetic) {
+    inputs = random_batch(o, model, g, context.device).images;
+  } else {
+    std::vector<Sample> chunk;
+    for (int64_t i = 0; i < o.train.batch_size; ++i) chunk.push_back(train[static_cast<size_t>(i) % train.size()]);
+    inputs = make_eval_batch(chunk, g, model.classes()).images.to(context.device);
+  }
+  // Probabilities left on the device, as the PyTorch reference's inference step does.
+  return measure(o, context.device, [&] { at::softmax(predictor.forward(inputs, /*to_host=*/false), 1); });
+}
+
+LatencyStats benchmark_loader(const BenchmarkCommand& o, const RunContext& context, const UNetOptions& model,
+                              const Geometry& g, const std::vector<Sample>& train) {
+  RunContext cpu = context;
+  cpu.device = c10::Device(c10::kCPU);
+  BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), o.train.loader_options(cpu));
+  return measure(o, cpu.device, [&] { loader.next(); });
+}
+
+/// The results on stdout and in the JSON file.
+void report(const BenchmarkCommand& o, const RunContext& context, const UNetOptions& model, const Geometry& g,
+            const LatencyStats& stats, const std::string& out) {
+  const int world = o.mode == Mode::kTrain ? context.world_size() : 1;
+  const bool graphs = o.train.graphs && context.device.is_cuda(), fused = o.train.fused && context.device.is_cuda();
+  std::printf("benchmark %s: %s, batch %lld, %lld timed steps after %lld warm-up, %s, %s on %s\n",
+              name_of(mode_names(), o.mode).c_str(), model.describe().c_str(), static_cast<long long>(o.train.batch_size),
+              static_cast<long long>(stats.steps), static_cast<long long>(o.warmup_steps),
+              o.synthetic ? "synthetic tensors" : "data pipeline",
+              (to_string(context.precision) + (graphs ? ", CUDA graphs" : "") + (fused ? ", fused kernels" : "")).c_str(),
+              context.device.str().c_str());
+  std::printf("  throughput  %.2f images/s%s\n", stats.images_per_second * world,
+              world > 1 ? (" (global, " + std::to_string(world) + " processes)").c_str() : "");
+  std::printf("  latency ms  mean %.2f  p50 %.2f  p90 %.2f  p95 %.2f  p99 %.2f\n", stats.mean_ms, stats.p50_ms, stats.p90_ms,
+              stats.p95_ms, stats.p99_ms);
+  nlohmann::json j = stats;
+  j["exec_mode"] = name_of(mode_names(), o.mode);
+  j["world_size"] = world;
+  j["global_images_per_second"] = stats.images_per_second * world;
+  if (!o.baseline.empty()) {
+    std::ifstream in(o.baseline);
+    if (!in) fail_file(o.baseline, "cannot read the baseline benchmark");
+    nlohmann::json b;
+    try {
+      b = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception&) {
+      fail_file(o.baseline, "not a benchmark JSON file");
+    }
+    const double single = b.value("global_images_per_second", b.value("images_per_second", 0.0));
+    const double efficiency = single > 0 ? stats.images_per_second * world / (single * world) : 0.0;
+    j["weak_scaling_efficiency"] = efficiency;
+    std::printf("  weak scaling %.1f%% of %d x %.2f images/s (baseline %s)\n", 100 * efficiency, world, single, o.baseline.c_str());
+  }
+  j["synthetic"] = o.synthetic;
+  j["device"] = context.device.str();
+  j["device_name"] = context.device.is_cuda() ? "cuda" : "cpu";
+  j["precision"] = to_string(context.precision);
+  j["graphs"] = graphs;
+  j["fused"] = fused;
+  j["cpu_threads"] = at::get_num_threads();
+  if (context.device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(context.device);
+  j["model"] = model;
+  j["input_size"] = g.input;
+  write_text_atomically(out, j.dump(2) + "\n");
+  std::printf("  wrote %s\n", out.c_str());
+}
+
+void run_benchmark(const BenchmarkCommand& o) {
+  RunContext context = make_run_context(o.runtime);
+  if (!context.leader() && o.mode != Mode::kTrain) return;  // inference and loader benchmarks run in one process
+  const std::string out = o.output.empty() ? (std::filesystem::path(o.train.model_dir) /
+                                              ("benchmark_" + name_of(mode_names(), o.mode) + ".json")).string()
+                                           : o.output;
+  auto ensure_parent = [](const std::string& file, const std::string& what) {
+    const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+    ensure_writable_directory(parent.empty() ? "." : parent.string(), what);
+  };
+  ensure_parent(out, "output");
+  if (!o.profile.empty()) ensure_parent(o.profile, "profile");
+  DataSet data;
+  if (!o.synthetic) data = load_data(o.data, o.model.classes());
+  UNetOptions model = o.model;
+  if (!o.synthetic) model = model_for(o.model, data, o.train.input_size);
+  const Geometry g{o.train.input_size, output_size(model, o.train.input_size), o.train.input_mode == InputMode::kTile};
+  std::vector<Sample> train;
+  if (!o.synthetic) train = fold_data(data, o.data).train;
+  LatencyStats stats;
+  switch (o.mode) {
+    case Mode::kTrain: stats = benchmark_training(o, context, model, g, train); break;
+    case Mode::kPredict: stats = benchmark_inference(o, context, model, g, train); break;
+    case Mode::kLoader: stats = benchmark_loader(o, context, model, g, train); break;
+  }
+  if (context.leader()) report(o, context, model, g, stats, out);
 }
 
 }  // namespace
 
 void register_benchmark(CLI::App& app) {
-  auto o = std::make_shared<Options>();
-  auto mode = std::make_shared<std::string>("train");
-  auto synthetic = std::make_shared<bool>(false);
-  auto output = std::make_shared<std::string>();
-  auto baseline = std::make_shared<std::string>();
-  auto profile = std::make_shared<std::string>();
-  o->warmup_steps = 10;
-  o->max_steps = 50;
+  auto o = std::make_shared<BenchmarkCommand>();
+  o->train.model_dir = "results";
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed (images/s, latency percentiles)");
-  cmd->add_option("--exec-mode,--exec_mode", *mode, "train, predict, or loader (the data pipeline alone)")
-      ->capture_default_str();
-  cmd->add_flag("--synthetic", *synthetic, "Random tensors already on the device instead of the data pipeline");
-  cmd->add_option("--batch-size,--batch_size", o->batch_size, "Images per batch")->capture_default_str();
-  cmd->add_option("--warmup-steps,--warmup_steps", o->warmup_steps, "Untimed steps first")->capture_default_str();
-  cmd->add_option("--max-steps,--max_steps", o->max_steps, "Timed steps")->capture_default_str();
-  cmd->add_flag("--augment", o->augment, "Augment (train and loader modes)");
-  cmd->add_option("--output", *output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
-  cmd->add_option("--model-dir,--model_dir", o->model_dir, "Default location of the JSON output")->capture_default_str();
-  cmd->add_option("--baseline", *baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");
-  cmd->add_option("--profile", *profile,
-                  "After timing, profile 5 more steps: time per kernel group (GPU) or operator (CPU), and a Chrome trace to this file");
-  add_data_options(*cmd, *o);
-  add_model_options(*cmd, *o);
-  add_runtime_options(*cmd, *o);
-  cmd->callback([o, mode, synthetic, output, baseline, profile] {
-    if (*mode != "train" && *mode != "predict" && *mode != "loader")
-      throw Error("--exec-mode: expected train, predict or loader, got '" + *mode + "'");
-    if (o->max_steps < 1 || o->warmup_steps < 0) throw Error("--max-steps must be at least 1 and --warmup-steps at least 0");
-    c10::Device device = setup_runtime(*o);
-    const DistEnv env = detect_environment();
-    if (env.rank > 0 && *mode != "train") return;  // inference and loader benchmarks run in one process
-    const std::string out = output->empty()
-                                ? (std::filesystem::path(o->model_dir) / ("benchmark_" + *mode + ".json")).string()
-                                : *output;
-    auto ensure_parent = [](const std::string& file, const std::string& what) {
-      const std::filesystem::path parent = std::filesystem::path(file).parent_path();
-      ensure_writable_directory(parent.empty() ? "." : parent.string(), what);
-    };
-    ensure_parent(out, "output");
-    if (!profile->empty()) ensure_parent(*profile, "profile");
-    const int fold = parse_fold(o->fold);
-    DataSet data;
-    if (!*synthetic) data = load_data(*o, o->classes);
-    const UNetOptions model = model_options(*o, *synthetic ? 1 : data.channels);
-    const Geometry geometry{o->input_size, output_size(model, o->input_size),
-                            parse_input_mode(o->input_mode) == InputMode::kTile};
-    std::vector<Sample> train;
-    if (!*synthetic) train = select(data.train, fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed).train);
-
-    LatencyStats stats;
-    // The profile reuses the timed step of whichever mode runs.
-    auto measure = [&](const c10::Device& where, const std::function<void()>& run) {
-      stats = summarize_latencies(time_steps(o->warmup_steps, o->max_steps, where, run), o->batch_size);
-      if (!profile->empty()) {
-        const StepProfile p = profile_steps(run, /*steps=*/5, where, *profile);
-        std::printf("%s  wrote trace %s\n", format_profile(p).c_str(), profile->c_str());
-      }
-    };
-    if (*mode == "loader") {
-      if (*synthetic) throw Error("--exec-mode loader measures the data pipeline; drop --synthetic");
-      TrainOptions t = train_options(*o, c10::Device(c10::kCPU));
-      BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), t.loader_options());
-      measure(c10::Device(c10::kCPU), [&] { loader.next(); });
-    } else if (*mode == "train") {
-      TrainOptions t = train_options(*o, device);
-      t.model_dir.clear();
-      t.log_dir.clear();
-      t.dist = setup_distributed(*o, device);
-      t.device = device;
-      Trainer trainer(model, t);
-      if (*synthetic) {
-        Batch batch;
-        batch.images = at::randn({o->batch_size, model.in_channels(), geometry.input, geometry.input}).to(device);
-        batch.labels = at::randint(model.classes(), {o->batch_size, geometry.output, geometry.output}, at::kLong).to(device);
-        measure(device, [&] { trainer.step(batch); });
-      } else {
-        BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), geometry, model.classes(), t.loader_options());
-        DevicePrefetcher batches([&loader] { return loader.next(); }, device, t.channels_last);
-        measure(device, [&] {
-          trainer.step(batches.next());
-          batches.prefetch();
-        });
-      }
-    } else {
-      seed_everything(o->seed);
-      Predictor predictor(UNet(model), geometry, device, o->batch_size, channels_last(*o));
-      predictor.use_precision(parse_precision(o->precision));
-      predictor.use_graphs(use_graphs(*o, device));
-      predictor.use_fused(use_fused(*o, device));
-      at::Tensor inputs;
-      if (*synthetic) {
-        inputs = at::randn({o->batch_size, model.in_channels(), geometry.input, geometry.input}).to(device);
-      } else {
-        std::vector<Sample> chunk;
-        for (int64_t i = 0; i < o->batch_size; ++i) chunk.push_back(train[static_cast<size_t>(i) % train.size()]);
-        inputs = make_eval_batch(chunk, geometry, model.classes()).images.to(device);
-      }
-      // Probabilities left on the device, as the PyTorch reference's inference step does.
-      measure(device, [&] { at::softmax(predictor.forward(inputs, /*to_host=*/false), 1); });
-    }
-    const int world = *mode == "train" ? env.world_size : 1;
-    if (env.rank > 0) return;
-    std::printf("benchmark %s: %s, batch %lld, %lld timed steps after %lld warm-up, %s, %s on %s\n", mode->c_str(),
-                model.describe().c_str(), static_cast<long long>(o->batch_size), static_cast<long long>(stats.steps),
-                static_cast<long long>(o->warmup_steps), *synthetic ? "synthetic tensors" : "data pipeline",
-                (o->precision + (use_graphs(*o, device) ? ", CUDA graphs" : "") + (use_fused(*o, device) ? ", fused kernels" : "")).c_str(), device.str().c_str());
-    std::printf("  throughput  %.2f images/s%s\n", stats.images_per_second * world,
-                world > 1 ? (" (global, " + std::to_string(world) + " processes)").c_str() : "");
-    std::printf("  latency ms  mean %.2f  p50 %.2f  p90 %.2f  p95 %.2f  p99 %.2f\n", stats.mean_ms, stats.p50_ms, stats.p90_ms,
-                stats.p95_ms, stats.p99_ms);
-    auto j = nlohmann::json::parse(stats.to_json());
-    j["exec_mode"] = *mode;
-    j["world_size"] = world;
-    j["global_images_per_second"] = stats.images_per_second * world;
-    if (!baseline->empty()) {
-      std::ifstream in(*baseline);
-      if (!in) fail_file(*baseline, "cannot read the baseline benchmark");
-      nlohmann::json b;
-      try {
-        b = nlohmann::json::parse(in);
-      } catch (const nlohmann::json::exception&) {
-        fail_file(*baseline, "not a benchmark JSON file");
-      }
-      const double single = b.value("global_images_per_second", b.value("images_per_second", 0.0));
-      const double efficiency = single > 0 ? stats.images_per_second * world / (single * world) : 0.0;
-      j["weak_scaling_efficiency"] = efficiency;
-      std::printf("  weak scaling %.1f%% of %d x %.2f images/s (baseline %s)\n", 100 * efficiency, world, single, baseline->c_str());
-    }
-    j["synthetic"] = *synthetic;
-    j["device"] = device.str();
-    j["device_name"] = device.is_cuda() ? "cuda" : "cpu";
-    j["precision"] = o->precision;
-    j["graphs"] = use_graphs(*o, device);
-    j["fused"] = use_fused(*o, device);
-    j["cpu_threads"] = at::get_num_threads();
-    if (device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(device);
-    j["model"] = nlohmann::json::parse(to_json(model));
-    j["input_size"] = geometry.input;
-    write_atomically(out, [&](const std::string& tmp) { std::ofstream(tmp) << j.dump(2) << '\n'; });
-    std::printf("  wrote %s\n", out.c_str());
-  });
+  add_choice(*cmd, "--exec-mode,--exec_mode", "exec_mode", o->mode, mode_names(),
+             "train, predict, or loader (the data pipeline alone)");
+  cmd->add_flag("--synthetic", o->synthetic, "Random tensors already on the device instead of the data pipeline");
+  add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->train.batch_size, "Images per batch");
+  add_value(*cmd, "--warmup-steps,--warmup_steps", "benchmark.warmup_steps", o->warmup_steps, "Untimed steps first");
+  add_value(*cmd, "--max-steps,--max_steps", "benchmark.steps", o->steps, "Timed steps");
+  add_switch(*cmd, "--augment", "augment", o->train.augment, "Augment (train and loader modes)");
+  add_value(*cmd, "--output", "output", o->output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
+  add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Default location of the JSON output");
+  add_value(*cmd, "--baseline", "baseline", o->baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");
+  add_value(*cmd, "--profile", "profile", o->profile,
+            "After timing, profile 5 more steps: time per kernel group (GPU) or operator (CPU), and a Chrome trace to this file");
+  add_data_options(*cmd, o->data);
+  add_model_options(*cmd, o->model, o->train);
+  add_device_paths(*cmd, o->train.channels_last, o->train.graphs, o->train.fused);
+  add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
+  check_after_parse(*cmd, [o] { o->validate(); });
+  cmd->callback([o] { run_benchmark(*o); });
 }
 
 }  // namespace unet::cli

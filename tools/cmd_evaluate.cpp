@@ -1,55 +1,68 @@
 // `unet evaluate`: metrics of a trained checkpoint on a fold's held-out images.
 #include "options.h"
 
-#include "unet/checkpoint.h"
-#include "unet/error.h"
-#include "unet/predictor.h"
-#include "unet/runtime.h"
+#include "eval/json.h"
+#include "unet/dist/dist.h"
+#include "unet/infer/evaluate.h"
+#include "unet/model/checkpoint.h"
+#include "unet/runtime/files.h"
 
-#include <nlohmann/json.hpp>
-
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 namespace unet::cli {
+namespace {
+
+struct EvaluateCommand {
+  DataOptions data;
+  InferenceOptions infer;
+  RuntimeOptions runtime;
+  std::string model_dir = "results";
+  std::string log_dir;
+};
+
+void run_evaluate(const EvaluateCommand& o) {
+  const RunContext context = make_run_context(o.runtime);
+  // One process does the work when a launcher started several (they would write the same files).
+  if (!context.leader()) return;
+  const std::string ckpt = checkpoint_path(o.model_dir);
+  const CheckpointInfo info = read_checkpoint_info(ckpt);
+  const DataSet data = load_data(o.data, info.model.classes());
+  if (data.channels != info.model.in_channels())
+    throw Error(o.data.dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
+                std::to_string(info.model.in_channels()));
+  const FoldData fold = fold_data(data, o.data);
+  const auto& samples = o.data.fold < 0 ? fold.train : fold.eval;
+  Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
+  const Metrics m = evaluate(predictor, samples);
+  const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
+  print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on fold " + fold_name, m);
+  const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
+  ensure_writable_directory(dir, "log");
+  nlohmann::json j = m;
+  j["checkpoint"] = ckpt;
+  j["step"] = info.step;
+  j["fold"] = fold_name;
+  write_text_atomically((std::filesystem::path(dir) / "eval_results.json").string(), j.dump(2) + "\n");
+}
+
+}  // namespace
 
 void register_evaluate(CLI::App& app) {
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<EvaluateCommand>();
   CLI::App* cmd = app.add_subcommand("evaluate", "Evaluate a checkpoint on the held-out fold (or every image with --fold none)");
-  add_data_options(*cmd, *o);
-  cmd->add_option("--model-dir,--model_dir", o->model_dir, "Directory with checkpoint.pt")->capture_default_str();
-  cmd->add_option("--log-dir,--log_dir", o->log_dir, "Where eval_results.json goes (default: --model-dir)");
-  cmd->add_option("--batch-size,--batch_size", o->batch_size, "Images per forward pass")->capture_default_str();
-  add_inference_options(*cmd, *o);
-  add_runtime_options(*cmd, *o);
-  cmd->callback([o] {
-    const c10::Device device = setup_runtime(*o);
-    // One process does the work when a launcher started several (they would write the same files).
-    if (detect_environment().rank > 0) return;
-    const int fold = parse_fold(o->fold);
-    const std::string ckpt = checkpoint_path(o->model_dir);
-    const CheckpointInfo info = read_checkpoint_info(ckpt);
-    const DataSet data = load_data(*o, info.model.classes());
-    if (data.channels != info.model.in_channels())
-      throw Error(o->data_dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
-                  std::to_string(info.model.in_channels()));
-    const FoldSplit split = fold_split(static_cast<int64_t>(data.train.size()), fold, o->seed);
-    const auto& indices = fold < 0 ? split.train : split.eval;
-    const auto samples = select(data.train, indices);
-    Predictor predictor = checkpoint_predictor(*o, ckpt, info, device, samples);
-    const Metrics m = evaluate(predictor, samples);
-    print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on fold " + o->fold, m);
-    const std::string dir = o->log_dir.empty() ? o->model_dir : o->log_dir;
-    ensure_writable_directory(dir, "log");
-    const std::string out = (std::filesystem::path(dir) / "eval_results.json").string();
-    auto j = nlohmann::json::parse(m.to_json());
-    j["checkpoint"] = ckpt;
-    j["step"] = info.step;
-    j["fold"] = o->fold;
-    write_atomically(out, [&](const std::string& tmp) { std::ofstream(tmp) << j.dump(2) << '\n'; });
+  add_data_options(*cmd, o->data);
+  add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
+  add_value(*cmd, "--log-dir,--log_dir", "log_dir", o->log_dir, "Where eval_results.json goes (default: --model-dir)");
+  add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
+  add_inference_options(*cmd, o->infer);
+  add_runtime_options(*cmd, o->runtime, {&o->data.seed});
+  check_after_parse(*cmd, [o] {
+    o->data.validate();
+    o->infer.validate();
+    o->runtime.validate();
   });
+  cmd->callback([o] { run_evaluate(*o); });
 }
 
 }  // namespace unet::cli

@@ -1,8 +1,7 @@
 // `unet launch`: start and supervise N data-parallel processes on this machine; `unet dist-info`.
 #include "options.h"
 
-#include "unet/dist.h"
-#include "unet/error.h"
+#include "unet/dist/dist.h"
 
 #include <csignal>
 #include <cstdio>

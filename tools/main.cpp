@@ -1,8 +1,6 @@
 // The `unet` executable: subcommand dispatch and the one place where errors become exit codes.
 #include "options.h"
 
-#include "unet/error.h"
-
 #include <c10/util/Exception.h>
 
 #include <iostream>
@@ -35,6 +33,10 @@ int main(int argc, char** argv) {
     // One line, like every other error; --help has the details.
     std::cerr << "unet: error: " << e.what() << " (see unet --help or unet SUBCOMMAND --help)" << std::endl;
     return 2;
+  } catch (const unet::OptionError& e) {
+    // The library names its fields; the command line names its flags.
+    std::cerr << "unet: error: " << unet::cli::describe(e) << std::endl;
+    return 1;
   } catch (const unet::Error& e) {
     std::cerr << "unet: error: " << e.what() << std::endl;
     return 1;

@@ -1,8 +1,8 @@
 // Example: segment one image with a trained unet model from another program.
 //   unet-segment MODEL IMAGE OUTPUT.png     MODEL: a checkpoint.pt or an exported module
-#include <unet/error.h>
-#include <unet/image_io.h>
-#include <unet/segmenter.h>
+#include <unet/data/image_io.h>
+#include <unet/infer/segmenter.h>
+#include <unet/runtime/error.h>
 
 #include <ATen/ATen.h>
 

@@ -1,12 +1,10 @@
 // Kernels of the fused bias + ReLU: forward in one pass, ReLU mask and bias gradient in one pass.
-#include "bias_relu.cuh"
+#include "bias_relu.h"
 #include "channel_cursor.cuh"
 #include "device_math.cuh"
-
-#include <cuda_runtime.h>
+#include "dispatch.cuh"
 
 #include <stdexcept>
-#include <string>
 
 namespace unet::cuda {
 
@@ -44,29 +42,16 @@ __global__ void bias_relu_backward_kernel(const T* grad_y, const T* y, T* grad_x
     if (partial[c] != 0.0f) atomicAdd(&grad_bias[c], partial[c]);
 }
 
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
 }  // namespace
 
 void launch_bias_relu_forward(DType dtype, const void* x, const float* bias, void* y, const ChannelLayout& layout,
                               cudaStream_t stream) {
   if (layout.numel == 0) return;
   const int blocks = grid_size(layout.numel, kThreads);
-  switch (dtype) {
-    case DType::kFloat:
-      bias_relu_forward_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(x), bias, static_cast<float*>(y), layout);
-      break;
-    case DType::kHalf:
-      bias_relu_forward_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __half*>(x), bias, static_cast<__half*>(y), layout);
-      break;
-    case DType::kBFloat16:
-      bias_relu_forward_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), bias,
-                                                                static_cast<__nv_bfloat16*>(y), layout);
-      break;
-  }
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    bias_relu_forward_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x), bias, static_cast<T*>(y), layout);
+  });
   check_launch("bias_relu_forward");
 }
 
@@ -76,21 +61,11 @@ void launch_bias_relu_backward(DType dtype, const void* grad_y, const void* y, v
   if (layout.numel == 0) return;
   const int blocks = grid_size(layout.numel, kThreads);
   const size_t shared = static_cast<size_t>(layout.channels) * sizeof(float);
-  switch (dtype) {
-    case DType::kFloat:
-      bias_relu_backward_kernel<<<blocks, kThreads, shared, stream>>>(
-          static_cast<const float*>(grad_y), static_cast<const float*>(y), static_cast<float*>(grad_x), grad_bias, layout);
-      break;
-    case DType::kHalf:
-      bias_relu_backward_kernel<<<blocks, kThreads, shared, stream>>>(
-          static_cast<const __half*>(grad_y), static_cast<const __half*>(y), static_cast<__half*>(grad_x), grad_bias, layout);
-      break;
-    case DType::kBFloat16:
-      bias_relu_backward_kernel<<<blocks, kThreads, shared, stream>>>(static_cast<const __nv_bfloat16*>(grad_y),
-                                                                      static_cast<const __nv_bfloat16*>(y),
-                                                                      static_cast<__nv_bfloat16*>(grad_x), grad_bias, layout);
-      break;
-  }
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    bias_relu_backward_kernel<<<blocks, kThreads, shared, stream>>>(static_cast<const T*>(grad_y), static_cast<const T*>(y),
+                                                                    static_cast<T*>(grad_x), grad_bias, layout);
+  });
   check_launch("bias_relu_backward");
 }
 

@@ -1,8 +1,7 @@
 // Kernels of the fused segmentation loss: one pass for the loss sums, one pass for the gradient.
 #include "device_math.cuh"
-#include "fused_loss.cuh"
-
-#include <cuda_runtime.h>
+#include "dispatch.cuh"
+#include "fused_loss.h"
 
 #include <stdexcept>
 #include <string>
@@ -11,7 +10,6 @@ namespace unet::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr double kDiceEps = 1e-6;
 
 /// Softmax of one pixel's logits into p[0..classes); returns log of the softmax denominator
 /// relative to the maximum, so that log p_k = z_k - max - log_sum.
@@ -81,7 +79,8 @@ __global__ void loss_forward_kernel(const T* logits, LogitsLayout l, const int64
 
 template <typename T>
 __global__ void loss_backward_kernel(const T* logits, LogitsLayout l, const int64_t* labels, const float* weights,
-                                     const float* sums, const float* grad_ce, const float* grad_dice, T* grad_logits) {
+                                     const float* sums, const float* grad_ce, const float* grad_dice, float eps,
+                                     T* grad_logits) {
   const int64_t image = blockIdx.y, pixels = l.height * l.width;
   const float ce_scale = grad_ce[0] / static_cast<float>(l.n * pixels);
   const float dice_scale = -grad_dice[0] / static_cast<float>(l.classes * l.n);
@@ -99,8 +98,8 @@ __global__ void loss_backward_kernel(const T* logits, LogitsLayout l, const int6
     float g[kMaxLossClasses], gp = 0.0f;
     for (int k = 0; k < l.classes; ++k) {
       const float t = label == k ? 1.0f : 0.0f;
-      const float numerator = 2.0f * s[3 * k] + static_cast<float>(kDiceEps);
-      const float denominator = s[3 * k + 1] + s[3 * k + 2] + static_cast<float>(kDiceEps);
+      const float numerator = 2.0f * s[3 * k] + eps;
+      const float denominator = s[3 * k + 1] + s[3 * k + 2] + eps;
       g[k] = dice_scale * (2.0f * t * denominator - numerator * 2.0f * p[k]) / (denominator * denominator);
       gp += g[k] * p[k];
     }
@@ -118,11 +117,6 @@ void check(const LogitsLayout& l) {
   if (l.n > 65535) throw std::invalid_argument("fused loss: batch larger than 65,535");
 }
 
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
 dim3 loss_grid(const LogitsLayout& l) {
   // Spread each image's pixels over enough blocks to fill the device together.
   const int64_t per_image = (grid_size(l.n * l.height * l.width, kThreads) + l.n - 1) / l.n;
@@ -136,41 +130,24 @@ void launch_fused_loss_forward(DType dtype, const void* logits, const LogitsLayo
   check(layout);
   if (layout.n == 0 || layout.height * layout.width == 0) return;
   const dim3 grid = loss_grid(layout);
-  switch (dtype) {
-    case DType::kFloat:
-      loss_forward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const float*>(logits), layout, labels, weights, sums, ce_sum);
-      break;
-    case DType::kHalf:
-      loss_forward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(logits), layout, labels, weights, sums, ce_sum);
-      break;
-    case DType::kBFloat16:
-      loss_forward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(logits), layout, labels, weights,
-                                                         sums, ce_sum);
-      break;
-  }
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    loss_forward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const T*>(logits), layout, labels, weights, sums, ce_sum);
+  });
   check_launch("fused_loss_forward");
 }
 
 void launch_fused_loss_backward(DType dtype, const void* logits, const LogitsLayout& layout, const int64_t* labels,
                                 const float* weights, const float* sums, const float* grad_ce, const float* grad_dice,
-                                void* grad_logits, cudaStream_t stream) {
+                                double dice_epsilon, void* grad_logits, cudaStream_t stream) {
   check(layout);
   if (layout.n == 0 || layout.height * layout.width == 0) return;
   const dim3 grid = loss_grid(layout);
-  switch (dtype) {
-    case DType::kFloat:
-      loss_backward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const float*>(logits), layout, labels, weights, sums,
-                                                          grad_ce, grad_dice, static_cast<float*>(grad_logits));
-      break;
-    case DType::kHalf:
-      loss_backward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(logits), layout, labels, weights, sums,
-                                                          grad_ce, grad_dice, static_cast<__half*>(grad_logits));
-      break;
-    case DType::kBFloat16:
-      loss_backward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(logits), layout, labels, weights,
-                                                          sums, grad_ce, grad_dice, static_cast<__nv_bfloat16*>(grad_logits));
-      break;
-  }
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    loss_backward_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const T*>(logits), layout, labels, weights, sums, grad_ce,
+                                                        grad_dice, static_cast<float>(dice_epsilon), static_cast<T*>(grad_logits));
+  });
   check_launch("fused_loss_backward");
 }
 

@@ -1,7 +1,7 @@
 // Augmentation of an image and its mask with one shared random geometry.
-#include "unet/augment.h"
+#include "unet/data/augment.h"
 
-#include "unet/preprocess.h"
+#include "unet/data/preprocess.h"
 
 #include <ATen/ATen.h>
 

@@ -1,8 +1,7 @@
 // Loading labelled data sets (ISBI layout or folders), mask decoding and the 5-fold split.
-#include "unet/dataset.h"
+#include "unet/data/dataset.h"
 
-#include "unet/error.h"
-#include "unet/runtime.h"
+#include "unet/data/preprocess.h"
 
 #include <ATen/ATen.h>
 
@@ -16,10 +15,11 @@ namespace unet {
 namespace fs = std::filesystem;
 namespace {
 
-Sample make_sample(const RawImage& raw, std::string name) {
+Sample make_sample(const RawImage& raw, const std::string& file, int64_t page) {
   Sample s;
-  s.image = to_unit_range(raw).mul_(2.0).sub_(1.0);
-  s.name = std::move(name);
+  s.image = normalise(raw);
+  s.source = fs::path(file).filename().string();
+  s.page = page;
   return s;
 }
 
@@ -35,8 +35,8 @@ std::vector<std::string> image_files_in(const std::string& dir) {
 void check_channels(const std::vector<Sample>& samples, const std::string& where) {
   for (const auto& s : samples) {
     if (s.image.size(0) != samples.front().image.size(0))
-      throw Error(where + ": images have different channel counts (" + samples.front().name + ": " +
-                  std::to_string(samples.front().image.size(0)) + ", " + s.name + ": " +
+      throw Error(where + ": images have different channel counts (" + samples.front().name() + ": " +
+                  std::to_string(samples.front().image.size(0)) + ", " + s.name() + ": " +
                   std::to_string(s.image.size(0)) + ")");
   }
 }
@@ -45,7 +45,7 @@ void attach_mask(Sample& sample, const RawImage& mask, int64_t classes, MaskEnco
                  const std::string& where) {
   if (mask.height() != sample.image.size(1) || mask.width() != sample.image.size(2))
     throw Error(where + ": mask is " + std::to_string(mask.width()) + "x" + std::to_string(mask.height()) +
-                " but its image " + sample.name + " is " + std::to_string(sample.image.size(2)) + "x" +
+                " but its image " + sample.name() + " is " + std::to_string(sample.image.size(2)) + "x" +
                 std::to_string(sample.image.size(1)));
   sample.mask = decode_mask(mask, classes, encoding, where);
 }
@@ -60,13 +60,13 @@ DataSet load_isbi(const std::string& dir, int64_t classes, MaskEncoding encoding
   if (images.size() != masks.size())
     fail_file(labels, std::to_string(masks.size()) + " pages, but " + volume + " has " + std::to_string(images.size()));
   for (size_t i = 0; i < images.size(); ++i) {
-    Sample s = make_sample(images[i], "train-volume.tif#" + std::to_string(i));
+    Sample s = make_sample(images[i], volume, static_cast<int64_t>(i));
     attach_mask(s, masks[i], classes, encoding, labels + " (page " + std::to_string(i + 1) + ")");
     data.train.push_back(std::move(s));
   }
   if (fs::exists(test)) {
     const auto pages = read_tiff(test);
-    for (size_t i = 0; i < pages.size(); ++i) data.test.push_back(make_sample(pages[i], "test-volume.tif#" + std::to_string(i)));
+    for (size_t i = 0; i < pages.size(); ++i) data.test.push_back(make_sample(pages[i], test, static_cast<int64_t>(i)));
   }
   data.description = "ISBI layout in " + dir;
   return data;
@@ -93,8 +93,7 @@ DataSet load_folders(const std::string& dir, int64_t classes, MaskEncoding encod
     if (pages.size() != mask_pages.size())
       fail_file(it->second, std::to_string(mask_pages.size()) + " pages, but " + file + " has " + std::to_string(pages.size()));
     for (size_t i = 0; i < pages.size(); ++i) {
-      const std::string name = fs::path(file).filename().string() + (pages.size() > 1 ? "#" + std::to_string(i) : "");
-      Sample s = make_sample(pages[i], name);
+      Sample s = make_sample(pages[i], file, pages.size() > 1 ? static_cast<int64_t>(i) : -1);
       attach_mask(s, mask_pages[i], classes, encoding, it->second);
       data.train.push_back(std::move(s));
     }
@@ -109,11 +108,14 @@ DataSet load_folders(const std::string& dir, int64_t classes, MaskEncoding encod
 
 }  // namespace
 
+const EnumNames<MaskEncoding>& mask_encoding_names() {
+  static const EnumNames<MaskEncoding> names = {
+      {"auto", MaskEncoding::kAuto}, {"binary", MaskEncoding::kBinary}, {"index", MaskEncoding::kIndex}};
+  return names;
+}
+
 MaskEncoding parse_mask_encoding(const std::string& text) {
-  if (text == "auto") return MaskEncoding::kAuto;
-  if (text == "binary") return MaskEncoding::kBinary;
-  if (text == "index") return MaskEncoding::kIndex;
-  throw Error("--mask-encoding: expected auto, binary or index, got '" + text + "'");
+  return parse_name(mask_encoding_names(), "mask_encoding", text);
 }
 
 at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encoding, const std::string& where) {
@@ -163,7 +165,7 @@ DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encod
   data.channels = data.train.front().image.size(0);
   for (const auto& s : data.test) {
     if (s.image.size(0) != data.channels)
-      throw Error(s.name + ": " + std::to_string(s.image.size(0)) + " channels, but the training images have " +
+      throw Error(s.name() + ": " + std::to_string(s.image.size(0)) + " channels, but the training images have " +
                   std::to_string(data.channels));
   }
   return data;
@@ -175,13 +177,13 @@ std::vector<Sample> load_images(const std::string& path) {
     for (const auto& file : image_files_in(path)) {
       const auto pages = read_image_file(file);
       for (size_t i = 0; i < pages.size(); ++i)
-        samples.push_back(make_sample(pages[i], fs::path(file).filename().string() + (pages.size() > 1 ? "#" + std::to_string(i) : "")));
+        samples.push_back(make_sample(pages[i], file, pages.size() > 1 ? static_cast<int64_t>(i) : -1));
     }
     if (samples.empty()) fail_file(path, "no .tif, .tiff or .png images");
   } else {
     const auto pages = read_image_file(path);
     for (size_t i = 0; i < pages.size(); ++i)
-      samples.push_back(make_sample(pages[i], fs::path(path).filename().string() + (pages.size() > 1 ? "#" + std::to_string(i) : "")));
+      samples.push_back(make_sample(pages[i], path, pages.size() > 1 ? static_cast<int64_t>(i) : -1));
   }
   check_channels(samples, path);
   return samples;
@@ -190,7 +192,7 @@ std::vector<Sample> load_images(const std::string& path) {
 void require_min_size(const std::vector<Sample>& samples, int64_t min_side, const std::string& why) {
   for (const auto& s : samples) {
     if (s.image.size(1) < min_side || s.image.size(2) < min_side)
-      throw Error(s.name + ": image is " + std::to_string(s.image.size(2)) + "x" + std::to_string(s.image.size(1)) +
+      throw Error(s.name() + ": image is " + std::to_string(s.image.size(2)) + "x" + std::to_string(s.image.size(1)) +
                   ", smaller than the network's minimum of " + std::to_string(min_side) + "x" +
                   std::to_string(min_side) + " (" + why + ")");
   }
@@ -201,7 +203,7 @@ int fold_count(double ratio) { return static_cast<int>(std::lround(1.0 / (1.0 - 
 FoldSplit fold_split(int64_t count, int fold, uint64_t seed, double ratio) {
   const int folds = fold_count(ratio);
   if (fold < -1 || fold >= folds)
-    throw Error("--fold " + std::to_string(fold) + ": expected 0 to " + std::to_string(folds - 1));
+    throw OptionError("fold", " " + std::to_string(fold) + ": expected 0 to " + std::to_string(folds - 1) + " or 'none'");
   std::vector<int64_t> order(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) order[i] = i;
   // NumPy's legacy seeding of an integer is MT19937's init_genrand, as std::mt19937's constructor;
@@ -227,6 +229,13 @@ FoldSplit fold_split(int64_t count, int fold, uint64_t seed, double ratio) {
   split.train.assign(order.begin(), order.begin() + n_train);
   split.eval.assign(order.begin() + n_train, order.end());
   return split;
+}
+
+int parse_fold(const std::string& text) {
+  if (text == "none" || text == "None") return -1;
+  const bool digits = !text.empty() && text.size() < 4 && text.find_first_not_of("0123456789") == std::string::npos;
+  if (digits && std::stoi(text) < fold_count()) return std::stoi(text);
+  throw OptionError("fold", " " + text + ": expected 0 to " + std::to_string(fold_count() - 1) + " or 'none'");
 }
 
 std::vector<Sample> select(const std::vector<Sample>& samples, const std::vector<int64_t>& indices) {

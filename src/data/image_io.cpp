@@ -1,7 +1,7 @@
 // PNG reading and writing through libpng, format detection, and intensity normalisation.
-#include "unet/error.h"
-#include "unet/image_io.h"
-#include "unet/runtime.h"
+#include "unet/runtime/error.h"
+#include "unet/data/image_io.h"
+#include "unet/runtime/files.h"
 
 #include <ATen/ATen.h>
 #include <png.h>

@@ -1,8 +1,8 @@
 // Deterministic batch construction and the multi-threaded prefetching loader.
-#include "unet/loader.h"
+#include "unet/data/loader.h"
 
-#include "unet/error.h"
-#include "unet/tiling.h"
+#include "unet/runtime/error.h"
+#include "unet/data/tiles.h"
 
 #include <ATen/ATen.h>
 
@@ -113,7 +113,7 @@ BatchLoader::BatchLoader(std::shared_ptr<const std::vector<Sample>> samples, Geo
       next_to_build_(options.start_step),
       next_to_return_(options.start_step) {
   if (!samples_ || samples_->empty()) throw Error("the training set is empty");
-  if (options_.batch_size < 1) throw Error("--batch-size must be at least 1");
+  require_option(options_.batch_size >= 1, "batch_size", "must be at least 1", options_.batch_size);
   const int threads = std::max(1, options_.threads);
   options_.prefetch = std::max(options_.prefetch, threads);
   for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });

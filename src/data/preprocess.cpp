@@ -1,9 +1,13 @@
-// Resize-mode preprocessing: intensity images and masks to network sizes and back.
-#include "unet/preprocess.h"
+// Intensity normalisation and resize-mode preprocessing: images and masks to network sizes and back.
+#include "unet/data/preprocess.h"
 
 #include <ATen/ATen.h>
 
 namespace unet {
+
+at::Tensor normalise(const RawImage& raw) { return to_unit_range(raw).mul_(2.0).sub_(1.0); }
+
+at::Tensor denormalise(const at::Tensor& image) { return image.add(1.0).mul_(0.5); }
 
 at::Tensor one_hot_maps(const at::Tensor& labels, int64_t classes) {
   at::Tensor oh = at::one_hot(labels, classes).to(at::kFloat);  // [..., H, W, C]

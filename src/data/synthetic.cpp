@@ -1,7 +1,9 @@
 // Synthetic EM-like slices: Voronoi cells separated by thin dark membranes, with texture and noise.
-#include "unet/synthetic.h"
+#include "unet/data/synthetic.h"
 
-#include "unet/runtime.h"
+#include "unet/data/preprocess.h"
+
+#include "unet/runtime/files.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -72,9 +74,10 @@ DataSet synthetic_dataset(const SyntheticOptions& options) {
   for (int64_t i = 0; i < options.train_count + options.test_count; ++i) {
     auto [image, mask] = synthetic_slice(options, i);
     Sample s;
-    s.image = to_unit_range(image).mul_(2.0).sub_(1.0);
+    s.image = normalise(image);
     const bool train = i < options.train_count;
-    s.name = train ? "synthetic-train#" + std::to_string(i) : "synthetic-test#" + std::to_string(i - options.train_count);
+    s.source = train ? "synthetic-train" : "synthetic-test";
+    s.page = train ? i : i - options.train_count;
     if (train) {
       s.mask = (mask.pixels[0] == 255).to(at::kLong);
       data.train.push_back(std::move(s));

@@ -1,7 +1,7 @@
 // Multi-page TIFF reading and writing through libtiff, with errors turned into one-line messages.
-#include "unet/error.h"
-#include "unet/image_io.h"
-#include "unet/runtime.h"
+#include "unet/runtime/error.h"
+#include "unet/data/image_io.h"
+#include "unet/runtime/files.h"
 
 #include <ATen/ATen.h>
 #include <tiffio.h>

@@ -1,8 +1,8 @@
 // Border weight maps: windowed exact distance transforms to each cell, the two nearest cells per pixel.
-#include "unet/weight_map.h"
+#include "unet/data/weight_map.h"
 
-#include "unet/error.h"
-#include "unet/isbi_metrics.h"
+#include "unet/runtime/error.h"
+#include "unet/data/components.h"
 
 #include <ATen/ATen.h>
 
@@ -52,10 +52,15 @@ void distance_1d(const float* f, float* out, int64_t n, std::vector<int64_t>& v,
 
 }  // namespace
 
+void WeightMapOptions::validate() const {
+  require_option(w0 >= 0.0, "weight_map.w0", "must not be negative", w0);
+  require_option(sigma > 0.0, "weight_map.sigma", "must be positive", sigma);
+  require_option(radius >= 1, "weight_map.radius", "must be at least 1 pixel", radius);
+}
+
 at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options) {
   if (mask.dim() != 2) throw Error("border_weight_map: expected a [H, W] label map");
-  if (!(options.sigma > 0.0) || options.w0 < 0.0 || options.radius < 1)
-    throw Error("border weights need sigma > 0, w0 >= 0 and a radius of at least 1 pixel");
+  options.validate();
   const at::Tensor m = mask.to(at::kLong).contiguous();
   const int64_t h = m.size(0), w = m.size(1), n = h * w;
 

@@ -1,6 +1,6 @@
 // Rank assignment from the launchers' environments: torchrun / unet launch, SLURM, Open MPI.
-#include "unet/dist.h"
-#include "unet/error.h"
+#include "unet/dist/dist.h"
+#include "unet/runtime/error.h"
 
 #include <cstdlib>
 

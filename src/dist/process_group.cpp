@@ -1,6 +1,6 @@
 // The c10d process group behind `Distributed`: TCP-store rendezvous, Gloo on CPU, NCCL on CUDA.
-#include "unet/dist.h"
-#include "unet/error.h"
+#include "unet/dist/dist.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>

@@ -1,10 +1,10 @@
 // TorchScript export: the U-Net written out as TorchScript source over its own weights.
-#include "unet/export.h"
+#include "unet/infer/export.h"
 
-#include "unet/error.h"
-#include "unet/runtime.h"
+#include "model/json.h"
+#include "unet/model/geometry.h"
+#include "unet/runtime/files.h"
 
-#include <nlohmann/json.hpp>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
 
@@ -57,11 +57,11 @@ std::string forward_source(const UNetOptions& o) {
 
 }  // namespace
 
-std::string export_contract(const UNetOptions& o, int64_t input_size) {
+std::string export_contract(const UNetOptions& o, int64_t input_size, int indent) {
   const int64_t minimum = minimum_input_size(o);
   nlohmann::json j = {
       {"format", "unet-torchscript/1"},
-      {"model", nlohmann::json::parse(to_json(o))},
+      {"model", o},
       {"input", {{"shape", "[N, " + std::to_string(o.in_channels()) + ", S, S] float32"},
                  {"channels", o.in_channels()},
                  {"trained_size", input_size},
@@ -75,7 +75,7 @@ std::string export_contract(const UNetOptions& o, int64_t input_size) {
                   {"classes", o.classes()},
                   {"class_0", "membrane / boundary (mask value 0)"},
                   {"methods", "forward(x) -> logits, probabilities(x) -> softmax over classes"}}}};
-  return j.dump();
+  return j.dump(indent);
 }
 
 void export_torchscript(UNet& model, int64_t input_size, const std::string& path) {
@@ -111,11 +111,13 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
   try {
     const auto j = nlohmann::json::parse(extra["contract.json"]);
     if (j.at("format") != "unet-torchscript/1") throw nlohmann::json::other_error::create(501, "format", nullptr);
-    out.options = unet_options_from_json(j.at("model").dump());
+    out.options = j.at("model").get<UNetOptions>();
     out.input_size = j.at("input").at("trained_size").get<int64_t>();
     out.contract = j.dump();
   } catch (const nlohmann::json::exception&) {
     fail_file(path, "not a unet export (no unet contract in the archive)");
+  } catch (const Error& e) {
+    fail_file(path, std::string("damaged unet contract: ") + e.what());
   }
   module->eval();
   out.forward = [module](const at::Tensor& x) { return module->forward({x}).toTensor(); };

@@ -1,20 +1,22 @@
-// Batched inference in resize mode and the prediction output files.
-#include "unet/predictor.h"
+// Batched inference: resize mode, tile mode, test-time augmentation, per-shape CUDA graphs.
+#include "unet/infer/predictor.h"
 
-#include "unet/error.h"
-#include "unet/image_io.h"
-#include "unet/loader.h"
-#include "unet/metrics.h"
-#include "unet/runtime.h"
-#include "unet/step_graph.h"
+#include "unet/data/loader.h"
+#include "unet/data/preprocess.h"
+#include "unet/runtime/device.h"
+#include "unet/runtime/graph.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
-#include <filesystem>
-
 namespace unet {
-namespace fs = std::filesystem;
+
+void InferenceOptions::validate() const {
+  require_option(batch_size >= 1, "batch_size", "must be at least 1", batch_size);
+  require_option(tile_size >= 0, "tile_size", "must not be negative", tile_size);
+  require_option(tile_overlap >= 0, "tile_overlap", "must not be negative", tile_overlap);
+  require_option(tile_batch >= 1, "tile_batch", "must be at least 1", tile_batch);
+}
 
 Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last)
     : model_(std::move(model)),
@@ -22,9 +24,22 @@ Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t 
       device_(device),
       batch_size_(std::max<int64_t>(1, batch_size)),
       channels_last_(channels_last) {
+  options_ = model_->options();
   model_->to(device_);
   if (channels_last_) use_channels_last(*model_);
   model_->eval();
+}
+
+Predictor::Predictor(const LoadedExport& module, c10::Device device, int64_t batch_size)
+    : module_forward_(module.forward),
+      options_(module.options),
+      geometry_{module.input_size, output_size(module.options, module.input_size)},
+      device_(device),
+      batch_size_(std::max<int64_t>(1, batch_size)),
+      channels_last_(false) {}
+
+void Predictor::use_fused(bool on) {
+  if (model_) model_->use_fused(on && device_.is_cuda());
 }
 
 struct Predictor::CapturedForward {
@@ -34,15 +49,20 @@ struct Predictor::CapturedForward {
 
 at::Tensor Predictor::eager_forward(const at::Tensor& x) {
   PrecisionScope precision(device_, precision_);
-  return model_->forward(x);
+  return model_ ? model_->forward(x) : module_forward_(x);
 }
 
 at::Tensor Predictor::forward(const at::Tensor& inputs, bool to_host) {
   c10::InferenceMode guard;
   at::Tensor x = inputs.to(device_, /*non_blocking=*/true);
   if (channels_last_) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  if (graphs_) return graph_forward(x, to_host);
+  const at::Tensor logits = eager_forward(x);
+  return to_host ? logits.to(at::kFloat).cpu().contiguous() : logits;
+}
+
+at::Tensor Predictor::graph_forward(const at::Tensor& x, bool to_host) {
   auto finish = [to_host](const at::Tensor& logits) { return to_host ? logits.to(at::kFloat).cpu().contiguous() : logits; };
-  if (!graphs_) return finish(eager_forward(x));
   const std::vector<int64_t> shape = x.sizes().vec();
   auto it = captured_.find(shape);
   if (it == captured_.end()) {
@@ -73,23 +93,23 @@ at::Tensor Predictor::forward(const at::Tensor& inputs, bool to_host) {
 }
 
 void Predictor::use_tiles(const TileOptions& options) {
-  tile_stride(model_->options(), options);  // validates the overlap
-  output_size(model_->options(), options.input);  // and the tile size
+  output_size(options_, options.input);  // a legal tile size (the error names the nearest ones)
+  tile_stride(options_, options);        // and overlap
   tiles_ = options;
   tiles_->tta = tiles_->tta || tta_;
   geometry_.input = options.input;
-  geometry_.output = output_size(model_->options(), options.input);
+  geometry_.output = output_size(options_, options.input);
   geometry_.tile = true;
 }
 
 void Predictor::run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume) {
-  const int64_t classes = model_->options().classes();
+  const int64_t classes = options_.classes();
   if (tiles_) {
     for (size_t i = 0; i < samples.size(); ++i) {
       PredictedBatch out;
       out.first = i;
       out.probabilities.push_back(
-          predict_tiled([this](const at::Tensor& x) { return forward(x); }, model_->options(), samples[i].image, *tiles_));
+          predict_tiled([this](const at::Tensor& x) { return forward(x); }, options_, samples[i].image, *tiles_));
       consume(out);
     }
     return;
@@ -129,50 +149,32 @@ std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples) {
   return all;
 }
 
-std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
-                                           const std::vector<at::Tensor>& probabilities, bool overlays,
-                                           bool index_masks) {
-  TORCH_CHECK(samples.size() == probabilities.size(), "write_predictions: one probability map per sample");
-  ensure_writable_directory(dir, "prediction");
-  std::vector<std::string> written;
-  std::vector<at::Tensor> masks, class1;
-  const bool two_classes = !probabilities.empty() && probabilities.front().size(0) == 2;
-  for (const auto& p : probabilities) {
-    const at::Tensor classes = maps_to_classes(p);
-    masks.push_back(two_classes && !index_masks ? classes.mul(255).to(at::kByte) : classes.to(at::kByte));
-    if (two_classes) class1.push_back(p[1].to(at::kFloat).contiguous());
+Predictor load_predictor(const std::string& path, const CheckpointInfo& info, const InferenceOptions& options,
+                         const RunContext& context, const std::vector<Sample>& samples) {
+  options.validate();
+  Predictor predictor(load_model(path, info), Geometry{info.input_size, output_size(info.model, info.input_size)},
+                      context.device, options.batch_size, options.channels_last);
+  InputMode mode = options.input_mode;
+  if (mode == InputMode::kAuto) {
+    bool other_size = false;
+    if (info.image_height > 0 && info.image_width > 0)
+      for (const auto& s : samples) other_size = other_size || s.image.size(1) != info.image_height || s.image.size(2) != info.image_width;
+    mode = info.input_mode == InputMode::kTile || other_size ? InputMode::kTile : InputMode::kResize;
   }
-  // Pages of different sizes are fine in a multi-page TIFF, so one file holds every prediction.
-  const std::string mask_path = (fs::path(dir) / "test-masks.tif").string();
-  write_tiff(mask_path, masks, /*deflate=*/true);
-  written.push_back(mask_path);
-  if (two_classes) {
-    const std::string prob_path = (fs::path(dir) / "test-probabilities.tif").string();
-    write_tiff(prob_path, class1, /*deflate=*/true);
-    written.push_back(prob_path);
+  predictor.use_tta(options.tta);
+  predictor.use_precision(context.precision);
+  predictor.use_graphs(options.graphs);
+  predictor.use_fused(options.fused);
+  if (mode == InputMode::kTile) {
+    TileOptions t;
+    t.input = options.tile_size > 0 ? options.tile_size : info.input_size;
+    t.overlap = options.tile_overlap;
+    t.blend = options.blend;
+    t.batch = options.tile_batch;
+    t.tta = options.tta;
+    predictor.use_tiles(t);
   }
-  if (overlays) {
-    const fs::path overlay_dir = fs::path(dir) / "overlays";
-    ensure_writable_directory(overlay_dir.string(), "overlay");
-    for (size_t i = 0; i < samples.size(); ++i) {
-      const at::Tensor gray = samples[i].image.mean(0).add(1.0).mul(127.5).clamp(0, 255);  // [H, W]
-      const at::Tensor membrane = maps_to_classes(probabilities[i]) == kMembraneClass;
-      at::Tensor rgb = gray.unsqueeze(0).repeat({3, 1, 1});
-      // Tint predicted membrane: keep some of the image so that the underlying structure shows.
-      rgb[0] = at::where(membrane, gray * 0.4 + 153.0, gray);
-      rgb[1] = at::where(membrane, gray * 0.4, gray);
-      rgb[2] = at::where(membrane, gray * 0.4, gray);
-      // "stack.tif#3" -> "stack_3.png", "image.png" -> "image.png".
-      const std::string& name = samples[i].name;
-      const size_t hash = name.rfind('#');
-      const std::string file = fs::path(name.substr(0, hash)).stem().string() +
-                               (hash == std::string::npos ? "" : "_" + name.substr(hash + 1)) + ".png";
-      const std::string path = (overlay_dir / file).string();
-      write_png(path, rgb.round().to(at::kByte));
-      written.push_back(path);
-    }
-  }
-  return written;
+  return predictor;
 }
 
 }  // namespace unet

@@ -1,6 +1,5 @@
 // Legal input sizes of a U-Net: which sides survive every pooling and what side comes out.
-#include "unet/error.h"
-#include "unet/model.h"
+#include "unet/model/geometry.h"
 
 #include <string>
 
@@ -56,6 +55,19 @@ int64_t input_size_for_output(const UNetOptions& options, int64_t output) {
   int64_t s = minimum_input_size(options);
   while (output_size_or_invalid(options, s) < output) s = nearest_legal_inputs(options, s).second;
   return s;
+}
+
+const EnumNames<InputMode>& input_mode_names(bool with_auto) {
+  static const EnumNames<InputMode> training = {{"resize", InputMode::kResize}, {"tile", InputMode::kTile}};
+  static const EnumNames<InputMode> inference = {
+      {"resize", InputMode::kResize}, {"tile", InputMode::kTile}, {"auto", InputMode::kAuto}};
+  return with_auto ? inference : training;
+}
+
+std::string to_string(InputMode mode) { return name_of(input_mode_names(true), mode); }
+
+InputMode parse_input_mode(const std::string& text, bool with_auto) {
+  return parse_name(input_mode_names(with_auto), "input_mode", text);
 }
 
 }  // namespace unet

@@ -1,8 +1,7 @@
 // The U-Net module: contracting path, bottleneck with dropout, expanding path with crop-and-concat.
-#include "unet/model.h"
+#include "unet/model/unet.h"
 
-#include "unet/error.h"
-#include "unet/fused.h"
+#include "unet/model/ops.h"
 
 #include <ATen/ATen.h>
 
@@ -96,7 +95,7 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
 }
 
 void UNetImpl::use_fused(bool on) {
-  if (on && !fused_kernels_built()) throw Error("--fused on needs a build with CUDA kernels");
+  if (on && !fused_kernels_built()) throw OptionError("fused", ": needs a build of unet with the CUDA kernels");
   fused_ = on;
   for (const auto& block : *down_) block->as<DoubleConvImpl>()->use_fused(on);
   bottleneck_->use_fused(on);

@@ -1,7 +1,8 @@
 // Progress display on terminals, plain log lines elsewhere, and JSON lines for every record.
-#include "unet/logger.h"
+#include "unet/train/logger.h"
 
-#include "unet/runtime.h"
+#include "eval/json.h"
+#include "unet/runtime/files.h"
 
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -89,7 +90,7 @@ void RunLogger::train_step(int64_t step, double ce, double dice_loss, double ima
 
 void RunLogger::evaluation(int64_t step, const Metrics& m) {
   if (!enabled_) return;
-  auto j = nlohmann::json::parse(m.to_json());
+  nlohmann::json j = m;
   j["type"] = "eval";
   j["step"] = step;
   if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;

@@ -1,7 +1,5 @@
 // Graph-safe Adam on ATen's fused multi-tensor kernel, with a device-side learning-rate schedule.
-#include "unet/optimizer.h"
-
-#include "unet/error.h"
+#include "unet/train/optimizer.h"
 
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
@@ -12,9 +10,9 @@
 namespace unet {
 
 void LrSchedule::validate() const {
-  if (warmup_steps < 0) throw Error("--warmup-steps must not be negative");
-  if (total_steps < 0) throw Error("the schedule's total steps must not be negative");
-  if (!(final_factor >= 0.0 && final_factor <= 1.0)) throw Error("--final-lr-factor must lie in [0, 1]");
+  require_option(warmup_steps >= 0, "schedule.warmup_steps", "must not be negative", warmup_steps);
+  require_option(total_steps >= 0, "schedule.total_steps", "must not be negative", total_steps);
+  require_option(final_factor >= 0.0 && final_factor <= 1.0, "schedule.final_factor", "must lie in [0, 1]", final_factor);
 }
 
 double LrSchedule::factor(int64_t step) const {
@@ -28,13 +26,14 @@ double LrSchedule::factor(int64_t step) const {
   return f;
 }
 
-std::string LrSchedule::to_string() const { return kind == ScheduleKind::kCosine ? "cosine" : "constant"; }
-
-ScheduleKind parse_schedule(const std::string& text) {
-  if (text == "constant") return ScheduleKind::kConstant;
-  if (text == "cosine") return ScheduleKind::kCosine;
-  throw Error("unknown learning-rate schedule '" + text + "' (expected constant or cosine)");
+const EnumNames<ScheduleKind>& schedule_names() {
+  static const EnumNames<ScheduleKind> names = {{"constant", ScheduleKind::kConstant}, {"cosine", ScheduleKind::kCosine}};
+  return names;
 }
+
+std::string LrSchedule::to_string() const { return name_of(schedule_names(), kind); }
+
+ScheduleKind parse_schedule(const std::string& text) { return parse_name(schedule_names(), "schedule.kind", text); }
 
 GraphSafeAdam::GraphSafeAdam(const std::vector<at::Tensor>& parameters, const torch::optim::AdamOptions& options,
                              LrSchedule schedule)

@@ -1,8 +1,8 @@
 // PNG learning curves drawn with libgd from a run's JSON-lines log.
-#include "unet/plot.h"
+#include "unet/train/plot.h"
 
-#include "unet/error.h"
-#include "unet/runtime.h"
+#include "unet/runtime/error.h"
+#include "unet/runtime/files.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 // TFRecord framing and the few protocol-buffer fields of a scalar Event, for TensorBoard.
-#include "unet/tensorboard.h"
+#include "unet/train/tensorboard.h"
 
-#include "unet/error.h"
+#include "unet/runtime/error.h"
 
 #include <unistd.h>
 

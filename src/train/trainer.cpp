@@ -1,107 +1,81 @@
-// The training loop: batches from the loader, Adam steps, logging, evaluation, checkpoints.
-#include "unet/trainer.h"
+// The training loop: batches from the loader, steps, and the logging, evaluation and checkpoints due after them.
+#include "unet/train/trainer.h"
 
-#include "unet/error.h"
-#include "unet/fused.h"
-#include "unet/logger.h"
-#include "unet/plot.h"
-#include "unet/predictor.h"
-#include "unet/runtime.h"
-#include "unet/step_graph.h"
+#include "eval/json.h"
+#include "model/json.h"
+#include "train/json.h"
+#include "unet/infer/evaluate.h"
+#include "unet/infer/predictor.h"
+#include "unet/model/checkpoint.h"
+#include "unet/runtime/device.h"
+#include "unet/runtime/files.h"
+#include "unet/runtime/timing.h"
+#include "unet/train/logger.h"
+#include "unet/train/plot.h"
+#include "unet/train/prefetcher.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 
 namespace unet {
 namespace fs = std::filesystem;
 
-std::string TrainOptions::to_json() const {
-  nlohmann::json j = {{"batch_size", batch_size},   {"learning_rate", learning_rate},
-                      {"weight_decay", weight_decay}, {"max_steps", max_steps},
-                      {"seed", seed},               {"augment", augment},
-                      {"elastic", augment_options.elastic}, {"precision", unet::to_string(precision)},
-                      {"input_mode", unet::to_string(input_mode)},
-                      {"input_size", input_size},   {"world_size", world_size},
-                      {"device", device.str()}, {"channels_last", channels_last},
-                      {"lr_schedule", schedule.to_string()}, {"fused", fused}, {"border_weights", border_weights},
-                      {"border_w0", weight_map.w0}, {"border_sigma", weight_map.sigma}, {"graphs", graphs}, {"lr_warmup_steps", schedule.warmup_steps},
-                      {"final_lr_factor", schedule.final_factor}};
-  return j.dump();
-}
+/// The timed steps' throughput (after the warm-up; evaluations and checkpoints left out, device
+/// work waited for) and the current logging window's.
+struct Trainer::LoopClock {
+  explicit LoopClock(const c10::Device& device) : timed(device) {}
+  DeviceStopwatch timed;
+  int64_t timed_steps = 0;
+  double window_start = steady_seconds();
+  int64_t window_steps = 0;
+};
 
-std::string TrainOptions::fingerprint() const {
-  auto j = nlohmann::json::parse(to_json());
-  j.erase("device");
-  return j.dump();
-}
-
-LoaderOptions TrainOptions::loader_options(int64_t start_step) const {
-  LoaderOptions l;
-  l.batch_size = batch_size;
-  l.seed = seed;
-  l.augment = augment;
-  l.augment_options = augment_options;
-  l.threads = loader_threads;
-  l.pin_memory = device.is_cuda();
-  l.start_step = start_step;
-  l.rank = dist ? dist->rank() : rank;
-  l.world_size = dist ? dist->world_size() : world_size;
-  return l;
-}
-
-Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options)
-    : model_options_(model_options), options_(options) {
+Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options, const RunContext& context)
+    : model_options_(model_options), options_(options), context_(context) {
   model_options_.validate();
-  require_supported(options_.precision, options_.device);
-  if (options_.batch_size < 1) throw Error("--batch-size must be at least 1 (got " + std::to_string(options_.batch_size) + ")");
-  if (options_.max_steps < 0) throw Error("--max-steps must not be negative");
-  if (!(options_.learning_rate > 0.0)) throw Error("--learning-rate must be positive");
-  if (options_.weight_decay < 0.0) throw Error("--weight-decay must not be negative");
-  if (options_.log_every < 1) throw Error("--log-every must be at least 1");
+  options_.validate();
   if (options_.schedule.kind == ScheduleKind::kCosine && options_.schedule.total_steps == 0)
     options_.schedule.total_steps = options_.max_steps;
-  options_.schedule.validate();
-  if (options_.dist) {
-    options_.rank = options_.dist->rank();
-    options_.world_size = options_.dist->world_size();
-  }
-  geometry_.input = options_.input_size;
-  geometry_.output = output_size(model_options_, options_.input_size);
-  geometry_.tile = options_.input_mode == InputMode::kTile;
+  geometry_ = {options_.input_size, output_size(model_options_, options_.input_size), options_.input_mode == InputMode::kTile};
   seed_everything(options_.seed);
   model_ = UNet(model_options_);
-  model_->to(options_.device);
+  model_->to(context_.device);
   if (options_.channels_last) use_channels_last(*model_);
-  use_fused_ = options_.fused && options_.device.is_cuda();
-  if (use_fused_) model_->use_fused(true);
+  const bool fused = options_.fused && context_.device.is_cuda();
+  if (fused) model_->use_fused(true);
   optimizer_ = std::make_unique<GraphSafeAdam>(
       model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay),
       options_.schedule);
-  scaler_ = std::make_unique<LossScaler>(options_.device, options_.precision == Precision::kFP16);
-  if (options_.dist) {
-    reducer_ = std::make_unique<GradientReducer>(*options_.dist, model_->parameters());
+  scaler_ = std::make_unique<LossScaler>(context_.device, context_.precision == Precision::kFP16);
+  if (context_.dist) {
+    reducer_ = std::make_unique<GradientReducer>(*context_.dist, model_->parameters());
     synchronise_ranks();
   }
-  if (options_.graphs && options_.device.is_cuda()) {
-    if (!cuda_graphs_built()) {
-      notice("this build has no CUDA graph support; training without CUDA graphs");
-    } else if (reducer_) {
-      // The bucketed all-reduce launches from gradient hooks and waits on c10d work objects on
-      // the host, which a capture cannot record.
-      notice("CUDA graphs are not used in data-parallel runs; training eagerly");
-    } else {
-      use_graphs_ = true;
-      eager_before_capture_ = options_.graph_warmup;
-      graph_ = std::make_unique<StepGraph>(options_.device);
-    }
+  body_ = std::make_unique<TrainStep>(model_, *optimizer_, *scaler_, reducer_.get(), context_.device, context_.precision,
+                                      fused);
+  setup_graphs();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::setup_graphs() {
+  if (!options_.graphs || !context_.device.is_cuda()) return;
+  if (!cuda_graphs_built()) {
+    notice("this build has no CUDA graph support; training without CUDA graphs");
+  } else if (reducer_) {
+    // The bucketed all-reduce launches from gradient hooks and waits on c10d work objects on
+    // the host, which a capture cannot record.
+    notice("CUDA graphs are not used in data-parallel runs; training eagerly");
+  } else {
+    graphed_ = std::make_unique<GraphedStep>(*body_, *optimizer_, context_.device, options_.graph_warmup);
   }
 }
 
 void Trainer::notice(const std::string& text) const {
-  if (options_.rank == 0 && !options_.quiet) unet::notice(text);
+  if (context_.verbose()) unet::notice(text);
 }
 
 void Trainer::synchronise_ranks() {
@@ -109,104 +83,39 @@ void Trainer::synchronise_ranks() {
   auto parameters = model_->parameters();
   {
     at::NoGradGuard no_grad;
-    options_.dist->broadcast(parameters, 0);
+    context_.dist->broadcast(parameters, 0);
   }
-  if (options_.rank > 0) seed_everything(options_.seed * 7919 + static_cast<uint64_t>(options_.rank) * 104729 + static_cast<uint64_t>(step_));
+  if (context_.rank() > 0)
+    seed_everything(options_.seed * 7919 + static_cast<uint64_t>(context_.rank()) * 104729 + static_cast<uint64_t>(step_));
 }
 
 LossTerms Trainer::step(const Batch& batch) {
   model_->train();
-  at::Tensor images = batch.images.to(options_.device, /*non_blocking=*/true);
+  at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
   if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
-  const at::Tensor labels = batch.labels.to(options_.device, /*non_blocking=*/true);
-  const at::Tensor weights = batch.weights.defined() ? batch.weights.to(options_.device, /*non_blocking=*/true) : at::Tensor();
-  if (use_graphs_) {
-    if (auto terms = graph_step(images, labels, weights)) return *terms;
+  const at::Tensor labels = batch.labels.to(context_.device, /*non_blocking=*/true);
+  const at::Tensor weights = batch.weights.defined() ? batch.weights.to(context_.device, /*non_blocking=*/true) : at::Tensor();
+  if (graphed_) {
+    const auto terms = graphed_->run(images, labels, weights, context_.verbose());
+    if (graphed_->failed()) graphed_.reset();
+    if (terms) {
+      ++step_;
+      return *terms;
+    }
   }
   optimizer_->zero_grad(/*set_to_none=*/true);
-  const LossTerms terms = run_step(images, labels, weights);
+  const LossTerms terms = (*body_)(images, labels, weights);
   ++step_;
   return terms;
-}
-
-LossTerms Trainer::run_step(const at::Tensor& images, const at::Tensor& labels, const at::Tensor& weights) {
-  LossTerms terms;
-  {
-    PrecisionScope precision(options_.device, options_.precision);
-    const at::Tensor logits = model_->forward(images);
-    // The loss itself is fp32 either way (the fused kernel accumulates in float32).
-    terms = use_fused_ ? fused_segmentation_loss(logits, labels, weights) : segmentation_loss(logits, labels, weights);
-  }
-  scaler_->scale(terms.total).backward();
-  // Ranks average the scaled gradients first, so every rank sees the same inf flag and makes
-  // the same skip decision.
-  if (reducer_) reducer_->finish();
-  if (scaler_->enabled()) {
-    // The skip decision stays on the device: the optimizer leaves everything unchanged when the
-    // flag is set, so no host read interrupts the step (or breaks a graph capture).
-    optimizer_->update(scaler_->unscale(model_->parameters()));
-    scaler_->update();
-  } else {
-    optimizer_->update();
-  }
-  return terms;
-}
-
-std::optional<LossTerms> Trainer::graph_step(const at::Tensor& images, const at::Tensor& labels,
-                                             const at::Tensor& weights) {
-  if (!graph_captured_) {
-    if (eager_before_capture_ > 0) {
-      // Eager warm-up on the capture's stream: cuDNN autotuning and workspaces outside the capture.
-      --eager_before_capture_;
-      LossTerms terms;
-      graph_->warmup([&] {
-        optimizer_->zero_grad(/*set_to_none=*/true);
-        terms = run_step(images, labels, weights);
-      });
-      ++step_;
-      return terms;
-    }
-    static_images_ = images.clone(at::MemoryFormat::Preserve);
-    static_labels_ = labels.clone();
-    static_weights_ = weights.defined() ? weights.clone() : at::Tensor();
-    // Gradients must be allocated inside the capture (from the graph's pool), so that every
-    // replay writes them in place.
-    optimizer_->zero_grad(/*set_to_none=*/true);
-    try {
-      graph_->capture([this] {
-        const LossTerms t = run_step(static_images_, static_labels_, static_weights_);
-        graph_terms_ = {t.cross_entropy.detach(), t.dice_loss.detach(), t.total.detach()};
-      });
-      graph_captured_ = true;
-    } catch (const Error& e) {
-      notice(std::string(e.what()) + "; training continues without CUDA graphs");
-      use_graphs_ = false;
-      graph_.reset();
-      static_images_ = at::Tensor();
-      static_labels_ = at::Tensor();
-      static_weights_ = at::Tensor();
-      return std::nullopt;
-    }
-  }
-  // A batch of another shape (none in a normal run) takes the eager path; the graph stays valid.
-  if (images.sizes() != static_images_.sizes() || labels.sizes() != static_labels_.sizes() ||
-      weights.defined() != static_weights_.defined() || (weights.defined() && weights.sizes() != static_weights_.sizes()))
-    return std::nullopt;
-  static_images_.copy_(images, /*non_blocking=*/true);
-  static_labels_.copy_(labels, /*non_blocking=*/true);
-  if (weights.defined()) static_weights_.copy_(weights, /*non_blocking=*/true);
-  graph_->replay();
-  ++step_;
-  return graph_terms_;
 }
 
 Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
   // Each rank evaluates every world_size-th image; the metric sums are then added up.
   std::vector<Sample> mine;
-  for (size_t i = static_cast<size_t>(options_.rank); i < samples.size(); i += static_cast<size_t>(options_.world_size))
+  for (size_t i = static_cast<size_t>(context_.rank()); i < samples.size(); i += static_cast<size_t>(context_.world_size()))
     mine.push_back(samples[i]);
-  Predictor predictor(model_, geometry_, options_.device, options_.batch_size, options_.channels_last);
-  predictor.use_precision(options_.precision);
+  Predictor predictor(model_, geometry_, context_.device, options_.batch_size, options_.channels_last);
+  predictor.use_precision(context_.precision);
   if (geometry_.tile) {
     TileOptions tiles;
     tiles.input = options_.input_size;
@@ -215,8 +124,8 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
   }
   MetricAccumulator acc = accumulate(predictor, mine);
   if (reducer_) {
-    at::Tensor state = acc.state().to(options_.device);
-    options_.dist->all_reduce_sum(state);
+    at::Tensor state = acc.state().to(context_.device);
+    context_.dist->all_reduce_sum(state);
     acc.set_state(state);
   }
   model_->train();
@@ -224,23 +133,24 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
 }
 
 void Trainer::save() {
-  if (options_.rank != 0 || options_.model_dir.empty()) return;
+  if (!context_.leader() || options_.model_dir.empty()) return;
   CheckpointInfo info;
   info.model = model_options_;
   info.input_size = options_.input_size;
   info.step = step_;
-  auto config = nlohmann::json::parse(options_.to_json());
-  config["image_size"] = {image_height_, image_width_};
-  info.train_config = config.dump();
+  info.input_mode = options_.input_mode;
+  info.image_height = image_height_;
+  info.image_width = image_width_;
+  info.training_record = training_record(options_, context_).dump();
   if (scaler_->enabled()) info.scaler_state = scaler_->state();
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
 }
 
-void prepare_model_dir(const TrainOptions& options) {
+void prepare_model_dir(const TrainOptions& options, const RunContext& context) {
   if (options.model_dir.empty()) return;
   ensure_writable_directory(options.model_dir, "model");
   const std::string ckpt = checkpoint_path(options.model_dir);
-  if (options.rank == 0 && fs::exists(ckpt) && !options.resume && !options.overwrite)
+  if (context.leader() && fs::exists(ckpt) && !options.resume && !options.overwrite)
     fail_file(ckpt, "a checkpoint is already there; pass --resume to continue it or --overwrite to start over");
 }
 
@@ -248,109 +158,135 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   if (train.empty()) throw Error("no training images");
   image_height_ = train.front().image.size(1);
   image_width_ = train.front().image.size(2);
-  prepare_model_dir(options_);
-  const std::string ckpt = options_.model_dir.empty() ? "" : checkpoint_path(options_.model_dir);
-  RunLogger log(options_.log_dir, options_.rank == 0, options_.max_steps, options_.quiet);
-  if (options_.resume && !ckpt.empty() && fs::exists(ckpt)) {
-    const CheckpointInfo info = load_checkpoint(ckpt, model_, optimizer_.get(), /*restore_rng=*/true);
-    if (info.input_size != options_.input_size)
-      fail_file(ckpt, "checkpoint was trained with input size " + std::to_string(info.input_size) + ", not " +
-                          std::to_string(options_.input_size));
-    step_ = info.step;
-    if (scaler_->enabled() && info.scaler_state.defined()) scaler_->set_state(info.scaler_state);
-    model_->to(options_.device);
-    if (options_.channels_last) use_channels_last(*model_);
-    optimizer_->align_state();
-    synchronise_ranks();
-    log.message("resuming from " + ckpt + " at step " + std::to_string(step_));
-  } else if (options_.resume) {
-    log.message("no checkpoint in " + options_.model_dir + "; starting at step 0");
+  prepare_model_dir(options_, context_);
+  RunLogger log(options_.log_dir, context_.leader(), options_.max_steps, context_.quiet);
+  resume(log);
+  require_same_ranks(train);
+  log.record(config_record());
+  const auto samples = training_samples(train, log);
+  TrainResult result;
+  result.first_step = step_;
+  LoopClock clock(context_.device);
+  const double start = steady_seconds();
+  {
+    BatchLoader loader(samples, geometry_, model_options_.classes(), options_.loader_options(context_, step_));
+    DevicePrefetcher batches([&loader] { return loader.next(); }, context_.device, options_.channels_last);
+    while (step_ < options_.max_steps) {
+      if (step_ - result.first_step == options_.warmup_steps) clock.timed.start();
+      const LossTerms terms = step(batches.next());
+      if (step_ < options_.max_steps) batches.prefetch();  // the upload overlaps the step just launched
+      if (clock.timed.running()) ++clock.timed_steps;
+      after_step(terms, eval, log, result, clock);
+    }
+    clock.timed.stop();
   }
-  if (reducer_) {
-    options_.dist->require_same("configuration", to_json(model_options_) + options_.fingerprint());
-    double pixel_sum = 0.0;
-    for (const auto& s : train) pixel_sum += s.image.sum().item<double>() + (s.mask.defined() ? s.mask.sum().item<double>() : 0.0);
-    char data[64];
-    std::snprintf(data, sizeof(data), "%zu:%.6e", train.size(), pixel_sum);
-    options_.dist->require_same("training data", data);
-  }
-  log.record(nlohmann::json{{"type", "config"}, {"model", nlohmann::json::parse(to_json(model_options_))},
-                            {"train", nlohmann::json::parse(options_.to_json())}, {"start_step", step_}}
-                 .dump());
+  synchronize(context_.device);
+  result.steps = step_ - result.first_step;
+  result.seconds = steady_seconds() - start;
+  const bool timed = clock.timed_steps > 0 && clock.timed.seconds() > 0;
+  const double images = static_cast<double>((timed ? clock.timed_steps : result.steps) * options_.batch_size * context_.world_size());
+  const double seconds = timed ? clock.timed.seconds() : result.seconds;
+  result.images_per_second = seconds > 0 ? images / seconds : 0.0;
+  finish(result, eval, log);
+  return result;
+}
 
-  const LoaderOptions loader_options = options_.loader_options(step_);
+void Trainer::resume(RunLogger& log) {
+  if (!options_.resume) return;
+  const std::string ckpt = options_.model_dir.empty() ? "" : checkpoint_path(options_.model_dir);
+  if (ckpt.empty() || !fs::exists(ckpt)) {
+    log.message("no checkpoint in " + options_.model_dir + "; starting at step 0");
+    return;
+  }
+  const CheckpointInfo info = load_checkpoint(ckpt, model_, optimizer_.get(), /*restore_rng=*/true);
+  if (info.input_size != options_.input_size)
+    fail_file(ckpt, "checkpoint was trained with input size " + std::to_string(info.input_size) + ", not " +
+                        std::to_string(options_.input_size));
+  step_ = info.step;
+  if (scaler_->enabled() && info.scaler_state.defined()) scaler_->set_state(info.scaler_state);
+  model_->to(context_.device);
+  if (options_.channels_last) use_channels_last(*model_);
+  optimizer_->align_state();
+  synchronise_ranks();
+  log.message("resuming from " + ckpt + " at step " + std::to_string(step_));
+}
+
+void Trainer::require_same_ranks(const std::vector<Sample>& train) {
+  if (!reducer_) return;
+  nlohmann::json fingerprint = training_record(options_, context_);
+  fingerprint.erase("device");
+  context_.dist->require_same("configuration", nlohmann::json(model_options_).dump() + fingerprint.dump());
+  double pixel_sum = 0.0;
+  for (const auto& s : train) pixel_sum += s.image.sum().item<double>() + (s.mask.defined() ? s.mask.sum().item<double>() : 0.0);
+  char data[64];
+  std::snprintf(data, sizeof(data), "%zu:%.6e", train.size(), pixel_sum);
+  context_.dist->require_same("training data", data);
+}
+
+std::string Trainer::config_record() const {
+  return nlohmann::json{{"type", "config"}, {"model", model_options_}, {"train", training_record(options_, context_)}, {"start_step", step_}}
+      .dump();
+}
+
+std::shared_ptr<const std::vector<Sample>> Trainer::training_samples(const std::vector<Sample>& train, RunLogger& log) const {
   std::vector<Sample> samples = train;
   if (options_.border_weights) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = steady_seconds();
     // One map per label, computed once; augmentation then warps it with the mask.
     at::parallel_for(0, static_cast<int64_t>(samples.size()), /*grain_size=*/1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         Sample& s = samples[static_cast<size_t>(i)];
-        if (!s.mask.defined()) throw Error("border weights need labelled training images (" + s.name + " has no mask)");
+        if (!s.mask.defined()) throw Error("border weights need labelled training images (" + s.name() + " has no mask)");
         s.weights = border_weight_map(s.mask, model_options_.classes(), options_.weight_map);
       }
     });
     log.message("border weight maps for " + std::to_string(samples.size()) + " labels in " +
-                format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+                format_duration(steady_seconds() - t0));
   }
-  auto shared = std::make_shared<const std::vector<Sample>>(std::move(samples));
+  return std::make_shared<const std::vector<Sample>>(std::move(samples));
+}
 
-  TrainResult result;
-  result.first_step = step_;
-  double timed_seconds = 0.0;
-  int64_t timed_steps = 0;
-  auto window_start = std::chrono::steady_clock::now();
-  int64_t window_steps = 0;
-  const auto run_start = std::chrono::steady_clock::now();
-  {
-    BatchLoader loader(shared, geometry_, model_options_.classes(), loader_options);
-    DevicePrefetcher batches([&loader] { return loader.next(); }, options_.device, options_.channels_last);
-    while (step_ < options_.max_steps) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const Batch batch = batches.next();
-      const LossTerms terms = step(batch);
-      // The upload of the next batch overlaps the step just launched.
-      if (step_ < options_.max_steps) batches.prefetch();
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (step_ - result.first_step > options_.warmup_steps) {
-        timed_seconds += dt;
-        ++timed_steps;
-      }
-      ++window_steps;
-      if (step_ % options_.log_every == 0 || step_ == options_.max_steps) {
-        const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-        at::Tensor losses = at::stack({terms.cross_entropy.detach(), terms.dice_loss.detach()});
-        if (reducer_) {
-          options_.dist->all_reduce_sum(losses);
-          losses = losses / options_.world_size;
-        }
-        const double ce = losses[0].item<double>(), dice = losses[1].item<double>();
-        result.last_loss = ce + dice;
-        log.train_step(step_, ce, dice, window > 0 ? window_steps * options_.batch_size * options_.world_size / window : 0.0,
-                       optimizer_->learning_rate().item<double>(),
-                       scaler_->enabled() ? scaler_->current_scale() : 0.0, scaler_->skipped_steps());
-        window_start = std::chrono::steady_clock::now();
-        window_steps = 0;
-      }
-      if (options_.evaluate_every > 0 && step_ % options_.evaluate_every == 0 && step_ < options_.max_steps && !eval.empty())
-        log.evaluation(step_, evaluate(eval));
-      if (options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0 && step_ < options_.max_steps) save();
-    }
+void Trainer::after_step(const LossTerms& terms, const std::vector<Sample>& eval, RunLogger& log, TrainResult& result,
+                         LoopClock& clock) {
+  ++clock.window_steps;
+  const bool last = step_ == options_.max_steps;
+  if (step_ % options_.log_every == 0 || last) log_losses(terms, log, result, clock);
+  auto due = [&](int64_t every) { return every > 0 && step_ % every == 0 && !last; };
+  // Evaluations and checkpoints stay out of the throughput (the stopwatch waits for the steps first).
+  auto untimed = [&](const std::function<void()>& work) {
+    const bool timing = clock.timed.running();
+    clock.timed.stop();
+    work();
+    if (timing) clock.timed.start();
+  };
+  if (due(options_.evaluate_every) && !eval.empty()) untimed([&] { log.evaluation(step_, evaluate(eval)); });
+  if (due(options_.checkpoint_every)) untimed([&] { save(); });
+}
+
+void Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock) {
+  at::Tensor losses = at::stack({terms.cross_entropy.detach(), terms.dice_loss.detach()});
+  if (reducer_) {
+    context_.dist->all_reduce_sum(losses);
+    losses = losses / context_.world_size();
   }
-  result.steps = step_ - result.first_step;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-  if (timed_steps == 0) {
-    timed_seconds = result.seconds;
-    timed_steps = result.steps;
-  }
-  result.images_per_second = timed_seconds > 0 ? timed_steps * options_.batch_size * options_.world_size / timed_seconds : 0.0;
+  const double ce = losses[0].item<double>(), dice = losses[1].item<double>();  // waits for the steps
+  result.last_loss = ce + dice;
+  const double now = steady_seconds(), window = now - clock.window_start;
+  const double images = static_cast<double>(clock.window_steps * options_.batch_size * context_.world_size());
+  log.train_step(step_, ce, dice, window > 0 ? images / window : 0.0, optimizer_->learning_rate().item<double>(),
+                 scaler_->enabled() ? scaler_->current_scale() : 0.0, scaler_->skipped_steps());
+  clock.window_start = now;
+  clock.window_steps = 0;
+}
+
+void Trainer::finish(TrainResult& result, const std::vector<Sample>& eval, RunLogger& log) {
   save();
   if (!eval.empty()) {
     result.metrics = evaluate(eval);
     result.evaluated = true;
     log.evaluation(step_, result.metrics);
   }
-  if (options_.rank == 0 && !options_.log_dir.empty()) {
+  if (context_.leader() && !options_.log_dir.empty()) {
     try {
       log.message("learning curves: " + plot_training_log(options_.log_dir));
     } catch (const Error& e) {
@@ -365,7 +301,6 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
                             {"last_loss", result.last_loss},
                             {"skipped_steps", scaler_->skipped_steps()}}
                  .dump());
-  return result;
 }
 
 }  // namespace unet

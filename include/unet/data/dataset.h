@@ -1,0 +1,89 @@
+// Data sets: the ISBI 2012 layout, folders of images and masks, mask decoding and fold splits.
+#pragma once
+
+#include "unet/data/image_io.h"
+#include "unet/runtime/error.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+/// One slice. `image` is float32 [C, H, W] with intensities in [-1, 1] (`normalise`) at the
+/// file's resolution; `mask` is int64 [H, W] class indices (undefined for unlabelled test slices).
+struct Sample {
+  at::Tensor image;
+  at::Tensor mask;
+  /// Per-pixel loss weights, float [H, W] (undefined: uniform), e.g. `border_weight_map(mask)`.
+  at::Tensor weights;
+  /// The file the slice comes from (its name, without directories) and its page in a stack
+  /// (-1: the file's only image).
+  std::string source;
+  int64_t page = -1;
+
+  /// How messages name the slice: "train-volume.tif#3" for a page of a stack, else the file name.
+  std::string name() const { return page >= 0 ? source + "#" + std::to_string(page) : source; }
+};
+
+/// The class whose hard Dice and IoU are reported and that overlays tint: in the ISBI labels class 0
+/// is the membrane (0 in the mask files).
+constexpr int64_t kMembraneClass = 0;
+
+/// How mask files encode classes: `kBinary` 0 / 255 (or 0 / 65535) for two classes, as the ISBI
+/// labels (0 = membrane = class 0, 255 = cell interior = class 1); `kIndex` the class index itself;
+/// `kAuto` picks binary when only 0 and the maximum value occur, index otherwise.
+enum class MaskEncoding { kAuto, kBinary, kIndex };
+/// "auto", "binary", "index".
+const EnumNames<MaskEncoding>& mask_encoding_names();
+/// Throws `OptionError` (field "mask_encoding") for other names.
+MaskEncoding parse_mask_encoding(const std::string& text);
+
+/// A labelled training set and an optional unlabelled test set.
+struct DataSet {
+  std::vector<Sample> train;
+  std::vector<Sample> test;
+  int64_t channels = 1;
+  std::string description;
+};
+
+/// Loads `dir` in the ISBI 2012 layout (`train-volume.tif`, `train-labels.tif`, optional
+/// `test-volume.tif`) or the folder layout (`images/` and `masks/` matched by file stem, optional
+/// `test/`). Throws `unet::Error` naming the file and the problem for missing files, non-images,
+/// differing counts, sizes or channels, and unexpected mask values.
+DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding = MaskEncoding::kAuto);
+
+/// Images only, for prediction: a TIFF stack, a single image, or a folder of images.
+std::vector<Sample> load_images(const std::string& path);
+
+/// Decodes a mask file's pixels into class indices [H, W] int64; `where` names it in errors.
+at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encoding, const std::string& where);
+
+/// Throws `unet::Error` unless every image has at least `min_side` pixels on each side.
+void require_min_size(const std::vector<Sample>& samples, int64_t min_side, const std::string& why);
+
+/// Indices of a cross-validation fold.
+struct FoldSplit {
+  std::vector<int64_t> train;
+  std::vector<int64_t> eval;
+};
+
+/// The reference's split: the indices 0..count-1 shuffled with NumPy's legacy generator seeded with
+/// `seed` (bit-identical to `np.random.seed(seed); np.random.shuffle`), rotated right by
+/// fold * (count - n_train), first n_train = round(ratio * count) train, the rest evaluation.
+/// fold -1 puts everything in train. Throws `OptionError` (field "fold") for a fold outside
+/// -1..folds-1.
+FoldSplit fold_split(int64_t count, int fold, uint64_t seed, double ratio = 0.8);
+
+/// Number of folds that `ratio` implies (5 for 0.8).
+int fold_count(double ratio = 0.8);
+
+/// "0".."4" or "none" (-1); throws `OptionError` (field "fold") otherwise.
+int parse_fold(const std::string& text);
+
+/// Picks `indices` out of `samples`.
+std::vector<Sample> select(const std::vector<Sample>& samples, const std::vector<int64_t>& indices);
+
+}  // namespace unet

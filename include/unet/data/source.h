@@ -1,0 +1,39 @@
+// Where a command's labelled data comes from: a data directory, or the embedded synthetic data set.
+#pragma once
+
+#include "unet/data/dataset.h"
+#include "unet/data/synthetic.h"
+
+#include <cstdint>
+#include <string>
+
+namespace unet {
+
+struct DataOptions {
+  /// ISBI layout (train-volume.tif, train-labels.tif, test-volume.tif) or folder layout (images/,
+  /// masks/, test/); empty: the embedded synthetic EM-like data set.
+  std::string dir;
+  MaskEncoding mask_encoding = MaskEncoding::kAuto;
+  /// The cross-validation fold held out for evaluation (0 to fold_count() - 1), or -1: none
+  /// (train on every image, evaluate nothing).
+  int fold = 0;
+  /// Seeds the fold split's shuffle and the synthetic data.
+  uint64_t seed = 0;
+  /// The synthetic data set (used when `dir` is empty; its seed is `seed`).
+  SyntheticOptions synthetic;
+
+  /// Throws `OptionError` for out-of-range values.
+  void validate() const;
+};
+
+/// The data set that `options` names, masks decoded for `classes` classes.
+DataSet load_data(const DataOptions& options, int64_t classes);
+
+/// The labelled images of `options.fold`: its training and held-out evaluation images.
+struct FoldData {
+  std::vector<Sample> train;
+  std::vector<Sample> eval;
+};
+FoldData fold_data(const DataSet& data, const DataOptions& options);
+
+}  // namespace unet

@@ -1,0 +1,61 @@
+// Evaluation metrics: the reference's Dice score and cross-entropy, hard membrane Dice/IoU, pixel error.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace unet {
+
+struct Metrics {
+  /// The reference's eval_dice_score: 1 - soft Dice loss (both classes) at the network's output size.
+  double dice_score = 0.0;
+  /// Mean softmax cross-entropy at the network's output size.
+  double cross_entropy = 0.0;
+  /// Hard Dice and IoU of the membrane class (`kMembraneClass`, unet/data/dataset.h) and the fraction of misclassified pixels, at the
+  /// images' original size (probabilities resized back, class by threshold/argmax), pooled over
+  /// every pixel of every image.
+  double membrane_dice = 0.0;
+  double membrane_iou = 0.0;
+  double pixel_error = 0.0;
+  /// The ISBI 2012 challenge's scores (unet/eval/isbi.h) of the connected components of
+  /// the thresholded non-membrane probability, averaged over images: at threshold 0.5, and the
+  /// best over thresholds 0.1..0.9 with the threshold that gave it.
+  double v_rand = 0.0;
+  double v_info = 0.0;
+  double v_rand_best = 0.0;
+  double v_rand_threshold = 0.5;
+  double v_info_best = 0.0;
+  double v_info_threshold = 0.5;
+  int64_t images = 0;
+};
+
+/// Accumulates metrics batch by batch.
+class MetricAccumulator {
+ public:
+  /// Network-size terms for logits [N, C, h, w] against labels [N, h, w].
+  void add_network_output(const at::Tensor& logits, const at::Tensor& labels);
+  /// Original-size terms for probabilities [C, H, W] against the original mask [H, W].
+  void add_original(const at::Tensor& probabilities, const at::Tensor& mask);
+  /// Soft Dice and cross-entropy from probabilities [C, H, W] (tile mode has no network-size
+  /// logits: these terms are then taken at the original size).
+  void add_probabilities(const at::Tensor& probabilities, const at::Tensor& mask);
+  Metrics result() const;
+
+  /// The running sums, so that accumulators of several processes can be added up (all-reduce
+  /// the tensor, then `set_state`): float64 [28].
+  at::Tensor state() const;
+  void set_state(const at::Tensor& state);
+
+ private:
+  double soft_dice_sum_ = 0.0;  // sum over images of the per-image mean-over-classes Dice
+  double cross_entropy_sum_ = 0.0;
+  int64_t network_images_ = 0;
+  double true_positive_ = 0.0, false_positive_ = 0.0, false_negative_ = 0.0;
+  double wrong_ = 0.0, pixels_ = 0.0;
+  int64_t original_images_ = 0;
+  std::vector<double> v_rand_sums_ = std::vector<double>(9, 0.0), v_info_sums_ = std::vector<double>(9, 0.0);
+};
+
+}  // namespace unet

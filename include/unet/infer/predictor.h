@@ -1,0 +1,127 @@
+// Inference: batched forward passes in evaluation mode, probabilities at the original image size.
+#pragma once
+
+#include "unet/data/dataset.h"
+#include "unet/infer/export.h"
+#include "unet/infer/tiled.h"
+#include "unet/model/checkpoint.h"
+#include "unet/model/geometry.h"
+#include "unet/model/unet.h"
+#include "unet/runtime/context.h"
+#include "unet/runtime/precision.h"
+
+#include <c10/core/Device.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+/// How a command predicts: batches, input mode, tiles, test-time augmentation, device paths.
+struct InferenceOptions {
+  /// Images per forward pass in resize mode.
+  int64_t batch_size = 8;
+  /// resize, tile, or auto: tiles when the model was trained on tiles or an image's size differs
+  /// from the training images'.
+  InputMode input_mode = InputMode::kAuto;
+  /// Tile (network input) side; 0: the model's training input size.
+  int64_t tile_size = 0;
+  /// Minimum overlap of output tiles, pixels.
+  int64_t tile_overlap = 0;
+  Blend blend = Blend::kGaussian;
+  /// Tiles per forward pass (bounds memory).
+  int64_t tile_batch = 4;
+  /// Average over the 8 flips and 90-degree rotations.
+  bool tta = false;
+  /// Channels-last (NHWC) weights and activations.
+  bool channels_last = true;
+  /// On CUDA: one CUDA graph per input shape, replayed.
+  bool graphs = true;
+  /// On CUDA: cuDNN's fused convolution-bias-ReLU and the fused bias + ReLU kernels.
+  bool fused = false;
+
+  /// Throws `OptionError` for out-of-range values.
+  void validate() const;
+};
+
+/// What `Predictor::run` hands over per batch: samples [first, first + n) of the input list.
+struct PredictedBatch {
+  size_t first = 0;
+  /// float32 [n, classes, output, output] on the CPU (undefined in tile mode).
+  at::Tensor logits;
+  /// int64 [n, output, output] when every sample of the batch has a mask, else undefined.
+  at::Tensor labels;
+  /// Softmax probabilities at each sample's original size: [classes, H, W].
+  std::vector<at::Tensor> probabilities;
+};
+
+/// Runs a trained U-Net (or an exported one) in evaluation mode (no dropout, no autograd) in batches.
+class Predictor {
+ public:
+  /// Moves `model` to `device` in evaluation mode; `channels_last` as `InferenceOptions::channels_last`.
+  Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last = true);
+  /// An exported module (`load_export`), already on its device; no CUDA graphs or fused kernels.
+  Predictor(const LoadedExport& module, c10::Device device, int64_t batch_size);
+
+  /// Logits (float32, CPU) for preprocessed inputs [B, C, input, input].
+  /// With `to_host` false: the logits stay on the device in the network's output type (for
+  /// callers that continue on the device, and for timing the device work alone).
+  at::Tensor forward(const at::Tensor& inputs, bool to_host = true);
+
+  /// Predict at native resolution with overlapping tiles (geometry's input side is the tile's)
+  /// instead of resizing.
+  void use_tiles(const TileOptions& options);
+
+  /// Autocast the forward passes to fp16 or bf16 (or allow TF32) as in training.
+  void use_precision(Precision precision) { precision_ = precision; }
+
+  /// On CUDA, capture the forward pass once per input shape as a CUDA graph and replay it (the
+  /// first batch of each shape runs eagerly); falls back to eager with a notice if capture fails.
+  void use_graphs(bool on) { graphs_ = on && device_.is_cuda(); }
+  /// On CUDA, the fused bias + ReLU kernels after the convolutions (see `UNetImpl::use_fused`).
+  void use_fused(bool on);
+  /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
+  void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
+
+  /// Preprocesses, predicts and resizes back every sample (or tiles it, see `use_tiles`), calling
+  /// `consume` once per batch; in tile mode each batch is one image and `logits` stays undefined.
+  void run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume);
+
+  /// Probabilities [classes, H, W] at each sample's original size.
+  std::vector<at::Tensor> predict(const std::vector<Sample>& samples);
+
+  const Geometry& geometry() const { return geometry_; }
+  const UNetOptions& model_options() const { return options_; }
+
+ private:
+  UNet model_{nullptr};
+  /// The exported module's forward pass, when there is no `model_`.
+  std::function<at::Tensor(const at::Tensor&)> module_forward_;
+  UNetOptions options_;
+  Geometry geometry_;
+  c10::Device device_;
+  int64_t batch_size_;
+  bool channels_last_;
+  std::optional<TileOptions> tiles_;
+  bool tta_ = false;
+  Precision precision_ = Precision::kFP32;
+  bool graphs_ = false;
+  struct CapturedForward;
+  /// One captured forward pass per input shape (shared: predictors are copied).
+  std::map<std::vector<int64_t>, std::shared_ptr<CapturedForward>> captured_;
+
+  at::Tensor eager_forward(const at::Tensor& x);
+  at::Tensor graph_forward(const at::Tensor& x, bool to_host);
+};
+
+/// A predictor with the weights of the checkpoint at `path` (whose header is `info`) on
+/// `context`'s device and precision, configured by `options` for `samples` (the auto input mode
+/// is decided here, from the checkpoint's training images and the samples' sizes).
+Predictor load_predictor(const std::string& path, const CheckpointInfo& info, const InferenceOptions& options,
+                         const RunContext& context, const std::vector<Sample>& samples);
+
+}  // namespace unet

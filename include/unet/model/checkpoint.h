@@ -1,0 +1,57 @@
+// Checkpoints: model, optimizer state, step, RNG state and configuration, written atomically.
+#pragma once
+
+#include "unet/model/geometry.h"
+#include "unet/model/unet.h"
+
+#include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <string>
+
+namespace unet {
+
+/// File name of the checkpoint inside a model directory.
+constexpr const char* kCheckpointFile = "checkpoint.pt";
+
+/// `model_dir`/checkpoint.pt
+std::string checkpoint_path(const std::string& model_dir);
+
+/// What a checkpoint says about itself (read without loading the weights).
+struct CheckpointInfo {
+  UNetOptions model;
+  /// Network input side the model was trained with (its geometry for evaluation and prediction).
+  int64_t input_size = 0;
+  /// Optimisation steps completed.
+  int64_t step = 0;
+  /// How the training images met the network (resize or tile).
+  InputMode input_mode = InputMode::kResize;
+  /// Side of the training images, pixels (0: not recorded): prediction predicts images of another
+  /// size by tiles.
+  int64_t image_height = 0, image_width = 0;
+  /// The training options as a JSON object text: a record of the run, for people and tools (unet
+  /// reads the typed fields above, not this).
+  std::string training_record = "{}";
+  /// The fp16 loss scaler's state (undefined when not scaling).
+  at::Tensor scaler_state;
+};
+
+/// Writes a checkpoint atomically (a temporary file renamed onto `path`), so that an interrupted
+/// write leaves the previous checkpoint intact. `optimizer` may be null (weights only).
+void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimizer* optimizer,
+                     const CheckpointInfo& info);
+
+/// Reads and checks a checkpoint's header; throws `unet::Error` naming the file when it is missing,
+/// truncated or not a unet checkpoint.
+CheckpointInfo read_checkpoint_info(const std::string& path);
+
+/// Restores weights (into a model of the checkpoint's architecture: throws `unet::Error` when
+/// `model`'s differs), the optimizer state when `optimizer` is given, and LibTorch's CPU random
+/// generator when `restore_rng` is set.
+CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::optim::Optimizer* optimizer,
+                               bool restore_rng);
+
+/// A model with the checkpoint's architecture and weights.
+UNet load_model(const std::string& path, const CheckpointInfo& info);
+
+}  // namespace unet

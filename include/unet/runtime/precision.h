@@ -1,0 +1,41 @@
+// Arithmetic precision: autocast to fp16/bf16 and the TF32 switches, scoped.
+#pragma once
+
+#include "unet/runtime/error.h"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace unet {
+
+/// fp32: strict float32 (TF32 off); tf32: float32 storage with TF32 Tensor Core convolutions and
+/// matrix products on GPUs that have them (plain fp32 on CPUs); fp16 and bf16: autocast mixed
+/// precision with float32 master weights, optimizer state and loss. Every precision runs on CPUs
+/// (fp16 and bf16 through CPU autocast, tf32 as fp32) and CUDA GPUs.
+enum class Precision { kFP32, kTF32, kFP16, kBF16 };
+/// "fp32", "tf32", "fp16" (alias "amp"), "bf16".
+const EnumNames<Precision>& precision_names();
+/// Throws `OptionError` (field "precision") for other names.
+Precision parse_precision(const std::string& text);
+std::string to_string(Precision precision);
+
+/// Within its scope, operations on `device` run in `precision` (autocast for fp16 and bf16), and
+/// TF32 is allowed exactly when `precision` is tf32. Restores the previous state on exit.
+class PrecisionScope {
+ public:
+  PrecisionScope(const c10::Device& device, Precision precision);
+  ~PrecisionScope();
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  c10::DeviceType device_type_;
+  bool was_enabled_;
+  at::ScalarType old_dtype_;
+  bool autocast_;
+  bool was_caching_ = true;
+};
+
+}  // namespace unet

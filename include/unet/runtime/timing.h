@@ -1,0 +1,56 @@
+// Timing device work: latency statistics for benchmarks and a stopwatch that waits for the device.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace unet {
+
+struct LatencyStats {
+  int64_t batch_size = 0;
+  int64_t steps = 0;
+  double images_per_second = 0.0;
+  /// Per-batch latency, milliseconds.
+  double mean_ms = 0.0;
+  double p50_ms = 0.0;
+  double p90_ms = 0.0;
+  double p95_ms = 0.0;
+  double p99_ms = 0.0;
+};
+
+/// Statistics of per-batch durations (seconds): images/s = batch / mean; percentiles by the
+/// nearest-rank method (the smallest sample with at least q of the samples at or below it).
+LatencyStats summarize_latencies(std::vector<double> seconds, int64_t batch_size);
+
+/// Runs `run` `warmup` times untimed, then `steps` times, each timed to the end of its device work.
+std::vector<double> time_steps(int64_t warmup, int64_t steps, const c10::Device& device, const std::function<void()>& run);
+
+/// Seconds on the steady clock.
+double steady_seconds();
+
+/// Accumulates the wall-clock time of device work over start/stop intervals. `start` and `stop`
+/// wait for the device first (`synchronize`), so that work queued asynchronously (CUDA launches,
+/// graph replays) is counted in the interval that queued it, not in the next one.
+class DeviceStopwatch {
+ public:
+  explicit DeviceStopwatch(std::function<void()> synchronize, std::function<double()> clock = steady_seconds);
+  /// A stopwatch for `device` (synchronises CUDA devices; nothing to wait for on CPUs).
+  explicit DeviceStopwatch(const c10::Device& device);
+
+  void start();
+  void stop();
+  bool running() const { return running_; }
+  /// Total of the finished intervals.
+  double seconds() const { return total_; }
+
+ private:
+  std::function<void()> synchronize_;
+  std::function<double()> clock_;
+  bool running_ = false;
+  double started_ = 0.0, total_ = 0.0;
+};
+
+}  // namespace unet

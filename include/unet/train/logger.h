@@ -1,0 +1,49 @@
+// Run logging: a progress bar on terminals, plain lines otherwise, and JSON lines in --log-dir.
+#pragma once
+
+#include "unet/eval/metrics.h"
+#include "unet/train/tensorboard.h"
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+
+namespace unet {
+
+class RunLogger {
+ public:
+  /// `log_dir` empty: no files; otherwise `log_dir`/log.jsonl is appended to (a resumed run
+  /// continues the same file) and the scalars go to a TensorBoard event file there too.
+  /// `enabled` false silences everything (ranks other than 0).
+  RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet);
+  ~RunLogger();
+
+  /// A logged training step: losses (fp32 values read from the device only now), throughput.
+  /// `learning_rate` is the rate of the latest update; `loss_scale` 0: no loss scaling (its
+  /// fields are then left out).
+  void train_step(int64_t step, double cross_entropy, double dice_loss, double images_per_second,
+                  double learning_rate, double loss_scale = 0.0, int64_t skipped_steps = 0);
+  void evaluation(int64_t step, const Metrics& metrics);
+  /// A free-form record, e.g. {"type": "summary", ...}; `json` must be an object text.
+  void record(const std::string& json);
+  /// A line for the user, printed above the progress bar.
+  void message(const std::string& text);
+
+ private:
+  void clear_bar();
+  bool enabled_;
+  bool quiet_;
+  bool tty_;
+  bool bar_shown_ = false;
+  int64_t total_steps_;
+  std::ofstream jsonl_;
+  std::unique_ptr<EventWriter> events_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// "1h02m", "3m20s", "12s".
+std::string format_duration(double seconds);
+
+}  // namespace unet

@@ -1,0 +1,71 @@
+// What a training run does: the optimisation, its schedule and data, and what it writes where.
+#pragma once
+
+#include "unet/data/augment.h"
+#include "unet/data/loader.h"
+#include "unet/data/weight_map.h"
+#include "unet/model/geometry.h"
+#include "unet/runtime/context.h"
+#include "unet/train/optimizer.h"
+
+#include <cstdint>
+#include <string>
+
+namespace unet {
+
+/// The training options, with the reference's defaults (batch 8, Adam 1e-4, L2 5e-4, 6,400
+/// steps). Where and in which precision the run happens is the `RunContext`'s.
+struct TrainOptions {
+  /// Images per step and process.
+  int64_t batch_size = 8;
+  double learning_rate = 1e-4;
+  /// L2 penalty 0.5 * weight_decay * |w|^2 on every weight and bias (added to the gradient).
+  double weight_decay = 5e-4;
+  int64_t max_steps = 6400;
+  /// Learning-rate warm-up and decay (constant, the reference's, by default).
+  LrSchedule schedule;
+  /// Losses are read from the device and logged every `log_every` steps.
+  int64_t log_every = 100;
+  /// Evaluate on the held-out fold every N steps (0: only at the end).
+  int64_t evaluate_every = 0;
+  /// Write a checkpoint every N steps (0: only at the end).
+  int64_t checkpoint_every = 500;
+  /// Steps left out of the reported throughput (start-up, cuDNN autotuning, graph capture).
+  int64_t warmup_steps = 200;
+  uint64_t seed = 0;
+  /// Flips, crop-and-resize, brightness and elastic warps (`augment_options`).
+  bool augment = false;
+  AugmentOptions augment_options;
+  /// The U-Net paper's weighted cross-entropy: a weight map per training label (class balance
+  /// plus w0 * exp(-(d1 + d2)^2 / 2 sigma^2) between cells), computed once when training starts.
+  bool border_weights = false;
+  WeightMapOptions weight_map;
+  /// Continue from model_dir's checkpoint (step, weights, optimizer and RNG state).
+  bool resume = false;
+  /// Allow starting a fresh run in a model_dir that already holds a checkpoint (replacing it).
+  bool overwrite = false;
+  /// Where the checkpoint goes (empty: nowhere) and the logs (empty: none).
+  std::string model_dir;
+  std::string log_dir;
+  /// Network input side (572 for the reference).
+  int64_t input_size = 572;
+  /// `resize` (the reference) or `tile` (native-resolution random crops; evaluation by tiles).
+  InputMode input_mode = InputMode::kResize;
+  /// Channels-last (NHWC) weights and activations: faster convolutions on CPUs and GPUs.
+  bool channels_last = true;
+  /// On CUDA: capture the whole training step (forward, loss, backward, loss-scale check, Adam)
+  /// as a CUDA graph after `graph_warmup` eager steps and replay it (the reference's XLA).
+  /// Unavailable in data-parallel runs (eager with a notice). CPUs never use graphs.
+  bool graphs = true;
+  int64_t graph_warmup = 3;
+  /// On CUDA: the fused kernels (bias + ReLU after every convolution, the loss in one kernel each
+  /// way) instead of the plain LibTorch path.
+  bool fused = false;
+
+  /// Throws `OptionError` naming the first field that is out of range.
+  void validate() const;
+  /// The batch loader's options for this run on `context`, starting at `start_step`.
+  LoaderOptions loader_options(const RunContext& context, int64_t start_step = 0) const;
+};
+
+}  // namespace unet

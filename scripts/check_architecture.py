@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Checks unet's one-way architecture: every #include goes from a part to itself or to a part
+below it, as the unet_part(... DEPENDS ...) calls of the top-level CMakeLists.txt declare.
+
+    scripts/check_architecture.py [ROOT]      # prints each wrong arrow; exit 1 if there is one
+    scripts/check_architecture.py --self-test # proves that a planted wrong arrow is found
+
+Parts own include/unet/<part>/ (public headers, "unet/<part>/x.h") and src/<part>/ (sources and
+private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links;
+tools/ (the CLI) and tests/ sit on top and may include any part. The build enforces the same
+arrows for public headers (each part's include folder is staged alone); this script also covers
+the private headers and reports every wrong arrow at once."""
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+
+
+def declared_parts(root):
+    """{part: set of direct dependencies} from the unet_part() calls and unet_cuda's link."""
+    text = (root / "CMakeLists.txt").read_text()
+    parts = {}
+    for m in re.finditer(r"unet_part\((\w+)((?:\s+DEPENDS(?:\s+\w+)+)?)\s+SOURCES", text):
+        deps = m.group(2).split()[1:] if m.group(2).strip() else []
+        parts[m.group(1)] = set(deps)
+    if re.search(r"target_link_libraries\(unet_model PRIVATE unet_cuda\)", text):
+        parts["cuda"] = set()
+        parts.setdefault("model", set()).add("cuda")
+    return parts
+
+
+def closure(parts):
+    """{part: every part below it}; raises ValueError on a cycle."""
+    below = {}
+
+    def visit(part, path):
+        if part in path:
+            raise ValueError("dependency cycle: " + " -> ".join(path + [part]))
+        if part not in below:
+            found = set()
+            for dep in parts.get(part, ()):
+                if dep not in parts:
+                    raise ValueError(f"unet_{part} depends on unknown part '{dep}'")
+                found |= {dep} | visit(dep, path + [part])
+            below[part] = found
+        return below[part]
+
+    for part in parts:
+        visit(part, [])
+    return below
+
+
+def owner(path, root, parts):
+    rel = path.relative_to(root).parts
+    if rel[0] == "include" and len(rel) > 3 and rel[1] == "unet" and rel[2] in parts:
+        return rel[2]
+    if rel[0] == "src" and len(rel) > 2 and rel[1] in parts:
+        return rel[1]
+    if rel[0] in ("tools", "tests", "examples"):
+        return rel[0]
+    return None
+
+
+def target(name, parts):
+    """The part whose header `name` is, or None for system and third-party headers."""
+    pieces = name.split("/")
+    if pieces[0] == "unet" and len(pieces) == 3 and pieces[1] in parts:
+        return pieces[1]
+    if pieces[0] == "unet" and len(pieces) == 2:
+        return "?flat"
+    if len(pieces) == 2 and pieces[0] in parts:
+        return pieces[0]
+    return None
+
+
+def check(root):
+    root = Path(root)
+    parts = declared_parts(root)
+    try:
+        below = closure(parts)
+    except ValueError as e:
+        return [str(e)]
+    problems = []
+    files = [p for d in ("include", "src", "tools", "tests", "examples") if (root / d).is_dir()
+             for p in (root / d).rglob("*") if p.suffix in (".h", ".hpp", ".cpp", ".cu", ".cuh")]
+    for path in sorted(files):
+        source = owner(path, root, parts)
+        if source is None:
+            if path.relative_to(root).parts[0] in ("include", "src") and path.name != "pch.h":
+                problems.append(f"{path.relative_to(root)}: belongs to no part")
+            continue
+        for name in INCLUDE.findall(path.read_text(errors="replace")):
+            dest = target(name, parts)
+            if dest is None or dest == source:
+                continue
+            where = f"{path.relative_to(root)}: #include \"{name}\""
+            if dest == "?flat":
+                problems.append(f"{where}: unet/ headers live in a part's folder (unet/<part>/)")
+            elif source == "examples" and name.split("/")[0] != "unet":
+                problems.append(f"{where}: an outside program sees installed public headers only")
+            elif source in ("tools", "tests", "examples"):
+                continue
+            elif dest not in below[source]:
+                problems.append(f"{where}: unet_{source} may not use unet_{dest} "
+                                f"(it uses {', '.join(sorted(below[source])) or 'no other part'})")
+    return problems
+
+
+def self_test():
+    """A copy of the tree with one planted wrong arrow must fail, the unchanged copy pass."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "unet"
+        for d in ("include", "src", "tools"):
+            shutil.copytree(root / d, copy / d)
+        shutil.copy(root / "CMakeLists.txt", copy)
+        clean = check(copy)
+        header = copy / "include/unet/model/unet.h"
+        header.write_text('#include "unet/train/trainer.h"\n' + header.read_text())
+        private = copy / "src/data/loader.cpp"
+        private.write_text('#include "eval/json.h"\n' + private.read_text())
+        planted = check(copy)
+    ok = not clean and len(planted) == 2 and "unet_model may not use unet_train" in planted[0] + planted[1]
+    print("self-test:", "passed" if ok else f"FAILED (clean: {clean}, planted: {planted})")
+    return 0 if ok else 1
+
+
+def main(argv):
+    if argv[1:] == ["--self-test"]:
+        return self_test()
+    root = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent.parent
+    problems = check(root)
+    for p in problems:
+        print(p)
+    parts = declared_parts(root)
+    print(f"{len(problems)} wrong arrow(s) among the includes of {len(parts)} parts" if problems else
+          f"one-way: every #include of the {len(parts)} parts points to its own part or one below it")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,20 @@
+// JSON forms of the evaluation part's types (private to the build: nlohmann stays out of public headers).
+#pragma once
+
+#include "unet/eval/metrics.h"
+
+#include <nlohmann/json.hpp>
+
+namespace unet {
+
+/// The keys of log.jsonl's "eval" records, eval_results.json and cv_results.json.
+inline void to_json(nlohmann::json& j, const Metrics& m) {
+  j = {{"dice_score", m.dice_score},          {"cross_entropy", m.cross_entropy},
+       {"membrane_dice", m.membrane_dice},    {"membrane_iou", m.membrane_iou},
+       {"pixel_error", m.pixel_error},        {"v_rand", m.v_rand},
+       {"v_info", m.v_info},                  {"v_rand_best", m.v_rand_best},
+       {"v_rand_threshold", m.v_rand_threshold}, {"v_info_best", m.v_info_best},
+       {"v_info_threshold", m.v_info_threshold}, {"images", m.images}};
+}
+
+}  // namespace unet

@@ -1,0 +1,21 @@
+// Evaluation of a predictor: network-size terms per batch, original-size terms per image.
+#include "unet/infer/evaluate.h"
+
+namespace unet {
+
+MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples) {
+  MetricAccumulator acc;
+  predictor.run(samples, [&](const PredictedBatch& batch) {
+    if (batch.logits.defined()) acc.add_network_output(batch.logits, batch.labels);
+    for (size_t i = 0; i < batch.probabilities.size(); ++i) {
+      const at::Tensor& mask = samples[batch.first + i].mask;
+      if (!batch.logits.defined()) acc.add_probabilities(batch.probabilities[i], mask);
+      acc.add_original(batch.probabilities[i], mask);
+    }
+  });
+  return acc;
+}
+
+Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples) { return accumulate(predictor, samples).result(); }
+
+}  // namespace unet

@@ -1,0 +1,50 @@
+// UNetOptions: validation by field, description, and the JSON form stored in checkpoints.
+#include "unet/model/unet.h"
+
+#include "model/json.h"
+
+namespace unet {
+
+const EnumNames<Padding>& padding_names() {
+  static const EnumNames<Padding> names = {{"valid", Padding::kValid}, {"same", Padding::kSame}};
+  return names;
+}
+
+std::string to_string(Padding padding) { return name_of(padding_names(), padding); }
+
+Padding parse_padding(const std::string& text) { return parse_name(padding_names(), "padding", text); }
+
+void UNetOptions::validate() const {
+  require_option(in_channels() >= 1, "in_channels", "must be at least 1", in_channels());
+  require_option(classes() >= 2, "classes", "must be at least 2", classes());
+  require_option(depth() >= 1 && depth() <= 8, "depth", "must be between 1 and 8", depth());
+  require_option(filters() >= 1 && (filters() << depth()) <= (int64_t{1} << 20), "filters",
+                 "must be at least 1 and filters * 2^depth at most 2^20", filters());
+  require_option(up_kernel() == 2 || up_kernel() == 3, "up_kernel", "must be 2 or 3", up_kernel());
+  require_option(dropout() >= 0.0 && dropout() < 1.0, "dropout", "must be in [0, 1)", dropout());
+}
+
+bool UNetOptions::operator==(const UNetOptions& o) const {
+  return in_channels() == o.in_channels() && classes() == o.classes() && depth() == o.depth() &&
+         filters() == o.filters() && padding() == o.padding() && up_kernel() == o.up_kernel() &&
+         dropout() == o.dropout();
+}
+
+std::string UNetOptions::describe() const {
+  return "depth " + std::to_string(depth()) + ", filters " + std::to_string(filters()) + ", " +
+         to_string(padding()) + " padding, " + std::to_string(up_kernel()) + "x" +
+         std::to_string(up_kernel()) + " up-sampling, " + std::to_string(in_channels()) + " -> " +
+         std::to_string(classes()) + " channels";
+}
+
+std::string to_json(const UNetOptions& o) { return nlohmann::json(o).dump(); }
+
+UNetOptions unet_options_from_json(const std::string& text) {
+  try {
+    return nlohmann::json::parse(text).get<UNetOptions>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("malformed model configuration: ") + e.what());
+  }
+}
+
+}  // namespace unet

@@ -1,0 +1,33 @@
+// Option errors: one sentence per bad value, naming the field so that front ends can name their flag.
+#include "unet/runtime/error.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace unet {
+
+void require_option(bool ok, const std::string& field, const std::string& requirement, const std::string& value) {
+  if (!ok) throw OptionError(field, " " + requirement + " (got " + value + ")");
+}
+
+void require_option(bool ok, const std::string& field, const std::string& requirement, double value) {
+  if (ok) return;
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  require_option(false, field, requirement, std::string(text));
+}
+
+void require_option(bool ok, const std::string& field, const std::string& requirement, int64_t value) {
+  if (!ok) require_option(false, field, requirement, std::to_string(value));
+}
+
+std::string one_of(const std::vector<std::string>& choices) {
+  std::string out;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (i > 0) out += i + 1 == choices.size() ? " or " : ", ";
+    out += choices[i];
+  }
+  return out;
+}
+
+}  // namespace unet

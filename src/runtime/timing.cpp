@@ -1,0 +1,70 @@
+// Latency percentiles, timed steps and the synchronising stopwatch.
+#include "unet/runtime/timing.h"
+
+#include "unet/runtime/device.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+namespace unet {
+
+LatencyStats summarize_latencies(std::vector<double> seconds, int64_t batch_size) {
+  LatencyStats s;
+  s.batch_size = batch_size;
+  s.steps = static_cast<int64_t>(seconds.size());
+  if (seconds.empty()) return s;
+  std::sort(seconds.begin(), seconds.end());
+  const double mean = std::accumulate(seconds.begin(), seconds.end(), 0.0) / static_cast<double>(seconds.size());
+  auto percentile = [&](double q) {
+    const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(seconds.size())));
+    return 1e3 * seconds[std::min(seconds.size(), std::max<size_t>(rank, 1)) - 1];
+  };
+  s.mean_ms = 1e3 * mean;
+  s.p50_ms = percentile(0.50);
+  s.p90_ms = percentile(0.90);
+  s.p95_ms = percentile(0.95);
+  s.p99_ms = percentile(0.99);
+  s.images_per_second = mean > 0 ? static_cast<double>(batch_size) / mean : 0.0;
+  return s;
+}
+
+std::vector<double> time_steps(int64_t warmup, int64_t steps, const c10::Device& device, const std::function<void()>& run) {
+  for (int64_t i = 0; i < warmup; ++i) run();
+  synchronize(device);
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < steps; ++i) {
+    const double t0 = steady_seconds();
+    run();
+    synchronize(device);
+    seconds.push_back(steady_seconds() - t0);
+  }
+  return seconds;
+}
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+DeviceStopwatch::DeviceStopwatch(std::function<void()> synchronize, std::function<double()> clock)
+    : synchronize_(std::move(synchronize)), clock_(std::move(clock)) {}
+
+DeviceStopwatch::DeviceStopwatch(const c10::Device& device)
+    : DeviceStopwatch([device] { synchronize(device); }) {}
+
+void DeviceStopwatch::start() {
+  if (running_) return;
+  synchronize_();
+  started_ = clock_();
+  running_ = true;
+}
+
+void DeviceStopwatch::stop() {
+  if (!running_) return;
+  synchronize_();
+  total_ += clock_() - started_;
+  running_ = false;
+}
+
+}  // namespace unet

@@ -1,0 +1,38 @@
+// JSON forms of the training part's types (private to the build: nlohmann stays out of public headers).
+#pragma once
+
+#include "unet/runtime/context.h"
+#include "unet/train/options.h"
+
+#include <nlohmann/json.hpp>
+
+namespace unet {
+
+/// The record of a run's training options (log.jsonl's "config" record, the checkpoint's
+/// training record, cv_results.json), with the context's precision, device and world size and the
+/// device paths as they were used (graphs and fused kernels only on CUDA).
+inline nlohmann::json training_record(const TrainOptions& t, const RunContext& c) {
+  return {{"batch_size", t.batch_size},
+          {"learning_rate", t.learning_rate},
+          {"weight_decay", t.weight_decay},
+          {"max_steps", t.max_steps},
+          {"seed", t.seed},
+          {"augment", t.augment},
+          {"elastic", t.augment_options.elastic},
+          {"precision", to_string(c.precision)},
+          {"input_mode", to_string(t.input_mode)},
+          {"input_size", t.input_size},
+          {"world_size", c.world_size()},
+          {"device", c.device.str()},
+          {"channels_last", t.channels_last},
+          {"lr_schedule", t.schedule.to_string()},
+          {"fused", t.fused && c.device.is_cuda()},
+          {"border_weights", t.border_weights},
+          {"border_w0", t.weight_map.w0},
+          {"border_sigma", t.weight_map.sigma},
+          {"graphs", t.graphs && c.device.is_cuda()},
+          {"lr_warmup_steps", t.schedule.warmup_steps},
+          {"final_lr_factor", t.schedule.final_factor}};
+}
+
+}  // namespace unet

@@ -1,0 +1,37 @@
+// Range checks of the training options and the loader options they imply.
+#include "unet/train/options.h"
+
+#include <cmath>
+
+namespace unet {
+
+void TrainOptions::validate() const {
+  require_option(batch_size >= 1, "batch_size", "must be at least 1", batch_size);
+  require_option(learning_rate > 0.0 && std::isfinite(learning_rate), "learning_rate", "must be positive and finite", learning_rate);
+  require_option(weight_decay >= 0.0 && std::isfinite(weight_decay), "weight_decay", "must not be negative", weight_decay);
+  require_option(max_steps >= 0, "max_steps", "must not be negative", max_steps);
+  require_option(log_every >= 1, "log_every", "must be at least 1", log_every);
+  require_option(evaluate_every >= 0, "evaluate_every", "must not be negative", evaluate_every);
+  require_option(checkpoint_every >= 0, "checkpoint_every", "must not be negative", checkpoint_every);
+  require_option(warmup_steps >= 0, "warmup_steps", "must not be negative", warmup_steps);
+  require_option(input_mode != InputMode::kAuto, "input_mode", "must be resize or tile for training", to_string(input_mode));
+  require_option(graph_warmup >= 1, "graph_warmup", "must be at least 1", graph_warmup);
+  schedule.validate();
+  if (border_weights) weight_map.validate();
+}
+
+LoaderOptions TrainOptions::loader_options(const RunContext& context, int64_t start_step) const {
+  LoaderOptions l;
+  l.batch_size = batch_size;
+  l.seed = seed;
+  l.augment = augment;
+  l.augment_options = augment_options;
+  l.threads = context.loader_threads;
+  l.pin_memory = context.device.is_cuda();
+  l.start_step = start_step;
+  l.rank = context.rank();
+  l.world_size = context.world_size();
+  return l;
+}
+
+}  // namespace unet

@@ -1,0 +1,65 @@
+// Typed command-line options: flags bound straight into the library's option fields, strings
+// turned into enumerations and switches at parse time, and the one map from a library field to
+// the flag that sets it (how a library error about a field reaches the user).
+#pragma once
+
+#include "unet/runtime/error.h"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace unet::cli {
+
+/// Records that `flag` ("--batch-size") sets the library field `field` ("batch_size").
+void name_field(const std::string& field, const std::string& flag);
+/// The flag that sets `field`, or `field` itself when no flag does.
+std::string flag_for(const std::string& field);
+/// An `OptionError` in the command line's words: "--batch-size must be at least 1 (got 0)".
+std::string describe(const OptionError& error);
+
+/// A value option (number or text) bound to `value`, the library field `field`. Numbers are
+/// type-checked by CLI11 at parse time; their ranges by the library's `validate()`, which every
+/// command calls as soon as parsing completes.
+template <typename T>
+CLI::Option* add_value(CLI::App& app, const std::string& names, const std::string& field, T& value,
+                       const std::string& help) {
+  CLI::Option* option = app.add_option(names, value, help)->capture_default_str();
+  name_field(field, option->get_name());
+  return option;
+}
+
+/// The transformer that maps a name of `names` to its value at parse time; other names are an
+/// `OptionError` for `field` ("--precision: expected fp32, tf32, fp16 or bf16, got 'fp8'").
+template <typename E>
+CLI::Validator choice_transform(const EnumNames<E>& names, const std::string& field) {
+  std::string description;
+  for (const auto& n : names)
+    if (n.canonical) description += (description.empty() ? "" : "|") + n.name;
+  return CLI::Validator(
+      [names, field](std::string& text) {
+        text = std::to_string(static_cast<int>(parse_name(names, field, text)));
+        return std::string();
+      },
+      description);
+}
+
+/// An option that takes one of `names`, bound to the enumeration `value` (the library field `field`).
+template <typename E>
+CLI::Option* add_choice(CLI::App& app, const std::string& names_text, const std::string& field, E& value,
+                        const EnumNames<E>& names, const std::string& help) {
+  CLI::Option* option = app.add_option(names_text, value, help)->transform(choice_transform(names, field));
+  option->default_str(name_of(names, value));
+  name_field(field, option->get_name());
+  return option;
+}
+
+/// An on/off setting, in the one style of every switch: `--name` or `--name on` turns it on,
+/// `--name off` or `--no-name` off (`aliases` name the same option, e.g. "--resume_training";
+/// `also_on` lists more words for on, e.g. "auto" for --graphs). Other values are an `OptionError`.
+CLI::Option* add_switch(CLI::App& app, const std::string& name, const std::string& field, bool& value,
+                        const std::string& help, const std::vector<std::string>& aliases = {},
+                        const std::vector<std::string>& also_on = {});
+
+}  // namespace unet::cli
