@@ -191,6 +191,28 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   EXPECT_EQ(read_file(model + "/predictions/test-masks.tif"), predictions);
 }
 
+TEST(Cli, OptionValuesAreCheckedAtParseTimeAndNamedByTheirFlags) {
+  TempDir dir;
+  const std::string fresh = dir.file("fresh");
+  const std::string train = "train --model-dir " + fresh + kSmallNet + "--max-steps 1 ";
+  // Library fields reach the user as the flags that set them, before anything is read or written.
+  expect_clear_error(train + "--lr-warmup-steps -1", "--lr-warmup-steps must not be negative (got -1)");
+  expect_clear_error(train + "--border-weights --border-sigma 0", "--border-sigma must be positive (got 0)");
+  expect_clear_error(train + "--up-kernel 4", "--up-kernel must be 2 or 3 (got 4)");
+  expect_clear_error(train + "--checkpoint-every -5", "--checkpoint-every must not be negative (got -5)");
+  expect_clear_error(train + "--learning-rate inf", "--learning-rate must be positive and finite (got inf)");
+  expect_clear_error(train + "--augment maybe", "--augment: expected on or off, got 'maybe'");
+  expect_clear_error(train + "--device gpu", "--device: 'gpu' is not a device");
+  expect_clear_error("predict --input " + dir.file("x.png") + " --model-dir " + fresh + " --tile-batch 0",
+                     "--tile-batch must be at least 1 (got 0)");
+  // Every switch takes the one style: --x, --x on|off, --x=on|off, --no-x (and the reference's aliases).
+  for (const std::string forms : {"--augment", "--augment off", "--no-augment", "--augment=on", "--channels-last off",
+                                  "--no-channels-last", "--graphs auto", "--graphs=off", "--xla", "--fused off",
+                                  "--amp", "--use_amp", "--elastic off", "--deterministic", "--resume_training"})
+    expect_clear_error(train + forms + " --batch-size 0", "--batch-size must be at least 1 (got 0)");
+  EXPECT_FALSE(fs::exists(fresh));
+}
+
 TEST(Cli, RgbImagesWithThreeClassesEndToEnd) {
   TempDir dir;
   for (const std::string sub : {"images", "masks", "test"}) fs::create_directories(dir.file("data/" + sub));

@@ -21,7 +21,15 @@ std::string flag_for(const std::string& field) {
   return it == field_flags().end() ? field : it->second;
 }
 
-std::string describe(const OptionError& error) { return flag_for(error.field()) + error.problem(); }
+std::string describe(const OptionError& error) {
+  std::string problem = error.problem();
+  for (size_t open; (open = problem.find('{')) != std::string::npos;) {
+    const size_t close = problem.find('}', open);
+    if (close == std::string::npos) break;
+    problem.replace(open, close - open + 1, flag_for(problem.substr(open + 1, close - open - 1)));
+  }
+  return (error.field().empty() ? "" : flag_for(error.field())) + problem;
+}
 
 CLI::Option* add_switch(CLI::App& app, const std::string& name, const std::string& field, bool& value,
                         const std::string& help, const std::vector<std::string>& aliases,

@@ -60,8 +60,9 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
             "Linear learning-rate warm-up over the first N steps");
   add_value(app, "--final-lr-factor", "schedule.final_factor", train.schedule.final_factor,
             "Cosine schedule: final rate as a fraction of --learning-rate");
-  app.add_flag("--resume,--resume_training", train.resume, "Continue from the checkpoint in --model-dir");
-  app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced)");
+  name_field("resume", app.add_flag("--resume,--resume_training", train.resume, "Continue from the checkpoint in --model-dir")->get_name());
+  name_field("overwrite",
+             app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced)")->get_name());
   add_device_paths(app, train.channels_last, train.graphs, train.fused);
 }
 

@@ -65,7 +65,7 @@ Distributed::Distributed(const DistEnv& env, c10::Device device, std::chrono::mi
       nccl->timeout = timeout;
       impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env_.rank, env_.world_size, nccl);
 #else
-      throw Error("this build has no NCCL support; train on --device cpu or rebuild with NCCL headers");
+      throw OptionError("device", ": this build has no NCCL support; train on {device} cpu or rebuild with NCCL headers");
 #endif
     } else {
       auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);

@@ -24,6 +24,32 @@ std::string lower(std::string s) {
   return s;
 }
 
+/// The CPU operators that no other operator on the same thread encloses (they nest: conv2d >
+/// convolution > mkldnn_convolution), so that their times add up to the busy time.
+std::vector<const torch::autograd::profiler::KinetoEvent*> top_level_operators(
+    const std::vector<torch::autograd::profiler::KinetoEvent>& events) {
+  std::vector<const torch::autograd::profiler::KinetoEvent*> ops, top;
+  for (const auto& e : events)
+    if (e.deviceType() == c10::DeviceType::CPU && e.durationNs() > 0) ops.push_back(&e);
+  std::sort(ops.begin(), ops.end(), [](auto* a, auto* b) {
+    return a->startThreadId() != b->startThreadId() ? a->startThreadId() < b->startThreadId()
+           : a->startNs() != b->startNs()           ? a->startNs() < b->startNs()
+                                                    : a->durationNs() > b->durationNs();
+  });
+  uint64_t thread = ~0ull, open_end = 0;
+  for (const auto* e : ops) {
+    if (e->startThreadId() != thread) {
+      thread = e->startThreadId();
+      open_end = 0;
+    }
+    if (e->startNs() >= open_end) {
+      top.push_back(e);
+      open_end = e->endNs();
+    }
+  }
+  return top;
+}
+
 }  // namespace
 
 std::string kernel_group(const std::string& raw) {
@@ -68,39 +94,18 @@ StepProfile profile_steps(const std::function<void()>& step, int steps, const c1
   p.steps = steps;
   p.wall_ms_per_step = wall / steps;
   std::unordered_map<std::string, ProfiledKernel> by_name;
-  auto add = [&](const std::string& name, const std::string& group, double ms) {
+  const auto add = [&](const std::string& name, const std::string& group, double ms) {
     auto& k = by_name[name];
     k.name = name;
     k.group = group;
     k.calls += 1;
     k.ms_per_step += ms / steps;
   };
-  const auto& events = result->events();
   if (device.is_cuda()) {
-    for (const auto& e : events)
+    for (const auto& e : result->events())
       if (e.deviceType() == c10::DeviceType::CUDA && e.durationNs() > 0) add(e.name(), kernel_group(e.name()), e.durationNs() * 1e-6);
   } else {
-    // Operators nest (conv2d > convolution > mkldnn_convolution): count only those that no other
-    // operator on the same thread encloses.
-    std::vector<const prof::KinetoEvent*> ops;
-    for (const auto& e : events)
-      if (e.deviceType() == c10::DeviceType::CPU && e.durationNs() > 0) ops.push_back(&e);
-    std::sort(ops.begin(), ops.end(), [](auto* a, auto* b) {
-      return a->startThreadId() != b->startThreadId() ? a->startThreadId() < b->startThreadId()
-             : a->startNs() != b->startNs()           ? a->startNs() < b->startNs()
-                                                      : a->durationNs() > b->durationNs();
-    });
-    uint64_t thread = ~0ull, open_end = 0;
-    for (const auto* e : ops) {
-      if (e->startThreadId() != thread) {
-        thread = e->startThreadId();
-        open_end = 0;
-      }
-      if (e->startNs() >= open_end) {
-        add(e->name(), e->name(), e->durationNs() * 1e-6);
-        open_end = e->endNs();
-      }
-    }
+    for (const auto* e : top_level_operators(result->events())) add(e->name(), e->name(), e->durationNs() * 1e-6);
   }
   for (auto& [name, k] : by_name) {
     k.calls /= steps;

@@ -151,7 +151,7 @@ void prepare_model_dir(const TrainOptions& options, const RunContext& context) {
   ensure_writable_directory(options.model_dir, "model");
   const std::string ckpt = checkpoint_path(options.model_dir);
   if (context.leader() && fs::exists(ckpt) && !options.resume && !options.overwrite)
-    fail_file(ckpt, "a checkpoint is already there; pass --resume to continue it or --overwrite to start over");
+    throw OptionError("", ckpt + ": a checkpoint is already there; pass {resume} to continue it or {overwrite} to start over");
 }
 
 TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sample>& eval) {

@@ -24,13 +24,26 @@ class Error : public std::runtime_error {
 /// ("batch_size", "schedule.warmup_steps"), `problem` the rest of the sentence, starting with a
 /// space or a colon (" must be at least 1 (got 0)", ": expected on or off, got 'yes'"), so that
 /// a front end can put its own name for the field in front: the command line maps fields to its
-/// flags in one place and prints "--batch-size must be at least 1 (got 0)".
+/// flags in one place and prints "--batch-size must be at least 1 (got 0)". Other fields that the
+/// problem mentions are written in braces ("pass {resume} to continue it"); `what()` shows their
+/// plain names, a front end its own. An empty `field`: the problem is the whole sentence.
 class OptionError : public Error {
  public:
   OptionError(std::string field, std::string problem)
-      : Error(field + problem), field_(std::move(field)), problem_(std::move(problem)) {}
+      : Error(field + without_braces(problem)), field_(std::move(field)), problem_(std::move(problem)) {}
   const std::string& field() const noexcept { return field_; }
   const std::string& problem() const noexcept { return problem_; }
+
+  /// `text` with "{field}" written as "field".
+  static std::string without_braces(std::string text) {
+    for (size_t open; (open = text.find('{')) != std::string::npos;) {
+      const size_t close = text.find('}', open);
+      if (close == std::string::npos) break;
+      text.erase(close, 1);
+      text.erase(open, 1);
+    }
+    return text;
+  }
 
  private:
   std::string field_, problem_;

@@ -1,0 +1,70 @@
+// Tests of the runtime part: the synchronising stopwatch, option errors by field, enumeration names.
+#include "test_support.h"
+
+#include "unet/model/unet.h"
+#include "unet/runtime/error.h"
+#include "unet/runtime/precision.h"
+#include "unet/runtime/timing.h"
+#include "unet/train/options.h"
+
+using namespace unet;
+
+TEST(Runtime, StopwatchCountsQueuedDeviceWorkInTheIntervalThatQueuedIt) {
+  // A fake device: launching work queues it without advancing the clock; synchronising waits for it.
+  double now = 0.0, queued = 0.0;
+  DeviceStopwatch watch([&] { now += queued, queued = 0.0; }, [&] { return now; });
+  queued = 2.0;  // warm-up work launched before timing starts: not counted
+  watch.start();
+  queued += 3.0;  // two timed steps, launched asynchronously
+  now += 0.5;     // the host's own time between the launches
+  queued += 4.0;
+  watch.stop();
+  EXPECT_DOUBLE_EQ(watch.seconds(), 7.5);
+  queued = 10.0;  // an evaluation between intervals: not counted
+  now += 1.0;
+  watch.start();
+  queued += 1.0;
+  watch.stop();
+  EXPECT_DOUBLE_EQ(watch.seconds(), 8.5);
+  EXPECT_FALSE(watch.running());
+}
+
+TEST(Runtime, OptionErrorsNameTheFieldAndTheValueButNoFlag) {
+  auto error_of = [](const std::function<void()>& f) -> std::pair<std::string, std::string> {
+    try {
+      f();
+    } catch (const OptionError& e) {
+      return {e.field(), e.what()};
+    }
+    return {"", "no error"};
+  };
+  EXPECT_EQ(error_of([] { UNetOptions().depth(9).validate(); }),
+            std::make_pair(std::string("depth"), std::string("depth must be between 1 and 8 (got 9)")));
+  EXPECT_EQ(error_of([] { UNetOptions().in_channels(0).validate(); }).first, "in_channels");
+  TrainOptions t;
+  t.learning_rate = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(error_of([&] { t.validate(); }).first, "learning_rate");
+  t = TrainOptions();
+  t.schedule.warmup_steps = -1;
+  EXPECT_EQ(error_of([&] { t.validate(); }),
+            std::make_pair(std::string("schedule.warmup_steps"), std::string("schedule.warmup_steps must not be negative (got -1)")));
+  t = TrainOptions();
+  t.border_weights = true;
+  t.weight_map.sigma = std::nan("");
+  EXPECT_EQ(error_of([&] { t.validate(); }).first, "weight_map.sigma");
+  // Other fields a problem mentions are plain names to the library's users.
+  EXPECT_STREQ(OptionError("", "x: pass {resume} or {overwrite}").what(), "x: pass resume or overwrite");
+}
+
+TEST(Runtime, EnumerationNamesParseAliasesAndListTheChoices) {
+  EXPECT_EQ(parse_precision("amp"), Precision::kFP16);
+  EXPECT_EQ(to_string(Precision::kFP16), "fp16");
+  EXPECT_EQ(to_string(parse_padding("same")), "same");
+  try {
+    parse_precision("fp8");
+    FAIL() << "fp8 must be refused";
+  } catch (const OptionError& e) {
+    EXPECT_EQ(e.field(), "precision");
+    EXPECT_EQ(e.problem(), ": expected fp32, tf32, fp16 or bf16, got 'fp8'");  // "amp" is an alias, not listed
+  }
+}
