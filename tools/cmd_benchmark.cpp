@@ -186,7 +186,11 @@ void run_benchmark(const BenchmarkCommand& o) {
     ensure_writable_directory(parent.empty() ? "." : parent.string(), what);
   };
   ensure_parent(out, "output");
-  if (!o.profile.empty()) ensure_parent(o.profile, "profile");
+  refuse_to_overwrite(out, {o.baseline});
+  if (!o.profile.empty()) {
+    ensure_parent(o.profile, "profile");
+    refuse_to_overwrite(o.profile, {o.baseline, out});
+  }
   DataSet data;
   if (!o.synthetic) data = load_data(o.data, o.model.classes());
   UNetOptions model = o.model;

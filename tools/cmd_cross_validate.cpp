@@ -6,6 +6,7 @@
 #include "train/json.h"
 #include "unet/dist/dist.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/signals.h"
 #include "unet/train/logger.h"
 #include "unet/train/trainer.h"
 
@@ -111,6 +112,9 @@ void run_cross_validate(CrossValidateCommand& o) {
   };
   // Check every fold's directory before hours of training, not when its turn comes.
   for (int fold : o.folds) prepare_model_dir(fold_options(fold), context);
+  const std::string out = (std::filesystem::path(root) / "cv_results.json").string();
+  refuse_to_overwrite(out);
+  install_stop_handlers();
   connect(context, o.runtime.dist_timeout_s);
   FoldResults results;
   for (int fold : o.folds) {
@@ -128,7 +132,6 @@ void run_cross_validate(CrossValidateCommand& o) {
   nlohmann::json summary = results.summary();
   summary["model"] = model;
   summary["train"] = training_record(o.train, context);
-  const std::string out = (std::filesystem::path(root) / "cv_results.json").string();
   write_text_atomically(out, summary.dump(2) + "\n");
   std::printf("wrote %s\n", out.c_str());
 }
@@ -150,6 +153,7 @@ void register_cross_validate(CLI::App& app) {
   folds->default_str("all");
   name_field("folds", folds->get_name());
   check_after_parse(*cmd, [o] {
+    require_model_dir(o->train.model_dir);
     o->data.validate();
     o->model.validate();
     o->train.validate();

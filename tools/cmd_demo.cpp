@@ -4,6 +4,7 @@
 #include "unet/dist/dist.h"
 #include "unet/infer/output.h"
 #include "unet/model/geometry.h"
+#include "unet/runtime/signals.h"
 #include "unet/train/logger.h"
 #include "unet/train/trainer.h"
 
@@ -50,6 +51,7 @@ void run_demo(DemoCommand& o) {
               static_cast<long long>(o.train.input_size), static_cast<long long>(output_size(model, o.train.input_size)),
               static_cast<long long>(o.train.max_steps), static_cast<long long>(o.train.batch_size), context.device.str().c_str());
   std::fflush(stdout);
+  install_stop_handlers();
   Trainer trainer(model, o.train, context);
   const TrainResult r = trainer.fit(fold.train, fold.eval);
   std::printf("trained %lld steps in %s (%.1f images/s)\n", static_cast<long long>(r.steps), format_duration(r.seconds).c_str(),
@@ -84,6 +86,7 @@ void register_demo(CLI::App& app) {
   add_device_paths(*cmd, o->train.channels_last, o->train.graphs, o->train.fused);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   check_after_parse(*cmd, [o] {
+    require_model_dir(o->train.model_dir);
     o->model.validate();
     o->train.validate();
     o->runtime.validate();

@@ -33,17 +33,22 @@ void run_evaluate(const EvaluateCommand& o) {
                 std::to_string(info.model.in_channels()));
   const FoldData fold = fold_data(data, o.data);
   const auto& samples = o.data.fold < 0 ? fold.train : fold.eval;
+  if (samples.empty())
+    throw OptionError("fold", " " + std::to_string(o.data.fold) + " holds no evaluation images: the data set has only " +
+                                  std::to_string(data.train.size()) + " labelled images (use {fold} none to evaluate on all)");
+  const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
+  const std::string out = (std::filesystem::path(dir) / "eval_results.json").string();
+  refuse_to_overwrite(out, {ckpt, o.data.dir});
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   const Metrics m = evaluate(predictor, samples);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
   print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on fold " + fold_name, m);
-  const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j["checkpoint"] = ckpt;
   j["step"] = info.step;
   j["fold"] = fold_name;
-  write_text_atomically((std::filesystem::path(dir) / "eval_results.json").string(), j.dump(2) + "\n");
+  write_text_atomically(out, j.dump(2) + "\n");
 }
 
 }  // namespace

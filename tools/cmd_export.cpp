@@ -25,6 +25,7 @@ void run_export(const ExportCommand& o) {
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   UNet model = load_model(ckpt, info);
   const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / "unet.torchscript.pt").string() : o.output;
+  refuse_to_overwrite(out, {ckpt});
   export_torchscript(model, info.input_size, out);
   std::printf("exported %s (step %lld) to %s\n", ckpt.c_str(), static_cast<long long>(info.step), out.c_str());
   std::printf("contract: %s\n", export_contract(info.model, info.input_size, /*indent=*/2).c_str());

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -78,13 +79,17 @@ void register_launch(CLI::App& app) {
     if (args.front() == "launch") throw Error("launch: cannot launch 'launch'");
     std::vector<pid_t> children;
     g_children = &children;
-    std::signal(SIGINT, forward_signal);
-    std::signal(SIGTERM, forward_signal);
+    // Signals to the launcher go to every rank (each saves and stops after its step).
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) std::signal(s, forward_signal);
     std::fflush(nullptr);
+    const pid_t launcher = ::getpid();
     for (int rank = 0; rank < *nproc; ++rank) {
       const pid_t pid = ::fork();
       if (pid < 0) throw Error("launch: cannot start process " + std::to_string(rank));
       if (pid == 0) {
+        // The ranks die with the launcher, even when it is killed outright (no orphans training on).
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != launcher) ::_exit(128 + SIGTERM);
         ::setenv("RANK", std::to_string(rank).c_str(), 1);
         ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
         ::setenv("WORLD_SIZE", std::to_string(*nproc).c_str(), 1);

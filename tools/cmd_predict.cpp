@@ -45,6 +45,8 @@ void run_predict(const PredictCommand& o) {
   }
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
+  const std::vector<std::string> inputs = {ckpt, o.input, o.data_dir.empty() ? "" : (fs::path(o.data_dir) / "test-volume.tif").string()};
+  for (const char* name : {"test-masks.tif", "test-probabilities.tif"}) refuse_to_overwrite((fs::path(out) / name).string(), inputs);
   const auto probabilities = predictor.predict(samples);
   const auto written = write_predictions(out, samples, probabilities, o.overlays, o.index_masks);
   std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
@@ -70,6 +72,7 @@ void register_predict(CLI::App& app) {
   add_choice(*cmd, "--mask-encoding,--mask_encoding", "mask_values", o->index_masks, mask_values,
              "test-masks.tif values: binary (0/255, two-class models) or index (class indices)");
   add_inference_options(*cmd, o->infer);
+  add_image_limit(*cmd);
   add_runtime_options(*cmd, o->runtime, {});
   check_after_parse(*cmd, [o] {
     o->infer.validate();

@@ -4,6 +4,7 @@
 #include "unet/dist/dist.h"
 #include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
+#include "unet/runtime/signals.h"
 #include "unet/train/logger.h"
 #include "unet/train/trainer.h"
 
@@ -30,6 +31,7 @@ void run_train(TrainCommand& o) {
     require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
   const FoldData fold = fold_data(data, o.data);
   prepare_model_dir(train, context);
+  install_stop_handlers();
   // Every local check is done: only now wait for the other ranks.
   connect(context, o.runtime.dist_timeout_s);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
@@ -63,6 +65,7 @@ void register_train(CLI::App& app) {
   add_train_options(*cmd, o->train);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   check_after_parse(*cmd, [o] {
+    require_model_dir(o->train.model_dir);
     o->data.validate();
     o->model.validate();
     o->train.validate();

@@ -1,11 +1,26 @@
 // The `unet` executable: subcommand dispatch and the one place where errors become exit codes.
 #include "options.h"
 
-#include <c10/util/Exception.h>
+#include "unet/runtime/signals.h"
 
+#include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
+
+#include <cstdlib>
 #include <iostream>
+#include <new>
+
+namespace {
+
+constexpr const char* kMemoryHint = "; try a smaller --batch-size, --input-size or --tile-batch";
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  // LibTorch's own log lines (c10d's socket warnings and retries, with stack traces) would come
+  // before our one-line errors; its errors reach the user through the exceptions below. Set
+  // TORCH_CPP_LOG_LEVEL to see them.
+  if (!std::getenv("TORCH_CPP_LOG_LEVEL")) FLAGS_caffe2_log_level = c10::GLOG_FATAL;
   CLI::App app{"unet: U-Net segmentation for 2D biomedical images (train, evaluate, predict, benchmark)"};
   app.set_version_flag("--version", "unet 0.1.0");
   app.require_subcommand(1);
@@ -33,6 +48,11 @@ int main(int argc, char** argv) {
     // One line, like every other error; --help has the details.
     std::cerr << "unet: error: " << e.what() << " (see unet --help or unet SUBCOMMAND --help)" << std::endl;
     return 2;
+  } catch (const unet::Stopped& e) {
+    const std::string text = e.what();
+    std::cerr << "unet: " << text << (text.find("; checkpoint ") != std::string::npos ? " (continue with --resume)" : "")
+              << std::endl;
+    return e.exit_code();
   } catch (const unet::OptionError& e) {
     // The library names its fields; the command line names its flags.
     std::cerr << "unet: error: " << unet::cli::describe(e) << std::endl;
@@ -40,8 +60,19 @@ int main(int argc, char** argv) {
   } catch (const unet::Error& e) {
     std::cerr << "unet: error: " << e.what() << std::endl;
     return 1;
+  } catch (const c10::OutOfMemoryError&) {
+    std::cerr << "unet: error: out of memory" << kMemoryHint << std::endl;
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "unet: error: out of memory" << kMemoryHint << std::endl;
+    return 1;
   } catch (const c10::Error& e) {
-    std::cerr << "unet: error: " << e.what_without_backtrace() << std::endl;
+    const std::string text = e.what_without_backtrace();
+    if (text.find("not enough memory") != std::string::npos) {
+      std::cerr << "unet: error: out of memory" << kMemoryHint << std::endl;
+      return 1;
+    }
+    std::cerr << "unet: error: " << text.substr(0, text.find('\n')) << std::endl;
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "unet: error: " << e.what() << std::endl;

@@ -2,10 +2,13 @@
 #include "options.h"
 
 #include "unet/data/dataset.h"
+#include "unet/data/image_io.h"
+#include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/device.h"
 
 #include <cstdio>
+#include <filesystem>
 
 namespace unet::cli {
 
@@ -21,7 +24,16 @@ void add_data_options(CLI::App& app, DataOptions& data) {
   add_choice(app, "--mask-encoding,--mask_encoding", "mask_encoding", data.mask_encoding, mask_encoding_names(),
              "Mask values: auto, binary (0/255) or index");
   add_value(app, "--synthetic-size", "synthetic.size", data.synthetic.size, "Side of the synthetic slices, pixels");
+  add_image_limit(app);
   add_value(app, "--synthetic-count", "synthetic.train_count", data.synthetic.train_count, "Labelled synthetic slices");
+}
+
+void add_image_limit(CLI::App& app) {
+  CLI::Option* limit = app.add_option_function<int64_t>(
+      "--max-image-pixels", [](int64_t pixels) { set_max_image_pixels(pixels); },
+      "Largest image (width x height) a file may declare before it is read");
+  limit->default_str(std::to_string(max_image_pixels()));
+  name_field("max_image_pixels", limit->get_name());
 }
 
 void add_model_options(CLI::App& app, UNetOptions& model, TrainOptions& train) {
@@ -117,6 +129,28 @@ UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size
   model.validate();
   output_size(model, input_size);  // throws with the nearest legal sizes
   return model;
+}
+
+void refuse_to_overwrite(const std::string& output, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(output, ec)) return;
+  for (const auto& input : inputs)
+    if (!input.empty() && fs::exists(input, ec) && fs::equivalent(output, input, ec))
+      fail_file(output, "is an input of this command; refusing to write over it");
+  const bool checkpoint = [&] {
+    try {
+      read_checkpoint_info(output);
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  }();
+  if (checkpoint) fail_file(output, "is a unet checkpoint; refusing to write over it");
+}
+
+void require_model_dir(const std::string& model_dir) {
+  require_option(!model_dir.empty(), "model_dir", "must not be empty", std::string("''"));
 }
 
 void print_metrics(const std::string& title, const Metrics& m) {

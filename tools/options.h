@@ -19,8 +19,10 @@
 
 namespace unet::cli {
 
-/// --data-dir, --fold, --mask-encoding, --synthetic-size, --synthetic-count.
+/// --data-dir, --fold, --mask-encoding, --synthetic-size, --synthetic-count, --max-image-pixels.
 void add_data_options(CLI::App& app, DataOptions& data);
+/// --max-image-pixels: the largest image a file may declare (`set_max_image_pixels`).
+void add_image_limit(CLI::App& app);
 /// The architecture (--filters, --depth, --padding, --up-kernel, --classes, --dropout) and how
 /// training images meet it (--input-size, --input-mode resize|tile).
 void add_model_options(CLI::App& app, UNetOptions& model, TrainOptions& train);
@@ -43,6 +45,13 @@ void check_after_parse(CLI::App& command, std::function<void()> check);
 /// The model of `data`: `model` with the data's channels, checked against `input_size` (throws
 /// `unet::Error` naming the nearest legal sizes).
 UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size);
+
+/// Throws `unet::Error` when writing `output` would replace a unet checkpoint or one of the
+/// command's `inputs` (files or folders): no command writes its outputs over them.
+void refuse_to_overwrite(const std::string& output, const std::vector<std::string>& inputs = {});
+
+/// Throws `OptionError` for an empty model directory (the run would save nothing).
+void require_model_dir(const std::string& model_dir);
 
 /// Prints metrics as an aligned block on stdout.
 void print_metrics(const std::string& title, const Metrics& m);

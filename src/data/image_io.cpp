@@ -7,6 +7,7 @@
 #include <png.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <csetjmp>
 #include <cstdio>
@@ -34,7 +35,16 @@ std::string lower(std::string s) {
   return s;
 }
 
+std::atomic<int64_t> g_max_image_pixels{int64_t{1} << 28};
+
 }  // namespace
+
+int64_t max_image_pixels() { return g_max_image_pixels.load(); }
+
+void set_max_image_pixels(int64_t pixels) {
+  require_option(pixels >= 1, "max_image_pixels", "must be at least 1", pixels);
+  g_max_image_pixels = pixels;
+}
 
 RawImage read_png(const std::string& path) {
   require_readable_file(path);
@@ -57,7 +67,18 @@ RawImage read_png(const std::string& path) {
   }
   png_init_io(png, file.get());
   png_set_sig_bytes(png, 8);
+  png_set_user_limits(png, 1u << 24, 1u << 24);
+  png_set_chunk_malloc_max(png, 64u << 20);
   png_read_info(png, info);
+  {
+    const uint32_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if (static_cast<int64_t>(w) * h > max_image_pixels()) {
+      png_destroy_read_struct(&png, &info, nullptr);
+      throw OptionError("", path + ": declares " + std::to_string(w) + "x" + std::to_string(h) +
+                                " pixels, more than the limit of " + std::to_string(max_image_pixels()) +
+                                " ({max_image_pixels})");
+    }
+  }
   const int color = png_get_color_type(png, info);
   const int depth = png_get_bit_depth(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);

@@ -41,8 +41,16 @@ struct TiffCloser {
 };
 using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
 
-std::string reason() {
-  return tiff_last_error.empty() ? std::string("unreadable TIFF data") : tiff_last_error;
+/// libtiff's own messages can carry internals ("got 18446744073709551560 bytes"): users get
+/// what happened, not how libtiff noticed it.
+std::string reason() { return "damaged or truncated TIFF data"; }
+
+void require_image_size(const std::string& path, const std::string& where, uint32_t width, uint32_t height) {
+  const int64_t pixels = static_cast<int64_t>(width) * height;
+  if (pixels > max_image_pixels())
+    throw OptionError("", path + ": " + where + "declares " + std::to_string(width) + "x" + std::to_string(height) +
+                              " pixels, more than the limit of " + std::to_string(max_image_pixels()) +
+                              " ({max_image_pixels})");
 }
 
 RawImage read_page(TIFF* tif, const std::string& path, int page) {
@@ -58,6 +66,14 @@ RawImage read_page(TIFF* tif, const std::string& path, int page) {
   TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric);
   const std::string where = "page " + std::to_string(page + 1) + ": ";
   if (width == 0 || height == 0) fail_file(path, where + "zero-size image");
+  require_image_size(path, where, width, height);
+  if (photometric == PHOTOMETRIC_YCBCR) {
+    uint16_t compression = COMPRESSION_NONE;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+    // JPEG-compressed YCbCr converts to RGB in libtiff; other (subsampled) YCbCr layouts do not.
+    if (compression != COMPRESSION_JPEG) fail_file(path, where + "YCbCr TIFF images are not supported (save as RGB)");
+    TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+  }
   if (photometric == PHOTOMETRIC_PALETTE) fail_file(path, where + "palette TIFF images are not supported");
   if (samples < 1 || samples > 4) fail_file(path, where + std::to_string(samples) + " samples per pixel are not supported");
   if (planar != PLANARCONFIG_CONTIG && samples > 1)
@@ -88,8 +104,13 @@ RawImage read_page(TIFF* tif, const std::string& path, int page) {
     uint32_t tw = 0, th = 0;
     TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
     TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
-    std::vector<uint8_t> tile(TIFFTileSize(tif));
+    if (tw == 0 || th == 0) fail_file(path, where + "zero-size tiles");
+    require_image_size(path, where + "tile: ", tw, th);
     const size_t pixel_bytes = static_cast<size_t>(samples) * (bits / 8);
+    // The copy below reads th rows of tw pixels from each tile: the tile must hold them.
+    if (static_cast<uint64_t>(TIFFTileSize64(tif)) < static_cast<uint64_t>(tw) * th * pixel_bytes)
+      fail_file(path, where + "unsupported tile layout (subsampled or packed samples)");
+    std::vector<uint8_t> tile(static_cast<size_t>(TIFFTileSize64(tif)));
     for (uint32_t y = 0; y < height; y += th) {
       for (uint32_t x = 0; x < width; x += tw) {
         if (TIFFReadTile(tif, tile.data(), x, y, 0, 0) < 0) fail_file(path, where + reason());

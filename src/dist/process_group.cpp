@@ -40,6 +40,31 @@ uint64_t fnv1a(const std::string& text) {
   return h;
 }
 
+/// The TCP store at MASTER_ADDR:MASTER_PORT (rank 0 serves it), with the two set-up mistakes that
+/// users make named as such rather than as a lost rank.
+c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::milliseconds timeout) {
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<uint16_t>(env.master_port);
+  options.isServer = env.rank == 0;
+  options.numWorkers = env.world_size;
+  options.waitWorkers = true;
+  options.timeout = timeout;
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  } catch (const std::exception& e) {
+    const std::string cause = first_line(e.what());
+    if (cause.find("EADDRINUSE") != std::string::npos || cause.find("address already in use") != std::string::npos)
+      throw Error("rank 0: cannot serve the rendezvous on port " + std::to_string(env.master_port) +
+                  ": another program uses it (choose another MASTER_PORT)");
+    if (cause.find("timed out") != std::string::npos || cause.find("cannot be retrieved") != std::string::npos ||
+        cause.find("Name or service") != std::string::npos)
+      throw Error("rank " + std::to_string(env.rank) + ": cannot reach the rendezvous at " + where +
+                  " within " + std::to_string(timeout.count() / 1000) + " s (check MASTER_ADDR and MASTER_PORT, and that rank 0 runs)");
+    throw Error("rank " + std::to_string(env.rank) + ": rendezvous at " + where + " failed (" + cause + ")");
+  }
+}
+
 }  // namespace
 
 struct Distributed::Impl {
@@ -51,14 +76,8 @@ struct Distributed::Impl {
 Distributed::Distributed(const DistEnv& env, c10::Device device, std::chrono::milliseconds timeout)
     : env_(env), impl_(std::make_unique<Impl>()) {
   impl_->device = device;
-  guarded(env_, "rendezvous at " + env_.master_addr + ":" + std::to_string(env_.master_port), [&] {
-    c10d::TCPStoreOptions options;
-    options.port = static_cast<uint16_t>(env_.master_port);
-    options.isServer = env_.rank == 0;
-    options.numWorkers = env_.world_size;
-    options.waitWorkers = true;
-    options.timeout = timeout;
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, options);
+  impl_->store = rendezvous(env_, timeout);
+  guarded(env_, "process group set-up", [&] {
     if (device.is_cuda()) {
 #ifdef UNET_HAS_NCCL
       auto nccl = c10d::ProcessGroupNCCL::Options::create();

@@ -6,6 +6,7 @@
 #include "unet/runtime/files.h"
 
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <sstream>
@@ -94,7 +95,16 @@ void export_torchscript(UNet& model, int64_t input_size, const std::string& path
   }
   module.eval();
   write_atomically(path, [&](const std::string& tmp) {
-    module.save(tmp, {{"contract.json", contract}});
+    // As for checkpoints: LibTorch's writer must not see a failure (it would abort the process
+    // from a destructor); the checked writer reports it afterwards.
+    CheckedFileWriter out(tmp);
+    try {
+      torch::jit::ExportModule(module, [&out](const void* data, size_t size) { return out.write(data, size); },
+                               {{"contract.json", contract}});
+    } catch (const c10::Error& e) {
+      fail_file(path, "cannot write the module (" + std::string(e.what_without_backtrace()) + ")");
+    }
+    out.finish(path);
   });
 }
 

@@ -1,20 +1,51 @@
-// Checkpoint files on LibTorch's serialization archive, with a format tag and atomic replacement.
+// Checkpoint files on LibTorch's serialization archive: a format tag, a checksum of the weights,
+// validation of everything read, and atomic replacement through a writer that cannot fail midway.
 #include "unet/model/checkpoint.h"
 
 #include "model/json.h"
+#include "unet/model/geometry.h"
 #include "unet/runtime/files.h"
 
+#include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/ivalue.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
 #include <filesystem>
+#include <map>
 
 namespace unet {
 namespace {
 
 constexpr const char* kFormatTag = "unet-checkpoint/1";
+/// Steps, sides and image sizes beyond these are damage, not training.
+constexpr int64_t kMaxStep = int64_t{1} << 40;
+constexpr int64_t kMaxSide = int64_t{1} << 20;
+
+/// CRC-32C of the model's parameters and buffers (their values in NCHW order, as float32 bytes),
+/// in the order the model names them: what a flipped byte in the weights changes.
+int64_t weights_checksum(UNet& model) {
+  uint32_t crc = 0;
+  const auto add = [&](const at::Tensor& t) {
+    const at::Tensor dense = t.detach().to(at::kCPU, at::kFloat).contiguous();
+    crc = crc32c(dense.data_ptr(), static_cast<size_t>(dense.numel()) * sizeof(float), crc);
+  };
+  for (const auto& p : model->named_parameters()) add(p.value());
+  for (const auto& b : model->named_buffers()) add(b.value());
+  return static_cast<int64_t>(crc);
+}
+
+/// Every tensor of `model` against the sizes and types it had before loading, then finite.
+void check_loaded_weights(UNet& model, const std::map<std::string, std::pair<std::vector<int64_t>, at::ScalarType>>& expected) {
+  for (const auto& p : model->named_parameters()) {
+    const auto it = expected.find(p.key());
+    const at::Tensor& t = p.value();
+    if (it == expected.end() || t.sizes().vec() != it->second.first || t.scalar_type() != it->second.second)
+      throw Error("the tensor '" + p.key() + "' has the wrong shape or type for this architecture");
+    if (!at::isfinite(t).all().item<bool>()) throw Error("the weights '" + p.key() + "' are not finite (a diverged run?)");
+  }
+}
 
 torch::serialize::InputArchive open_archive(const std::string& path) {
   require_readable_file(path);
@@ -47,12 +78,18 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive, const std::str
   c10::IValue scaler;
   if (archive.try_read("loss_scaler", scaler) && scaler.isTensor()) info.scaler_state = scaler.toTensor();
   try {
-    info.model = unet_options_from_json(read_string(archive, "model_config", path));
-  } catch (const Error& e) {
-    fail_file(path, e.what());
+    info.model = nlohmann::json::parse(read_string(archive, "model_config", path)).get<UNetOptions>();
+  } catch (const nlohmann::json::exception&) {
+    fail_file(path, "damaged checkpoint (malformed model configuration)");
+  } catch (const OptionError& e) {
+    fail_file(path, std::string("damaged checkpoint (stored model configuration: ") + e.what() + ")");
   }
   info.input_size = read_int(archive, "input_size", path);
   info.step = read_int(archive, "step", path);
+  if (info.step < 0 || info.step > kMaxStep) fail_file(path, "damaged checkpoint (step " + std::to_string(info.step) + ")");
+  if (info.input_size > kMaxSide || output_size_or_invalid(info.model, info.input_size) <= 0)
+    fail_file(path, "damaged checkpoint (input size " + std::to_string(info.input_size) + " is not legal for its U-Net of " +
+                        info.model.describe() + ")");
   // The typed fields live in the training record (as every version of unet wrote them).
   info.training_record = read_string(archive, "train_config", path);
   const auto record = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
@@ -66,6 +103,12 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive, const std::str
       info.image_width = (*size)[1].get<int64_t>();
     }
   }
+  if (info.image_height < 0 || info.image_width < 0 || info.image_height > kMaxSide || info.image_width > kMaxSide)
+    fail_file(path, "damaged checkpoint (training image size)");
+  if (info.scaler_state.defined() &&
+      (info.scaler_state.numel() != 2 || !at::isfinite(info.scaler_state).all().item<bool>() ||
+       info.scaler_state.to(at::kDouble)[0].item<double>() <= 0.0))
+    fail_file(path, "damaged checkpoint (loss scaler state)");
   return info;
 }
 
@@ -91,6 +134,7 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   torch::serialize::OutputArchive model_archive;
   model->save(model_archive);
   archive.write("model", model_archive);
+  archive.write("weights_crc32c", c10::IValue(weights_checksum(model)));
   if (optimizer) {
     torch::serialize::OutputArchive optimizer_archive;
     optimizer->save(optimizer_archive);
@@ -103,11 +147,15 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   }
   if (info.scaler_state.defined()) archive.write("loss_scaler", info.scaler_state);
   write_atomically(path, [&](const std::string& tmp) {
+    // The writer reports success to LibTorch whatever happens: an exception inside the archive
+    // writer would leave its destructor and end the process. Failures surface in finish().
+    CheckedFileWriter out(tmp);
     try {
-      archive.save_to(tmp);
+      archive.save_to([&out](const void* data, size_t size) { return out.write(data, size); });
     } catch (const c10::Error& e) {
       fail_file(path, "cannot write checkpoint (" + std::string(e.what_without_backtrace()) + ")");
     }
+    out.finish(path);
   });
 }
 
@@ -120,15 +168,27 @@ CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::opti
                                bool restore_rng) {
   auto archive = open_archive(path);
   const CheckpointInfo info = read_info(archive, path);
-  if (!(info.model == model->options()))
-    fail_file(path, "checkpoint is for a U-Net of " + info.model.describe() + ", not " + model->options().describe());
+  if (!(info.model == model->options())) {
+    std::string stored = info.model.describe(), wanted = model->options().describe();
+    if (stored == wanted) {
+      stored += ", dropout " + std::to_string(info.model.dropout());
+      wanted += ", dropout " + std::to_string(model->options().dropout());
+    }
+    fail_file(path, "checkpoint is for a U-Net of " + stored + ", not " + wanted);
+  }
+  std::map<std::string, std::pair<std::vector<int64_t>, at::ScalarType>> expected;
+  for (const auto& p : model->named_parameters()) expected[p.key()] = {p.value().sizes().vec(), p.value().scalar_type()};
   try {
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     model->load(model_archive);
+    check_loaded_weights(model, expected);
+    c10::IValue checksum;
+    if (archive.try_read("weights_crc32c", checksum) && (!checksum.isInt() || checksum.toInt() != weights_checksum(model)))
+      throw Error("the weights do not match their checksum");
     if (optimizer) {
       torch::serialize::InputArchive optimizer_archive;
-      if (!archive.try_read("optimizer", optimizer_archive)) fail_file(path, "checkpoint holds no optimizer state to resume from");
+      if (!archive.try_read("optimizer", optimizer_archive)) throw Error("checkpoint holds no optimizer state to resume from");
       optimizer->load(optimizer_archive);
     }
     if (restore_rng) {
@@ -138,8 +198,10 @@ CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::opti
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(state);
     }
-  } catch (const c10::Error& e) {
-    fail_file(path, "damaged checkpoint (" + std::string(e.what_without_backtrace()) + ")");
+  } catch (const c10::Error&) {
+    fail_file(path, "damaged checkpoint (unreadable tensors)");
+  } catch (const Error& e) {
+    fail_file(path, std::string("damaged checkpoint (") + e.what() + ")");
   }
   return info;
 }

@@ -16,7 +16,8 @@ Padding parse_padding(const std::string& text) { return parse_name(padding_names
 
 void UNetOptions::validate() const {
   require_option(in_channels() >= 1, "in_channels", "must be at least 1", in_channels());
-  require_option(classes() >= 2, "classes", "must be at least 2", classes());
+  // Class maps are written as 8-bit images: at most 255 classes.
+  require_option(classes() >= 2 && classes() <= 255, "classes", "must be between 2 and 255", classes());
   require_option(depth() >= 1 && depth() <= 8, "depth", "must be between 1 and 8", depth());
   require_option(filters() >= 1 && (filters() << depth()) <= (int64_t{1} << 20), "filters",
                  "must be at least 1 and filters * 2^depth at most 2^20", filters());

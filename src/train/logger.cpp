@@ -31,7 +31,7 @@ RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_ste
       start_(std::chrono::steady_clock::now()) {
   if (enabled_ && !log_dir.empty()) {
     ensure_writable_directory(log_dir, "log");
-    jsonl_.open(std::filesystem::path(log_dir) / "log.jsonl", std::ios::app);
+    jsonl_ = std::make_unique<AppendFile>((std::filesystem::path(log_dir) / "log.jsonl").string(), "log file");
     events_ = std::make_unique<EventWriter>(log_dir);
   }
 }
@@ -57,7 +57,7 @@ void RunLogger::train_step(int64_t step, double ce, double dice_loss, double ima
     j["loss_scale"] = loss_scale;
     j["skipped_steps"] = skipped_steps;
   }
-  if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;
+  if (jsonl_) jsonl_->append(j.dump() + "\n");
   if (events_) {
     events_->scalar("train/total_loss", ce + dice_loss, step);
     events_->scalar("train/cross_entropy", ce, step);
@@ -93,7 +93,7 @@ void RunLogger::evaluation(int64_t step, const Metrics& m) {
   nlohmann::json j = m;
   j["type"] = "eval";
   j["step"] = step;
-  if (jsonl_.is_open()) jsonl_ << j.dump() << '\n' << std::flush;
+  if (jsonl_) jsonl_->append(j.dump() + "\n");
   if (events_) {
     for (const auto& [tag, value] : {std::pair<const char*, double>{"eval/dice_score", m.dice_score},
                                      {"eval/cross_entropy", m.cross_entropy},
@@ -114,7 +114,7 @@ void RunLogger::evaluation(int64_t step, const Metrics& m) {
 }
 
 void RunLogger::record(const std::string& json) {
-  if (enabled_ && jsonl_.is_open()) jsonl_ << json << '\n' << std::flush;
+  if (enabled_ && jsonl_) jsonl_->append(json + "\n");
 }
 
 void RunLogger::message(const std::string& text) {

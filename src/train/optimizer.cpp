@@ -60,6 +60,9 @@ void GraphSafeAdam::align_state() {
       slot = std::move(s);
     }
     auto& s = static_cast<torch::optim::AdamParamState&>(*slot);
+    if (!s.exp_avg().defined() || !s.exp_avg_sq().defined() || s.exp_avg().sizes() != p.sizes() ||
+        s.exp_avg_sq().sizes() != p.sizes())
+      throw Error("the optimizer state does not match the parameters");
     // The fused kernel walks every tensor of a parameter as one flat array: the moments must
     // share the parameter's device and strides (channels-last included).
     if (s.exp_avg().device() != p.device() || s.exp_avg().strides() != p.strides())
@@ -132,7 +135,11 @@ void GraphSafeAdam::load(torch::serialize::InputArchive& archive) {
   int64_t steps = 0;
   for (const auto& p : params_) {
     auto it = state_.find(p.unsafeGetTensorImpl());
-    if (it != state_.end()) steps = std::max(steps, static_cast<torch::optim::AdamParamState&>(*it->second).step());
+    if (it == state_.end()) continue;
+    const auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+    if (s.step() < 0 || !at::isfinite(s.exp_avg()).all().item<bool>() || !at::isfinite(s.exp_avg_sq()).all().item<bool>())
+      throw Error("the optimizer state is not finite or its step is negative");
+    steps = std::max(steps, s.step());
   }
   step_.fill_(static_cast<double>(steps));
   refresh_learning_rate();

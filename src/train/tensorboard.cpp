@@ -2,6 +2,7 @@
 #include "unet/train/tensorboard.h"
 
 #include "unet/runtime/error.h"
+#include "unet/runtime/files.h"
 
 #include <unistd.h>
 
@@ -12,18 +13,6 @@
 
 namespace unet {
 namespace {
-
-constexpr uint32_t kCastagnoliReflected = 0x82F63B78u;
-
-std::array<uint32_t, 256> crc_table() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1u) ? (c >> 1) ^ kCastagnoliReflected : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}
 
 // Protocol-buffer wire format: a key is (field << 3) | wire type; 0 varint, 1 fixed64,
 // 2 length-delimited, 5 fixed32. Integers are little-endian.
@@ -67,12 +56,7 @@ double now_seconds() {
 
 }  // namespace
 
-uint32_t crc32c(std::string_view data) {
-  static const std::array<uint32_t, 256> table = crc_table();
-  uint32_t c = 0xFFFFFFFFu;
-  for (unsigned char byte : data) c = table[(c ^ byte) & 0xFFu] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
+uint32_t crc32c(std::string_view data) { return crc32c(data.data(), data.size()); }
 
 uint32_t masked_crc32c(std::string_view data) {
   const uint32_t c = crc32c(data);
@@ -104,11 +88,11 @@ EventWriter::EventWriter(const std::string& dir) {
   path_ = (std::filesystem::path(dir) / ("events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) + "." + host)).string();
   // A second writer within the same second (a quick resume) must not overwrite the first file.
   for (int n = 1; std::filesystem::exists(path_); ++n) path_ += "." + std::to_string(n);
-  out_.open(path_, std::ios::binary);
-  if (!out_) fail_file(path_, "cannot create TensorBoard event file");
+  out_ = std::make_unique<AppendFile>(path_, "TensorBoard event file");
   write_record(encode_file_version_event(t));
-  flush();
 }
+
+EventWriter::~EventWriter() = default;
 
 void EventWriter::write_record(const std::string& data) {
   std::string length;
@@ -117,13 +101,13 @@ void EventWriter::write_record(const std::string& data) {
   put_fixed(frame, masked_crc32c(length));
   frame += data;
   put_fixed(frame, masked_crc32c(data));
-  out_.write(frame.data(), static_cast<std::streamsize>(frame.size()));
+  out_->append(frame);
 }
 
 void EventWriter::scalar(const std::string& tag, double value, int64_t step) {
   write_record(encode_scalar_event(now_seconds(), step, tag, static_cast<float>(value)));
 }
 
-void EventWriter::flush() { out_.flush(); }
+void EventWriter::flush() {}
 
 }  // namespace unet

@@ -9,6 +9,7 @@
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/device.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/signals.h"
 #include "unet/runtime/timing.h"
 #include "unet/train/logger.h"
 #include "unet/train/plot.h"
@@ -17,6 +18,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -134,6 +137,9 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
 
 void Trainer::save() {
   if (!context_.leader() || options_.model_dir.empty()) return;
+  // Never replace a good checkpoint with diverged weights.
+  for (const auto& p : model_->parameters())
+    if (!at::isfinite(p).all().item<bool>()) diverged("the weights are no longer finite");
   CheckpointInfo info;
   info.model = model_options_;
   info.input_size = options_.input_size;
@@ -144,6 +150,7 @@ void Trainer::save() {
   info.training_record = training_record(options_, context_).dump();
   if (scaler_->enabled()) info.scaler_state = scaler_->state();
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
+  saved_step_ = step_;
 }
 
 void prepare_model_dir(const TrainOptions& options, const RunContext& context) {
@@ -159,8 +166,10 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   image_height_ = train.front().image.size(1);
   image_width_ = train.front().image.size(2);
   prepare_model_dir(options_, context_);
+  // The checkpoint is checked before anything (logs, event files) is written.
+  const std::string resumed = resume();
   RunLogger log(options_.log_dir, context_.leader(), options_.max_steps, context_.quiet);
-  resume(log);
+  if (!resumed.empty()) log.message(resumed);
   require_same_ranks(train);
   log.record(config_record());
   const auto samples = training_samples(train, log);
@@ -191,13 +200,10 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   return result;
 }
 
-void Trainer::resume(RunLogger& log) {
-  if (!options_.resume) return;
+std::string Trainer::resume() {
+  if (!options_.resume) return "";
   const std::string ckpt = options_.model_dir.empty() ? "" : checkpoint_path(options_.model_dir);
-  if (ckpt.empty() || !fs::exists(ckpt)) {
-    log.message("no checkpoint in " + options_.model_dir + "; starting at step 0");
-    return;
-  }
+  if (ckpt.empty() || !fs::exists(ckpt)) return "no checkpoint in " + options_.model_dir + "; starting at step 0";
   const CheckpointInfo info = load_checkpoint(ckpt, model_, optimizer_.get(), /*restore_rng=*/true);
   if (info.input_size != options_.input_size)
     fail_file(ckpt, "checkpoint was trained with input size " + std::to_string(info.input_size) + ", not " +
@@ -208,7 +214,8 @@ void Trainer::resume(RunLogger& log) {
   if (options_.channels_last) use_channels_last(*model_);
   optimizer_->align_state();
   synchronise_ranks();
-  log.message("resuming from " + ckpt + " at step " + std::to_string(step_));
+  saved_step_ = step_;
+  return "resuming from " + ckpt + " at step " + std::to_string(step_);
 }
 
 void Trainer::require_same_ranks(const std::vector<Sample>& train) {
@@ -250,7 +257,11 @@ void Trainer::after_step(const LossTerms& terms, const std::vector<Sample>& eval
                          LoopClock& clock) {
   ++clock.window_steps;
   const bool last = step_ == options_.max_steps;
-  if (step_ % options_.log_every == 0 || last) log_losses(terms, log, result, clock);
+  // A stop request (SIGINT, SIGTERM, SIGHUP) ends the run after this step; data-parallel ranks
+  // agree on it at the logged steps, where they exchange their losses anyway.
+  int stop = reducer_ ? 0 : stop_requested();
+  if (step_ % options_.log_every == 0 || last) stop = log_losses(terms, log, result, clock);
+  if (stop != 0) stop_now(stop);
   auto due = [&](int64_t every) { return every > 0 && step_ % every == 0 && !last; };
   // Evaluations and checkpoints stay out of the throughput (the stopwatch waits for the steps first).
   auto untimed = [&](const std::function<void()>& work) {
@@ -263,13 +274,17 @@ void Trainer::after_step(const LossTerms& terms, const std::vector<Sample>& eval
   if (due(options_.checkpoint_every)) untimed([&] { save(); });
 }
 
-void Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock) {
-  at::Tensor losses = at::stack({terms.cross_entropy.detach(), terms.dice_loss.detach()});
+int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock) {
+  const int stop = stop_requested();
+  at::Tensor losses = at::stack({terms.cross_entropy.detach().to(at::kFloat), terms.dice_loss.detach().to(at::kFloat),
+                                 at::full({}, static_cast<float>(stop), terms.total.options().dtype(at::kFloat))});
   if (reducer_) {
     context_.dist->all_reduce_sum(losses);
     losses = losses / context_.world_size();
   }
-  const double ce = losses[0].item<double>(), dice = losses[1].item<double>();  // waits for the steps
+  const at::Tensor host = losses.cpu();  // waits for the steps
+  const double ce = host[0].item<double>(), dice = host[1].item<double>();
+  if (!std::isfinite(ce + dice)) diverged("the loss is " + std::to_string(ce + dice));
   result.last_loss = ce + dice;
   const double now = steady_seconds(), window = now - clock.window_start;
   const double images = static_cast<double>(clock.window_steps * options_.batch_size * context_.world_size());
@@ -277,6 +292,23 @@ void Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& re
                  scaler_->enabled() ? scaler_->current_scale() : 0.0, scaler_->skipped_steps());
   clock.window_start = now;
   clock.window_steps = 0;
+  // Any rank's request stops every rank (the sum is over ranks, divided by their number).
+  return host[2].item<double>() > 0 ? (stop != 0 ? stop : SIGTERM) : 0;
+}
+
+void Trainer::stop_now(int signal) {
+  save();
+  const std::string where = options_.model_dir.empty() ? "no checkpoint (no model directory)"
+                                                       : "checkpoint " + checkpoint_path(options_.model_dir);
+  throw Stopped(signal, "stopped by " + signal_name(signal) + " at step " + std::to_string(step_) + "; " + where);
+}
+
+void Trainer::diverged(const std::string& what) {
+  const std::string kept = saved_step_ < 0 ? "no checkpoint was written"
+                                           : "the last checkpoint (step " + std::to_string(saved_step_) + ", " +
+                                                 checkpoint_path(options_.model_dir) + ") is kept";
+  throw Error("training diverged at step " + std::to_string(step_) + ": " + what + "; " + kept +
+              " (a smaller learning rate may help)");
 }
 
 void Trainer::finish(TrainResult& result, const std::vector<Sample>& eval, RunLogger& log) {

@@ -21,6 +21,12 @@ struct RawImage {
   int64_t width() const { return pixels.size(2); }
 };
 
+/// The most pixels (width x height) an image file may declare before anything is allocated for
+/// it: 2^28 (16384 x 16384) unless changed. Larger declarations are refused with an
+/// `OptionError` that names the file and the limit's field, "max_image_pixels".
+int64_t max_image_pixels();
+void set_max_image_pixels(int64_t pixels);
+
 /// Every page of a TIFF file (one per slice of a stack). Throws `unet::Error` naming the file on a
 /// missing, non-TIFF, truncated or unsupported file (palette, 1-bit, planar-separate, ...).
 std::vector<RawImage> read_tiff(const std::string& path);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/eval/metrics.h"
+#include "unet/runtime/files.h"
 #include "unet/train/tensorboard.h"
 
 #include <chrono>
@@ -15,7 +16,8 @@ namespace unet {
 class RunLogger {
  public:
   /// `log_dir` empty: no files; otherwise `log_dir`/log.jsonl is appended to (a resumed run
-  /// continues the same file) and the scalars go to a TensorBoard event file there too.
+  /// continues the same file) and the scalars go to a TensorBoard event file there too. Records
+  /// are written whole or not at all; a failed write (a full disk) throws `unet::Error`.
   /// `enabled` false silences everything (ranks other than 0).
   RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet);
   ~RunLogger();
@@ -38,7 +40,7 @@ class RunLogger {
   bool tty_;
   bool bar_shown_ = false;
   int64_t total_steps_;
-  std::ofstream jsonl_;
+  std::unique_ptr<AppendFile> jsonl_;
   std::unique_ptr<EventWriter> events_;
   std::chrono::steady_clock::time_point start_;
 };

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace unet {
+
+class AppendFile;
 
 /// CRC-32C (Castagnoli polynomial), as TFRecord framing uses it.
 uint32_t crc32c(std::string_view data);
@@ -24,15 +26,18 @@ class EventWriter {
  public:
   /// Throws `unet::Error` naming the file when it cannot be created.
   explicit EventWriter(const std::string& dir);
+  ~EventWriter();
 
-  /// One scalar at `step` (`tag` such as "train/loss"), stamped with the current time.
+  /// One scalar at `step` (`tag` such as "train/loss"), stamped with the current time. Each
+  /// record is written whole or not at all; a failed write throws `unet::Error` naming the file.
   void scalar(const std::string& tag, double value, int64_t step);
+  /// Records reach the file as they are written (kept for callers that flush).
   void flush();
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  std::unique_ptr<AppendFile> out_;
 
   void write_record(const std::string& data);
 };

@@ -47,7 +47,10 @@ class Trainer {
   ~Trainer();
 
   /// Trains from step 0, or from model_dir's checkpoint when resuming, up to max_steps; evaluates
-  /// on `eval` (when not empty) every evaluate_every steps and at the end; checkpoints.
+  /// on `eval` (when not empty) every evaluate_every steps and at the end; checkpoints. A stop
+  /// request (`install_stop_handlers`) ends the run after the current step with a checkpoint and
+  /// `Stopped`; a loss or weights that are no longer finite end it with `unet::Error`, keeping
+  /// the last checkpoint.
   TrainResult fit(const std::vector<Sample>& train, const std::vector<Sample>& eval);
 
   /// One optimisation step on `batch` (moved to the training device); returns the loss terms
@@ -82,6 +85,8 @@ class Trainer {
   std::unique_ptr<TrainStep> body_;
   std::unique_ptr<GraphedStep> graphed_;
   int64_t step_ = 0;
+  /// The step of the last checkpoint written or resumed from (-1: none).
+  int64_t saved_step_ = -1;
   /// Side of the training images (recorded in checkpoints: prediction compares against it).
   int64_t image_height_ = 0, image_width_ = 0;
 
@@ -91,13 +96,19 @@ class Trainer {
   void notice(const std::string& text) const;
   /// The parts of `fit`: restore a checkpoint, check that ranks agree, attach weight maps, the
   /// work due after a step, and the end of the run.
-  void resume(RunLogger& log);
+  /// Restores model_dir's checkpoint when resuming; returns the line to log ("" when not resuming).
+  std::string resume();
   void require_same_ranks(const std::vector<Sample>& train);
   std::shared_ptr<const std::vector<Sample>> training_samples(const std::vector<Sample>& train, RunLogger& log) const;
   struct LoopClock;
   void after_step(const LossTerms& terms, const std::vector<Sample>& eval, RunLogger& log, TrainResult& result,
                   LoopClock& clock);
-  void log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock);
+  /// Reads and logs the losses; returns the stop signal any rank asked for (0: none).
+  int log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock);
+  /// Saves and throws `Stopped`.
+  [[noreturn]] void stop_now(int signal);
+  /// Throws `unet::Error`: the loss or the weights stopped being finite; the last checkpoint stays.
+  [[noreturn]] void diverged(const std::string& what);
   void finish(TrainResult& result, const std::vector<Sample>& eval, RunLogger& log);
   std::string config_record() const;
 };

@@ -1,0 +1,32 @@
+// Stopping on request: SIGINT, SIGTERM and SIGHUP ask a long run to finish its step, save, and stop.
+#pragma once
+
+#include "unet/runtime/error.h"
+
+#include <string>
+
+namespace unet {
+
+/// Installs handlers for SIGINT, SIGTERM and SIGHUP: the first such signal only records the
+/// request (`stop_requested`); a second one ends the process at once, as the signal would have.
+void install_stop_handlers();
+
+/// The signal that asked this process to stop, or 0.
+int stop_requested();
+
+/// "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
+std::string signal_name(int signal);
+
+/// Thrown by a run that stopped on request after saving its state; the process then exits with
+/// the conventional 128 + signal number.
+class Stopped : public Error {
+ public:
+  Stopped(int signal, const std::string& message) : Error(message), signal_(signal) {}
+  int signal() const noexcept { return signal_; }
+  int exit_code() const noexcept { return 128 + signal_; }
+
+ private:
+  int signal_;
+};
+
+}  // namespace unet
