@@ -11,7 +11,10 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace unet::test {
 namespace fs = std::filesystem;
@@ -45,16 +48,83 @@ void write_file(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
 }
 
-RunResult run_unet(const std::string& arguments) {
+RunResult run_unet(const std::string& arguments, const std::string& prefix) {
   TempDir io;
   const std::string out = io.file("out"), err = io.file("err");
-  const std::string command = std::string("'") + UNET_EXE + "' " + arguments + " >'" + out + "' 2>'" + err + "' </dev/null";
+  const std::string command = prefix + "'" + UNET_EXE + "' " + arguments + " >'" + out + "' 2>'" + err + "' </dev/null";
   const int status = std::system(command.c_str());
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   r.out = read_file(out);
   r.err = read_file(err);
   return r;
+}
+
+Background::Background(const std::vector<std::string>& arguments) {
+  const std::string out = io_.file("out"), err = io_.file("err");
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv;
+    std::string exe = UNET_EXE;
+    argv.push_back(exe.data());
+    std::vector<std::string> args = arguments;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(UNET_EXE, argv.data());
+    ::_exit(127);
+  }
+}
+
+Background::~Background() {
+  if (status_ < 0 && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    wait();
+  }
+}
+
+void Background::signal(int signal) const { ::kill(pid_, signal); }
+
+int Background::wait() {
+  if (status_ < 0) {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  return status_;
+}
+
+std::string Background::err() const { return read_file(io_.file("err")); }
+
+SmallDisk::SmallDisk(int64_t budget, const std::vector<std::pair<std::string, std::string>>& seed) {
+  dir_ = base_.file("disk");
+  fs::create_directory(dir_);
+  int64_t size = budget;
+  for (const auto& [name, source] : seed) size += (static_cast<int64_t>(fs::file_size(source)) + 4095) / 4096 * 4096;
+  // tmpfs counts whole pages, and a size of 0 would mean no limit at all.
+  const int64_t pages = std::max<int64_t>(1, (size + 4095) / 4096);
+  const std::string mount = "mount -t tmpfs -o size=" + std::to_string(pages * 4096) + " tmpfs '" + dir_ +
+                            "' 2>/dev/null";
+  mounted_ = ::geteuid() == 0 && std::system(mount.c_str()) == 0;
+  // The fallback: a file-size limit in POSIX sh's 512-byte blocks (at least one, so that the
+  // command's stderr can still be written); larger writes fail (EFBIG).
+  if (!mounted_) prefix_ = "ulimit -f " + std::to_string(std::max<int64_t>(budget / 512, 1)) + "; trap '' XFSZ; ";
+  for (const auto& [name, source] : seed) fs::copy_file(source, file(name));
+}
+
+SmallDisk::~SmallDisk() {
+  if (mounted_) std::system(("umount '" + dir_ + "' 2>/dev/null").c_str());
+}
+
+std::string SmallDisk::file(const std::string& name) const { return (fs::path(dir_) / name).string(); }
+
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) files[e.path().filename().string()] = read_file(e.path().string());
+  return files;
 }
 
 std::string isbi_dir() {

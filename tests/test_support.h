@@ -7,7 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace unet::test {
 
@@ -30,8 +33,53 @@ struct RunResult {
   std::string err;
 };
 
-/// Runs `unet <arguments>` (a shell-quoted argument string) and captures its output.
-RunResult run_unet(const std::string& arguments);
+/// Runs `unet <arguments>` (a shell-quoted argument string) and captures its output; `prefix`
+/// goes before the command in the shell (e.g. `SmallDisk::prefix()`).
+RunResult run_unet(const std::string& arguments, const std::string& prefix = "");
+
+/// A unet process running in the background (stdout and stderr to files), for signals and kills.
+class Background {
+ public:
+  /// Starts `unet` with `arguments` (one per element).
+  explicit Background(const std::vector<std::string>& arguments);
+  ~Background();
+  int pid() const { return pid_; }
+  /// Sends `signal` to the process.
+  void signal(int signal) const;
+  /// Waits for the exit; returns the exit code (128 + signal when killed).
+  int wait();
+  std::string err() const;
+
+ private:
+  int pid_ = -1;
+  int status_ = -1;
+  TempDir io_;
+};
+
+/// A directory where writes run out of room after `budget` more bytes: a tmpfs sized to the
+/// files copied in plus the budget when this process may mount one (root), otherwise an
+/// ordinary folder and a file-size limit of `budget` bytes, at least 512 (`prefix()` for
+/// `run_unet`, which makes every larger write fail). Either way a write that needs more than the
+/// budget (or 512 bytes) fails.
+class SmallDisk {
+ public:
+  /// `seed`: files to copy in first (name -> source path).
+  SmallDisk(int64_t budget, const std::vector<std::pair<std::string, std::string>>& seed = {});
+  ~SmallDisk();
+  const std::string& path() const { return dir_; }
+  std::string file(const std::string& name) const;
+  /// Put before a run_unet command line.
+  const std::string& prefix() const { return prefix_; }
+  bool tmpfs() const { return mounted_; }
+
+ private:
+  TempDir base_;
+  std::string dir_, prefix_;
+  bool mounted_ = false;
+};
+
+/// The names of the files in `dir` (not recursive) and their contents.
+std::map<std::string, std::string> snapshot(const std::string& dir);
 
 /// The whole content of a file ("" when missing).
 std::string read_file(const std::string& path);

@@ -12,8 +12,8 @@
 namespace unet {
 
 void InferenceOptions::validate() const {
-  require_option(batch_size >= 1, "batch_size", "must be at least 1", batch_size);
-  require_option(tile_size >= 0, "tile_size", "must not be negative", tile_size);
+  require_option(batch_size >= 1 && batch_size <= 65536, "batch_size", batch_size < 1 ? "must be at least 1" : "must be at most 65536", batch_size);
+  require_option(tile_size >= 0 && tile_size <= 65536, "tile_size", "must be between 0 and 65536", tile_size);
   require_option(tile_overlap >= 0, "tile_overlap", "must not be negative", tile_overlap);
   require_option(tile_batch >= 1, "tile_batch", "must be at least 1", tile_batch);
 }

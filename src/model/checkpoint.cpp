@@ -12,6 +12,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -171,8 +172,11 @@ CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::opti
   if (!(info.model == model->options())) {
     std::string stored = info.model.describe(), wanted = model->options().describe();
     if (stored == wanted) {
-      stored += ", dropout " + std::to_string(info.model.dropout());
-      wanted += ", dropout " + std::to_string(model->options().dropout());
+      char a[32], b[32];
+      std::snprintf(a, sizeof(a), ", dropout %g", info.model.dropout());
+      std::snprintf(b, sizeof(b), ", dropout %g", model->options().dropout());
+      stored += a;
+      wanted += b;
     }
     fail_file(path, "checkpoint is for a U-Net of " + stored + ", not " + wanted);
   }

@@ -6,7 +6,8 @@
 namespace unet {
 
 void TrainOptions::validate() const {
-  require_option(batch_size >= 1, "batch_size", "must be at least 1", batch_size);
+  require_option(batch_size >= 1 && batch_size <= 65536, "batch_size", batch_size < 1 ? "must be at least 1" : "must be at most 65536", batch_size);
+  require_option(input_size >= 1 && input_size <= 65536, "input_size", "must be between 1 and 65536", input_size);
   require_option(learning_rate > 0.0 && std::isfinite(learning_rate), "learning_rate", "must be positive and finite", learning_rate);
   require_option(weight_decay >= 0.0 && std::isfinite(weight_decay), "weight_decay", "must not be negative", weight_decay);
   require_option(max_steps >= 0, "max_steps", "must not be negative", max_steps);
