@@ -7,7 +7,7 @@ below it, as the unet_part(... DEPENDS ...) calls of the top-level CMakeLists.tx
 
 Parts own include/unet/<part>/ (public headers, "unet/<part>/x.h") and src/<part>/ (sources and
 private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links;
-tools/ (the CLI) and tests/ sit on top and may include any part. The build enforces the same
+tools/ (the CLI), tests/ and fuzz/ sit on top and may include any part. The build enforces the same
 arrows for public headers (each part's include folder is staged alone); this script also covers
 the private headers and reports every wrong arrow at once."""
 import re
@@ -59,7 +59,7 @@ def owner(path, root, parts):
         return rel[2]
     if rel[0] == "src" and len(rel) > 2 and rel[1] in parts:
         return rel[1]
-    if rel[0] in ("tools", "tests", "examples"):
+    if rel[0] in ("tools", "tests", "examples", "fuzz"):
         return rel[0]
     return None
 
@@ -84,7 +84,7 @@ def check(root):
     except ValueError as e:
         return [str(e)]
     problems = []
-    files = [p for d in ("include", "src", "tools", "tests", "examples") if (root / d).is_dir()
+    files = [p for d in ("include", "src", "tools", "tests", "examples", "fuzz") if (root / d).is_dir()
              for p in (root / d).rglob("*") if p.suffix in (".h", ".hpp", ".cpp", ".cu", ".cuh")]
     for path in sorted(files):
         source = owner(path, root, parts)
@@ -101,7 +101,7 @@ def check(root):
                 problems.append(f"{where}: unet/ headers live in a part's folder (unet/<part>/)")
             elif source == "examples" and name.split("/")[0] != "unet":
                 problems.append(f"{where}: an outside program sees installed public headers only")
-            elif source in ("tools", "tests", "examples"):
+            elif source in ("tools", "tests", "examples", "fuzz"):
                 continue
             elif dest not in below[source]:
                 problems.append(f"{where}: unet_{source} may not use unet_{dest} "

@@ -12,6 +12,11 @@
 #include <tiffio.h>
 #include <torch/serialize/output-archive.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -388,4 +393,39 @@ TEST(Hardening, EvaluatingAFoldWithoutImagesAndOutOfRangeOptionsAreErrors) {
   expect_one_line_error(run_unet("predict --input x.png --model-dir " + dir.file("model") + " --tile-size -1"),
                         "--tile-size must be between 0 and 65536");
   EXPECT_FALSE(fs::exists(dir.file("fresh")));
+}
+
+TEST(Hardening, APortInUseIsNamedAsSuch) {
+  TempDir dir;
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int port = 0;
+  for (int candidate = 29811; candidate < 29911 && port == 0; ++candidate) {
+    address.sin_port = htons(static_cast<uint16_t>(candidate));
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 && ::listen(listener, 1) == 0) port = candidate;
+  }
+  ASSERT_NE(port, 0);
+  const auto r = run_unet("launch --nproc-per-node 1 --master-port " + std::to_string(port) + " -- train" + kTiny +
+                          "--max-steps 1 --quiet --dist-timeout 5 --model-dir " + dir.file("model"));
+  ::close(listener);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unet: error: rank 0: cannot serve the rendezvous on port " + std::to_string(port) +
+                       ": another program uses it"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("frame #"), std::string::npos) << r.err;
+}
+
+TEST(Hardening, ACheckpointDeclaringHugeAllocationsIsRefusedWithinBoundedMemory) {
+  // Found by fuzz_checkpoint: a pickle whose memo index makes LibTorch's reader allocate ~26 GB.
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under AddressSanitizer a failed allocation is a report, not the std::bad_alloc that unet relies on";
+#endif
+  TempDir dir;
+  fs::create_directories(dir.file("model"));
+  fs::copy_file(std::string(UNET_TEST_DATA_DIR) + "/hostile/checkpoint-declaring-26GB.pt", checkpoint_path(dir.file("model")));
+  for (const std::string command : {"export --output " + dir.file("x.pt"), "evaluate" + kData})
+    expect_one_line_error(run_unet(command + " --model-dir " + dir.file("model")), "not a unet checkpoint");
 }

@@ -230,7 +230,7 @@ void register_benchmark(CLI::App& app) {
   add_device_paths(*cmd, o->train.channels_last, o->train.graphs, o->train.fused);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   check_after_parse(*cmd, [o] { o->validate(); });
-  cmd->callback([o] { run_benchmark(*o); });
+  on_run(*cmd, [o] { run_benchmark(*o); });
 }
 
 }  // namespace unet::cli

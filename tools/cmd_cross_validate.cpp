@@ -159,7 +159,7 @@ void register_cross_validate(CLI::App& app) {
     o->train.validate();
     o->runtime.validate();
   });
-  cmd->callback([o] { run_cross_validate(*o); });
+  on_run(*cmd, [o] { run_cross_validate(*o); });
 }
 
 }  // namespace unet::cli

@@ -91,7 +91,7 @@ void register_demo(CLI::App& app) {
     o->train.validate();
     o->runtime.validate();
   });
-  cmd->callback([o] { run_demo(*o); });
+  on_run(*cmd, [o] { run_demo(*o); });
 }
 
 }  // namespace unet::cli

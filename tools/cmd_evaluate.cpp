@@ -67,7 +67,7 @@ void register_evaluate(CLI::App& app) {
     o->infer.validate();
     o->runtime.validate();
   });
-  cmd->callback([o] { run_evaluate(*o); });
+  on_run(*cmd, [o] { run_evaluate(*o); });
 }
 
 }  // namespace unet::cli

@@ -43,7 +43,7 @@ void register_export(CLI::App& app) {
   add_value(*cmd, "--output,-o", "output", o->output, "Module file (default: <model-dir>/unet.torchscript.pt)");
   static const EnumNames<ExportFormat> formats = {{"torchscript", ExportFormat::kTorchScript}};
   add_choice(*cmd, "--format", "format", o->format, formats, "torchscript");
-  cmd->callback([o] { run_export(*o); });
+  on_run(*cmd, [o] { run_export(*o); });
 }
 
 }  // namespace unet::cli

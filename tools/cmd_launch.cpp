@@ -72,7 +72,7 @@ void register_launch(CLI::App& app) {
   cmd->add_option("--nproc-per-node,--nproc_per_node", *nproc, "Processes (one per GPU, or CPU processes)")->capture_default_str();
   cmd->add_option("--master-addr,--master_addr", *addr, "Rendezvous address")->capture_default_str();
   cmd->add_option("--master-port,--master_port", *port, "Rendezvous port")->capture_default_str();
-  cmd->callback([nproc, addr, port] {
+  on_run(*cmd, [nproc, addr, port] {
     std::vector<std::string> args = g_command;
     if (args.empty()) throw Error("launch: nothing to run; usage: unet launch --nproc-per-node N -- train [options]");
     if (*nproc < 1) throw Error("--nproc-per-node must be at least 1");
@@ -115,7 +115,7 @@ void register_launch(CLI::App& app) {
 
 void register_dist_info(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("dist-info", "Print the rank assignment that the launcher's environment gives this process");
-  cmd->callback([] {
+  on_run(*cmd, [] {
     const DistEnv env = detect_environment();
     std::printf("rank %d of %d, local rank %d, master %s:%d, launcher %s\n", env.rank, env.world_size, env.local_rank,
                 env.master_addr.c_str(), env.master_port, env.launcher.c_str());

@@ -78,7 +78,7 @@ void register_predict(CLI::App& app) {
     o->infer.validate();
     o->runtime.validate();
   });
-  cmd->callback([o] { run_predict(*o); });
+  on_run(*cmd, [o] { run_predict(*o); });
 }
 
 }  // namespace unet::cli

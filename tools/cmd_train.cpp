@@ -71,7 +71,7 @@ void register_train(CLI::App& app) {
     o->train.validate();
     o->runtime.validate();
   });
-  cmd->callback([o] { run_train(*o); });
+  on_run(*cmd, [o] { run_train(*o); });
 }
 
 }  // namespace unet::cli

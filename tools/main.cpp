@@ -22,20 +22,7 @@ int main(int argc, char** argv) {
   // TORCH_CPP_LOG_LEVEL to see them.
   if (!std::getenv("TORCH_CPP_LOG_LEVEL")) FLAGS_caffe2_log_level = c10::GLOG_FATAL;
   CLI::App app{"unet: U-Net segmentation for 2D biomedical images (train, evaluate, predict, benchmark)"};
-  app.set_version_flag("--version", "unet 0.1.0");
-  app.require_subcommand(1);
-  app.fallthrough();
-  // A repeated option takes its last value, so that scripts can override defaults they pass.
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  unet::cli::register_train(app);
-  unet::cli::register_evaluate(app);
-  unet::cli::register_predict(app);
-  unet::cli::register_benchmark(app);
-  unet::cli::register_cross_validate(app);
-  unet::cli::register_demo(app);
-  unet::cli::register_export(app);
-  unet::cli::register_launch(app);
-  unet::cli::register_dist_info(app);
+  unet::cli::register_commands(app);
   try {
     app.parse(unet::cli::split_launch_command(argc, argv), argv);
   } catch (const CLI::CallForHelp& e) {

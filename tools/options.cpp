@@ -12,6 +12,23 @@
 
 namespace unet::cli {
 
+void register_commands(CLI::App& app) {
+  app.set_version_flag("--version", "unet 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();
+  // A repeated option takes its last value, so that scripts can override defaults they pass.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  register_train(app);
+  register_evaluate(app);
+  register_predict(app);
+  register_benchmark(app);
+  register_cross_validate(app);
+  register_demo(app);
+  register_export(app);
+  register_launch(app);
+  register_dist_info(app);
+}
+
 void add_data_options(CLI::App& app, DataOptions& data) {
   add_value(app, "--data-dir,--data_dir", "dir", data.dir,
             "Data directory: ISBI layout (train-volume.tif, train-labels.tif, test-volume.tif) or "
@@ -121,6 +138,18 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vect
             "Seconds to wait for other ranks before failing (data-parallel runs)");
   app.add_flag("--quiet,-q", runtime.quiet, "Print only the final results");
 }
+
+namespace {
+bool g_parse_only = false;
+}  // namespace
+
+void on_run(CLI::App& command, std::function<void()> run) {
+  command.callback([run = std::move(run)] {
+    if (!g_parse_only) run();
+  });
+}
+
+void set_parse_only(bool on) { g_parse_only = on; }
 
 void check_after_parse(CLI::App& command, std::function<void()> check) { command.parse_complete_callback(std::move(check)); }
 

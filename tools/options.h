@@ -38,6 +38,11 @@ void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fu
 /// --loader-threads, --deterministic, --dist-timeout, --quiet.
 void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vector<uint64_t*>& seeds);
 
+/// Sets `run` as `command`'s action. In parse-only mode (`set_parse_only`: the option-parser fuzz
+/// target) actions do nothing while everything they own stays alive.
+void on_run(CLI::App& command, std::function<void()> run);
+void set_parse_only(bool on);
+
 /// Runs `check` once parsing is complete, before the command's callback: option values are
 /// checked at parse time, before anything is read or written.
 void check_after_parse(CLI::App& command, std::function<void()> check);
@@ -55,6 +60,9 @@ void require_model_dir(const std::string& model_dir);
 
 /// Prints metrics as an aligned block on stdout.
 void print_metrics(const std::string& title, const Metrics& m);
+
+/// The whole command line: every subcommand, `--version`, and the option policies.
+void register_commands(CLI::App& app);
 
 /// Registration of each subcommand (one file each).
 void register_train(CLI::App& app);

@@ -120,8 +120,8 @@ void write_png(const std::string& path, const at::Tensor& image_in) {
                   : c == 3 ? PNG_COLOR_TYPE_RGB
                            : PNG_COLOR_TYPE_RGB_ALPHA;
   write_atomically(path, [&](const std::string& tmp) {
-    FilePtr file(std::fopen(tmp.c_str(), "wb"));
-    if (!file) fail_file(path, "cannot create file");
+    // libpng writes through the checked writer: a full disk surfaces in finish(), not midway.
+    CheckedFileWriter out(tmp);
     std::string error;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, png_error_to_exception, png_ignore_warning);
     png_infop info = png ? png_create_info_struct(png) : nullptr;
@@ -130,7 +130,10 @@ void write_png(const std::string& path, const at::Tensor& image_in) {
       png_destroy_write_struct(&png, &info);
       fail_file(path, "write failed (" + error + ")");
     }
-    png_init_io(png, file.get());
+    png_set_write_fn(
+        png, &out,
+        [](png_structp p, png_bytep data, png_size_t n) { static_cast<CheckedFileWriter*>(png_get_io_ptr(p))->write(data, n); },
+        [](png_structp) {});
     png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), sixteen ? 16 : 8, color,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
@@ -139,7 +142,7 @@ void write_png(const std::string& path, const at::Tensor& image_in) {
     for (int64_t r = 0; r < h; ++r) png_write_row(png, static_cast<png_const_bytep>(hwc.data_ptr()) + r * row_bytes);
     png_write_end(png, nullptr);
     png_destroy_write_struct(&png, &info);
-    if (std::fflush(file.get()) != 0) fail_file(path, "write failed");
+    out.finish(path);
   });
 }
 

@@ -205,6 +205,7 @@ void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, b
       }
       if (!TIFFWriteDirectory(t)) fail_file(path, "write failed (" + reason() + ")");
     }
+    if (!TIFFFlush(tif.get())) fail_file(path, "write failed (" + reason() + ")");
   });
 }
 

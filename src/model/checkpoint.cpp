@@ -52,8 +52,10 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
   require_readable_file(path);
   torch::serialize::InputArchive archive;
   try {
+    // Reading a checkpoint needs about its size in memory; a crafted one may declare far more.
+    MemoryBudget budget(4 * static_cast<int64_t>(std::filesystem::file_size(path)) + (int64_t{1} << 30));
     archive.load_from(path, c10::Device(c10::kCPU));
-  } catch (const c10::Error&) {
+  } catch (const std::exception&) {  // c10::Error, and TorchScript's ErrorReport for crafted archives
     fail_file(path, "not a unet checkpoint (unreadable or truncated archive)");
   }
   return archive;
@@ -71,7 +73,7 @@ int64_t read_int(torch::serialize::InputArchive& archive, const char* key, const
   return value.toInt();
 }
 
-CheckpointInfo read_info(torch::serialize::InputArchive& archive, const std::string& path) {
+CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::string& path) {
   c10::IValue tag;
   if (!archive.try_read("format", tag) || !tag.isString() || tag.toStringRef() != kFormatTag)
     fail_file(path, "not a unet checkpoint (missing or foreign format tag)");
@@ -111,6 +113,17 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive, const std::str
        info.scaler_state.to(at::kDouble)[0].item<double>() <= 0.0))
     fail_file(path, "damaged checkpoint (loss scaler state)");
   return info;
+}
+
+/// The header, with LibTorch's own errors about a crafted archive turned into one line.
+CheckpointInfo read_info(torch::serialize::InputArchive& archive, const std::string& path) {
+  try {
+    return read_fields(archive, path);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception&) {
+    fail_file(path, "damaged checkpoint (unreadable header)");
+  }
 }
 
 }  // namespace
@@ -202,10 +215,10 @@ CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::opti
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(state);
     }
-  } catch (const c10::Error&) {
-    fail_file(path, "damaged checkpoint (unreadable tensors)");
   } catch (const Error& e) {
     fail_file(path, std::string("damaged checkpoint (") + e.what() + ")");
+  } catch (const std::exception&) {  // LibTorch's own errors about the archive's contents
+    fail_file(path, "damaged checkpoint (unreadable tensors)");
   }
   return info;
 }

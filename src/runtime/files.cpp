@@ -5,12 +5,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -146,6 +148,31 @@ void AppendFile::append(std::string_view record) {
     }
     fail_file(path_, "cannot write (" + reason(e) + ")");
   }
+}
+
+MemoryBudget::MemoryBudget(int64_t bytes) {
+  // The data mappings in use now (/proc/self/statm: size resident shared text lib data dt, pages).
+  FILE* statm = std::fopen("/proc/self/statm", "r");
+  unsigned long pages[7] = {};
+  const bool read = statm && std::fscanf(statm, "%lu %lu %lu %lu %lu %lu %lu", &pages[0], &pages[1], &pages[2], &pages[3],
+                                         &pages[4], &pages[5], &pages[6]) == 7;
+  if (statm) std::fclose(statm);
+  struct rlimit limit {};
+  if (!read || ::getrlimit(RLIMIT_DATA, &limit) != 0) return;
+  const uint64_t wanted = static_cast<uint64_t>(pages[5]) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) +
+                          static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur <= wanted) return;
+  soft_ = limit.rlim_cur;
+  limit.rlim_cur = wanted;
+  set_ = ::setrlimit(RLIMIT_DATA, &limit) == 0;
+}
+
+MemoryBudget::~MemoryBudget() {
+  if (!set_) return;
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_DATA, &limit) != 0) return;
+  limit.rlim_cur = soft_;
+  ::setrlimit(RLIMIT_DATA, &limit);
 }
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc) {

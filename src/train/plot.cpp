@@ -169,11 +169,7 @@ void plot_panels(const std::string& path, const std::vector<Panel>& panels, cons
   gdImageDestroy(im);
   if (!png) fail_file(path, "cannot encode the plot as PNG");
   try {
-    write_atomically(path, [&](const std::string& tmp) {
-      std::ofstream out(tmp, std::ios::binary);
-      out.write(static_cast<const char*>(png), size);
-      if (!out) fail_file(tmp, "cannot write");
-    });
+    write_text_atomically(path, std::string(static_cast<const char*>(png), static_cast<size_t>(size)));
   } catch (...) {
     gdFree(png);
     throw;

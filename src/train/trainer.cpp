@@ -284,7 +284,9 @@ int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& res
   }
   const at::Tensor host = losses.cpu();  // waits for the steps
   const double ce = host[0].item<double>(), dice = host[1].item<double>();
-  if (!std::isfinite(ce + dice)) diverged("the loss is " + std::to_string(ce + dice));
+  // With fp16 loss scaling a non-finite step is skipped (weights unchanged) and the scale backs
+  // off; elsewhere it means the run has diverged.
+  if (!std::isfinite(ce + dice) && !scaler_->enabled()) diverged("the loss is " + std::to_string(ce + dice));
   result.last_loss = ce + dice;
   const double now = steady_seconds(), window = now - clock.window_start;
   const double images = static_cast<double>(clock.window_steps * options_.batch_size * context_.world_size());

@@ -70,6 +70,21 @@ class AppendFile {
   std::string path_;
 };
 
+/// Within its scope this process may map at most about `bytes` more memory (RLIMIT_DATA), so that
+/// the allocations a hostile file declares (LibTorch's archive readers trust the sizes they read)
+/// fail with std::bad_alloc instead of exhausting the machine. Restores the limit on exit.
+class MemoryBudget {
+ public:
+  explicit MemoryBudget(int64_t bytes);
+  ~MemoryBudget();
+  MemoryBudget(const MemoryBudget&) = delete;
+  MemoryBudget& operator=(const MemoryBudget&) = delete;
+
+ private:
+  bool set_ = false;
+  uint64_t soft_ = 0;
+};
+
 /// CRC-32C (Castagnoli polynomial) of `size` bytes, continuing from `crc` (TFRecord framing,
 /// checkpoint checksums).
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
