@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side speed of unet and the PyTorch reference (../shared/bench/pytorch_reference.py) on
 # one machine in one run: the same network, loss, optimizer, batch and input size, random inputs.
-#   scripts/benchmark.sh [cpu|cuda] [quick]
+#   scripts/benchmark.sh cpu [--rounds N --rows ... --precisions ...]   (scripts/cpu_benchmark.py;
+#                                         adds torch.compile, OpenVINO and ONNX Runtime)
+#   scripts/benchmark.sh cuda [quick]
 # Environment: UNET (default build/unet), PYTHON (a python3 with torch; default .venv/bin/python,
 # else python3), REF (the reference script), OUT (folder for the JSON results, default
 # bench-results), REF_MODES (PyTorch modes to run: default "eager" on cpu, "eager compile" on cuda).
@@ -9,6 +11,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-cpu}
+if [ "$device" = cpu ]; then
+  # On CPUs: every deployable runtime, in interleaved rounds (scripts/cpu_benchmark.py); the peers'
+  # Python packages come from BENCH_DEPS (default .bench-deps: pip install --target .bench-deps
+  # openvino onnxruntime onnx numpy), installed there when missing.
+  deps=${BENCH_DEPS:-.bench-deps}
+  python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+  [ -d "$deps/openvino" ] || "$python" -m pip install -q --target "$deps" openvino onnxruntime onnx numpy
+  shift || true
+  PYTHONPATH="$PWD/$deps${PYTHONPATH:+:$PYTHONPATH}" exec "$python" scripts/cpu_benchmark.py --python "$python" "$@"
+fi
 quick=${2:-}
 unet=${UNET:-build/unet}
 python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}

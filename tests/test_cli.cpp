@@ -31,20 +31,10 @@ void make_isbi(const std::string& dir, int64_t size = 64) {
   write_synthetic_isbi(dir, s);
 }
 
-int count_lines(const std::string& text) {
-  int n = 0;
-  for (char c : text) n += c == '\n';
-  return n;
-}
-
 /// A bad-input run: non-zero exit, exactly one stderr line, naming `expected`.
 void expect_clear_error(const std::string& arguments, const std::string& expected) {
-  const auto r = run_unet(arguments);
-  EXPECT_NE(r.exit_code, 0) << arguments;
-  EXPECT_EQ(r.exit_code < 128, true) << "crashed: " << arguments << "\n" << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << arguments << "\n" << r.err;
-  EXPECT_EQ(r.err.rfind("unet: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(expected), std::string::npos) << "expected '" << expected << "' in: " << r.err;
+  SCOPED_TRACE(arguments);
+  unet::test::expect_one_line_error(run_unet(arguments), expected);
 }
 
 }  // namespace
@@ -162,7 +152,7 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   expect_clear_error(ok + "--model-dir " + model + " --batch-size 0", "--batch-size must be at least 1");
   expect_clear_error(ok + "--model-dir " + model + " --fold 7", "--fold 7");
   expect_clear_error(ok + "--model-dir " + model + " --input-size 61", "input size 61 is not legal");
-  expect_clear_error(ok + "--model-dir " + model + " --precision fp8", "--precision: expected fp32, tf32, fp16 or bf16");
+  expect_clear_error(ok + "--model-dir " + model + " --precision fp8", "--precision: expected fp32, tf32, fp16, bf16 or auto");
   expect_clear_error(ok + "--model-dir " + model + " --graphs maybe", "--graphs: expected auto, on or off");
   expect_clear_error(ok + "--model-dir " + model + " --fused yes", "--fused: expected on or off");
   expect_clear_error(ok + "--model-dir " + model + " --lr-schedule linear", "--lr-schedule: expected constant or cosine, got 'linear'");

@@ -27,6 +27,7 @@
 
 using namespace unet;
 using unet::test::Background;
+using unet::test::expect_one_line_error;
 using unet::test::read_file;
 using unet::test::run_unet;
 using unet::test::SmallDisk;
@@ -43,15 +44,6 @@ const std::string kTiny = " --depth 2 --filters 4 --input-size 60" + kData;
 void train_tiny(const std::string& model_dir, int steps = 1) {
   const auto r = run_unet("train" + kTiny + "--batch-size 2 --quiet --max-steps " + std::to_string(steps) + " --model-dir " + model_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-}
-
-/// A bad-input or failure run: non-zero exit without a crash, one stderr line naming `expected`.
-void expect_one_line_error(const unet::test::RunResult& r, const std::string& expected) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_LT(r.exit_code, 128) << "crashed:\n" << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_EQ(r.err.rfind("unet: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(expected), std::string::npos) << "expected '" << expected << "' in: " << r.err;
 }
 
 bool has_temporaries(const std::string& dir) {

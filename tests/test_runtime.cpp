@@ -60,11 +60,16 @@ TEST(Runtime, EnumerationNamesParseAliasesAndListTheChoices) {
   EXPECT_EQ(parse_precision("amp"), Precision::kFP16);
   EXPECT_EQ(to_string(Precision::kFP16), "fp16");
   EXPECT_EQ(to_string(parse_padding("same")), "same");
+  // auto is made concrete per device: fp32 on GPUs for now, on CPUs bf16 only with a bf16 matrix engine.
+  EXPECT_EQ(resolve_precision(Precision::kAuto, c10::Device(c10::kCUDA, 0)), Precision::kFP32);
+  EXPECT_EQ(resolve_precision(Precision::kAuto, c10::Device(c10::kCPU)),
+            cpu_has_bf16_matrix_engine() ? Precision::kBF16 : Precision::kFP32);
+  EXPECT_EQ(resolve_precision(Precision::kFP16, c10::Device(c10::kCPU)), Precision::kFP16);
   try {
     parse_precision("fp8");
     FAIL() << "fp8 must be refused";
   } catch (const OptionError& e) {
     EXPECT_EQ(e.field(), "precision");
-    EXPECT_EQ(e.problem(), ": expected fp32, tf32, fp16 or bf16, got 'fp8'");  // "amp" is an alias, not listed
+    EXPECT_EQ(e.problem(), ": expected fp32, tf32, fp16, bf16 or auto, got 'fp8'");  // "amp" is an alias, not listed
   }
 }

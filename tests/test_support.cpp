@@ -4,6 +4,7 @@
 #include "unet/runtime/device.h"
 #include "unet/runtime/files.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -125,6 +126,14 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_regular_file()) files[e.path().filename().string()] = read_file(e.path().string());
   return files;
+}
+
+void expect_one_line_error(const RunResult& r, const std::string& expected) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_LT(r.exit_code, 128) << "crashed:\n" << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("unet: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(expected), std::string::npos) << "expected '" << expected << "' in: " << r.err;
 }
 
 std::string isbi_dir() {

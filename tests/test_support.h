@@ -81,6 +81,10 @@ class SmallDisk {
 /// The names of the files in `dir` (not recursive) and their contents.
 std::map<std::string, std::string> snapshot(const std::string& dir);
 
+/// A bad-input or failure run: non-zero exit without a crash, exactly one stderr line
+/// "unet: error: ..." that contains `expected`.
+void expect_one_line_error(const RunResult& r, const std::string& expected);
+
 /// The whole content of a file ("" when missing).
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);

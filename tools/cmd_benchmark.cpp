@@ -39,6 +39,8 @@ struct BenchmarkCommand {
   Mode mode = Mode::kTrain;
   /// Random tensors already on the device instead of the data pipeline.
   bool synthetic = false;
+  /// Predict mode on CPUs: the oneDNN engine (`CpuEngine`) or the plain LibTorch path.
+  bool cpu_engine = true;
   int64_t warmup_steps = 10;
   int64_t steps = 50;
   std::string output, baseline, profile;
@@ -108,6 +110,7 @@ LatencyStats benchmark_inference(const BenchmarkCommand& o, const RunContext& co
   predictor.use_precision(context.precision);
   predictor.use_graphs(o.train.graphs);
   predictor.use_fused(o.train.fused);
+  predictor.use_cpu_engine(o.cpu_engine);
   at::Tensor inputs;
   if (o.synthetic) {
     inputs = random_batch(o, model, g, context.device).images;
@@ -167,6 +170,7 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   j["precision"] = to_string(context.precision);
   j["graphs"] = graphs;
   j["fused"] = fused;
+  j["cpu_engine"] = o.mode == Mode::kPredict && o.cpu_engine && context.device.is_cpu();
   j["cpu_threads"] = at::get_num_threads();
   if (context.device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(context.device);
   j["model"] = model;
@@ -220,6 +224,7 @@ void register_benchmark(CLI::App& app) {
   add_value(*cmd, "--warmup-steps,--warmup_steps", "benchmark.warmup_steps", o->warmup_steps, "Untimed steps first");
   add_value(*cmd, "--max-steps,--max_steps", "benchmark.steps", o->steps, "Timed steps");
   add_switch(*cmd, "--augment", "augment", o->train.augment, "Augment (train and loader modes)");
+  add_switch(*cmd, "--cpu-engine", "cpu_engine", o->cpu_engine, "Predict mode on CPUs: the oneDNN engine (prepacked, fused ReLU)");
   add_value(*cmd, "--output", "output", o->output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Default location of the JSON output");
   add_value(*cmd, "--baseline", "baseline", o->baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");

@@ -104,6 +104,8 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_value(app, "--tile-batch", "tile_batch", infer.tile_batch, "Tiles per forward pass (bounds memory)");
   add_value(app, "--tile-size", "tile_size", infer.tile_size, "Tile (network input) side; 0: the model's training input size");
   add_switch(app, "--tta", "tta", infer.tta, "Average over the 8 flips and 90-degree rotations");
+  add_switch(app, "--cpu-engine", "cpu_engine", infer.cpu_engine,
+             "On CPUs: oneDNN with prepacked weights and fused ReLU (fp32, bf16); off: the plain LibTorch path");
   add_device_paths(app, infer.channels_last, infer.graphs, infer.fused);
 }
 
@@ -128,7 +130,7 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vect
   device->default_str("auto");
   name_field("device", device->get_name());
   add_choice(app, "--precision", "precision", runtime.precision, precision_names(),
-             "fp32, tf32, fp16 (dynamic loss scaling) or bf16");
+             "fp32, tf32, fp16 (dynamic loss scaling), bf16, or auto (bf16 on CPUs with AMX, fp32 elsewhere)");
   app.add_flag_callback("--amp,--use_amp", [&runtime] { runtime.precision = Precision::kFP16; }, "Alias of --precision fp16");
   add_value(app, "--threads", "threads", runtime.threads, "CPU threads for LibTorch (0: all cores)");
   add_value(app, "--loader-threads", "loader_threads", runtime.loader_threads, "Data loader worker threads");

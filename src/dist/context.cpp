@@ -30,6 +30,7 @@ RunContext make_run_context(const RuntimeOptions& options, const DistEnv& env) {
     context.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
   }
   require_available(context.device);
+  context.precision = resolve_precision(options.precision, context.device);
   return context;
 }
 

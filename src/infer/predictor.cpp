@@ -48,6 +48,11 @@ struct Predictor::CapturedForward {
 };
 
 at::Tensor Predictor::eager_forward(const at::Tensor& x) {
+  const bool engine_precision = precision_ == Precision::kFP32 || precision_ == Precision::kTF32 || precision_ == Precision::kBF16;
+  if (model_ && cpu_engine_ && device_.is_cpu() && engine_precision && !model_->fused() && CpuEngine::available()) {
+    if (!engine_) engine_ = std::make_shared<CpuEngine>(model_, precision_ == Precision::kBF16 ? at::kBFloat16 : at::kFloat);
+    return engine_->forward(x);
+  }
   PrecisionScope precision(device_, precision_);
   return model_ ? model_->forward(x) : module_forward_(x);
 }
@@ -162,6 +167,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
     mode = info.input_mode == InputMode::kTile || other_size ? InputMode::kTile : InputMode::kResize;
   }
   predictor.use_tta(options.tta);
+  predictor.use_cpu_engine(options.cpu_engine);
   predictor.use_precision(context.precision);
   predictor.use_graphs(options.graphs);
   predictor.use_fused(options.fused);

@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 
+#include <fstream>
+
 namespace unet {
 
 const EnumNames<Precision>& precision_names() {
@@ -11,6 +13,7 @@ const EnumNames<Precision>& precision_names() {
                                              {"tf32", Precision::kTF32},
                                              {"fp16", Precision::kFP16},
                                              {"bf16", Precision::kBF16},
+                                             {"auto", Precision::kAuto},
                                              {"amp", Precision::kFP16, /*canonical=*/false}};
   return names;
 }
@@ -18,6 +21,21 @@ const EnumNames<Precision>& precision_names() {
 Precision parse_precision(const std::string& text) { return parse_name(precision_names(), "precision", text); }
 
 std::string to_string(Precision p) { return name_of(precision_names(), p); }
+
+bool cpu_has_bf16_matrix_engine() {
+  static const bool amx = [] {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);)
+      if (line.rfind("flags", 0) == 0) return line.find(" amx_bf16") != std::string::npos;
+    return false;
+  }();
+  return amx;
+}
+
+Precision resolve_precision(Precision precision, const c10::Device& device) {
+  if (precision != Precision::kAuto) return precision;
+  return device.is_cpu() && cpu_has_bf16_matrix_engine() ? Precision::kBF16 : Precision::kFP32;
+}
 
 PrecisionScope::PrecisionScope(const c10::Device& device, Precision precision)
     : device_type_(device.type()),

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/data/dataset.h"
+#include "unet/infer/cpu_engine.h"
 #include "unet/infer/export.h"
 #include "unet/infer/tiled.h"
 #include "unet/model/checkpoint.h"
@@ -43,6 +44,8 @@ struct InferenceOptions {
   bool graphs = true;
   /// On CUDA: cuDNN's fused convolution-bias-ReLU and the fused bias + ReLU kernels.
   bool fused = false;
+  /// On CPUs: the oneDNN path with prepacked weights and fused ReLU (`CpuEngine`), in fp32 or bf16.
+  bool cpu_engine = true;
 
   /// Throws `OptionError` for out-of-range values.
   void validate() const;
@@ -77,13 +80,16 @@ class Predictor {
   void use_tiles(const TileOptions& options);
 
   /// Autocast the forward passes to fp16 or bf16 (or allow TF32) as in training.
-  void use_precision(Precision precision) { precision_ = precision; }
+  void use_precision(Precision precision) { precision_ = precision; engine_.reset(); }
 
   /// On CUDA, capture the forward pass once per input shape as a CUDA graph and replay it (the
   /// first batch of each shape runs eagerly); falls back to eager with a notice if capture fails.
   void use_graphs(bool on) { graphs_ = on && device_.is_cuda(); }
   /// On CUDA, the fused bias + ReLU kernels after the convolutions (see `UNetImpl::use_fused`).
   void use_fused(bool on);
+  /// On CPUs, run fp32, tf32 (= fp32) and bf16 passes through the `CpuEngine` (on by default; the
+  /// plain LibTorch path otherwise, and always for fp16 and exported modules).
+  void use_cpu_engine(bool on) { cpu_engine_ = on; engine_.reset(); }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 
@@ -110,6 +116,9 @@ class Predictor {
   bool tta_ = false;
   Precision precision_ = Precision::kFP32;
   bool graphs_ = false;
+  bool cpu_engine_ = true;
+  /// Made at the first CPU pass (shared: predictors are copied).
+  std::shared_ptr<CpuEngine> engine_;
   struct CapturedForward;
   /// One captured forward pass per input shape (shared: predictors are copied).
   std::map<std::vector<int64_t>, std::shared_ptr<CapturedForward>> captured_;

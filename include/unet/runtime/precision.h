@@ -13,13 +13,23 @@ namespace unet {
 /// fp32: strict float32 (TF32 off); tf32: float32 storage with TF32 Tensor Core convolutions and
 /// matrix products on GPUs that have them (plain fp32 on CPUs); fp16 and bf16: autocast mixed
 /// precision with float32 master weights, optimizer state and loss. Every precision runs on CPUs
-/// (fp16 and bf16 through CPU autocast, tf32 as fp32) and CUDA GPUs.
-enum class Precision { kFP32, kTF32, kFP16, kBF16 };
-/// "fp32", "tf32", "fp16" (alias "amp"), "bf16".
+/// (fp16 and bf16 through CPU autocast, tf32 as fp32) and CUDA GPUs. `kAuto` is resolved by
+/// `resolve_precision` when a run context is made.
+enum class Precision { kFP32, kTF32, kFP16, kBF16, kAuto };
+/// "fp32", "tf32", "fp16" (alias "amp"), "bf16", "auto".
 const EnumNames<Precision>& precision_names();
 /// Throws `OptionError` (field "precision") for other names.
 Precision parse_precision(const std::string& text);
 std::string to_string(Precision precision);
+
+/// Whether this CPU has matrix engines for bf16 (Intel AMX: the `amx_bf16` flag), where bf16
+/// inference runs about twice as fast as fp32. (AVX512-BF16 alone is slower than fp32 in oneDNN's
+/// convolutions on the CPUs measured; see docs/performance.md.)
+bool cpu_has_bf16_matrix_engine();
+
+/// `precision`, with `kAuto` made concrete for `device`: bf16 on CPUs with a bf16 matrix engine,
+/// fp32 elsewhere (GPUs included, until their measurements decide).
+Precision resolve_precision(Precision precision, const c10::Device& device);
 
 /// Within its scope, operations on `device` run in `precision` (autocast for fp16 and bf16), and
 /// TF32 is allowed exactly when `precision` is tf32. Restores the previous state on exit.

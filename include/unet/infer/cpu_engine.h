@@ -1,0 +1,50 @@
+// The CPU inference path: prepacked weights and oneDNN convolutions with their ReLU fused.
+#pragma once
+
+#include "unet/model/unet.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+namespace unet {
+
+/// Runs a U-Net's forward pass on the CPU the way the fastest CPU runtimes do, inside LibTorch:
+/// every weight is reordered once into oneDNN's preferred layout for the input shape
+/// (`mkldnn::_reorder_convolution_weight`, the kernels that torch.compile's CPU backend emits),
+/// and every convolution and transposed convolution runs with its bias and ReLU fused into one
+/// oneDNN call (`mkldnn::_convolution_pointwise`). Activations stay channels-last, in float32 or
+/// bfloat16. The prepacked weights follow the model's: when a parameter changes (training in the
+/// same process), they are packed again before the next pass.
+class CpuEngine {
+ public:
+  /// `dtype`: at::kFloat or at::kBFloat16. `model` stays shared (its weights are read, not copied).
+  CpuEngine(UNet model, at::ScalarType dtype);
+
+  /// Whether this LibTorch has the oneDNN operators the engine needs.
+  static bool available();
+
+  /// Logits [N, classes, S', S'] float32 (channels-last) for images [N, in_channels, S, S] (S legal).
+  at::Tensor forward(const at::Tensor& images);
+
+  /// Times the weights were (re)packed: once per input shape, and again after they change.
+  int64_t packings() const { return packings_; }
+
+ private:
+  struct Packed {
+    std::vector<at::Tensor> weights, biases;  // in the forward order of the convolutions
+  };
+  UNet model_;
+  at::ScalarType dtype_;
+  std::map<std::vector<int64_t>, Packed> packed_;  // by input shape [N, C, H, W]
+  std::vector<std::pair<const void*, uint32_t>> versions_;  // parameters' storage and version when packed
+  int64_t packings_ = 0;
+
+  bool weights_changed() const;
+  Packed pack(const std::vector<int64_t>& shape);
+};
+
+}  // namespace unet

@@ -1,0 +1,109 @@
+// Tests of the CPU inference engine against the plain LibTorch path it replaces.
+#include "test_support.h"
+
+#include "unet/data/synthetic.h"
+#include "unet/infer/cpu_engine.h"
+#include "unet/infer/predictor.h"
+#include "unet/model/geometry.h"
+#include "unet/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+using namespace unet;
+
+namespace {
+
+/// The plain path: the module's own forward in evaluation mode, float32.
+at::Tensor plain(UNet& model, const at::Tensor& x) {
+  c10::InferenceMode guard;
+  model->eval();
+  return model->forward(x.contiguous(at::MemoryFormat::ChannelsLast)).contiguous();
+}
+
+/// max |a - b| relative to the largest |b| (at least 1).
+double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a.contiguous() - b.contiguous()).abs().max().item<double>() / std::max(1.0, b.abs().max().item<double>());
+}
+
+}  // namespace
+
+TEST(CpuEngine, MatchesThePlainPathForEveryArchitectureBatchAndLegalSize) {
+  if (!CpuEngine::available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
+  struct Case {
+    UNetOptions options;
+    int64_t batch, size;
+  };
+  const std::vector<Case> cases = {
+      {UNetOptions().depth(2).filters(4), 1, 44},
+      {UNetOptions().depth(2).filters(8).in_channels(3).classes(4), 3, 64},
+      {UNetOptions().depth(3).filters(4).padding(Padding::kSame), 2, 48},
+      {UNetOptions().depth(2).filters(6).up_kernel(2).classes(3), 4, 52},
+      {UNetOptions().depth(1).filters(5).padding(Padding::kSame).up_kernel(2), 2, 34},
+  };
+  for (const auto& c : cases) {
+    at::manual_seed(7);
+    UNet model(c.options);
+    use_channels_last(*model);
+    output_size(c.options, c.size);  // legal
+    const at::Tensor x = at::randn({c.batch, c.options.in_channels(), c.size, c.size});
+    CpuEngine engine(model, at::kFloat);
+    const at::Tensor fast = engine.forward(x), reference = plain(model, x);
+    ASSERT_EQ(fast.sizes(), reference.sizes()) << c.options.describe();
+    EXPECT_EQ(fast.scalar_type(), at::kFloat);
+    EXPECT_LT(relative_error(fast, reference), 1e-4) << c.options.describe() << " batch " << c.batch << " size " << c.size;
+    // bf16: 8-bit mantissas through every layer.
+    CpuEngine bf16(model, at::kBFloat16);
+    EXPECT_LT(relative_error(bf16.forward(x), reference), 5e-2) << c.options.describe() << " (bf16)";
+  }
+}
+
+TEST(CpuEngine, RepacksWhenTheWeightsChangeAndPerInputShape) {
+  if (!CpuEngine::available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
+  at::manual_seed(3);
+  UNet model(UNetOptions().depth(2).filters(4));
+  CpuEngine engine(model, at::kFloat);
+  const at::Tensor x = at::randn({1, 1, 44, 44});
+  const at::Tensor before = engine.forward(x);
+  engine.forward(x);
+  EXPECT_EQ(engine.packings(), 1);
+  engine.forward(at::randn({2, 1, 48, 48}));
+  EXPECT_EQ(engine.packings(), 2);  // another shape
+  {
+    at::NoGradGuard g;
+    model->parameters()[0].add_(0.25);  // what an optimizer step does, in place
+  }
+  const at::Tensor after = engine.forward(x);
+  EXPECT_EQ(engine.packings(), 3);
+  EXPECT_GT((after - before).abs().max().item<double>(), 1e-3);
+  EXPECT_LT(relative_error(after, plain(model, x)), 1e-4) << "stale prepacked weights";
+}
+
+TEST(CpuEngine, PredictorsUseItForResizedAndTiledPredictionOfATrainedModel) {
+  if (!CpuEngine::available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
+  SyntheticOptions s;
+  s.train_count = 6;
+  s.test_count = 2;
+  s.size = 64;
+  const DataSet data = synthetic_dataset(s);
+  TrainOptions t;
+  t.input_size = 60;
+  t.batch_size = 2;
+  t.max_steps = 20;
+  t.learning_rate = 1e-3;
+  Trainer trainer(UNetOptions().depth(2).filters(4), t, unet::test::quiet_context());
+  trainer.fit(data.train, {});
+  for (bool tiles : {false, true}) {
+    Predictor fast(trainer.model(), trainer.geometry(), c10::Device(c10::kCPU), 2), reference = fast;
+    reference.use_cpu_engine(false);
+    if (tiles) {
+      TileOptions o;
+      o.input = 60;
+      fast.use_tiles(o);
+      reference.use_tiles(o);
+    }
+    const auto a = fast.predict(data.test), b = reference.predict(data.test);
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_LT((a[i] - b[i]).abs().max().item<double>(), 1e-4) << (tiles ? "tiles" : "resize") << " image " << i;
+  }
+}
