@@ -47,18 +47,22 @@ TEST(Fused_CUDA, BiasReluMatchesTheReferenceWithGradientsInEveryTypeAndLayout) {
       const at::Tensor x0 = at::randn({3, 48, 17, 23}, at::TensorOptions(kCuda).dtype(c.dtype)).contiguous(format);
       const at::Tensor b0 = at::randn({48}, at::TensorOptions(kCuda));
       const at::Tensor gy = at::randn_like(x0);
+      // The kernel adds the float32 bias in float32 and decides the ReLU there; the reference does
+      // the same in float32 (a reference in the reduced type rounds the bias first and flips the
+      // ReLU mask wherever x is within that rounding of -bias).
       at::Tensor x1 = x0.clone().requires_grad_(), b1 = b0.clone().requires_grad_();
-      at::Tensor x2 = x0.clone().requires_grad_(), b2 = b0.clone().requires_grad_();
+      at::Tensor x2 = x0.to(at::kFloat).requires_grad_(), b2 = b0.clone().requires_grad_();
       poison(x0);
       const at::Tensor y1 = fused_bias_relu(x1, b1);
-      const at::Tensor y2 = bias_relu_reference(x2, b2);
+      const at::Tensor y2 = bias_relu_reference(x2, b2).to(c.dtype);
       const std::string what = std::string(c10::toString(c.dtype)) + (nhwc ? " NHWC" : " NCHW");
       EXPECT_TRUE(at::allclose(y1.to(at::kFloat), y2.to(at::kFloat), c.rtol, c.atol)) << what;
       poison(x0);
       y1.backward(gy);
       y2.backward(gy);
-      EXPECT_TRUE(at::allclose(x1.grad().to(at::kFloat), x2.grad().to(at::kFloat), c.rtol, c.atol)) << what;
-      // The bias gradient sums 3*17*23 values; the reference rounds the sums to the reduced type.
+      EXPECT_EQ(x1.grad().scalar_type(), c.dtype);
+      EXPECT_TRUE(at::allclose(x1.grad().to(at::kFloat), x2.grad(), c.rtol, c.atol)) << what;
+      // The bias gradient sums 3*17*23 values in float32 on both sides, in different orders.
       const at::Tensor gb_ref = b2.grad().to(at::kFloat);
       EXPECT_TRUE(at::allclose(b1.grad(), gb_ref, 4 * c.rtol, 4 * c.rtol * gb_ref.abs().max().item<double>())) << what;
       EXPECT_EQ(b1.grad().scalar_type(), at::kFloat);

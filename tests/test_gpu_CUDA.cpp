@@ -39,9 +39,17 @@ TEST(Gpu_CUDA, Fp32TrainingStepMatchesTheCpu) {
   batch.labels = at::randint(2, {2, 20, 20}, at::kLong);
   const LossTerms la = a.step(batch), lb = b.step(batch);
   EXPECT_NEAR(la.total.item<double>(), lb.total.item<double>(), 1e-4);
+  // The gradients agree to float32 summation order. Adam's first step moves each weight by about
+  // lr * sign(gradient), so where a gradient is near zero the two sides may step in opposite
+  // directions: the weights agree within 2 lr, not tighter.
   const auto pa = a.model()->parameters(), pb = b.model()->parameters();
-  for (size_t i = 0; i < pa.size(); ++i)
-    EXPECT_TRUE(at::allclose(pa[i], pb[i].cpu(), /*rtol=*/1e-4, /*atol=*/1e-5)) << "parameter " << i;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const at::Tensor ga = pa[i].grad(), gb = pb[i].grad().cpu();
+    const double scale = ga.abs().max().item<double>();
+    EXPECT_TRUE(at::allclose(ga, gb, /*rtol=*/1e-3, /*atol=*/1e-4 * scale)) << "gradient " << i << " max diff "
+                                                                          << (ga - gb).abs().max().item<double>();
+    EXPECT_TRUE(at::allclose(pa[i], pb[i].cpu(), /*rtol=*/0, /*atol=*/2.05 * cpu.learning_rate)) << "parameter " << i;
+  }
 }
 
 TEST(Gpu_CUDA, TrainingOnTheGpuLearnsSyntheticMembranes) {
@@ -131,8 +139,11 @@ TEST(Gpu_CUDA, DropoutDrawsFreshMasksAtEveryReplay) {
   std::vector<double> losses;
   for (int k = 0; k < 5; ++k) losses.push_back(trainer.step(batch).total.item<double>());
   ASSERT_TRUE(trainer.graph_captured());
-  EXPECT_GT(std::abs(losses[3] - losses[2]), 1e-6) << "two replays drew the same dropout mask";
-  EXPECT_GT(std::abs(losses[4] - losses[3]), 1e-6);
+  // With lr 1e-12 the float32 weights do not change, and a replay is deterministic: the same mask
+  // gives a bitwise-equal loss. (Dropout at the bottleneck of an untrained network moves the loss
+  // only by about 1e-6, so the test asks for any difference, not a large one.)
+  EXPECT_NE(losses[3], losses[2]) << "two replays drew the same dropout mask";
+  EXPECT_NE(losses[4], losses[3]) << "two replays drew the same dropout mask";
 }
 
 TEST(Gpu_CUDA, Fp16SkipInsideTheGraphLeavesWeightsAndRecovers) {

@@ -65,7 +65,8 @@ struct FusedLossFunction : public torch::autograd::Function<FusedLossFunction> {
     const c10::cuda::CUDAGuard guard(logits.device());
     const cuda::LogitsLayout l = logits_layout(logits);
     const at::Tensor lab = labels.to(logits.device(), at::kLong).contiguous();
-    const at::Tensor w = weights.defined() ? weights.to(logits.device(), at::kFloat).contiguous() : at::Tensor();
+    // An empty `weights` means no weight map (see fused_segmentation_loss).
+    const at::Tensor w = weights.numel() > 0 ? weights.to(logits.device(), at::kFloat).contiguous() : at::Tensor();
     const auto f32 = logits.options().dtype(at::kFloat);
     at::Tensor sums = at::zeros({l.n, l.classes, 3}, f32), ce_sum = at::zeros({1}, f32);
     cuda::launch_fused_loss_forward(kernel_dtype(logits), logits.data_ptr(), l, lab.data_ptr<int64_t>(),
@@ -104,7 +105,10 @@ LossTerms fused_segmentation_loss(const at::Tensor& logits, const at::Tensor& la
   if (logits.dim() != 4 || labels.dim() != 3) throw Error("fused_segmentation_loss: logits [N, C, H, W], labels [N, H, W]");
   if (logits.size(1) > cuda::kMaxLossClasses)
     throw Error("fused_segmentation_loss handles at most " + std::to_string(cuda::kMaxLossClasses) + " classes");
-  const variable_list out = FusedLossFunction::apply(logits, labels, weights);
+  // LibTorch records every input of a custom function (VariableInfo), which fails on an undefined
+  // tensor: "no weight map" travels as an empty one.
+  const at::Tensor w = weights.defined() ? weights : at::empty({0}, logits.options().dtype(at::kFloat));
+  const variable_list out = FusedLossFunction::apply(logits, labels, w);
   LossTerms terms;
   terms.cross_entropy = out[0];
   terms.dice_loss = out[1];
