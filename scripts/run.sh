@@ -45,6 +45,11 @@ else
   fi
   torch_prefix=$("$venv/bin/python" -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)')
   test_python=$(cd "$venv/bin" && pwd)/python
+  # The tests' second implementation of the ISBI scores (tests/isbi_reference.py) needs scikit-image.
+  if [ "$what" = test ] && ! "$venv/bin/python" -c "import skimage" 2>/dev/null; then
+    log "installing scikit-image into $venv (for the ISBI score tests)"
+    "$venv/bin/python" -m pip install -q scikit-image || log "scikit-image not installed: that test will skip"
+  fi
 fi
 
 # 3. Build.

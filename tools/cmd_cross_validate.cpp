@@ -61,7 +61,7 @@ struct CrossValidateCommand {
 /// One line per fold on stdout, its metrics in cv_results.json.
 struct FoldResults {
   nlohmann::json folds = nlohmann::json::array();
-  std::vector<double> dice, membrane, error, v_rand, v_info;
+  std::vector<double> dice, membrane, error, v_rand, v_info, v_rand_thinned, v_info_thinned;
 
   void add(int fold, const TrainResult& r) {
     dice.push_back(r.metrics.dice_score);
@@ -69,9 +69,11 @@ struct FoldResults {
     error.push_back(r.metrics.pixel_error);
     v_rand.push_back(r.metrics.v_rand);
     v_info.push_back(r.metrics.v_info);
-    std::printf("fold %d: dice_score %.4f  membrane dice %.4f  pixel error %.4f  V_Rand %.4f  V_Info %.4f  (%s)\n", fold,
-                r.metrics.dice_score, r.metrics.membrane_dice, r.metrics.pixel_error, r.metrics.v_rand, r.metrics.v_info,
-                format_duration(r.seconds).c_str());
+    v_rand_thinned.push_back(r.metrics.v_rand_thinned);
+    v_info_thinned.push_back(r.metrics.v_info_thinned);
+    std::printf("fold %d: dice_score %.4f  membrane dice %.4f  pixel error %.4f  V_Rand %.4f  V_Info %.4f (challenge, thinned)  (%s)\n",
+                fold, r.metrics.dice_score, r.metrics.membrane_dice, r.metrics.pixel_error, r.metrics.v_rand_thinned,
+                r.metrics.v_info_thinned, format_duration(r.seconds).c_str());
     std::fflush(stdout);
     nlohmann::json j = r.metrics;
     j["fold"] = fold;
@@ -87,12 +89,17 @@ struct FoldResults {
     const auto [em, es] = mean_std(error);
     const auto [rm, rs] = mean_std(v_rand);
     const auto [im, is] = mean_std(v_info);
+    const auto [rtm, rts] = mean_std(v_rand_thinned);
+    const auto [itm, its] = mean_std(v_info_thinned);
     std::printf("mean +- std over %zu folds: dice_score %.4f +- %.4f  membrane dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
                 dice.size(), dm, ds, mm, ms, em, es);
-    std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (threshold 0.5)\n", rm, rs, im, is);
+    std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (challenge, thinned)\n", rtm, rts, itm, its);
+    std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (unthinned, threshold 0.5)\n", rm, rs, im, is);
     return {{"folds", folds},          {"dice_score_mean", dm},    {"dice_score_std", ds}, {"membrane_dice_mean", mm},
             {"membrane_dice_std", ms}, {"pixel_error_mean", em},   {"pixel_error_std", es}, {"v_rand_mean", rm},
-            {"v_rand_std", rs},        {"v_info_mean", im},        {"v_info_std", is}};
+            {"v_rand_std", rs},        {"v_info_mean", im},        {"v_info_std", is},
+            {"v_rand_thinned_mean", rtm}, {"v_rand_thinned_std", rts}, {"v_info_thinned_mean", itm},
+            {"v_info_thinned_std", its}};
   }
 };
 

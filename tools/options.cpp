@@ -191,8 +191,10 @@ void print_metrics(const std::string& title, const Metrics& m) {
   std::printf("  membrane Dice (hard, original size)    %.4f\n", m.membrane_dice);
   std::printf("  membrane IoU  (hard, original size)    %.4f\n", m.membrane_iou);
   std::printf("  pixel error   (original size)          %.4f\n", m.pixel_error);
-  std::printf("  V_Rand (ISBI, threshold 0.5)           %.4f   best %.4f at %.1f\n", m.v_rand, m.v_rand_best, m.v_rand_threshold);
-  std::printf("  V_Info (ISBI, threshold 0.5)           %.4f   best %.4f at %.1f\n", m.v_info, m.v_info_best, m.v_info_threshold);
+  std::printf("  V_Rand (ISBI challenge, thinned)       %.4f   at threshold %.1f\n", m.v_rand_thinned, m.v_rand_thinned_threshold);
+  std::printf("  V_Info (ISBI challenge, thinned)       %.4f   at threshold %.1f\n", m.v_info_thinned, m.v_info_thinned_threshold);
+  std::printf("  V_Rand unthinned (threshold 0.5)       %.4f   best %.4f at %.1f\n", m.v_rand, m.v_rand_best, m.v_rand_threshold);
+  std::printf("  V_Info unthinned (threshold 0.5)       %.4f   best %.4f at %.1f\n", m.v_info, m.v_info_best, m.v_info_threshold);
   std::fflush(stdout);
 }
 

@@ -7,14 +7,18 @@
 
 namespace unet {
 
-/// The keys of log.jsonl's "eval" records, eval_results.json and cv_results.json.
+/// The keys of log.jsonl's "eval" records, eval_results.json and cv_results.json. The ISBI scores:
+/// `v_rand_thinned` / `v_info_thinned` are the challenge's (best over its thresholds, boundaries
+/// thinned); `v_rand` / `v_info` (threshold 0.5) and `v_rand_best` / `v_info_best` are unthinned.
 inline void to_json(nlohmann::json& j, const Metrics& m) {
   j = {{"dice_score", m.dice_score},          {"cross_entropy", m.cross_entropy},
        {"membrane_dice", m.membrane_dice},    {"membrane_iou", m.membrane_iou},
        {"pixel_error", m.pixel_error},        {"v_rand", m.v_rand},
        {"v_info", m.v_info},                  {"v_rand_best", m.v_rand_best},
        {"v_rand_threshold", m.v_rand_threshold}, {"v_info_best", m.v_info_best},
-       {"v_info_threshold", m.v_info_threshold}, {"images", m.images}};
+       {"v_info_threshold", m.v_info_threshold}, {"v_rand_thinned", m.v_rand_thinned},
+       {"v_rand_thinned_threshold", m.v_rand_thinned_threshold}, {"v_info_thinned", m.v_info_thinned},
+       {"v_info_thinned_threshold", m.v_info_thinned_threshold}, {"images", m.images}};
 }
 
 }  // namespace unet

@@ -1,7 +1,6 @@
 // Evaluation metrics at the network's output size and at the images' original size.
 #include "unet/eval/metrics.h"
 
-#include "unet/data/components.h"
 #include "unet/data/dataset.h"
 #include "unet/data/preprocess.h"
 #include "unet/eval/isbi.h"
@@ -10,6 +9,9 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
 
 namespace unet {
 
@@ -42,15 +44,29 @@ void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::
   wrong_ += (predicted != truth).sum().item<double>();
   pixels_ += static_cast<double>(truth.numel());
   ++original_images_;
-  const at::Tensor truth_segments = connected_components(truth != kMembraneClass);
   const at::Tensor non_membrane = 1.0 - probabilities[kMembraneClass].to(at::kFloat).cpu();
-  const auto thresholds = score_thresholds();
-  for (size_t k = 0; k < thresholds.size(); ++k) {
-    const SegmentationScores s = segmentation_scores(truth_segments, connected_components(non_membrane >= thresholds[k]));
-    v_rand_sums_[k] += s.v_rand;
-    v_info_sums_[k] += s.v_info;
+  const ThresholdScores s = challenge_scores(truth != kMembraneClass, non_membrane);
+  for (size_t k = 0; k < s.v_rand.size(); ++k) {
+    v_rand_sums_[k] += s.v_rand[k];
+    v_info_sums_[k] += s.v_info[k];
+    v_rand_thinned_sums_[k] += s.v_rand_thinned[k];
+    v_info_thinned_sums_[k] += s.v_info_thinned[k];
   }
 }
+
+namespace {
+
+/// The challenge's choice: the first threshold whose mean is strictly above all earlier ones
+/// (starting from 0, as Fiji's loops do).
+std::pair<double, double> best_over_thresholds(const std::vector<double>& sums, double n) {
+  const std::vector<double> thresholds = challenge_thresholds();
+  double best = 0.0, at = thresholds.front();
+  for (size_t k = 0; k < sums.size(); ++k)
+    if (sums[k] / n > best) best = sums[k] / n, at = thresholds[k];
+  return {best, at};
+}
+
+}  // namespace
 
 Metrics MetricAccumulator::result() const {
   Metrics m;
@@ -64,17 +80,14 @@ Metrics MetricAccumulator::result() const {
   m.membrane_iou = (tp + fp + fn) > 0 ? tp / (tp + fp + fn) : 1.0;
   m.pixel_error = pixels_ > 0 ? wrong_ / pixels_ : 0.0;
   if (original_images_ > 0) {
-    const auto thresholds = score_thresholds();
     const double n = static_cast<double>(original_images_);
-    m.v_rand_best = m.v_info_best = -1.0;
-    for (size_t k = 0; k < thresholds.size(); ++k) {
-      if (std::abs(thresholds[k] - 0.5) < 1e-9) {
-        m.v_rand = v_rand_sums_[k] / n;
-        m.v_info = v_info_sums_[k] / n;
-      }
-      if (v_rand_sums_[k] / n > m.v_rand_best) m.v_rand_best = v_rand_sums_[k] / n, m.v_rand_threshold = thresholds[k];
-      if (v_info_sums_[k] / n > m.v_info_best) m.v_info_best = v_info_sums_[k] / n, m.v_info_threshold = thresholds[k];
-    }
+    const std::vector<double> thresholds = challenge_thresholds();
+    for (size_t k = 0; k < thresholds.size(); ++k)
+      if (std::abs(thresholds[k] - 0.5) < 1e-9) m.v_rand = v_rand_sums_[k] / n, m.v_info = v_info_sums_[k] / n;
+    std::tie(m.v_rand_best, m.v_rand_threshold) = best_over_thresholds(v_rand_sums_, n);
+    std::tie(m.v_info_best, m.v_info_threshold) = best_over_thresholds(v_info_sums_, n);
+    std::tie(m.v_rand_thinned, m.v_rand_thinned_threshold) = best_over_thresholds(v_rand_thinned_sums_, n);
+    std::tie(m.v_info_thinned, m.v_info_thinned_threshold) = best_over_thresholds(v_info_thinned_sums_, n);
   }
   m.images = std::max(network_images_, original_images_);
   return m;
@@ -83,8 +96,8 @@ Metrics MetricAccumulator::result() const {
 at::Tensor MetricAccumulator::state() const {
   std::vector<double> v = {soft_dice_sum_, cross_entropy_sum_, static_cast<double>(network_images_), true_positive_,
                            false_positive_, false_negative_, wrong_, pixels_, static_cast<double>(original_images_), 0.0};
-  v.insert(v.end(), v_rand_sums_.begin(), v_rand_sums_.end());
-  v.insert(v.end(), v_info_sums_.begin(), v_info_sums_.end());
+  for (const std::vector<double>* sums : {&v_rand_sums_, &v_info_sums_, &v_rand_thinned_sums_, &v_info_thinned_sums_})
+    v.insert(v.end(), sums->begin(), sums->end());
   return at::tensor(v, at::kDouble);
 }
 
@@ -100,8 +113,13 @@ void MetricAccumulator::set_state(const at::Tensor& state) {
   wrong_ = v[6];
   pixels_ = v[7];
   original_images_ = static_cast<int64_t>(std::llround(v[8]));
-  v_rand_sums_.assign(v + 10, v + 19);
-  v_info_sums_.assign(v + 19, v + 28);
+  const int64_t t = static_cast<int64_t>(challenge_thresholds().size());
+  if (s.numel() != 10 + 4 * t) throw std::invalid_argument("MetricAccumulator::set_state: wrong state size");
+  int64_t offset = 10;
+  for (std::vector<double>* sums : {&v_rand_sums_, &v_info_sums_, &v_rand_thinned_sums_, &v_info_thinned_sums_}) {
+    sums->assign(v + offset, v + offset + t);
+    offset += t;
+  }
 }
 
 }  // namespace unet

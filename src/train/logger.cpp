@@ -101,7 +101,9 @@ void RunLogger::evaluation(int64_t step, const Metrics& m) {
                                      {"eval/membrane_iou", m.membrane_iou},
                                      {"eval/pixel_error", m.pixel_error},
                                      {"eval/v_rand", m.v_rand},
-                                     {"eval/v_info", m.v_info}})
+                                     {"eval/v_info", m.v_info},
+                                     {"eval/v_rand_thinned", m.v_rand_thinned},
+                                     {"eval/v_info_thinned", m.v_info_thinned}})
       events_->scalar(tag, value, step);
     events_->flush();
   }

@@ -1,6 +1,8 @@
 // Evaluation metrics: the reference's Dice score and cross-entropy, hard membrane Dice/IoU, pixel error.
 #pragma once
 
+#include "unet/eval/isbi.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -19,15 +21,21 @@ struct Metrics {
   double membrane_dice = 0.0;
   double membrane_iou = 0.0;
   double pixel_error = 0.0;
-  /// The ISBI 2012 challenge's scores (unet/eval/isbi.h) of the connected components of
-  /// the thresholded non-membrane probability, averaged over images: at threshold 0.5, and the
-  /// best over thresholds 0.1..0.9 with the threshold that gave it.
+  /// The ISBI 2012 challenge's scores (unet/eval/isbi.h), each the mean over images at a threshold
+  /// of the non-membrane probability. Thinned: the challenge's own (boundaries thinned to one
+  /// pixel by a watershed; its leaderboard ranks by `v_rand_thinned`), the best over
+  /// `challenge_thresholds()` with the threshold that gave it. Unthinned (segments = connected
+  /// components), for comparison: at threshold 0.5, and the best over the same thresholds.
+  double v_rand_thinned = 0.0;
+  double v_rand_thinned_threshold = 0.0;
+  double v_info_thinned = 0.0;
+  double v_info_thinned_threshold = 0.0;
   double v_rand = 0.0;
   double v_info = 0.0;
   double v_rand_best = 0.0;
-  double v_rand_threshold = 0.5;
+  double v_rand_threshold = 0.0;
   double v_info_best = 0.0;
-  double v_info_threshold = 0.5;
+  double v_info_threshold = 0.0;
   int64_t images = 0;
 };
 
@@ -44,7 +52,7 @@ class MetricAccumulator {
   Metrics result() const;
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce
-  /// the tensor, then `set_state`): float64 [28].
+  /// the tensor, then `set_state`): float64 [10 + 4 x thresholds].
   at::Tensor state() const;
   void set_state(const at::Tensor& state);
 
@@ -55,7 +63,10 @@ class MetricAccumulator {
   double true_positive_ = 0.0, false_positive_ = 0.0, false_negative_ = 0.0;
   double wrong_ = 0.0, pixels_ = 0.0;
   int64_t original_images_ = 0;
-  std::vector<double> v_rand_sums_ = std::vector<double>(9, 0.0), v_info_sums_ = std::vector<double>(9, 0.0);
+  /// Per threshold of `challenge_thresholds()`: sums over images of V_Rand, V_Info, and both thinned.
+  std::vector<double> v_rand_sums_ = zeros(), v_info_sums_ = zeros(), v_rand_thinned_sums_ = zeros(),
+                      v_info_thinned_sums_ = zeros();
+  static std::vector<double> zeros() { return std::vector<double>(challenge_thresholds().size(), 0.0); }
 };
 
 }  // namespace unet

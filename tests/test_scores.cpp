@@ -1,0 +1,172 @@
+// The ISBI 2012 challenge's scores as Fiji computes them: threshold grid, boundary thinning,
+// conventions, and agreement with an independent implementation (tests/isbi_reference.py).
+#include "test_support.h"
+
+#include "unet/data/image_io.h"
+#include "unet/eval/isbi.h"
+#include "unet/eval/metrics.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+using namespace unet;
+
+namespace {
+
+/// A bool map [h, w] from rows of '.' (cell) and '#' (boundary).
+at::Tensor cells_from(const std::vector<std::string>& rows) {
+  at::Tensor t = at::zeros({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())}, at::kBool);
+  for (size_t y = 0; y < rows.size(); ++y)
+    for (size_t x = 0; x < rows[y].size(); ++x) t[y][x] = rows[y][x] == '.';
+  return t;
+}
+
+/// UNET_TEST_PYTHON when it can import numpy and scikit-image, else "".
+std::string python_with_skimage() {
+  const std::string python = UNET_TEST_PYTHON;
+  if (python.empty() || !std::filesystem::exists(python)) return "";
+  const std::string probe = python + " -c 'import numpy, skimage' >/dev/null 2>&1";
+  return std::system(probe.c_str()) == 0 ? python : "";
+}
+
+std::string picture(const at::Tensor& labels) {
+  std::string s;
+  for (int64_t y = 0; y < labels.size(0); ++y) {
+    for (int64_t x = 0; x < labels.size(1); ++x) s += std::to_string(labels[y][x].item<int64_t>());
+    s += '\n';
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST(IsbiScores, ThresholdsAreFijisLoopInDoubleArithmetic) {
+  const std::vector<double> t = challenge_thresholds();
+  ASSERT_EQ(t.size(), 11u);
+  EXPECT_EQ(t[0], 0.0);
+  EXPECT_EQ(t[3], 0.1 + 0.1 + 0.1);  // 0.30000000000000004
+  EXPECT_EQ(t[5], 0.5);
+  EXPECT_LT(t[10], 1.0);  // 0.9999999999999999: only probabilities of exactly 1 count as cell there
+  EXPECT_GT(t[10], 0.99999);
+}
+
+TEST(IsbiScores, ThinningLeavesOnePixelLinesWhereBasinsMeet) {
+  // A band of odd width becomes its middle column; in one of even width the line takes the
+  // column reached second in Fiji's column-major order (scikit-image's watershed draws this one
+  // differently); a one-pixel line stays.
+  const at::Tensor odd = thin_boundaries(cells_from({"..###..", "..###..", "..###.."}));
+  EXPECT_EQ(picture(odd), "1110222\n1110222\n1110222\n");
+  const at::Tensor even = thin_boundaries(cells_from({"..##..", "..##..", "..##.."}));
+  EXPECT_EQ(picture(even), "111022\n111022\n111022\n");
+  const at::Tensor one = thin_boundaries(cells_from({"..#..", "..#..", "..#.."}));
+  EXPECT_EQ(picture(one), "11022\n11022\n11022\n");
+}
+
+TEST(IsbiScores, ThinningRemovesBoundariesThatSeparateNothing) {
+  // A dangling stub and an isolated boundary pixel inside one cell join the cell.
+  const at::Tensor t = thin_boundaries(cells_from({"..#....", "..#....", "..#..#.", "......."}));
+  EXPECT_EQ(t.min().item<int64_t>(), 1);
+  EXPECT_EQ(t.max().item<int64_t>(), 1);
+  // All boundary: one segment.
+  EXPECT_EQ(thin_boundaries(cells_from({"###", "###"})).max().item<int64_t>(), 1);
+}
+
+TEST(IsbiScores, ThickMembranesWithTheRightTopologyScoreHighOnlyWhenThinned) {
+  // Four 15x15 cells separated by one-pixel membranes in the truth; the proposal has the same
+  // topology with 5-pixel-thick membranes.
+  at::Tensor truth = at::ones({31, 31}, at::kBool), probability = at::ones({31, 31});
+  truth.select(0, 15).fill_(false);
+  truth.select(1, 15).fill_(false);
+  probability.narrow(0, 13, 5).fill_(0.0);
+  probability.narrow(1, 13, 5).fill_(0.0);
+  const ThresholdScores s = challenge_scores(truth, probability);
+  ASSERT_EQ(s.v_rand.size(), challenge_thresholds().size());
+  for (size_t k = 0; k < s.v_rand.size(); ++k) {
+    EXPECT_LT(s.v_rand[k], 0.9) << k;  // 16% of each cell's pixels become one-pixel segments
+    EXPECT_GT(s.v_rand_thinned[k], 0.999) << k;
+    EXPECT_GT(s.v_info_thinned[k], 0.999) << k;
+  }
+}
+
+TEST(IsbiScores, OneSegmentConventionsFollowFiji) {
+  const at::Tensor one = at::ones({2, 3}, at::kLong);
+  // H(truth) = H(proposal) = 0: Fiji's V_Info is 0 (precision 1, recall 0); V_Rand is 1.
+  const SegmentationScores s = segmentation_scores(one, one);
+  EXPECT_NEAR(s.v_rand, 1.0, 1e-12);
+  EXPECT_EQ(s.v_info, 0.0);
+}
+
+TEST(IsbiScores, TheAccumulatorReportsTheChallengesChoiceOfThreshold) {
+  // Probabilities of the membrane class: a cell map whose best threshold is known.
+  at::Tensor truth = at::ones({31, 31}, at::kLong);  // class 1 = cell, 0 = membrane
+  truth.select(0, 15).fill_(0);
+  at::Tensor cell = at::full({31, 31}, 0.9);
+  cell.select(0, 15).fill_(0.35);  // a membrane the proposal only draws for thresholds >= 0.35
+  const at::Tensor probabilities = at::stack({1.0 - cell, cell});
+  MetricAccumulator acc;
+  acc.add_original(probabilities.to(at::kFloat), truth);
+  const Metrics m = acc.result();
+  EXPECT_NEAR(m.v_rand_thinned, 1.0, 1e-12);
+  EXPECT_NEAR(m.v_rand_thinned_threshold, 0.1 + 0.1 + 0.1 + 0.1, 1e-12);  // first threshold above 0.35
+  EXPECT_NEAR(m.v_rand, 1.0, 1e-12);  // at 0.5 the membrane is drawn
+  // The state round trip keeps every threshold's sums.
+  MetricAccumulator copy;
+  copy.set_state(acc.state());
+  EXPECT_EQ(copy.result().v_info_thinned, m.v_info_thinned);
+}
+
+TEST(IsbiScores, AgreeWithAnIndependentImplementation) {
+  const std::string python = python_with_skimage();
+  if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and scikit-image (pip install scikit-image); skipping";
+  // Smooth random probability maps against a smooth random truth: many cells, gaps and
+  // thick boundaries, at every threshold.
+  const unet::test::TempDir dir;
+  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../isbi_reference.py";
+  // And a real truth: a 160x160 crop of the first ISBI training label, with a proposal made from it
+  // (blurred, noised: thick and broken membranes), when the data is there.
+  std::vector<at::Tensor> real;
+  if (std::filesystem::exists(unet::test::isbi_dir() + "/train-labels.tif"))
+    real.push_back(read_tiff(unet::test::isbi_dir() + "/train-labels.tif")[0].pixels[0].narrow(0, 0, 160).narrow(1, 0, 160) > 127);
+  at::manual_seed(3);
+  for (size_t image = 0; image < 3 + real.size(); ++image) {
+    at::Tensor probability, truth_cells;
+    if (image < 3) {
+      const at::Tensor noise = at::avg_pool2d(at::rand({1, 1, 104, 88}, at::kDouble), 9, 1).squeeze();
+      probability = ((noise - noise.min()) / (noise.max() - noise.min())).to(at::kFloat).contiguous();
+      truth_cells = (at::avg_pool2d(at::rand({1, 1, 100, 84}, at::kDouble), 5, 1).squeeze() > 0.47).contiguous();
+    } else {
+      truth_cells = real[image - 3].contiguous();
+      const at::Tensor blurred = at::avg_pool2d(truth_cells.to(at::kDouble).view({1, 1, 160, 160}), 5, 1, 2).squeeze();
+      probability = (blurred + 0.3 * at::randn({160, 160}, at::kDouble)).clamp(0, 1).to(at::kFloat).contiguous();
+    }
+    const int64_t h = truth_cells.size(0), w = truth_cells.size(1);
+    const std::string name = std::to_string(image);
+    std::ofstream(dir.file("probability-" + name + ".f32"), std::ios::binary)
+        .write(static_cast<const char*>(probability.data_ptr()), probability.numel() * 4);
+    std::ofstream(dir.file("truth-" + name + ".u8"), std::ios::binary)
+        .write(static_cast<const char*>(truth_cells.to(at::kByte).contiguous().data_ptr()), truth_cells.numel());
+    const ThresholdScores ours = challenge_scores(truth_cells, probability);
+    const std::string out = dir.file("scores-" + name + ".json");
+    const std::string command = python + " " + script + " " + dir.file("truth-" + name + ".u8") + " " +
+                                dir.file("probability-" + name + ".f32") + " " + std::to_string(h) + " " +
+                                std::to_string(w) + " " + out;
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    const nlohmann::json ref = nlohmann::json::parse(std::ifstream(out));
+    for (size_t k = 0; k < ours.v_rand.size(); ++k) {
+      EXPECT_NEAR(ours.v_rand[k], ref["v_rand"][k].get<double>(), 1e-6) << "image " << image << " threshold " << k;
+      EXPECT_NEAR(ours.v_info[k], ref["v_info"][k].get<double>(), 1e-6) << "image " << image << " threshold " << k;
+      EXPECT_NEAR(ours.v_rand_thinned[k], ref["v_rand_thinned"][k].get<double>(), 1e-6) << "image " << image << " threshold " << k;
+      EXPECT_NEAR(ours.v_info_thinned[k], ref["v_info_thinned"][k].get<double>(), 1e-6) << "image " << image << " threshold " << k;
+    }
+    // scikit-image's watershed places some lines differently (see isbi_reference.py): per threshold
+    // the thinned scores differ by up to about 0.06 on these noisy maps; their best agree closely.
+    const auto skimage = ref["v_rand_thinned_skimage"].get<std::vector<double>>();
+    EXPECT_NEAR(*std::max_element(ours.v_rand_thinned.begin(), ours.v_rand_thinned.end()),
+                *std::max_element(skimage.begin(), skimage.end()), 0.02) << "image " << image;
+  }
+}
