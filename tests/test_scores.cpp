@@ -170,3 +170,80 @@ TEST(IsbiScores, AgreeWithAnIndependentImplementation) {
                 *std::max_element(skimage.begin(), skimage.end()), 0.02) << "image " << image;
   }
 }
+
+namespace {
+
+/// A truth (cells 255, one-pixel boundaries 0) and a noisy cell-probability map of it.
+std::pair<at::Tensor, at::Tensor> truth_and_prediction(int64_t seed) {
+  at::manual_seed(seed);
+  at::Tensor truth = at::full({64, 64}, 255, at::kByte);
+  truth.select(0, 20 + seed).fill_(0);
+  truth.select(1, 30 - seed).fill_(0);
+  const at::Tensor blurred = at::avg_pool2d((truth.to(at::kFloat) / 255).view({1, 1, 64, 64}), 3, 1, 1).squeeze();
+  return {truth, (blurred + 0.2 * at::randn({64, 64})).clamp(0, 1).contiguous()};
+}
+
+}  // namespace
+
+TEST(ScoreCommand, ScoresAStackAndTheSameImagesAsFoldersAlike) {
+  const unet::test::TempDir dir;
+  std::filesystem::create_directories(dir.file("pred"));
+  std::filesystem::create_directories(dir.file("truth"));
+  std::vector<at::Tensor> truths, predictions;
+  MetricAccumulator expected;
+  for (int k = 0; k < 2; ++k) {
+    auto [truth, prediction] = truth_and_prediction(k);
+    truths.push_back(truth);
+    predictions.push_back(prediction);
+    expected.add_original(at::stack({1.0 - prediction, prediction}), (truth > 0).to(at::kLong));
+    // The folder form: 8-bit maps of the boundary class (--invert-prediction), PNG truths.
+    write_png(dir.file("pred/slice-" + std::to_string(k) + ".png"), ((1.0 - prediction) * 255).round().to(at::kByte));
+    write_png(dir.file("truth/slice-" + std::to_string(k) + ".png"), truth);
+  }
+  write_tiff(dir.file("pred.tif"), predictions);
+  write_tiff(dir.file("truth.tif"), truths);
+
+  const auto r = unet::test::run_unet("score --prediction " + dir.file("pred.tif") + " --truth " + dir.file("truth.tif") +
+                                      " -o " + dir.file("stack.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json stack = nlohmann::json::parse(unet::test::read_file(dir.file("stack.json")));
+  const Metrics m = expected.result();
+  EXPECT_EQ(stack["images"].size(), 2u);
+  EXPECT_NEAR(stack["overall"]["v_rand_thinned"].get<double>(), m.v_rand_thinned, 1e-12);
+  EXPECT_NEAR(stack["overall"]["v_info_thinned"].get<double>(), m.v_info_thinned, 1e-12);
+  EXPECT_NEAR(stack["overall"]["pixel_error"].get<double>(), m.pixel_error, 1e-12);
+  EXPECT_FALSE(stack["overall"].contains("dice_score"));
+  EXPECT_NE(r.out.find("V_Rand (ISBI challenge, thinned)"), std::string::npos) << r.out;
+
+  const auto f = unet::test::run_unet("score --prediction " + dir.file("pred") + " --truth " + dir.file("truth") +
+                                      " --invert-prediction -o " + dir.file("folders.json"));
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  const nlohmann::json folders = nlohmann::json::parse(unet::test::read_file(dir.file("folders.json")));
+  EXPECT_EQ(folders["images"].size(), 2u);
+  // 8-bit rounding of the maps moves the scores a little, not more.
+  EXPECT_NEAR(folders["overall"]["v_rand_thinned"].get<double>(), m.v_rand_thinned, 0.02);
+  EXPECT_NEAR(folders["overall"]["pixel_error"].get<double>(), m.pixel_error, 0.01);
+}
+
+TEST(ScoreCommand, BadInputGetsOneLineNamingTheFile) {
+  const unet::test::TempDir dir;
+  auto [truth, prediction] = truth_and_prediction(0);
+  write_tiff(dir.file("truth.tif"), {truth});
+  write_tiff(dir.file("small.tif"), {prediction.narrow(0, 0, 32)});
+  write_tiff(dir.file("loud.tif"), {prediction * 255});
+  write_tiff(dir.file("two.tif"), {prediction, prediction});
+  const std::string t = " --truth " + dir.file("truth.tif");
+  unet::test::expect_one_line_error(unet::test::run_unet("score --prediction " + dir.file("small.tif") + t), "is 64x32 but the truth");
+  unet::test::expect_one_line_error(unet::test::run_unet("score --prediction " + dir.file("loud.tif") + t), "must be probabilities in [0, 1]");
+  unet::test::expect_one_line_error(unet::test::run_unet("score --prediction " + dir.file("two.tif") + t), "has 2 pages but");
+  unet::test::expect_one_line_error(unet::test::run_unet("score --prediction " + dir.file("none.tif") + t), "does not exist");
+  std::filesystem::create_directories(dir.file("p"));
+  std::filesystem::create_directories(dir.file("t"));
+  write_png(dir.file("t/a.png"), truth);
+  unet::test::expect_one_line_error(unet::test::run_unet("score --prediction " + dir.file("p") + " --truth " + dir.file("t")),
+                                    "has no prediction for");
+  // The output never replaces an input.
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("score --prediction " + dir.file("two.tif") + t + " -o " + dir.file("truth.tif")), "truth.tif");
+  EXPECT_EQ(read_tiff(dir.file("truth.tif")).size(), 1u);
+}

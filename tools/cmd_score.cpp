@@ -1,0 +1,148 @@
+// `unet score`: scores any two-class segmentation of cells and boundaries (unet's or another
+// tool's) against the truth the way the ISBI 2012 challenge does, per image and overall.
+//
+// The prediction is a map of the cell (non-boundary) class: probabilities in [0, 1] (float TIFF)
+// or 0-255 (8-bit; 16-bit is scaled by 65535), or a binary mask; `--invert-prediction` for maps
+// of the boundary class. The truth is a binary mask (cells non-zero, boundaries 0), as the ISBI
+// labels are. Both may be multi-page TIFFs (pages in order), single images, or folders whose files
+// are matched by stem.
+#include "options.h"
+
+#include "eval/json.h"
+#include "unet/data/dataset.h"
+#include "unet/data/image_io.h"
+#include "unet/eval/metrics.h"
+#include "unet/runtime/error.h"
+#include "unet/runtime/files.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+namespace unet::cli {
+namespace {
+
+struct ScoreCommand {
+  std::string prediction, truth, output;
+  bool invert_prediction = false;
+};
+
+/// Pairs of (prediction file, truth file): the two files, or a folder's files matched by stem.
+std::vector<std::pair<std::string, std::string>> pair_files(const std::string& prediction, const std::string& truth) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(prediction)) fail_file(prediction, "does not exist");
+  if (!fs::exists(truth)) fail_file(truth, "does not exist");
+  if (fs::is_directory(prediction) != fs::is_directory(truth))
+    fail_file(prediction, "is a " + std::string(fs::is_directory(prediction) ? "folder" : "file") + " but --truth " +
+                              truth + " is not: give two files or two folders");
+  if (!fs::is_directory(truth)) return {{prediction, truth}};
+  std::map<std::string, std::string> predicted;  // stem -> file
+  for (const auto& e : fs::directory_iterator(prediction))
+    if (e.is_regular_file() && has_image_extension(e.path().string())) predicted[e.path().stem().string()] = e.path().string();
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::vector<std::string> truths;
+  for (const auto& e : fs::directory_iterator(truth))
+    if (e.is_regular_file() && has_image_extension(e.path().string())) truths.push_back(e.path().string());
+  std::sort(truths.begin(), truths.end());
+  for (const std::string& t : truths) {
+    const auto it = predicted.find(fs::path(t).stem().string());
+    if (it == predicted.end()) fail_file(prediction, "has no prediction for " + t + " (files are matched by stem)");
+    pairs.emplace_back(it->second, t);
+  }
+  if (pairs.empty()) fail_file(truth, "holds no PNG or TIFF images");
+  return pairs;
+}
+
+/// The cell probability [H, W] of one page: one channel, values in [0, 1].
+at::Tensor cell_probability(const RawImage& page, const std::string& file, bool invert) {
+  if (page.channels() != 1) fail_file(file, "has " + std::to_string(page.channels()) + " channels; a prediction map has one");
+  at::Tensor p = page.pixels[0].to(at::kFloat);
+  if (page.format == SampleFormat::kFloat32) {
+    const double lo = p.min().item<double>(), hi = p.max().item<double>();
+    if (!(lo >= 0.0 && hi <= 1.0)) fail_file(file, "holds values from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                                                       "; float predictions must be probabilities in [0, 1]");
+  } else {
+    p = to_unit_range(page)[0];
+  }
+  return invert ? 1.0 - p : p;
+}
+
+nlohmann::json image_record(const std::string& name, int64_t page, const Metrics& m) {
+  return {{"prediction", name},   {"page", page},
+          {"pixel_error", m.pixel_error}, {"membrane_dice", m.membrane_dice}, {"membrane_iou", m.membrane_iou},
+          {"v_rand_thinned", m.v_rand_thinned}, {"v_rand_thinned_threshold", m.v_rand_thinned_threshold},
+          {"v_info_thinned", m.v_info_thinned}, {"v_info_thinned_threshold", m.v_info_thinned_threshold},
+          {"v_rand", m.v_rand},   {"v_info", m.v_info}};
+}
+
+void run_score(const ScoreCommand& o) {
+  if (!o.output.empty()) refuse_to_overwrite(o.output, {o.prediction, o.truth});
+  MetricAccumulator overall;
+  nlohmann::json images = nlohmann::json::array();
+  const auto pairs = pair_files(o.prediction, o.truth);
+  std::printf("%-40s %11s %14s %15s %15s\n", "image", "pixel error", "membrane Dice", "V_Rand thinned", "V_Info thinned");
+  for (const auto& [pred_file, truth_file] : pairs) {
+    const std::vector<RawImage> pred = read_image_file(pred_file), truth = read_image_file(truth_file);
+    if (pred.size() != truth.size())
+      fail_file(pred_file, "has " + std::to_string(pred.size()) + " pages but " + truth_file + " has " + std::to_string(truth.size()));
+    for (size_t k = 0; k < pred.size(); ++k) {
+      if (pred[k].height() != truth[k].height() || pred[k].width() != truth[k].width())
+        fail_file(pred_file, "page " + std::to_string(k) + " is " + std::to_string(pred[k].width()) + "x" +
+                                 std::to_string(pred[k].height()) + " but the truth " + truth_file + " is " +
+                                 std::to_string(truth[k].width()) + "x" + std::to_string(truth[k].height()));
+      const at::Tensor p = cell_probability(pred[k], pred_file, o.invert_prediction);
+      const at::Tensor labels = (to_unit_range(truth[k])[0] > 0.5).to(at::kLong);  // 1 = cell, 0 = boundary
+      static_assert(kMembraneClass == 0, "class 0 is the boundary");
+      const at::Tensor probabilities = at::stack({1.0 - p, p});
+      MetricAccumulator one;
+      one.add_original(probabilities, labels);
+      overall.add_original(probabilities, labels);
+      const Metrics m = one.result();
+      const std::string name = std::filesystem::path(pred_file).filename().string() +
+                               (pred.size() > 1 ? " #" + std::to_string(k) : std::string());
+      std::printf("%-40s %11.4f %14.4f %15.4f %15.4f\n", name.c_str(), m.pixel_error, m.membrane_dice, m.v_rand_thinned,
+                  m.v_info_thinned);
+      images.push_back(image_record(pred_file, static_cast<int64_t>(k), m));
+    }
+  }
+  const Metrics m = overall.result();
+  std::printf("overall (%lld images): pixel error %.4f  membrane Dice %.4f  membrane IoU %.4f\n",
+              static_cast<long long>(m.images), m.pixel_error, m.membrane_dice, m.membrane_iou);
+  std::printf("  V_Rand (ISBI challenge, thinned)  %.4f at threshold %.1f;  unthinned %.4f (0.5), best %.4f\n",
+              m.v_rand_thinned, m.v_rand_thinned_threshold, m.v_rand, m.v_rand_best);
+  std::printf("  V_Info (ISBI challenge, thinned)  %.4f at threshold %.1f;  unthinned %.4f (0.5), best %.4f\n",
+              m.v_info_thinned, m.v_info_thinned_threshold, m.v_info, m.v_info_best);
+  if (!o.output.empty()) {
+    nlohmann::json overall_json = m;
+    overall_json.erase("dice_score");  // network-output terms: not defined for a prediction map
+    overall_json.erase("cross_entropy");
+    write_text_atomically(o.output, nlohmann::json{{"prediction", o.prediction}, {"truth", o.truth}, {"images", images},
+                                                   {"overall", overall_json}}.dump(2) + "\n");
+    std::printf("wrote %s\n", o.output.c_str());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void register_score(CLI::App& app) {
+  auto o = std::make_shared<ScoreCommand>();
+  CLI::App* cmd = app.add_subcommand(
+      "score", "Score a segmentation of cells and boundaries against the truth as the ISBI 2012 challenge does");
+  add_value(*cmd, "--prediction", "prediction", o->prediction,
+            "Cell probability maps or masks: a (multi-page) TIFF or PNG, or a folder matched to --truth by stem")
+      ->required();
+  add_value(*cmd, "--truth", "truth", o->truth, "Binary truth: cells non-zero, boundaries 0 (file or folder)")->required();
+  add_value(*cmd, "--output,-o", "output", o->output, "JSON file for per-image and overall scores (optional)");
+  add_switch(*cmd, "--invert-prediction", "invert_prediction", o->invert_prediction,
+             "The prediction maps the boundary (membrane) class instead of the cells");
+  add_image_limit(*cmd);
+  on_run(*cmd, [o] { run_score(*o); });
+}
+
+}  // namespace unet::cli
