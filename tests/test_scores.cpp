@@ -5,6 +5,7 @@
 #include "unet/data/image_io.h"
 #include "unet/eval/isbi.h"
 #include "unet/eval/metrics.h"
+#include "unet/eval/objects.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -213,6 +214,8 @@ TEST(ScoreCommand, ScoresAStackAndTheSameImagesAsFoldersAlike) {
   EXPECT_NEAR(stack["overall"]["v_info_thinned"].get<double>(), m.v_info_thinned, 1e-12);
   EXPECT_NEAR(stack["overall"]["pixel_error"].get<double>(), m.pixel_error, 1e-12);
   EXPECT_FALSE(stack["overall"].contains("dice_score"));
+  EXPECT_EQ(stack["images"][0]["objects"]["truth"].get<int64_t>(), 4);  // the truth's four cells
+  EXPECT_EQ(stack["overall"]["objects"]["truth"].get<int64_t>(), 8);
   EXPECT_NE(r.out.find("V_Rand (ISBI challenge, thinned)"), std::string::npos) << r.out;
 
   const auto f = unet::test::run_unet("score --prediction " + dir.file("pred") + " --truth " + dir.file("truth") +
@@ -246,4 +249,49 @@ TEST(ScoreCommand, BadInputGetsOneLineNamingTheFile) {
   unet::test::expect_one_line_error(
       unet::test::run_unet("score --prediction " + dir.file("two.tif") + t + " -o " + dir.file("truth.tif")), "truth.tif");
   EXPECT_EQ(read_tiff(dir.file("truth.tif")).size(), 1u);
+}
+
+TEST(ObjectScores, MatchesSplitsAndMergesByHand) {
+  // Identical maps with three objects (labels need not agree or be consecutive).
+  at::Tensor truth = at::zeros({8, 8}, at::kLong);
+  truth.narrow(0, 0, 2).narrow(1, 0, 2).fill_(1);
+  truth.narrow(0, 4, 2).narrow(1, 0, 3).fill_(7);
+  truth.narrow(0, 0, 3).narrow(1, 5, 3).fill_(3);
+  ObjectScores s = object_scores(truth, truth * 10);
+  EXPECT_EQ(s.truth_objects, 3);
+  EXPECT_EQ(s.predicted_objects, 3);
+  for (size_t k = 0; k < s.thresholds.size(); ++k) EXPECT_EQ(s.true_positives[k], 3);
+  EXPECT_EQ(s.f1(0), 1.0);
+  EXPECT_EQ(s.mean_average_precision(), 1.0);
+  EXPECT_EQ(s.split + s.merged, 0);
+
+  // One 4x4 object predicted one column to the right: IoU 12/20 = 0.6, a match at 0.5 and 0.55 only.
+  at::Tensor a = at::zeros({6, 6}, at::kLong), b = at::zeros({6, 6}, at::kLong);
+  a.narrow(0, 0, 4).narrow(1, 0, 4).fill_(1);
+  b.narrow(0, 0, 4).narrow(1, 1, 4).fill_(1);
+  s = object_scores(a, b);
+  EXPECT_EQ(s.true_positives[0], 1);
+  EXPECT_EQ(s.true_positives[1], 1);
+  EXPECT_EQ(s.true_positives[2], 0);
+  EXPECT_NEAR(s.mean_average_precision(), 0.2, 1e-12);
+
+  // A truth object cut in two equal halves: IoU 0.5 each, no match above 0.5; one split.
+  b = a.clone();
+  b.narrow(1, 2, 2).mul_(2);
+  s = object_scores(a, b);
+  EXPECT_EQ(s.true_positives[0], 0);
+  EXPECT_EQ(s.split, 1);
+  EXPECT_EQ(s.merged, 0);
+  EXPECT_NEAR(s.f1(0), 0.0, 1e-12);  // TP 0, FP 2, FN 1
+  // The other way round: two truth objects in one prediction, one merge.
+  s = object_scores(b, a);
+  EXPECT_EQ(s.merged, 1);
+  EXPECT_EQ(s.split, 0);
+
+  // Nothing on either side is a perfect score; pooling adds counts.
+  ObjectScores empty = object_scores(at::zeros({3, 3}, at::kLong), at::zeros({3, 3}, at::kLong));
+  EXPECT_EQ(empty.f1(0), 1.0);
+  empty.add(object_scores(a, b));
+  EXPECT_EQ(empty.truth_objects, 1);
+  EXPECT_EQ(empty.predicted_objects, 2);
 }

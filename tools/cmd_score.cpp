@@ -5,13 +5,16 @@
 // or 0-255 (8-bit; 16-bit is scaled by 65535), or a binary mask; `--invert-prediction` for maps
 // of the boundary class. The truth is a binary mask (cells non-zero, boundaries 0), as the ISBI
 // labels are. Both may be multi-page TIFFs (pages in order), single images, or folders whose files
-// are matched by stem.
+// are matched by stem. Objects: the truth's instance labels when it has more than two values,
+// else its 4-connected cells; the prediction's 4-connected cells at probability 0.5.
 #include "options.h"
 
 #include "eval/json.h"
+#include "unet/data/components.h"
 #include "unet/data/dataset.h"
 #include "unet/data/image_io.h"
 #include "unet/eval/metrics.h"
+#include "unet/eval/objects.h"
 #include "unet/runtime/error.h"
 #include "unet/runtime/files.h"
 
@@ -72,6 +75,21 @@ at::Tensor cell_probability(const RawImage& page, const std::string& file, bool 
   return invert ? 1.0 - p : p;
 }
 
+/// Truth objects of one page: its labels when it holds more than two values (an instance-label
+/// image), else the 4-connected components of its cells.
+at::Tensor truth_objects(const RawImage& page, const at::Tensor& cells) {
+  const at::Tensor raw = page.pixels[0].to(at::kLong);
+  return std::get<0>(at::_unique(raw)).numel() > 2 ? raw : connected_components(cells);
+}
+
+nlohmann::json objects_record(const ObjectScores& o) {
+  return {{"truth", o.truth_objects},     {"predicted", o.predicted_objects},
+          {"f1_50", o.f1(0)},             {"f1_75", o.f1(5)},
+          {"ap_50", o.average_precision(0)}, {"ap_75", o.average_precision(5)},
+          {"mean_ap", o.mean_average_precision()}, {"split", o.split},
+          {"merged", o.merged}};
+}
+
 nlohmann::json image_record(const std::string& name, int64_t page, const Metrics& m) {
   return {{"prediction", name},   {"page", page},
           {"pixel_error", m.pixel_error}, {"membrane_dice", m.membrane_dice}, {"membrane_iou", m.membrane_iou},
@@ -83,9 +101,11 @@ nlohmann::json image_record(const std::string& name, int64_t page, const Metrics
 void run_score(const ScoreCommand& o) {
   if (!o.output.empty()) refuse_to_overwrite(o.output, {o.prediction, o.truth});
   MetricAccumulator overall;
+  ObjectScores all_objects;
   nlohmann::json images = nlohmann::json::array();
   const auto pairs = pair_files(o.prediction, o.truth);
-  std::printf("%-40s %11s %14s %15s %15s\n", "image", "pixel error", "membrane Dice", "V_Rand thinned", "V_Info thinned");
+  std::printf("%-32s %11s %14s %15s %15s %15s %7s\n", "image", "pixel error", "membrane Dice", "V_Rand thinned",
+              "V_Info thinned", "objects t/p", "F1@0.5");
   for (const auto& [pred_file, truth_file] : pairs) {
     const std::vector<RawImage> pred = read_image_file(pred_file), truth = read_image_file(truth_file);
     if (pred.size() != truth.size())
@@ -96,18 +116,24 @@ void run_score(const ScoreCommand& o) {
                                  std::to_string(pred[k].height()) + " but the truth " + truth_file + " is " +
                                  std::to_string(truth[k].width()) + "x" + std::to_string(truth[k].height()));
       const at::Tensor p = cell_probability(pred[k], pred_file, o.invert_prediction);
-      const at::Tensor labels = (to_unit_range(truth[k])[0] > 0.5).to(at::kLong);  // 1 = cell, 0 = boundary
+      const at::Tensor cells = to_unit_range(truth[k])[0] > 0.5;
+      const at::Tensor labels = cells.to(at::kLong);  // 1 = cell, 0 = boundary
       static_assert(kMembraneClass == 0, "class 0 is the boundary");
       const at::Tensor probabilities = at::stack({1.0 - p, p});
       MetricAccumulator one;
       one.add_original(probabilities, labels);
       overall.add_original(probabilities, labels);
+      const ObjectScores objects = object_scores(truth_objects(truth[k], cells), connected_components(p > 0.5));
+      all_objects.add(objects);
       const Metrics m = one.result();
       const std::string name = std::filesystem::path(pred_file).filename().string() +
                                (pred.size() > 1 ? " #" + std::to_string(k) : std::string());
-      std::printf("%-40s %11.4f %14.4f %15.4f %15.4f\n", name.c_str(), m.pixel_error, m.membrane_dice, m.v_rand_thinned,
-                  m.v_info_thinned);
-      images.push_back(image_record(pred_file, static_cast<int64_t>(k), m));
+      const std::string counts = std::to_string(objects.truth_objects) + "/" + std::to_string(objects.predicted_objects);
+      std::printf("%-32s %11.4f %14.4f %15.4f %15.4f %15s %7.4f\n", name.c_str(), m.pixel_error, m.membrane_dice,
+                  m.v_rand_thinned, m.v_info_thinned, counts.c_str(), objects.f1(0));
+      nlohmann::json record = image_record(pred_file, static_cast<int64_t>(k), m);
+      record["objects"] = objects_record(objects);
+      images.push_back(record);
     }
   }
   const Metrics m = overall.result();
@@ -117,8 +143,14 @@ void run_score(const ScoreCommand& o) {
               m.v_rand_thinned, m.v_rand_thinned_threshold, m.v_rand, m.v_rand_best);
   std::printf("  V_Info (ISBI challenge, thinned)  %.4f at threshold %.1f;  unthinned %.4f (0.5), best %.4f\n",
               m.v_info_thinned, m.v_info_thinned_threshold, m.v_info, m.v_info_best);
+  std::printf("  objects: %lld true, %lld predicted; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP (IoU 0.5-0.95) %.4f; "
+              "%lld split, %lld merged\n",
+              static_cast<long long>(all_objects.truth_objects), static_cast<long long>(all_objects.predicted_objects),
+              all_objects.f1(0), all_objects.f1(5), all_objects.mean_average_precision(),
+              static_cast<long long>(all_objects.split), static_cast<long long>(all_objects.merged));
   if (!o.output.empty()) {
     nlohmann::json overall_json = m;
+    overall_json["objects"] = objects_record(all_objects);
     overall_json.erase("dice_score");  // network-output terms: not defined for a prediction map
     overall_json.erase("cross_entropy");
     write_text_atomically(o.output, nlohmann::json{{"prediction", o.prediction}, {"truth", o.truth}, {"images", images},

@@ -1,0 +1,46 @@
+// Object-level scores: how many of the objects a user counts were found, as the nucleus and cell
+// segmentation benchmarks report them (Data Science Bowl 2018, StarDist, Cellpose).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace unet {
+
+/// Matches between the objects of two instance-label maps.
+struct ObjectScores {
+  int64_t truth_objects = 0;
+  int64_t predicted_objects = 0;
+  /// IoU thresholds 0.50, 0.55, ..., 0.95; a truth and a predicted object match at t when their
+  /// IoU is strictly above t (above 0.5 a match is unique, so no assignment problem arises).
+  std::vector<double> thresholds;
+  std::vector<int64_t> true_positives;  // matched pairs per threshold
+  /// Truth objects of which two or more predicted objects each have at least half of their
+  /// pixels inside (split), and predicted objects with two or more truth objects each at least
+  /// half inside (merged).
+  int64_t split = 0;
+  int64_t merged = 0;
+
+  int64_t false_positives(size_t k) const { return predicted_objects - true_positives[k]; }
+  int64_t false_negatives(size_t k) const { return truth_objects - true_positives[k]; }
+  /// 2 TP / (2 TP + FP + FN); 1 when neither map has objects.
+  double f1(size_t k) const;
+  /// The Data Science Bowl 2018's "average precision" at one threshold: TP / (TP + FP + FN).
+  double average_precision(size_t k) const;
+  /// Its mean over the thresholds (the Bowl's score of an image).
+  double mean_average_precision() const;
+
+  /// Adds another image's counts (pooled scores over a set of images).
+  void add(const ObjectScores& other);
+};
+
+/// The IoU thresholds of `ObjectScores`.
+std::vector<double> object_iou_thresholds();
+
+/// Scores of predicted objects against truth objects, both int64 [H, W] label maps (0 =
+/// background, every other value one object; labels need not be consecutive).
+ObjectScores object_scores(const at::Tensor& truth, const at::Tensor& predicted);
+
+}  // namespace unet
