@@ -295,3 +295,21 @@ TEST(ObjectScores, MatchesSplitsAndMergesByHand) {
   EXPECT_EQ(empty.truth_objects, 1);
   EXPECT_EQ(empty.predicted_objects, 2);
 }
+
+TEST(ScoreCommand, SixteenBitInstanceLabelsAreCellsAndObjects) {
+  // Four touching objects labelled 1000..1003 in a 16-bit image: every label is a cell (no
+  // boundary), each label one object; a prediction that finds the cells but not the splits.
+  const unet::test::TempDir dir;
+  at::Tensor truth = at::zeros({40, 40}, at::kInt);
+  for (int k = 0; k < 4; ++k) truth.narrow(0, 10 * k, 10).fill_(1000 + k);
+  write_png(dir.file("truth.png"), truth);
+  write_tiff(dir.file("pred.tif"), {at::ones({40, 40})});
+  const auto r = unet::test::run_unet("score --prediction " + dir.file("pred.tif") + " --truth " + dir.file("truth.png") +
+                                      " -o " + dir.file("s.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(unet::test::read_file(dir.file("s.json")));
+  EXPECT_EQ(s["overall"]["pixel_error"].get<double>(), 0.0);
+  EXPECT_EQ(s["overall"]["objects"]["truth"].get<int64_t>(), 4);
+  EXPECT_EQ(s["overall"]["objects"]["predicted"].get<int64_t>(), 1);
+  EXPECT_EQ(s["overall"]["objects"]["merged"].get<int64_t>(), 1);  // all four truth objects lie inside the one found
+}

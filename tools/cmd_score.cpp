@@ -75,10 +75,9 @@ at::Tensor cell_probability(const RawImage& page, const std::string& file, bool 
   return invert ? 1.0 - p : p;
 }
 
-/// Truth objects of one page: its labels when it holds more than two values (an instance-label
-/// image), else the 4-connected components of its cells.
-at::Tensor truth_objects(const RawImage& page, const at::Tensor& cells) {
-  const at::Tensor raw = page.pixels[0].to(at::kLong);
+/// Truth objects of one page (`raw`: its pixel values): its labels when it holds more than two
+/// values (an instance-label image), else the 4-connected components of its cells.
+at::Tensor truth_objects(const at::Tensor& raw, const at::Tensor& cells) {
   return std::get<0>(at::_unique(raw)).numel() > 2 ? raw : connected_components(cells);
 }
 
@@ -116,14 +115,15 @@ void run_score(const ScoreCommand& o) {
                                  std::to_string(pred[k].height()) + " but the truth " + truth_file + " is " +
                                  std::to_string(truth[k].width()) + "x" + std::to_string(truth[k].height()));
       const at::Tensor p = cell_probability(pred[k], pred_file, o.invert_prediction);
-      const at::Tensor cells = to_unit_range(truth[k])[0] > 0.5;
+      const at::Tensor raw_truth = truth[k].pixels[0].to(at::kLong);
+      const at::Tensor cells = raw_truth != 0;  // any label is a cell: 0/255 masks and 16-bit instance labels
       const at::Tensor labels = cells.to(at::kLong);  // 1 = cell, 0 = boundary
       static_assert(kMembraneClass == 0, "class 0 is the boundary");
       const at::Tensor probabilities = at::stack({1.0 - p, p});
       MetricAccumulator one;
       one.add_original(probabilities, labels);
       overall.add_original(probabilities, labels);
-      const ObjectScores objects = object_scores(truth_objects(truth[k], cells), connected_components(p > 0.5));
+      const ObjectScores objects = object_scores(truth_objects(raw_truth, cells), connected_components(p > 0.5));
       all_objects.add(objects);
       const Metrics m = one.result();
       const std::string name = std::filesystem::path(pred_file).filename().string() +

@@ -77,11 +77,11 @@ std::vector<double> challenge_thresholds() {
 
 ThresholdScores challenge_scores(const at::Tensor& truth_cells, const at::Tensor& cell_probability) {
   const at::Tensor truth = connected_components(truth_cells.to(at::kBool));
-  const at::Tensor probability = cell_probability.to(at::kFloat).cpu();
+  // Fiji compares the float pixel, widened to double, with the double threshold.
+  const at::Tensor probability = cell_probability.to(at::kFloat).cpu().to(at::kDouble);
   ThresholdScores out;
   for (const double th : challenge_thresholds()) {
-    // Fiji compares the float pixel, widened to double, with the double threshold.
-    const at::Tensor cells = probability.to(at::kDouble) > th;
+    const at::Tensor cells = probability > th;
     const SegmentationScores plain = segmentation_scores(truth, connected_components(cells));
     const SegmentationScores thinned = segmentation_scores(truth, thin_boundaries(cells));
     out.v_rand.push_back(plain.v_rand);

@@ -60,10 +60,10 @@ namespace {
 /// (starting from 0, as Fiji's loops do).
 std::pair<double, double> best_over_thresholds(const std::vector<double>& sums, double n) {
   const std::vector<double> thresholds = challenge_thresholds();
-  double best = 0.0, at = thresholds.front();
+  double best = 0.0, where = thresholds.front();
   for (size_t k = 0; k < sums.size(); ++k)
-    if (sums[k] / n > best) best = sums[k] / n, at = thresholds[k];
-  return {best, at};
+    if (sums[k] / n > best) best = sums[k] / n, where = thresholds[k];
+  return {best, where};
 }
 
 }  // namespace

@@ -46,13 +46,6 @@ at::Tensor pack_conv_transpose(const at::Tensor& w, int64_t padding, const std::
   return op.call(w, {padding, padding}, {padding, padding}, {2, 2}, {1, 1}, 1, input);
 }
 
-/// Centre crop of `skip` to the size of `like` and the concatenation [like, crop] on channels.
-at::Tensor crop_cat(const at::Tensor& like, const at::Tensor& skip) {
-  const int64_t h = like.size(2), w = like.size(3);
-  const at::Tensor crop = skip.narrow(2, (skip.size(2) - h) / 2, h).narrow(3, (skip.size(3) - w) / 2, w);
-  return at::cat({like, crop}, 1);
-}
-
 }  // namespace
 
 CpuEngine::CpuEngine(UNet model, at::ScalarType dtype) : model_(std::move(model)), dtype_(dtype) {
@@ -86,7 +79,7 @@ CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
   int64_t side = shape[2], channels = shape[1];
   auto conv = [&](const std::string& name, bool transpose = false) {
     const at::Tensor w = params[name + ".weight"].detach().to(dtype_).contiguous();
-    const std::vector<int64_t> input{n, channels, side, transpose ? side : side};
+    const std::vector<int64_t> input{n, channels, side, side};
     p.weights.push_back(transpose ? pack_conv_transpose(w, up_pad, input) : pack_conv(w, name == "head" ? 0 : pad, input));
     p.biases.push_back(params[name + ".bias"].detach().to(dtype_).contiguous());
     channels = transpose ? w.size(1) : w.size(0);
@@ -146,7 +139,7 @@ at::Tensor CpuEngine::forward(const at::Tensor& images) {
   for (int64_t i = 0; i < o.depth(); ++i) {
     x = call_conv_transpose(x, p.weights[k], p.biases[k], up_pad);
     ++k;
-    x = conv(conv(crop_cat(x, skips[skips.size() - 1 - static_cast<size_t>(i)])));
+    x = conv(conv(at::cat({x, centre_crop(skips[skips.size() - 1 - static_cast<size_t>(i)], x)}, 1)));
   }
   return conv(x, /*relu=*/false).to(at::kFloat);
 }

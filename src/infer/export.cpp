@@ -9,7 +9,6 @@
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/import.h>
 
-#include <filesystem>
 #include <sstream>
 
 namespace unet {
@@ -114,7 +113,7 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
   torch::jit::ExtraFilesMap extra{{"contract.json", ""}};
   std::shared_ptr<torch::jit::Module> module;
   try {
-    MemoryBudget budget(4 * static_cast<int64_t>(std::filesystem::file_size(path)) + (int64_t{1} << 30));
+    MemoryBudget budget(MemoryBudget::for_reading(path));
     module = std::make_shared<torch::jit::Module>(torch::jit::load(path, device, extra));
   } catch (const std::exception&) {  // c10::Error, and TorchScript's ErrorReport for crafted archives
     fail_file(path, "not a TorchScript module");

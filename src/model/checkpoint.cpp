@@ -53,7 +53,7 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
   torch::serialize::InputArchive archive;
   try {
     // Reading a checkpoint needs about its size in memory; a crafted one may declare far more.
-    MemoryBudget budget(4 * static_cast<int64_t>(std::filesystem::file_size(path)) + (int64_t{1} << 30));
+    MemoryBudget budget(MemoryBudget::for_reading(path));
     archive.load_from(path, c10::Device(c10::kCPU));
   } catch (const std::exception&) {  // c10::Error, and TorchScript's ErrorReport for crafted archives
     fail_file(path, "not a unet checkpoint (unreadable or truncated archive)");

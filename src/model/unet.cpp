@@ -13,14 +13,13 @@ torch::nn::Conv2dOptions conv3x3(int64_t in, int64_t out, Padding padding) {
       .padding(padding == Padding::kSame ? 1 : 0);
 }
 
-/// Centre crop of `skip` [N, C, Hs, Ws] to the spatial size of `like` (a view, no copy).
+}  // namespace
+
 at::Tensor centre_crop(const at::Tensor& skip, const at::Tensor& like) {
   const int64_t h = like.size(2), w = like.size(3);
   const int64_t top = (skip.size(2) - h) / 2, left = (skip.size(3) - w) / 2;
   return skip.narrow(2, top, h).narrow(3, left, w);
 }
-
-}  // namespace
 
 DoubleConvImpl::DoubleConvImpl(int64_t in_channels, int64_t out_channels, Padding padding)
     : conv1_(register_module("conv1", torch::nn::Conv2d(conv3x3(in_channels, out_channels, padding)))),

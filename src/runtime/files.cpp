@@ -167,6 +167,12 @@ MemoryBudget::MemoryBudget(int64_t bytes) {
   set_ = ::setrlimit(RLIMIT_DATA, &limit) == 0;
 }
 
+int64_t MemoryBudget::for_reading(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  return 4 * static_cast<int64_t>(ec ? 0 : size) + (int64_t{1} << 30);
+}
+
 MemoryBudget::~MemoryBudget() {
   if (!set_) return;
   struct rlimit limit {};

@@ -100,4 +100,8 @@ TORCH_MODULE(UNet);
 /// run faster; results are unchanged. Feed channels-last inputs too (`at::MemoryFormat::ChannelsLast`).
 void use_channels_last(UNetImpl& model);
 
+/// Centre crop of `skip` [N, C, Hs, Ws] to the spatial size of `like` (a view, no copy): the
+/// skip connection's crop before the concatenation.
+at::Tensor centre_crop(const at::Tensor& skip, const at::Tensor& like);
+
 }  // namespace unet

@@ -76,6 +76,8 @@ class AppendFile {
 class MemoryBudget {
  public:
   explicit MemoryBudget(int64_t bytes);
+  /// The budget for reading the archive at `path`: four times its size plus 1 GiB.
+  static int64_t for_reading(const std::string& path);
   ~MemoryBudget();
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
