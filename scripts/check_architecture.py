@@ -6,9 +6,10 @@ below it, as the unet_part(... DEPENDS ...) calls of the top-level CMakeLists.tx
     scripts/check_architecture.py --self-test # proves that a planted wrong arrow is found
 
 Parts own include/unet/<part>/ (public headers, "unet/<part>/x.h") and src/<part>/ (sources and
-private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links;
-tools/ (the CLI), tests/ and fuzz/ sit on top and may include any part. The build enforces the same
-arrows for public headers (each part's include folder is staged alone); this script also covers
+private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links,
+src/onnx/ the LibTorch-free ONNX writer that only unet_infer links; tools/ (the CLI), tests/ and
+fuzz/ sit on top and may include any part. The build enforces the same arrows for public headers
+(each part's include folder is staged alone); this script also covers
 the private headers and reports every wrong arrow at once."""
 import re
 import shutil
@@ -29,6 +30,9 @@ def declared_parts(root):
     if re.search(r"target_link_libraries\(unet_model PRIVATE unet_cuda\)", text):
         parts["cuda"] = set()
         parts.setdefault("model", set()).add("cuda")
+    if re.search(r"target_link_libraries\(unet_infer PRIVATE unet_onnx\)", text):
+        parts["onnx"] = set()
+        parts.setdefault("infer", set()).add("onnx")
     return parts
 
 

@@ -16,7 +16,7 @@ build=${UNET_BUILD_DIR:-build}
 log() { echo "[run.sh] $*" >&2; }
 
 # 1. System packages: compiler, CMake and the libraries that unet uses.
-packages=(g++ cmake make libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libgloo-dev libgd-dev pkg-config python3 python3-venv)
+packages=(g++ cmake make libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libgloo-dev libgd-dev libonnx-dev libprotobuf-dev libzip-dev pkg-config python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -45,10 +45,18 @@ else
   fi
   torch_prefix=$("$venv/bin/python" -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)')
   test_python=$(cd "$venv/bin" && pwd)/python
-  # The tests' second implementation of the ISBI scores (tests/isbi_reference.py) needs scikit-image.
+  # The tests' second implementation of the ISBI scores (tests/isbi_reference.py) needs scikit-image;
+  # the export tests run the ONNX file in ONNX Runtime and OpenVINO (tests/onnx_reference.py) and
+  # a bioimage.io package through the spec's own `bioimageio test` (pydantic 2.12+ breaks it).
   if [ "$what" = test ] && ! "$venv/bin/python" -c "import skimage" 2>/dev/null; then
     log "installing scikit-image into $venv (for the ISBI score tests)"
     "$venv/bin/python" -m pip install -q scikit-image || log "scikit-image not installed: that test will skip"
+  fi
+  if [ "$what" = test ] && ! "$venv/bin/python" -c "import onnx, onnxruntime, openvino, bioimageio.core" 2>/dev/null; then
+    log "installing onnx, onnxruntime, openvino and bioimageio.core into $venv (for the export tests)"
+    "$venv/bin/python" -m pip install -q onnx==1.23.2 onnxruntime==1.32.0 openvino==2026.4.1 \
+      bioimageio.core==0.11.0 bioimageio.spec==0.5.12.0 pydantic==2.11.10 ||
+      log "export runtimes not installed: those tests will skip"
   fi
 fi
 

@@ -1,16 +1,23 @@
-// Tests of TorchScript export and the embedding API (Segmenter).
+// Tests of the exports (TorchScript, ONNX) and the embedding API (Segmenter).
 #include "test_support.h"
 
+#include "unet/infer/bioimageio.h"
 #include "unet/infer/export.h"
 #include "unet/infer/segmenter.h"
 #include "unet/model/checkpoint.h"
+#include "unet/onnx/writer.h"
+#include "unet/data/image_io.h"
 #include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 using namespace unet;
 using unet::test::run_unet;
@@ -78,6 +85,213 @@ TEST(Export, CliRefusesAnUntrainedDirectoryAndWritesNothing) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("m.pt")));
   unet::test::write_file(dir.file("bogus.pt"), "not a module");
   EXPECT_THROW(load_export(dir.file("bogus.pt"), c10::Device(c10::kCPU)), Error);
+}
+
+namespace {
+
+void write_floats(const std::string& path, const at::Tensor& t) {
+  const at::Tensor c = t.contiguous().to(at::kFloat);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
+}
+
+/// UNET_TEST_PYTHON when it can import onnx, ONNX Runtime and OpenVINO, else "".
+std::string python_with_runtimes() {
+  const std::string python = UNET_TEST_PYTHON;
+  if (python.empty() || !std::filesystem::exists(python)) return "";
+  const std::string probe = "'" + python + "' -c 'import numpy, onnx, onnxruntime, openvino' >/dev/null 2>&1";
+  return std::system(probe.c_str()) == 0 ? python : "";
+}
+
+}  // namespace
+
+TEST(Export, OnnxRunsInOnnxRuntimeAndOpenVinoLikeTheNativeModel) {
+  if (!onnx_export::available()) GTEST_SKIP() << "built without libonnx; skipping";
+  const std::string python = python_with_runtimes();
+  if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with onnx, onnxruntime and openvino (scripts/run.sh test installs them); skipping";
+  struct Case {
+    UNetOptions options;
+    std::vector<int64_t> first, second;  // {N, H, W} of two inputs
+  };
+  const std::vector<Case> cases = {
+      {UNetOptions(), {1, 188, 188}, {3, 204, 220}},  // the reference architecture
+      {UNetOptions().depth(2).filters(4).in_channels(3).classes(3).up_kernel(2), {1, 60, 60}, {3, 76, 92}},
+      {UNetOptions().depth(3).filters(4).padding(Padding::kSame), {1, 32, 32}, {3, 48, 40}},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    at::manual_seed(5);
+    UNet model(c.options);
+    model->eval();
+    export_onnx(model, c.first[1], dir.file("m.onnx"));
+    nlohmann::json spec = {{"tolerance", 1e-4}, {"cases", nlohmann::json::array()}};
+    c10::InferenceMode guard;
+    int i = 0;
+    for (const auto& nhw : {c.first, c.second}) {
+      const at::Tensor x = at::rand({nhw[0], c.options.in_channels(), nhw[1], nhw[2]}) * 2 - 1;
+      const at::Tensor p = at::softmax(model->forward(x), 1);
+      const std::string in = "x" + std::to_string(i) + ".f32", out = "p" + std::to_string(i++) + ".f32";
+      write_floats(dir.file(in), x);
+      write_floats(dir.file(out), p);
+      spec["cases"].push_back({{"input", in}, {"expected", out}, {"shape", x.sizes().vec()}, {"output_shape", p.sizes().vec()}});
+    }
+    unet::test::write_file(dir.file("cases.json"), spec.dump());
+    const std::string command = "'" + python + "' " + std::string(UNET_TEST_DATA_DIR) + "/../onnx_reference.py " +
+                                dir.file("m.onnx") + " " + dir.file("cases.json") + " > " + dir.file("log") + " 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0) << c.options.describe() << "\n" << unet::test::read_file(dir.file("log"));
+  }
+}
+
+TEST(Export, OnnxWriterRefusesANetworkItCannotExpress) {
+  if (!onnx_export::available()) GTEST_SKIP() << "built without libonnx; skipping";
+  onnx_export::Network net;
+  net.depth = 1;
+  EXPECT_THROW(onnx_export::build_model(net, {}), std::runtime_error);  // no weights
+  net.up_kernel = 5;
+  try {
+    onnx_export::build_model(net, {});
+    ADD_FAILURE() << "an up-sampling kernel of 5 was exported";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("kernel 5"), std::string::npos) << e.what();
+  }
+  // A weight of the wrong shape is named.
+  at::manual_seed(1);
+  UNet model(UNetOptions().depth(1).filters(2));
+  for (const auto& item : model->named_parameters()) {
+    const at::Tensor w = item.value().detach().contiguous();
+    net.weights.push_back({item.key(), w.sizes().vec(), std::vector<float>(w.data_ptr<float>(), w.data_ptr<float>() + w.numel())});
+  }
+  net.up_kernel = 3;
+  EXPECT_NO_THROW(onnx_export::build_model(net, {}));
+  net.weights[0].shape[1] = 7;
+  try {
+    onnx_export::build_model(net, {});
+    ADD_FAILURE() << "a mis-shaped weight was exported";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(net.weights[0].name), std::string::npos) << e.what();
+  }
+}
+
+TEST(Export, OnnxCliWritesTheFileOrNothing) {
+  if (!onnx_export::available()) GTEST_SKIP() << "built without libonnx; skipping";
+  TempDir dir;
+  const std::string model = save_tiny_checkpoint(dir, UNetOptions().depth(2).filters(4), 60);
+  auto r = run_unet("export --model-dir " + model + " --format onnx");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("model/unet.onnx")));
+  EXPECT_NE(r.out.find("\"format\": \"unet-onnx/1\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("onnxruntime"), std::string::npos) << r.out;
+  // An unwritable output: one line, non-zero exit, nothing written.
+  r = run_unet("export --model-dir " + model + " --format onnx --output " + dir.file("no/such/dir/m.onnx"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("no/such/dir")));
+  // An unknown format.
+  r = run_unet("export --model-dir " + model + " --format tflite --output " + dir.file("m.x"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("tflite"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("m.x")));
+}
+
+namespace {
+
+/// UNET_TEST_PYTHON when it has bioimageio.core (with ONNX Runtime and torch), else "".
+std::string python_with_bioimageio() {
+  const std::string python = UNET_TEST_PYTHON;
+  if (python.empty() || !std::filesystem::exists(python)) return "";
+  const std::string probe = "'" + python + "' -c 'import bioimageio.core, onnxruntime, torch' >/dev/null 2>&1";
+  return std::system(probe.c_str()) == 0 ? python : "";
+}
+
+/// The sample for packages: a real ISBI slice where the data is present, else "" (synthetic).
+std::string isbi_sample(const TempDir& dir) {
+  const std::string volume = std::string(UNET_ISBI_DIR) + "/train-volume.tif";
+  if (!std::filesystem::exists(volume)) return "";
+  write_tiff(dir.file("slice.tif"), {read_tiff(volume).at(0).pixels});
+  return dir.file("slice.tif");
+}
+
+at::Tensor read_floats(const std::string& path, at::IntArrayRef shape) {
+  const std::string bytes = unet::test::read_file(path);
+  at::Tensor t = at::empty(shape, at::kFloat);
+  EXPECT_EQ(bytes.size(), t.numel() * sizeof(float)) << path;
+  std::memcpy(t.data_ptr<float>(), bytes.data(), std::min<size_t>(bytes.size(), t.numel() * sizeof(float)));
+  return t;
+}
+
+}  // namespace
+
+TEST(Export, BioimageioPackagePassesBioimageioTestAndHoldsUnetsPrediction) {
+  if (!bioimageio_available()) GTEST_SKIP() << "built without libzip or libonnx; skipping";
+  const std::string python = python_with_bioimageio();
+  if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with bioimageio.core, onnxruntime and torch (scripts/run.sh test installs them); skipping";
+  TempDir dir;
+  // A grayscale EM model with a real ISBI slice (or the synthetic one), and an RGB three-class
+  // same-padding model with a 16-bit sample of odd size.
+  at::manual_seed(2);
+  write_png(dir.file("rgb16.png"), at::randint(0, 65536, {3, 70, 90}, at::kInt));
+  struct Case {
+    UNetOptions options;
+    std::string sample;
+    double max_value;
+    std::vector<int64_t> crop;  // the largest legal crop of the sample
+  };
+  const std::string isbi = isbi_sample(dir);
+  const std::vector<Case> cases = {
+      {UNetOptions().depth(2).filters(4), isbi, 255.0, isbi.empty() ? std::vector<int64_t>{256, 256} : std::vector<int64_t>{512, 512}},
+      {UNetOptions().depth(2).filters(4).in_channels(3).classes(3).padding(Padding::kSame).up_kernel(2), dir.file("rgb16.png"),
+       65535.0, {68, 88}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    SCOPED_TRACE(c.options.describe());
+    TempDir run;
+    const std::string model = save_tiny_checkpoint(run, c.options, c.options.padding() == Padding::kSame ? 32 : 60);
+    auto r = run_unet("export --model-dir " + model + " --format bioimageio --output " + run.file("p.zip") +
+                      (c.sample.empty() ? "" : " --sample " + c.sample) + " --authors 'Ada Lovelace,Alan Turing'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The spec's own checks, running both weight formats on the test input.
+    const std::string test = "'" + python + "' -m bioimageio.core test " + run.file("p.zip") + " > " + run.file("log") + " 2>&1";
+    EXPECT_EQ(std::system(test.c_str()), 0) << unet::test::read_file(run.file("log"));
+    const std::string log = unet::test::read_file(run.file("log"));
+    EXPECT_NE(log.find("weights.onnx"), std::string::npos) << log;
+    EXPECT_NE(log.find("weights.torchscript"), std::string::npos) << log;
+    // The test output is this model's probabilities for the test input.
+    const std::string extract = "'" + python + "' -c \"import zipfile, io, numpy as np, json; z = zipfile.ZipFile('" +
+        run.file("p.zip") + "'); x = np.load(io.BytesIO(z.read('test_input.npy'))); p = np.load(io.BytesIO(z.read('test_output.npy'))); "
+        "x.astype('<f4').tofile('" + run.file("x.f32") + "'); p.astype('<f4').tofile('" + run.file("p.f32") + "'); "
+        "print(json.dumps([list(x.shape), list(p.shape)]))\" > " + run.file("shapes");
+    ASSERT_EQ(std::system(extract.c_str()), 0);
+    const auto shapes = nlohmann::json::parse(unet::test::read_file(run.file("shapes")));
+    const std::vector<int64_t> in_shape = shapes[0], out_shape = shapes[1];
+    EXPECT_EQ(in_shape, (std::vector<int64_t>{1, c.options.in_channels(), c.crop[0], c.crop[1]}));
+    const at::Tensor x = read_floats(run.file("x.f32"), in_shape), p = read_floats(run.file("p.f32"), out_shape);
+    const CheckpointInfo info = read_checkpoint_info(checkpoint_path(model));
+    UNet native = load_model(checkpoint_path(model), info);
+    native->eval();
+    c10::InferenceMode guard;
+    const at::Tensor expected = at::softmax(native->forward(x / c.max_value * 2 - 1), 1);
+    EXPECT_TRUE(at::allclose(p, expected, 1e-5, 1e-6)) << (p - expected).abs().max().item<float>();
+  }
+}
+
+TEST(Export, BioimageioRefusesBadOptionsAndWritesNothing) {
+  if (!bioimageio_available()) GTEST_SKIP() << "built without libzip or libonnx; skipping";
+  TempDir dir;
+  const std::string model = save_tiny_checkpoint(dir, UNetOptions().depth(2).filters(4), 60);
+  write_png(dir.file("small.png"), at::zeros({1, 30, 30}, at::kByte));
+  unet::test::write_file(dir.file("text.png"), "not an image");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--sample " + dir.file("small.png"), "needs at least 44 per side"},
+      {"--sample " + dir.file("text.png"), dir.file("text.png")},
+      {"--class-names a,b,c", "3 names given for a model of 2 classes"},
+      {"--name 'a/b c'", "bioimage.io name"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto r = run_unet("export --model-dir " + model + " --format bioimageio --output " + dir.file("p.zip") + " " + args);
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("p.zip"))) << args;
+  }
 }
 
 TEST(Segmenter, CheckpointAndExportSegmentBuffersAlike) {

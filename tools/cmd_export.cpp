@@ -1,6 +1,8 @@
-// `unet export`: write a trained checkpoint as a self-contained TorchScript module.
+// `unet export`: write a trained checkpoint as a self-contained TorchScript module, an ONNX model
+// or a bioimage.io model package.
 #include "options.h"
 
+#include "unet/infer/bioimageio.h"
 #include "unet/infer/export.h"
 #include "unet/model/checkpoint.h"
 
@@ -11,38 +13,85 @@
 namespace unet::cli {
 namespace {
 
-enum class ExportFormat { kTorchScript };
+enum class Format { kTorchScript, kOnnx, kBioimageio };
 
 struct ExportCommand {
   std::string model_dir = "results";
   std::string output;
-  ExportFormat format = ExportFormat::kTorchScript;
+  Format format = Format::kTorchScript;
+  BioimageioOptions package;
 };
+
+const char* default_name(Format f) {
+  return f == Format::kOnnx ? "unet.onnx" : f == Format::kBioimageio ? "unet.bioimageio.zip" : "unet.torchscript.pt";
+}
+
+void print_usage_line(Format format, const std::string& out, const CheckpointInfo& info) {
+  const long long c = info.model.in_channels(), s = info.input_size;
+  if (format == Format::kOnnx) {
+    std::printf("Python: import numpy as np, onnxruntime as ort; s = ort.InferenceSession('%s'); "
+                "p = s.run(['probabilities'], {'image': np.zeros((1, %lld, %lld, %lld), np.float32)})[0]\n",
+                out.c_str(), c, s, s);
+  } else if (format == Format::kTorchScript) {
+    std::printf("Python: import torch; m = torch.jit.load('%s'); p = m.probabilities(torch.zeros(1, %lld, %lld, %lld))\n",
+                out.c_str(), c, s, s);
+  } else {
+    std::printf("check: bioimageio test %s   (pip install bioimageio.core onnxruntime torch)\n"
+                "Fiji: deepImageJ > Install model > From a zip file; napari: the bioimage.io plugin\n",
+                out.c_str());
+  }
+}
 
 void run_export(const ExportCommand& o) {
   const std::string ckpt = checkpoint_path(o.model_dir);
   if (!std::filesystem::exists(ckpt)) fail_file(o.model_dir, "no checkpoint.pt: nothing trained to export");
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   UNet model = load_model(ckpt, info);
-  const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / "unet.torchscript.pt").string() : o.output;
-  refuse_to_overwrite(out, {ckpt});
-  export_torchscript(model, info.input_size, out);
+  const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format)).string() : o.output;
+  refuse_to_overwrite(out, {ckpt, o.package.sample});
+  ExportFormat contract_format = ExportFormat::kTorchScript;
+  if (o.format == Format::kOnnx) {
+    contract_format = ExportFormat::kOnnx;
+    export_onnx(model, info.input_size, out, contract_format, info.training_record);
+  } else if (o.format == Format::kTorchScript) {
+    export_torchscript(model, info.input_size, out, info.training_record);
+  } else {
+    contract_format = ExportFormat::kOnnxProbabilities;
+    const BioimageioPackage p = export_bioimageio(model, info, out, o.package);
+    std::printf("package: ");
+    for (size_t i = 0; i < p.files.size(); ++i) std::printf("%s%s", i ? ", " : "", p.files[i].c_str());
+    std::printf("\ntest tensors: %lld x %lld input from %s -> %lld x %lld probabilities\n",
+                static_cast<long long>(p.test_height), static_cast<long long>(p.test_width), p.sample.c_str(),
+                static_cast<long long>(p.output_height), static_cast<long long>(p.output_width));
+  }
   std::printf("exported %s (step %lld) to %s\n", ckpt.c_str(), static_cast<long long>(info.step), out.c_str());
-  std::printf("contract: %s\n", export_contract(info.model, info.input_size, /*indent=*/2).c_str());
-  std::printf("Python: import torch; m = torch.jit.load('%s'); p = m.probabilities(torch.zeros(1, %lld, %lld, %lld))\n",
-              out.c_str(), static_cast<long long>(info.model.in_channels()), static_cast<long long>(info.input_size),
-              static_cast<long long>(info.input_size));
+  std::printf("contract: %s\n", export_contract(info.model, info.input_size, contract_format, info.training_record, 2).c_str());
+  print_usage_line(o.format, out, info);
 }
 
 }  // namespace
 
 void register_export(CLI::App& app) {
   auto o = std::make_shared<ExportCommand>();
-  CLI::App* cmd = app.add_subcommand("export", "Export a checkpoint as a TorchScript module for LibTorch or PyTorch");
+  CLI::App* cmd = app.add_subcommand(
+      "export", "Export a checkpoint as TorchScript (LibTorch, PyTorch), ONNX (ONNX Runtime, OpenVINO, TensorRT) or a "
+                "bioimage.io package (deepImageJ, ilastik, napari, QuPath)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
-  add_value(*cmd, "--output,-o", "output", o->output, "Module file (default: <model-dir>/unet.torchscript.pt)");
-  static const EnumNames<ExportFormat> formats = {{"torchscript", ExportFormat::kTorchScript}};
+  add_value(*cmd, "--output,-o", "output", o->output,
+            "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx or unet.bioimageio.zip)");
+  static const EnumNames<Format> formats = {
+      {"torchscript", Format::kTorchScript}, {"onnx", Format::kOnnx}, {"bioimageio", Format::kBioimageio}};
   add_choice(*cmd, "--format", "format", o->format, formats, "torchscript");
+  add_value(*cmd, "--sample", "sample", o->package.sample,
+            "bioimageio: a real image (TIFF or PNG, same encoding as the training data) for the test tensors and the "
+            "cover (default: a synthetic EM-like slice)");
+  add_value(*cmd, "--name", "name", o->package.name, "bioimageio: the model's name");
+  add_value(*cmd, "--description", "description", o->package.description, "bioimageio: one paragraph about the model");
+  add_value(*cmd, "--authors", "authors", o->package.authors, "bioimageio: authors' names, comma-separated")->delimiter(',');
+  add_value(*cmd, "--license", "license", o->package.license, "bioimageio: SPDX license of the weights");
+  add_value(*cmd, "--class-names", "class_names", o->package.class_names,
+            "bioimageio: one name per class, comma-separated (default: membrane,cell for two classes)")
+      ->delimiter(',');
   on_run(*cmd, [o] { run_export(*o); });
 }
 

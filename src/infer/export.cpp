@@ -1,8 +1,11 @@
-// TorchScript export: the U-Net written out as TorchScript source over its own weights.
+// Exports: the U-Net written out as TorchScript source over its own weights, or handed to the
+// ONNX writer (unet_onnx) as plain weights; both carry the same input/output contract.
 #include "unet/infer/export.h"
 
+#include "infer/exports.h"
 #include "model/json.h"
 #include "unet/model/geometry.h"
+#include "unet/onnx/writer.h"
 #include "unet/runtime/files.h"
 
 #include <torch/csrc/jit/api/module.h>
@@ -22,14 +25,14 @@ std::string attribute(const std::string& name) {
 }
 
 /// TorchScript source of the forward pass for `o`, naming the weights as `attribute` does.
-std::string forward_source(const UNetOptions& o) {
+std::string forward_source(const UNetOptions& o, bool forward_probabilities) {
   const int p = o.padding() == Padding::kSame ? 1 : 0;
   std::ostringstream s;
   auto conv = [&](const std::string& module) {
     s << "        x = torch.relu(torch.conv2d(x, self." << attribute(module + ".weight") << ", self."
       << attribute(module + ".bias") << ", [1, 1], [" << p << ", " << p << "]))\n";
   };
-  s << "    def forward(self, x: Tensor) -> Tensor:\n";
+  s << "    def " << (forward_probabilities ? "logits" : "forward") << "(self, x: Tensor) -> Tensor:\n";
   for (int64_t level = 0; level < o.depth(); ++level) {
     conv("down." + std::to_string(level) + ".conv1");
     conv("down." + std::to_string(level) + ".conv2");
@@ -51,49 +54,91 @@ std::string forward_source(const UNetOptions& o) {
     conv("up." + std::to_string(i) + ".conv2");
   }
   s << "        return torch.conv2d(x, self.head_weight, self.head_bias)\n";
-  s << "\n    def probabilities(self, x: Tensor) -> Tensor:\n";
-  s << "        return torch.softmax(self.forward(x), 1)\n";
+  if (forward_probabilities) {
+    s << "\n    def forward(self, x: Tensor) -> Tensor:\n";
+    s << "        return torch.softmax(self.logits(x), 1)\n";
+  } else {
+    s << "\n    def probabilities(self, x: Tensor) -> Tensor:\n";
+    s << "        return torch.softmax(self.forward(x), 1)\n";
+  }
   return s.str();
 }
 
 }  // namespace
 
-std::string export_contract(const UNetOptions& o, int64_t input_size, int indent) {
+std::string export_contract(const UNetOptions& o, int64_t input_size, ExportFormat format,
+                            const std::string& training_record, int indent) {
   const int64_t minimum = minimum_input_size(o);
+  const int64_t step = int64_t{1} << o.depth();
+  const int64_t shrink = minimum - output_size(o, minimum);
+  const bool onnx = format == ExportFormat::kOnnx || format == ExportFormat::kOnnxProbabilities;
+  nlohmann::json training = nlohmann::json::object();
+  try {
+    training = nlohmann::json::parse(training_record);
+  } catch (const nlohmann::json::exception&) {
+    training = training_record;  // kept as text if it is not JSON
+  }
   nlohmann::json j = {
-      {"format", "unet-torchscript/1"},
+      {"format", onnx ? "unet-onnx/1"
+                 : format == ExportFormat::kTorchScript ? "unet-torchscript/1"
+                                                        : "unet-torchscript-probabilities/1"},
+      {"unet_version", UNET_VERSION},
       {"model", o},
-      {"input", {{"shape", "[N, " + std::to_string(o.in_channels()) + ", S, S] float32"},
+      {"input", {{"shape", "[N, " + std::to_string(o.in_channels()) + (onnx ? ", H, W] float32" : ", S, S] float32")},
                  {"channels", o.in_channels()},
                  {"trained_size", input_size},
                  {"minimum_size", minimum},
-                 {"legal_sizes", o.padding() == Padding::kSame
-                                     ? "multiples of " + std::to_string(int64_t{1} << o.depth())
-                                     : std::to_string(minimum) + " + k * " + std::to_string(int64_t{1} << o.depth())},
+                 {"size_step", step},
+                 {"legal_sizes", (onnx ? "H and W each: " : "") +
+                                     (o.padding() == Padding::kSame
+                                          ? "multiples of " + std::to_string(step)
+                                          : std::to_string(minimum) + " + k * " + std::to_string(step))},
                  {"normalisation", "intensity / max_value * 2 - 1 (8-bit: x / 127.5 - 1), in [-1, 1]"}}},
-      {"output", {{"shape", "[N, " + std::to_string(o.classes()) + ", S', S'] logits"},
+      {"output", {{"shape", "[N, " + std::to_string(o.classes()) + (onnx ? ", H', W'] " : ", S', S'] ") + "logits"},
+                  {"size", shrink == 0 ? "the input's (same padding)"
+                                       : "input - " + std::to_string(shrink) + " per side (valid convolutions: " +
+                                             std::to_string(shrink / 2) + " pixels of context on each border)"},
                   {"trained_output_size", output_size(o, input_size)},
                   {"classes", o.classes()},
                   {"class_0", "membrane / boundary (mask value 0)"},
-                  {"methods", "forward(x) -> logits, probabilities(x) -> softmax over classes"}}}};
+                  {"methods", format == ExportFormat::kOnnx ? "outputs logits and probabilities (softmax over classes)"
+                              : format == ExportFormat::kOnnxProbabilities ? "output probabilities (softmax over classes)"
+                              : format == ExportFormat::kTorchScript ? "forward(x) -> logits, probabilities(x) -> softmax over classes"
+                                                                     : "forward(x) -> softmax over classes, logits(x) -> logits"}}},
+      {"training", training}};
   return j.dump(indent);
 }
 
-void export_torchscript(UNet& model, int64_t input_size, const std::string& path) {
+namespace {
+
+/// The TorchScript module of `model` and its contract.
+std::pair<torch::jit::Module, std::string> torchscript_module(UNet& model, int64_t input_size,
+                                                              const std::string& training_record, ExportFormat format) {
   const UNetOptions& o = model->options();
+  if (format != ExportFormat::kTorchScript && format != ExportFormat::kTorchScriptProbabilities) {
+    throw Error("export_torchscript writes TorchScript formats only");
+  }
   output_size(o, input_size);  // a legal size
   torch::jit::Module module("__torch__.unet.UNetExport");
   for (const auto& item : model->named_parameters()) {
     module.register_parameter(attribute(item.key()), item.value().detach().contiguous().cpu(), /*is_buffer=*/false);
   }
-  const std::string contract = export_contract(o, input_size);
+  const std::string contract = export_contract(o, input_size, format, training_record);
   module.register_attribute("contract", c10::StringType::get(), contract);
   try {
-    module.define(forward_source(o));
+    module.define(forward_source(o, format == ExportFormat::kTorchScriptProbabilities));
   } catch (const c10::Error& e) {
     throw Error("export failed: " + std::string(e.what_without_backtrace()));
   }
   module.eval();
+  return {std::move(module), contract};
+}
+
+}  // namespace
+
+void export_torchscript(UNet& model, int64_t input_size, const std::string& path, const std::string& training_record,
+                        ExportFormat format) {
+  auto [module, contract] = torchscript_module(model, input_size, training_record, format);
   write_atomically(path, [&](const std::string& tmp) {
     // As for checkpoints: LibTorch's writer must not see a failure (it would abort the process
     // from a destructor); the checked writer reports it afterwards.
@@ -104,6 +149,75 @@ void export_torchscript(UNet& model, int64_t input_size, const std::string& path
     } catch (const c10::Error& e) {
       fail_file(path, "cannot write the module (" + std::string(e.what_without_backtrace()) + ")");
     }
+    out.finish(path);
+  });
+}
+
+std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string& training_record, ExportFormat format) {
+  auto [module, contract] = torchscript_module(model, input_size, training_record, format);
+  std::string bytes;
+  torch::jit::ExportModule(
+      module,
+      [&bytes](const void* data, size_t size) {
+        bytes.append(static_cast<const char*>(data), size);
+        return size;
+      },
+      {{"contract.json", contract}});
+  return bytes;
+}
+
+std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record) {
+  const UNetOptions& o = model->options();
+  if (format != ExportFormat::kOnnx && format != ExportFormat::kOnnxProbabilities) {
+    throw Error("export_onnx writes ONNX formats only");
+  }
+  if (!onnx_export::available()) {
+    throw Error("this unet was built without ONNX support: install libonnx-dev and libprotobuf-dev and rebuild");
+  }
+  onnx_export::Network net;
+  net.in_channels = o.in_channels();
+  net.classes = o.classes();
+  net.depth = o.depth();
+  net.same_padding = o.padding() == Padding::kSame;
+  net.up_kernel = o.up_kernel();
+  for (const auto& item : model->named_parameters()) {
+    const at::Tensor w = item.value().detach().to(at::kCPU, at::kFloat).contiguous();
+    onnx_export::Weight weight{item.key(), w.sizes().vec(), {}};
+    weight.values.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
+    net.weights.push_back(std::move(weight));
+  }
+  const std::string contract = export_contract(o, input_size, format, training_record);
+  const nlohmann::json j = nlohmann::json::parse(contract);
+  onnx_export::FileInfo info;
+  info.producer_version = UNET_VERSION;
+  info.doc = "U-Net (" + o.describe() + ") exported by unet " UNET_VERSION ". Input: " +
+             j["input"]["shape"].get<std::string>() + ", normalised as " + j["input"]["normalisation"].get<std::string>() +
+             "; legal sizes: " + j["input"]["legal_sizes"].get<std::string>() + ".";
+  info.outputs = format == ExportFormat::kOnnx ? onnx_export::Outputs::kLogitsAndProbabilities
+                                               : onnx_export::Outputs::kProbabilities;
+  info.metadata = {{"unet.contract", contract},
+                   {"unet.version", UNET_VERSION},
+                   {"legal_sizes", j["input"]["legal_sizes"].get<std::string>()},
+                   {"minimum_size", std::to_string(j["input"]["minimum_size"].get<int64_t>())},
+                   {"size_step", std::to_string(j["input"]["size_step"].get<int64_t>())},
+                   {"output_size", j["output"]["size"].get<std::string>()},
+                   {"normalisation", j["input"]["normalisation"].get<std::string>()},
+                   {"channels", std::to_string(o.in_channels())},
+                   {"classes", std::to_string(o.classes())},
+                   {"class_0", j["output"]["class_0"].get<std::string>()}};
+  try {
+    return onnx_export::build_model(net, info);
+  } catch (const std::runtime_error& e) {
+    throw Error(std::string("ONNX export failed: ") + e.what());
+  }
+}
+
+void export_onnx(UNet& model, int64_t input_size, const std::string& path, ExportFormat format,
+                 const std::string& training_record) {
+  const std::string bytes = onnx_bytes(model, input_size, format, training_record);
+  write_atomically(path, [&](const std::string& tmp) {
+    CheckedFileWriter out(tmp);
+    out.write(bytes.data(), bytes.size());
     out.finish(path);
   });
 }
@@ -119,9 +233,13 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     fail_file(path, "not a TorchScript module");
   }
   LoadedExport out;
+  bool probabilities = false;
   try {
     const auto j = nlohmann::json::parse(extra["contract.json"]);
-    if (j.at("format") != "unet-torchscript/1") throw nlohmann::json::other_error::create(501, "format", nullptr);
+    probabilities = j.at("format") == "unet-torchscript-probabilities/1";
+    if (j.at("format") != "unet-torchscript/1" && !probabilities) {
+      throw nlohmann::json::other_error::create(501, "format", nullptr);
+    }
     out.options = j.at("model").get<UNetOptions>();
     out.input_size = j.at("input").at("trained_size").get<int64_t>();
     out.contract = j.dump();
@@ -131,7 +249,11 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     fail_file(path, std::string("damaged unet contract: ") + e.what());
   }
   module->eval();
-  out.forward = [module](const at::Tensor& x) { return module->forward({x}).toTensor(); };
+  if (probabilities) {  // a bioimage.io package's module: forward gives probabilities, logits(x) the logits
+    out.forward = [module](const at::Tensor& x) { return module->run_method("logits", x).toTensor(); };
+  } else {
+    out.forward = [module](const at::Tensor& x) { return module->forward({x}).toTensor(); };
+  }
   return out;
 }
 

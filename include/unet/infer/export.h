@@ -1,4 +1,5 @@
-// Export of a trained U-Net as a self-contained TorchScript module, and loading it back.
+// Export of a trained U-Net as a self-contained TorchScript module or ONNX model, and loading
+// TorchScript back.
 #pragma once
 
 #include "unet/model/unet.h"
@@ -13,16 +14,37 @@
 
 namespace unet {
 
-/// The input/output contract stored in an exported module (as JSON, in the archive's
-/// `extra/contract.json` and the module's `contract` attribute); `indent` as nlohmann's dump
-/// (-1: one line).
-std::string export_contract(const UNetOptions& options, int64_t input_size, int indent = -1);
+/// The formats an export can take.
+enum class ExportFormat {
+  kTorchScript,        ///< a TorchScript module: forward(x) -> logits, probabilities(x)
+  kTorchScriptProbabilities,  ///< a TorchScript module: forward(x) -> probabilities, logits(x)
+  kOnnx,               ///< an ONNX model with outputs `logits` and `probabilities`
+  kOnnxProbabilities,  ///< an ONNX model with the output `probabilities` only
+};
+
+/// The input/output contract stored in an export (JSON: TorchScript's `extra/contract.json` and
+/// `contract` attribute, ONNX's `unet.contract` metadata): normalisation, channels, classes,
+/// legal sizes, output size, the training options (`training_record`, a JSON object text) and
+/// unet's version. `indent` as nlohmann's dump (-1: one line).
+std::string export_contract(const UNetOptions& options, int64_t input_size, ExportFormat format,
+                            const std::string& training_record = "{}", int indent = -1);
 
 /// Writes `model` as TorchScript to `path` (atomically): a module whose `forward(x)` maps images
 /// [N, in_channels, S, S] (S legal, intensities in [-1, 1]) to logits [N, classes, S', S'] and
 /// whose `probabilities(x)` applies the softmax. It needs only LibTorch or PyTorch to run
 /// (`torch.jit.load` in Python, `torch::jit::load` in C++), not this project.
-void export_torchscript(UNet& model, int64_t input_size, const std::string& path);
+/// With kTorchScriptProbabilities, `forward(x)` gives the probabilities and `logits(x)` the logits
+/// (for consumers that call forward, such as bioimage.io packages).
+void export_torchscript(UNet& model, int64_t input_size, const std::string& path,
+                        const std::string& training_record = "{}", ExportFormat format = ExportFormat::kTorchScript);
+
+/// Writes `model` as an ONNX model (opset 17) to `path` (atomically): input `image`
+/// [N, in_channels, H, W] float32 with symbolic N, H and W (each side legal, intensities in
+/// [-1, 1]), outputs `logits` (kOnnx only) and `probabilities` [N, classes, H', W']; the contract
+/// in its metadata_props. Checked by ONNX's checker and strict shape inference before writing.
+/// Throws `unet::Error` when the build has no ONNX writer or the graph is rejected.
+void export_onnx(UNet& model, int64_t input_size, const std::string& path, ExportFormat format = ExportFormat::kOnnx,
+                 const std::string& training_record = "{}");
 
 /// A loaded exported module: its contract and a forward function (images -> logits).
 struct LoadedExport {
@@ -32,7 +54,7 @@ struct LoadedExport {
   std::function<at::Tensor(const at::Tensor&)> forward;
 };
 
-/// Loads a module written by `export_torchscript`; throws `unet::Error` naming the file otherwise.
+/// Loads a module written by `export_torchscript` (either kind; `forward` gives logits); throws `unet::Error` naming the file otherwise.
 LoadedExport load_export(const std::string& path, c10::Device device);
 
 }  // namespace unet

@@ -1,0 +1,52 @@
+// bioimage.io model packages: a trained U-Net as a zip that deepImageJ (Fiji), ilastik, napari
+// and QuPath users can open, following the bioimage.io model specification 0.5.
+#pragma once
+
+#include "unet/model/checkpoint.h"
+#include "unet/model/unet.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace unet {
+
+/// What a package says about its model beyond the network.
+struct BioimageioOptions {
+  /// The model's name (empty: "U-Net for 2D segmentation (<architecture>)").
+  std::string name;
+  /// One paragraph (empty: a description generated from the architecture and the training run).
+  std::string description;
+  /// Authors' names (empty: "unet user").
+  std::vector<std::string> authors;
+  /// An SPDX license identifier of the weights.
+  std::string license = "CC-BY-4.0";
+  /// A real image (TIFF, first page, or PNG) to make the test tensors and the cover from; its
+  /// encoding (8-bit, 16-bit or float in [0, 1]) sets the preprocessing. Empty: an embedded
+  /// synthetic EM-like slice (8-bit).
+  std::string sample;
+  /// One name per class (empty: membrane, cell for two classes, as ISBI; class0.. otherwise).
+  std::vector<std::string> class_names;
+};
+
+/// What was written.
+struct BioimageioPackage {
+  std::vector<std::string> files;    ///< names inside the zip
+  int64_t test_height = 0, test_width = 0;  ///< test input side (largest legal crop of the sample)
+  int64_t output_height = 0, output_width = 0;
+  std::string sample;                ///< the sample's path or "synthetic"
+};
+
+/// Writes a bioimage.io model package (a zip, atomically) for `model`: rdf.yaml (as JSON, which is
+/// YAML 1.2), ONNX weights (opset 17, the probabilities as the one output) and TorchScript weights
+/// (forward gives the probabilities), test input and output tensors (.npy, float32; the output is
+/// this model's probabilities for the input), a cover image, a README and the citations. Throws
+/// `unet::Error` naming the file on a bad sample, an unwritable output or a build without libzip
+/// or libonnx.
+BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, const std::string& path,
+                                    const BioimageioOptions& options);
+
+/// Whether this build can write packages (libzip and libonnx were found).
+bool bioimageio_available();
+
+}  // namespace unet

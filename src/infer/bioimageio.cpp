@@ -1,0 +1,312 @@
+// bioimage.io model packages. The package is what the consumers (deepImageJ, ilastik, napari,
+// QuPath, bioimageio.core) need to run the model without unet: the network in two weight formats
+// that give the probabilities, the preprocessing that reproduces unet's normalisation, the axes
+// with the legal size rule (a minimum and a step) and the valid convolutions' shrinkage as an
+// output size offset, and test tensors that unet itself computed, which `bioimageio test` checks
+// each weight format against.
+#include "unet/infer/bioimageio.h"
+
+#include "infer/exports.h"
+#include "unet/data/image_io.h"
+#include "unet/data/synthetic.h"
+#include "unet/model/geometry.h"
+#include "unet/onnx/writer.h"
+#include "unet/runtime/error.h"
+#include "unet/runtime/files.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+#include <torch/headeronly/version.h>
+
+#ifdef UNET_HAS_LIBZIP
+#include <zip.h>
+#endif
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <cstring>
+#include <ctime>
+#include <sstream>
+#include <utility>
+
+namespace unet {
+namespace {
+
+using Files = std::vector<std::pair<std::string, std::string>>;  // name in the zip, bytes
+
+/// A float32 tensor as a NumPy .npy file (format 1.0, little-endian, C order).
+std::string npy(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kFloat).contiguous();
+  std::string shape = "(";
+  for (int64_t d : c.sizes()) shape += std::to_string(d) + ", ";
+  if (c.dim() > 1) shape.resize(shape.size() - 1);  // "(1, 2)" but "(3,)"
+  shape += ")";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  const size_t unpadded = 10 + header.size() + 1;  // magic, version, length, header, newline
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  out.append(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
+  return out;
+}
+
+/// The largest legal input side not above `side`, or -1.
+int64_t largest_legal(const UNetOptions& o, int64_t side) {
+  for (int64_t s = side; s >= 1; --s)
+    if (output_size_or_invalid(o, s) > 0) return s;
+  return -1;
+}
+
+/// The sample image: [C, H, W] intensities as stored (0..255, 0..65535 or [0, 1]) and the maximum
+/// of its encoding.
+std::pair<at::Tensor, double> read_sample(const std::string& path, const UNetOptions& o) {
+  RawImage raw;
+  if (path.empty()) {
+    SyntheticOptions s;
+    s.size = std::max<int64_t>(256, minimum_input_size(o));
+    raw = synthetic_slice(s, 0).first;
+  } else {
+    raw = read_image_file(path).at(0);
+  }
+  const std::string where = path.empty() ? "the synthetic sample" : path;
+  if (raw.channels() != o.in_channels()) {
+    fail_file(where, "has " + std::to_string(raw.channels()) + " channel(s); the model takes " +
+                         std::to_string(o.in_channels()));
+  }
+  const double max_value = raw.format == SampleFormat::kUInt8 ? 255.0 : raw.format == SampleFormat::kUInt16 ? 65535.0 : 1.0;
+  at::Tensor x = raw.pixels.to(at::kFloat);
+  if (raw.format == SampleFormat::kFloat32 && (x.min().item<float>() < 0.f || x.max().item<float>() > 1.f)) {
+    fail_file(where, "is a float image outside [0, 1]: save it with 8 or 16 bits, the encodings a package can normalise");
+  }
+  return {x, max_value};
+}
+
+/// The package's name: `name`, or one made from the architecture. bioimage.io allows 5 to 128
+/// letters, digits, spaces and _+-().
+std::string package_name(const UNetOptions& o, const std::string& name) {
+  if (name.empty()) {
+    return "U-Net 2D segmentation (depth " + std::to_string(o.depth()) + " filters " + std::to_string(o.filters()) + " " +
+           (o.padding() == Padding::kSame ? "same" : "valid") + " padding " + std::to_string(o.classes()) + " classes)";
+  }
+  const bool allowed = std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_+- ()", c) != nullptr;
+  });
+  if (!allowed || name.size() < 5 || name.size() > 128) {
+    throw OptionError("name", "'" + name + "': a bioimage.io name has 5 to 128 letters, digits, spaces and _+-() only");
+  }
+  return name;
+}
+
+nlohmann::json space_axes_in(const UNetOptions& o) {
+  const int64_t step = int64_t{1} << o.depth(), minimum = minimum_input_size(o);
+  nlohmann::json axes = nlohmann::json::array();
+  for (const char* id : {"y", "x"}) axes.push_back({{"type", "space"}, {"id", id}, {"size", {{"min", minimum}, {"step", step}}}});
+  return axes;
+}
+
+nlohmann::json rdf(const UNetOptions& o, const CheckpointInfo& info, const BioimageioOptions& opt,
+                   const std::vector<std::string>& classes, double max_value, const std::string& description) {
+  const int64_t shrink = minimum_input_size(o) - output_size(o, minimum_input_size(o));
+  nlohmann::json authors = nlohmann::json::array();
+  for (const std::string& a : opt.authors.empty() ? std::vector<std::string>{"unet user"} : opt.authors) authors.push_back({{"name", a}});
+  std::vector<std::string> channel_names;
+  for (int64_t c = 0; c < o.in_channels(); ++c)
+    channel_names.push_back(o.in_channels() == 1 ? "raw" : o.in_channels() == 3 ? std::string(1, "RGB"[c]) : "channel" + std::to_string(c));
+  nlohmann::json in_axes = {{{"type", "batch"}}, {{"type", "channel"}, {"channel_names", channel_names}}};
+  for (auto& a : space_axes_in(o)) in_axes.push_back(a);
+  nlohmann::json out_axes = {{{"type", "batch"}}, {{"type", "channel"}, {"channel_names", classes}}};
+  for (const char* id : {"y", "x"}) {
+    out_axes.push_back({{"type", "space"}, {"id", id}, {"size", {{"tensor_id", "image"}, {"axis_id", id}, {"offset", -shrink}}}});
+  }
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", std::gmtime(&now));
+  const std::string torch_version = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+                                    std::to_string(TORCH_VERSION_PATCH);
+  return {
+      {"type", "model"},
+      {"format_version", "0.5.4"},
+      {"name", package_name(o, opt.name)},
+      {"description", description},
+      {"authors", authors},
+      {"cite", {{{"text", "Ronneberger, Fischer and Brox: U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015"},
+                 {"doi", "10.1007/978-3-319-24574-4_28"}},
+                {{"text", "Arganda-Carreras et al.: Crowdsourcing the creation of image segmentation algorithms for connectomics (ISBI 2012). Front. Neuroanat. 2015"},
+                 {"doi", "10.3389/fnana.2015.00142"}},
+                {{"text", "NVIDIA Deep Learning Examples: UNet Medical for TensorFlow 2"},
+                 {"url", "https://github.com/NVIDIA/DeepLearningExamples/tree/master/TensorFlow2/Segmentation/UNet_Medical"}}}},
+      {"license", opt.license},
+      {"documentation", "README.md"},
+      {"covers", {"cover.png"}},
+      {"tags", {"unet", "segmentation", "2d", "semantic-segmentation", "onnx", "torchscript"}},
+      {"timestamp", stamp},
+      {"inputs",
+       {{{"id", "image"},
+         {"description", "image intensities as stored (8-bit 0-255, 16-bit 0-65535 or float 0-1)"},
+         {"axes", in_axes},
+         {"test_tensor", {{"source", "test_input.npy"}}},
+         {"sample_tensor", {{"source", "sample_input.tif"}}},
+         {"data", {{"type", "float32"}}},
+         {"preprocessing", {{{"id", "ensure_dtype"}, {"kwargs", {{"dtype", "float32"}}}},
+                            {{"id", "scale_linear"}, {"kwargs", {{"gain", 2.0 / max_value}, {"offset", -1.0}}}},
+                            {{"id", "ensure_dtype"}, {"kwargs", {{"dtype", "float32"}}}}}}}}},
+      {"outputs",
+       {{{"id", "probabilities"},
+         {"description", "softmax probability of each class"},
+         {"axes", out_axes},
+         {"test_tensor", {{"source", "test_output.npy"}}},
+         {"sample_tensor", {{"source", "sample_output.tif"}}},
+         {"data", {{"type", "float32"}, {"range", {0.0, 1.0}}}}}}},
+      {"weights",
+       {{"onnx", {{"source", "weights.onnx"}, {"opset_version", onnx_export::kOpset}}},
+        {"torchscript", {{"source", "weights.torchscript.pt"}, {"pytorch_version", torch_version}, {"parent", "onnx"}}}}},
+      {"config", {{"unet", {{"checkpoint_step", info.step}, {"trained_input_size", info.input_size}}}}},
+  };
+}
+
+std::string readme(const UNetOptions& o, const std::string& description, const std::vector<std::string>& classes,
+                   double max_value, const BioimageioPackage& p) {
+  std::ostringstream s;
+  s << "# " << "U-Net for 2D segmentation\n\n" << description << "\n\n";
+  s << "## Input\n\nOne image, axes batch, channel (" << o.in_channels() << "), y, x. Each side must be "
+    << minimum_input_size(o) << " + k * " << (int64_t{1} << o.depth()) << " pixels"
+    << (o.padding() == Padding::kSame ? " (any multiple of the step; same padding)" : "") << ".\n";
+  s << "Preprocessing: intensity / " << max_value << " * 2 - 1, the normalisation unet trained with.\n\n";
+  s << "## Output\n\nThe softmax probability of each class (";
+  for (size_t i = 0; i < classes.size(); ++i) s << (i ? ", " : "") << i << ": " << classes[i];
+  s << "), ";
+  const int64_t shrink = minimum_input_size(o) - output_size(o, minimum_input_size(o));
+  if (shrink > 0) {
+    s << "smaller than the input by " << shrink << " pixels per axis: the valid convolutions see " << shrink / 2
+      << " pixels of context on each border, so tiles of the input overlap by " << shrink << " pixels.\n\n";
+  } else {
+    s << "of the input's size.\n\n";
+  }
+  s << "## Validation\n\nThe test output is unet's own prediction for the test input (" << p.test_height << " x "
+    << p.test_width << " pixels of " << p.sample << "); `bioimageio test` reproduces it with each weight format.\n\n";
+  s << "## Use\n\n- Fiji: deepImageJ > Install model > from a zip file; then run it on an image.\n"
+       "- napari: the bioimage.io plugin (napari-bioimageio), or `bioimageio predict` from bioimageio.core.\n"
+       "- Python: `bioimageio test <package.zip>`; `bioimageio predict` writes predictions.\n\n"
+       "Written by unet, a U-Net trainer in C++ on LibTorch. Weights: ONNX (opset 17) and TorchScript.\n";
+  return s.str();
+}
+
+/// The bytes that `write(path)` writes (the image writers write files): through a temporary file.
+std::string bytes_of(const std::string& suffix, const std::function<void(const std::string&)>& write) {
+  static int counter = 0;
+  const std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                     ("unet-package-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + suffix);
+  write(path.string());
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  std::filesystem::remove(path);
+  return bytes;
+}
+
+/// Cover: the input (cropped to the output's region) beside the probability of the last class.
+std::string cover_png(const at::Tensor& input, const at::Tensor& probabilities) {
+  const int64_t h = probabilities.size(2), w = probabilities.size(3);
+  const int64_t top = (input.size(2) - h) / 2, left = (input.size(3) - w) / 2;
+  at::Tensor image = input[0].slice(1, top, top + h).slice(2, left, left + w);  // [-1, 1]
+  image = image.mean(0, true).add(1).mul(127.5);
+  const at::Tensor p = probabilities[0].select(0, probabilities.size(1) - 1).unsqueeze(0).mul(255);
+  const at::Tensor both = at::cat({image, p}, 2).round().clamp(0, 255).to(at::kByte).contiguous();
+  return bytes_of(".png", [&](const std::string& path) { write_png(path, both); });
+}
+
+}  // namespace
+
+#ifdef UNET_HAS_LIBZIP
+bool bioimageio_available() { return onnx_export::available(); }
+#else
+bool bioimageio_available() { return false; }
+#endif
+
+BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, const std::string& path,
+                                    const BioimageioOptions& opt) {
+  if (!bioimageio_available()) {
+    throw Error("this unet was built without bioimage.io packages: install libzip-dev, libonnx-dev and libprotobuf-dev and rebuild");
+  }
+  const UNetOptions& o = model->options();
+  std::vector<std::string> classes = opt.class_names;
+  if (classes.empty()) {
+    for (int64_t c = 0; c < o.classes(); ++c) classes.push_back(o.classes() == 2 ? (c ? "cell" : "membrane") : "class" + std::to_string(c));
+  }
+  if (static_cast<int64_t>(classes.size()) != o.classes()) {
+    throw OptionError("class_names", std::to_string(classes.size()) + " names given for a model of " + std::to_string(o.classes()) + " classes");
+  }
+  auto [pixels, max_value] = read_sample(opt.sample, o);
+  BioimageioPackage p;
+  p.sample = opt.sample.empty() ? "a synthetic EM-like slice" : opt.sample;
+  p.test_height = largest_legal(o, pixels.size(1));
+  p.test_width = largest_legal(o, pixels.size(2));
+  if (p.test_height < 0 || p.test_width < 0) {
+    fail_file(opt.sample, "is " + std::to_string(pixels.size(1)) + " x " + std::to_string(pixels.size(2)) +
+                              " pixels; the model needs at least " + std::to_string(minimum_input_size(o)) + " per side");
+  }
+  const int64_t top = (pixels.size(1) - p.test_height) / 2, left = (pixels.size(2) - p.test_width) / 2;
+  const at::Tensor raw = pixels.slice(1, top, top + p.test_height).slice(2, left, left + p.test_width).unsqueeze(0).contiguous();
+  const at::Tensor x = raw.div(max_value).mul(2).sub(1);
+  at::Tensor probabilities;
+  {
+    c10::InferenceMode guard;
+    model->eval();
+    probabilities = at::softmax(model->forward(x.to(model->parameters()[0].device())), 1).cpu();
+  }
+  p.output_height = probabilities.size(2);
+  p.output_width = probabilities.size(3);
+  const std::string description = opt.description.empty()
+      ? "U-Net (" + o.describe() + ") trained with unet for " + std::to_string(info.step) +
+            " steps; it segments 2D images into " + std::to_string(o.classes()) + " classes and gives each pixel's class probabilities."
+      : opt.description;
+  Files files;
+  files.emplace_back("rdf.yaml", rdf(o, info, opt, classes, max_value, description).dump(2) + "\n");
+  files.emplace_back("weights.onnx", onnx_bytes(model, info.input_size, ExportFormat::kOnnxProbabilities, info.training_record));
+  files.emplace_back("weights.torchscript.pt",
+                     torchscript_bytes(model, info.input_size, info.training_record, ExportFormat::kTorchScriptProbabilities));
+  files.emplace_back("test_input.npy", npy(raw));
+  files.emplace_back("test_output.npy", npy(probabilities));
+  files.emplace_back("README.md", readme(o, description, classes, max_value, p));
+  files.emplace_back("cover.png", cover_png(x, probabilities));
+  // Sample tensors, images for people and viewers: the input as stored, the probabilities as float.
+  const at::Tensor stored = max_value == 255.0 ? raw[0].to(at::kByte) : max_value == 65535.0 ? raw[0].to(at::kInt) : raw[0];
+  files.emplace_back("sample_input.tif", bytes_of(".tif", [&](const std::string& f) { write_tiff(f, {stored}); }));
+  files.emplace_back("sample_output.tif", bytes_of(".tif", [&](const std::string& f) { write_tiff(f, {probabilities[0]}); }));
+  for (const auto& f : files) p.files.push_back(f.first);
+#ifdef UNET_HAS_LIBZIP
+  write_atomically(path, [&](const std::string& tmp) {
+    int code = 0;
+    zip_t* zip = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code);
+    if (zip == nullptr) fail_file(path, "cannot create the zip file");
+    for (const auto& [name, bytes] : files) {
+      zip_source_t* source = zip_source_buffer(zip, bytes.data(), bytes.size(), 0);
+      if (source == nullptr || zip_file_add(zip, name.c_str(), source, ZIP_FL_ENC_UTF_8) < 0) {
+        if (source != nullptr) zip_source_free(source);
+        const std::string reason = zip_strerror(zip);
+        zip_discard(zip);
+        fail_file(path, "cannot add " + name + " to the zip (" + reason + ")");
+      }
+    }
+    if (zip_close(zip) != 0) {
+      const std::string reason = zip_strerror(zip);
+      zip_discard(zip);
+      fail_file(path, "cannot write the zip (" + reason + ")");
+    }
+  });
+#endif
+  return p;
+}
+
+}  // namespace unet

@@ -1,0 +1,16 @@
+// The exports as bytes in memory, for writers that put them into other files (bioimage.io zips).
+#pragma once
+
+#include "unet/infer/export.h"
+
+#include <string>
+
+namespace unet {
+
+/// The file `export_torchscript` would write, as bytes.
+std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string& training_record, ExportFormat format);
+
+/// The file `export_onnx` would write, as bytes.
+std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record);
+
+}  // namespace unet
