@@ -222,13 +222,57 @@ TEST(Cli, RgbImagesWithThreeClassesEndToEnd) {
   EXPECT_EQ(read_checkpoint_info(checkpoint_path(model)).model.in_channels(), 3);
   r = run_unet("predict --data-dir " + dir.file("data") + " --model-dir " + model + " --tta");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto masks = read_tiff(model + "/predictions/test-masks.tif");
-  ASSERT_EQ(masks.size(), 2u);
-  EXPECT_EQ(masks[0].pixels.sizes(), (std::vector<int64_t>{1, 48, 40}));
-  EXPECT_LE(masks[0].pixels.max().item<int>(), 2);  // class indices, not 0/255
+  // A folder in gives a folder out: one mask per test file, in its format, and its probabilities.
+  for (const std::string t : {"t0", "t1"}) {
+    const RawImage mask = read_png(model + "/predictions/" + t + ".png");
+    EXPECT_EQ(mask.pixels.sizes(), (std::vector<int64_t>{1, 48, 40}));
+    EXPECT_LE(mask.pixels.max().item<int>(), 2);  // class indices, not 0/255
+    const auto maps = read_tiff(model + "/predictions/" + t + "_probabilities.tif");
+    ASSERT_EQ(maps.size(), 3u);  // one page per class
+    const at::Tensor p = at::cat({maps[0].pixels, maps[1].pixels, maps[2].pixels});  // [3, H, W]
+    EXPECT_TRUE(at::allclose(p.sum(0), at::ones({48, 40}), 1e-4, 1e-4));
+    EXPECT_TRUE(at::equal(p.argmax(0).to(at::kByte), mask.pixels[0]));  // the mask is the argmax
+  }
+  EXPECT_FALSE(fs::exists(model + "/predictions/test-masks.tif"));
   // A grayscale image for an RGB model is one clear error.
   write_png(dir.file("gray.png"), at::zeros({1, 20, 20}, at::kByte));
   expect_clear_error("predict --input " + dir.file("gray.png") + " --model-dir " + model, "the model expects 3");
+}
+
+TEST(Cli, PredictFolderWritesOneOutputPerFileInItsFormat) {
+  TempDir dir;
+  const std::string model = dir.file("model");
+  ASSERT_EQ(run_unet("train --model-dir " + model + kSmallNet + "--synthetic-size 64 --synthetic-count 4 --batch-size 2 --max-steps 1 --quiet").exit_code, 0);
+  fs::create_directories(dir.file("in"));
+  write_png(dir.file("in/a.png"), at::randint(0, 256, {1, 70, 50}, at::kByte));
+  write_tiff(dir.file("in/b.tif"), {at::randint(0, 256, {1, 64, 64}, at::kByte), at::randint(0, 256, {1, 64, 64}, at::kByte)});
+  auto r = run_unet("predict --model-dir " + model + " --input " + dir.file("in") + " --output-dir " + dir.file("out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const RawImage a = read_png(dir.file("out/a.png"));
+  EXPECT_EQ(a.pixels.sizes(), (std::vector<int64_t>{1, 70, 50}));
+  EXPECT_TRUE(((a.pixels == 0) | (a.pixels == 255)).all().item<bool>());
+  EXPECT_EQ(read_tiff(dir.file("out/b.tif")).size(), 2u);  // a stack in, a stack out
+  EXPECT_EQ(read_tiff(dir.file("out/a_probabilities.tif")).size(), 1u);  // p(class 1)
+  EXPECT_EQ(read_tiff(dir.file("out/b_probabilities.tif")).size(), 2u);
+  EXPECT_TRUE(fs::exists(dir.file("out/overlays/b_1.png")));
+  // The mask is the thresholded probability.
+  const at::Tensor p = read_tiff(dir.file("out/a_probabilities.tif"))[0].pixels;
+  EXPECT_TRUE(at::equal((p >= 0.5).to(at::kByte) * 255, a.pixels));
+  // --no-probabilities writes the masks only.
+  r = run_unet("predict --model-dir " + model + " --input " + dir.file("in") + " --output-dir " + dir.file("out2") + " --no-probabilities --no-overlays");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir.file("out2/a.png")));
+  EXPECT_FALSE(fs::exists(dir.file("out2/a_probabilities.tif")));
+  // Predicting into the input folder would replace the inputs: refused, inputs intact.
+  const std::string before = read_file(dir.file("in/a.png"));
+  expect_clear_error("predict --model-dir " + model + " --input " + dir.file("in") + " --output-dir " + dir.file("in"),
+                     "is an input of this command");
+  EXPECT_EQ(read_file(dir.file("in/a.png")), before);
+  // Two inputs that would write one file: refused before predicting.
+  write_png(dir.file("in/b.png"), at::zeros({1, 64, 64}, at::kByte));
+  expect_clear_error("predict --model-dir " + model + " --input " + dir.file("in") + " --output-dir " + dir.file("out3"),
+                     "two input files would write it");
+  EXPECT_FALSE(fs::exists(dir.file("out3")));
 }
 
 TEST(Cli, CrossValidateRunsChosenFoldsAndResumesThem) {

@@ -1,4 +1,5 @@
-// `unet predict`: masks, probabilities and overlays for a test stack, an image or a folder.
+// `unet predict`: masks, probabilities and overlays for a test stack, an image or a folder (one
+// output per input file).
 #include "options.h"
 
 #include "unet/dist/dist.h"
@@ -18,9 +19,18 @@ struct PredictCommand {
   RuntimeOptions runtime;
   std::string data_dir, input, model_dir = "results", output_dir;
   bool overlays = true;
-  /// test-masks.tif holds class indices rather than 0/255.
+  /// Masks hold class indices rather than 0/255.
   bool index_masks = false;
+  bool probabilities = true;
 };
+
+/// The folder whose files are predicted one output each, or "" for a single file (a stack or an
+/// image: test-masks.tif and test-probabilities.tif, as the reference).
+std::string input_folder(const PredictCommand& o) {
+  if (!o.input.empty()) return fs::is_directory(o.input) ? o.input : "";
+  const fs::path d(o.data_dir);
+  return !fs::exists(d / "test-volume.tif") && fs::is_directory(d / "test") ? (d / "test").string() : "";
+}
 
 std::vector<Sample> images_to_predict(const PredictCommand& o) {
   if (!o.input.empty()) return load_images(o.input);
@@ -45,14 +55,30 @@ void run_predict(const PredictCommand& o) {
   }
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
-  const std::vector<std::string> inputs = {ckpt, o.input, o.data_dir.empty() ? "" : (fs::path(o.data_dir) / "test-volume.tif").string()};
-  for (const char* name : {"test-masks.tif", "test-probabilities.tif"}) refuse_to_overwrite((fs::path(out) / name).string(), inputs);
-  const auto probabilities = predictor.predict(samples);
-  const auto written = write_predictions(out, samples, probabilities, o.overlays, o.index_masks);
-  std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
-  for (const auto& path : written) {
-    if (path.find("/overlays/") == std::string::npos) std::printf("  wrote %s\n", path.c_str());
+  std::vector<std::string> inputs = {ckpt, o.input, o.data_dir.empty() ? "" : (fs::path(o.data_dir) / "test-volume.tif").string()};
+  const std::string folder = input_folder(o);
+  std::vector<std::string> outputs;
+  if (folder.empty()) {
+    outputs = {(fs::path(out) / "test-masks.tif").string(), (fs::path(out) / "test-probabilities.tif").string()};
+  } else {
+    outputs = per_file_outputs(out, samples, o.probabilities);
+    for (const auto& s : samples) inputs.push_back((fs::path(folder) / s.source).string());
   }
+  for (const auto& path : outputs) refuse_to_overwrite(path, inputs);
+  const auto probabilities = predictor.predict(samples);
+  const auto written = folder.empty() ? write_predictions(out, samples, probabilities, o.overlays, o.index_masks, o.probabilities)
+                                      : write_predictions_per_file(out, samples, probabilities, o.overlays, o.index_masks,
+                                                                   o.probabilities);
+  std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
+  size_t shown = 0, files = 0;
+  for (const auto& path : written) {
+    if (path.find("/overlays/") != std::string::npos) continue;
+    if (files++ < 6) {
+      std::printf("  wrote %s\n", path.c_str());
+      ++shown;
+    }
+  }
+  if (files > shown) std::printf("  ... and %zu more files in %s\n", files - shown, out.c_str());
   if (o.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
 }
 
@@ -63,14 +89,18 @@ void register_predict(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("predict", "Predict masks with a trained checkpoint");
   add_value(*cmd, "--data-dir,--data_dir", "dir", o->data_dir,
             "Data directory whose test images (test-volume.tif or test/) are predicted");
-  add_value(*cmd, "--input", "input", o->input, "A TIFF stack, an image or a folder of images to predict (instead of --data-dir)");
+  add_value(*cmd, "--input", "input", o->input,
+            "A TIFF stack or an image (-> test-masks.tif), or a folder of images (-> one <stem>.png/.tif each) to predict "
+            "(instead of --data-dir)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--output-dir", "output_dir", o->output_dir, "Where predictions go (default: <model-dir>/predictions)");
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_switch(*cmd, "--overlays", "overlays", o->overlays, "PNG overlays of the predicted membrane");
+  add_switch(*cmd, "--probabilities", "probabilities", o->probabilities,
+             "Float TIFFs of the class probabilities (test-probabilities.tif, or <stem>_probabilities.tif per input file)");
   static const EnumNames<bool> mask_values = {{"binary", false}, {"index", true}};
   add_choice(*cmd, "--mask-encoding,--mask_encoding", "mask_values", o->index_masks, mask_values,
-             "test-masks.tif values: binary (0/255, two-class models) or index (class indices)");
+             "Mask values: binary (0/255, two-class models) or index (class indices)");
   add_inference_options(*cmd, o->infer);
   add_image_limit(*cmd);
   add_runtime_options(*cmd, o->runtime, {});
