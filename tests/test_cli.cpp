@@ -275,6 +275,45 @@ TEST(Cli, PredictFolderWritesOneOutputPerFileInItsFormat) {
   EXPECT_FALSE(fs::exists(dir.file("out3")));
 }
 
+TEST(Cli, EvaluateOnANucleusFolderNamesTheForegroundAndCountsObjects) {
+  // A folder data set of separate bright disks (the nuclei) on a dark background: 0 background,
+  // 255 nucleus, as nucleus masks are stored.
+  TempDir dir;
+  for (const std::string sub : {"images", "masks"}) fs::create_directories(dir.file("nuclei/" + sub));
+  int64_t disks = 0;
+  for (int i = 0; i < 3; ++i) {
+    at::Tensor mask = at::zeros({64, 64}, at::kByte);
+    for (int k = 0; k < 3 + i; ++k, ++disks) {
+      const int64_t cy = 10 + 20 * (k % 3), cx = 10 + 22 * (k / 3) + 4 * i;
+      for (int64_t y = cy - 5; y <= cy + 5; ++y)
+        for (int64_t x = cx - 5; x <= cx + 5; ++x)
+          if ((y - cy) * (y - cy) + (x - cx) * (x - cx) <= 25) mask[y][x] = 255;
+    }
+    const at::Tensor image = (mask.to(at::kFloat) * 0.7 + at::rand({64, 64}) * 60).clamp(0, 255).to(at::kByte);
+    write_png(dir.file("nuclei/images/n" + std::to_string(i) + ".png"), image.unsqueeze(0));
+    write_png(dir.file("nuclei/masks/n" + std::to_string(i) + ".png"), mask.unsqueeze(0));
+  }
+  const std::string model = dir.file("model");
+  ASSERT_EQ(run_unet("train --data-dir " + dir.file("nuclei") + kSmallNet + "--input-mode tile --batch-size 2 --max-steps 2 "
+                     "--fold none --quiet --model-dir " + model).exit_code, 0);
+  auto r = run_unet("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --fold none --class-names background,nucleus");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("nucleus Dice (hard, original size)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nucleus objects (4-connected)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("truth " + std::to_string(disks) + ","), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("membrane Dice"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(read_file(model + "/eval_results.json"));
+  EXPECT_EQ(j["headline"]["class"], "nucleus");
+  EXPECT_EQ(j["headline"]["dice"], j["class_dice"][1]);
+  EXPECT_EQ(j["class_names"], (std::vector<std::string>{"background", "nucleus"}));
+  EXPECT_EQ(j["objects"]["truth"], disks);
+  // Without names, folder data calls its objects the foreground; the wrong number of names is an option error.
+  r = run_unet("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --fold none");
+  EXPECT_NE(r.out.find("foreground Dice (hard, original size)"), std::string::npos) << r.out;
+  expect_clear_error("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --class-names a,b,c",
+                     "--class-names needs one name per class (2)");
+}
+
 TEST(Cli, CrossValidateRunsChosenFoldsAndResumesThem) {
   TempDir dir;
   make_isbi(dir.file("data"));

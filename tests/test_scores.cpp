@@ -121,6 +121,43 @@ TEST(IsbiScores, TheAccumulatorReportsTheChallengesChoiceOfThreshold) {
   EXPECT_EQ(copy.result().v_info_thinned, m.v_info_thinned);
 }
 
+TEST(Metrics, PerClassDiceAndObjectsByHand) {
+  // Truth: two square objects (class 1) on background; the prediction finds the first exactly,
+  // misses the second and adds a false one, and labels 4 background pixels as class 1.
+  at::Tensor truth = at::zeros({20, 20}, at::kLong);
+  truth.slice(0, 2, 6).slice(1, 2, 6).fill_(1);      // object A, 16 pixels
+  truth.slice(0, 10, 14).slice(1, 10, 14).fill_(1);  // object B, 16 pixels
+  at::Tensor predicted = at::zeros({20, 20}, at::kLong);
+  predicted.slice(0, 2, 6).slice(1, 2, 6).fill_(1);     // A
+  predicted.slice(0, 16, 18).slice(1, 2, 4).fill_(1);   // a false object, 4 pixels
+  const at::Tensor probabilities = at::one_hot(predicted, 2).permute({2, 0, 1}).to(at::kFloat);
+  MetricAccumulator acc(2);
+  acc.add_original(probabilities, truth);
+  const Metrics m = acc.result();
+  // Class 1: TP 16, FP 4, FN 16 -> Dice 32 / 52; class 0: TP 364, FP 16, FN 4 -> 728 / 748.
+  ASSERT_EQ(m.class_dice.size(), 2u);
+  EXPECT_NEAR(m.class_dice[1], 32.0 / 52.0, 1e-12);
+  EXPECT_NEAR(m.class_iou[1], 16.0 / 36.0, 1e-12);
+  EXPECT_NEAR(m.class_dice[0], 728.0 / 748.0, 1e-12);
+  EXPECT_EQ(m.class_dice[0], m.membrane_dice);
+  ASSERT_TRUE(m.has_objects);
+  EXPECT_EQ(m.objects.truth_objects, 2);
+  EXPECT_EQ(m.objects.predicted_objects, 2);
+  EXPECT_EQ(m.objects.true_positives[0], 1);
+  EXPECT_NEAR(m.objects.f1(0), 0.5, 1e-12);  // 2 TP / (2 TP + FP + FN) = 2 / 4
+  // The state round trip keeps them; three classes have no objects.
+  MetricAccumulator copy(2);
+  copy.set_state(acc.state());
+  EXPECT_EQ(copy.result().class_dice, m.class_dice);
+  EXPECT_EQ(copy.result().objects.true_positives, m.objects.true_positives);
+  MetricAccumulator three(3);
+  three.add_original(at::one_hot(predicted, 3).permute({2, 0, 1}).to(at::kFloat), truth);
+  EXPECT_FALSE(three.result().has_objects);
+  EXPECT_EQ(three.result().class_dice.size(), 3u);
+  EXPECT_EQ(three.result().class_dice[2], 1.0);  // absent in both: perfect
+  EXPECT_THROW(copy.set_state(three.state()), std::invalid_argument);
+}
+
 TEST(IsbiScores, AgreeWithAnIndependentImplementation) {
   const std::string python = python_with_skimage();
   if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and scikit-image (pip install scikit-image); skipping";

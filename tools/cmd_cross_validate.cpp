@@ -60,20 +60,32 @@ struct CrossValidateCommand {
 
 /// One line per fold on stdout, its metrics in cv_results.json.
 struct FoldResults {
+  explicit FoldResults(const DataSet& data)
+      : name(data.headline_class >= 0 ? data.class_names.at(static_cast<size_t>(data.headline_class)) : "membrane"),
+        headline(data.headline_class >= 0 ? data.headline_class : 0),
+        record(class_record(Metrics{}, data)) {}
+  std::string name;  // the headline class's name
+  int64_t headline;
+  nlohmann::json record;
   nlohmann::json folds = nlohmann::json::array();
-  std::vector<double> dice, membrane, error, v_rand, v_info, v_rand_thinned, v_info_thinned;
+  std::vector<double> dice, membrane, headline_dice, object_f1, error, v_rand, v_info, v_rand_thinned, v_info_thinned;
 
   void add(int fold, const TrainResult& r) {
     dice.push_back(r.metrics.dice_score);
     membrane.push_back(r.metrics.membrane_dice);
+    const double h = headline < static_cast<int64_t>(r.metrics.class_dice.size()) ? r.metrics.class_dice[headline] : r.metrics.membrane_dice;
+    headline_dice.push_back(h);
+    if (r.metrics.has_objects) object_f1.push_back(r.metrics.objects.f1(0));
     error.push_back(r.metrics.pixel_error);
     v_rand.push_back(r.metrics.v_rand);
     v_info.push_back(r.metrics.v_info);
     v_rand_thinned.push_back(r.metrics.v_rand_thinned);
     v_info_thinned.push_back(r.metrics.v_info_thinned);
-    std::printf("fold %d: dice_score %.4f  membrane dice %.4f  pixel error %.4f  V_Rand %.4f  V_Info %.4f (challenge, thinned)  (%s)\n",
-                fold, r.metrics.dice_score, r.metrics.membrane_dice, r.metrics.pixel_error, r.metrics.v_rand_thinned,
-                r.metrics.v_info_thinned, format_duration(r.seconds).c_str());
+    std::printf("fold %d: dice_score %.4f  %s dice %.4f  pixel error %.4f  V_Rand %.4f  V_Info %.4f (challenge, thinned)",
+                fold, r.metrics.dice_score, name.c_str(), h, r.metrics.pixel_error, r.metrics.v_rand_thinned,
+                r.metrics.v_info_thinned);
+    if (r.metrics.has_objects) std::printf("  object F1 %.4f", r.metrics.objects.f1(0));
+    std::printf("  (%s)\n", format_duration(r.seconds).c_str());
     std::fflush(stdout);
     nlohmann::json j = r.metrics;
     j["fold"] = fold;
@@ -86,20 +98,31 @@ struct FoldResults {
   nlohmann::json summary() const {
     const auto [dm, ds] = mean_std(dice);
     const auto [mm, ms] = mean_std(membrane);
+    const auto [hm, hs] = mean_std(headline_dice);
     const auto [em, es] = mean_std(error);
     const auto [rm, rs] = mean_std(v_rand);
     const auto [im, is] = mean_std(v_info);
     const auto [rtm, rts] = mean_std(v_rand_thinned);
     const auto [itm, its] = mean_std(v_info_thinned);
-    std::printf("mean +- std over %zu folds: dice_score %.4f +- %.4f  membrane dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
-                dice.size(), dm, ds, mm, ms, em, es);
+    std::printf("mean +- std over %zu folds: dice_score %.4f +- %.4f  %s dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
+                dice.size(), dm, ds, name.c_str(), hm, hs, em, es);
     std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (challenge, thinned)\n", rtm, rts, itm, its);
     std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (unthinned, threshold 0.5)\n", rm, rs, im, is);
-    return {{"folds", folds},          {"dice_score_mean", dm},    {"dice_score_std", ds}, {"membrane_dice_mean", mm},
+    nlohmann::json out = record;
+    out["headline_dice_mean"] = hm;
+    out["headline_dice_std"] = hs;
+    if (!object_f1.empty()) {
+      const auto [fm, fs] = mean_std(object_f1);
+      std::printf("                            %s objects: F1 at IoU 0.5 %.4f +- %.4f\n", name.c_str(), fm, fs);
+      out["object_f1_50_mean"] = fm;
+      out["object_f1_50_std"] = fs;
+    }
+    out.update(nlohmann::json{{"folds", folds},          {"dice_score_mean", dm},    {"dice_score_std", ds}, {"membrane_dice_mean", mm},
             {"membrane_dice_std", ms}, {"pixel_error_mean", em},   {"pixel_error_std", es}, {"v_rand_mean", rm},
             {"v_rand_std", rs},        {"v_info_mean", im},        {"v_info_std", is},
             {"v_rand_thinned_mean", rtm}, {"v_rand_thinned_std", rts}, {"v_info_thinned_mean", itm},
-            {"v_info_thinned_std", its}};
+            {"v_info_thinned_std", its}});
+    return out;
   }
 };
 
@@ -123,7 +146,7 @@ void run_cross_validate(CrossValidateCommand& o) {
   refuse_to_overwrite(out);
   install_stop_handlers();
   connect(context, o.runtime.dist_timeout_s);
-  FoldResults results;
+  FoldResults results(data);
   for (int fold : o.folds) {
     DataOptions d = o.data;
     d.fold = fold;

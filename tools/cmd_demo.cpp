@@ -56,7 +56,7 @@ void run_demo(DemoCommand& o) {
   const TrainResult r = trainer.fit(fold.train, fold.eval);
   std::printf("trained %lld steps in %s (%.1f images/s)\n", static_cast<long long>(r.steps), format_duration(r.seconds).c_str(),
               r.images_per_second);
-  print_metrics("evaluation on the held-out synthetic slices", r.metrics);
+  print_metrics("evaluation on the held-out synthetic slices", r.metrics, data);
   // What predicting "no membrane anywhere" would score, for scale.
   double membrane = 0, pixels = 0;
   for (const auto& s : fold.eval) {

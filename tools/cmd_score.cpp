@@ -81,14 +81,6 @@ at::Tensor truth_objects(const at::Tensor& raw, const at::Tensor& cells) {
   return std::get<0>(at::_unique(raw)).numel() > 2 ? raw : connected_components(cells);
 }
 
-nlohmann::json objects_record(const ObjectScores& o) {
-  return {{"truth", o.truth_objects},     {"predicted", o.predicted_objects},
-          {"f1_50", o.f1(0)},             {"f1_75", o.f1(5)},
-          {"ap_50", o.average_precision(0)}, {"ap_75", o.average_precision(5)},
-          {"mean_ap", o.mean_average_precision()}, {"split", o.split},
-          {"merged", o.merged}};
-}
-
 nlohmann::json image_record(const std::string& name, int64_t page, const Metrics& m) {
   return {{"prediction", name},   {"page", page},
           {"pixel_error", m.pixel_error}, {"membrane_dice", m.membrane_dice}, {"membrane_iou", m.membrane_iou},
@@ -132,7 +124,7 @@ void run_score(const ScoreCommand& o) {
       std::printf("%-32s %11.4f %14.4f %15.4f %15.4f %15s %7.4f\n", name.c_str(), m.pixel_error, m.membrane_dice,
                   m.v_rand_thinned, m.v_info_thinned, counts.c_str(), objects.f1(0));
       nlohmann::json record = image_record(pred_file, static_cast<int64_t>(k), m);
-      record["objects"] = objects_record(objects);
+      record["objects"] = nlohmann::json(objects);
       images.push_back(record);
     }
   }
@@ -150,7 +142,7 @@ void run_score(const ScoreCommand& o) {
               static_cast<long long>(all_objects.split), static_cast<long long>(all_objects.merged));
   if (!o.output.empty()) {
     nlohmann::json overall_json = m;
-    overall_json["objects"] = objects_record(all_objects);
+    overall_json["objects"] = nlohmann::json(all_objects);
     overall_json.erase("dice_score");  // network-output terms: not defined for a prediction map
     overall_json.erase("cross_entropy");
     write_text_atomically(o.output, nlohmann::json{{"prediction", o.prediction}, {"truth", o.truth}, {"images", images},

@@ -49,7 +49,7 @@ void run_train(TrainCommand& o) {
   std::printf("trained %lld steps (to step %lld) in %s, %.2f images/s; checkpoint %s\n", static_cast<long long>(r.steps),
               static_cast<long long>(trainer.global_step()), format_duration(r.seconds).c_str(), r.images_per_second,
               checkpoint_path(train.model_dir).c_str());
-  if (r.evaluated) print_metrics("evaluation on fold " + fold_name, r.metrics);
+  if (r.evaluated) print_metrics("evaluation on fold " + fold_name, r.metrics, data);
 }
 
 }  // namespace

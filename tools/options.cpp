@@ -44,6 +44,10 @@ void add_data_options(CLI::App& app, DataOptions& data) {
   add_value(app, "--synthetic-size", "synthetic.size", data.synthetic.size, "Side of the synthetic slices, pixels");
   add_image_limit(app);
   add_value(app, "--synthetic-count", "synthetic.train_count", data.synthetic.train_count, "Labelled synthetic slices");
+  add_value(app, "--class-names", "class_names", data.class_names,
+            "Class names in label order, comma-separated (default: membrane,cell for ISBI-style data, "
+            "background,foreground for folder data)")
+      ->delimiter(',');
 }
 
 void add_image_limit(CLI::App& app) {
@@ -185,18 +189,49 @@ void require_model_dir(const std::string& model_dir) {
   require_option(!model_dir.empty(), "model_dir", "must not be empty", std::string("''"));
 }
 
-void print_metrics(const std::string& title, const Metrics& m) {
+void print_metrics(const std::string& title, const Metrics& m, const DataSet& data) {
+  const auto& names = data.class_names;
+  const auto name = [&](size_t c) { return c < names.size() ? names[c] : "class" + std::to_string(c); };
   std::printf("%s (%lld images)\n", title.c_str(), static_cast<long long>(m.images));
   std::printf("  dice_score (reference, 1 - soft Dice)  %.4f\n", m.dice_score);
   std::printf("  cross_entropy                          %.4f\n", m.cross_entropy);
-  std::printf("  membrane Dice (hard, original size)    %.4f\n", m.membrane_dice);
-  std::printf("  membrane IoU  (hard, original size)    %.4f\n", m.membrane_iou);
+  const int64_t h = data.headline_class;
+  if (h >= 0 && h < static_cast<int64_t>(m.class_dice.size())) {
+    const std::string label = name(static_cast<size_t>(h));
+    std::printf("  %-38s %.4f\n", (label + " Dice (hard, original size)").c_str(), m.class_dice[h]);
+    std::printf("  %-38s %.4f\n", (label + " IoU  (hard, original size)").c_str(), m.class_iou[h]);
+  }
+  if (!m.class_dice.empty()) {
+    std::string per_class;
+    for (size_t c = 0; c < m.class_dice.size(); ++c) {
+      char buffer[96];
+      std::snprintf(buffer, sizeof buffer, "%s%s %.4f", c ? ", " : "", name(c).c_str(), m.class_dice[c]);
+      per_class += buffer;
+    }
+    std::printf("  Dice per class                         %s\n", per_class.c_str());
+  }
   std::printf("  pixel error   (original size)          %.4f\n", m.pixel_error);
+  if (m.has_objects) {
+    const ObjectScores& o = m.objects;
+    std::printf("  %-38s truth %lld, predicted %lld; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP %.4f; %lld split, %lld merged\n",
+                (name(1) + " objects (4-connected)").c_str(), static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0),
+                o.f1(5), o.mean_average_precision(), static_cast<long long>(o.split), static_cast<long long>(o.merged));
+  }
   std::printf("  V_Rand (ISBI challenge, thinned)       %.4f   at threshold %.1f\n", m.v_rand_thinned, m.v_rand_thinned_threshold);
   std::printf("  V_Info (ISBI challenge, thinned)       %.4f   at threshold %.1f\n", m.v_info_thinned, m.v_info_thinned_threshold);
   std::printf("  V_Rand unthinned (threshold 0.5)       %.4f   best %.4f at %.1f\n", m.v_rand, m.v_rand_best, m.v_rand_threshold);
   std::printf("  V_Info unthinned (threshold 0.5)       %.4f   best %.4f at %.1f\n", m.v_info, m.v_info_best, m.v_info_threshold);
   std::fflush(stdout);
+}
+
+nlohmann::json class_record(const Metrics& m, const DataSet& data) {
+  nlohmann::json j = {{"class_names", data.class_names}};
+  const int64_t h = data.headline_class;
+  if (h >= 0 && h < static_cast<int64_t>(m.class_dice.size())) {
+    j["headline"] = {{"class", data.class_names.at(static_cast<size_t>(h))}, {"index", h}, {"dice", m.class_dice[h]},
+                     {"iou", m.class_iou[h]}};
+  }
+  return j;
 }
 
 }  // namespace unet::cli

@@ -12,6 +12,7 @@
 #include "unet/train/options.h"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -59,7 +60,12 @@ void refuse_to_overwrite(const std::string& output, const std::vector<std::strin
 void require_model_dir(const std::string& model_dir);
 
 /// Prints metrics as an aligned block on stdout.
-void print_metrics(const std::string& title, const Metrics& m);
+/// The metrics as a console table: the headline class's Dice and IoU (named), Dice per class,
+/// objects, the ISBI scores.
+void print_metrics(const std::string& title, const Metrics& m, const DataSet& data);
+
+/// `class_names` and the `headline` class's scores, for the JSON records.
+nlohmann::json class_record(const Metrics& m, const DataSet& data);
 
 /// The whole command line: every subcommand, `--version`, and the option policies.
 void register_commands(CLI::App& app);

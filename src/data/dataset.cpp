@@ -103,6 +103,7 @@ DataSet load_folders(const std::string& dir, int64_t classes, MaskEncoding encod
   const fs::path test_dir = fs::path(dir) / "test";
   if (fs::is_directory(test_dir)) data.test = load_images(test_dir.string());
   data.description = "folder layout in " + dir;
+  data.layout = DataLayout::kFolder;
   return data;
 }
 

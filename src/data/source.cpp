@@ -10,12 +10,37 @@ void DataOptions::validate() const {
   require_option(synthetic.train_count >= 1, "synthetic.train_count", "must be at least 1", synthetic.train_count);
 }
 
+namespace {
+
+void name_classes(DataSet& data, const std::vector<std::string>& given, int64_t classes) {
+  const bool isbi_style = data.layout != DataLayout::kFolder;
+  if (!given.empty()) {
+    data.class_names = given;
+  } else if (classes == 2) {
+    data.class_names = isbi_style ? std::vector<std::string>{"membrane", "cell"} : std::vector<std::string>{"background", "foreground"};
+  } else {
+    for (int64_t c = 0; c < classes; ++c) data.class_names.push_back("class" + std::to_string(c));
+  }
+  data.headline_class = classes != 2 ? -1 : isbi_style ? 0 : 1;
+}
+
+}  // namespace
+
 DataSet load_data(const DataOptions& options, int64_t classes) {
   options.validate();
-  if (!options.dir.empty()) return load_dataset(options.dir, classes, options.mask_encoding);
-  SyntheticOptions synthetic = options.synthetic;
-  synthetic.seed = options.seed;
-  return synthetic_dataset(synthetic);
+  // Before the (slow) reading: names that do not fit are an option error.
+  require_option(options.class_names.empty() || static_cast<int64_t>(options.class_names.size()) == classes, "class_names",
+                 "needs one name per class (" + std::to_string(classes) + ")", static_cast<int64_t>(options.class_names.size()));
+  DataSet data;
+  if (!options.dir.empty()) {
+    data = load_dataset(options.dir, classes, options.mask_encoding);
+  } else {
+    SyntheticOptions synthetic = options.synthetic;
+    synthetic.seed = options.seed;
+    data = synthetic_dataset(synthetic);
+  }
+  name_classes(data, options.class_names, classes);
+  return data;
 }
 
 FoldData fold_data(const DataSet& data, const DataOptions& options) {

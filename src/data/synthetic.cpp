@@ -86,6 +86,7 @@ DataSet synthetic_dataset(const SyntheticOptions& options) {
     }
   }
   data.channels = 1;
+  data.layout = DataLayout::kSynthetic;
   data.description = "synthetic EM-like data (" + std::to_string(options.train_count) + " labelled " +
                      std::to_string(options.size) + "x" + std::to_string(options.size) + " slices, seed " +
                      std::to_string(options.seed) + ")";

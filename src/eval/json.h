@@ -10,6 +10,18 @@ namespace unet {
 /// The keys of log.jsonl's "eval" records, eval_results.json and cv_results.json. The ISBI scores:
 /// `v_rand_thinned` / `v_info_thinned` are the challenge's (best over its thresholds, boundaries
 /// thinned); `v_rand` / `v_info` (threshold 0.5) and `v_rand_best` / `v_info_best` are unthinned.
+/// Object counts and matches: truth and predicted counts, F1 and the Data Science Bowl's precision
+/// at IoU 0.5 and 0.75, its mean over 0.5-0.95, splits and merges.
+inline void to_json(nlohmann::json& j, const ObjectScores& o) {
+  j = {{"truth", o.truth_objects},        {"predicted", o.predicted_objects},
+       {"f1_50", o.f1(0)},                {"f1_75", o.f1(5)},
+       {"ap_50", o.average_precision(0)}, {"ap_75", o.average_precision(5)},
+       {"mean_ap", o.mean_average_precision()}, {"split", o.split},
+       {"merged", o.merged}};
+}
+
+/// `class_dice` / `class_iou` are indexed by class; `objects` (two-class models) counts the
+/// components of class 1.
 inline void to_json(nlohmann::json& j, const Metrics& m) {
   j = {{"dice_score", m.dice_score},          {"cross_entropy", m.cross_entropy},
        {"membrane_dice", m.membrane_dice},    {"membrane_iou", m.membrane_iou},
@@ -18,7 +30,9 @@ inline void to_json(nlohmann::json& j, const Metrics& m) {
        {"v_rand_threshold", m.v_rand_threshold}, {"v_info_best", m.v_info_best},
        {"v_info_threshold", m.v_info_threshold}, {"v_rand_thinned", m.v_rand_thinned},
        {"v_rand_thinned_threshold", m.v_rand_thinned_threshold}, {"v_info_thinned", m.v_info_thinned},
-       {"v_info_thinned_threshold", m.v_info_thinned_threshold}, {"images", m.images}};
+       {"v_info_thinned_threshold", m.v_info_thinned_threshold}, {"images", m.images},
+       {"class_dice", m.class_dice},        {"class_iou", m.class_iou}};
+  if (m.has_objects) j["objects"] = m.objects;
 }
 
 }  // namespace unet

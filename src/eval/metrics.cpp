@@ -1,6 +1,8 @@
 // Evaluation metrics at the network's output size and at the images' original size.
 #include "unet/eval/metrics.h"
 
+#include "unet/data/components.h"
+
 #include "unet/data/dataset.h"
 #include "unet/data/preprocess.h"
 #include "unet/eval/isbi.h"
@@ -34,9 +36,25 @@ void MetricAccumulator::add_probabilities(const at::Tensor& probabilities, const
   ++network_images_;
 }
 
+MetricAccumulator::MetricAccumulator(int64_t classes)
+    : class_tp_(static_cast<size_t>(classes), 0.0), class_fp_(static_cast<size_t>(classes), 0.0),
+      class_fn_(static_cast<size_t>(classes), 0.0) {
+  objects_.thresholds = object_iou_thresholds();
+  objects_.true_positives.assign(objects_.thresholds.size(), 0);
+}
+
 void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::Tensor& mask) {
   const at::Tensor predicted = maps_to_classes(probabilities.to(at::kFloat).cpu());
   const at::Tensor truth = mask.cpu();
+  TORCH_CHECK(probabilities.size(0) == static_cast<int64_t>(class_tp_.size()),
+              "MetricAccumulator: maps of ", probabilities.size(0), " classes for an accumulator of ", class_tp_.size());
+  for (size_t c = 0; c < class_tp_.size(); ++c) {
+    const at::Tensor pc = predicted == static_cast<int64_t>(c), tc = truth == static_cast<int64_t>(c);
+    class_tp_[c] += (pc & tc).sum().item<double>();
+    class_fp_[c] += (pc & tc.logical_not()).sum().item<double>();
+    class_fn_[c] += (pc.logical_not() & tc).sum().item<double>();
+  }
+  if (class_tp_.size() == 2) objects_.add(object_scores(connected_components(truth == 1), connected_components(predicted == 1)));
   const at::Tensor p = predicted == kMembraneClass, t = truth == kMembraneClass;
   true_positive_ += (p & t).sum().item<double>();
   false_positive_ += (p & t.logical_not()).sum().item<double>();
@@ -89,6 +107,13 @@ Metrics MetricAccumulator::result() const {
     std::tie(m.v_rand_thinned, m.v_rand_thinned_threshold) = best_over_thresholds(v_rand_thinned_sums_, n);
     std::tie(m.v_info_thinned, m.v_info_thinned_threshold) = best_over_thresholds(v_info_thinned_sums_, n);
   }
+  for (size_t c = 0; c < class_tp_.size() && original_images_ > 0; ++c) {
+    const double t = class_tp_[c], f = class_fp_[c] + class_fn_[c];
+    m.class_dice.push_back(2 * t + f > 0 ? 2 * t / (2 * t + f) : 1.0);
+    m.class_iou.push_back(t + f > 0 ? t / (t + f) : 1.0);
+  }
+  m.has_objects = class_tp_.size() == 2 && original_images_ > 0;
+  if (m.has_objects) m.objects = objects_;
   m.images = std::max(network_images_, original_images_);
   return m;
 }
@@ -98,6 +123,10 @@ at::Tensor MetricAccumulator::state() const {
                            false_positive_, false_negative_, wrong_, pixels_, static_cast<double>(original_images_), 0.0};
   for (const std::vector<double>* sums : {&v_rand_sums_, &v_info_sums_, &v_rand_thinned_sums_, &v_info_thinned_sums_})
     v.insert(v.end(), sums->begin(), sums->end());
+  for (size_t c = 0; c < class_tp_.size(); ++c) v.insert(v.end(), {class_tp_[c], class_fp_[c], class_fn_[c]});
+  v.insert(v.end(), {static_cast<double>(objects_.truth_objects), static_cast<double>(objects_.predicted_objects),
+                     static_cast<double>(objects_.split), static_cast<double>(objects_.merged)});
+  for (int64_t tp : objects_.true_positives) v.push_back(static_cast<double>(tp));
   return at::tensor(v, at::kDouble);
 }
 
@@ -114,12 +143,27 @@ void MetricAccumulator::set_state(const at::Tensor& state) {
   pixels_ = v[7];
   original_images_ = static_cast<int64_t>(std::llround(v[8]));
   const int64_t t = static_cast<int64_t>(challenge_thresholds().size());
-  if (s.numel() != 10 + 4 * t) throw std::invalid_argument("MetricAccumulator::set_state: wrong state size");
+  const int64_t classes = static_cast<int64_t>(class_tp_.size());
+  const int64_t object_values = 4 + static_cast<int64_t>(objects_.true_positives.size());
+  if (s.numel() != 10 + 4 * t + 3 * classes + object_values) {
+    throw std::invalid_argument("MetricAccumulator::set_state: wrong state size");
+  }
   int64_t offset = 10;
   for (std::vector<double>* sums : {&v_rand_sums_, &v_info_sums_, &v_rand_thinned_sums_, &v_info_thinned_sums_}) {
     sums->assign(v + offset, v + offset + t);
     offset += t;
   }
+  for (int64_t c = 0; c < classes; ++c, offset += 3) {
+    class_tp_[c] = v[offset];
+    class_fp_[c] = v[offset + 1];
+    class_fn_[c] = v[offset + 2];
+  }
+  auto count = [&](int64_t i) { return static_cast<int64_t>(std::llround(v[i])); };
+  objects_.truth_objects = count(offset);
+  objects_.predicted_objects = count(offset + 1);
+  objects_.split = count(offset + 2);
+  objects_.merged = count(offset + 3);
+  for (size_t k = 0; k < objects_.true_positives.size(); ++k) objects_.true_positives[k] = count(offset + 4 + static_cast<int64_t>(k));
 }
 
 }  // namespace unet

@@ -138,7 +138,10 @@ std::pair<torch::jit::Module, std::string> torchscript_module(UNet& model, int64
 
 void export_torchscript(UNet& model, int64_t input_size, const std::string& path, const std::string& training_record,
                         ExportFormat format) {
-  auto [module, contract] = torchscript_module(model, input_size, training_record, format);
+  // Named references, not a structured binding: lambdas may not capture those before C++20's fix in clang 16.
+  auto built = torchscript_module(model, input_size, training_record, format);
+  torch::jit::Module& module = built.first;
+  const std::string& contract = built.second;
   write_atomically(path, [&](const std::string& tmp) {
     // As for checkpoints: LibTorch's writer must not see a failure (it would abort the process
     // from a destructor); the checked writer reports it afterwards.

@@ -42,11 +42,24 @@ const EnumNames<MaskEncoding>& mask_encoding_names();
 MaskEncoding parse_mask_encoding(const std::string& text);
 
 /// A labelled training set and an optional unlabelled test set.
+/// Where a data set comes from: the layout says what its classes are by default.
+enum class DataLayout {
+  kIsbi,       ///< train-volume.tif + train-labels.tif: class 0 membrane, class 1 cell
+  kFolder,     ///< images/ + masks/: class 0 background, the others the objects
+  kSynthetic,  ///< the embedded EM-like slices, labelled as ISBI
+};
+
 struct DataSet {
   std::vector<Sample> train;
   std::vector<Sample> test;
   int64_t channels = 1;
   std::string description;
+  DataLayout layout = DataLayout::kIsbi;
+  /// One name per class (`load_data` fills them: the given names, or the layout's defaults).
+  std::vector<std::string> class_names;
+  /// The class whose hard Dice and IoU head the reports: 0 (membrane) for ISBI-style data, 1 (the
+  /// objects) for two-class folder data, -1 (none: every class alike) beyond two classes.
+  int64_t headline_class = 0;
 };
 
 /// Loads `dir` in the ISBI 2012 layout (`train-volume.tif`, `train-labels.tif`, optional

@@ -21,12 +21,16 @@ struct DataOptions {
   uint64_t seed = 0;
   /// The synthetic data set (used when `dir` is empty; its seed is `seed`).
   SyntheticOptions synthetic;
+  /// One name per class, in label order (empty: membrane, cell for ISBI-style and synthetic data;
+  /// background, foreground for two-class folder data; class0, class1, ... otherwise).
+  std::vector<std::string> class_names;
 
   /// Throws `OptionError` for out-of-range values.
   void validate() const;
 };
 
-/// The data set that `options` names, masks decoded for `classes` classes.
+/// The data set that `options` names, masks decoded for `classes` classes, its classes named
+/// (`OptionError` for `class_names` when their count is not `classes`).
 DataSet load_data(const DataOptions& options, int64_t classes);
 
 /// The labelled images of `options.fold`: its training and held-out evaluation images.

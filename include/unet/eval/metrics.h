@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/eval/isbi.h"
+#include "unet/eval/objects.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -36,12 +37,22 @@ struct Metrics {
   double v_rand_threshold = 0.0;
   double v_info_best = 0.0;
   double v_info_threshold = 0.0;
+  /// Hard Dice and IoU of every class (index = class), at the original size, pooled over every
+  /// pixel of every image (`membrane_dice` is `class_dice[0]`).
+  std::vector<double> class_dice;
+  std::vector<double> class_iou;
+  /// Objects, for two-class models: the 4-connected components of class 1 (ISBI's cells, the
+  /// nuclei of a nucleus set) in the truth and in the prediction, matched per image and pooled.
+  bool has_objects = false;
+  ObjectScores objects;
   int64_t images = 0;
 };
 
 /// Accumulates metrics batch by batch.
 class MetricAccumulator {
  public:
+  /// For a model of `classes` classes (per-class scores; objects when there are two).
+  explicit MetricAccumulator(int64_t classes = 2);
   /// Network-size terms for logits [N, C, h, w] against labels [N, h, w].
   void add_network_output(const at::Tensor& logits, const at::Tensor& labels);
   /// Original-size terms for probabilities [C, H, W] against the original mask [H, W].
@@ -52,7 +63,8 @@ class MetricAccumulator {
   Metrics result() const;
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce
-  /// the tensor, then `set_state`): float64 [10 + 4 x thresholds].
+  /// the tensor, then `set_state`): float64 [10 + 4 x thresholds + 3 x classes + 4 + object
+  /// thresholds].
   at::Tensor state() const;
   void set_state(const at::Tensor& state);
 
@@ -64,6 +76,9 @@ class MetricAccumulator {
   double wrong_ = 0.0, pixels_ = 0.0;
   int64_t original_images_ = 0;
   /// Per threshold of `challenge_thresholds()`: sums over images of V_Rand, V_Info, and both thinned.
+  /// Per class: true positive, false positive and false negative pixels.
+  std::vector<double> class_tp_, class_fp_, class_fn_;
+  ObjectScores objects_;
   std::vector<double> v_rand_sums_ = zeros(), v_info_sums_ = zeros(), v_rand_thinned_sums_ = zeros(),
                       v_info_thinned_sums_ = zeros();
   static std::vector<double> zeros() { return std::vector<double>(challenge_thresholds().size(), 0.0); }
