@@ -63,8 +63,12 @@ struct FoldResults {
   explicit FoldResults(const DataSet& data)
       : name(data.headline_class >= 0 ? data.class_names.at(static_cast<size_t>(data.headline_class)) : "membrane"),
         headline(data.headline_class >= 0 ? data.headline_class : 0),
-        record(class_record(Metrics{}, data)) {}
-  std::string name;  // the headline class's name
+        object_name(data.class_names.size() > 1 ? data.class_names[1] : "class1"),
+        record(class_record(Metrics{}, data)) {
+    record["headline_class"] = name;
+  }
+  std::string name;         // the headline class's name
+  std::string object_name;  // class 1's: the objects
   int64_t headline;
   nlohmann::json record;
   nlohmann::json folds = nlohmann::json::array();
@@ -113,7 +117,7 @@ struct FoldResults {
     out["headline_dice_std"] = hs;
     if (!object_f1.empty()) {
       const auto [fm, fs] = mean_std(object_f1);
-      std::printf("                            %s objects: F1 at IoU 0.5 %.4f +- %.4f\n", name.c_str(), fm, fs);
+      std::printf("                            %s objects: F1 at IoU 0.5 %.4f +- %.4f\n", object_name.c_str(), fm, fs);
       out["object_f1_50_mean"] = fm;
       out["object_f1_50_std"] = fs;
     }
