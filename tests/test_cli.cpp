@@ -258,6 +258,20 @@ TEST(Cli, PredictFolderWritesOneOutputPerFileInItsFormat) {
   // The mask is the thresholded probability.
   const at::Tensor p = read_tiff(dir.file("out/a_probabilities.tif"))[0].pixels;
   EXPECT_TRUE(at::equal((p >= 0.5).to(at::kByte) * 255, a.pixels));
+  // --instances: 16-bit label images of the cells, one page per input page; labels 1..n.
+  r = run_unet("predict --model-dir " + model + " --input " + dir.file("in") + " --output-dir " + dir.file("inst") +
+               " --no-overlays --instances watershed");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto labels = read_tiff(dir.file("inst/a_instances.tif"));
+  ASSERT_EQ(labels.size(), 1u);
+  EXPECT_EQ(labels[0].format, SampleFormat::kUInt16);
+  const at::Tensor l = labels[0].pixels[0];
+  EXPECT_TRUE(at::equal(l > 0, read_png(dir.file("inst/a.png")).pixels[0] == 255));  // objects = the cell mask
+  EXPECT_EQ(read_tiff(dir.file("inst/b_instances.tif")).size(), 2u);
+  r = run_unet("predict --model-dir " + model + " --input " + dir.file("in/a.png") + " --output-dir " + dir.file("inst1") +
+               " --no-overlays --instances");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(at::equal(read_tiff(dir.file("inst1/test-instances.tif"))[0].pixels[0] > 0, l > 0));
   // --no-probabilities writes the masks only.
   r = run_unet("predict --model-dir " + model + " --input " + dir.file("in") + " --output-dir " + dir.file("out2") + " --no-probabilities --no-overlays");
   ASSERT_EQ(r.exit_code, 0) << r.err;

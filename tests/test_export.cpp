@@ -184,6 +184,14 @@ TEST(Export, OnnxCliWritesTheFileOrNothing) {
   r = run_unet("export --model-dir " + model + " --format onnx --output " + dir.file("no/such/dir/m.onnx"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_FALSE(std::filesystem::exists(dir.file("no/such/dir")));
+  // A directory without a checkpoint, in every format.
+  std::filesystem::create_directories(dir.file("empty"));
+  for (const std::string format : {"onnx", "bioimageio"}) {
+    r = run_unet("export --model-dir " + dir.file("empty") + " --format " + format);
+    EXPECT_EQ(r.exit_code, 1) << format;
+    EXPECT_NE(r.err.find("nothing trained to export"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.file("empty")));
   // An unknown format.
   r = run_unet("export --model-dir " + model + " --format tflite --output " + dir.file("m.x"));
   EXPECT_NE(r.exit_code, 0);

@@ -3,6 +3,7 @@
 #include "test_support.h"
 
 #include "unet/data/image_io.h"
+#include "unet/eval/instances.h"
 #include "unet/eval/isbi.h"
 #include "unet/eval/metrics.h"
 #include "unet/eval/objects.h"
@@ -156,6 +157,29 @@ TEST(Metrics, PerClassDiceAndObjectsByHand) {
   EXPECT_EQ(three.result().class_dice.size(), 3u);
   EXPECT_EQ(three.result().class_dice[2], 1.0);  // absent in both: perfect
   EXPECT_THROW(copy.set_state(three.state()), std::invalid_argument);
+}
+
+TEST(Instances, WatershedSplitsObjectsJoinedByAWeakBridge) {
+  // Two confident blobs joined by a bridge that is foreground (>= 0.5) but not confident, and a
+  // third, separate blob that is foreground but never confident (no seed).
+  at::Tensor p = at::zeros({12, 30});
+  p.slice(0, 2, 8).slice(1, 2, 8).fill_(0.95);
+  p.slice(0, 2, 8).slice(1, 12, 18).fill_(0.9);
+  p.slice(0, 4, 6).slice(1, 8, 12).fill_(0.6);    // the bridge
+  p.slice(0, 2, 5).slice(1, 24, 28).fill_(0.55);  // seedless
+  const at::Tensor components = instance_labels(p, InstanceMethod::kComponents);
+  EXPECT_EQ(components.max().item<int64_t>(), 2);  // the joined pair and the seedless blob
+  const at::Tensor split = instance_labels(p, InstanceMethod::kWatershed);
+  EXPECT_EQ(split.max().item<int64_t>(), 3);
+  // Raster order of first pixels (all on row 2): left blob, right blob, seedless blob.
+  EXPECT_EQ(split[3][3].item<int64_t>(), 1);
+  EXPECT_EQ(split[3][14].item<int64_t>(), 2);
+  EXPECT_EQ(split[3][25].item<int64_t>(), 3);
+  EXPECT_TRUE(at::equal(split > 0, p >= 0.5));  // every foreground pixel belongs to an object, nothing else
+  // The bridge is shared between the two blobs, each taking its side.
+  EXPECT_NE(split[4][8].item<int64_t>(), split[4][11].item<int64_t>());
+  EXPECT_EQ(split[4][8].item<int64_t>(), split[3][3].item<int64_t>());
+  EXPECT_EQ(instance_labels(at::zeros({5, 5}), InstanceMethod::kWatershed).max().item<int64_t>(), 0);
 }
 
 TEST(IsbiScores, AgreeWithAnIndependentImplementation) {

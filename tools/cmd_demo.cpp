@@ -66,7 +66,7 @@ void run_demo(DemoCommand& o) {
   std::printf("  (all-background baseline: membrane Dice 0.0000, pixel error %.4f)\n", membrane / pixels);
   Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.channels_last);
   const std::string out = (std::filesystem::path(o.train.model_dir) / "predictions").string();
-  write_predictions(out, data.test, predictor.predict(data.test), /*overlays=*/true);
+  write_predictions(out, data.test, predictor.predict(data.test), PredictionFiles{});
   std::printf("predicted %zu test slices into %s (test-masks.tif, test-probabilities.tif, overlays/*.png)\n",
               data.test.size(), out.c_str());
   std::printf("demo membrane Dice: %.4f\n", r.metrics.membrane_dice);

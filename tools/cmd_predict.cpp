@@ -18,10 +18,7 @@ struct PredictCommand {
   InferenceOptions infer;
   RuntimeOptions runtime;
   std::string data_dir, input, model_dir = "results", output_dir;
-  bool overlays = true;
-  /// Masks hold class indices rather than 0/255.
-  bool index_masks = false;
-  bool probabilities = true;
+  PredictionFiles files;
 };
 
 /// The folder whose files are predicted one output each, or "" for a single file (a stack or an
@@ -57,18 +54,17 @@ void run_predict(const PredictCommand& o) {
   const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
   std::vector<std::string> inputs = {ckpt, o.input, o.data_dir.empty() ? "" : (fs::path(o.data_dir) / "test-volume.tif").string()};
   const std::string folder = input_folder(o);
-  std::vector<std::string> outputs;
-  if (folder.empty()) {
-    outputs = {(fs::path(out) / "test-masks.tif").string(), (fs::path(out) / "test-probabilities.tif").string()};
-  } else {
-    outputs = per_file_outputs(out, samples, o.probabilities);
+  if (o.files.instances && info.model.classes() != 2) {
+    throw OptionError("instances", "cuts the objects of class 1 of a two-class model; this model has " +
+                                       std::to_string(info.model.classes()) + " classes");
+  }
+  if (!folder.empty()) {
     for (const auto& s : samples) inputs.push_back((fs::path(folder) / s.source).string());
   }
-  for (const auto& path : outputs) refuse_to_overwrite(path, inputs);
+  for (const auto& path : prediction_outputs(out, samples, o.files, !folder.empty())) refuse_to_overwrite(path, inputs);
   const auto probabilities = predictor.predict(samples);
-  const auto written = folder.empty() ? write_predictions(out, samples, probabilities, o.overlays, o.index_masks, o.probabilities)
-                                      : write_predictions_per_file(out, samples, probabilities, o.overlays, o.index_masks,
-                                                                   o.probabilities);
+  const auto written = folder.empty() ? write_predictions(out, samples, probabilities, o.files)
+                                      : write_predictions_per_file(out, samples, probabilities, o.files);
   std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
   size_t shown = 0, files = 0;
   for (const auto& path : written) {
@@ -79,7 +75,7 @@ void run_predict(const PredictCommand& o) {
     }
   }
   if (files > shown) std::printf("  ... and %zu more files in %s\n", files - shown, out.c_str());
-  if (o.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
+  if (o.files.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
 }
 
 }  // namespace
@@ -95,12 +91,20 @@ void register_predict(CLI::App& app) {
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--output-dir", "output_dir", o->output_dir, "Where predictions go (default: <model-dir>/predictions)");
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
-  add_switch(*cmd, "--overlays", "overlays", o->overlays, "PNG overlays of the predicted membrane");
-  add_switch(*cmd, "--probabilities", "probabilities", o->probabilities,
+  add_switch(*cmd, "--overlays", "overlays", o->files.overlays, "PNG overlays of the predicted membrane");
+  add_switch(*cmd, "--probabilities", "probabilities", o->files.probabilities,
              "Float TIFFs of the class probabilities (test-probabilities.tif, or <stem>_probabilities.tif per input file)");
   static const EnumNames<bool> mask_values = {{"binary", false}, {"index", true}};
-  add_choice(*cmd, "--mask-encoding,--mask_encoding", "mask_values", o->index_masks, mask_values,
+  add_choice(*cmd, "--mask-encoding,--mask_encoding", "mask_values", o->files.index_masks, mask_values,
              "Mask values: binary (0/255, two-class models) or index (class indices)");
+  // --instances [components|watershed]: off unless given; given alone, components.
+  static const EnumNames<InstanceMethod> methods = {{"components", InstanceMethod::kComponents},
+                                                    {"watershed", InstanceMethod::kWatershed}};
+  CLI::Option* instances = add_choice(*cmd, "--instances", "instances", o->files.instance_method, methods,
+                                      "Instance-label images of the objects (class 1): components, or watershed to "
+                                      "split touching objects (test-instances.tif or <stem>_instances.tif)");
+  instances->expected(0, 1)->default_str("components");
+  instances->each([o](const std::string&) { o->files.instances = true; });
   add_inference_options(*cmd, o->infer);
   add_image_limit(*cmd);
   add_runtime_options(*cmd, o->runtime, {});

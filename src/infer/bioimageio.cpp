@@ -250,8 +250,11 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   auto [pixels, max_value] = read_sample(opt.sample, o);
   BioimageioPackage p;
   p.sample = opt.sample.empty() ? "a synthetic EM-like slice" : opt.sample;
-  p.test_height = largest_legal(o, pixels.size(1));
-  p.test_width = largest_legal(o, pixels.size(2));
+  // The largest legal centre crop, at most the reference's 572 per side: consumers run the test
+  // tensors in one piece, so a large sample must not make them large.
+  const int64_t cap = std::max<int64_t>(572, minimum_input_size(o));
+  p.test_height = largest_legal(o, std::min(pixels.size(1), cap));
+  p.test_width = largest_legal(o, std::min(pixels.size(2), cap));
   if (p.test_height < 0 || p.test_width < 0) {
     fail_file(opt.sample, "is " + std::to_string(pixels.size(1)) + " x " + std::to_string(pixels.size(2)) +
                               " pixels; the model needs at least " + std::to_string(minimum_input_size(o)) + " per side");

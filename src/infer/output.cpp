@@ -64,16 +64,33 @@ std::vector<std::pair<size_t, size_t>> file_groups(const std::vector<Sample>& sa
   return groups;
 }
 
+/// Instance labels of one probability map as a 16-bit TIFF page (int32 holding 0..65535).
+at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, const std::string& where) {
+  TORCH_CHECK(p.size(0) == 2, "instance_page: two-class maps");
+  const at::Tensor labels = instance_labels(p[1], files.instance_method);
+  const int64_t n = labels.max().item<int64_t>();
+  if (n > 65535) fail_file(where, std::to_string(n) + " objects in one image, more than a 16-bit label image holds");
+  return labels.to(at::kInt).unsqueeze(0);
+}
+
 }  // namespace
 
-std::vector<std::string> per_file_outputs(const std::string& dir, const std::vector<Sample>& samples,
-                                          bool probabilities_files) {
+std::vector<std::string> prediction_outputs(const std::string& dir, const std::vector<Sample>& samples,
+                                            const PredictionFiles& files, bool per_file) {
+  const fs::path d(dir);
+  if (!per_file) {
+    std::vector<std::string> out = {(d / "test-masks.tif").string()};
+    if (files.probabilities) out.push_back((d / "test-probabilities.tif").string());
+    if (files.instances) out.push_back((d / "test-instances.tif").string());
+    return out;
+  }
   std::vector<std::string> out;
   for (const auto& [first, last] : file_groups(samples)) {
     const std::string stem = fs::path(samples[first].source).stem().string();
-    const std::string mask = (fs::path(dir) / (stem + (is_png(samples[first].source) ? ".png" : ".tif"))).string();
-    const std::string prob = (fs::path(dir) / (stem + "_probabilities.tif")).string();
-    for (const std::string& path : probabilities_files ? std::vector<std::string>{mask, prob} : std::vector<std::string>{mask}) {
+    std::vector<std::string> paths = {(d / (stem + (is_png(samples[first].source) ? ".png" : ".tif"))).string()};
+    if (files.probabilities) paths.push_back((d / (stem + "_probabilities.tif")).string());
+    if (files.instances) paths.push_back((d / (stem + "_instances.tif")).string());
+    for (const std::string& path : paths) {
       if (std::find(out.begin(), out.end(), path) != out.end()) {
         fail_file(path, "two input files would write it (" + samples[first].source + " and another with the stem " + stem + ")");
       }
@@ -84,24 +101,26 @@ std::vector<std::string> per_file_outputs(const std::string& dir, const std::vec
 }
 
 std::vector<std::string> write_predictions_per_file(const std::string& dir, const std::vector<Sample>& samples,
-                                                    const std::vector<at::Tensor>& probabilities, bool overlays,
-                                                    bool index_masks, bool probabilities_files) {
+                                                    const std::vector<at::Tensor>& probabilities,
+                                                    const PredictionFiles& files) {
   TORCH_CHECK(samples.size() == probabilities.size(), "write_predictions_per_file: one probability map per sample");
   ensure_writable_directory(dir, "prediction");
   const int64_t classes = probabilities.empty() ? 2 : probabilities.front().size(0);
-  const std::vector<std::string> names = per_file_outputs(dir, samples, probabilities_files);
+  const bool instances = files.instances && classes == 2;
+  const std::vector<std::string> names = prediction_outputs(dir, samples, files, /*per_file=*/true);
   std::vector<std::string> written;
   size_t name = 0;
   for (const auto& [first, last] : file_groups(samples)) {
-    std::vector<at::Tensor> masks, maps;
+    std::vector<at::Tensor> masks, maps, labels;
     for (size_t i = first; i < last; ++i) {
-      masks.push_back(mask_of(probabilities[i], index_masks));
+      masks.push_back(mask_of(probabilities[i], files.index_masks));
       const at::Tensor p = probabilities[i].to(at::kFloat);
       if (classes == 2) {
         maps.push_back(p[1].contiguous());
       } else {
         for (int64_t c = 0; c < classes; ++c) maps.push_back(p[c].contiguous());
       }
+      if (instances) labels.push_back(instance_page(p, files, samples[i].name()));
     }
     const std::string& mask_path = names[name++];
     if (is_png(samples[first].source)) {
@@ -110,38 +129,48 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
       write_tiff(mask_path, masks, /*deflate=*/true);
     }
     written.push_back(mask_path);
-    if (probabilities_files) {
+    if (files.probabilities) {
       write_tiff(names[name], maps, /*deflate=*/true);
       written.push_back(names[name++]);
     }
+    if (files.instances) {
+      if (instances) {
+        write_tiff(names[name], labels, /*deflate=*/true);
+        written.push_back(names[name]);
+      }
+      ++name;
+    }
   }
-  if (overlays) write_overlays(dir, samples, probabilities, written);
+  if (files.overlays) write_overlays(dir, samples, probabilities, written);
   return written;
 }
 
 std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
-                                           const std::vector<at::Tensor>& probabilities, bool overlays,
-                                           bool index_masks, bool probabilities_file) {
+                                           const std::vector<at::Tensor>& probabilities, const PredictionFiles& files) {
   TORCH_CHECK(samples.size() == probabilities.size(), "write_predictions: one probability map per sample");
   ensure_writable_directory(dir, "prediction");
   std::vector<std::string> written;
-  std::vector<at::Tensor> masks, class1;
+  std::vector<at::Tensor> masks, class1, labels;
   const bool two_classes = !probabilities.empty() && probabilities.front().size(0) == 2;
-  for (const auto& p : probabilities) {
-    const at::Tensor classes = maps_to_classes(p);
-    masks.push_back(two_classes && !index_masks ? classes.mul(255).to(at::kByte) : classes.to(at::kByte));
+  for (size_t i = 0; i < probabilities.size(); ++i) {
+    const at::Tensor& p = probabilities[i];
+    masks.push_back(mask_of(p, files.index_masks));
     if (two_classes) class1.push_back(p[1].to(at::kFloat).contiguous());
+    if (two_classes && files.instances) labels.push_back(instance_page(p.to(at::kFloat), files, samples[i].name()));
   }
   // Pages of different sizes are fine in a multi-page TIFF, so one file holds every prediction.
-  const std::string mask_path = (fs::path(dir) / "test-masks.tif").string();
-  write_tiff(mask_path, masks, /*deflate=*/true);
-  written.push_back(mask_path);
-  if (two_classes && probabilities_file) {
-    const std::string prob_path = (fs::path(dir) / "test-probabilities.tif").string();
-    write_tiff(prob_path, class1, /*deflate=*/true);
-    written.push_back(prob_path);
+  const std::vector<std::string> names = prediction_outputs(dir, samples, files, /*per_file=*/false);
+  write_tiff(names[0], masks, /*deflate=*/true);
+  written.push_back(names[0]);
+  if (two_classes && files.probabilities) {
+    write_tiff(names[1], class1, /*deflate=*/true);
+    written.push_back(names[1]);
   }
-  if (overlays) write_overlays(dir, samples, probabilities, written);
+  if (two_classes && files.instances) {
+    write_tiff(names.back(), labels, /*deflate=*/true);
+    written.push_back(names.back());
+  }
+  if (files.overlays) write_overlays(dir, samples, probabilities, written);
   return written;
 }
 

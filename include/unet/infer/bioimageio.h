@@ -32,7 +32,7 @@ struct BioimageioOptions {
 /// What was written.
 struct BioimageioPackage {
   std::vector<std::string> files;    ///< names inside the zip
-  int64_t test_height = 0, test_width = 0;  ///< test input side (largest legal crop of the sample)
+  int64_t test_height = 0, test_width = 0;  ///< test input sides (the largest legal crop of the sample, at most 572)
   int64_t output_height = 0, output_width = 0;
   std::string sample;                ///< the sample's path or "synthetic"
 };
