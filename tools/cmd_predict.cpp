@@ -44,6 +44,10 @@ void run_predict(const PredictCommand& o) {
   if (!context.leader()) return;
   const std::string ckpt = checkpoint_path(o.model_dir);
   const CheckpointInfo info = read_checkpoint_info(ckpt);
+  if (o.files.instances && info.model.classes() != 2) {
+    throw OptionError("instances", " cuts out the objects of class 1 of a two-class model; this model has " +
+                                       std::to_string(info.model.classes()) + " classes");
+  }
   const std::vector<Sample> samples = images_to_predict(o);
   for (const auto& s : samples) {
     if (s.image.size(0) != info.model.in_channels())
@@ -54,10 +58,6 @@ void run_predict(const PredictCommand& o) {
   const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
   std::vector<std::string> inputs = {ckpt, o.input, o.data_dir.empty() ? "" : (fs::path(o.data_dir) / "test-volume.tif").string()};
   const std::string folder = input_folder(o);
-  if (o.files.instances && info.model.classes() != 2) {
-    throw OptionError("instances", "cuts the objects of class 1 of a two-class model; this model has " +
-                                       std::to_string(info.model.classes()) + " classes");
-  }
   if (!folder.empty()) {
     for (const auto& s : samples) inputs.push_back((fs::path(folder) / s.source).string());
   }
