@@ -60,16 +60,15 @@ struct CrossValidateCommand {
 
 /// One line per fold on stdout, its metrics in cv_results.json.
 struct FoldResults {
+  /// The headline class (class 0 when the data set names none) and class 1, whose objects count.
   explicit FoldResults(const DataSet& data)
-      : name(data.headline_class >= 0 ? data.class_names.at(static_cast<size_t>(data.headline_class)) : "membrane"),
-        headline(data.headline_class >= 0 ? data.headline_class : 0),
+      : headline(std::max<int64_t>(data.headline_class, 0)),
+        name(data.class_names.at(static_cast<size_t>(headline))),
         object_name(data.class_names.size() > 1 ? data.class_names[1] : "class1"),
-        record(class_record(Metrics{}, data)) {
-    record["headline_class"] = name;
-  }
-  std::string name;         // the headline class's name
-  std::string object_name;  // class 1's: the objects
+        record({{"class_names", data.class_names}, {"headline_class", name}}) {}
   int64_t headline;
+  std::string name;
+  std::string object_name;
   nlohmann::json record;
   nlohmann::json folds = nlohmann::json::array();
   std::vector<double> dice, membrane, headline_dice, object_f1, error, v_rand, v_info, v_rand_thinned, v_info_thinned;

@@ -6,7 +6,8 @@
 // of the boundary class. The truth is a binary mask (cells non-zero, boundaries 0), as the ISBI
 // labels are. Both may be multi-page TIFFs (pages in order), single images, or folders whose files
 // are matched by stem. Objects: the truth's instance labels when it has more than two values,
-// else its 4-connected cells; the prediction's 4-connected cells at probability 0.5.
+// else its 4-connected cells; the prediction's 4-connected cells where the probability is at least
+// 0.5, as everywhere else.
 #include "options.h"
 
 #include "eval/json.h"
@@ -92,7 +93,6 @@ nlohmann::json image_record(const std::string& name, int64_t page, const Metrics
 void run_score(const ScoreCommand& o) {
   if (!o.output.empty()) refuse_to_overwrite(o.output, {o.prediction, o.truth});
   MetricAccumulator overall;
-  ObjectScores all_objects;
   nlohmann::json images = nlohmann::json::array();
   const auto pairs = pair_files(o.prediction, o.truth);
   std::printf("%-32s %11s %14s %15s %15s %15s %7s\n", "image", "pixel error", "membrane Dice", "V_Rand thinned",
@@ -113,11 +113,10 @@ void run_score(const ScoreCommand& o) {
       static_assert(kMembraneClass == 0, "class 0 is the boundary");
       const at::Tensor probabilities = at::stack({1.0 - p, p});
       MetricAccumulator one;
-      one.add_original(probabilities, labels);
-      overall.add_original(probabilities, labels);
-      const ObjectScores objects = object_scores(truth_objects(raw_truth, cells), connected_components(p > 0.5));
-      all_objects.add(objects);
+      one.add_original(probabilities, labels, truth_objects(raw_truth, cells));
+      overall.add(one);
       const Metrics m = one.result();
+      const ObjectScores& objects = m.objects;
       const std::string name = std::filesystem::path(pred_file).filename().string() +
                                (pred.size() > 1 ? " #" + std::to_string(k) : std::string());
       const std::string counts = std::to_string(objects.truth_objects) + "/" + std::to_string(objects.predicted_objects);
@@ -137,12 +136,11 @@ void run_score(const ScoreCommand& o) {
               m.v_info_thinned, m.v_info_thinned_threshold, m.v_info, m.v_info_best);
   std::printf("  objects: %lld true, %lld predicted; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP (IoU 0.5-0.95) %.4f; "
               "%lld split, %lld merged\n",
-              static_cast<long long>(all_objects.truth_objects), static_cast<long long>(all_objects.predicted_objects),
-              all_objects.f1(0), all_objects.f1(5), all_objects.mean_average_precision(),
-              static_cast<long long>(all_objects.split), static_cast<long long>(all_objects.merged));
+              static_cast<long long>(m.objects.truth_objects), static_cast<long long>(m.objects.predicted_objects),
+              m.objects.f1(0), m.objects.f1(5), m.objects.mean_average_precision(),
+              static_cast<long long>(m.objects.split), static_cast<long long>(m.objects.merged));
   if (!o.output.empty()) {
     nlohmann::json overall_json = m;
-    overall_json["objects"] = nlohmann::json(all_objects);
     overall_json.erase("dice_score");  // network-output terms: not defined for a prediction map
     overall_json.erase("cross_entropy");
     write_text_atomically(o.output, nlohmann::json{{"prediction", o.prediction}, {"truth", o.truth}, {"images", images},

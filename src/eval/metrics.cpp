@@ -2,7 +2,6 @@
 #include "unet/eval/metrics.h"
 
 #include "unet/data/components.h"
-
 #include "unet/data/dataset.h"
 #include "unet/data/preprocess.h"
 #include "unet/eval/isbi.h"
@@ -43,7 +42,8 @@ MetricAccumulator::MetricAccumulator(int64_t classes)
   objects_.true_positives.assign(objects_.thresholds.size(), 0);
 }
 
-void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::Tensor& mask) {
+void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::Tensor& mask,
+                                     const at::Tensor& truth_objects) {
   const at::Tensor predicted = maps_to_classes(probabilities.to(at::kFloat).cpu());
   const at::Tensor truth = mask.cpu();
   TORCH_CHECK(probabilities.size(0) == static_cast<int64_t>(class_tp_.size()),
@@ -54,11 +54,10 @@ void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::
     class_fp_[c] += (pc & tc.logical_not()).sum().item<double>();
     class_fn_[c] += (pc.logical_not() & tc).sum().item<double>();
   }
-  if (class_tp_.size() == 2) objects_.add(object_scores(connected_components(truth == 1), connected_components(predicted == 1)));
-  const at::Tensor p = predicted == kMembraneClass, t = truth == kMembraneClass;
-  true_positive_ += (p & t).sum().item<double>();
-  false_positive_ += (p & t.logical_not()).sum().item<double>();
-  false_negative_ += (p.logical_not() & t).sum().item<double>();
+  if (class_tp_.size() == 2) {
+    const at::Tensor truth_labels = truth_objects.defined() ? truth_objects.cpu() : connected_components(truth == 1);
+    objects_.add(object_scores(truth_labels, connected_components(predicted == 1)));
+  }
   wrong_ += (predicted != truth).sum().item<double>();
   pixels_ += static_cast<double>(truth.numel());
   ++original_images_;
@@ -92,10 +91,6 @@ Metrics MetricAccumulator::result() const {
     m.dice_score = soft_dice_sum_ / network_images_;
     m.cross_entropy = cross_entropy_sum_ / network_images_;
   }
-  const double tp = true_positive_, fp = false_positive_, fn = false_negative_;
-  // An image set without membrane that is predicted without membrane is a perfect score.
-  m.membrane_dice = (2 * tp + fp + fn) > 0 ? 2 * tp / (2 * tp + fp + fn) : 1.0;
-  m.membrane_iou = (tp + fp + fn) > 0 ? tp / (tp + fp + fn) : 1.0;
   m.pixel_error = pixels_ > 0 ? wrong_ / pixels_ : 0.0;
   if (original_images_ > 0) {
     const double n = static_cast<double>(original_images_);
@@ -107,11 +102,21 @@ Metrics MetricAccumulator::result() const {
     std::tie(m.v_rand_thinned, m.v_rand_thinned_threshold) = best_over_thresholds(v_rand_thinned_sums_, n);
     std::tie(m.v_info_thinned, m.v_info_thinned_threshold) = best_over_thresholds(v_info_thinned_sums_, n);
   }
-  for (size_t c = 0; c < class_tp_.size() && original_images_ > 0; ++c) {
+  // A class absent from both the truth and the prediction scores 1 (a perfect score).
+  auto dice = [&](size_t c) {
     const double t = class_tp_[c], f = class_fp_[c] + class_fn_[c];
-    m.class_dice.push_back(2 * t + f > 0 ? 2 * t / (2 * t + f) : 1.0);
-    m.class_iou.push_back(t + f > 0 ? t / (t + f) : 1.0);
+    return 2 * t + f > 0 ? 2 * t / (2 * t + f) : 1.0;
+  };
+  auto iou = [&](size_t c) {
+    const double t = class_tp_[c], f = class_fp_[c] + class_fn_[c];
+    return t + f > 0 ? t / (t + f) : 1.0;
+  };
+  for (size_t c = 0; c < class_tp_.size() && original_images_ > 0; ++c) {
+    m.class_dice.push_back(dice(c));
+    m.class_iou.push_back(iou(c));
   }
+  m.membrane_dice = dice(kMembraneClass);
+  m.membrane_iou = iou(kMembraneClass);
   m.has_objects = class_tp_.size() == 2 && original_images_ > 0;
   if (m.has_objects) m.objects = objects_;
   m.images = std::max(network_images_, original_images_);
@@ -119,8 +124,8 @@ Metrics MetricAccumulator::result() const {
 }
 
 at::Tensor MetricAccumulator::state() const {
-  std::vector<double> v = {soft_dice_sum_, cross_entropy_sum_, static_cast<double>(network_images_), true_positive_,
-                           false_positive_, false_negative_, wrong_, pixels_, static_cast<double>(original_images_), 0.0};
+  std::vector<double> v = {soft_dice_sum_, cross_entropy_sum_, static_cast<double>(network_images_), wrong_, pixels_,
+                           static_cast<double>(original_images_)};
   for (const std::vector<double>* sums : {&v_rand_sums_, &v_info_sums_, &v_rand_thinned_sums_, &v_info_thinned_sums_})
     v.insert(v.end(), sums->begin(), sums->end());
   for (size_t c = 0; c < class_tp_.size(); ++c) v.insert(v.end(), {class_tp_[c], class_fp_[c], class_fn_[c]});
@@ -130,25 +135,25 @@ at::Tensor MetricAccumulator::state() const {
   return at::tensor(v, at::kDouble);
 }
 
+void MetricAccumulator::add(const MetricAccumulator& other) { set_state(state() + other.state()); }
+
 void MetricAccumulator::set_state(const at::Tensor& state) {
+  constexpr int64_t kFixed = 6;  // the sums before the per-threshold ones, as state() lists them
   const at::Tensor s = state.to(at::kDouble).cpu().contiguous();
   const double* v = s.data_ptr<double>();
   soft_dice_sum_ = v[0];
   cross_entropy_sum_ = v[1];
   network_images_ = static_cast<int64_t>(std::llround(v[2]));
-  true_positive_ = v[3];
-  false_positive_ = v[4];
-  false_negative_ = v[5];
-  wrong_ = v[6];
-  pixels_ = v[7];
-  original_images_ = static_cast<int64_t>(std::llround(v[8]));
+  wrong_ = v[3];
+  pixels_ = v[4];
+  original_images_ = static_cast<int64_t>(std::llround(v[5]));
   const int64_t t = static_cast<int64_t>(challenge_thresholds().size());
   const int64_t classes = static_cast<int64_t>(class_tp_.size());
   const int64_t object_values = 4 + static_cast<int64_t>(objects_.true_positives.size());
-  if (s.numel() != 10 + 4 * t + 3 * classes + object_values) {
+  if (s.numel() != kFixed + 4 * t + 3 * classes + object_values) {
     throw std::invalid_argument("MetricAccumulator::set_state: wrong state size");
   }
-  int64_t offset = 10;
+  int64_t offset = kFixed;
   for (std::vector<double>* sums : {&v_rand_sums_, &v_info_sums_, &v_rand_thinned_sums_, &v_info_thinned_sums_}) {
     sums->assign(v + offset, v + offset + t);
     offset += t;

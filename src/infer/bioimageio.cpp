@@ -63,10 +63,11 @@ std::string npy(const at::Tensor& t) {
 
 /// The largest legal input side not above `side`, or -1.
 int64_t largest_legal(const UNetOptions& o, int64_t side) {
-  for (int64_t s = side; s >= 1; --s)
-    if (output_size_or_invalid(o, s) > 0) return s;
-  return -1;
+  return output_size_or_invalid(o, side) > 0 ? side : nearest_legal_inputs(o, side).first;
 }
+
+/// How many pixels per axis the output is smaller than the input (0 with same padding).
+int64_t shrink_of(const UNetOptions& o) { return minimum_input_size(o) - output_size(o, minimum_input_size(o)); }
 
 /// The sample image: [C, H, W] intensities as stored (0..255, 0..65535 or [0, 1]) and the maximum
 /// of its encoding.
@@ -117,7 +118,7 @@ nlohmann::json space_axes_in(const UNetOptions& o) {
 
 nlohmann::json rdf(const UNetOptions& o, const CheckpointInfo& info, const BioimageioOptions& opt,
                    const std::vector<std::string>& classes, double max_value, const std::string& description) {
-  const int64_t shrink = minimum_input_size(o) - output_size(o, minimum_input_size(o));
+  const int64_t shrink = shrink_of(o);
   nlohmann::json authors = nlohmann::json::array();
   for (const std::string& a : opt.authors.empty() ? std::vector<std::string>{"unet user"} : opt.authors) authors.push_back({{"name", a}});
   std::vector<std::string> channel_names;
@@ -186,7 +187,7 @@ std::string readme(const UNetOptions& o, const std::string& description, const s
   s << "## Output\n\nThe softmax probability of each class (";
   for (size_t i = 0; i < classes.size(); ++i) s << (i ? ", " : "") << i << ": " << classes[i];
   s << "), ";
-  const int64_t shrink = minimum_input_size(o) - output_size(o, minimum_input_size(o));
+  const int64_t shrink = shrink_of(o);
   if (shrink > 0) {
     s << "smaller than the input by " << shrink << " pixels per axis: the valid convolutions see " << shrink / 2
       << " pixels of context on each border, so tiles of the input overlap by " << shrink << " pixels.\n\n";

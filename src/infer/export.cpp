@@ -64,10 +64,8 @@ std::string forward_source(const UNetOptions& o, bool forward_probabilities) {
   return s.str();
 }
 
-}  // namespace
-
-std::string export_contract(const UNetOptions& o, int64_t input_size, ExportFormat format,
-                            const std::string& training_record, int indent) {
+nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFormat format,
+                             const std::string& training_record) {
   const int64_t minimum = minimum_input_size(o);
   const int64_t step = int64_t{1} << o.depth();
   const int64_t shrink = minimum - output_size(o, minimum);
@@ -106,7 +104,14 @@ std::string export_contract(const UNetOptions& o, int64_t input_size, ExportForm
                               : format == ExportFormat::kTorchScript ? "forward(x) -> logits, probabilities(x) -> softmax over classes"
                                                                      : "forward(x) -> softmax over classes, logits(x) -> logits"}}},
       {"training", training}};
-  return j.dump(indent);
+  return j;
+}
+
+}  // namespace
+
+std::string export_contract(const UNetOptions& o, int64_t input_size, ExportFormat format,
+                            const std::string& training_record, int indent) {
+  return contract_json(o, input_size, format, training_record).dump(indent);
 }
 
 namespace {
@@ -189,8 +194,7 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
     weight.values.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
     net.weights.push_back(std::move(weight));
   }
-  const std::string contract = export_contract(o, input_size, format, training_record);
-  const nlohmann::json j = nlohmann::json::parse(contract);
+  const nlohmann::json j = contract_json(o, input_size, format, training_record);
   onnx_export::FileInfo info;
   info.producer_version = UNET_VERSION;
   info.doc = "U-Net (" + o.describe() + ") exported by unet " UNET_VERSION ". Input: " +
@@ -198,7 +202,7 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
              "; legal sizes: " + j["input"]["legal_sizes"].get<std::string>() + ".";
   info.outputs = format == ExportFormat::kOnnx ? onnx_export::Outputs::kLogitsAndProbabilities
                                                : onnx_export::Outputs::kProbabilities;
-  info.metadata = {{"unet.contract", contract},
+  info.metadata = {{"unet.contract", j.dump()},
                    {"unet.version", UNET_VERSION},
                    {"legal_sizes", j["input"]["legal_sizes"].get<std::string>()},
                    {"minimum_size", std::to_string(j["input"]["minimum_size"].get<int64_t>())},
@@ -217,12 +221,7 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
 
 void export_onnx(UNet& model, int64_t input_size, const std::string& path, ExportFormat format,
                  const std::string& training_record) {
-  const std::string bytes = onnx_bytes(model, input_size, format, training_record);
-  write_atomically(path, [&](const std::string& tmp) {
-    CheckedFileWriter out(tmp);
-    out.write(bytes.data(), bytes.size());
-    out.finish(path);
-  });
+  write_text_atomically(path, onnx_bytes(model, input_size, format, training_record));
 }
 
 LoadedExport load_export(const std::string& path, c10::Device device) {

@@ -4,6 +4,7 @@
 
 #include "unet/data/image_io.h"
 #include "unet/data/preprocess.h"
+#include "unet/runtime/error.h"
 #include "unet/runtime/files.h"
 
 #include <ATen/ATen.h>
@@ -64,9 +65,16 @@ std::vector<std::pair<size_t, size_t>> file_groups(const std::vector<Sample>& sa
   return groups;
 }
 
+/// Instance labels need class 1 of a two-class model.
+void check_instances(const std::vector<at::Tensor>& probabilities, const PredictionFiles& files) {
+  if (files.instances && !probabilities.empty() && probabilities.front().size(0) != 2) {
+    throw Error("instance labels cut out the objects of class 1 of a two-class model; this model has " +
+                std::to_string(probabilities.front().size(0)) + " classes");
+  }
+}
+
 /// Instance labels of one probability map as a 16-bit TIFF page (int32 holding 0..65535).
 at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, const std::string& where) {
-  TORCH_CHECK(p.size(0) == 2, "instance_page: two-class maps");
   const at::Tensor labels = instance_labels(p[1], files.instance_method);
   const int64_t n = labels.max().item<int64_t>();
   if (n > 65535) fail_file(where, std::to_string(n) + " objects in one image, more than a 16-bit label image holds");
@@ -104,9 +112,9 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
                                                     const std::vector<at::Tensor>& probabilities,
                                                     const PredictionFiles& files) {
   TORCH_CHECK(samples.size() == probabilities.size(), "write_predictions_per_file: one probability map per sample");
+  check_instances(probabilities, files);
   ensure_writable_directory(dir, "prediction");
   const int64_t classes = probabilities.empty() ? 2 : probabilities.front().size(0);
-  const bool instances = files.instances && classes == 2;
   const std::vector<std::string> names = prediction_outputs(dir, samples, files, /*per_file=*/true);
   std::vector<std::string> written;
   size_t name = 0;
@@ -120,7 +128,7 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
       } else {
         for (int64_t c = 0; c < classes; ++c) maps.push_back(p[c].contiguous());
       }
-      if (instances) labels.push_back(instance_page(p, files, samples[i].name()));
+      if (files.instances) labels.push_back(instance_page(p, files, samples[i].name()));
     }
     const std::string& mask_path = names[name++];
     if (is_png(samples[first].source)) {
@@ -134,11 +142,8 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
       written.push_back(names[name++]);
     }
     if (files.instances) {
-      if (instances) {
-        write_tiff(names[name], labels, /*deflate=*/true);
-        written.push_back(names[name]);
-      }
-      ++name;
+      write_tiff(names[name], labels, /*deflate=*/true);
+      written.push_back(names[name++]);
     }
   }
   if (files.overlays) write_overlays(dir, samples, probabilities, written);
@@ -148,6 +153,7 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
 std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
                                            const std::vector<at::Tensor>& probabilities, const PredictionFiles& files) {
   TORCH_CHECK(samples.size() == probabilities.size(), "write_predictions: one probability map per sample");
+  check_instances(probabilities, files);
   ensure_writable_directory(dir, "prediction");
   std::vector<std::string> written;
   std::vector<at::Tensor> masks, class1, labels;
@@ -156,7 +162,7 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
     const at::Tensor& p = probabilities[i];
     masks.push_back(mask_of(p, files.index_masks));
     if (two_classes) class1.push_back(p[1].to(at::kFloat).contiguous());
-    if (two_classes && files.instances) labels.push_back(instance_page(p.to(at::kFloat), files, samples[i].name()));
+    if (files.instances) labels.push_back(instance_page(p.to(at::kFloat), files, samples[i].name()));
   }
   // Pages of different sizes are fine in a multi-page TIFF, so one file holds every prediction.
   const std::vector<std::string> names = prediction_outputs(dir, samples, files, /*per_file=*/false);
@@ -166,7 +172,7 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
     write_tiff(names[1], class1, /*deflate=*/true);
     written.push_back(names[1]);
   }
-  if (two_classes && files.instances) {
+  if (files.instances) {
     write_tiff(names.back(), labels, /*deflate=*/true);
     written.push_back(names.back());
   }

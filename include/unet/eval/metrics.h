@@ -56,23 +56,26 @@ class MetricAccumulator {
   /// Network-size terms for logits [N, C, h, w] against labels [N, h, w].
   void add_network_output(const at::Tensor& logits, const at::Tensor& labels);
   /// Original-size terms for probabilities [C, H, W] against the original mask [H, W].
-  void add_original(const at::Tensor& probabilities, const at::Tensor& mask);
+  /// `truth_objects` (int64 [H, W], 0 background; optional): the truth's own instance labels, for
+  /// the object scores instead of the 4-connected components of the mask's class 1.
+  void add_original(const at::Tensor& probabilities, const at::Tensor& mask, const at::Tensor& truth_objects = {});
   /// Soft Dice and cross-entropy from probabilities [C, H, W] (tile mode has no network-size
   /// logits: these terms are then taken at the original size).
   void add_probabilities(const at::Tensor& probabilities, const at::Tensor& mask);
   Metrics result() const;
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce
-  /// the tensor, then `set_state`): float64 [10 + 4 x thresholds + 3 x classes + 4 + object
+  /// the tensor, then `set_state`): float64 [6 + 4 x thresholds + 3 x classes + 4 + object
   /// thresholds].
   at::Tensor state() const;
   void set_state(const at::Tensor& state);
+  /// Adds another accumulator's sums (of the same number of classes) to these.
+  void add(const MetricAccumulator& other);
 
  private:
   double soft_dice_sum_ = 0.0;  // sum over images of the per-image mean-over-classes Dice
   double cross_entropy_sum_ = 0.0;
   int64_t network_images_ = 0;
-  double true_positive_ = 0.0, false_positive_ = 0.0, false_negative_ = 0.0;
   double wrong_ = 0.0, pixels_ = 0.0;
   int64_t original_images_ = 0;
   /// Per threshold of `challenge_thresholds()`: sums over images of V_Rand, V_Info, and both thinned.
