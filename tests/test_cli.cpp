@@ -236,7 +236,8 @@ TEST(Cli, RgbImagesWithThreeClassesEndToEnd) {
   EXPECT_FALSE(fs::exists(model + "/predictions/test-masks.tif"));
   // Instances are class 1's objects of a two-class model.
   expect_clear_error("predict --data-dir " + dir.file("data") + " --model-dir " + model + " --instances",
-                     "--instances cuts out the objects of class 1 of a two-class model; this model has 3 classes");
+                     "--instances cuts out the objects of class 1 of a two-class model, or of a model trained on "
+                     "interior/boundary classes; this model has 3 classes");
   // A grayscale image for an RGB model is one clear error.
   write_png(dir.file("gray.png"), at::zeros({1, 20, 20}, at::kByte));
   expect_clear_error("predict --input " + dir.file("gray.png") + " --model-dir " + model, "the model expects 3");

@@ -60,11 +60,14 @@ struct CrossValidateCommand {
 
 /// One line per fold on stdout, its metrics in cv_results.json.
 struct FoldResults {
-  /// The headline class (class 0 when the data set names none) and class 1, whose objects count.
+  /// The headline class (class 0 when the data set names none) and class 1, whose objects count
+  /// ("objects" for interior/boundary classes, whose interior and boundary make them).
   explicit FoldResults(const DataSet& data)
       : headline(std::max<int64_t>(data.headline_class, 0)),
         name(data.class_names.at(static_cast<size_t>(headline))),
-        object_name(data.class_names.size() > 1 ? data.class_names[1] : "class1"),
+        object_name(data.scheme == ClassScheme::kInteriorBoundary ? "the"
+                    : data.class_names.size() > 1                 ? data.class_names[1]
+                                                                  : "class1"),
         record({{"class_names", data.class_names}, {"headline_class", name}}) {}
   int64_t headline;
   std::string name;

@@ -21,13 +21,32 @@ struct EvaluateCommand {
   std::string log_dir;
 };
 
+/// The data set, its masks read as the model learnt them: an interior/boundary model's truth is
+/// instance labels (so read unless told otherwise); other schemes are a clear error.
+DataSet data_for(const DataOptions& options, const CheckpointInfo& info) {
+  DataOptions data_options = options;
+  const bool instance_model = info.model.scheme() == ClassScheme::kInteriorBoundary;
+  if (instance_model && data_options.mask_encoding == MaskEncoding::kAuto) data_options.mask_encoding = MaskEncoding::kInstances;
+  if (instance_model != (data_options.mask_encoding == MaskEncoding::kInstances && info.model.classes() == 3))
+    throw OptionError("mask_encoding", " " + name_of(mask_encoding_names(), data_options.mask_encoding) +
+                                           (instance_model ? ": the model learnt interior/boundary classes from instance masks: "
+                                                             "pass {mask_encoding} instances"
+                                                           : ": this three-class model did not learn interior/boundary classes "
+                                                             "from instance masks"));
+  const DataSet data = load_data(data_options, info.model.classes());
+  if (data.scheme != info.model.scheme())  // synthetic data: the kind decides
+    throw Error(data.description + ": its classes are " + to_string(data.scheme) + ", the model's " +
+                to_string(info.model.scheme()) + (instance_model ? " (synthetic nuclei: --synthetic-kind nuclei)" : ""));
+  return data;
+}
+
 void run_evaluate(const EvaluateCommand& o) {
   const RunContext context = make_run_context(o.runtime);
   // One process does the work when a launcher started several (they would write the same files).
   if (!context.leader()) return;
   const std::string ckpt = checkpoint_path(o.model_dir);
   const CheckpointInfo info = read_checkpoint_info(ckpt);
-  const DataSet data = load_data(o.data, info.model.classes());
+  const DataSet data = data_for(o.data, info);
   if (data.channels != info.model.in_channels())
     throw Error(o.data.dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
                 std::to_string(info.model.in_channels()));

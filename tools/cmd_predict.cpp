@@ -44,10 +44,13 @@ void run_predict(const PredictCommand& o) {
   if (!context.leader()) return;
   const std::string ckpt = checkpoint_path(o.model_dir);
   const CheckpointInfo info = read_checkpoint_info(ckpt);
-  if (o.files.instances && info.model.classes() != 2) {
-    throw OptionError("instances", " cuts out the objects of class 1 of a two-class model; this model has " +
-                                       std::to_string(info.model.classes()) + " classes");
+  if (o.files.instances && !has_objects(info.model.classes(), info.model.scheme())) {
+    throw OptionError("instances", " cuts out the objects of class 1 of a two-class model, or of a model trained on "
+                                   "interior/boundary classes; this model has " + std::to_string(info.model.classes()) +
+                                       " classes");
   }
+  PredictionFiles files = o.files;
+  files.scheme = info.model.scheme();
   const std::vector<Sample> samples = images_to_predict(o);
   for (const auto& s : samples) {
     if (s.image.size(0) != info.model.in_channels())
@@ -61,20 +64,20 @@ void run_predict(const PredictCommand& o) {
   if (!folder.empty()) {
     for (const auto& s : samples) inputs.push_back((fs::path(folder) / s.source).string());
   }
-  for (const auto& path : prediction_outputs(out, samples, o.files, !folder.empty())) refuse_to_overwrite(path, inputs);
+  for (const auto& path : prediction_outputs(out, samples, files, !folder.empty())) refuse_to_overwrite(path, inputs);
   const auto probabilities = predictor.predict(samples);
-  const auto written = folder.empty() ? write_predictions(out, samples, probabilities, o.files)
-                                      : write_predictions_per_file(out, samples, probabilities, o.files);
+  const auto written = folder.empty() ? write_predictions(out, samples, probabilities, files)
+                                      : write_predictions_per_file(out, samples, probabilities, files);
   std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
-  size_t shown = 0, files = 0;
+  size_t shown = 0, count = 0;
   for (const auto& path : written) {
     if (path.find("/overlays/") != std::string::npos) continue;
-    if (files++ < 6) {
+    if (count++ < 6) {
       std::printf("  wrote %s\n", path.c_str());
       ++shown;
     }
   }
-  if (files > shown) std::printf("  ... and %zu more files in %s\n", files - shown, out.c_str());
+  if (count > shown) std::printf("  ... and %zu more files in %s\n", count - shown, out.c_str());
   if (o.files.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
 }
 
@@ -102,7 +105,8 @@ void register_predict(CLI::App& app) {
                                                     {"watershed", InstanceMethod::kWatershed}};
   CLI::Option* instances = add_choice(*cmd, "--instances", "instances", o->files.instance_method, methods,
                                       "Instance-label images of the objects (class 1): components, or watershed to "
-                                      "split touching objects (test-instances.tif or <stem>_instances.tif)");
+                                      "split touching objects; interior/boundary models grow their interior either way "
+                                      "(test-instances.tif or <stem>_instances.tif)");
   instances->expected(0, 1)->default_str("components");
   instances->each([o](const std::string&) { o->files.instances = true; });
   add_inference_options(*cmd, o->infer);

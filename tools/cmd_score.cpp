@@ -7,7 +7,8 @@
 // labels are. Both may be multi-page TIFFs (pages in order), single images, or folders whose files
 // are matched by stem. Objects: the truth's instance labels when it has more than two values,
 // else its 4-connected cells; the prediction's 4-connected cells where the probability is at least
-// 0.5, as everywhere else.
+// 0.5, as everywhere else, or with `--instances` the prediction's own labels (an instance-label
+// image: `predict --instances`'s, or another tool's).
 #include "options.h"
 
 #include "eval/json.h"
@@ -34,10 +35,15 @@ namespace {
 struct ScoreCommand {
   std::string prediction, truth, output;
   bool invert_prediction = false;
+  /// The predictions are instance-label images (0 background, one value per object).
+  bool instances = false;
 };
 
 /// Pairs of (prediction file, truth file): the two files, or a folder's files matched by stem.
-std::vector<std::pair<std::string, std::string>> pair_files(const std::string& prediction, const std::string& truth) {
+/// With `instances`, a folder's `<stem>_instances` file is the prediction for `<stem>` when present
+/// (as `predict --instances` names them).
+std::vector<std::pair<std::string, std::string>> pair_files(const std::string& prediction, const std::string& truth,
+                                                            bool instances) {
   namespace fs = std::filesystem;
   if (!fs::exists(prediction)) fail_file(prediction, "does not exist");
   if (!fs::exists(truth)) fail_file(truth, "does not exist");
@@ -54,7 +60,9 @@ std::vector<std::pair<std::string, std::string>> pair_files(const std::string& p
     if (e.is_regular_file() && has_image_extension(e.path().string())) truths.push_back(e.path().string());
   std::sort(truths.begin(), truths.end());
   for (const std::string& t : truths) {
-    const auto it = predicted.find(fs::path(t).stem().string());
+    const std::string stem = fs::path(t).stem().string();
+    auto it = instances ? predicted.find(stem + "_instances") : predicted.end();
+    if (it == predicted.end()) it = predicted.find(stem);
     if (it == predicted.end()) fail_file(prediction, "has no prediction for " + t + " (files are matched by stem)");
     pairs.emplace_back(it->second, t);
   }
@@ -94,7 +102,7 @@ void run_score(const ScoreCommand& o) {
   if (!o.output.empty()) refuse_to_overwrite(o.output, {o.prediction, o.truth});
   MetricAccumulator overall;
   nlohmann::json images = nlohmann::json::array();
-  const auto pairs = pair_files(o.prediction, o.truth);
+  const auto pairs = pair_files(o.prediction, o.truth, o.instances);
   std::printf("%-32s %11s %14s %15s %15s %15s %7s\n", "image", "pixel error", "membrane Dice", "V_Rand thinned",
               "V_Info thinned", "objects t/p", "F1@0.5");
   for (const auto& [pred_file, truth_file] : pairs) {
@@ -106,14 +114,20 @@ void run_score(const ScoreCommand& o) {
         fail_file(pred_file, "page " + std::to_string(k) + " is " + std::to_string(pred[k].width()) + "x" +
                                  std::to_string(pred[k].height()) + " but the truth " + truth_file + " is " +
                                  std::to_string(truth[k].width()) + "x" + std::to_string(truth[k].height()));
-      const at::Tensor p = cell_probability(pred[k], pred_file, o.invert_prediction);
+      at::Tensor predicted_objects;
+      if (o.instances) {
+        if (pred[k].format == SampleFormat::kFloat32) fail_file(pred_file, "instance labels must be 8- or 16-bit integer images, not float");
+        predicted_objects = pred[k].pixels[0].to(at::kLong);
+      }
+      const at::Tensor p = o.instances ? (predicted_objects != 0).to(at::kFloat)
+                                       : cell_probability(pred[k], pred_file, o.invert_prediction);
       const at::Tensor raw_truth = truth[k].pixels[0].to(at::kLong);
       const at::Tensor cells = raw_truth != 0;  // any label is a cell: 0/255 masks and 16-bit instance labels
       const at::Tensor labels = cells.to(at::kLong);  // 1 = cell, 0 = boundary
       static_assert(kMembraneClass == 0, "class 0 is the boundary");
       const at::Tensor probabilities = at::stack({1.0 - p, p});
       MetricAccumulator one;
-      one.add_original(probabilities, labels, truth_objects(raw_truth, cells));
+      one.add_original(probabilities, labels, truth_objects(raw_truth, cells), predicted_objects);
       overall.add(one);
       const Metrics m = one.result();
       const ObjectScores& objects = m.objects;
@@ -163,6 +177,8 @@ void register_score(CLI::App& app) {
   add_value(*cmd, "--output,-o", "output", o->output, "JSON file for per-image and overall scores (optional)");
   add_switch(*cmd, "--invert-prediction", "invert_prediction", o->invert_prediction,
              "The prediction maps the boundary (membrane) class instead of the cells");
+  add_switch(*cmd, "--instances", "instances", o->instances,
+             "The predictions are instance-label images (objects as labelled; in a folder <stem>_instances files first)");
   add_image_limit(*cmd);
   on_run(*cmd, [o] { run_score(*o); });
 }

@@ -40,7 +40,12 @@ void add_data_options(CLI::App& app, DataOptions& data) {
   fold->default_str("0");
   name_field("fold", fold->get_name());
   add_choice(app, "--mask-encoding,--mask_encoding", "mask_encoding", data.mask_encoding, mask_encoding_names(),
-             "Mask values: auto, binary (0/255) or index");
+             "Mask values: auto, binary (0/255), index, or instances (instance labels: with --classes 2 "
+             "objects parted by background, with --classes 3 background/interior/boundary)");
+  add_value(app, "--boundary-width", "boundary_width", data.boundary_width,
+            "Width of the boundary class derived from instance masks (--classes 3), pixels");
+  add_choice(app, "--synthetic-kind", "synthetic.kind", data.synthetic.kind, synthetic_kind_names(),
+             "Synthetic data without --data-dir: em (membranes, as ISBI) or nuclei (touching nuclei, instance labels)");
   add_value(app, "--synthetic-size", "synthetic.size", data.synthetic.size, "Side of the synthetic slices, pixels");
   add_image_limit(app);
   add_value(app, "--synthetic-count", "synthetic.train_count", data.synthetic.train_count, "Labelled synthetic slices");
@@ -161,7 +166,7 @@ void set_parse_only(bool on) { g_parse_only = on; }
 void check_after_parse(CLI::App& command, std::function<void()> check) { command.parse_complete_callback(std::move(check)); }
 
 UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size) {
-  model.in_channels(data.channels);
+  model.in_channels(data.channels).scheme(data.scheme);
   model.validate();
   output_size(model, input_size);  // throws with the nearest legal sizes
   return model;
@@ -214,7 +219,9 @@ void print_metrics(const std::string& title, const Metrics& m, const DataSet& da
   if (m.has_objects) {
     const ObjectScores& o = m.objects;
     std::printf("  %-38s truth %lld, predicted %lld; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP %.4f; %lld split, %lld merged\n",
-                (name(1) + " objects (4-connected)").c_str(), static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0),
+                (data.scheme == ClassScheme::kInteriorBoundary ? std::string("objects (interior grown over boundary)")
+                                                               : name(1) + " objects (4-connected)")
+                    .c_str(), static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0),
                 o.f1(5), o.mean_average_precision(), static_cast<long long>(o.split), static_cast<long long>(o.merged));
   }
   std::printf("  V_Rand (ISBI challenge, thinned)       %.4f   at threshold %.1f\n", m.v_rand_thinned, m.v_rand_thinned_threshold);

@@ -1,6 +1,7 @@
 // Loading labelled data sets (ISBI layout or folders), mask decoding and the 5-fold split.
 #include "unet/data/dataset.h"
 
+#include "unet/data/instance_targets.h"
 #include "unet/data/preprocess.h"
 
 #include <ATen/ATen.h>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <stdexcept>
 
 namespace unet {
 namespace fs = std::filesystem;
@@ -41,16 +43,26 @@ void check_channels(const std::vector<Sample>& samples, const std::string& where
   }
 }
 
-void attach_mask(Sample& sample, const RawImage& mask, int64_t classes, MaskEncoding encoding,
-                 const std::string& where) {
+/// How a data set's masks are read: their encoding, and the boundary width of instance targets.
+struct MaskReading {
+  int64_t classes;
+  MaskEncoding encoding;
+  int64_t boundary_width;
+};
+
+void attach_mask(Sample& sample, const RawImage& mask, const MaskReading& how, const std::string& where) {
   if (mask.height() != sample.image.size(1) || mask.width() != sample.image.size(2))
     throw Error(where + ": mask is " + std::to_string(mask.width()) + "x" + std::to_string(mask.height()) +
                 " but its image " + sample.name() + " is " + std::to_string(sample.image.size(2)) + "x" +
                 std::to_string(sample.image.size(1)));
-  sample.mask = decode_mask(mask, classes, encoding, where);
+  if (how.encoding == MaskEncoding::kInstances) {
+    attach_instances(sample, decode_instance_mask(mask, where), how.classes, how.boundary_width);
+  } else {
+    sample.mask = decode_mask(mask, how.classes, how.encoding, where);
+  }
 }
 
-DataSet load_isbi(const std::string& dir, int64_t classes, MaskEncoding encoding) {
+DataSet load_isbi(const std::string& dir, const MaskReading& how) {
   const std::string volume = (fs::path(dir) / "train-volume.tif").string();
   const std::string labels = (fs::path(dir) / "train-labels.tif").string();
   const std::string test = (fs::path(dir) / "test-volume.tif").string();
@@ -61,7 +73,7 @@ DataSet load_isbi(const std::string& dir, int64_t classes, MaskEncoding encoding
     fail_file(labels, std::to_string(masks.size()) + " pages, but " + volume + " has " + std::to_string(images.size()));
   for (size_t i = 0; i < images.size(); ++i) {
     Sample s = make_sample(images[i], volume, static_cast<int64_t>(i));
-    attach_mask(s, masks[i], classes, encoding, labels + " (page " + std::to_string(i + 1) + ")");
+    attach_mask(s, masks[i], how, labels + " (page " + std::to_string(i + 1) + ")");
     data.train.push_back(std::move(s));
   }
   if (fs::exists(test)) {
@@ -72,7 +84,7 @@ DataSet load_isbi(const std::string& dir, int64_t classes, MaskEncoding encoding
   return data;
 }
 
-DataSet load_folders(const std::string& dir, int64_t classes, MaskEncoding encoding) {
+DataSet load_folders(const std::string& dir, const MaskReading& how) {
   const fs::path images_dir = fs::path(dir) / "images", masks_dir = fs::path(dir) / "masks";
   if (!fs::is_directory(masks_dir)) fail_file(masks_dir.string(), "no such directory (the folder layout needs images/ and masks/)");
   std::map<std::string, std::string> masks_by_stem;
@@ -94,7 +106,7 @@ DataSet load_folders(const std::string& dir, int64_t classes, MaskEncoding encod
       fail_file(it->second, std::to_string(mask_pages.size()) + " pages, but " + file + " has " + std::to_string(pages.size()));
     for (size_t i = 0; i < pages.size(); ++i) {
       Sample s = make_sample(pages[i], file, pages.size() > 1 ? static_cast<int64_t>(i) : -1);
-      attach_mask(s, mask_pages[i], classes, encoding, it->second);
+      attach_mask(s, mask_pages[i], how, it->second);
       data.train.push_back(std::move(s));
     }
     masks_by_stem.erase(it);
@@ -111,7 +123,8 @@ DataSet load_folders(const std::string& dir, int64_t classes, MaskEncoding encod
 
 const EnumNames<MaskEncoding>& mask_encoding_names() {
   static const EnumNames<MaskEncoding> names = {
-      {"auto", MaskEncoding::kAuto}, {"binary", MaskEncoding::kBinary}, {"index", MaskEncoding::kIndex}};
+      {"auto", MaskEncoding::kAuto}, {"binary", MaskEncoding::kBinary}, {"index", MaskEncoding::kIndex},
+      {"instances", MaskEncoding::kInstances}};
   return names;
 }
 
@@ -120,6 +133,7 @@ MaskEncoding parse_mask_encoding(const std::string& text) {
 }
 
 at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encoding, const std::string& where) {
+  if (encoding == MaskEncoding::kInstances) throw std::invalid_argument("decode_mask: instance masks go through attach_instances");
   if (mask.format == SampleFormat::kFloat32) throw Error(where + ": masks must be 8- or 16-bit integer images, not float");
   at::Tensor m = mask.pixels;
   if (m.size(0) > 1) {
@@ -146,22 +160,30 @@ at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encod
   }
   if (max_value >= classes || values.min().item<int64_t>() < 0)
     throw Error(where + ": unexpected mask values {" + value_list() + "}; expected 0/" + std::to_string(full) +
-                " or class indices below " + std::to_string(classes));
+                " or class indices below " + std::to_string(classes) + " (instance labels: mask encoding 'instances')");
   return m;
 }
 
-DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding) {
+void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes, int64_t boundary_width) {
+  sample.instances = labels;
+  sample.mask = instance_targets(labels, classes, boundary_width);
+}
+
+DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, int64_t boundary_width) {
+  if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, boundary_width);
+  const MaskReading how{classes, encoding, boundary_width};
   if (!fs::exists(dir)) fail_file(dir, "no such data directory");
   if (!fs::is_directory(dir)) fail_file(dir, "not a directory");
   DataSet data;
   if (fs::exists(fs::path(dir) / "train-volume.tif") || fs::exists(fs::path(dir) / "train-labels.tif")) {
-    data = load_isbi(dir, classes, encoding);
+    data = load_isbi(dir, how);
   } else if (fs::is_directory(fs::path(dir) / "images")) {
-    data = load_folders(dir, classes, encoding);
+    data = load_folders(dir, how);
   } else {
     fail_file(dir, "neither the ISBI layout (train-volume.tif, train-labels.tif) nor the folder layout (images/, masks/)");
   }
   if (data.train.empty()) fail_file(dir, "no labelled images");
+  if (encoding == MaskEncoding::kInstances && classes == 3) data.scheme = ClassScheme::kInteriorBoundary;
   check_channels(data.train, dir);
   data.channels = data.train.front().image.size(0);
   for (const auto& s : data.test) {

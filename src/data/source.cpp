@@ -8,20 +8,24 @@ void DataOptions::validate() const {
                                                                  " or none", static_cast<int64_t>(fold));
   require_option(synthetic.size >= 16, "synthetic.size", "must be at least 16", synthetic.size);
   require_option(synthetic.train_count >= 1, "synthetic.train_count", "must be at least 1", synthetic.train_count);
+  require_option(boundary_width >= 1 && boundary_width <= 64, "boundary_width", "must be between 1 and 64", boundary_width);
 }
 
 namespace {
 
 void name_classes(DataSet& data, const std::vector<std::string>& given, int64_t classes) {
-  const bool isbi_style = data.layout != DataLayout::kFolder;
+  // Membranes (class 0) are what ISBI-style masks mark; instance masks mark objects.
+  const bool membranes = data.layout != DataLayout::kFolder && !data.has_instances();
   if (!given.empty()) {
     data.class_names = given;
+  } else if (data.scheme == ClassScheme::kInteriorBoundary) {
+    data.class_names = {"background", "interior", "boundary"};
   } else if (classes == 2) {
-    data.class_names = isbi_style ? std::vector<std::string>{"membrane", "cell"} : std::vector<std::string>{"background", "foreground"};
+    data.class_names = membranes ? std::vector<std::string>{"membrane", "cell"} : std::vector<std::string>{"background", "foreground"};
   } else {
     for (int64_t c = 0; c < classes; ++c) data.class_names.push_back("class" + std::to_string(c));
   }
-  data.headline_class = classes != 2 ? -1 : isbi_style ? 0 : 1;
+  data.headline_class = classes != 2 ? -1 : membranes ? 0 : 1;
 }
 
 }  // namespace
@@ -33,11 +37,11 @@ DataSet load_data(const DataOptions& options, int64_t classes) {
                  "needs one name per class (" + std::to_string(classes) + ")", static_cast<int64_t>(options.class_names.size()));
   DataSet data;
   if (!options.dir.empty()) {
-    data = load_dataset(options.dir, classes, options.mask_encoding);
+    data = load_dataset(options.dir, classes, options.mask_encoding, options.boundary_width);
   } else {
     SyntheticOptions synthetic = options.synthetic;
     synthetic.seed = options.seed;
-    data = synthetic_dataset(synthetic);
+    data = synthetic_dataset(synthetic, classes, options.boundary_width);
   }
   name_classes(data, options.class_names, classes);
   return data;

@@ -1,6 +1,7 @@
 // Instances from a probability map: connected components, or a seeded watershed (priority flood)
 // that splits objects joined by a weak bridge. The flood pops the most probable unassigned pixel
-// next to a labelled one, so labels meet where the probability is lowest.
+// next to a labelled one, so labels meet where the probability is lowest. Interior/boundary
+// models seed the same flood with their interior class.
 #include "unet/eval/instances.h"
 
 #include "unet/data/components.h"
@@ -9,6 +10,8 @@
 
 #include <cstdint>
 #include <queue>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -31,16 +34,19 @@ at::Tensor raster_order(const at::Tensor& labels) {
   return out;
 }
 
-at::Tensor watershed(const at::Tensor& p, double seed_threshold) {
-  const int64_t h = p.size(0), w = p.size(1);
-  const at::Tensor foreground = p >= 0.5;
-  at::Tensor labels = connected_components(p >= seed_threshold).contiguous();
+/// Grows `seeds` (int64 labels, 0 unlabelled) over `foreground` in order of decreasing
+/// `priority` (4-connected priority flood); foreground that no seed reaches becomes its own
+/// components, labelled after the seeds'.
+at::Tensor seeded_flood(const at::Tensor& priority, const at::Tensor& foreground, at::Tensor labels) {
+  const int64_t h = priority.size(0), w = priority.size(1);
+  labels = labels.contiguous().clone();
+  const at::Tensor p = priority.contiguous(), fg_map = foreground.contiguous();
   const float* prob = p.data_ptr<float>();
-  const bool* fg = foreground.data_ptr<bool>();
+  const bool* fg = fg_map.data_ptr<bool>();
   int64_t* label = labels.data_ptr<int64_t>();
-  // Entries: probability, push order, pixel, the label that reached it. The most probable pixel
-  // first; among equals the one pushed first, so that a plateau fills from all its sides at the
-  // same pace and the labels meet in its middle.
+  // Entries: priority, push order, pixel, the label that reached it. The highest priority first;
+  // among equals the one pushed first, so that a plateau fills from all its sides at the same
+  // pace and the labels meet in its middle.
   using Entry = std::tuple<float, int64_t, int64_t, int64_t>;
   auto later = [](const Entry& a, const Entry& b) {
     return std::get<0>(a) < std::get<0>(b) || (std::get<0>(a) == std::get<0>(b) && std::get<1>(a) > std::get<1>(b));
@@ -56,17 +62,19 @@ at::Tensor watershed(const at::Tensor& p, double seed_threshold) {
   for (int64_t i = 0; i < h * w; ++i)
     if (label[i] != 0) push_neighbours(i);
   while (!queue.empty()) {
-    const auto [probability, pushed, i, from] = queue.top();
+    const auto [value, pushed, i, from] = queue.top();
     queue.pop();
     if (label[i] != 0) continue;  // reached earlier from another side
     label[i] = from;
     push_neighbours(i);
   }
-  // Foreground that no seed reached: its own components, after the seeded objects.
-  const at::Tensor rest = connected_components(foreground & (labels == 0));
+  const at::Tensor rest = connected_components(fg_map & (labels == 0));
   const int64_t seeded = labels.max().item<int64_t>();
-  labels = at::where(rest > 0, rest + seeded, labels);
-  return labels;
+  return at::where(rest > 0, rest + seeded, labels);
+}
+
+at::Tensor watershed(const at::Tensor& p, double seed_threshold) {
+  return seeded_flood(p, p >= 0.5, connected_components(p >= seed_threshold));
 }
 
 }  // namespace
@@ -76,6 +84,21 @@ at::Tensor instance_labels(const at::Tensor& probability, InstanceMethod method,
   const at::Tensor p = probability.to(at::kFloat).cpu().contiguous();
   if (p.numel() == 0) return at::zeros(p.sizes(), at::kLong);
   const at::Tensor labels = method == InstanceMethod::kComponents ? connected_components(p >= 0.5) : watershed(p, seed_threshold);
+  return raster_order(labels.contiguous());
+}
+
+bool has_objects(int64_t classes, ClassScheme scheme) {
+  return scheme == ClassScheme::kInteriorBoundary ? classes == 3 : classes == 2;
+}
+
+at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method) {
+  if (!has_objects(maps.size(0), scheme))
+    throw std::invalid_argument("objects_of: " + std::to_string(maps.size(0)) + " class maps for the " + to_string(scheme) + " scheme");
+  const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
+  if (scheme == ClassScheme::kPlain) return instance_labels(m[1], method);
+  if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
+  const at::Tensor best = m.argmax(0);
+  const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, connected_components(best == 1));
   return raster_order(labels.contiguous());
 }
 

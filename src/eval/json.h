@@ -20,8 +20,8 @@ inline void to_json(nlohmann::json& j, const ObjectScores& o) {
        {"merged", o.merged}};
 }
 
-/// `class_dice` / `class_iou` are indexed by class; `objects` (two-class models) counts the
-/// components of class 1.
+/// `class_dice` / `class_iou` are indexed by class; `objects` (two-class and interior/boundary
+/// models) scores the objects (`Metrics::objects`).
 inline void to_json(nlohmann::json& j, const Metrics& m) {
   j = {{"dice_score", m.dice_score},          {"cross_entropy", m.cross_entropy},
        {"membrane_dice", m.membrane_dice},    {"membrane_iou", m.membrane_iou},

@@ -4,6 +4,7 @@
 #include "unet/data/components.h"
 #include "unet/data/dataset.h"
 #include "unet/data/preprocess.h"
+#include "unet/eval/instances.h"
 #include "unet/eval/isbi.h"
 #include "unet/model/loss.h"
 
@@ -35,15 +36,15 @@ void MetricAccumulator::add_probabilities(const at::Tensor& probabilities, const
   ++network_images_;
 }
 
-MetricAccumulator::MetricAccumulator(int64_t classes)
+MetricAccumulator::MetricAccumulator(int64_t classes, ClassScheme scheme)
     : class_tp_(static_cast<size_t>(classes), 0.0), class_fp_(static_cast<size_t>(classes), 0.0),
-      class_fn_(static_cast<size_t>(classes), 0.0) {
+      class_fn_(static_cast<size_t>(classes), 0.0), scheme_(scheme) {
   objects_.thresholds = object_iou_thresholds();
   objects_.true_positives.assign(objects_.thresholds.size(), 0);
 }
 
 void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::Tensor& mask,
-                                     const at::Tensor& truth_objects) {
+                                     const at::Tensor& truth_objects, const at::Tensor& predicted_objects) {
   const at::Tensor predicted = maps_to_classes(probabilities.to(at::kFloat).cpu());
   const at::Tensor truth = mask.cpu();
   TORCH_CHECK(probabilities.size(0) == static_cast<int64_t>(class_tp_.size()),
@@ -54,9 +55,15 @@ void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::
     class_fp_[c] += (pc & tc.logical_not()).sum().item<double>();
     class_fn_[c] += (pc.logical_not() & tc).sum().item<double>();
   }
-  if (class_tp_.size() == 2) {
+  if (scheme_ == ClassScheme::kInteriorBoundary && class_tp_.size() == 3) {
+    const at::Tensor truth_labels =
+        truth_objects.defined() ? truth_objects.cpu() : objects_of(one_hot_maps(truth.unsqueeze(0), 3)[0], scheme_);
+    const at::Tensor found = predicted_objects.defined() ? predicted_objects.cpu() : objects_of(probabilities, scheme_);
+    objects_.add(object_scores(truth_labels, found));
+  } else if (class_tp_.size() == 2) {
     const at::Tensor truth_labels = truth_objects.defined() ? truth_objects.cpu() : connected_components(truth == 1);
-    objects_.add(object_scores(truth_labels, connected_components(predicted == 1)));
+    const at::Tensor found = predicted_objects.defined() ? predicted_objects.cpu() : connected_components(predicted == 1);
+    objects_.add(object_scores(truth_labels, found));
   }
   wrong_ += (predicted != truth).sum().item<double>();
   pixels_ += static_cast<double>(truth.numel());
@@ -117,7 +124,7 @@ Metrics MetricAccumulator::result() const {
   }
   m.membrane_dice = dice(kMembraneClass);
   m.membrane_iou = iou(kMembraneClass);
-  m.has_objects = class_tp_.size() == 2 && original_images_ > 0;
+  m.has_objects = has_objects(static_cast<int64_t>(class_tp_.size()), scheme_) && original_images_ > 0;
   if (m.has_objects) m.objects = objects_;
   m.images = std::max(network_images_, original_images_);
   return m;

@@ -98,7 +98,9 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
                                              std::to_string(shrink / 2) + " pixels of context on each border)"},
                   {"trained_output_size", output_size(o, input_size)},
                   {"classes", o.classes()},
-                  {"class_0", "membrane / boundary (mask value 0)"},
+                  {"class_0", o.scheme() == ClassScheme::kInteriorBoundary
+                                  ? "background; class 1 object interior, class 2 object boundary (from instance labels)"
+                                  : "membrane / boundary (mask value 0)"},
                   {"methods", format == ExportFormat::kOnnx ? "outputs logits and probabilities (softmax over classes)"
                               : format == ExportFormat::kOnnxProbabilities ? "output probabilities (softmax over classes)"
                               : format == ExportFormat::kTorchScript ? "forward(x) -> logits, probabilities(x) -> softmax over classes"

@@ -65,17 +65,17 @@ std::vector<std::pair<size_t, size_t>> file_groups(const std::vector<Sample>& sa
   return groups;
 }
 
-/// Instance labels need class 1 of a two-class model.
+/// Instance labels need class 1 of a two-class model, or interior/boundary classes.
 void check_instances(const std::vector<at::Tensor>& probabilities, const PredictionFiles& files) {
-  if (files.instances && !probabilities.empty() && probabilities.front().size(0) != 2) {
-    throw Error("instance labels cut out the objects of class 1 of a two-class model; this model has " +
-                std::to_string(probabilities.front().size(0)) + " classes");
+  if (files.instances && !probabilities.empty() && !has_objects(probabilities.front().size(0), files.scheme)) {
+    throw Error("instance labels cut out the objects of class 1 of a two-class model, or of an interior/boundary model; "
+                "this model has " + std::to_string(probabilities.front().size(0)) + " " + to_string(files.scheme) + " classes");
   }
 }
 
 /// Instance labels of one probability map as a 16-bit TIFF page (int32 holding 0..65535).
 at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, const std::string& where) {
-  const at::Tensor labels = instance_labels(p[1], files.instance_method);
+  const at::Tensor labels = objects_of(p, files.scheme, files.instance_method);
   const int64_t n = labels.max().item<int64_t>();
   if (n > 65535) fail_file(where, std::to_string(n) + " objects in one image, more than a 16-bit label image holds");
   return labels.to(at::kInt).unsqueeze(0);

@@ -12,6 +12,8 @@ inline void to_json(nlohmann::json& j, const UNetOptions& o) {
   j = {{"in_channels", o.in_channels()}, {"classes", o.classes()},     {"depth", o.depth()},
        {"filters", o.filters()},         {"padding", to_string(o.padding())}, {"up_kernel", o.up_kernel()},
        {"dropout", o.dropout()}};
+  // Written only when not plain, so that plain models' records read as before.
+  if (o.scheme() != ClassScheme::kPlain) j["class_scheme"] = to_string(o.scheme());
 }
 
 /// Throws nlohmann's exceptions for missing or mistyped keys and `OptionError` for bad values.
@@ -22,7 +24,8 @@ inline void from_json(const nlohmann::json& j, UNetOptions& o) {
       .filters(j.at("filters").get<int64_t>())
       .padding(parse_padding(j.at("padding").get<std::string>()))
       .up_kernel(j.at("up_kernel").get<int64_t>())
-      .dropout(j.at("dropout").get<double>());
+      .dropout(j.at("dropout").get<double>())
+      .scheme(parse_class_scheme(j.value("class_scheme", std::string("plain"))));
   o.validate();
 }
 

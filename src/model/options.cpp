@@ -14,6 +14,16 @@ std::string to_string(Padding padding) { return name_of(padding_names(), padding
 
 Padding parse_padding(const std::string& text) { return parse_name(padding_names(), "padding", text); }
 
+const EnumNames<ClassScheme>& class_scheme_names() {
+  static const EnumNames<ClassScheme> names = {{"plain", ClassScheme::kPlain},
+                                               {"interior-boundary", ClassScheme::kInteriorBoundary}};
+  return names;
+}
+
+std::string to_string(ClassScheme scheme) { return name_of(class_scheme_names(), scheme); }
+
+ClassScheme parse_class_scheme(const std::string& text) { return parse_name(class_scheme_names(), "class_scheme", text); }
+
 void UNetOptions::validate() const {
   require_option(in_channels() >= 1, "in_channels", "must be at least 1", in_channels());
   // Class maps are written as 8-bit images: at most 255 classes.
@@ -23,19 +33,22 @@ void UNetOptions::validate() const {
                  "must be at least 1 and filters * 2^depth at most 2^20", filters());
   require_option(up_kernel() == 2 || up_kernel() == 3, "up_kernel", "must be 2 or 3", up_kernel());
   require_option(dropout() >= 0.0 && dropout() < 1.0, "dropout", "must be in [0, 1)", dropout());
+  require_option(scheme() == ClassScheme::kPlain || classes() == 3, "classes",
+                 "must be 3 (background, interior, boundary) for interior/boundary targets", classes());
 }
 
 bool UNetOptions::operator==(const UNetOptions& o) const {
   return in_channels() == o.in_channels() && classes() == o.classes() && depth() == o.depth() &&
          filters() == o.filters() && padding() == o.padding() && up_kernel() == o.up_kernel() &&
-         dropout() == o.dropout();
+         dropout() == o.dropout() && scheme() == o.scheme();
 }
 
 std::string UNetOptions::describe() const {
   return "depth " + std::to_string(depth()) + ", filters " + std::to_string(filters()) + ", " +
          to_string(padding()) + " padding, " + std::to_string(up_kernel()) + "x" +
          std::to_string(up_kernel()) + " up-sampling, " + std::to_string(in_channels()) + " -> " +
-         std::to_string(classes()) + " channels";
+         std::to_string(classes()) + " channels" +
+         (scheme() == ClassScheme::kInteriorBoundary ? " (background, interior, boundary)" : "");
 }
 
 std::string to_json(const UNetOptions& o) { return nlohmann::json(o).dump(); }

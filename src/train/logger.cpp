@@ -107,12 +107,22 @@ void RunLogger::evaluation(int64_t step, const Metrics& m) {
       events_->scalar(tag, value, step);
     events_->flush();
   }
-  char line[200];
-  std::snprintf(line, sizeof(line),
-                "eval at step %lld: dice_score %.4f  cross_entropy %.4f  membrane dice %.4f  iou %.4f  pixel error %.4f",
-                static_cast<long long>(step), m.dice_score, m.cross_entropy, m.membrane_dice, m.membrane_iou,
-                m.pixel_error);
-  message(line);
+  // Classes by index (the logger does not know their names); objects where the model has them.
+  std::string dice;
+  for (size_t c = 0; c < m.class_dice.size(); ++c) {
+    char value[16];
+    std::snprintf(value, sizeof value, "%s%.4f", c ? "/" : "", m.class_dice[c]);
+    dice += value;
+  }
+  char line[256];
+  std::snprintf(line, sizeof(line), "eval at step %lld: dice_score %.4f  cross_entropy %.4f  Dice per class %s  pixel error %.4f",
+                static_cast<long long>(step), m.dice_score, m.cross_entropy, dice.c_str(), m.pixel_error);
+  std::string text = line;
+  if (m.has_objects) {
+    std::snprintf(line, sizeof(line), "  object F1 %.4f", m.objects.f1(0));
+    text += line;
+  }
+  message(text);
 }
 
 void RunLogger::record(const std::string& json) {

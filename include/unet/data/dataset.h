@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/data/image_io.h"
+#include "unet/model/scheme.h"
 #include "unet/runtime/error.h"
 
 #include <ATen/core/Tensor.h>
@@ -17,6 +18,9 @@ namespace unet {
 struct Sample {
   at::Tensor image;
   at::Tensor mask;
+  /// The truth's objects, int64 [H, W] (0 background, one label per object), when the masks are
+  /// instance labels (undefined otherwise): `mask` then holds the classes derived from them.
+  at::Tensor instances;
   /// Per-pixel loss weights, float [H, W] (undefined: uniform), e.g. `border_weight_map(mask)`.
   at::Tensor weights;
   /// The file the slice comes from (its name, without directories) and its page in a stack
@@ -34,9 +38,11 @@ constexpr int64_t kMembraneClass = 0;
 
 /// How mask files encode classes: `kBinary` 0 / 255 (or 0 / 65535) for two classes, as the ISBI
 /// labels (0 = membrane = class 0, 255 = cell interior = class 1); `kIndex` the class index itself;
-/// `kAuto` picks binary when only 0 and the maximum value occur, index otherwise.
-enum class MaskEncoding { kAuto, kBinary, kIndex };
-/// "auto", "binary", "index".
+/// `kAuto` picks binary when only 0 and the maximum value occur, index otherwise; `kInstances`
+/// instance labels (0 background, one value per object), from which the classes are derived
+/// (unet/data/instance_targets.h: 2 classes objects parted by background, 3 interior/boundary).
+enum class MaskEncoding { kAuto, kBinary, kIndex, kInstances };
+/// "auto", "binary", "index", "instances".
 const EnumNames<MaskEncoding>& mask_encoding_names();
 /// Throws `OptionError` (field "mask_encoding") for other names.
 MaskEncoding parse_mask_encoding(const std::string& text);
@@ -46,7 +52,7 @@ MaskEncoding parse_mask_encoding(const std::string& text);
 enum class DataLayout {
   kIsbi,       ///< train-volume.tif + train-labels.tif: class 0 membrane, class 1 cell
   kFolder,     ///< images/ + masks/: class 0 background, the others the objects
-  kSynthetic,  ///< the embedded EM-like slices, labelled as ISBI
+  kSynthetic,  ///< the embedded synthetic slices: EM-like (labelled as ISBI) or nuclei (instances)
 };
 
 struct DataSet {
@@ -60,19 +66,30 @@ struct DataSet {
   /// The class whose hard Dice and IoU head the reports: 0 (membrane) for ISBI-style data, 1 (the
   /// objects) for two-class folder data, -1 (none: every class alike) beyond two classes.
   int64_t headline_class = 0;
+  /// What the classes stand for: interior/boundary when 3 classes come from instance labels.
+  ClassScheme scheme = ClassScheme::kPlain;
+  /// Whether the labelled samples carry `instances` (instance-label masks).
+  bool has_instances() const { return !train.empty() && train.front().instances.defined(); }
 };
 
 /// Loads `dir` in the ISBI 2012 layout (`train-volume.tif`, `train-labels.tif`, optional
 /// `test-volume.tif`) or the folder layout (`images/` and `masks/` matched by file stem, optional
 /// `test/`). Throws `unet::Error` naming the file and the problem for missing files, non-images,
-/// differing counts, sizes or channels, and unexpected mask values.
-DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding = MaskEncoding::kAuto);
+/// differing counts, sizes or channels, and unexpected mask values. Instance masks get their
+/// classes from `instance_targets(labels, classes, boundary_width)`.
+DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding = MaskEncoding::kAuto,
+                     int64_t boundary_width = 2);
 
 /// Images only, for prediction: a TIFF stack, a single image, or a folder of images.
 std::vector<Sample> load_images(const std::string& path);
 
 /// Decodes a mask file's pixels into class indices [H, W] int64; `where` names it in errors.
+/// `encoding` is not `kInstances` (see `attach_instances`).
 at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encoding, const std::string& where);
+
+/// Sets `sample.instances` to `labels` (int64 [H, W]) and `sample.mask` to the classes derived from
+/// them for a model of `classes` classes (`instance_targets`).
+void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes, int64_t boundary_width);
 
 /// Throws `unet::Error` unless every image has at least `min_side` pixels on each side.
 void require_min_size(const std::vector<Sample>& samples, int64_t min_side, const std::string& why);

@@ -14,6 +14,8 @@ struct DataOptions {
   /// masks/, test/); empty: the embedded synthetic EM-like data set.
   std::string dir;
   MaskEncoding mask_encoding = MaskEncoding::kAuto;
+  /// Width of the boundary class, pixels, when 3 classes come from instance masks.
+  int64_t boundary_width = 2;
   /// The cross-validation fold held out for evaluation (0 to fold_count() - 1), or -1: none
   /// (train on every image, evaluate nothing).
   int fold = 0;
@@ -21,8 +23,9 @@ struct DataOptions {
   uint64_t seed = 0;
   /// The synthetic data set (used when `dir` is empty; its seed is `seed`).
   SyntheticOptions synthetic;
-  /// One name per class, in label order (empty: membrane, cell for ISBI-style and synthetic data;
-  /// background, foreground for two-class folder data; class0, class1, ... otherwise).
+  /// One name per class, in label order (empty: membrane, cell for ISBI-style and synthetic EM
+  /// data; background, foreground for two-class folder or instance data; background, interior,
+  /// boundary for three classes from instances; class0, class1, ... otherwise).
   std::vector<std::string> class_names;
 
   /// Throws `OptionError` for out-of-range values.
@@ -30,7 +33,9 @@ struct DataOptions {
 };
 
 /// The data set that `options` names, masks decoded for `classes` classes, its classes named
-/// (`OptionError` for `class_names` when their count is not `classes`).
+/// (`OptionError` for `class_names` when their count is not `classes`, and for instance masks
+/// with other than 2 or 3 classes). The synthetic nuclei are instance labels whatever
+/// `mask_encoding` says.
 DataSet load_data(const DataOptions& options, int64_t classes);
 
 /// The labelled images of `options.fold`: its training and held-out evaluation images.

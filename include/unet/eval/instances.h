@@ -2,6 +2,8 @@
 // and cell users count, and what `predict --instances` writes.
 #pragma once
 
+#include "unet/model/scheme.h"
+
 #include <ATen/core/Tensor.h>
 
 namespace unet {
@@ -21,5 +23,18 @@ enum class InstanceMethod {
 /// weak bridge of foreground are split where the probability is lowest; a foreground component
 /// without a seed stays one object.
 at::Tensor instance_labels(const at::Tensor& probability, InstanceMethod method, double seed_threshold = 0.8);
+
+/// Instance labels int64 [H, W] (raster order, as `instance_labels`) of a model's per-class maps
+/// `maps` [K, H, W] (probabilities, or one-hot masks), by what its classes stand for:
+/// - `kPlain`, two classes: `instance_labels(maps[1], method)`.
+/// - `kInteriorBoundary`: the seeds are the 4-connected components of the pixels whose most
+///   probable class is the interior; each grows over the objects (background not the most
+///   probable class) in order of decreasing interior probability, as the watershed above; object
+///   pixels no seed reaches are their own objects. `method` does not apply.
+/// Throws `std::invalid_argument` for other class counts of a plain scheme.
+at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method = InstanceMethod::kComponents);
+
+/// Whether `objects_of` applies: two plain classes, or interior/boundary.
+bool has_objects(int64_t classes, ClassScheme scheme);
 
 }  // namespace unet

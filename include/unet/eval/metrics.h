@@ -3,6 +3,7 @@
 
 #include "unet/eval/isbi.h"
 #include "unet/eval/objects.h"
+#include "unet/model/scheme.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -42,7 +43,8 @@ struct Metrics {
   std::vector<double> class_dice;
   std::vector<double> class_iou;
   /// Objects, for two-class models: the 4-connected components of class 1 (ISBI's cells, the
-  /// nuclei of a nucleus set) in the truth and in the prediction, matched per image and pooled.
+  /// nuclei of a nucleus set) in the truth and in the prediction; for interior/boundary models
+  /// `objects_of` (unet/eval/instances.h); matched per image and pooled.
   bool has_objects = false;
   ObjectScores objects;
   int64_t images = 0;
@@ -51,14 +53,17 @@ struct Metrics {
 /// Accumulates metrics batch by batch.
 class MetricAccumulator {
  public:
-  /// For a model of `classes` classes (per-class scores; objects when there are two).
-  explicit MetricAccumulator(int64_t classes = 2);
+  /// For a model of `classes` classes (per-class scores; objects when there are two, or three
+  /// interior/boundary classes).
+  explicit MetricAccumulator(int64_t classes = 2, ClassScheme scheme = ClassScheme::kPlain);
   /// Network-size terms for logits [N, C, h, w] against labels [N, h, w].
   void add_network_output(const at::Tensor& logits, const at::Tensor& labels);
   /// Original-size terms for probabilities [C, H, W] against the original mask [H, W].
   /// `truth_objects` (int64 [H, W], 0 background; optional): the truth's own instance labels, for
-  /// the object scores instead of the 4-connected components of the mask's class 1.
-  void add_original(const at::Tensor& probabilities, const at::Tensor& mask, const at::Tensor& truth_objects = {});
+  /// the object scores instead of the objects of the mask itself. `predicted_objects` (the same,
+  /// optional): the prediction's instance labels instead of the objects of `probabilities`.
+  void add_original(const at::Tensor& probabilities, const at::Tensor& mask, const at::Tensor& truth_objects = {},
+                    const at::Tensor& predicted_objects = {});
   /// Soft Dice and cross-entropy from probabilities [C, H, W] (tile mode has no network-size
   /// logits: these terms are then taken at the original size).
   void add_probabilities(const at::Tensor& probabilities, const at::Tensor& mask);
@@ -81,6 +86,7 @@ class MetricAccumulator {
   /// Per threshold of `challenge_thresholds()`: sums over images of V_Rand, V_Info, and both thinned.
   /// Per class: true positive, false positive and false negative pixels.
   std::vector<double> class_tp_, class_fp_, class_fn_;
+  ClassScheme scheme_;
   ObjectScores objects_;
   std::vector<double> v_rand_sums_ = zeros(), v_info_sums_ = zeros(), v_rand_thinned_sums_ = zeros(),
                       v_info_thinned_sums_ = zeros();

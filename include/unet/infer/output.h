@@ -21,15 +21,18 @@ struct PredictionFiles {
   bool index_masks = false;
   /// Float32 probability maps.
   bool probabilities = true;
-  /// Instance-label images of class 1's objects (two-class models), cut by `instance_method`.
+  /// Instance-label images (`objects_of`): class 1's objects of two-class models, cut by
+  /// `instance_method`, or the objects of interior/boundary models.
   bool instances = false;
   InstanceMethod instance_method = InstanceMethod::kComponents;
+  /// What the model's classes stand for (its checkpoint's `scheme`), for the instances.
+  ClassScheme scheme = ClassScheme::kPlain;
 };
 
 /// Writes predictions into `dir`: `test-masks.tif` (multi-page uint8, 255 = class 1 = cell
 /// interior, as the reference), `test-probabilities.tif` (float32 pages in [0, 1], the probability
 /// of class 1 = non-membrane: the challenge's submission format; two-class models),
-/// `test-instances.tif` (16-bit labels per page, `instance_labels`) and the overlays, as `files`
+/// `test-instances.tif` (16-bit labels per page, `objects_of`) and the overlays, as `files`
 /// asks. Returns the paths written.
 std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
                                            const std::vector<at::Tensor>& probabilities, const PredictionFiles& files);

@@ -1,6 +1,7 @@
 // The configurable U-Net (Ronneberger et al., 2015): its options and its modules.
 #pragma once
 
+#include "unet/model/scheme.h"
 #include "unet/runtime/error.h"
 
 #include <torch/nn/module.h>
@@ -39,6 +40,8 @@ struct UNetOptions {
   TORCH_ARG(int64_t, up_kernel) = 3;
   /// Dropout probability applied to the bottleneck output during training.
   TORCH_ARG(double, dropout) = 0.5;
+  /// What the output classes mean (not architecture: set from the data set by the commands).
+  TORCH_ARG(ClassScheme, scheme) = ClassScheme::kPlain;
 
  public:  // TORCH_ARG leaves the access at private
   /// Throws `OptionError` naming the first field that is out of range.

@@ -1,0 +1,272 @@
+// Training from instance labels: the targets that part touching objects (two classes with a
+// background line, three classes interior/boundary), the objects an interior/boundary model's
+// output makes, the synthetic nuclei, and the commands end to end on a folder of instance masks.
+#include "test_support.h"
+
+#include "unet/data/components.h"
+#include "unet/data/instance_targets.h"
+#include "unet/data/preprocess.h"
+#include "unet/data/source.h"
+#include "unet/data/synthetic.h"
+#include "unet/eval/instances.h"
+#include "unet/eval/metrics.h"
+#include "unet/eval/objects.h"
+#include "unet/model/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+using namespace unet;
+
+namespace {
+
+/// An int64 map from rows of digits.
+at::Tensor map_from(const std::vector<std::string>& rows) {
+  at::Tensor t = at::zeros({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())}, at::kLong);
+  for (size_t y = 0; y < rows.size(); ++y)
+    for (size_t x = 0; x < rows[y].size(); ++x) t[y][x] = rows[y][x] - '0';
+  return t;
+}
+
+/// Two objects touching along a vertical line, both cut by the image's left or right edge, and a
+/// free-standing third one.
+const std::vector<std::string> kTouching = {
+    "00000000000",  //
+    "11112222000",  //
+    "11112222000",  //
+    "11112222030",  //
+    "11112222000",  //
+    "00000000000",  //
+};
+
+/// Pairs of 4-adjacent pixels with different non-zero labels: touching objects.
+int64_t touching_pairs(const at::Tensor& labels) {
+  const at::Tensor a = labels.slice(1, 0, -1), b = labels.slice(1, 1);
+  const at::Tensor c = labels.slice(0, 0, -1), d = labels.slice(0, 1);
+  return ((a > 0) & (b > 0) & (a != b)).sum().item<int64_t>() + ((c > 0) & (d > 0) & (c != d)).sum().item<int64_t>();
+}
+
+}  // namespace
+
+TEST(InstanceTargets, TwoClassesPartTouchingObjectsByABackgroundLine) {
+  const at::Tensor parted = separated_objects(map_from(kTouching));
+  EXPECT_TRUE(at::equal(parted, map_from({
+                                    "00000000000",  //
+                                    "11100111000",  //
+                                    "11100111000",  //
+                                    "11100111010",  //
+                                    "11100111000",  //
+                                    "00000000000",  //
+                                })));
+  EXPECT_EQ(connected_components(parted > 0).max().item<int64_t>(), 3);
+}
+
+TEST(InstanceTargets, ThreeClassesMarkBoundariesButNotTheImageEdge) {
+  // 2 = boundary: next to the background or to the other object; the left edge is not a boundary.
+  EXPECT_TRUE(at::equal(interior_boundary(map_from(kTouching), 1), map_from({
+                                                                        "00000000000",  //
+                                                                        "22222222000",  //
+                                                                        "11122112000",  //
+                                                                        "11122112020",  //
+                                                                        "22222222000",  //
+                                                                        "00000000000",  //
+                                                                    })));
+  // Two pixels wide: the 4-row objects are all boundary but for nothing; the third one too.
+  const at::Tensor wide = interior_boundary(map_from(kTouching), 2);
+  EXPECT_EQ((wide == 1).sum().item<int64_t>(), 0);
+  EXPECT_EQ((wide == 2).sum().item<int64_t>(), 33);
+  EXPECT_THROW(instance_targets(map_from(kTouching), 4, 2), OptionError);
+  EXPECT_THROW(instance_targets(map_from(kTouching), 3, 0), OptionError);
+}
+
+TEST(InstanceTargets, InteriorBoundaryMapsGiveTheirObjectsBack) {
+  // A hand-made case: the flood from each interior meets its neighbour's on the contact line.
+  at::Tensor labels = at::zeros({12, 20}, at::kLong);
+  labels.slice(0, 1, 11).slice(1, 1, 10).fill_(4);
+  labels.slice(0, 1, 11).slice(1, 10, 19).fill_(9);
+  const at::Tensor maps = one_hot_maps(interior_boundary(labels, 2), 3);
+  const at::Tensor objects = objects_of(maps, ClassScheme::kInteriorBoundary);
+  EXPECT_TRUE(at::equal(objects, at::where(labels == 4, 1, at::where(labels == 9, 2, 0)).to(at::kLong)));
+  // The synthetic nuclei: their interior/boundary truth decodes to the same objects (IoU > 0.75),
+  // but where an object's interior falls apart (a nucleus squeezed by two others): it splits.
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kNuclei;
+  for (int64_t i = 0; i < 3; ++i) {
+    const at::Tensor truth = synthetic_nuclei(o, i).second;
+    const at::Tensor decoded = objects_of(one_hot_maps(interior_boundary(truth, 2), 3), ClassScheme::kInteriorBoundary);
+    const ObjectScores s = object_scores(truth, decoded);
+    EXPECT_GE(s.f1(5), 0.95) << "image " << i << ": " << s.truth_objects << " objects, " << s.predicted_objects << " decoded";
+  }
+}
+
+TEST(InstanceTargets, SyntheticNucleiTouchAndAreDeterministic) {
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kNuclei;
+  int64_t touching_images = 0;
+  for (int64_t i = 0; i < 4; ++i) {
+    const auto [image, labels] = synthetic_nuclei(o, i);
+    EXPECT_EQ(image.pixels.sizes(), (std::vector<int64_t>{1, 256, 256}));
+    const int64_t n = labels.max().item<int64_t>();
+    EXPECT_GE(n, 25) << "image " << i;
+    // Labels are consecutive, and the nuclei are brighter than the background.
+    EXPECT_EQ(std::get<0>(at::_unique(labels)).numel(), n + 1);
+    const at::Tensor pixels = image.pixels[0].to(at::kFloat);
+    EXPECT_GT(pixels.masked_select(labels > 0).mean().item<float>(), pixels.masked_select(labels == 0).mean().item<float>() + 50);
+    if (touching_pairs(labels) > 0) ++touching_images;
+  }
+  EXPECT_GE(touching_images, 3);
+  EXPECT_TRUE(at::equal(synthetic_nuclei(o, 2).second, synthetic_nuclei(o, 2).second));
+  o.seed = 1;
+  EXPECT_FALSE(at::equal(synthetic_nuclei(o, 2).second, synthetic_nuclei(SyntheticOptions{SyntheticKind::kNuclei}, 2).second));
+}
+
+TEST(InstanceTargets, FolderOfInstanceMasksLoadsWithDerivedClasses) {
+  const unet::test::TempDir dir;
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kNuclei;
+  o.size = 64;
+  o.train_count = 3;
+  o.test_count = 1;
+  write_synthetic_nuclei(dir.path(), o);
+  DataOptions options;
+  options.dir = dir.path();
+  options.mask_encoding = MaskEncoding::kInstances;
+  const DataSet three = load_data(options, 3);
+  ASSERT_EQ(three.train.size(), 3u);
+  EXPECT_EQ(three.test.size(), 1u);
+  EXPECT_EQ(three.scheme, ClassScheme::kInteriorBoundary);
+  EXPECT_EQ(three.class_names, (std::vector<std::string>{"background", "interior", "boundary"}));
+  EXPECT_EQ(three.headline_class, -1);
+  for (int64_t i = 0; i < 3; ++i) {
+    const at::Tensor truth = synthetic_nuclei(o, i).second;
+    EXPECT_TRUE(at::equal(three.train[i].instances, truth));
+    EXPECT_TRUE(at::equal(three.train[i].mask, interior_boundary(truth, 2)));
+  }
+  const DataSet two = load_data(options, 2);
+  EXPECT_EQ(two.scheme, ClassScheme::kPlain);
+  EXPECT_EQ(two.class_names, (std::vector<std::string>{"background", "foreground"}));
+  EXPECT_EQ(two.headline_class, 1);
+  EXPECT_TRUE(at::equal(two.train[0].mask, separated_objects(two.train[0].instances)));
+  // Wrong class counts are option errors before reading; float masks name the file.
+  EXPECT_THROW(load_data(options, 4), OptionError);
+  write_tiff(dir.file("masks/nuclei-000.png"), {at::zeros({64, 64})});
+  try {
+    load_data(options, 3);
+    ADD_FAILURE() << "a float mask loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nuclei-000.png: instance masks must be 8- or 16-bit"), std::string::npos) << e.what();
+  }
+}
+
+TEST(InstanceTargets, InteriorBoundaryMetricsCountTheObjects) {
+  at::Tensor labels = at::zeros({12, 30}, at::kLong);
+  labels.slice(0, 1, 11).slice(1, 1, 10).fill_(1);
+  labels.slice(0, 1, 11).slice(1, 10, 19).fill_(2);
+  labels.slice(0, 2, 10).slice(1, 21, 29).fill_(3);
+  const at::Tensor mask = interior_boundary(labels, 2);
+  MetricAccumulator acc(3, ClassScheme::kInteriorBoundary);
+  acc.add_original(one_hot_maps(mask, 3), mask, labels);
+  Metrics m = acc.result();
+  ASSERT_TRUE(m.has_objects);
+  EXPECT_EQ(m.objects.truth_objects, 3);
+  EXPECT_EQ(m.objects.true_positives[0], 3);
+  // A prediction without the boundary between the touching two: one merged object.
+  at::Tensor merged = mask.clone();
+  merged.masked_fill_((labels == 1) | (labels == 2), 1);
+  MetricAccumulator bad(3, ClassScheme::kInteriorBoundary);
+  bad.add_original(one_hot_maps(merged, 3), mask, labels);
+  m = bad.result();
+  EXPECT_EQ(m.objects.predicted_objects, 2);
+  EXPECT_EQ(m.objects.merged, 1);
+  // Plain three-class models have no objects.
+  EXPECT_FALSE(MetricAccumulator(3).result().has_objects);
+  EXPECT_THROW(UNetOptions().classes(2).scheme(ClassScheme::kInteriorBoundary).validate(), OptionError);
+}
+
+TEST(InstanceTargets, CommandsTrainEvaluateAndPredictFromInstanceMasks) {
+  const unet::test::TempDir dir;
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kNuclei;
+  o.size = 64;
+  o.train_count = 5;
+  o.test_count = 2;
+  write_synthetic_nuclei(dir.file("data"), o);
+  const std::string net = " --depth 2 --filters 4 --input-size 60 --input-mode tile --batch-size 2 --max-steps 2 --quiet";
+  const std::string model = dir.file("model");
+  auto r = unet::test::run_unet("train --data-dir " + dir.file("data") + " --mask-encoding instances --classes 3 --model-dir " +
+                                model + net);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const CheckpointInfo info = read_checkpoint_info(checkpoint_path(model));
+  EXPECT_EQ(info.model.scheme(), ClassScheme::kInteriorBoundary);
+  // evaluate reads the masks as instances for such a model, and reports its objects.
+  r = unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("objects (interior grown over boundary) truth"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Dice per class                         background"), std::string::npos) << r.out;
+  const auto results = nlohmann::json::parse(unet::test::read_file(model + "/eval_results.json"));
+  EXPECT_EQ(results["class_names"], nlohmann::json({"background", "interior", "boundary"}));
+  EXPECT_TRUE(results.contains("objects")) << results.dump();
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --mask-encoding index --log-dir " +
+                           dir.file("log")),
+      "pass --mask-encoding instances");
+  // predict --instances: 16-bit labels per test file.
+  r = unet::test::run_unet("predict --input " + dir.file("data/test") + " --model-dir " + model + " --output-dir " + dir.file("out") +
+                           " --no-overlays --instances --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"nuclei-005_instances.tif", "nuclei-006_instances.tif"}) {
+    const auto pages = read_tiff(dir.file(std::string("out/") + name));
+    ASSERT_EQ(pages.size(), 1u) << name;
+    EXPECT_EQ(pages[0].format, SampleFormat::kUInt16) << name;
+  }
+  // A two-class model from the same masks: objects parted by background; other counts refused.
+  r = unet::test::run_unet("train --data-dir " + dir.file("data") + " --mask-encoding instances --classes 2 --border-weights --model-dir " +
+                           dir.file("model2") + net);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_checkpoint_info(checkpoint_path(dir.file("model2"))).model.scheme(), ClassScheme::kPlain);
+  unet::test::expect_one_line_error(unet::test::run_unet("train --data-dir " + dir.file("data") +
+                                                         " --mask-encoding instances --classes 4 --model-dir " + dir.file("m4") + net),
+                                    "--classes 4: instance masks train 2 classes");
+  // demo --write-data --max-steps 0 writes the same data set and nothing else.
+  r = unet::test::run_unet("demo --synthetic-kind nuclei --synthetic-size 64 --synthetic-count 5 --write-data " + dir.file("demo-data") +
+                           " --max-steps 0 --model-dir " + dir.file("demo"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("demo/checkpoint.pt")));
+  const RawImage written = read_png(dir.file("demo-data/masks/nuclei-003.png"));
+  EXPECT_EQ(written.format, SampleFormat::kUInt16);
+  EXPECT_TRUE(at::equal(written.pixels[0].to(at::kLong), synthetic_nuclei(o, 3).second));
+}
+
+TEST(InstanceTargets, ScoreTakesInstanceLabelPredictions) {
+  // Three touching objects. The prediction folder holds predict's mask (one blob) and its instance
+  // labels (the right objects, other label values): --instances scores the labels.
+  const unet::test::TempDir dir;
+  std::filesystem::create_directories(dir.file("truth"));
+  std::filesystem::create_directories(dir.file("pred"));
+  at::Tensor truth = at::zeros({30, 40}, at::kInt);
+  for (int k = 0; k < 3; ++k) truth.slice(0, 5, 25).slice(1, 5 + 10 * k, 15 + 10 * k).fill_(k + 1);
+  write_png(dir.file("truth/a.png"), truth);
+  write_png(dir.file("pred/a.png"), (truth > 0).to(at::kByte).mul(255));
+  write_tiff(dir.file("pred/a_instances.tif"), {at::where(truth > 0, 500 - truth, truth)});
+  auto objects = [&](const std::string& flags) {
+    const auto r = unet::test::run_unet("score --prediction " + dir.file("pred") + " --truth " + dir.file("truth") + flags +
+                                        " -o " + dir.file("s.json"));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto s = nlohmann::json::parse(unet::test::read_file(dir.file("s.json")));
+    std::filesystem::remove(dir.file("s.json"));
+    return s["overall"]["objects"];
+  };
+  const auto labelled = objects(" --instances");
+  EXPECT_EQ(labelled["predicted"].get<int64_t>(), 3);
+  EXPECT_EQ(labelled["f1_75"].get<double>(), 1.0);
+  const auto blob = objects("");
+  EXPECT_EQ(blob["predicted"].get<int64_t>(), 1);
+  EXPECT_EQ(blob["merged"].get<int64_t>(), 1);
+  // Float label images are refused with the file's name.
+  write_tiff(dir.file("pred/a_instances.tif"), {at::zeros({30, 40})});
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("score --prediction " + dir.file("pred") + " --truth " + dir.file("truth") + " --instances"),
+      "a_instances.tif: instance labels must be 8- or 16-bit integer images");
+}
