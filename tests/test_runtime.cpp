@@ -2,6 +2,7 @@
 #include "test_support.h"
 
 #include "unet/model/unet.h"
+#include "unet/runtime/device.h"
 #include "unet/runtime/error.h"
 #include "unet/runtime/precision.h"
 #include "unet/runtime/timing.h"
@@ -72,4 +73,14 @@ TEST(Runtime, EnumerationNamesParseAliasesAndListTheChoices) {
     EXPECT_EQ(e.field(), "precision");
     EXPECT_EQ(e.problem(), ": expected fp32, tf32, fp16, bf16 or auto, got 'fp8'");  // "amp" is an alias, not listed
   }
+}
+
+TEST(Runtime, CpuThreadsFlushSubnormalFloatsToZero) {
+  // 1e-30 * 1e-10 is subnormal in float32: kept without flushing, 0 with it, in the calling thread
+  // and in the worker threads of a parallel element-wise product.
+  configure_cpu_threads(2);
+  const at::Tensor tiny = at::full({1 << 20}, 1e-30f) * 1e-10f;
+  EXPECT_EQ(at::count_nonzero(tiny).item<int64_t>(), 0);
+  const float product = static_cast<float>(1e-30) * at::full({1}, 1e-10f).item<float>();
+  EXPECT_EQ(product, 0.0f);
 }

@@ -37,7 +37,12 @@ void require_available(const c10::Device& device) {
 
 void configure_cpu_threads(int threads) {
   const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Subnormal floats are up to 100x slower on x86: a trained network's small gradients made CPU
+  // training steps 4.5x slower than fresh ones. Flush them to zero (as torch.set_flush_denormal)
+  // in this thread, which the worker threads created later inherit, and in every existing worker.
+  at::globalContext().setFlushDenormal(true);
   at::set_num_threads(n);
+  at::parallel_for(0, n, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(true); });
 }
 
 void configure_determinism(bool deterministic) {
