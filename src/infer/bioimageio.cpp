@@ -242,6 +242,7 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   }
   const UNetOptions& o = model->options();
   std::vector<std::string> classes = opt.class_names;
+  if (classes.empty() && o.scheme() == ClassScheme::kInteriorBoundary) classes = {"background", "interior", "boundary"};
   if (classes.empty()) {
     for (int64_t c = 0; c < o.classes(); ++c) classes.push_back(o.classes() == 2 ? (c ? "cell" : "membrane") : "class" + std::to_string(c));
   }
