@@ -154,16 +154,24 @@ std::pair<RawImage, RawImage> synthetic_slice(const SyntheticOptions& o, int64_t
 
 namespace {
 
+/// Image `i` of a synthetic set, unlabelled: "<name>-train" page i, or "<name>-test" page
+/// i - train_count for the test images after the training ones.
+Sample synthetic_sample(const RawImage& image, const SyntheticOptions& options, int64_t i, const std::string& name) {
+  Sample s;
+  s.image = normalise(image);
+  const bool train = i < options.train_count;
+  s.source = name + (train ? "-train" : "-test");
+  s.page = train ? i : i - options.train_count;
+  return s;
+}
+
 DataSet nuclei_dataset(const SyntheticOptions& options, int64_t classes, int64_t boundary_width) {
   require_instance_targets(classes, boundary_width);
   DataSet data;
   for (int64_t i = 0; i < options.train_count + options.test_count; ++i) {
     auto [image, labels] = synthetic_nuclei(options, i);
-    Sample s;
-    s.image = normalise(image);
+    Sample s = synthetic_sample(image, options, i, "synthetic-nuclei");
     const bool train = i < options.train_count;
-    s.source = train ? "synthetic-nuclei-train" : "synthetic-nuclei-test";
-    s.page = train ? i : i - options.train_count;
     if (train) attach_instances(s, labels, classes, boundary_width);
     (train ? data.train : data.test).push_back(std::move(s));
   }
@@ -182,11 +190,8 @@ DataSet synthetic_dataset(const SyntheticOptions& options, int64_t classes, int6
   DataSet data;
   for (int64_t i = 0; i < options.train_count + options.test_count; ++i) {
     auto [image, mask] = synthetic_slice(options, i);
-    Sample s;
-    s.image = normalise(image);
+    Sample s = synthetic_sample(image, options, i, "synthetic");
     const bool train = i < options.train_count;
-    s.source = train ? "synthetic-train" : "synthetic-test";
-    s.page = train ? i : i - options.train_count;
     if (train) {
       s.mask = (mask.pixels[0] == 255).to(at::kLong);
       data.train.push_back(std::move(s));
