@@ -237,6 +237,13 @@ TEST(InstanceTargets, CommandsTrainEvaluateAndPredictFromInstanceMasks) {
   const RawImage written = read_png(dir.file("demo-data/masks/nuclei-003.png"));
   EXPECT_EQ(written.format, SampleFormat::kUInt16);
   EXPECT_TRUE(at::equal(written.pixels[0].to(at::kLong), synthetic_nuclei(o, 3).second));
+  // A data set already there is not written over.
+  const auto before = unet::test::snapshot(dir.file("demo-data/masks"));
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("demo --synthetic-kind nuclei --synthetic-count 2 --write-data " + dir.file("demo-data") +
+                           " --max-steps 0 --model-dir " + dir.file("demo")),
+      "already holds a data set (images); refusing to write over it");
+  EXPECT_EQ(unet::test::snapshot(dir.file("demo-data/masks")), before);
 }
 
 TEST(InstanceTargets, ScoreTakesInstanceLabelPredictions) {

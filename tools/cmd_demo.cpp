@@ -61,6 +61,10 @@ void finish_nuclei_demo(const DemoCommand& o, const DataSet& data, const TrainRe
 void run_demo(DemoCommand& o) {
   const RunContext context = make_run_context(o.runtime);
   if (!o.write_data.empty()) {
+    const std::filesystem::path dir(o.write_data);
+    for (const char* existing : {"train-volume.tif", "train-labels.tif", "images", "masks"})
+      if (std::filesystem::exists(dir / existing))
+        fail_file(o.write_data, std::string("already holds a data set (") + existing + "); refusing to write over it");
     SyntheticOptions synthetic = o.data.synthetic;
     synthetic.seed = o.data.seed;
     if (synthetic.kind == SyntheticKind::kNuclei) {
