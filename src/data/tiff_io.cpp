@@ -46,8 +46,9 @@ using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
 std::string reason() { return "damaged or truncated TIFF data"; }
 
 void require_image_size(const std::string& path, const std::string& where, uint32_t width, uint32_t height) {
-  const int64_t pixels = static_cast<int64_t>(width) * height;
-  if (pixels > max_image_pixels())
+  // Unsigned: two 32-bit sides multiply to at most 2^64 - 2^33 + 1, beyond int64_t.
+  const uint64_t pixels = uint64_t{width} * height;
+  if (pixels > static_cast<uint64_t>(max_image_pixels()))
     throw OptionError("", path + ": " + where + "declares " + std::to_string(width) + "x" + std::to_string(height) +
                               " pixels, more than the limit of " + std::to_string(max_image_pixels()) +
                               " ({max_image_pixels})");
