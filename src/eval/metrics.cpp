@@ -1,7 +1,6 @@
 // Evaluation metrics at the network's output size and at the images' original size.
 #include "unet/eval/metrics.h"
 
-#include "unet/data/components.h"
 #include "unet/data/dataset.h"
 #include "unet/data/preprocess.h"
 #include "unet/eval/instances.h"
@@ -55,14 +54,13 @@ void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::
     class_fp_[c] += (pc & tc.logical_not()).sum().item<double>();
     class_fn_[c] += (pc.logical_not() & tc).sum().item<double>();
   }
-  if (scheme_ == ClassScheme::kInteriorBoundary && class_tp_.size() == 3) {
+  const int64_t classes = static_cast<int64_t>(class_tp_.size());
+  if (has_objects(classes, scheme_)) {
+    // Objects as the model's classes define them (components of class 1, or interior grown over
+    // the boundary), the truth's from its one-hot maps by the same rule unless given.
     const at::Tensor truth_labels =
-        truth_objects.defined() ? truth_objects.cpu() : objects_of(one_hot_maps(truth.unsqueeze(0), 3)[0], scheme_);
+        truth_objects.defined() ? truth_objects.cpu() : objects_of(one_hot_maps(truth.unsqueeze(0), classes)[0], scheme_);
     const at::Tensor found = predicted_objects.defined() ? predicted_objects.cpu() : objects_of(probabilities, scheme_);
-    objects_.add(object_scores(truth_labels, found));
-  } else if (class_tp_.size() == 2) {
-    const at::Tensor truth_labels = truth_objects.defined() ? truth_objects.cpu() : connected_components(truth == 1);
-    const at::Tensor found = predicted_objects.defined() ? predicted_objects.cpu() : connected_components(predicted == 1);
     objects_.add(object_scores(truth_labels, found));
   }
   wrong_ += (predicted != truth).sum().item<double>();
