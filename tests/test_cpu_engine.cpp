@@ -1,14 +1,18 @@
-// Tests of the CPU inference engine against the plain LibTorch path it replaces.
+// Tests of the CPU inference engine and the fused CPU training path against the plain LibTorch
+// path they replace.
 #include "test_support.h"
 
 #include "unet/data/synthetic.h"
 #include "unet/infer/cpu_engine.h"
 #include "unet/infer/predictor.h"
 #include "unet/model/geometry.h"
+#include "unet/model/onednn_ops.h"
 #include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/function.h>
 
 using namespace unet;
 
@@ -105,5 +109,103 @@ TEST(CpuEngine, PredictorsUseItForResizedAndTiledPredictionOfATrainedModel) {
     const auto a = fast.predict(data.test), b = reference.predict(data.test);
     for (size_t i = 0; i < a.size(); ++i)
       EXPECT_LT((a[i] - b[i]).abs().max().item<double>(), 1e-4) << (tiles ? "tiles" : "resize") << " image " << i;
+  }
+}
+
+namespace {
+
+/// Output and gradients (input first, then every parameter) of `sum(out * weights)` for a model in
+/// training mode.
+std::vector<at::Tensor> output_and_gradients(UNet& model, const at::Tensor& x, const at::Tensor& weights) {
+  model->train();
+  for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
+  const at::Tensor input = x.detach().clone().requires_grad_(true);
+  const at::Tensor out = model->forward(input);
+  (out.to(at::kFloat) * weights).sum().backward();
+  std::vector<at::Tensor> r{out.detach().to(at::kFloat), input.grad()};
+  for (const auto& p : model->parameters()) r.push_back(p.grad());
+  return r;
+}
+
+/// The autograd node that made the head's input: the last up block's second convolution.
+std::string last_block_node(UNet& model, const at::Tensor& x) {
+  model->train();
+  const at::Tensor out = model->forward(x);
+  return out.grad_fn()->next_edges()[0].function->name();
+}
+
+}  // namespace
+
+TEST(CpuFusion, ForwardAndGradientsMatchThePlainPathInFloat32AndBfloat16) {
+  if (!onednn_fusion_available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
+  struct Case {
+    UNetOptions options;
+    int64_t batch, size;
+    bool channels_last;
+  };
+  const std::vector<Case> cases = {
+      {UNetOptions().depth(2).filters(4).dropout(0), 1, 44, true},
+      {UNetOptions().depth(2).filters(6).in_channels(3).classes(4).dropout(0), 3, 64, true},
+      {UNetOptions().depth(3).filters(4).padding(Padding::kSame).dropout(0), 2, 48, false},
+      {UNetOptions().depth(2).filters(6).up_kernel(2).classes(3).dropout(0), 2, 52, true},
+  };
+  for (const auto& c : cases) {
+    at::manual_seed(11);
+    UNet plain_model(c.options), fused_model(c.options);
+    {
+      at::NoGradGuard g;
+      for (size_t i = 0; i < plain_model->parameters().size(); ++i)
+        fused_model->parameters()[i].copy_(plain_model->parameters()[i]);
+    }
+    if (c.channels_last) use_channels_last(*plain_model), use_channels_last(*fused_model);
+    fused_model->use_cpu_fusion(true);
+    ASSERT_TRUE(fused_model->cpu_fusion());
+    const auto format = c.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    const at::Tensor x = at::randn({c.batch, c.options.in_channels(), c.size, c.size}).contiguous(format);
+    EXPECT_NE(last_block_node(fused_model, x).find("ConvBiasRelu"), std::string::npos) << "the fused path did not run";
+    EXPECT_EQ(last_block_node(plain_model, x).find("ConvBiasRelu"), std::string::npos);
+    const int64_t out_side = output_size(c.options, c.size);
+    const at::Tensor weights = at::randn({c.batch, c.options.classes(), out_side, out_side});
+    const auto reference = output_and_gradients(plain_model, x, weights), fused = output_and_gradients(fused_model, x, weights);
+    ASSERT_EQ(reference.size(), fused.size());
+    for (size_t i = 0; i < reference.size(); ++i)
+      EXPECT_LT(relative_error(fused[i], reference[i]), 1e-4) << c.options.describe() << ": tensor " << i << " (0: output, 1: input gradient)";
+    // bf16 under autocast, as training with --precision bf16: the plain path autocast as well.
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+    const auto reference16 = output_and_gradients(plain_model, x, weights), fused16 = output_and_gradients(fused_model, x, weights);
+    at::autocast::set_autocast_enabled(at::kCPU, false);
+    at::autocast::clear_cache();
+    for (size_t i = 0; i < reference16.size(); ++i) {
+      EXPECT_EQ(fused16[i].scalar_type(), reference16[i].scalar_type());
+      EXPECT_LT(relative_error(fused16[i], reference16[i]), 5e-2) << c.options.describe() << ": bf16 tensor " << i;
+    }
+  }
+}
+
+TEST(CpuFusion, TrainingWithItLearnsTheSameModelAsThePlainPath) {
+  if (!onednn_fusion_available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
+  SyntheticOptions s;
+  s.train_count = 6;
+  s.test_count = 2;
+  s.size = 64;
+  const DataSet data = synthetic_dataset(s);
+  std::vector<std::vector<at::Tensor>> predictions;
+  for (bool fusion : {true, false}) {
+    TrainOptions t;
+    t.input_size = 60;
+    t.batch_size = 2;
+    t.max_steps = 10;
+    t.learning_rate = 1e-3;
+    t.cpu_fusion = fusion;
+    Trainer trainer(UNetOptions().depth(2).filters(4), t, unet::test::quiet_context());
+    EXPECT_EQ(trainer.model()->cpu_fusion(), fusion);
+    trainer.fit(data.train, {});
+    Predictor predictor(trainer.model(), trainer.geometry(), c10::Device(c10::kCPU), 2);
+    predictions.push_back(predictor.predict(data.test));
+  }
+  for (size_t i = 0; i < predictions[0].size(); ++i) {
+    const double difference = (predictions[0][i] - predictions[1][i]).abs().max().item<double>();
+    EXPECT_LT(difference, 1e-3) << "image " << i;
   }
 }

@@ -102,6 +102,8 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
   name_field("resume", app.add_flag("--resume,--resume_training", train.resume, "Continue from the checkpoint in --model-dir")->get_name());
   name_field("overwrite",
              app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced)")->get_name());
+  add_switch(app, "--cpu-engine", "cpu_fusion", train.cpu_fusion,
+             "On CPUs: oneDNN's convolutions with bias and ReLU fused, forward and backward; off: the plain LibTorch path");
   add_device_paths(app, train.channels_last, train.graphs, train.fused);
 }
 

@@ -2,61 +2,17 @@
 #include "unet/infer/cpu_engine.h"
 
 #include "unet/model/geometry.h"
+#include "unet/model/onednn_ops.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/InferenceMode.h>
 
 namespace unet {
-namespace {
-
-using Scalars = c10::List<std::optional<at::Scalar>>;
-
-at::Tensor call_conv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t padding, bool relu) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("mkldnn::_convolution_pointwise", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                               c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, int64_t,
-                                               c10::string_view, Scalars, std::optional<c10::string_view>)>();
-  return op.call(x, w, b, {padding, padding}, {1, 1}, {1, 1}, 1, relu ? "relu" : "none", Scalars(), std::nullopt);
-}
-
-at::Tensor call_conv_transpose(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t padding) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("mkldnn::_convolution_transpose_pointwise", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                               c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
-                                               int64_t, c10::string_view, Scalars, std::optional<c10::string_view>)>();
-  return op.call(x, w, b, {padding, padding}, {padding, padding}, {2, 2}, {1, 1}, 1, "relu", Scalars(), std::nullopt);
-}
-
-at::Tensor pack_conv(const at::Tensor& w, int64_t padding, const std::vector<int64_t>& input) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("mkldnn::_reorder_convolution_weight", "")
-                             .typed<at::Tensor(const at::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
-                                               int64_t, at::OptionalIntArrayRef)>();
-  return op.call(w, {padding, padding}, {1, 1}, {1, 1}, 1, input);
-}
-
-at::Tensor pack_conv_transpose(const at::Tensor& w, int64_t padding, const std::vector<int64_t>& input) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("mkldnn::_reorder_convolution_transpose_weight", "")
-                             .typed<at::Tensor(const at::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
-                                               c10::IntArrayRef, int64_t, at::OptionalIntArrayRef)>();
-  return op.call(w, {padding, padding}, {padding, padding}, {2, 2}, {1, 1}, 1, input);
-}
-
-}  // namespace
-
 CpuEngine::CpuEngine(UNet model, at::ScalarType dtype) : model_(std::move(model)), dtype_(dtype) {
   if (dtype_ != at::kFloat && dtype_ != at::kBFloat16) throw Error("the CPU engine runs in float32 or bfloat16");
 }
 
-bool CpuEngine::available() {
-  auto& d = c10::Dispatcher::singleton();
-  return at::hasMKLDNN() && d.findSchema({"mkldnn::_convolution_pointwise", ""}).has_value() &&
-         d.findSchema({"mkldnn::_reorder_convolution_weight", ""}).has_value();
-}
+bool CpuEngine::available() { return onednn_fusion_available(); }
 
 bool CpuEngine::weights_changed() const {
   const auto parameters = model_->parameters();
@@ -80,7 +36,7 @@ CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
   auto conv = [&](const std::string& name, bool transpose = false) {
     const at::Tensor w = params[name + ".weight"].detach().to(dtype_).contiguous();
     const std::vector<int64_t> input{n, channels, side, side};
-    p.weights.push_back(transpose ? pack_conv_transpose(w, up_pad, input) : pack_conv(w, name == "head" ? 0 : pad, input));
+    p.weights.push_back(transpose ? onednn_pack_conv_transpose(w, up_pad, input) : onednn_pack_conv(w, name == "head" ? 0 : pad, input));
     p.biases.push_back(params[name + ".bias"].detach().to(dtype_).contiguous());
     channels = transpose ? w.size(1) : w.size(0);
   };
@@ -124,7 +80,7 @@ at::Tensor CpuEngine::forward(const at::Tensor& images) {
   const int64_t pad = o.padding() == Padding::kSame ? 1 : 0, up_pad = o.up_kernel() == 3 ? 1 : 0;
   size_t k = 0;
   auto conv = [&](const at::Tensor& x, bool relu = true) {
-    const at::Tensor y = call_conv(x, p.weights[k], p.biases[k], k + 1 == p.weights.size() ? 0 : pad, relu);
+    const at::Tensor y = onednn_conv(x, p.weights[k], p.biases[k], k + 1 == p.weights.size() ? 0 : pad, relu);
     ++k;
     return y;
   };
@@ -137,7 +93,7 @@ at::Tensor CpuEngine::forward(const at::Tensor& images) {
   }
   x = conv(conv(x));
   for (int64_t i = 0; i < o.depth(); ++i) {
-    x = call_conv_transpose(x, p.weights[k], p.biases[k], up_pad);
+    x = onednn_conv_transpose_relu(x, p.weights[k], p.biases[k], up_pad);
     ++k;
     x = conv(conv(at::cat({x, centre_crop(skips[skips.size() - 1 - static_cast<size_t>(i)], x)}, 1)));
   }

@@ -1,6 +1,7 @@
 // The U-Net module: contracting path, bottleneck with dropout, expanding path with crop-and-concat.
 #include "unet/model/unet.h"
 
+#include "unet/model/onednn_ops.h"
 #include "unet/model/ops.h"
 
 #include <ATen/ATen.h>
@@ -35,6 +36,10 @@ at::Tensor DoubleConvImpl::forward(const at::Tensor& x) {
       return fused_bias_relu(at::conv2d(in, conv->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/padding_), conv->bias);
     };
     return conv_relu(conv2_, conv_relu(conv1_, x));
+  }
+  if (cpu_fusion_ && onednn_trainable(x)) {
+    const at::Tensor y = onednn_conv_bias_relu(x, conv1_->weight, conv1_->bias, padding_);
+    return onednn_conv_bias_relu(y, conv2_->weight, conv2_->bias, padding_);
   }
   return at::relu(conv2_->forward(at::relu(conv1_->forward(x))));
 }
@@ -84,6 +89,8 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
       x = fused_bias_relu(at::conv_transpose2d(x, up->weight, /*bias=*/{}, /*stride=*/2, /*padding=*/pad,
                                                /*output_padding=*/pad),
                           up->bias);
+    } else if (cpu_fusion_ && onednn_trainable(x)) {
+      x = onednn_conv_bias_relu(x, up->weight, up->bias, options_.up_kernel() == 3 ? 1 : 0, /*transposed=*/true);
     } else {
       x = at::relu(up->forward(x));
     }
@@ -105,6 +112,13 @@ void use_channels_last(UNetImpl& model) {
   for (auto& p : model.parameters()) {
     if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
   }
+}
+
+void UNetImpl::use_cpu_fusion(bool on) {
+  cpu_fusion_ = on && onednn_fusion_available();
+  for (const auto& block : *down_) block->as<DoubleConvImpl>()->use_cpu_fusion(cpu_fusion_);
+  bottleneck_->use_cpu_fusion(cpu_fusion_);
+  for (const auto& block : *up_) block->as<DoubleConvImpl>()->use_cpu_fusion(cpu_fusion_);
 }
 
 int64_t UNetImpl::parameter_count() const {

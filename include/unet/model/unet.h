@@ -64,12 +64,15 @@ class DoubleConvImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   /// CUDA inputs: bias-free convolutions followed by the fused bias + ReLU kernel (`ops.h`).
   void use_fused(bool on) { fused_ = on; }
+  /// CPU inputs: each convolution with its bias and ReLU fused by oneDNN (`onednn_ops.h`).
+  void use_cpu_fusion(bool on) { cpu_fusion_ = on; }
 
  private:
   torch::nn::Conv2d conv1_{nullptr};
   torch::nn::Conv2d conv2_{nullptr};
   int64_t padding_ = 0;
   bool fused_ = false;
+  bool cpu_fusion_ = false;
 };
 TORCH_MODULE(DoubleConv);
 
@@ -86,10 +89,17 @@ class UNetImpl : public torch::nn::Module {
   /// and results are the same (within rounding).
   void use_fused(bool on);
   bool fused() const { return fused_; }
+  /// On CPUs, run every convolution and transposed convolution with its bias and ReLU fused into
+  /// one oneDNN call, differentiable (`onednn_conv_bias_relu`): the training path of CPUs, where
+  /// no weights can be prepacked. Ignored for CUDA inputs and where oneDNN's operators are
+  /// missing (`onednn_fusion_available`). Same results as the plain path within rounding.
+  void use_cpu_fusion(bool on);
+  bool cpu_fusion() const { return cpu_fusion_; }
 
  private:
   UNetOptions options_;
   bool fused_ = false;
+  bool cpu_fusion_ = false;
   torch::nn::ModuleList down_;
   DoubleConv bottleneck_{nullptr};
   torch::nn::Dropout dropout_{nullptr};

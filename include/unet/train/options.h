@@ -61,6 +61,9 @@ struct TrainOptions {
   /// On CUDA: the fused kernels (bias + ReLU after every convolution, the loss in one kernel each
   /// way) instead of the plain LibTorch path.
   bool fused = false;
+  /// On CPUs: every convolution with its bias and ReLU fused by oneDNN, forward and backward
+  /// (`UNetImpl::use_cpu_fusion`) instead of the plain LibTorch path.
+  bool cpu_fusion = true;
 
   /// Throws `OptionError` naming the first field that is out of range.
   void validate() const;
