@@ -3,8 +3,11 @@
 
 Runs, in interleaved rounds (every implementation once per round, so that the machine's drift
 hits all of them alike), the reference U-Net at 572x572 on random inputs:
-  unet            `unet benchmark` (inference with the oneDNN engine, and with --cpu-engine off)
-  PyTorch         ../shared/bench/pytorch_reference.py, eager and torch.compile
+  unet            `unet benchmark` (oneDNN's fused convolutions, and with --cpu-engine off the
+                  plain LibTorch path; both with the allocator the build links, jemalloc)
+  PyTorch         ../shared/bench/pytorch_reference.py, eager and torch.compile, and eager with
+                  jemalloc preloaded as unet configures it ("PyTorch eager+jemalloc": what a
+                  PyTorch user tuning the allocator would get; only where libjemalloc is installed)
   OpenVINO, ORT   ../shared/bench/runtime_reference.py (needs openvino, onnxruntime, onnx: pip
                   install --target DIR openvino onnxruntime onnx, then PYTHONPATH=DIR)
 and prints a markdown table of the median images/s (min-max over the rounds), the ratio of unet's
@@ -18,6 +21,10 @@ import argparse, json, os, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORWARD_GFLOP, TRAIN_GFLOP = 315.0, 945.0
+# The jemalloc settings of tools/allocator.cpp, for the PyTorch row that preloads it.
+JEMALLOC = next((p for p in ("/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+                             "/usr/lib64/libjemalloc.so.2") if os.path.exists(p)), None)
+JEMALLOC_CONF = "oversize_threshold:1,dirty_decay_ms:-1,muzzy_decay_ms:-1,metadata_thp:auto"
 
 
 def run(cmd, env=None):
@@ -59,8 +66,6 @@ def measure(impl, what, prec, bs, args):
     iters, warmup = (2, 1) if what == "train" else (3, 1)
     if impl.startswith("unet"):
         mode = "train" if what == "train" else "predict"
-        if what == "train" and impl != "unet":
-            return None
         engine = "off" if impl == "unet plain" else "on"
         out = os.path.join(args.out, f"{impl.replace(' ', '-')}-{what}-{prec}-bs{bs}.json")
         rc, _, err = run([unet, "benchmark", "--exec-mode", mode, "--synthetic", "--device", "cpu", "--precision", prec,
@@ -68,11 +73,16 @@ def measure(impl, what, prec, bs, args):
                           "--cpu-engine", engine, "--output", out, "--quiet"])
         return json.load(open(out))["images_per_second"] if rc == 0 else None
     if impl.startswith("PyTorch"):
-        mode = "compile" if impl.endswith("compile") else "eager"
+        mode = "compile" if "compile" in impl else "eager"
         if what == "train" and mode == "compile":
             return None
+        env = None
+        if impl.endswith("+jemalloc"):
+            if JEMALLOC is None:
+                return None
+            env = dict(os.environ, LD_PRELOAD=JEMALLOC, MALLOC_CONF=JEMALLOC_CONF)
         rc, out, _ = run([python, "-W", "ignore", args.ref, "--what", what, "--prec", prec, "--bs", str(bs), "--mode", mode,
-                          "--warmup", str(warmup), "--iters", str(iters)])
+                          "--warmup", str(warmup), "--iters", str(iters)], env=env)
     else:
         runtime = "openvino" if impl == "OpenVINO" else "onnxruntime"
         if what == "train" or (runtime == "onnxruntime" and prec != "fp32"):
@@ -90,7 +100,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rows", default="train-2,infer-1,infer-4")
     ap.add_argument("--precisions", default="fp32,bf16")
-    ap.add_argument("--impls", default="unet,unet plain,PyTorch eager,PyTorch compile,OpenVINO,ONNX Runtime")
+    ap.add_argument("--impls", default="unet,unet plain,PyTorch eager,PyTorch eager+jemalloc,PyTorch compile,OpenVINO,ONNX Runtime")
     ap.add_argument("--unet", default=os.environ.get("UNET", os.path.join(ROOT, "build", "unet")))
     ap.add_argument("--python", default=os.environ.get("PYTHON", os.path.join(ROOT, ".venv", "bin", "python")))
     ap.add_argument("--ref", default=os.environ.get("REF", os.path.join(ROOT, "..", "shared", "bench", "pytorch_reference.py")))

@@ -16,7 +16,7 @@ build=${UNET_BUILD_DIR:-build}
 log() { echo "[run.sh] $*" >&2; }
 
 # 1. System packages: compiler, CMake and the libraries that unet uses.
-packages=(g++ cmake make libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libgloo-dev libgd-dev libonnx-dev libprotobuf-dev libzip-dev pkg-config python3 python3-venv)
+packages=(g++ cmake make libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libgloo-dev libgd-dev libonnx-dev libprotobuf-dev libzip-dev libjemalloc-dev pkg-config python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,4 +1,5 @@
 // `unet benchmark`: training or inference throughput and latency percentiles, or loader throughput.
+#include "allocator.h"
 #include "options.h"
 
 #include "model/json.h"
@@ -87,6 +88,7 @@ Batch random_batch(const BenchmarkCommand& o, const UNetOptions& model, const Ge
 LatencyStats benchmark_training(const BenchmarkCommand& o, RunContext& context, const UNetOptions& model, const Geometry& g,
                                 const std::vector<Sample>& train) {
   TrainOptions t = o.train;
+  t.cpu_fusion = o.cpu_engine;
   t.model_dir.clear();
   t.log_dir.clear();
   connect(context, o.runtime.dist_timeout_s);
@@ -146,7 +148,11 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
               world > 1 ? (" (global, " + std::to_string(world) + " processes)").c_str() : "");
   std::printf("  latency ms  mean %.2f  p50 %.2f  p90 %.2f  p95 %.2f  p99 %.2f\n", stats.mean_ms, stats.p50_ms, stats.p90_ms,
               stats.p95_ms, stats.p99_ms);
+  const int64_t peak_host = peak_host_memory_bytes();
+  std::printf("  host memory peak %.2f GiB (%s)\n", static_cast<double>(peak_host) / (1 << 30), memory_allocator().c_str());
   nlohmann::json j = stats;
+  j["allocator"] = memory_allocator();
+  j["peak_host_memory_bytes"] = peak_host;
   j["exec_mode"] = name_of(mode_names(), o.mode);
   j["world_size"] = world;
   j["global_images_per_second"] = stats.images_per_second * world;
@@ -170,7 +176,7 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   j["precision"] = to_string(context.precision);
   j["graphs"] = graphs;
   j["fused"] = fused;
-  j["cpu_engine"] = o.mode == Mode::kPredict && o.cpu_engine && context.device.is_cpu();
+  j["cpu_engine"] = o.mode != Mode::kLoader && o.cpu_engine && context.device.is_cpu();
   j["cpu_threads"] = at::get_num_threads();
   if (context.device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(context.device);
   j["model"] = model;
@@ -224,7 +230,7 @@ void register_benchmark(CLI::App& app) {
   add_value(*cmd, "--warmup-steps,--warmup_steps", "benchmark.warmup_steps", o->warmup_steps, "Untimed steps first");
   add_value(*cmd, "--max-steps,--max_steps", "benchmark.steps", o->steps, "Timed steps");
   add_switch(*cmd, "--augment", "augment", o->train.augment, "Augment (train and loader modes)");
-  add_switch(*cmd, "--cpu-engine", "cpu_engine", o->cpu_engine, "Predict mode on CPUs: the oneDNN engine (prepacked, fused ReLU)");
+  add_switch(*cmd, "--cpu-engine", "cpu_engine", o->cpu_engine, "On CPUs: oneDNN's fused convolution + bias + ReLU (predict: also prepacked weights); off: the plain LibTorch path");
   add_value(*cmd, "--output", "output", o->output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Default location of the JSON output");
   add_value(*cmd, "--baseline", "baseline", o->baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");
