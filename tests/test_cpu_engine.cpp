@@ -7,12 +7,18 @@
 #include "unet/infer/predictor.h"
 #include "unet/model/geometry.h"
 #include "unet/model/onednn_ops.h"
+#include "unet/model/ops.h"
 #include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
+
+#include <array>
+#include <functional>
+#include <set>
 
 using namespace unet;
 
@@ -136,6 +142,29 @@ std::string last_block_node(UNet& model, const at::Tensor& x) {
 
 }  // namespace
 
+namespace {
+
+/// Names of every autograd node behind `out`.
+std::set<std::string> graph_nodes(const at::Tensor& out) {
+  std::set<std::string> names;
+  std::set<const torch::autograd::Node*> seen;
+  std::function<void(const std::shared_ptr<torch::autograd::Node>&)> walk = [&](const auto& node) {
+    if (!node || !seen.insert(node.get()).second) return;
+    names.insert(node->name());
+    for (const auto& edge : node->next_edges()) walk(edge.function);
+  };
+  walk(out.grad_fn());
+  return names;
+}
+
+bool any_contains(const std::set<std::string>& names, const std::string& part) {
+  for (const auto& n : names)
+    if (n.find(part) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
 TEST(CpuFusion, ForwardAndGradientsMatchThePlainPathInFloat32AndBfloat16) {
   if (!onednn_fusion_available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
   struct Case {
@@ -164,6 +193,9 @@ TEST(CpuFusion, ForwardAndGradientsMatchThePlainPathInFloat32AndBfloat16) {
     const at::Tensor x = at::randn({c.batch, c.options.in_channels(), c.size, c.size}).contiguous(format);
     EXPECT_NE(last_block_node(fused_model, x).find("ConvBiasRelu"), std::string::npos) << "the fused path did not run";
     EXPECT_EQ(last_block_node(plain_model, x).find("ConvBiasRelu"), std::string::npos);
+    fused_model->train();
+    EXPECT_TRUE(any_contains(graph_nodes(fused_model->forward(x.detach().clone().requires_grad_(true))), "MaxPoolAndCrop"))
+        << c.options.describe() << ": the pooling and crop were not fused";
     const int64_t out_side = output_size(c.options, c.size);
     const at::Tensor weights = at::randn({c.batch, c.options.classes(), out_side, out_side});
     const auto reference = output_and_gradients(plain_model, x, weights), fused = output_and_gradients(fused_model, x, weights);
@@ -181,6 +213,44 @@ TEST(CpuFusion, ForwardAndGradientsMatchThePlainPathInFloat32AndBfloat16) {
       EXPECT_LT(relative_error(fused16[i], reference16[i]), 5e-2) << c.options.describe() << ": bf16 tensor " << i;
     }
   }
+}
+
+TEST(CpuFusion, PoolAndCropGivesThePlainPathsValuesAndGradientsBitForBit) {
+  // x feeds the pooling and the crop; its gradient is the sum of both consumers' gradients.
+  for (const auto type : {at::kFloat, at::kBFloat16}) {
+    for (const auto format : {at::MemoryFormat::ChannelsLast, at::MemoryFormat::Contiguous}) {
+      for (const auto& [h, w, ch, cw] : std::vector<std::array<int64_t, 4>>{{13, 11, 6, 5}, {12, 12, 12, 12}, {20, 16, 3, 8}}) {
+        SCOPED_TRACE(testing::Message() << at::toString(type) << " " << h << "x" << w << " crop " << ch << "x" << cw);
+        at::manual_seed(3);
+        const at::Tensor base = at::randn({2, 3, h, w}).to(type).contiguous(format);
+        const at::Tensor grad_pooled = at::randn({2, 3, h / 2, w / 2}).to(type);
+        const at::Tensor grad_crop = at::randn({2, 3, ch, cw}).to(type);
+        for (int used = 1; used <= 3; ++used) {  // 1: the pooling only, 2: the crop only, 3: both
+          auto gradient = [&](bool fused) {
+            const at::Tensor x = base.detach().clone().requires_grad_(true);
+            const at::Tensor y = x * 1;  // a non-leaf, as in the network
+            at::Tensor pooled, crop;
+            if (fused) {
+              std::tie(pooled, crop) = max_pool_and_crop(y, ch, cw);
+              EXPECT_TRUE(any_contains(graph_nodes(pooled), "MaxPoolAndCrop"));
+            } else {
+              pooled = at::max_pool2d(y, {2, 2}, {2, 2});
+              crop = y.narrow(2, (h - ch) / 2, ch).narrow(3, (w - cw) / 2, cw);
+            }
+            std::vector<at::Tensor> outputs, grads;
+            if (used & 1) outputs.push_back(pooled), grads.push_back(grad_pooled);
+            if (used & 2) outputs.push_back(crop), grads.push_back(grad_crop);
+            torch::autograd::backward(outputs, grads);
+            return std::vector<at::Tensor>{pooled.detach(), crop.detach().contiguous(), x.grad()};
+          };
+          const auto fused = gradient(true), reference = gradient(false);
+          for (size_t i = 0; i < fused.size(); ++i)
+            EXPECT_TRUE(at::equal(fused[i], reference[i])) << "used " << used << ", tensor " << i << " (0 pooled, 1 crop, 2 gradient)";
+        }
+      }
+    }
+  }
+  EXPECT_THROW(max_pool_and_crop(at::randn({1, 1, 8, 8}), 9, 4), Error);
 }
 
 TEST(CpuFusion, TrainingWithItLearnsTheSameModelAsThePlainPath) {

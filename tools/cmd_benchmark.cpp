@@ -149,9 +149,10 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   std::printf("  latency ms  mean %.2f  p50 %.2f  p90 %.2f  p95 %.2f  p99 %.2f\n", stats.mean_ms, stats.p50_ms, stats.p90_ms,
               stats.p95_ms, stats.p99_ms);
   const int64_t peak_host = peak_host_memory_bytes();
-  std::printf("  host memory peak %.2f GiB (%s)\n", static_cast<double>(peak_host) / (1 << 30), memory_allocator().c_str());
+  const std::string allocator = memory_allocator();
+  std::printf("  host memory peak %.2f GiB (%s)\n", static_cast<double>(peak_host) / (1 << 30), allocator.c_str());
   nlohmann::json j = stats;
-  j["allocator"] = memory_allocator();
+  j["allocator"] = allocator;
   j["peak_host_memory_bytes"] = peak_host;
   j["exec_mode"] = name_of(mode_names(), o.mode);
   j["world_size"] = world;

@@ -6,12 +6,28 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 namespace unet {
 namespace {
 
 torch::nn::Conv2dOptions conv3x3(int64_t in, int64_t out, Padding padding) {
   return torch::nn::Conv2dOptions(in, out, /*kernel_size=*/3)
       .padding(padding == Padding::kSame ? 1 : 0);
+}
+
+/// The side (height or width) of each decoder level's up-sampled map, for an input side: the
+/// size its skip connection is cropped to. Index = encoder level (0 = top).
+std::vector<int64_t> skip_crop_sides(int64_t side, int64_t depth, int64_t shrink) {
+  for (int64_t level = 0; level < depth; ++level) side = (side - shrink) / 2;
+  side -= shrink;  // the bottleneck
+  std::vector<int64_t> sides(static_cast<size_t>(depth));
+  for (int64_t level = depth - 1; level >= 0; --level) {
+    side *= 2;
+    sides[static_cast<size_t>(level)] = side;
+    side -= shrink;
+  }
+  return sides;
 }
 
 }  // namespace
@@ -75,11 +91,28 @@ UNetImpl::UNetImpl(const UNetOptions& options) : options_(options) {
 at::Tensor UNetImpl::forward(const at::Tensor& input) {
   std::vector<at::Tensor> skips;
   skips.reserve(down_->size());
+  // CPU training: pooling and crop as one autograd node (`max_pool_and_crop`), the skips cropped
+  // here to the sizes the decoder will meet.
+  const bool pool_and_crop = cpu_fusion_ && input.is_cpu() && input.dim() == 4;
+  const int64_t shrink = options_.padding() == Padding::kValid ? 4 : 0;
+  std::vector<int64_t> crop_h, crop_w;
+  if (pool_and_crop) {
+    crop_h = skip_crop_sides(input.size(2), options_.depth(), shrink);
+    crop_w = skip_crop_sides(input.size(3), options_.depth(), shrink);
+  }
   at::Tensor x = input;
   for (const auto& block : *down_) {
     x = block->as<DoubleConvImpl>()->forward(x);
-    skips.push_back(x);
-    x = at::max_pool2d(x, /*kernel_size=*/{2, 2}, /*stride=*/{2, 2});
+    const size_t level = skips.size();
+    if (pool_and_crop && crop_h[level] >= 1 && crop_w[level] >= 1 && crop_h[level] <= x.size(2) &&
+        crop_w[level] <= x.size(3)) {
+      auto [pooled, skip] = max_pool_and_crop(x, crop_h[level], crop_w[level]);
+      skips.push_back(skip);
+      x = pooled;
+    } else {
+      skips.push_back(x);
+      x = at::max_pool2d(x, /*kernel_size=*/{2, 2}, /*stride=*/{2, 2});
+    }
   }
   x = dropout_->forward(bottleneck_->forward(x));
   for (size_t i = 0; i < up_->size(); ++i) {
@@ -95,7 +128,10 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
       x = at::relu(up->forward(x));
     }
     const at::Tensor& skip = skips[skips.size() - 1 - i];
-    x = up_[i]->as<DoubleConvImpl>()->forward(at::cat({x, centre_crop(skip, x)}, /*dim=*/1));
+    // A skip already cropped to x's size goes in as it is (a full-size narrow would still cost
+    // a zero-filled gradient).
+    const bool cropped = skip.size(2) == x.size(2) && skip.size(3) == x.size(3);
+    x = up_[i]->as<DoubleConvImpl>()->forward(at::cat({x, cropped ? skip : centre_crop(skip, x)}, /*dim=*/1));
   }
   return head_->forward(x);
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 namespace unet {
 
@@ -25,5 +26,17 @@ at::Tensor bias_relu_reference(const at::Tensor& x, const at::Tensor& bias);
 /// once: then it is not tried again in this process, after a one-line notice).
 std::optional<at::Tensor> cudnn_conv_bias_relu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                                                int64_t padding);
+
+/// The encoder's hand-over at one level: {max_pool2d(x, 2, 2), the centre crop of x to
+/// crop_h x crop_w} (the next level's input and the skip connection's part of the decoder's
+/// concatenation), as one autograd node. x [N, C, H, W] (any floating type, any device,
+/// channels-last or not); crop_h <= H, crop_w <= W; the crop is a view of x.
+/// Its backward writes x's gradient once: the pooling's backward, then the crop's gradient added
+/// into the centre in place. The plain path (`at::max_pool2d` and `centre_crop` as separate
+/// nodes) zero-fills an x-sized gradient per narrowed dimension of the crop, copies into it, and
+/// sums with the pooling's: 0.6 s of a 572x572, batch-2 CPU training step, against 0.07 s here.
+/// The same values, bit for bit (where the two gradients overlap, the same one addition).
+/// Without gradient mode it is the two plain operations.
+std::pair<at::Tensor, at::Tensor> max_pool_and_crop(const at::Tensor& x, int64_t crop_h, int64_t crop_w);
 
 }  // namespace unet
