@@ -16,6 +16,8 @@ best to the best other implementation, and the fraction of the machine's matrix-
 training image) that each reached. The CPU model and its bf16/AMX flags head the table.
 
   scripts/cpu_benchmark.py [--rounds 3] [--rows train-2,infer-1,infer-4] [--precisions fp32,bf16]
+                           [--train-steps 2] [--infer-steps 3] [--impls unet,PyTorch eager,...]
+More timed steps steady the training ratios on noisy machines, at a proportional cost in time.
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
@@ -63,7 +65,7 @@ print(best)
 def measure(impl, what, prec, bs, args):
     """images/s of one implementation, or None when it is not available for this cell."""
     python, unet = args.python, args.unet
-    iters, warmup = (2, 1) if what == "train" else (3, 1)
+    iters, warmup = (args.train_steps, 1) if what == "train" else (args.infer_steps, 1)
     if impl.startswith("unet"):
         mode = "train" if what == "train" else "predict"
         engine = "off" if impl == "unet plain" else "on"
@@ -100,6 +102,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rows", default="train-2,infer-1,infer-4")
     ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--train-steps", type=int, default=2, help="timed training steps per measurement (after 1 warm-up)")
+    ap.add_argument("--infer-steps", type=int, default=3, help="timed forward passes per measurement (after 1 warm-up)")
     ap.add_argument("--impls", default="unet,unet plain,PyTorch eager,PyTorch eager+jemalloc,PyTorch compile,OpenVINO,ONNX Runtime")
     ap.add_argument("--unet", default=os.environ.get("UNET", os.path.join(ROOT, "build", "unet")))
     ap.add_argument("--python", default=os.environ.get("PYTHON", os.path.join(ROOT, ".venv", "bin", "python")))
