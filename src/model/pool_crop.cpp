@@ -30,7 +30,6 @@ struct MaxPoolAndCropFunction : public torch::autograd::Function<MaxPoolAndCropF
     ctx->save_for_backward({x, indices});
     ctx->saved_data["top"] = top;
     ctx->saved_data["left"] = left;
-    ctx->mark_non_differentiable({indices});
     return {pooled, x.narrow(2, top, crop_h).narrow(3, left, crop_w)};
   }
 

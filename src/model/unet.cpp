@@ -104,8 +104,7 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
   for (const auto& block : *down_) {
     x = block->as<DoubleConvImpl>()->forward(x);
     const size_t level = skips.size();
-    if (pool_and_crop && crop_h[level] >= 1 && crop_w[level] >= 1 && crop_h[level] <= x.size(2) &&
-        crop_w[level] <= x.size(3)) {
+    if (pool_and_crop) {
       auto [pooled, skip] = max_pool_and_crop(x, crop_h[level], crop_w[level]);
       skips.push_back(skip);
       x = pooled;
