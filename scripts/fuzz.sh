@@ -2,7 +2,8 @@
 # Fuzzes unet's readers of hostile input with libFuzzer (clang, UndefinedBehaviorSanitizer, and
 # AddressSanitizer where it applies):
 #   scripts/fuzz.sh [SECONDS]      each target for SECONDS (default 60), from fuzz/corpus/<target>
-# Targets: image (TIFF and PNG readers) and options (the command-line parser), built with ASan and
+# Targets: image (TIFF and PNG readers), options (the command-line parser, with the dictionary
+# fuzz/options.dict) and readers (score's pairs of images, benchmark's baseline JSON), built with ASan and
 # UBSan in build-fuzz; checkpoint (the checkpoint reader), built with UBSan alone in
 # build-fuzz-ubsan: ASan's operator new reports an allocation failure instead of throwing
 # std::bad_alloc, which is how unet bounds what a crafted checkpoint makes LibTorch allocate.
@@ -34,19 +35,20 @@ build() {
     { grep -E "error" "$out/build-$(basename "$dir").log" | head -30; exit 1; }
 }
 start=$(date +%s)
-build "${UNET_FUZZ_BUILD_DIR:-build-fuzz}" address,undefined fuzz_image fuzz_options
+build "${UNET_FUZZ_BUILD_DIR:-build-fuzz}" address,undefined fuzz_image fuzz_options fuzz_readers
 build "${UNET_FUZZ_BUILD_DIR:-build-fuzz}-ubsan" undefined fuzz_checkpoint
 echo "fuzz builds: $(( $(date +%s) - start )) s"
 
 status=0
-for target in image checkpoint options; do
+for target in image checkpoint options readers; do
   binary=${UNET_FUZZ_BUILD_DIR:-build-fuzz}/fuzz/fuzz_$target
   [ "$target" = checkpoint ] && binary=${UNET_FUZZ_BUILD_DIR:-build-fuzz}-ubsan/fuzz/fuzz_$target
   scratch=$(mktemp -d)
   cp fuzz/corpus/$target/* "$scratch"/
+  dict=(); [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
   # LibTorch is not instrumented and keeps some allocations for the life of the process.
   if ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     "$binary" -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=65536 -timeout=30 \
+     "$binary" "${dict[@]+"${dict[@]}"}" -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=65536 -timeout=30 \
        -artifact_prefix="$out/$target-" "$scratch" >"$out/$target.log" 2>&1; then
     echo "fuzz_$target: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$out/$target.log" | tail -1) (corpus $(ls "$scratch" | wc -l) inputs), no findings"
   else

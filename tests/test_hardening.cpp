@@ -376,7 +376,7 @@ TEST(Hardening, EvaluatingAFoldWithoutImagesAndOutOfRangeOptionsAreErrors) {
   expect_one_line_error(run_unet("evaluate --data-dir " + dir.file("two") + " --model-dir " + dir.file("model")),
                         "--fold 0 holds no evaluation images");
   const std::string train = "train" + kTiny + "--max-steps 1 --model-dir " + dir.file("fresh");
-  expect_one_line_error(run_unet("train" + kTiny + "--max-steps 1 --model-dir ''"), "--model-dir must not be empty");
+  expect_one_line_error(run_unet("train" + kTiny + "--max-steps 1 --model-dir ''"), "--model-dir: an empty value");
   expect_one_line_error(run_unet(train + " --classes 100000"), "--classes must be between 2 and 255");
   expect_one_line_error(run_unet(train + " --input-size 100000"), "--input-size must be between 1 and 65536");
   expect_one_line_error(run_unet(train + " --batch-size 2147483647"), "--batch-size must be at most 65536");

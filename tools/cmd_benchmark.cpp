@@ -135,7 +135,7 @@ LatencyStats benchmark_loader(const BenchmarkCommand& o, const RunContext& conte
 
 /// The results on stdout and in the JSON file.
 void report(const BenchmarkCommand& o, const RunContext& context, const UNetOptions& model, const Geometry& g,
-            const LatencyStats& stats, const std::string& out) {
+            const LatencyStats& stats, double baseline, const std::string& out) {
   const int world = o.mode == Mode::kTrain ? context.world_size() : 1;
   const bool graphs = o.train.graphs && context.device.is_cuda(), fused = o.train.fused && context.device.is_cuda();
   std::printf("benchmark %s: %s, batch %lld, %lld timed steps after %lld warm-up, %s, %s on %s\n",
@@ -157,17 +157,9 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   j["exec_mode"] = name_of(mode_names(), o.mode);
   j["world_size"] = world;
   j["global_images_per_second"] = stats.images_per_second * world;
-  if (!o.baseline.empty()) {
-    std::ifstream in(o.baseline);
-    if (!in) fail_file(o.baseline, "cannot read the baseline benchmark");
-    nlohmann::json b;
-    try {
-      b = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception&) {
-      fail_file(o.baseline, "not a benchmark JSON file");
-    }
-    const double single = b.value("global_images_per_second", b.value("images_per_second", 0.0));
-    const double efficiency = single > 0 ? stats.images_per_second * world / (single * world) : 0.0;
+  if (baseline > 0) {
+    const double single = baseline;
+    const double efficiency = stats.images_per_second * world / (single * world);
     j["weak_scaling_efficiency"] = efficiency;
     std::printf("  weak scaling %.1f%% of %d x %.2f images/s (baseline %s)\n", 100 * efficiency, world, single, o.baseline.c_str());
   }
@@ -182,7 +174,7 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   if (context.device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(context.device);
   j["model"] = model;
   j["input_size"] = g.input;
-  write_text_atomically(out, j.dump(2) + "\n");
+  write_text_atomically(out, json_text(j, 2) + "\n");
   std::printf("  wrote %s\n", out.c_str());
 }
 
@@ -192,16 +184,22 @@ void run_benchmark(const BenchmarkCommand& o) {
   const std::string out = o.output.empty() ? (std::filesystem::path(o.train.model_dir) /
                                               ("benchmark_" + name_of(mode_names(), o.mode) + ".json")).string()
                                            : o.output;
-  auto ensure_parent = [](const std::string& file, const std::string& what) {
-    const std::filesystem::path parent = std::filesystem::path(file).parent_path();
-    ensure_writable_directory(parent.empty() ? "." : parent.string(), what);
+  auto parent = [](const std::string& file) {
+    const std::filesystem::path p = std::filesystem::path(file).parent_path();
+    return p.empty() ? std::string(".") : p.string();
   };
-  ensure_parent(out, "output");
-  refuse_to_overwrite(out, {o.baseline});
-  if (!o.profile.empty()) {
-    ensure_parent(o.profile, "profile");
-    refuse_to_overwrite(o.profile, {o.baseline, out});
-  }
+  CommandFiles()
+      .reads(o.synthetic ? std::vector<std::string>{} : data_files(o.data))
+      .reads(o.baseline)
+      .writes_into(parent(out))
+      .writes_into(o.profile.empty() ? "" : parent(o.profile))
+      .writes(out)
+      .writes(o.profile)
+      .check();
+  // The baseline is read before minutes of timing, not after.
+  const double baseline = o.baseline.empty() ? 0.0 : read_baseline_images_per_second(o.baseline);
+  ensure_writable_directory(parent(out), "output");
+  if (!o.profile.empty()) ensure_writable_directory(parent(o.profile), "profile");
   DataSet data;
   if (!o.synthetic) data = load_data(o.data, o.model.classes());
   UNetOptions model = o.model;
@@ -215,7 +213,7 @@ void run_benchmark(const BenchmarkCommand& o) {
     case Mode::kPredict: stats = benchmark_inference(o, context, model, g, train); break;
     case Mode::kLoader: stats = benchmark_loader(o, context, model, g, train); break;
   }
-  if (context.leader()) report(o, context, model, g, stats, out);
+  if (context.leader()) report(o, context, model, g, stats, baseline, out);
 }
 
 }  // namespace

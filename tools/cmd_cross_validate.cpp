@@ -1,9 +1,11 @@
 // `unet cross-validate`: train and evaluate every fold; per-fold and mean +- std metrics.
 #include "options.h"
+#include "runtime/json.h"
 
 #include "eval/json.h"
 #include "model/json.h"
 #include "train/json.h"
+#include "unet/model/checkpoint.h"
 #include "unet/dist/dist.h"
 #include "unet/runtime/files.h"
 #include "unet/runtime/signals.h"
@@ -134,22 +136,28 @@ struct FoldResults {
 
 void run_cross_validate(CrossValidateCommand& o) {
   RunContext context = make_run_context(o.runtime);
-  const DataSet data = load_data(o.data, o.model.classes());
-  const UNetOptions model = model_for(o.model, data, o.train.input_size);
-  if (o.train.input_mode == InputMode::kResize)
-    require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
   const std::string root = o.train.model_dir;
-  ensure_writable_directory(root, "model");
   auto fold_options = [&](int fold) {
     TrainOptions t = o.train;
     t.model_dir = (std::filesystem::path(root) / ("fold-" + std::to_string(fold))).string();
     t.log_dir = t.model_dir;
     return t;
   };
+  const std::string out = (std::filesystem::path(root) / "cv_results.json").string();
+  CommandFiles files;
+  files.reads(data_files(o.data)).writes_into(root).writes(out);
+  for (int fold : o.folds) {
+    const TrainOptions t = fold_options(fold);
+    files.writes_into(t.model_dir).writes_checkpoint(checkpoint_path(t.model_dir)).writes(t.log_outputs());
+  }
+  files.check();
+  const DataSet data = load_data(o.data, o.model.classes());
+  const UNetOptions model = model_for(o.model, data, o.train.input_size);
+  if (o.train.input_mode == InputMode::kResize)
+    require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
+  ensure_writable_directory(root, "model");
   // Check every fold's directory before hours of training, not when its turn comes.
   for (int fold : o.folds) prepare_model_dir(fold_options(fold), context);
-  const std::string out = (std::filesystem::path(root) / "cv_results.json").string();
-  refuse_to_overwrite(out);
   install_stop_handlers();
   connect(context, o.runtime.dist_timeout_s);
   FoldResults results(data);
@@ -168,7 +176,7 @@ void run_cross_validate(CrossValidateCommand& o) {
   nlohmann::json summary = results.summary();
   summary["model"] = model;
   summary["train"] = training_record(o.train, context);
-  write_text_atomically(out, summary.dump(2) + "\n");
+  write_text_atomically(out, json_text(summary, 2) + "\n");
   std::printf("wrote %s\n", out.c_str());
 }
 

@@ -5,6 +5,7 @@
 
 #include "unet/dist/dist.h"
 #include "unet/infer/output.h"
+#include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/signals.h"
 #include "unet/train/logger.h"
@@ -60,6 +61,12 @@ void finish_nuclei_demo(const DemoCommand& o, const DataSet& data, const TrainRe
 
 void run_demo(DemoCommand& o) {
   const RunContext context = make_run_context(o.runtime);
+  CommandFiles()
+      .writes_into(o.write_data)
+      .writes_into(o.train.model_dir)
+      .writes_checkpoint(checkpoint_path(o.train.model_dir))
+      .writes(o.train.log_outputs())
+      .check();
   if (!o.write_data.empty()) {
     const std::filesystem::path dir(o.write_data);
     for (const char* existing : {"train-volume.tif", "train-labels.tif", "images", "masks"})

@@ -1,5 +1,6 @@
 // `unet evaluate`: metrics of a trained checkpoint on a fold's held-out images.
 #include "options.h"
+#include "runtime/json.h"
 
 #include "eval/json.h"
 #include "unet/dist/dist.h"
@@ -45,6 +46,9 @@ void run_evaluate(const EvaluateCommand& o) {
   // One process does the work when a launcher started several (they would write the same files).
   if (!context.leader()) return;
   const std::string ckpt = checkpoint_path(o.model_dir);
+  const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
+  const std::string out = (std::filesystem::path(dir) / "eval_results.json").string();
+  CommandFiles().reads(ckpt).reads(data_files(o.data)).writes_into(dir).writes(out).check();
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   const DataSet data = data_for(o.data, info);
   if (data.channels != info.model.in_channels())
@@ -55,9 +59,6 @@ void run_evaluate(const EvaluateCommand& o) {
   if (samples.empty())
     throw OptionError("fold", " " + std::to_string(o.data.fold) + " holds no evaluation images: the data set has only " +
                                   std::to_string(data.train.size()) + " labelled images (use {fold} none to evaluate on all)");
-  const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
-  const std::string out = (std::filesystem::path(dir) / "eval_results.json").string();
-  refuse_to_overwrite(out, {ckpt, o.data.dir});
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   const Metrics m = evaluate(predictor, samples);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
@@ -68,7 +69,7 @@ void run_evaluate(const EvaluateCommand& o) {
   j["checkpoint"] = ckpt;
   j["step"] = info.step;
   j["fold"] = fold_name;
-  write_text_atomically(out, j.dump(2) + "\n");
+  write_text_atomically(out, json_text(j, 2) + "\n");
 }
 
 }  // namespace

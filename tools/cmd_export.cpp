@@ -36,7 +36,9 @@ void print_usage_line(Format format, const std::string& out, const CheckpointInf
     std::printf("Python: import torch; m = torch.jit.load('%s'); p = m.probabilities(torch.zeros(1, %lld, %lld, %lld))\n",
                 out.c_str(), c, s, s);
   } else {
-    std::printf("check: bioimageio test %s   (pip install bioimageio.core onnxruntime torch)\n"
+    // pydantic 2.12+ breaks bioimageio.spec 0.5.12 (every package fails): the versions scripts/run.sh tests with.
+    std::printf("check: bioimageio test %s   (pip install bioimageio.core==0.11.0 bioimageio.spec==0.5.12.0 "
+                "pydantic==2.11.10 onnxruntime==1.32.0 torch)\n"
                 "Fiji: deepImageJ > Install model > From a zip file; napari: the bioimage.io plugin\n",
                 out.c_str());
   }
@@ -48,7 +50,7 @@ void run_export(const ExportCommand& o) {
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   UNet model = load_model(ckpt, info);
   const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format)).string() : o.output;
-  refuse_to_overwrite(out, {ckpt, o.package.sample});
+  CommandFiles().reads(ckpt).reads(o.package.sample).writes(out).check();
   ExportFormat contract_format = ExportFormat::kTorchScript;
   if (o.format == Format::kOnnx) {
     contract_format = ExportFormat::kOnnx;
@@ -87,11 +89,13 @@ void register_export(CLI::App& app) {
             "cover (default: a synthetic EM-like slice)");
   add_value(*cmd, "--name", "name", o->package.name, "bioimageio: the model's name");
   add_value(*cmd, "--description", "description", o->package.description, "bioimageio: one paragraph about the model");
-  add_value(*cmd, "--authors", "authors", o->package.authors, "bioimageio: authors' names, comma-separated")->delimiter(',');
-  add_value(*cmd, "--license", "license", o->package.license, "bioimageio: SPDX license of the weights");
-  add_value(*cmd, "--class-names", "class_names", o->package.class_names,
-            "bioimageio: one name per class, comma-separated (default: membrane,cell for two classes)")
-      ->delimiter(',');
+  add_list(*cmd, "--authors", "authors", o->package.authors, "bioimageio: authors' names, comma-separated");
+  add_value(*cmd, "--license", "license", o->package.license,
+            "bioimageio: SPDX license identifier of the weights, spelt as on https://spdx.org/licenses/ (case included)");
+  add_list(*cmd, "--class-names", "class_names", o->package.class_names,
+           "bioimageio: one name per class, comma-separated (default: membrane,cell for two classes)");
+  // The package's texts are checked as the command line is parsed, before the checkpoint is read.
+  check_after_parse(*cmd, [o] { o->package.validate(); });
   on_run(*cmd, [o] { run_export(*o); });
 }
 

@@ -76,6 +76,9 @@ void register_launch(CLI::App& app) {
     std::vector<std::string> args = g_command;
     if (args.empty()) throw Error("launch: nothing to run; usage: unet launch --nproc-per-node N -- train [options]");
     if (*nproc < 1) throw Error("--nproc-per-node must be at least 1");
+    if (*nproc > max_threads_per_machine())
+      throw Error("--nproc-per-node must be at most " + std::to_string(max_threads_per_machine()) +
+                  " (4 per core of this machine; got " + std::to_string(*nproc) + ")");
     if (args.front() == "launch") throw Error("launch: cannot launch 'launch'");
     std::vector<pid_t> children;
     g_children = &children;

@@ -29,6 +29,14 @@ std::string input_folder(const PredictCommand& o) {
   return !fs::exists(d / "test-volume.tif") && fs::is_directory(d / "test") ? (d / "test").string() : "";
 }
 
+/// The files that `images_to_predict` reads.
+std::vector<std::string> input_files(const PredictCommand& o) {
+  if (!o.input.empty()) return image_files(o.input);
+  if (o.data_dir.empty()) return {};
+  const fs::path d(o.data_dir);
+  return image_files(fs::exists(d / "test-volume.tif") ? (d / "test-volume.tif").string() : (d / "test").string());
+}
+
 std::vector<Sample> images_to_predict(const PredictCommand& o) {
   if (!o.input.empty()) return load_images(o.input);
   if (o.data_dir.empty()) throw Error("nothing to predict: pass --input FILE|DIR or --data-dir DIR");
@@ -57,17 +65,31 @@ void run_predict(const PredictCommand& o) {
       throw Error(s.name() + ": " + std::to_string(s.image.size(0)) + " channels, but the model expects " +
                   std::to_string(info.model.in_channels()));
   }
-  Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
-  std::vector<std::string> inputs = {ckpt, o.input, o.data_dir.empty() ? "" : (fs::path(o.data_dir) / "test-volume.tif").string()};
   const std::string folder = input_folder(o);
-  if (!folder.empty()) {
-    for (const auto& s : samples) inputs.push_back((fs::path(folder) / s.source).string());
-  }
-  for (const auto& path : prediction_outputs(out, samples, files, !folder.empty())) refuse_to_overwrite(path, inputs);
+  CommandFiles()
+      .reads(ckpt)
+      .reads(input_files(o))
+      .writes_into(out)
+      .writes_into(o.files.overlays ? (fs::path(out) / "overlays").string() : "")
+      .writes(prediction_outputs(out, samples, files, !folder.empty()))
+      .check();
+  Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   const auto probabilities = predictor.predict(samples);
-  const auto written = folder.empty() ? write_predictions(out, samples, probabilities, files)
-                                      : write_predictions_per_file(out, samples, probabilities, files);
+  std::error_code ec;
+  const bool out_existed = fs::exists(out, ec);
+  std::vector<std::string> written;
+  try {
+    written = folder.empty() ? write_predictions(out, samples, probabilities, files)
+                             : write_predictions_per_file(out, samples, probabilities, files);
+  } catch (...) {
+    // A folder this run created is not left behind empty (a full disk); files already written stay.
+    if (!out_existed) {
+      fs::remove(fs::path(out) / "overlays", ec);
+      fs::remove(out, ec);
+    }
+    throw;
+  }
   std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
   size_t shown = 0, count = 0;
   for (const auto& path : written) {

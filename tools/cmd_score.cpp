@@ -9,7 +9,12 @@
 // else its 4-connected cells; the prediction's 4-connected cells where the probability is at least
 // 0.5, as everywhere else, or with `--instances` the prediction's own labels (an instance-label
 // image: `predict --instances`'s, or another tool's).
+//
+// Doubtful input is refused rather than guessed at: a truth (or instance-label image) whose
+// channels differ, a folder holding two images of one stem ("a.png" and "a.tif"), and with
+// `--instances` a binary mask (its only non-zero value 255 or 65535), which would score as one object.
 #include "options.h"
+#include "runtime/json.h"
 
 #include "eval/json.h"
 #include "unet/data/components.h"
@@ -39,6 +44,24 @@ struct ScoreCommand {
   bool instances = false;
 };
 
+/// The PNG and TIFF files of `folder` by stem (stem -> file). Two files of one stem ("a.png" and
+/// "a.tif") are refused: files are matched by stem, and picking one would be a silent guess.
+std::map<std::string, std::string> images_by_stem(const std::string& folder) {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(folder))
+    if (e.is_regular_file() && has_image_extension(e.path().string())) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::map<std::string, std::string> by_stem;
+  for (const std::string& f : files) {
+    const auto [it, added] = by_stem.emplace(std::filesystem::path(f).stem().string(), f);
+    if (!added)
+      fail_file(folder, "holds both " + std::filesystem::path(it->second).filename().string() + " and " +
+                            std::filesystem::path(f).filename().string() +
+                            " (files are matched by stem, so one would be ignored); keep one");
+  }
+  return by_stem;
+}
+
 /// Pairs of (prediction file, truth file): the two files, or a folder's files matched by stem.
 /// With `instances`, a folder's `<stem>_instances` file is the prediction for `<stem>` when present
 /// (as `predict --instances` names them).
@@ -51,14 +74,11 @@ std::vector<std::pair<std::string, std::string>> pair_files(const std::string& p
     fail_file(prediction, "is a " + std::string(fs::is_directory(prediction) ? "folder" : "file") + " but --truth " +
                               truth + " is not: give two files or two folders");
   if (!fs::is_directory(truth)) return {{prediction, truth}};
-  std::map<std::string, std::string> predicted;  // stem -> file
-  for (const auto& e : fs::directory_iterator(prediction))
-    if (e.is_regular_file() && has_image_extension(e.path().string())) predicted[e.path().stem().string()] = e.path().string();
+  const std::map<std::string, std::string> predicted = images_by_stem(prediction);
   std::vector<std::pair<std::string, std::string>> pairs;
   std::vector<std::string> truths;
-  for (const auto& e : fs::directory_iterator(truth))
-    if (e.is_regular_file() && has_image_extension(e.path().string())) truths.push_back(e.path().string());
-  std::sort(truths.begin(), truths.end());
+  for (const auto& entry : images_by_stem(truth)) truths.push_back(entry.second);
+  std::sort(truths.begin(), truths.end());  // in file name order
   for (const std::string& t : truths) {
     const std::string stem = fs::path(t).stem().string();
     auto it = instances ? predicted.find(stem + "_instances") : predicted.end();
@@ -84,6 +104,37 @@ at::Tensor cell_probability(const RawImage& page, const std::string& file, bool 
   return invert ? 1.0 - p : p;
 }
 
+/// The one channel of a label image's page (a truth or instance labels): its channels must agree,
+/// apart from an opaque alpha channel (gray + alpha, RGBA), since only one can be used.
+at::Tensor single_channel(const RawImage& page, const std::string& file, const std::string& what) {
+  const at::Tensor& c = page.pixels;
+  int64_t colour = c.size(0);
+  const double opaque = page.format == SampleFormat::kUInt16 ? 65535.0 : 255.0;
+  if ((colour == 2 || colour == 4) && page.format != SampleFormat::kFloat32 && c[colour - 1].eq(opaque).all().item<bool>())
+    --colour;  // an alpha channel that hides nothing
+  if (!c.narrow(0, 0, colour).eq(c[0]).all().item<bool>())
+    fail_file(file, "has " + std::to_string(c.size(0)) + " differing channels; " + what + " must be single-channel");
+  return c[0];
+}
+
+/// Refuses `--instances` predictions that are not instance labels: float images, and binary masks,
+/// whose only non-zero value (over all pages) is 255 or 65535, the full scale of 8 or 16 bits.
+void check_instance_labels(const std::vector<RawImage>& pages, const std::string& file) {
+  std::vector<at::Tensor> values;
+  for (const RawImage& page : pages) {
+    if (page.format == SampleFormat::kFloat32) fail_file(file, "instance labels must be 8- or 16-bit integer images, not float");
+    values.push_back(std::get<0>(at::_unique(single_channel(page, file, "instance labels"))));
+  }
+  const at::Tensor all = std::get<0>(at::_unique(at::cat(values))).to(at::kLong);
+  const at::Tensor labels = all.masked_select(all != 0);
+  if (labels.numel() != 1) return;
+  const int64_t only = labels.item<int64_t>();
+  if (only == 255 || only == 65535)
+    fail_file(file, "--instances expects instance labels (one value per object), but this mask holds only " +
+                        std::string(all.numel() == 2 ? "0 and " : "") + std::to_string(only) +
+                        ": a binary mask; drop --instances");
+}
+
 /// Truth objects of one page (`raw`: its pixel values): its labels when it holds more than two
 /// values (an instance-label image), else the 4-connected components of its cells.
 at::Tensor truth_objects(const at::Tensor& raw, const at::Tensor& cells) {
@@ -99,7 +150,7 @@ nlohmann::json image_record(const std::string& name, int64_t page, const Metrics
 }
 
 void run_score(const ScoreCommand& o) {
-  if (!o.output.empty()) refuse_to_overwrite(o.output, {o.prediction, o.truth});
+  CommandFiles().reads(image_files(o.prediction)).reads(image_files(o.truth)).writes(o.output).check();
   MetricAccumulator overall;
   nlohmann::json images = nlohmann::json::array();
   const auto pairs = pair_files(o.prediction, o.truth, o.instances);
@@ -107,6 +158,7 @@ void run_score(const ScoreCommand& o) {
               "V_Info thinned", "objects t/p", "F1@0.5");
   for (const auto& [pred_file, truth_file] : pairs) {
     const std::vector<RawImage> pred = read_image_file(pred_file), truth = read_image_file(truth_file);
+    if (o.instances) check_instance_labels(pred, pred_file);
     if (pred.size() != truth.size())
       fail_file(pred_file, "has " + std::to_string(pred.size()) + " pages but " + truth_file + " has " + std::to_string(truth.size()));
     for (size_t k = 0; k < pred.size(); ++k) {
@@ -115,13 +167,10 @@ void run_score(const ScoreCommand& o) {
                                  std::to_string(pred[k].height()) + " but the truth " + truth_file + " is " +
                                  std::to_string(truth[k].width()) + "x" + std::to_string(truth[k].height()));
       at::Tensor predicted_objects;
-      if (o.instances) {
-        if (pred[k].format == SampleFormat::kFloat32) fail_file(pred_file, "instance labels must be 8- or 16-bit integer images, not float");
-        predicted_objects = pred[k].pixels[0].to(at::kLong);
-      }
+      if (o.instances) predicted_objects = pred[k].pixels[0].to(at::kLong);  // checked: one channel, labels
       const at::Tensor p = o.instances ? (predicted_objects != 0).to(at::kFloat)
                                        : cell_probability(pred[k], pred_file, o.invert_prediction);
-      const at::Tensor raw_truth = truth[k].pixels[0].to(at::kLong);
+      const at::Tensor raw_truth = single_channel(truth[k], truth_file, "truth").to(at::kLong);
       const at::Tensor cells = raw_truth != 0;  // any label is a cell: 0/255 masks and 16-bit instance labels
       const at::Tensor labels = cells.to(at::kLong);  // 1 = cell, 0 = boundary
       static_assert(kMembraneClass == 0, "class 0 is the boundary");
@@ -157,8 +206,8 @@ void run_score(const ScoreCommand& o) {
     nlohmann::json overall_json = m;
     overall_json.erase("dice_score");  // network-output terms: not defined for a prediction map
     overall_json.erase("cross_entropy");
-    write_text_atomically(o.output, nlohmann::json{{"prediction", o.prediction}, {"truth", o.truth}, {"images", images},
-                                                   {"overall", overall_json}}.dump(2) + "\n");
+    const nlohmann::json record = {{"prediction", o.prediction}, {"truth", o.truth}, {"images", images}, {"overall", overall_json}};
+    write_text_atomically(o.output, json_text(record, 2) + "\n");
     std::printf("wrote %s\n", o.output.c_str());
   }
   std::fflush(stdout);
@@ -173,12 +222,15 @@ void register_score(CLI::App& app) {
   add_value(*cmd, "--prediction", "prediction", o->prediction,
             "Cell probability maps or masks: a (multi-page) TIFF or PNG, or a folder matched to --truth by stem")
       ->required();
-  add_value(*cmd, "--truth", "truth", o->truth, "Binary truth: cells non-zero, boundaries 0 (file or folder)")->required();
+  add_value(*cmd, "--truth", "truth", o->truth,
+            "Binary truth: cells non-zero, boundaries 0 (file or folder; one channel, or RGB with equal channels)")
+      ->required();
   add_value(*cmd, "--output,-o", "output", o->output, "JSON file for per-image and overall scores (optional)");
   add_switch(*cmd, "--invert-prediction", "invert_prediction", o->invert_prediction,
              "The prediction maps the boundary (membrane) class instead of the cells");
   add_switch(*cmd, "--instances", "instances", o->instances,
-             "The predictions are instance-label images (objects as labelled; in a folder <stem>_instances files first)");
+             "The predictions are instance-label images (objects as labelled; in a folder <stem>_instances files "
+             "first); a file whose only non-zero value is 255 or 65535 is a binary mask and refused");
   add_image_limit(*cmd);
   on_run(*cmd, [o] { run_score(*o); });
 }

@@ -23,10 +23,17 @@ struct TrainCommand {
 
 void run_train(TrainCommand& o) {
   RunContext context = make_run_context(o.runtime);
-  const DataSet data = load_data(o.data, o.model.classes());
-  const UNetOptions model = model_for(o.model, data, o.train.input_size);
   TrainOptions& train = o.train;
   if (train.log_dir.empty()) train.log_dir = train.model_dir;
+  CommandFiles()
+      .reads(data_files(o.data))
+      .writes_into(train.model_dir)
+      .writes_into(train.log_dir)
+      .writes_checkpoint(checkpoint_path(train.model_dir))
+      .writes(train.log_outputs())
+      .check();
+  const DataSet data = load_data(o.data, o.model.classes());
+  const UNetOptions model = model_for(o.model, data, o.train.input_size);
   if (train.input_mode == InputMode::kResize)
     require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
   const FoldData fold = fold_data(data, o.data);

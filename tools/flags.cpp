@@ -2,6 +2,7 @@
 #include "flags.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 namespace unet::cli {
@@ -29,6 +30,49 @@ std::string describe(const OptionError& error) {
     problem.replace(open, close - open + 1, flag_for(problem.substr(open + 1, close - open - 1)));
   }
   return (error.field().empty() ? "" : flag_for(error.field())) + problem;
+}
+
+CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string& field, std::vector<std::string>& values,
+                      const std::string& help) {
+  CLI::Option* option = app.add_option_function<std::string>(
+      names,
+      [&values, field](const std::string& text) {
+        std::vector<std::string> items;
+        for (size_t start = 0;;) {
+          const size_t comma = text.find(',', start);
+          items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+          if (comma == std::string::npos) break;
+          start = comma + 1;
+        }
+        for (const auto& item : items)
+          if (item.empty()) throw OptionError(field, ": an empty name in '" + text + "' (names are comma-separated, none empty)");
+        values = std::move(items);
+      },
+      help);
+  name_field(field, option->get_name());
+  return option;
+}
+
+namespace {
+
+/// "--log-dir", "-q": a token that names an option rather than giving a value. "-1", "-0.5" and "-"
+/// are values.
+bool looks_like_option(const std::string& value) {
+  return value.size() >= 2 && value[0] == '-' && (value[1] == '-' || std::isalpha(static_cast<unsigned char>(value[1])));
+}
+
+}  // namespace
+
+void refuse_doubtful_values(const CLI::App& command) {
+  for (const CLI::Option* option : command.get_options()) {
+    // Switches and flags may be given without a value; their results are not values typed by the user.
+    if (option->get_expected_min() < 1 || option->get_type_size() == 0) continue;
+    for (const std::string& value : option->results()) {
+      if (value.empty()) throw OptionError("", option->get_name() + ": an empty value (leave the option out for its default)");
+      if (looks_like_option(value))
+        throw OptionError("", option->get_name() + ": got '" + value + "', an option, as its value; a value is missing before it");
+    }
+  }
 }
 
 CLI::Option* add_switch(CLI::App& app, const std::string& name, const std::string& field, bool& value,

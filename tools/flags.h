@@ -55,6 +55,16 @@ CLI::Option* add_choice(CLI::App& app, const std::string& names_text, const std:
   return option;
 }
 
+/// A comma-separated list option bound to `values` (the library field `field`): "a,b,c". An empty
+/// list or an empty item ("a,,b", ",") is an `OptionError` at parse time, not a shorter list.
+CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string& field, std::vector<std::string>& values,
+                      const std::string& help);
+
+/// Throws `OptionError` for a value that `command`'s options took but that is empty or looks like an
+/// option ("--log-dir", "-q"): a value forgotten before the next option, which would otherwise swallow
+/// it ("--class-names , --log-dir X" named the classes "--log-dir" and "X"). Negative numbers pass.
+void refuse_doubtful_values(const CLI::App& command);
+
 /// An on/off setting, in the one style of every switch: `--name` or `--name on` turns it on,
 /// `--name off` or `--no-name` off (`aliases` name the same option, e.g. "--resume_training";
 /// `also_on` lists more words for on, e.g. "auto" for --graphs). Other values are an `OptionError`.

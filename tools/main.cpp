@@ -7,6 +7,7 @@
 #include <c10/util/Logging.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <new>
 
@@ -60,6 +61,11 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cerr << "unet: error: " << text.substr(0, text.find('\n')) << std::endl;
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // One line naming the file, not the library's "filesystem error: status: ..." wording.
+    std::cerr << "unet: error: " << (e.path1().empty() ? std::string() : e.path1().string() + ": ")
+              << e.code().message() << std::endl;
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "unet: error: " << e.what() << std::endl;

@@ -49,10 +49,9 @@ void add_data_options(CLI::App& app, DataOptions& data) {
   add_value(app, "--synthetic-size", "synthetic.size", data.synthetic.size, "Side of the synthetic slices, pixels");
   add_image_limit(app);
   add_value(app, "--synthetic-count", "synthetic.train_count", data.synthetic.train_count, "Labelled synthetic slices");
-  add_value(app, "--class-names", "class_names", data.class_names,
-            "Class names in label order, comma-separated (default: membrane,cell for ISBI-style data, "
-            "background,foreground for folder data)")
-      ->delimiter(',');
+  add_list(app, "--class-names", "class_names", data.class_names,
+           "Class names in label order, comma-separated (default: membrane,cell for ISBI-style data, "
+           "background,foreground for folder data)");
 }
 
 void add_image_limit(CLI::App& app) {
@@ -158,14 +157,20 @@ bool g_parse_only = false;
 }  // namespace
 
 void on_run(CLI::App& command, std::function<void()> run) {
-  command.callback([run = std::move(run)] {
+  command.callback([&command, run = std::move(run)] {
+    refuse_doubtful_values(command);
     if (!g_parse_only) run();
   });
 }
 
 void set_parse_only(bool on) { g_parse_only = on; }
 
-void check_after_parse(CLI::App& command, std::function<void()> check) { command.parse_complete_callback(std::move(check)); }
+void check_after_parse(CLI::App& command, std::function<void()> check) {
+  command.parse_complete_callback([&command, check = std::move(check)] {
+    refuse_doubtful_values(command);  // first: a swallowed option explains the errors that follow from it
+    check();
+  });
+}
 
 UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size) {
   model.in_channels(data.channels).scheme(data.scheme);
@@ -174,22 +179,8 @@ UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size
   return model;
 }
 
-void refuse_to_overwrite(const std::string& output, const std::vector<std::string>& inputs) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(output, ec)) return;
-  for (const auto& input : inputs)
-    if (!input.empty() && fs::exists(input, ec) && fs::equivalent(output, input, ec))
-      fail_file(output, "is an input of this command; refusing to write over it");
-  const bool checkpoint = [&] {
-    try {
-      read_checkpoint_info(output);
-      return true;
-    } catch (const Error&) {
-      return false;
-    }
-  }();
-  if (checkpoint) fail_file(output, "is a unet checkpoint; refusing to write over it");
+std::vector<std::string> data_files(const DataOptions& data) {
+  return data.dir.empty() ? std::vector<std::string>{} : dataset_files(data.dir);
 }
 
 void require_model_dir(const std::string& model_dir) {

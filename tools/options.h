@@ -3,6 +3,7 @@
 #pragma once
 
 #include "flags.h"
+#include "io_check.h"
 
 #include "unet/data/source.h"
 #include "unet/eval/metrics.h"
@@ -52,9 +53,9 @@ void check_after_parse(CLI::App& command, std::function<void()> check);
 /// `unet::Error` naming the nearest legal sizes).
 UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size);
 
-/// Throws `unet::Error` when writing `output` would replace a unet checkpoint or one of the
-/// command's `inputs` (files or folders): no command writes its outputs over them.
-void refuse_to_overwrite(const std::string& output, const std::vector<std::string>& inputs = {});
+/// The files that the data set `data` names may be read from (none for the synthetic data), for a
+/// command's `CommandFiles` (io_check.h).
+std::vector<std::string> data_files(const DataOptions& data);
 
 /// Throws `OptionError` for an empty model directory (the run would save nothing).
 void require_model_dir(const std::string& model_dir);

@@ -25,10 +25,19 @@ Sample make_sample(const RawImage& raw, const std::string& file, int64_t page) {
   return s;
 }
 
+/// The image files of `dir`, sorted. A name that cannot be resolved (a symbolic-link loop) is an
+/// error naming it; names without an image extension are ignored.
 std::vector<std::string> image_files_in(const std::string& dir) {
   std::vector<std::string> files;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.is_regular_file() && has_image_extension(entry.path().string())) files.push_back(entry.path().string());
+  std::error_code ec;
+  fs::directory_iterator entries(dir, ec);
+  if (ec) fail_file(dir, "cannot list the folder (" + ec.message() + ")");
+  for (const auto& entry : entries) {
+    const std::string path = entry.path().string();
+    if (!has_image_extension(path)) continue;
+    const fs::file_status status = entry.status(ec);
+    if (ec) fail_file(path, "cannot read (" + ec.message() + ")");
+    if (fs::is_regular_file(status)) files.push_back(path);
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -134,15 +143,11 @@ MaskEncoding parse_mask_encoding(const std::string& text) {
 
 at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encoding, const std::string& where) {
   if (encoding == MaskEncoding::kInstances) throw std::invalid_argument("decode_mask: instance masks go through attach_instances");
-  if (mask.format == SampleFormat::kFloat32) throw Error(where + ": masks must be 8- or 16-bit integer images, not float");
-  at::Tensor m = mask.pixels;
-  if (m.size(0) > 1) {
-    // Grayscale masks saved as RGB are accepted when every channel agrees.
-    if (!at::equal(m, m.narrow(0, 0, 1).expand_as(m)))
-      throw Error(where + ": masks must be single-channel (this one has " + std::to_string(m.size(0)) + " differing channels)");
-  }
-  m = m[0].to(at::kLong);
-  const int64_t full = mask.format == SampleFormat::kUInt8 ? 255 : 65535;
+  // Grayscale masks saved as RGB are accepted when every channel agrees; signed masks read as
+  // their values, negative ones refused.
+  const at::Tensor m = label_values(mask, where, "masks");
+  const bool eight_bit = mask.format == SampleFormat::kUInt8 || mask.format == SampleFormat::kInt8;
+  const int64_t full = eight_bit ? 255 : 65535;
   const at::Tensor values = std::get<0>(at::_unique(m, /*sorted=*/true));
   const int64_t max_value = values.max().item<int64_t>();
   auto value_list = [&] {
@@ -210,6 +215,24 @@ std::vector<Sample> load_images(const std::string& path) {
   }
   check_channels(samples, path);
   return samples;
+}
+
+std::vector<std::string> image_files(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) ? image_files_in(path) : std::vector<std::string>{path};
+}
+
+std::vector<std::string> dataset_files(const std::string& dir) {
+  std::error_code ec;
+  const fs::path d(dir);
+  std::vector<std::string> files;
+  const auto add_folder = [&](const fs::path& folder) {
+    if (!fs::is_directory(folder, ec)) return;
+    for (auto& f : image_files_in(folder.string())) files.push_back(std::move(f));
+  };
+  for (const char* name : {"train-volume.tif", "train-labels.tif", "test-volume.tif"}) files.push_back((d / name).string());
+  for (const char* folder : {"images", "masks", "test"}) add_folder(d / folder);
+  return files;
 }
 
 void require_min_size(const std::vector<Sample>& samples, int64_t min_side, const std::string& why) {

@@ -173,14 +173,42 @@ at::Tensor to_unit_range(const RawImage& image) {
       return image.pixels.to(at::kFloat).div_(255.0);
     case SampleFormat::kUInt16:
       return image.pixels.to(at::kFloat).div_(65535.0);
+    case SampleFormat::kInt8:
+      return image.pixels.to(at::kFloat).add_(128.0).div_(255.0);
+    case SampleFormat::kInt16:
+      return image.pixels.to(at::kFloat).add_(32768.0).div_(65535.0);
     case SampleFormat::kFloat32: {
-      at::Tensor x = image.pixels.to(at::kFloat).nan_to_num(0.0, 0.0, 0.0);
+      at::Tensor x = image.pixels.to(at::kFloat);
+      const int64_t bad = x.isfinite().logical_not().sum().item<int64_t>();
+      if (bad > 0)
+        throw Error("an image with " + std::to_string(bad) + " NaN or infinite pixels; replace them before normalising it");
       const double lo = x.min().item<double>(), hi = x.max().item<double>();
       if (lo >= 0.0 && hi <= 1.0) return x;
       return hi > lo ? (x - lo) / (hi - lo) : at::zeros_like(x);
     }
   }
   return image.pixels.to(at::kFloat);
+}
+
+at::Tensor label_values(const RawImage& mask, const std::string& where, const std::string& kind) {
+  if (mask.format == SampleFormat::kFloat32) fail_file(where, kind + " must be 8- or 16-bit integer images, not float");
+  // Stored and displayed labels of a MinIsWhite file differ (tifffile and skimage hand back the
+  // stored ones, Fiji shows the inverted ones), and the reader has inverted them: refuse rather
+  // than guess which the user meant.
+  if (mask.min_is_white) fail_file(where, "MinIsWhite (inverted) " + kind + " are not supported: save as MinIsBlack");
+  const at::Tensor& m = mask.pixels;
+  if (m.size(0) > 1 && !at::equal(m, m.narrow(0, 0, 1).expand_as(m)))
+    fail_file(where, kind + " must be single-channel (this one has " + std::to_string(m.size(0)) + " differing channels)");
+  at::Tensor labels = m[0].to(at::kLong).contiguous();
+  if (is_signed_format(mask.format) && labels.numel() > 0) {
+    const int64_t lowest = labels.min().item<int64_t>();
+    if (lowest < 0) {
+      const int64_t count = labels.lt(0).sum().item<int64_t>();
+      fail_file(where, "negative label " + std::to_string(lowest) + " (" + std::to_string(count) + " negative pixel" +
+                           (count > 1 ? "s" : "") + ") in a signed image; class indices and instance labels are 0 or more");
+    }
+  }
+  return labels;
 }
 
 }  // namespace unet

@@ -26,13 +26,7 @@ void check_labels(const at::Tensor& labels) {
 }  // namespace
 
 at::Tensor decode_instance_mask(const RawImage& mask, const std::string& where) {
-  if (mask.format == SampleFormat::kFloat32)
-    throw Error(where + ": instance masks must be 8- or 16-bit integer images, not float");
-  const at::Tensor m = mask.pixels;
-  if (m.size(0) > 1 && !at::equal(m, m.narrow(0, 0, 1).expand_as(m)))
-    throw Error(where + ": instance masks must be single-channel (this one has " + std::to_string(m.size(0)) +
-                " differing channels)");
-  return m[0].to(at::kLong).contiguous();
+  return label_values(mask, where, "instance masks");
 }
 
 at::Tensor separated_objects(const at::Tensor& labels) {

@@ -1,6 +1,8 @@
 // The data a command trains or evaluates on: a data directory or the synthetic set, and a fold of it.
 #include "unet/data/source.h"
 
+#include "runtime/json.h"
+
 namespace unet {
 
 void DataOptions::validate() const {
@@ -9,6 +11,20 @@ void DataOptions::validate() const {
   require_option(synthetic.size >= 16, "synthetic.size", "must be at least 16", synthetic.size);
   require_option(synthetic.train_count >= 1, "synthetic.train_count", "must be at least 1", synthetic.train_count);
   require_option(boundary_width >= 1 && boundary_width <= 64, "boundary_width", "must be between 1 and 64", boundary_width);
+  validate_class_names(class_names);
+}
+
+void validate_class_names(const std::vector<std::string>& names) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    const std::string which = ": name " + std::to_string(i + 1);
+    if (name.empty()) throw OptionError("class_names", which + " is empty");
+    if (!is_utf8(name)) throw OptionError("class_names", which + " is not UTF-8 text");
+    for (const unsigned char c : name)
+      if (c < 0x20 || c == 0x7f) throw OptionError("class_names", which + " holds a control character");
+    for (size_t k = 0; k < i; ++k)
+      if (names[k] == name) throw OptionError("class_names", ": '" + name + "' is given twice (names " + std::to_string(k + 1) + " and " + std::to_string(i + 1) + ")");
+  }
 }
 
 namespace {

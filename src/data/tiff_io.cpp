@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <tiffio.h>
 
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -45,6 +46,13 @@ using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
 /// what happened, not how libtiff noticed it.
 std::string reason() { return "damaged or truncated TIFF data"; }
 
+/// Why a write failed, read from errno right after the failing libtiff call (a full disk is not
+/// damaged data): "cannot write (no space left on the device)".
+[[noreturn]] void fail_write(const std::string& path) {
+  const int e = errno;
+  fail_file(path, "cannot write (" + std::string(e == ENOSPC ? "no space left on the device" : e ? std::strerror(e) : "libtiff failed") + ")");
+}
+
 void require_image_size(const std::string& path, const std::string& where, uint32_t width, uint32_t height) {
   // Unsigned: two 32-bit sides multiply to at most 2^64 - 2^33 + 1, beyond int64_t.
   const uint64_t pixels = uint64_t{width} * height;
@@ -52,6 +60,56 @@ void require_image_size(const std::string& path, const std::string& where, uint3
     throw OptionError("", path + ": " + where + "declares " + std::to_string(width) + "x" + std::to_string(height) +
                               " pixels, more than the limit of " + std::to_string(max_image_pixels()) +
                               " ({max_image_pixels})");
+}
+
+/// The sample encoding of a page (set into `out`) and the dtype its rows are read into.
+at::ScalarType sample_type(const std::string& path, const std::string& where, uint16_t bits, uint16_t format,
+                           SampleFormat& out) {
+  if (format == SAMPLEFORMAT_COMPLEXINT || format == SAMPLEFORMAT_COMPLEXIEEEFP)
+    fail_file(path, where + "complex samples are not supported");
+  const bool is_float = format == SAMPLEFORMAT_IEEEFP, is_signed = format == SAMPLEFORMAT_INT;
+  if (bits == 8 && !is_float) {
+    out = is_signed ? SampleFormat::kInt8 : SampleFormat::kUInt8;
+    return is_signed ? at::kChar : at::kByte;
+  }
+  if (bits == 16 && !is_float) {
+    out = is_signed ? SampleFormat::kInt16 : SampleFormat::kUInt16;
+    return at::kShort;  // read as raw 16-bit, widened in finish_page
+  }
+  if (bits == 32 && is_float) {
+    out = SampleFormat::kFloat32;
+    return at::kFloat;
+  }
+  fail_file(path, where + std::to_string(bits) + "-bit " + (is_float ? "float" : "integer") +
+                      " samples are not supported (8/16-bit integer or 32-bit float)");
+}
+
+/// MinIsWhite intensities turned into MinIsBlack ones (see RawImage); alpha channels are kept.
+at::Tensor invert_min_is_white(at::Tensor chw, SampleFormat format) {
+  const int64_t c = chw.size(0), colour = (c == 2 || c == 4) ? c - 1 : c;
+  at::Tensor grey = chw.narrow(0, 0, colour);
+  switch (format) {
+    case SampleFormat::kUInt8: grey.copy_(255 - grey); break;
+    case SampleFormat::kUInt16: grey.copy_(65535 - grey); break;
+    case SampleFormat::kInt8:
+    case SampleFormat::kInt16: grey.bitwise_not_(); break;  // -1 - v: the signed range reversed
+    case SampleFormat::kFloat32: grey.copy_(1.0 - grey); break;
+  }
+  return chw;
+}
+
+/// The page's pixels [C, H, W] as RawImage holds them: 16-bit widened to int32 (unsigned or
+/// signed), float pages checked for NaN and infinities, MinIsWhite pages inverted.
+at::Tensor finish_page(at::Tensor chw, const RawImage& image, const std::string& path, const std::string& where) {
+  if (image.format == SampleFormat::kUInt16) chw = chw.to(at::kInt).bitwise_and(0xFFFF);
+  if (image.format == SampleFormat::kInt16) chw = chw.to(at::kInt);
+  if (image.format == SampleFormat::kFloat32) {
+    const int64_t bad = chw.isfinite().logical_not().sum().item<int64_t>();
+    if (bad > 0)
+      fail_file(path, where + std::to_string(bad) + " NaN or infinite pixel" + (bad > 1 ? "s" : "") +
+                          "; replace them (e.g. with 0 or the image's mean) before using the image");
+  }
+  return image.min_is_white ? invert_min_is_white(chw, image.format) : chw;
 }
 
 RawImage read_page(TIFF* tif, const std::string& path, int page) {
@@ -81,21 +139,8 @@ RawImage read_page(TIFF* tif, const std::string& path, int page) {
     fail_file(path, where + "planar-separate TIFF images are not supported");
 
   RawImage image;
-  at::ScalarType dtype;
-  if (bits == 8 && format != SAMPLEFORMAT_IEEEFP) {
-    image.format = SampleFormat::kUInt8;
-    dtype = at::kByte;
-  } else if (bits == 16 && format != SAMPLEFORMAT_IEEEFP) {
-    image.format = SampleFormat::kUInt16;
-    dtype = at::kShort;  // read as raw 16-bit, widened below
-  } else if (bits == 32 && format == SAMPLEFORMAT_IEEEFP) {
-    image.format = SampleFormat::kFloat32;
-    dtype = at::kFloat;
-  } else {
-    fail_file(path, where + std::to_string(bits) + "-bit " +
-                        (format == SAMPLEFORMAT_IEEEFP ? "float" : "integer") +
-                        " samples are not supported (8/16-bit integer or 32-bit float)");
-  }
+  const at::ScalarType dtype = sample_type(path, where, bits, format, image.format);
+  image.min_is_white = photometric == PHOTOMETRIC_MINISWHITE;
   // [H, W, C] as stored, then permuted to [C, H, W].
   at::Tensor hwc = at::empty({height, width, samples}, at::TensorOptions(dtype));
   auto* base = static_cast<uint8_t*>(hwc.data_ptr());
@@ -127,9 +172,7 @@ RawImage read_page(TIFF* tif, const std::string& path, int page) {
       if (TIFFReadScanline(tif, base + row * row_bytes, row, 0) < 0) fail_file(path, where + reason());
     }
   }
-  at::Tensor chw = hwc.permute({2, 0, 1}).contiguous();
-  if (image.format == SampleFormat::kUInt16) chw = chw.to(at::kInt).bitwise_and(0xFFFF);
-  image.pixels = chw;
+  image.pixels = finish_page(hwc.permute({2, 0, 1}).contiguous(), image, path, where);
   return image;
 }
 
@@ -165,8 +208,9 @@ void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, b
   if (pages.empty()) fail_file(path, "no pages to write");
   write_atomically(path, [&](const std::string& tmp) {
     tiff_last_error.clear();
+    errno = 0;
     TiffPtr tif(TIFFOpen(tmp.c_str(), "w"));
-    if (!tif) fail_file(path, "cannot create TIFF file (" + reason() + ")");
+    if (!tif) fail_write(path);
     for (const auto& page_in : pages) {
       at::Tensor page = page_in.dim() == 2 ? page_in.unsqueeze(0) : page_in;
       TORCH_CHECK(page.dim() == 3, "write_tiff: pages must be [C, H, W] or [H, W]");
@@ -202,11 +246,11 @@ void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, b
       const size_t row_bytes = static_cast<size_t>(w) * c * (bits / 8);
       auto* base = static_cast<uint8_t*>(hwc.data_ptr());
       for (uint32_t row = 0; row < h; ++row) {
-        if (TIFFWriteScanline(t, base + row * row_bytes, row, 0) < 0) fail_file(path, "write failed (" + reason() + ")");
+        if (TIFFWriteScanline(t, base + row * row_bytes, row, 0) < 0) fail_write(path);
       }
-      if (!TIFFWriteDirectory(t)) fail_file(path, "write failed (" + reason() + ")");
+      if (!TIFFWriteDirectory(t)) fail_write(path);
     }
-    if (!TIFFFlush(tif.get())) fail_file(path, "write failed (" + reason() + ")");
+    if (!TIFFFlush(tif.get())) fail_write(path);
   });
 }
 

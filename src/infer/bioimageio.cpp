@@ -5,6 +5,7 @@
 // output size offset, and test tensors that unet itself computed, which `bioimageio test` checks
 // each weight format against.
 #include "unet/infer/bioimageio.h"
+#include "unet/infer/spdx_licenses.h"
 
 #include "infer/exports.h"
 #include "unet/data/image_io.h"
@@ -93,20 +94,11 @@ std::pair<at::Tensor, double> read_sample(const std::string& path, const UNetOpt
   return {x, max_value};
 }
 
-/// The package's name: `name`, or one made from the architecture. bioimage.io allows 5 to 128
-/// letters, digits, spaces and _+-().
+/// The package's name: `name` (checked by `validate()`), or one made from the architecture.
 std::string package_name(const UNetOptions& o, const std::string& name) {
-  if (name.empty()) {
-    return "U-Net 2D segmentation (depth " + std::to_string(o.depth()) + " filters " + std::to_string(o.filters()) + " " +
-           (o.padding() == Padding::kSame ? "same" : "valid") + " padding " + std::to_string(o.classes()) + " classes)";
-  }
-  const bool allowed = std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_+- ()", c) != nullptr;
-  });
-  if (!allowed || name.size() < 5 || name.size() > 128) {
-    throw OptionError("name", "'" + name + "': a bioimage.io name has 5 to 128 letters, digits, spaces and _+-() only");
-  }
-  return name;
+  if (!name.empty()) return name;
+  return "U-Net 2D segmentation (depth " + std::to_string(o.depth()) + " filters " + std::to_string(o.filters()) + " " +
+         (o.padding() == Padding::kSame ? "same" : "valid") + " padding " + std::to_string(o.classes()) + " classes)";
 }
 
 nlohmann::json space_axes_in(const UNetOptions& o) {
@@ -227,7 +219,122 @@ std::string cover_png(const at::Tensor& input, const at::Tensor& probabilities) 
   return bytes_of(".png", [&](const std::string& path) { write_png(path, both); });
 }
 
+// Checks of the options' texts (`BioimageioOptions::validate`).
+
+/// `text` for a one-line message: control characters as \xNN.
+std::string shown(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+/// The byte offset of the first byte of `text` that does not continue a UTF-8 sequence, or npos.
+size_t invalid_utf8_at(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    const size_t length = u < 0x80 ? 1 : (u >> 5) == 0x6 ? 2 : (u >> 4) == 0xe ? 3 : (u >> 3) == 0x1e ? 4 : 0;
+    if (length == 0 || u == 0xc0 || u == 0xc1 || u > 0xf4 || i + length > text.size()) return i;
+    for (size_t k = 1; k < length; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return i;
+    i += length;
+  }
+  return std::string::npos;
+}
+
+/// Throws `OptionError` for `field` when `text` (`what`: how the message names it) holds a control
+/// character or is not UTF-8: the specification's YAML takes printable UTF-8 text only.
+void require_printable(const std::string& field, const std::string& what, const std::string& text) {
+  const auto control = std::find_if(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) == 0x7f;
+  });
+  if (control != text.end()) {
+    char code[8];
+    std::snprintf(code, sizeof code, "0x%02x", static_cast<unsigned char>(*control));
+    throw OptionError(field, ": " + what + " holds the control character " + code + " (at byte " +
+                                 std::to_string(control - text.begin()) +
+                                 "); bioimage.io text is one line of printable characters (no tabs or line breaks)");
+  }
+  if (const size_t at = invalid_utf8_at(text); at != std::string::npos) {
+    throw OptionError(field, ": " + what + " is not UTF-8 text (byte " + std::to_string(at) + ")");
+  }
+}
+
+void validate_license(const std::string& license) {
+  if (license.empty()) {
+    throw OptionError("license", " is empty: a package needs an SPDX license identifier such as CC-BY-4.0 or MIT "
+                                 "(https://spdx.org/licenses/)");
+  }
+  if (is_spdx_license(license)) return;
+  std::string nearest;
+  for (const std::string& id : nearest_spdx_licenses(license, 3)) nearest += (nearest.empty() ? "" : ", ") + id;
+  throw OptionError("license", " '" + shown(license) + "' is not an SPDX license identifier (spelt as on "
+                               "https://spdx.org/licenses/, case included); nearest: " + nearest);
+}
+
+void validate_name(const std::string& name) {
+  if (name.empty()) return;  // one made from the architecture
+  const bool allowed = std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || (c != '\0' && std::strchr("_+- ()", c) != nullptr);
+  });
+  if (!allowed || name.size() < 5 || name.size() > 128) {
+    throw OptionError("name", " '" + shown(name) + "': a bioimage.io name has 5 to 128 letters, digits, spaces and _+-() only");
+  }
+}
+
+void validate_description(const std::string& description) {
+  require_printable("description", "the description", description);
+  const auto characters = std::count_if(description.begin(), description.end(),
+                                        [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; });
+  if (characters > 1024) {
+    throw OptionError("description", " has " + std::to_string(characters) + " characters; bioimage.io allows 1024");
+  }
+}
+
+/// Empty or spaces only.
+bool blank(const std::string& text) { return text.find_first_not_of(' ') == std::string::npos; }
+
+void validate_authors(const std::vector<std::string>& authors) {
+  for (size_t i = 0; i < authors.size(); ++i) {
+    const std::string& a = authors[i];
+    if (blank(a)) throw OptionError("authors", ": author " + std::to_string(i + 1) + "'s name is empty");
+    require_printable("authors", "author " + std::to_string(i + 1), a);
+    if (a.find_first_of("/\\") != std::string::npos) {
+      throw OptionError("authors", ": '" + a + "' holds a slash, which a bioimage.io author's name may not");
+    }
+  }
+}
+
+void validate_class_names(const std::vector<std::string>& names) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (blank(names[i])) throw OptionError("class_names", ": class " + std::to_string(i) + "'s name is empty");
+    require_printable("class_names", "class " + std::to_string(i) + "'s name", names[i]);
+    for (size_t j = 0; j < i; ++j) {
+      if (names[j] == names[i]) {
+        throw OptionError("class_names", ": '" + names[i] + "' names classes " + std::to_string(j) + " and " +
+                                             std::to_string(i) + "; each class needs its own name");
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void BioimageioOptions::validate() const {
+  validate_license(license);
+  validate_name(name);
+  validate_description(description);
+  validate_authors(authors);
+  validate_class_names(class_names);
+}
 
 #ifdef UNET_HAS_LIBZIP
 bool bioimageio_available() { return onnx_export::available(); }
@@ -240,6 +347,7 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   if (!bioimageio_available()) {
     throw Error("this unet was built without bioimage.io packages: install libzip-dev, libonnx-dev and libprotobuf-dev and rebuild");
   }
+  opt.validate();
   const UNetOptions& o = model->options();
   std::vector<std::string> classes = opt.class_names;
   if (classes.empty() && o.scheme() == ClassScheme::kInteriorBoundary) classes = {"background", "interior", "boundary"};
@@ -247,7 +355,7 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
     for (int64_t c = 0; c < o.classes(); ++c) classes.push_back(o.classes() == 2 ? (c ? "cell" : "membrane") : "class" + std::to_string(c));
   }
   if (static_cast<int64_t>(classes.size()) != o.classes()) {
-    throw OptionError("class_names", std::to_string(classes.size()) + " names given for a model of " + std::to_string(o.classes()) + " classes");
+    throw OptionError("class_names", ": " + std::to_string(classes.size()) + " names given for a model of " + std::to_string(o.classes()) + " classes");
   }
   auto [pixels, max_value] = read_sample(opt.sample, o);
   BioimageioPackage p;

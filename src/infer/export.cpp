@@ -1,6 +1,7 @@
 // Exports: the U-Net written out as TorchScript source over its own weights, or handed to the
 // ONNX writer (unet_onnx) as plain weights; both carry the same input/output contract.
 #include "unet/infer/export.h"
+#include "runtime/json.h"
 
 #include "infer/exports.h"
 #include "model/json.h"
@@ -113,7 +114,7 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
 
 std::string export_contract(const UNetOptions& o, int64_t input_size, ExportFormat format,
                             const std::string& training_record, int indent) {
-  return contract_json(o, input_size, format, training_record).dump(indent);
+  return json_text(contract_json(o, input_size, format, training_record), indent);
 }
 
 namespace {
@@ -204,7 +205,7 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
              "; legal sizes: " + j["input"]["legal_sizes"].get<std::string>() + ".";
   info.outputs = format == ExportFormat::kOnnx ? onnx_export::Outputs::kLogitsAndProbabilities
                                                : onnx_export::Outputs::kProbabilities;
-  info.metadata = {{"unet.contract", j.dump()},
+  info.metadata = {{"unet.contract", json_text(j)},
                    {"unet.version", UNET_VERSION},
                    {"legal_sizes", j["input"]["legal_sizes"].get<std::string>()},
                    {"minimum_size", std::to_string(j["input"]["minimum_size"].get<int64_t>())},
@@ -246,7 +247,7 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     }
     out.options = j.at("model").get<UNetOptions>();
     out.input_size = j.at("input").at("trained_size").get<int64_t>();
-    out.contract = j.dump();
+    out.contract = json_text(j);
   } catch (const nlohmann::json::exception&) {
     fail_file(path, "not a unet export (no unet contract in the archive)");
   } catch (const Error& e) {

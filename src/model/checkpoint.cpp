@@ -1,6 +1,7 @@
 // Checkpoint files on LibTorch's serialization archive: a format tag, a checksum of the weights,
 // validation of everything read, and atomic replacement through a writer that cannot fail midway.
 #include "unet/model/checkpoint.h"
+#include "runtime/json.h"
 
 #include "model/json.h"
 #include "unet/model/geometry.h"
@@ -136,7 +137,7 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
                      const CheckpointInfo& info) {
   torch::serialize::OutputArchive archive;
   archive.write("format", c10::IValue(std::string(kFormatTag)));
-  archive.write("model_config", c10::IValue(nlohmann::json(info.model).dump()));
+  archive.write("model_config", c10::IValue(json_text(nlohmann::json(info.model))));
   archive.write("input_size", c10::IValue(info.input_size));
   archive.write("step", c10::IValue(info.step));
   // The typed fields go into the training record, where earlier versions read them.
@@ -144,7 +145,7 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   if (!record.is_object()) record = nlohmann::json::object();
   record["input_mode"] = to_string(info.input_mode);
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
-  archive.write("train_config", c10::IValue(record.dump()));
+  archive.write("train_config", c10::IValue(json_text(record)));
   torch::serialize::OutputArchive model_archive;
   model->save(model_archive);
   archive.write("model", model_archive);

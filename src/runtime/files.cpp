@@ -131,7 +131,11 @@ void CheckedFileWriter::finish(const std::string& reported_path) {
 }
 
 AppendFile::AppendFile(const std::string& path, const std::string& what) : path_(path) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0 && errno == ENOENT) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    created_ = fd_ >= 0;
+  }
   if (fd_ < 0) fail_file(path, "cannot create " + what + " (" + reason(errno) + ")");
 }
 
@@ -146,6 +150,8 @@ void AppendFile::append(std::string_view record) {
     if (start >= 0 && ::ftruncate(fd_, start) != 0) {
       // Nothing more to do: the reason below is what the user needs.
     }
+    // A file this run created and could not write a first record to is not left behind empty.
+    if (created_ && start == 0) ::unlink(path_.c_str());
     fail_file(path_, "cannot write (" + reason(e) + ")");
   }
 }

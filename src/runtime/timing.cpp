@@ -2,9 +2,16 @@
 #include "unet/runtime/timing.h"
 
 #include "unet/runtime/device.h"
+#include "unet/runtime/error.h"
+#include "unet/runtime/files.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <cmath>
 #include <numeric>
 
@@ -65,6 +72,28 @@ void DeviceStopwatch::stop() {
   synchronize_();
   total_ += clock_() - started_;
   running_ = false;
+}
+
+double parse_baseline_images_per_second(const std::string& json, const std::string& path) {
+  const auto j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) fail_file(path, "not a benchmark JSON file (no JSON object)");
+  const char* key = j.contains("global_images_per_second") ? "global_images_per_second" : "images_per_second";
+  if (!j.contains(key)) fail_file(path, "not a benchmark JSON file (no images_per_second)");
+  const auto& value = j[key];
+  if (!value.is_number()) fail_file(path, std::string(key) + " is not a number");
+  const double speed = value.get<double>();
+  if (!(speed > 0) || !std::isfinite(speed)) fail_file(path, std::string(key) + " must be a positive number (got " + value.dump() + ")");
+  return speed;
+}
+
+double read_baseline_images_per_second(const std::string& path) {
+  require_readable_file(path);
+  std::error_code ec;
+  if (std::filesystem::file_size(path, ec) > (16u << 20)) fail_file(path, "too large for a benchmark JSON file (over 16 MiB)");
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (!in || !(text << in.rdbuf())) fail_file(path, "cannot read the baseline benchmark");
+  return parse_baseline_images_per_second(text.str(), path);
 }
 
 }  // namespace unet

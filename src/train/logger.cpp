@@ -1,5 +1,7 @@
 // Progress display on terminals, plain log lines elsewhere, and JSON lines for every record.
 #include "unet/train/logger.h"
+#include "runtime/json.h"
+#include "unet/train/options.h"
 
 #include "eval/json.h"
 #include "unet/runtime/files.h"
@@ -31,7 +33,7 @@ RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_ste
       start_(std::chrono::steady_clock::now()) {
   if (enabled_ && !log_dir.empty()) {
     ensure_writable_directory(log_dir, "log");
-    jsonl_ = std::make_unique<AppendFile>((std::filesystem::path(log_dir) / "log.jsonl").string(), "log file");
+    jsonl_ = std::make_unique<AppendFile>((std::filesystem::path(log_dir) / kLogFile).string(), "log file");
     events_ = std::make_unique<EventWriter>(log_dir);
   }
 }
@@ -57,7 +59,7 @@ void RunLogger::train_step(int64_t step, double ce, double dice_loss, double ima
     j["loss_scale"] = loss_scale;
     j["skipped_steps"] = skipped_steps;
   }
-  if (jsonl_) jsonl_->append(j.dump() + "\n");
+  if (jsonl_) jsonl_->append(json_text(j) + "\n");
   if (events_) {
     events_->scalar("train/total_loss", ce + dice_loss, step);
     events_->scalar("train/cross_entropy", ce, step);
@@ -93,7 +95,7 @@ void RunLogger::evaluation(int64_t step, const Metrics& m) {
   nlohmann::json j = m;
   j["type"] = "eval";
   j["step"] = step;
-  if (jsonl_) jsonl_->append(j.dump() + "\n");
+  if (jsonl_) jsonl_->append(json_text(j) + "\n");
   if (events_) {
     for (const auto& [tag, value] : {std::pair<const char*, double>{"eval/dice_score", m.dice_score},
                                      {"eval/cross_entropy", m.cross_entropy},

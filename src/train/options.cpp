@@ -2,6 +2,7 @@
 #include "unet/train/options.h"
 
 #include <cmath>
+#include <filesystem>
 
 namespace unet {
 
@@ -33,6 +34,12 @@ LoaderOptions TrainOptions::loader_options(const RunContext& context, int64_t st
   l.rank = context.rank();
   l.world_size = context.world_size();
   return l;
+}
+
+std::vector<std::string> TrainOptions::log_outputs() const {
+  const std::filesystem::path dir(log_dir.empty() ? model_dir : log_dir);
+  if (dir.empty()) return {};
+  return {(dir / kLogFile).string(), (dir / kPlotFile).string()};
 }
 
 }  // namespace unet

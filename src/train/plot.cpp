@@ -1,5 +1,6 @@
 // PNG learning curves drawn with libgd from a run's JSON-lines log.
 #include "unet/train/plot.h"
+#include "unet/train/options.h"
 
 #include "unet/runtime/error.h"
 #include "unet/runtime/files.h"
@@ -188,7 +189,7 @@ void plot_panels(const std::string& path, const std::vector<Panel>&, const std::
 #endif
 
 std::string plot_training_log(const std::string& log_dir) {
-  const std::string log = (std::filesystem::path(log_dir) / "log.jsonl").string();
+  const std::string log = (std::filesystem::path(log_dir) / kLogFile).string();
   std::ifstream in(log);
   if (!in) fail_file(log, "cannot read the training log");
   Series total{"train loss", {}, {31, 119, 180}}, ce{"cross-entropy", {}, {255, 127, 14}},
@@ -225,7 +226,7 @@ std::string plot_training_log(const std::string& log_dir) {
   std::vector<Panel> panels = {{"Training loss", "loss", {total, ce, dice_loss, eval_loss}},
                                {"Evaluation", "score", {dice, membrane, pixel}}};
   if (!lr.points.empty()) panels.push_back({"Learning rate", "rate", {lr}});
-  const std::string path = (std::filesystem::path(log_dir) / "training_curves.png").string();
+  const std::string path = (std::filesystem::path(log_dir) / kPlotFile).string();
   plot_panels(path, panels, "step");
   return path;
 }

@@ -1,5 +1,6 @@
 // The training loop: batches from the loader, steps, and the logging, evaluation and checkpoints due after them.
 #include "unet/train/trainer.h"
+#include "runtime/json.h"
 
 #include "eval/json.h"
 #include "model/json.h"
@@ -148,7 +149,7 @@ void Trainer::save() {
   info.input_mode = options_.input_mode;
   info.image_height = image_height_;
   info.image_width = image_width_;
-  info.training_record = training_record(options_, context_).dump();
+  info.training_record = json_text(training_record(options_, context_));
   if (scaler_->enabled()) info.scaler_state = scaler_->state();
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
   saved_step_ = step_;
@@ -223,7 +224,7 @@ void Trainer::require_same_ranks(const std::vector<Sample>& train) {
   if (!reducer_) return;
   nlohmann::json fingerprint = training_record(options_, context_);
   fingerprint.erase("device");
-  context_.dist->require_same("configuration", nlohmann::json(model_options_).dump() + fingerprint.dump());
+  context_.dist->require_same("configuration", json_text(nlohmann::json(model_options_)) + json_text(fingerprint));
   double pixel_sum = 0.0;
   for (const auto& s : train) pixel_sum += s.image.sum().item<double>() + (s.mask.defined() ? s.mask.sum().item<double>() : 0.0);
   char data[64];
@@ -232,8 +233,8 @@ void Trainer::require_same_ranks(const std::vector<Sample>& train) {
 }
 
 std::string Trainer::config_record() const {
-  return nlohmann::json{{"type", "config"}, {"model", model_options_}, {"train", training_record(options_, context_)}, {"start_step", step_}}
-      .dump();
+  return json_text(nlohmann::json{
+      {"type", "config"}, {"model", model_options_}, {"train", training_record(options_, context_)}, {"start_step", step_}});
 }
 
 std::shared_ptr<const std::vector<Sample>> Trainer::training_samples(const std::vector<Sample>& train, RunLogger& log) const {
@@ -335,7 +336,7 @@ void Trainer::finish(TrainResult& result, const std::vector<Sample>& eval, RunLo
                             {"images_per_second", result.images_per_second},
                             {"last_loss", result.last_loss},
                             {"skipped_steps", scaler_->skipped_steps()}}
-                 .dump());
+                     .dump());
 }
 
 }  // namespace unet

@@ -83,8 +83,17 @@ DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encod
 /// Images only, for prediction: a TIFF stack, a single image, or a folder of images.
 std::vector<Sample> load_images(const std::string& path);
 
+/// The files that `load_images(path)` reads: `path` itself, or the images in the folder `path`.
+std::vector<std::string> image_files(const std::string& path);
+
+/// The files that `load_dataset(dir)` may read, listed without reading them (what a command's
+/// outputs must never replace): the ISBI layout's three stacks and the images of images/, masks/
+/// and test/, whichever exist (names that do not exist are listed too and harmless).
+std::vector<std::string> dataset_files(const std::string& dir);
+
 /// Decodes a mask file's pixels into class indices [H, W] int64; `where` names it in errors.
-/// `encoding` is not `kInstances` (see `attach_instances`).
+/// `encoding` is not `kInstances` (see `attach_instances`). Signed masks read as their values;
+/// float, MinIsWhite and differing-channel masks and negative values are refused (`label_values`).
 at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encoding, const std::string& where);
 
 /// Sets `sample.instances` to `labels` (int64 [H, W]) and `sample.mask` to the classes derived from

@@ -12,9 +12,10 @@
 
 namespace unet {
 
-/// Instance labels int64 [H, W] from a mask file's pixels (8- or 16-bit, one channel or equal
-/// channels): 0 background, every other value one object. Throws `unet::Error` naming `where` for
-/// float or multi-channel masks.
+/// Instance labels int64 [H, W] from a mask file's pixels (8- or 16-bit, unsigned or signed, one
+/// channel or equal channels): 0 background, every other value one object. Throws `unet::Error`
+/// naming `where` for float, multi-channel or MinIsWhite masks and negative labels
+/// (`label_values`).
 at::Tensor decode_instance_mask(const RawImage& mask, const std::string& where);
 
 /// Two classes from instance labels [H, W]: 1 on the objects, 0 on the background and on every

@@ -32,6 +32,10 @@ struct DataOptions {
   void validate() const;
 };
 
+/// Throws `OptionError` (field "class_names") for an empty name, one that is not UTF-8 text or holds
+/// a control character, or a name given twice.
+void validate_class_names(const std::vector<std::string>& names);
+
 /// The data set that `options` names, masks decoded for `classes` classes, its classes named
 /// (`OptionError` for `class_names` when their count is not `classes`, and for instance masks
 /// with other than 2 or 3 classes). The synthetic nuclei are instance labels whatever

@@ -27,6 +27,15 @@ struct BioimageioOptions {
   std::string sample;
   /// One name per class (empty: membrane, cell for two classes, as ISBI; class0.. otherwise).
   std::vector<std::string> class_names;
+
+  /// Throws `OptionError` naming the field when the package would fail the bioimage.io
+  /// specification: a license that is not an SPDX identifier as spelt (case-sensitive; the
+  /// message names the nearest), a name other than 5 to 128 letters, digits, spaces and _+-(),
+  /// a description over 1024 characters, an author's name that is blank or holds a slash, blank
+  /// or repeated class names, and in any text a control character (below 0x20, tabs and line breaks
+  /// included, or 0x7f) or bytes that are not UTF-8. What needs the model (the number of class
+  /// names) is checked by `export_bioimageio`.
+  void validate() const;
 };
 
 /// What was written.
@@ -41,8 +50,9 @@ struct BioimageioPackage {
 /// YAML 1.2), ONNX weights (opset 17, the probabilities as the one output) and TorchScript weights
 /// (forward gives the probabilities), test input and output tensors (.npy, float32; the output is
 /// this model's probabilities for the input), a cover image, a README and the citations. Throws
-/// `unet::Error` naming the file on a bad sample, an unwritable output or a build without libzip
-/// or libonnx.
+/// `OptionError` for options that fail `validate()` or do not fit the model, and `unet::Error`
+/// naming the file on a bad sample, an unwritable output or a build without libzip or libonnx;
+/// nothing is written then.
 BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, const std::string& path,
                                     const BioimageioOptions& options);
 

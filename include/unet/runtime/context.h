@@ -14,6 +14,10 @@ namespace unet {
 class Distributed;
 
 /// How a command asks to run; `make_run_context` (unet/dist/context.h) resolves it.
+/// The most threads, or processes on one machine, that a command may ask for: four per core of this
+/// machine, at least 8 (more only oversubscribe the cores; 100000 threads took minutes to start).
+int max_threads_per_machine();
+
 struct RuntimeOptions {
   /// The compute device; unset: the first CUDA GPU when one is visible, else the CPU.
   std::optional<c10::Device> device;

@@ -53,7 +53,8 @@ class CheckedFileWriter {
 
 /// A log file that grows by whole records: `append` writes a record completely or, when the
 /// write fails (a full disk), cuts the file back to where the record began and throws
-/// `unet::Error` naming the file.
+/// `unet::Error` naming the file. A file that this object created and whose first record failed
+/// is removed (no empty log or event file is left behind).
 class AppendFile {
  public:
   /// Opens `path` for appending (created if missing); throws `unet::Error` when it cannot.
@@ -67,6 +68,7 @@ class AppendFile {
 
  private:
   int fd_ = -1;
+  bool created_ = false;
   std::string path_;
 };
 

@@ -31,6 +31,14 @@ std::vector<double> time_steps(int64_t warmup, int64_t steps, const c10::Device&
 /// Seconds on the steady clock.
 double steady_seconds();
 
+/// The throughput a benchmark's JSON result records ("global_images_per_second", else
+/// "images_per_second"), from the text `json` of the file `path`. Throws `unet::Error` naming
+/// `path` unless it is a JSON object whose field is a positive, finite number.
+double parse_baseline_images_per_second(const std::string& json, const std::string& path);
+/// The same, read from `path`: it must be a regular, readable file (a folder or a FIFO is refused
+/// before it is opened) of at most 16 MiB.
+double read_baseline_images_per_second(const std::string& path);
+
 /// Accumulates the wall-clock time of device work over start/stop intervals. `start` and `stop`
 /// wait for the device first (`synchronize`), so that work queued asynchronously (CUDA launches,
 /// graph replays) is counted in the interval that queued it, not in the next one.

@@ -10,8 +10,13 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace unet {
+
+/// The files of a training run in its log folder: the JSON-lines log and the learning-curve plot.
+constexpr const char* kLogFile = "log.jsonl";
+constexpr const char* kPlotFile = "training_curves.png";
 
 /// The training options, with the reference's defaults (batch 8, Adam 1e-4, L2 5e-4, 6,400
 /// steps). Where and in which precision the run happens is the `RunContext`'s.
@@ -69,6 +74,9 @@ struct TrainOptions {
   void validate() const;
   /// The batch loader's options for this run on `context`, starting at `start_step`.
   LoaderOptions loader_options(const RunContext& context, int64_t start_step = 0) const;
+  /// The files this run appends to or replaces besides its checkpoint: log_dir's kLogFile and
+  /// kPlotFile (log_dir empty: model_dir's). The TensorBoard event file is new in every run.
+  std::vector<std::string> log_outputs() const;
 };
 
 }  // namespace unet
