@@ -196,3 +196,22 @@ TEST(HostileImages, FloatImagesWithNaNOrInfinityAreRefused) {
   const RawImage raw{nan_page.unsqueeze(0), SampleFormat::kFloat32};
   EXPECT_THROW(to_unit_range(raw), Error);
 }
+
+TEST(HostileImages, ScoreReadsItsLabelImagesAsTrainingDoes) {
+  TempDir dir;
+  const at::Tensor labels = blob_labels();
+  write_raw_tiff(dir.file("pred.tif"), {labels.to(at::kShort)}, SAMPLEFORMAT_INT);
+  // A signed truth with a negative label, a MinIsWhite truth, and a signed --instances prediction.
+  write_raw_tiff(dir.file("negative.tif"), {labels.to(at::kShort).sub(1)}, SAMPLEFORMAT_INT);
+  write_raw_tiff(dir.file("white.tif"), {labels.gt(0).to(at::kByte).mul(255)}, SAMPLEFORMAT_UINT, PHOTOMETRIC_MINISWHITE);
+  write_raw_tiff(dir.file("truth.tif"), {labels.gt(0).to(at::kByte).mul(255)}, SAMPLEFORMAT_UINT);
+  expect_one_line_error(run_unet("score --prediction " + dir.file("pred.tif") + " --truth " + dir.file("negative.tif")),
+                        "negative.tif: negative label -1");
+  expect_one_line_error(run_unet("score --prediction " + dir.file("pred.tif") + " --truth " + dir.file("white.tif")),
+                        "white.tif: MinIsWhite (inverted) truth masks are not supported");
+  expect_one_line_error(run_unet("score --instances --prediction " + dir.file("negative.tif") + " --truth " + dir.file("truth.tif")),
+                        "negative.tif: negative label -1");
+  const auto ok = run_unet("score --instances --prediction " + dir.file("pred.tif") + " --truth " + dir.file("truth.tif"));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("8 true, 8 predicted"), std::string::npos) << ok.out;
+}

@@ -118,6 +118,7 @@ TEST(HostileIo, FileNamesThatAreNotUtf8AreWrittenToJsonNotRefused) {
   fs::copy_file(em + "/train-labels.tif", folder + "/p\xff.tif");
   const auto r = run_unet("score --prediction " + folder + " --truth " + folder + " --output " + dir.file("s.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("not UTF-8 with U+FFFD"), std::string::npos) << r.err;
   const auto j = nlohmann::json::parse(read_file(dir.file("s.json")));
   EXPECT_NE(j["images"][0]["prediction"].get<std::string>().find("p\xEF\xBF\xBD.tif"), std::string::npos);  // U+FFFD
 }
@@ -181,4 +182,46 @@ TEST(HostileIo, AFullDiskLeavesNoEmptyEventFileOrPredictionFolder) {
   expect_one_line_error(p, small.file("out") + "/test-");
   EXPECT_EQ(p.err.find("damaged or truncated"), std::string::npos) << "a full disk is not damaged data: " << p.err;
   EXPECT_TRUE(!fs::exists(small.file("out")) || !fs::is_empty(small.file("out")));
+}
+
+TEST(HostileIo, PredictionsAndOverlaysNeverReplaceTheImagesTheyAreMadeFrom) {
+  TempDir dir;
+  const std::string data = dir.file("nuclei");
+  write_nuclei(data);
+  ASSERT_EQ(run_unet("train" + kTiny + "--batch-size 2 --quiet --max-steps 1 --model-dir " + dir.file("m")).exit_code, 0);
+  // The images to predict sit in X/overlays; predictions into X with overlays would write X/overlays/<stem>.png.
+  fs::create_directories(dir.file("x"));
+  fs::rename(data + "/test", dir.file("x/overlays"));
+  const auto before = snapshot(dir.file("x/overlays"));
+  expect_one_line_error(run_unet("predict --overlays --threads 1 --model-dir " + dir.file("m") + " --input " + dir.file("x/overlays") +
+                                 " --output-dir " + dir.file("x")),
+                        "is an input of this command");
+  EXPECT_EQ(snapshot(dir.file("x/overlays")), before);
+  // A folder of images predicted into itself: <stem>.png is the input.
+  expect_one_line_error(run_unet("predict --no-overlays --threads 1 --model-dir " + dir.file("m") + " --input " + dir.file("x/overlays") +
+                                 " --output-dir " + dir.file("x/overlays")),
+                        "is an input of this command");
+  EXPECT_EQ(snapshot(dir.file("x/overlays")), before);
+}
+
+TEST(HostileIo, ExportScoreDemoAndBenchmarkOutputsOntoInputsFifosAndEachOther) {
+  TempDir dir;
+  const std::string em = dir.file("em");
+  write_em(em);
+  ASSERT_EQ(run_unet("train" + kTiny + "--batch-size 2 --quiet --max-steps 1 --model-dir " + dir.file("m")).exit_code, 0);
+  const auto before = snapshot(em);
+  expect_one_line_error(run_unet("export --format bioimageio --model-dir " + dir.file("m") + " --sample " + em +
+                                 "/test-volume.tif --output " + em + "/test-volume.tif"),
+                        "test-volume.tif: is an input of this command");
+  expect_one_line_error(run_unet("score --prediction " + em + "/train-labels.tif --truth " + em + "/train-labels.tif -o " + em +
+                                 "/train-labels.tif"),
+                        "train-labels.tif: is an input of this command");
+  expect_one_line_error(run_unet("demo --max-steps 0 --write-data " + em + kData), "is not empty");
+  EXPECT_EQ(snapshot(em), before);
+  ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0600), 0);
+  const std::string bench = "benchmark --exec-mode predict --synthetic --max-steps 1 --warmup-steps 0 --batch-size 1" + kTiny;
+  expect_one_line_error(run_unet(bench + "--output " + dir.file("fifo")), "fifo: is not a regular file");
+  expect_one_line_error(run_unet(bench + "--output " + dir.file("b.json") + " --profile " + dir.file("b.json")),
+                        "b.json: would be written twice by this command");
+  EXPECT_FALSE(fs::exists(dir.file("b.json")));
 }

@@ -59,7 +59,7 @@ TEST(HostileScoreExport, ScoreTruthWithDifferingChannelsIsRefused) {
   rgb[1].narrow(0, 40, 10).fill_(0);  // green differs: which channel is the truth?
   write_png(dir.file("colour.png"), rgb);
   expect_score_refused(dir, "--prediction " + dir.file("pred.png") + " --truth " + dir.file("colour.png"),
-                       dir.file("colour.png") + ": has 3 differing channels; truth must be single-channel");
+                       dir.file("colour.png") + ": truth masks must be single-channel (this one has 3 differing channels)");
   // Equal channels (a gray mask saved as RGB) are one channel.
   const auto r = run_unet("score --prediction " + dir.file("pred.png") + " --truth " + dir.file("gray-as-rgb.png"));
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -119,7 +119,7 @@ TEST(HostileScoreExport, ScoreInstanceLabelsWithDifferingChannelsAreRefused) {
   const at::Tensor labels = (truth > 0).to(at::kByte);
   write_png(dir.file("rgb.png"), at::stack({labels, labels * 2, labels}));
   expect_score_refused(dir, "--prediction " + dir.file("rgb.png") + " --truth " + dir.file("truth.png") + " --instances",
-                       dir.file("rgb.png") + ": has 3 differing channels; instance labels must be single-channel");
+                       dir.file("rgb.png") + ": instance labels must be single-channel (this one has 3 differing channels)");
 }
 
 // ---- export ----
@@ -169,11 +169,11 @@ TEST(HostileScoreExport, ExportLicenseInTheWrongCaseIsRefused) {
 }
 
 TEST(HostileScoreExport, ExportRepeatedClassNamesAreRefused) {
-  expect_export_refused("--class-names cell,cell", "--class-names: 'cell' names classes 0 and 1");
+  expect_export_refused("--class-names cell,cell", "--class-names: 'cell' is given twice (names 1 and 2)");
 }
 
 TEST(HostileScoreExport, ExportBlankClassNameIsRefused) {
-  expect_export_refused("--class-names ' ,cell'", "--class-names: class 0's name is empty");
+  expect_export_refused("--class-names ' ,cell'", "--class-names: an empty name in ' ,cell'");
 }
 
 TEST(HostileScoreExport, ExportControlCharacterInTheDescriptionIsRefused) {
@@ -196,7 +196,10 @@ TEST(HostileScoreExport, ExportAuthorWithASlashIsRefused) {
 }
 
 TEST(HostileScoreExport, ExportDescriptionThatIsNotUtf8IsRefused) {
-  expect_export_refused("--description $(printf 'caf\\351')", "--description: the description is not UTF-8 text (byte 3)");
+  expect_export_refused("--description $(printf 'caf\\351')", "--description: the description is not UTF-8 text");
+  // A UTF-16 surrogate and an overlong form look like UTF-8 sequences but are not UTF-8.
+  expect_export_refused("--description $(printf 'a\\355\\240\\200')", "--description: the description is not UTF-8 text");
+  expect_export_refused("--class-names $(printf '\\340\\200\\200'),cell", "--class-names: name 1 is not UTF-8 text");
 }
 
 // ---- the license table ----

@@ -242,7 +242,7 @@ TEST(InstanceTargets, CommandsTrainEvaluateAndPredictFromInstanceMasks) {
   unet::test::expect_one_line_error(
       unet::test::run_unet("demo --synthetic-kind nuclei --synthetic-count 2 --write-data " + dir.file("demo-data") +
                            " --max-steps 0 --model-dir " + dir.file("demo")),
-      "already holds a data set (images); refusing to write over it");
+      "is not empty; the synthetic data set goes into a new or empty folder");
   EXPECT_EQ(unet::test::snapshot(dir.file("demo-data/masks")), before);
 }
 

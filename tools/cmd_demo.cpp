@@ -45,13 +45,21 @@ DemoCommand demo_defaults() {
   return o;
 }
 
+/// What the demo predicts for `data`'s test images: EM masks, probabilities and overlays; for the
+/// nuclei also instance labels, and no overlays (they tint class 0, the background there).
+PredictionFiles demo_prediction_files(const DemoCommand& o, const DataSet& data) {
+  PredictionFiles files;
+  if (!data.has_instances()) return files;
+  files.instances = has_objects(o.model.classes(), data.scheme);
+  files.scheme = data.scheme;
+  files.overlays = false;
+  return files;
+}
+
 /// The nuclei demo's predictions (masks, probabilities, instance labels) and its last line.
 void finish_nuclei_demo(const DemoCommand& o, const DataSet& data, const TrainResult& r, Predictor& predictor) {
   const std::string out = (std::filesystem::path(o.train.model_dir) / "predictions").string();
-  PredictionFiles files;
-  files.instances = has_objects(o.model.classes(), data.scheme);
-  files.scheme = data.scheme;
-  files.overlays = false;  // they tint class 0, the background here
+  const PredictionFiles files = demo_prediction_files(o, data);
   std::string names;
   for (const auto& path : write_predictions(out, data.test, predictor.predict(data.test), files))
     names += (names.empty() ? "" : ", ") + std::filesystem::path(path).filename().string();
@@ -68,10 +76,10 @@ void run_demo(DemoCommand& o) {
       .writes(o.train.log_outputs())
       .check();
   if (!o.write_data.empty()) {
-    const std::filesystem::path dir(o.write_data);
-    for (const char* existing : {"train-volume.tif", "train-labels.tif", "images", "masks"})
-      if (std::filesystem::exists(dir / existing))
-        fail_file(o.write_data, std::string("already holds a data set (") + existing + "); refusing to write over it");
+    // The data set's files are new, or nothing of the user's could be replaced by them.
+    std::error_code ec;
+    if (std::filesystem::exists(o.write_data, ec) && !std::filesystem::is_empty(o.write_data, ec))
+      fail_file(o.write_data, "is not empty; the synthetic data set goes into a new or empty folder");
     SyntheticOptions synthetic = o.data.synthetic;
     synthetic.seed = o.data.seed;
     if (synthetic.kind == SyntheticKind::kNuclei) {
@@ -85,6 +93,12 @@ void run_demo(DemoCommand& o) {
   const DataSet data = load_data(o.data, o.model.classes());
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
   o.train.log_dir = o.train.model_dir;
+  const std::string predictions = (std::filesystem::path(o.train.model_dir) / "predictions").string();
+  CommandFiles()
+      .writes_into(predictions)
+      .writes_into(data.has_instances() ? "" : (std::filesystem::path(predictions) / "overlays").string())
+      .writes(prediction_outputs(predictions, data.test, demo_prediction_files(o, data), /*per_file=*/false))
+      .check();
   const FoldData fold = fold_data(data, o.data);
   std::printf("unet demo: %s; %zu training and %zu evaluation slices; U-Net of %s (%lld -> %lld pixels); %lld steps of batch %lld on %s\n",
               data.description.c_str(), fold.train.size(), fold.eval.size(), model.describe().c_str(),
@@ -110,7 +124,7 @@ void run_demo(DemoCommand& o) {
   }
   std::printf("  (all-background baseline: membrane Dice 0.0000, pixel error %.4f)\n", membrane / pixels);
   const std::string out = (std::filesystem::path(o.train.model_dir) / "predictions").string();
-  write_predictions(out, data.test, predictor.predict(data.test), PredictionFiles{});
+  write_predictions(out, data.test, predictor.predict(data.test), demo_prediction_files(o, data));
   std::printf("predicted %zu test slices into %s (test-masks.tif, test-probabilities.tif, overlays/*.png)\n",
               data.test.size(), out.c_str());
   std::printf("demo membrane Dice: %.4f\n", r.metrics.membrane_dice);

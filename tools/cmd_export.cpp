@@ -47,10 +47,10 @@ void print_usage_line(Format format, const std::string& out, const CheckpointInf
 void run_export(const ExportCommand& o) {
   const std::string ckpt = checkpoint_path(o.model_dir);
   if (!std::filesystem::exists(ckpt)) fail_file(o.model_dir, "no checkpoint.pt: nothing trained to export");
-  const CheckpointInfo info = read_checkpoint_info(ckpt);
-  UNet model = load_model(ckpt, info);
   const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format)).string() : o.output;
   CommandFiles().reads(ckpt).reads(o.package.sample).writes(out).check();
+  const CheckpointInfo info = read_checkpoint_info(ckpt);
+  UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
   if (o.format == Format::kOnnx) {
     contract_format = ExportFormat::kOnnx;

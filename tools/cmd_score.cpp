@@ -104,32 +104,18 @@ at::Tensor cell_probability(const RawImage& page, const std::string& file, bool 
   return invert ? 1.0 - p : p;
 }
 
-/// The one channel of a label image's page (a truth or instance labels): its channels must agree,
-/// apart from an opaque alpha channel (gray + alpha, RGBA), since only one can be used.
-at::Tensor single_channel(const RawImage& page, const std::string& file, const std::string& what) {
-  const at::Tensor& c = page.pixels;
-  int64_t colour = c.size(0);
-  const double opaque = page.format == SampleFormat::kUInt16 ? 65535.0 : 255.0;
-  if ((colour == 2 || colour == 4) && page.format != SampleFormat::kFloat32 && c[colour - 1].eq(opaque).all().item<bool>())
-    --colour;  // an alpha channel that hides nothing
-  if (!c.narrow(0, 0, colour).eq(c[0]).all().item<bool>())
-    fail_file(file, "has " + std::to_string(c.size(0)) + " differing channels; " + what + " must be single-channel");
-  return c[0];
-}
-
 /// Refuses `--instances` predictions that are not instance labels: float images, and binary masks,
 /// whose only non-zero value (over all pages) is 255 or 65535, the full scale of 8 or 16 bits.
 void check_instance_labels(const std::vector<RawImage>& pages, const std::string& file) {
   std::vector<at::Tensor> values;
   for (const RawImage& page : pages) {
-    if (page.format == SampleFormat::kFloat32) fail_file(file, "instance labels must be 8- or 16-bit integer images, not float");
-    values.push_back(std::get<0>(at::_unique(single_channel(page, file, "instance labels"))));
+    values.push_back(std::get<0>(at::_unique(label_values(page, file, "instance labels"))));
   }
   const at::Tensor all = std::get<0>(at::_unique(at::cat(values))).to(at::kLong);
   const at::Tensor labels = all.masked_select(all != 0);
   if (labels.numel() != 1) return;
   const int64_t only = labels.item<int64_t>();
-  if (only == 255 || only == 65535)
+  if (only == (pages.front().format == SampleFormat::kUInt16 ? 65535 : 255))
     fail_file(file, "--instances expects instance labels (one value per object), but this mask holds only " +
                         std::string(all.numel() == 2 ? "0 and " : "") + std::to_string(only) +
                         ": a binary mask; drop --instances");
@@ -167,10 +153,10 @@ void run_score(const ScoreCommand& o) {
                                  std::to_string(pred[k].height()) + " but the truth " + truth_file + " is " +
                                  std::to_string(truth[k].width()) + "x" + std::to_string(truth[k].height()));
       at::Tensor predicted_objects;
-      if (o.instances) predicted_objects = pred[k].pixels[0].to(at::kLong);  // checked: one channel, labels
+      if (o.instances) predicted_objects = label_values(pred[k], pred_file, "instance labels");
       const at::Tensor p = o.instances ? (predicted_objects != 0).to(at::kFloat)
                                        : cell_probability(pred[k], pred_file, o.invert_prediction);
-      const at::Tensor raw_truth = single_channel(truth[k], truth_file, "truth").to(at::kLong);
+      const at::Tensor raw_truth = label_values(truth[k], truth_file, "truth masks");
       const at::Tensor cells = raw_truth != 0;  // any label is a cell: 0/255 masks and 16-bit instance labels
       const at::Tensor labels = cells.to(at::kLong);  // 1 = cell, 0 = boundary
       static_assert(kMembraneClass == 0, "class 0 is the boundary");
@@ -209,6 +195,11 @@ void run_score(const ScoreCommand& o) {
     const nlohmann::json record = {{"prediction", o.prediction}, {"truth", o.truth}, {"images", images}, {"overall", overall_json}};
     write_text_atomically(o.output, json_text(record, 2) + "\n");
     std::printf("wrote %s\n", o.output.c_str());
+    bool lossy = !is_utf8(o.prediction) || !is_utf8(o.truth);
+    for (const auto& pair : pairs) lossy = lossy || !is_utf8(pair.first);
+    if (lossy)
+      std::fprintf(stderr, "unet: note: %s names files whose names are not UTF-8 with U+FFFD in place of their invalid bytes\n",
+                   o.output.c_str());
   }
   std::fflush(stdout);
 }

@@ -40,7 +40,10 @@ CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string
         std::vector<std::string> items;
         for (size_t start = 0;;) {
           const size_t comma = text.find(',', start);
-          items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+          std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          item.erase(0, item.find_first_not_of(" \t"));  // "a, b" is "a" and "b"
+          item.erase(item.find_last_not_of(" \t") + 1);
+          items.push_back(std::move(item));
           if (comma == std::string::npos) break;
           start = comma + 1;
         }

@@ -55,8 +55,9 @@ CLI::Option* add_choice(CLI::App& app, const std::string& names_text, const std:
   return option;
 }
 
-/// A comma-separated list option bound to `values` (the library field `field`): "a,b,c". An empty
-/// list or an empty item ("a,,b", ",") is an `OptionError` at parse time, not a shorter list.
+/// A comma-separated list option bound to `values` (the library field `field`): "a,b,c" or
+/// "a, b, c" (spaces around items dropped). An empty list or an empty item ("a,,b", ",") is an
+/// `OptionError` at parse time, not a shorter list. Given twice, the last list counts.
 CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string& field, std::vector<std::string>& values,
                       const std::string& help);
 

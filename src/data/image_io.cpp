@@ -196,7 +196,11 @@ at::Tensor label_values(const RawImage& mask, const std::string& where, const st
   // stored ones, Fiji shows the inverted ones), and the reader has inverted them: refuse rather
   // than guess which the user meant.
   if (mask.min_is_white) fail_file(where, "MinIsWhite (inverted) " + kind + " are not supported: save as MinIsBlack");
-  const at::Tensor& m = mask.pixels;
+  at::Tensor m = mask.pixels;
+  // An alpha channel that hides nothing (gray + alpha, RGBA saved by image editors) carries no label.
+  const int64_t full = mask.format == SampleFormat::kUInt16 ? 65535 : 255;
+  if ((m.size(0) == 2 || m.size(0) == 4) && !is_signed_format(mask.format) && m[m.size(0) - 1].eq(full).all().item<bool>())
+    m = m.narrow(0, 0, m.size(0) - 1);
   if (m.size(0) > 1 && !at::equal(m, m.narrow(0, 0, 1).expand_as(m)))
     fail_file(where, kind + " must be single-channel (this one has " + std::to_string(m.size(0)) + " differing channels)");
   at::Tensor labels = m[0].to(at::kLong).contiguous();

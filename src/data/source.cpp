@@ -1,8 +1,6 @@
 // The data a command trains or evaluates on: a data directory or the synthetic set, and a fold of it.
 #include "unet/data/source.h"
 
-#include "runtime/json.h"
-
 namespace unet {
 
 void DataOptions::validate() const {
@@ -17,11 +15,9 @@ void DataOptions::validate() const {
 void validate_class_names(const std::vector<std::string>& names) {
   for (size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
-    const std::string which = ": name " + std::to_string(i + 1);
-    if (name.empty()) throw OptionError("class_names", which + " is empty");
-    if (!is_utf8(name)) throw OptionError("class_names", which + " is not UTF-8 text");
-    for (const unsigned char c : name)
-      if (c < 0x20 || c == 0x7f) throw OptionError("class_names", which + " holds a control character");
+    const std::string which = ": name " + std::to_string(i + 1);  // 1-based, as typed
+    if (name.find_first_not_of(' ') == std::string::npos) throw OptionError("class_names", which + " is empty");
+    require_printable("class_names", "name " + std::to_string(i + 1), name);
     for (size_t k = 0; k < i; ++k)
       if (names[k] == name) throw OptionError("class_names", ": '" + name + "' is given twice (names " + std::to_string(k + 1) + " and " + std::to_string(i + 1) + ")");
   }

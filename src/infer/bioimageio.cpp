@@ -8,6 +8,8 @@
 #include "unet/infer/spdx_licenses.h"
 
 #include "infer/exports.h"
+#include "runtime/json.h"
+#include "unet/data/source.h"
 #include "unet/data/image_io.h"
 #include "unet/data/synthetic.h"
 #include "unet/model/geometry.h"
@@ -86,6 +88,10 @@ std::pair<at::Tensor, double> read_sample(const std::string& path, const UNetOpt
     fail_file(where, "has " + std::to_string(raw.channels()) + " channel(s); the model takes " +
                          std::to_string(o.in_channels()));
   }
+  // A package normalises by a gain alone: the stored values must be what the model's reader sees.
+  if (is_signed_format(raw.format) || raw.min_is_white)
+    fail_file(where, std::string(raw.min_is_white ? "is a MinIsWhite (inverted) TIFF" : "has signed samples") +
+                         ", which a package cannot normalise: save it as unsigned, MinIsBlack");
   const double max_value = raw.format == SampleFormat::kUInt8 ? 255.0 : raw.format == SampleFormat::kUInt16 ? 65535.0 : 1.0;
   at::Tensor x = raw.pixels.to(at::kFloat);
   if (raw.format == SampleFormat::kFloat32 && (x.min().item<float>() < 0.f || x.max().item<float>() > 1.f)) {
@@ -237,37 +243,6 @@ std::string shown(const std::string& text) {
   return out;
 }
 
-/// The byte offset of the first byte of `text` that does not continue a UTF-8 sequence, or npos.
-size_t invalid_utf8_at(const std::string& text) {
-  for (size_t i = 0; i < text.size();) {
-    const auto u = static_cast<unsigned char>(text[i]);
-    const size_t length = u < 0x80 ? 1 : (u >> 5) == 0x6 ? 2 : (u >> 4) == 0xe ? 3 : (u >> 3) == 0x1e ? 4 : 0;
-    if (length == 0 || u == 0xc0 || u == 0xc1 || u > 0xf4 || i + length > text.size()) return i;
-    for (size_t k = 1; k < length; ++k)
-      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return i;
-    i += length;
-  }
-  return std::string::npos;
-}
-
-/// Throws `OptionError` for `field` when `text` (`what`: how the message names it) holds a control
-/// character or is not UTF-8: the specification's YAML takes printable UTF-8 text only.
-void require_printable(const std::string& field, const std::string& what, const std::string& text) {
-  const auto control = std::find_if(text.begin(), text.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) == 0x7f;
-  });
-  if (control != text.end()) {
-    char code[8];
-    std::snprintf(code, sizeof code, "0x%02x", static_cast<unsigned char>(*control));
-    throw OptionError(field, ": " + what + " holds the control character " + code + " (at byte " +
-                                 std::to_string(control - text.begin()) +
-                                 "); bioimage.io text is one line of printable characters (no tabs or line breaks)");
-  }
-  if (const size_t at = invalid_utf8_at(text); at != std::string::npos) {
-    throw OptionError(field, ": " + what + " is not UTF-8 text (byte " + std::to_string(at) + ")");
-  }
-}
-
 void validate_license(const std::string& license) {
   if (license.empty()) {
     throw OptionError("license", " is empty: a package needs an SPDX license identifier such as CC-BY-4.0 or MIT "
@@ -313,19 +288,6 @@ void validate_authors(const std::vector<std::string>& authors) {
   }
 }
 
-void validate_class_names(const std::vector<std::string>& names) {
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (blank(names[i])) throw OptionError("class_names", ": class " + std::to_string(i) + "'s name is empty");
-    require_printable("class_names", "class " + std::to_string(i) + "'s name", names[i]);
-    for (size_t j = 0; j < i; ++j) {
-      if (names[j] == names[i]) {
-        throw OptionError("class_names", ": '" + names[i] + "' names classes " + std::to_string(j) + " and " +
-                                             std::to_string(i) + "; each class needs its own name");
-      }
-    }
-  }
-}
-
 }  // namespace
 
 void BioimageioOptions::validate() const {
@@ -333,7 +295,7 @@ void BioimageioOptions::validate() const {
   validate_name(name);
   validate_description(description);
   validate_authors(authors);
-  validate_class_names(class_names);
+  validate_class_names(class_names);  // unet/data/source.h: the training data's rule
 }
 
 #ifdef UNET_HAS_LIBZIP
@@ -385,7 +347,7 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
             " steps; it segments 2D images into " + std::to_string(o.classes()) + " classes and gives each pixel's class probabilities."
       : opt.description;
   Files files;
-  files.emplace_back("rdf.yaml", rdf(o, info, opt, classes, max_value, description).dump(2) + "\n");
+  files.emplace_back("rdf.yaml", json_text(rdf(o, info, opt, classes, max_value, description), 2) + "\n");
   files.emplace_back("weights.onnx", onnx_bytes(model, info.input_size, ExportFormat::kOnnxProbabilities, info.training_record));
   files.emplace_back("weights.torchscript.pt",
                      torchscript_bytes(model, info.input_size, info.training_record, ExportFormat::kTorchScriptProbabilities));

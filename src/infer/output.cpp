@@ -19,6 +19,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// Page 3 of "stack.tif" -> "<dir>/overlays/stack_3.png", "image.png" -> "<dir>/overlays/image.png".
+std::string overlay_path(const std::string& dir, const Sample& s) {
+  const std::string file = fs::path(s.source).stem().string() + (s.page >= 0 ? "_" + std::to_string(s.page) : "") + ".png";
+  return (fs::path(dir) / "overlays" / file).string();
+}
+
 /// One PNG per sample in `dir/overlays` with the predicted membrane tinted red over the image.
 void write_overlays(const std::string& dir, const std::vector<Sample>& samples, const std::vector<at::Tensor>& probabilities,
                     std::vector<std::string>& written) {
@@ -32,10 +38,7 @@ void write_overlays(const std::string& dir, const std::vector<Sample>& samples, 
     rgb[0] = at::where(membrane, gray * 0.4 + 153.0, gray);
     rgb[1] = at::where(membrane, gray * 0.4, gray);
     rgb[2] = at::where(membrane, gray * 0.4, gray);
-    // Page 3 of "stack.tif" -> "stack_3.png", "image.png" -> "image.png".
-    const Sample& s = samples[i];
-    const std::string file = fs::path(s.source).stem().string() + (s.page >= 0 ? "_" + std::to_string(s.page) : "") + ".png";
-    const std::string path = (overlay_dir / file).string();
+    const std::string path = overlay_path(dir, samples[i]);
     write_png(path, rgb.round().to(at::kByte));
     written.push_back(path);
   }
@@ -86,13 +89,19 @@ at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, cons
 std::vector<std::string> prediction_outputs(const std::string& dir, const std::vector<Sample>& samples,
                                             const PredictionFiles& files, bool per_file) {
   const fs::path d(dir);
+  std::vector<std::string> out;
+  // The writers take their names from the front of this list; the overlays come last.
+  const auto with_overlays = [&] {
+    if (files.overlays)
+      for (const Sample& s : samples) out.push_back(overlay_path(dir, s));
+    return out;
+  };
   if (!per_file) {
-    std::vector<std::string> out = {(d / "test-masks.tif").string()};
+    out.push_back((d / "test-masks.tif").string());
     if (files.probabilities) out.push_back((d / "test-probabilities.tif").string());
     if (files.instances) out.push_back((d / "test-instances.tif").string());
-    return out;
+    return with_overlays();
   }
-  std::vector<std::string> out;
   for (const auto& [first, last] : file_groups(samples)) {
     const std::string stem = fs::path(samples[first].source).stem().string();
     std::vector<std::string> paths = {(d / (stem + (is_png(samples[first].source) ? ".png" : ".tif"))).string()};
@@ -105,7 +114,7 @@ std::vector<std::string> prediction_outputs(const std::string& dir, const std::v
       out.push_back(path);
     }
   }
-  return out;
+  return with_overlays();
 }
 
 std::vector<std::string> write_predictions_per_file(const std::string& dir, const std::vector<Sample>& samples,

@@ -68,7 +68,7 @@ bool has_image_extension(const std::string& path);
 at::Tensor to_unit_range(const RawImage& image);
 
 /// The values of a label image (class indices or instance labels) as int64 [H, W]: its one channel,
-/// or its channels when they all agree. Throws `unet::Error` "<where>: ..." for float images,
+/// or its channels when they all agree (an opaque alpha channel is ignored). Throws `unet::Error` "<where>: ..." for float images,
 /// MinIsWhite TIFFs ("MinIsWhite (inverted) <kind> are not supported: save as MinIsBlack"),
 /// differing channels and negative values of signed TIFFs ("negative label -3 ..."); `kind` names
 /// the images in messages ("masks", "instance masks").

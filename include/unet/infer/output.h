@@ -48,7 +48,7 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
                                                     const PredictionFiles& files);
 
 /// The files that `write_predictions` (`per_file` false) or `write_predictions_per_file` writes
-/// for these samples, overlays aside, to check them before predicting. Throws `unet::Error` when
+/// for these samples, overlays included, to check them before predicting. Throws `unet::Error` when
 /// two inputs would write the same file (a.tif and a.tiff).
 std::vector<std::string> prediction_outputs(const std::string& dir, const std::vector<Sample>& samples,
                                             const PredictionFiles& files, bool per_file);

@@ -54,6 +54,11 @@ void require_option(bool ok, const std::string& field, const std::string& requir
 void require_option(bool ok, const std::string& field, const std::string& requirement, double value);
 void require_option(bool ok, const std::string& field, const std::string& requirement, int64_t value);
 
+/// Throws `OptionError` for `field` when `text` (`what` names it: "the description", "name 2") is
+/// not UTF-8 text or holds a control character (below 0x20, or 0x7f): names and descriptions that
+/// go into JSON and YAML files are one line of printable text.
+void require_printable(const std::string& field, const std::string& what, const std::string& text);
+
 /// "a", "a or b", "a, b or c".
 std::string one_of(const std::vector<std::string>& choices);
 
