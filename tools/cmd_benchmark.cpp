@@ -235,7 +235,9 @@ void register_benchmark(CLI::App& app) {
   add_value(*cmd, "--baseline", "baseline", o->baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");
   add_value(*cmd, "--profile", "profile", o->profile,
             "After timing, profile 5 more steps: time per kernel group (GPU) or operator (CPU), and a Chrome trace to this file");
-  add_data_options(*cmd, o->data);
+  // Speed is measured on the built-in synthetic data unless --data-dir names other data.
+  o->data.use_synthetic = true;
+  add_data_options(*cmd, o->data, /*synthetic_flag=*/false);
   add_model_options(*cmd, o->model, o->train);
   add_device_paths(*cmd, o->train.channels_last, o->train.graphs, o->train.fused);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});

@@ -139,6 +139,7 @@ void run_cross_validate(CrossValidateCommand& o) {
   const std::string root = o.train.model_dir;
   auto fold_options = [&](int fold) {
     TrainOptions t = o.train;
+    record_data_source(o.data, t);
     t.model_dir = (std::filesystem::path(root) / ("fold-" + std::to_string(fold))).string();
     t.log_dir = t.model_dir;
     return t;

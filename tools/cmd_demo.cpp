@@ -40,6 +40,7 @@ DemoCommand demo_defaults() {
   o.train.warmup_steps = 5;
   o.train.overwrite = true;
   o.train.checkpoint_every = 0;
+  o.data.use_synthetic = true;
   o.data.synthetic.size = 192;
   o.data.synthetic.train_count = 30;
   return o;

@@ -62,7 +62,8 @@ void run_evaluate(const EvaluateCommand& o) {
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   const Metrics m = evaluate(predictor, samples);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
-  print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on fold " + fold_name, m, data);
+  print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on " + data.description + ", fold " +
+                    fold_name, m, data);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j.update(class_record(m, data));

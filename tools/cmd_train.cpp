@@ -1,5 +1,6 @@
 // `unet train`: train a U-Net on one fold (or all) of a data set and write its checkpoint.
 #include "options.h"
+#include "resume.h"
 
 #include "unet/dist/dist.h"
 #include "unet/model/checkpoint.h"
@@ -9,6 +10,7 @@
 #include "unet/train/trainer.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 namespace unet::cli {
@@ -21,9 +23,16 @@ struct TrainCommand {
   RuntimeOptions runtime;
 };
 
-void run_train(TrainCommand& o) {
+void run_train(TrainCommand& o, const CLI::App& command) {
   RunContext context = make_run_context(o.runtime);
   TrainOptions& train = o.train;
+  // A resumed run goes on with the checkpoint's network, input, optimisation and data.
+  if (const std::string ckpt = checkpoint_path(train.model_dir); train.resume && std::filesystem::exists(ckpt)) {
+    adopt_checkpoint(command, read_checkpoint_info(ckpt), ckpt, o.data, o.model, train, context.verbose());
+    o.model.validate();
+    train.validate();
+  }
+  record_data_source(o.data, train);
   if (train.log_dir.empty()) train.log_dir = train.model_dir;
   CommandFiles()
       .reads(data_files(o.data))
@@ -78,7 +87,7 @@ void register_train(CLI::App& app) {
     o->train.validate();
     o->runtime.validate();
   });
-  on_run(*cmd, [o] { run_train(*o); });
+  on_run(*cmd, [o, cmd] { run_train(*o, *cmd); });
 }
 
 }  // namespace unet::cli

@@ -30,10 +30,10 @@ void register_commands(CLI::App& app) {
   register_dist_info(app);
 }
 
-void add_data_options(CLI::App& app, DataOptions& data) {
+void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag) {
   add_value(app, "--data-dir,--data_dir", "dir", data.dir,
             "Data directory: ISBI layout (train-volume.tif, train-labels.tif, test-volume.tif) or "
-            "images/ + masks/ (+ test/); omitted: the embedded synthetic EM-like data set");
+            "images/ + masks/ (+ test/)");
   CLI::Option* fold = app.add_option_function<std::string>(
       "--fold", [&data](const std::string& text) { data.fold = parse_fold(text); },
       "Cross-validation fold 0-4 held out for evaluation, or 'none' to train on all");
@@ -44,11 +44,19 @@ void add_data_options(CLI::App& app, DataOptions& data) {
              "objects parted by background, with --classes 3 background/interior/boundary)");
   add_value(app, "--boundary-width", "boundary_width", data.boundary_width,
             "Width of the boundary class derived from instance masks (--classes 3), pixels");
+  if (synthetic_flag) {
+    name_field("use_synthetic", app.add_flag("--synthetic", data.use_synthetic,
+                                             "The built-in synthetic data instead of --data-dir (also implied by any "
+                                             "--synthetic-* option)")->get_name());
+  }
+  // Asking for a kind, size or count of synthetic data asks for the synthetic data.
+  const auto asks = [&data](const std::string&) { data.use_synthetic = true; };
   add_choice(app, "--synthetic-kind", "synthetic.kind", data.synthetic.kind, synthetic_kind_names(),
-             "Synthetic data without --data-dir: em (membranes, as ISBI) or nuclei (touching nuclei, instance labels)");
-  add_value(app, "--synthetic-size", "synthetic.size", data.synthetic.size, "Side of the synthetic slices, pixels");
+             "Synthetic data: em (membranes, as ISBI) or nuclei (touching nuclei, instance labels)")->each(asks);
+  add_value(app, "--synthetic-size", "synthetic.size", data.synthetic.size, "Side of the synthetic slices, pixels")->each(asks);
   add_image_limit(app);
-  add_value(app, "--synthetic-count", "synthetic.train_count", data.synthetic.train_count, "Labelled synthetic slices");
+  add_value(app, "--synthetic-count", "synthetic.train_count", data.synthetic.train_count, "Labelled synthetic slices")
+      ->each(asks);
   add_list(app, "--class-names", "class_names", data.class_names,
            "Class names in label order, comma-separated (default: membrane,cell for ISBI-style data, "
            "background,foreground for folder data)");
@@ -181,6 +189,12 @@ UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size
 
 std::vector<std::string> data_files(const DataOptions& data) {
   return data.dir.empty() ? std::vector<std::string>{} : dataset_files(data.dir);
+}
+
+void record_data_source(const DataOptions& data, TrainOptions& train) {
+  std::error_code ec;
+  train.data_dir = data.dir.empty() ? std::string() : std::filesystem::absolute(data.dir, ec).lexically_normal().string();
+  train.synthetic_data = data.dir.empty() && data.use_synthetic;
 }
 
 void require_model_dir(const std::string& model_dir) {

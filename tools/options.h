@@ -21,8 +21,10 @@
 
 namespace unet::cli {
 
-/// --data-dir, --fold, --mask-encoding, --synthetic-size, --synthetic-count, --max-image-pixels.
-void add_data_options(CLI::App& app, DataOptions& data);
+/// --data-dir, --fold, --mask-encoding, --synthetic (when `synthetic_flag`: benchmark's --synthetic
+/// means random tensors), --synthetic-kind/-size/-count (each asks for the synthetic data),
+/// --max-image-pixels, --class-names.
+void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag = true);
 /// --max-image-pixels: the largest image a file may declare (`set_max_image_pixels`).
 void add_image_limit(CLI::App& app);
 /// The architecture (--filters, --depth, --padding, --up-kernel, --classes, --dropout) and how
@@ -56,6 +58,10 @@ UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size
 /// The files that the data set `data` names may be read from (none for the synthetic data), for a
 /// command's `CommandFiles` (io_check.h).
 std::vector<std::string> data_files(const DataOptions& data);
+
+/// Records in `train` where its data come from (`data`'s directory as an absolute path, or the
+/// synthetic data), for the checkpoint and `train --resume`.
+void record_data_source(const DataOptions& data, TrainOptions& train);
 
 /// Throws `OptionError` for an empty model directory (the run would save nothing).
 void require_model_dir(const std::string& model_dir);

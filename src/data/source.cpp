@@ -47,6 +47,11 @@ DataSet load_data(const DataOptions& options, int64_t classes) {
   // Before the (slow) reading: names that do not fit are an option error.
   require_option(options.class_names.empty() || static_cast<int64_t>(options.class_names.size()) == classes, "class_names",
                  "needs one name per class (" + std::to_string(classes) + ")", static_cast<int64_t>(options.class_names.size()));
+  // A forgotten directory is an error, not the synthetic data: a user's model must never be
+  // trained or scored on data the user did not name.
+  if (options.dir.empty() && !options.use_synthetic)
+    throw OptionError("dir", ": no data named; give {dir} DIR (the ISBI layout or images/ + masks/), or {use_synthetic} "
+                             "for the built-in synthetic data");
   DataSet data;
   if (!options.dir.empty()) {
     data = load_dataset(options.dir, classes, options.mask_encoding, options.boundary_width);

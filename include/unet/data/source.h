@@ -11,7 +11,7 @@ namespace unet {
 
 struct DataOptions {
   /// ISBI layout (train-volume.tif, train-labels.tif, test-volume.tif) or folder layout (images/,
-  /// masks/, test/); empty: the embedded synthetic EM-like data set.
+  /// masks/, test/); empty with `use_synthetic`: the built-in synthetic data set.
   std::string dir;
   MaskEncoding mask_encoding = MaskEncoding::kAuto;
   /// Width of the boundary class, pixels, when 3 classes come from instance masks.
@@ -21,7 +21,9 @@ struct DataOptions {
   int fold = 0;
   /// Seeds the fold split's shuffle and the synthetic data.
   uint64_t seed = 0;
-  /// The synthetic data set (used when `dir` is empty; its seed is `seed`).
+  /// The built-in synthetic data set instead of a directory: used only when asked for (`dir` empty
+  /// and `use_synthetic` set), never as a fallback for a forgotten directory. Its seed is `seed`.
+  bool use_synthetic = false;
   SyntheticOptions synthetic;
   /// One name per class, in label order (empty: membrane, cell for ISBI-style and synthetic EM
   /// data; background, foreground for two-class folder or instance data; background, interior,
