@@ -66,3 +66,28 @@ TEST(FirstHour, ResumingASyntheticRunAsksForTheSyntheticData) {
   const auto ok = run_unet("train --threads 1 --resume --max-steps 2 --model-dir " + model + kSynthetic);
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
+
+TEST(FirstHour, HelpSaysWhatEachCommandTakes) {
+  const auto predict = run_unet("predict --help");
+  EXPECT_EQ(predict.exit_code, 0);
+  EXPECT_EQ(predict.out.find("BOOLEAN"), std::string::npos) << predict.out;
+  EXPECT_EQ(predict.out.find("ENUM:"), std::string::npos) << predict.out;
+  EXPECT_NE(predict.out.find("--mask-encoding,--mask_encoding binary|index=binary"), std::string::npos) << predict.out;
+  EXPECT_NE(predict.out.find("off unless given"), std::string::npos) << predict.out;
+  for (const char* training_only : {"--loader-threads", "--dist-timeout", "--seed"})
+    EXPECT_EQ(predict.out.find(training_only), std::string::npos) << training_only;
+  const auto evaluate = run_unet("evaluate --help");
+  EXPECT_EQ(evaluate.out.find("to train on all"), std::string::npos) << evaluate.out;
+  EXPECT_EQ(evaluate.out.find("--loader-threads"), std::string::npos);
+  EXPECT_NE(evaluate.out.find("Seed of the fold split"), std::string::npos);
+  const auto exported = run_unet("export --help");
+  EXPECT_NE(exported.out.find("onnx (ONNX Runtime, OpenVINO)"), std::string::npos) << exported.out;
+}
+
+TEST(FirstHour, WrittenDataSaysHowToTrainOnIt) {
+  TempDir dir;
+  const auto r = run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + dir.file("d") + kSynthetic);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("train on it: unet train --data-dir " + dir.file("d") + " --mask-encoding instances --classes 3"),
+            std::string::npos) << r.out;
+}

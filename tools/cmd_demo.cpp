@@ -89,6 +89,10 @@ void run_demo(DemoCommand& o) {
       write_synthetic_isbi(o.write_data, synthetic);
     }
     std::printf("unet demo: wrote the synthetic data set into %s\n", o.write_data.c_str());
+    std::printf("  train on it: unet train --data-dir %s%s --depth 3 --filters 16 --input-size 220 --batch-size 4 "
+                "--learning-rate 1e-3 --max-steps 400 --model-dir runs/mine\n",
+                o.write_data.c_str(),
+                synthetic.kind == SyntheticKind::kNuclei ? " --mask-encoding instances --classes 3 --input-mode tile" : "");
     if (o.train.max_steps == 0) return;  // the data only
   }
   const DataSet data = load_data(o.data, o.model.classes());

@@ -83,7 +83,7 @@ void register_evaluate(CLI::App& app) {
   add_value(*cmd, "--log-dir,--log_dir", "log_dir", o->log_dir, "Where eval_results.json goes (default: --model-dir)");
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_inference_options(*cmd, o->infer);
-  add_runtime_options(*cmd, o->runtime, {&o->data.seed});
+  add_runtime_options(*cmd, o->runtime, {&o->data.seed}, /*training=*/false);
   check_after_parse(*cmd, [o] {
     o->data.validate();
     o->infer.validate();

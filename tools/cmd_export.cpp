@@ -83,7 +83,9 @@ void register_export(CLI::App& app) {
             "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx or unet.bioimageio.zip)");
   static const EnumNames<Format> formats = {
       {"torchscript", Format::kTorchScript}, {"onnx", Format::kOnnx}, {"bioimageio", Format::kBioimageio}};
-  add_choice(*cmd, "--format", "format", o->format, formats, "torchscript");
+  add_choice(*cmd, "--format", "format", o->format, formats,
+             "torchscript (LibTorch, C++ or Python), onnx (ONNX Runtime, OpenVINO) or bioimageio (a zip for deepImageJ, "
+             "ilastik, napari, QuPath)");
   add_value(*cmd, "--sample", "sample", o->package.sample,
             "bioimageio: a real image (TIFF or PNG, same encoding as the training data) for the test tensors and the "
             "cover (default: a synthetic EM-like slice)");

@@ -130,10 +130,11 @@ void register_predict(CLI::App& app) {
                                       "split touching objects; interior/boundary models grow their interior either way "
                                       "(test-instances.tif or <stem>_instances.tif)");
   instances->expected(0, 1)->default_str("components");
+  instances->option_text("[components|watershed] (off unless given; given alone: components)");
   instances->each([o](const std::string&) { o->files.instances = true; });
   add_inference_options(*cmd, o->infer);
   add_image_limit(*cmd);
-  add_runtime_options(*cmd, o->runtime, {});
+  add_runtime_options(*cmd, o->runtime, {}, /*training=*/false);
   check_after_parse(*cmd, [o] {
     o->infer.validate();
     o->runtime.validate();

@@ -49,8 +49,12 @@ CLI::Validator choice_transform(const EnumNames<E>& names, const std::string& fi
 template <typename E>
 CLI::Option* add_choice(CLI::App& app, const std::string& names_text, const std::string& field, E& value,
                         const EnumNames<E>& names, const std::string& help) {
-  CLI::Option* option = app.add_option(names_text, value, help)->transform(choice_transform(names, field));
+  // The help shows "resize|tile", not CLI11's "ENUM:resize|tile" or "BOOLEAN:binary|index".
+  CLI::Validator transform = choice_transform(names, field);
+  const std::string choices = transform.get_description();
+  CLI::Option* option = app.add_option(names_text, value, help)->transform(transform.description(""));
   option->default_str(name_of(names, value));
+  option->type_name(choices);
   name_field(field, option->get_name());
   return option;
 }

@@ -36,7 +36,8 @@ void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag) {
             "images/ + masks/ (+ test/)");
   CLI::Option* fold = app.add_option_function<std::string>(
       "--fold", [&data](const std::string& text) { data.fold = parse_fold(text); },
-      "Cross-validation fold 0-4 held out for evaluation, or 'none' to train on all");
+      "Cross-validation fold 0-4 held out for evaluation, or 'none': every labelled image (train: trains on all, "
+      "evaluate: scores all)");
   fold->default_str("0");
   name_field("fold", fold->get_name());
   add_choice(app, "--mask-encoding,--mask_encoding", "mask_encoding", data.mask_encoding, mask_encoding_names(),
@@ -136,10 +137,13 @@ void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fu
   add_switch(app, "--fused", "fused", fused, "Fused CUDA kernels (bias + ReLU, loss) instead of the plain LibTorch path");
 }
 
-void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vector<uint64_t*>& seeds) {
-  app.add_option_function<uint64_t>(
-         "--seed", [seeds](uint64_t seed) { for (uint64_t* s : seeds) *s = seed; }, "Random seed")
-      ->default_str("0");
+void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vector<uint64_t*>& seeds, bool training) {
+  if (!seeds.empty()) {
+    app.add_option_function<uint64_t>(
+           "--seed", [seeds](uint64_t seed) { for (uint64_t* s : seeds) *s = seed; },
+           training ? "Random seed (weights, data order, augmentation, fold split)" : "Seed of the fold split")
+        ->default_str("0");
+  }
   CLI::Option* device = app.add_option_function<std::string>(
       "--device",
       [&runtime](const std::string& text) {
@@ -152,11 +156,12 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vect
              "fp32, tf32, fp16 (dynamic loss scaling), bf16, or auto (bf16 on CPUs with AMX, fp32 elsewhere)");
   app.add_flag_callback("--amp,--use_amp", [&runtime] { runtime.precision = Precision::kFP16; }, "Alias of --precision fp16");
   add_value(app, "--threads", "threads", runtime.threads, "CPU threads for LibTorch (0: all cores)");
-  add_value(app, "--loader-threads", "loader_threads", runtime.loader_threads, "Data loader worker threads");
+  if (training) add_value(app, "--loader-threads", "loader_threads", runtime.loader_threads, "Data loader worker threads");
   add_switch(app, "--deterministic", "deterministic", runtime.deterministic,
              "Deterministic GPU algorithms (no cuDNN autotuning): same seed, same weights; slower");
-  add_value(app, "--dist-timeout", "dist_timeout_s", runtime.dist_timeout_s,
-            "Seconds to wait for other ranks before failing (data-parallel runs)");
+  if (training)
+    add_value(app, "--dist-timeout", "dist_timeout_s", runtime.dist_timeout_s,
+              "Seconds to wait for other ranks before failing (data-parallel runs)");
   app.add_flag("--quiet,-q", runtime.quiet, "Print only the final results");
 }
 

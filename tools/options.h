@@ -38,9 +38,10 @@ void add_train_options(CLI::App& app, TrainOptions& train);
 void add_inference_options(CLI::App& app, InferenceOptions& infer);
 /// --channels-last, --graphs (alias --xla for on), --fused.
 void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused);
-/// --seed (into each of `seeds`), --device, --precision (--amp for fp16), --threads,
-/// --loader-threads, --deterministic, --dist-timeout, --quiet.
-void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vector<uint64_t*>& seeds);
+/// --seed (into each of `seeds`; none: no --seed), --device, --precision (--amp for fp16),
+/// --threads, --deterministic, --quiet, and for `training` commands --loader-threads and
+/// --dist-timeout (inference commands neither load batches nor join other ranks).
+void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vector<uint64_t*>& seeds, bool training = true);
 
 /// Sets `run` as `command`'s action. In parse-only mode (`set_parse_only`: the option-parser fuzz
 /// target) actions do nothing while everything they own stays alive.
