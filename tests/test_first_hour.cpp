@@ -91,3 +91,18 @@ TEST(FirstHour, WrittenDataSaysHowToTrainOnIt) {
   EXPECT_NE(r.out.find("train on it: unet train --data-dir " + dir.file("d") + " --mask-encoding instances --classes 3"),
             std::string::npos) << r.out;
 }
+
+TEST(FirstHour, EvaluationRecordsTheImagesItScored) {
+  TempDir dir;
+  const std::string data = dir.file("nuclei"), model = dir.file("m");
+  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + data + kSynthetic).exit_code, 0);
+  ASSERT_EQ(run_unet("train" + kTiny + "--max-steps 1 --mask-encoding instances --classes 3 --data-dir " + data + " --model-dir " + model)
+                .exit_code,
+            0);
+  const auto r = run_unet("evaluate --threads 1 --data-dir " + data + " --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string json = read_file(model + "/eval_results.json");
+  EXPECT_NE(json.find("\"evaluated_images\""), std::string::npos) << json;
+  EXPECT_NE(json.find("nuclei-0"), std::string::npos) << json;  // file names of the held-out fold
+  EXPECT_NE(json.find("folder layout in " + data), std::string::npos) << json;
+}

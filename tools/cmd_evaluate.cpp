@@ -70,6 +70,10 @@ void run_evaluate(const EvaluateCommand& o) {
   j["checkpoint"] = ckpt;
   j["step"] = info.step;
   j["fold"] = fold_name;
+  j["data"] = data.description;
+  nlohmann::json evaluated = nlohmann::json::array();  // the held-out images, to score them again elsewhere
+  for (const auto& s : samples) evaluated.push_back(s.name());
+  j["evaluated_images"] = evaluated;
   write_text_atomically(out, json_text(j, 2) + "\n");
 }
 
