@@ -3,6 +3,7 @@
 // the checkpoint's network, optimisation and data.
 #include "test_support.h"
 
+#include <algorithm>
 #include <filesystem>
 
 using unet::test::expect_one_line_error;
@@ -32,7 +33,7 @@ TEST(FirstHour, NoCommandFallsBackToTheSyntheticDataWhenNoDataIsNamed) {
   EXPECT_EQ(snapshot(model), before);  // eval_results.json is still the user's
   EXPECT_FALSE(fs::exists(dir.file("fresh/checkpoint.pt")));
   // Asked for, the synthetic data is there: --synthetic alone, or a --synthetic-* option.
-  const auto asked = run_unet("evaluate --threads 1 --synthetic --synthetic-size 64 --model-dir " + model);
+  const auto asked = run_unet("evaluate --threads 1 --synthetic --model-dir " + model);
   EXPECT_EQ(asked.exit_code, 0) << asked.err;
   EXPECT_NE(asked.out.find("synthetic"), std::string::npos) << asked.out;
 }
@@ -57,14 +58,41 @@ TEST(FirstHour, ResumeAloneContinuesTheCheckpointsNetworkAndData) {
   EXPECT_EQ(snapshot(model), before);
 }
 
-TEST(FirstHour, ResumingASyntheticRunAsksForTheSyntheticData) {
+TEST(FirstHour, ResumingASyntheticRunGoesOnWithTheSameSyntheticDataFoldAndSeed) {
   TempDir dir;
   const std::string model = dir.file("m");
-  ASSERT_EQ(run_unet("train" + kTiny + kSynthetic + "--max-steps 1 --model-dir " + model).exit_code, 0);
+  ASSERT_EQ(run_unet("train" + kTiny + kSynthetic + "--seed 7 --fold 3 --max-steps 1 --model-dir " + model).exit_code, 0);
+  const auto r = run_unet("train --threads 1 --resume --no-augment --max-steps 2 --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming on the synthetic data the checkpoint was trained on"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("6 labelled 64x64 slices, seed 7); fold 3"), std::string::npos) << r.err;
+  // The resumed run's configuration record: the first run's optimisation, --no-augment as given.
+  const std::string log = read_file(model + "/log.jsonl");
+  const size_t resumed = log.rfind("\"type\":\"config\"");
+  ASSERT_NE(resumed, std::string::npos);
+  const size_t line = log.rfind('\n', resumed) + 1;  // npos + 1 == 0: the first line
+  const std::string config = log.substr(line, log.find('\n', resumed) - line);
+  EXPECT_NE(config.find("\"batch_size\":2"), std::string::npos) << config;
+  EXPECT_NE(config.find("\"seed\":7"), std::string::npos) << config;
+  EXPECT_NE(config.find("\"augment\":false"), std::string::npos) << config;
+}
+
+TEST(FirstHour, ResumeOnAMovedDataDirectoryOrTwoDataSourcesIsOneLine) {
+  TempDir dir;
+  const std::string data = dir.file("nuclei"), model = dir.file("m");
+  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + data + kSynthetic).exit_code, 0);
+  ASSERT_EQ(run_unet("train" + kTiny + "--max-steps 1 --mask-encoding instances --classes 3 --data-dir " + data + " --model-dir " + model)
+                .exit_code,
+            0);
+  fs::rename(data, dir.file("moved"));
   expect_one_line_error(run_unet("train --threads 1 --resume --max-steps 2 --model-dir " + model),
-                        "was trained on the built-in synthetic data; pass --synthetic");
-  const auto ok = run_unet("train --threads 1 --resume --max-steps 2 --model-dir " + model + kSynthetic);
-  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+                        model + "/checkpoint.pt was trained on " + fs::absolute(data).string() +
+                            ", which is no longer there; name the data with --data-dir DIR");
+  const auto moved = run_unet("train --threads 1 --resume --max-steps 2 --model-dir " + model + " --data-dir " + dir.file("moved"));
+  EXPECT_EQ(moved.exit_code, 0) << moved.err;
+  EXPECT_NE(moved.err.find("note: resuming on " + dir.file("moved") + ", not on the data"), std::string::npos) << moved.err;
+  expect_one_line_error(run_unet("evaluate --threads 1 --synthetic --data-dir " + dir.file("moved") + " --model-dir " + model),
+                        "--data-dir and --synthetic name two data sets; give one");
 }
 
 TEST(FirstHour, HelpSaysWhatEachCommandTakes) {
@@ -103,6 +131,10 @@ TEST(FirstHour, EvaluationRecordsTheImagesItScored) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string json = read_file(model + "/eval_results.json");
   EXPECT_NE(json.find("\"evaluated_images\""), std::string::npos) << json;
-  EXPECT_NE(json.find("nuclei-0"), std::string::npos) << json;  // file names of the held-out fold
+  // The held-out fold of 6 images, by file name: one, not the five trained on.
+  const size_t list = json.find("\"evaluated_images\"");
+  const std::string names = json.substr(list, json.find(']', list) - list);
+  EXPECT_EQ(std::count(names.begin(), names.end(), ','), 0) << names;
+  EXPECT_NE(names.find("nuclei-0"), std::string::npos) << names;
   EXPECT_NE(json.find("folder layout in " + data), std::string::npos) << json;
 }

@@ -1,5 +1,6 @@
 // `unet cross-validate`: train and evaluate every fold; per-fold and mean +- std metrics.
 #include "options.h"
+#include "resume.h"
 #include "runtime/json.h"
 
 #include "eval/json.h"
@@ -139,7 +140,7 @@ void run_cross_validate(CrossValidateCommand& o) {
   const std::string root = o.train.model_dir;
   auto fold_options = [&](int fold) {
     TrainOptions t = o.train;
-    record_data_source(o.data, t);
+    record_data(o.data, t);
     t.model_dir = (std::filesystem::path(root) / ("fold-" + std::to_string(fold))).string();
     t.log_dir = t.model_dir;
     return t;
@@ -197,7 +198,8 @@ void register_cross_validate(CLI::App& app) {
       "Folds to run, e.g. 0,1 (with --resume, finished folds are only evaluated again)");
   folds->default_str("all");
   name_field("folds", folds->get_name());
-  check_after_parse(*cmd, [o] {
+  check_after_parse(*cmd, [o, cmd] {
+    refuse_two_data_sources(*cmd);
     require_model_dir(o->train.model_dir);
     o->data.validate();
     o->model.validate();

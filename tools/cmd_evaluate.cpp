@@ -88,7 +88,8 @@ void register_evaluate(CLI::App& app) {
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_inference_options(*cmd, o->infer);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed}, /*training=*/false);
-  check_after_parse(*cmd, [o] {
+  check_after_parse(*cmd, [o, cmd] {
+    refuse_two_data_sources(*cmd);
     o->data.validate();
     o->infer.validate();
     o->runtime.validate();

@@ -32,7 +32,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
     o.model.validate();
     train.validate();
   }
-  record_data_source(o.data, train);
+  record_data(o.data, train);
   if (train.log_dir.empty()) train.log_dir = train.model_dir;
   CommandFiles()
       .reads(data_files(o.data))
@@ -80,7 +80,8 @@ void register_train(CLI::App& app) {
   add_value(*cmd, "--log-dir,--log_dir", "log_dir", o->train.log_dir, "Where log.jsonl goes (default: --model-dir)");
   add_train_options(*cmd, o->train);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
-  check_after_parse(*cmd, [o] {
+  check_after_parse(*cmd, [o, cmd] {
+    refuse_two_data_sources(*cmd);
     require_model_dir(o->train.model_dir);
     o->data.validate();
     o->model.validate();

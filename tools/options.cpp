@@ -33,7 +33,7 @@ void register_commands(CLI::App& app) {
 void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag) {
   add_value(app, "--data-dir,--data_dir", "dir", data.dir,
             "Data directory: ISBI layout (train-volume.tif, train-labels.tif, test-volume.tif) or "
-            "images/ + masks/ (+ test/)");
+            "images/ + masks/ (+ test/); train, evaluate and cross-validate need it or --synthetic");
   CLI::Option* fold = app.add_option_function<std::string>(
       "--fold", [&data](const std::string& text) { data.fold = parse_fold(text); },
       "Cross-validation fold 0-4 held out for evaluation, or 'none': every labelled image (train: trains on all, "
@@ -107,7 +107,9 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
             "Linear learning-rate warm-up over the first N steps");
   add_value(app, "--final-lr-factor", "schedule.final_factor", train.schedule.final_factor,
             "Cosine schedule: final rate as a fraction of --learning-rate");
-  name_field("resume", app.add_flag("--resume,--resume_training", train.resume, "Continue from the checkpoint in --model-dir")->get_name());
+  name_field("resume", app.add_flag("--resume,--resume_training", train.resume,
+                                    "Continue from the checkpoint in --model-dir: its network, optimisation and data unless given")
+                           ->get_name());
   name_field("overwrite",
              app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced)")->get_name());
   add_switch(app, "--cpu-engine", "cpu_fusion", train.cpu_fusion,
@@ -196,10 +198,10 @@ std::vector<std::string> data_files(const DataOptions& data) {
   return data.dir.empty() ? std::vector<std::string>{} : dataset_files(data.dir);
 }
 
-void record_data_source(const DataOptions& data, TrainOptions& train) {
-  std::error_code ec;
-  train.data_dir = data.dir.empty() ? std::string() : std::filesystem::absolute(data.dir, ec).lexically_normal().string();
-  train.synthetic_data = data.dir.empty() && data.use_synthetic;
+void refuse_two_data_sources(const CLI::App& command) {
+  // The --synthetic-* options only shape the synthetic data: beside --data-dir they have no effect.
+  if (command.count("--data-dir") > 0 && command.get_option_no_throw("--synthetic") && command.count("--synthetic") > 0)
+    throw OptionError("", "--data-dir and --synthetic name two data sets; give one");
 }
 
 void require_model_dir(const std::string& model_dir) {

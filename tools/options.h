@@ -60,9 +60,8 @@ UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size
 /// command's `CommandFiles` (io_check.h).
 std::vector<std::string> data_files(const DataOptions& data);
 
-/// Records in `train` where its data come from (`data`'s directory as an absolute path, or the
-/// synthetic data), for the checkpoint and `train --resume`.
-void record_data_source(const DataOptions& data, TrainOptions& train);
+/// Throws `OptionError` when `command` was given both --data-dir and --synthetic: two data sets.
+void refuse_two_data_sources(const CLI::App& command);
 
 /// Throws `OptionError` for an empty model directory (the run would save nothing).
 void require_model_dir(const std::string& model_dir);

@@ -1,15 +1,24 @@
-// `train --resume` reads its network back from the checkpoint, as evaluate, predict and export do.
+// `train --resume` reads its run back from the checkpoint, as evaluate, predict and export read
+// their network: a resumed run is the interrupted one continued, not the defaults.
 #include "resume.h"
 
 #include "flags.h"
+#include "runtime/json.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 namespace unet::cli {
 namespace {
+
+/// Whether `flag` (or its "--no-" form, for switches) was given.
+bool given(const CLI::App& command, const std::string& flag) {
+  const std::string off = "--no-" + flag.substr(2);
+  return command.count(flag) > 0 || (command.get_option_no_throw(off) && command.count(off) > 0);
+}
 
 template <typename T>
 std::string text_of(const T& value) {
@@ -23,30 +32,27 @@ std::string text_of(InputMode m) { return to_string(m); }
 /// `value` takes `stored` unless `flag` was given; given with another value, it is an error.
 template <typename T>
 void adopt(const CLI::App& command, const std::string& flag, T& value, const T& stored, const std::string& ckpt) {
-  if (command.count(flag) == 0) {
+  if (!given(command, flag)) {
     value = stored;
   } else if (!(value == stored)) {
     throw OptionError("", flag + " " + text_of(value) + " contradicts the checkpoint " + ckpt + ", trained with " +
-                              flag.substr(2) + " " + text_of(stored) + ": leave it out to resume, or start over with --overwrite");
+                              flag.substr(2) + " " + text_of(stored) + ": leave it out to resume (or train anew elsewhere)");
   }
 }
 
-/// `value` takes the training record's `key` unless `flag` was given (a given value wins: e.g. more
-/// --max-steps to train on).
+/// `value` takes the record's `key` unless `flag` was given (a given value wins: e.g. more
+/// --max-steps to train on). Values of another type in the record are ignored.
 template <typename T>
 void adopt_recorded(const CLI::App& command, const std::string& flag, T& value, const nlohmann::json& record, const char* key) {
-  if (command.count(flag) > 0 || !record.contains(key)) return;
+  if (given(command, flag) || !record.contains(key)) return;
   try {
     value = record[key].get<T>();
   } catch (const nlohmann::json::exception&) {
-    // A record of another shape keeps the command line's value.
   }
 }
 
-/// The optimisation of the interrupted run: batch, rates, steps, augmentation, border weights.
-void adopt_training(const CLI::App& command, const std::string& training_record, TrainOptions& train) {
-  const auto record = nlohmann::json::parse(training_record, nullptr, /*allow_exceptions=*/false);
-  if (!record.is_object()) return;
+/// The optimisation of the interrupted run: batch, rates, steps, schedule, augmentation, border weights.
+void adopt_training(const CLI::App& command, const nlohmann::json& record, TrainOptions& train) {
   adopt_recorded(command, "--batch-size", train.batch_size, record, "batch_size");
   adopt_recorded(command, "--learning-rate", train.learning_rate, record, "learning_rate");
   adopt_recorded(command, "--weight-decay", train.weight_decay, record, "weight_decay");
@@ -58,11 +64,76 @@ void adopt_training(const CLI::App& command, const std::string& training_record,
   adopt_recorded(command, "--border-sigma", train.weight_map.sigma, record, "border_sigma");
   adopt_recorded(command, "--lr-warmup-steps", train.schedule.warmup_steps, record, "lr_warmup_steps");
   adopt_recorded(command, "--final-lr-factor", train.schedule.final_factor, record, "final_lr_factor");
-  if (command.count("--lr-schedule") == 0 && record.contains("lr_schedule") && record["lr_schedule"].is_string())
+  if (!given(command, "--lr-schedule") && record.contains("lr_schedule") && record["lr_schedule"].is_string())
     train.schedule.kind = parse_schedule(record["lr_schedule"].get<std::string>());
 }
 
+bool names_data(const CLI::App& command) {
+  for (const char* flag : {"--data-dir", "--synthetic", "--synthetic-kind", "--synthetic-size", "--synthetic-count"})
+    if (command.get_option_no_throw(flag) && command.count(flag) > 0) return true;
+  return false;
+}
+
+/// The data source of the record, unless the command line names one (then a note if it differs).
+void adopt_source(const CLI::App& command, const nlohmann::json& record, const std::string& ckpt, DataOptions& data,
+                  bool verbose) {
+  const std::string dir = record.contains("dir") && record["dir"].is_string() ? record["dir"].get<std::string>() : "";
+  const bool synthetic = record.contains("synthetic") && record["synthetic"].is_boolean() && record["synthetic"].get<bool>();
+  if (names_data(command)) {
+    const bool same = synthetic ? data.dir.empty() : !data.dir.empty() && std::filesystem::absolute(data.dir).lexically_normal() == dir;
+    if (!same && verbose)
+      std::fprintf(stderr, "unet train: note: resuming on %s, not on the data %s was trained on (%s)\n",
+                   data.dir.empty() ? "the synthetic data" : data.dir.c_str(), ckpt.c_str(),
+                   synthetic ? "the synthetic data" : dir.c_str());
+    return;
+  }
+  if (synthetic) {
+    data.use_synthetic = true;
+    adopt_recorded(command, "--synthetic-size", data.synthetic.size, record, "synthetic_size");
+    adopt_recorded(command, "--synthetic-count", data.synthetic.train_count, record, "synthetic_count");
+    if (record.contains("synthetic_kind") && record["synthetic_kind"].is_string())
+      data.synthetic.kind = parse_name(synthetic_kind_names(), "synthetic.kind", record["synthetic_kind"].get<std::string>());
+    if (verbose) std::fprintf(stderr, "unet train: resuming on the synthetic data the checkpoint was trained on\n");
+    return;
+  }
+  if (dir.empty()) throw OptionError("dir", ": " + ckpt + " does not record its training data; name them with {dir} DIR");
+  require_printable("dir", "the data directory that " + ckpt + " records", dir);
+  if (!std::filesystem::is_directory(dir))
+    throw OptionError("dir", ": " + ckpt + " was trained on " + dir + ", which is no longer there; name the data with {dir} DIR");
+  data.dir = dir;
+  if (verbose) std::fprintf(stderr, "unet train: resuming on the data the checkpoint was trained on, %s\n", dir.c_str());
+}
+
+/// How the data were read: fold, seed, mask encoding, boundary width, class names.
+void adopt_reading(const CLI::App& command, const nlohmann::json& record, DataOptions& data, TrainOptions& train) {
+  adopt_recorded(command, "--fold", data.fold, record, "fold");
+  adopt_recorded(command, "--boundary-width", data.boundary_width, record, "boundary_width");
+  adopt_recorded(command, "--class-names", data.class_names, record, "class_names");
+  if (!given(command, "--seed") && record.contains("seed") && record["seed"].is_number_unsigned())
+    data.seed = train.seed = record["seed"].get<uint64_t>();
+  if (!given(command, "--mask-encoding") && record.contains("mask_encoding") && record["mask_encoding"].is_string())
+    data.mask_encoding = parse_mask_encoding(record["mask_encoding"].get<std::string>());
+}
+
 }  // namespace
+
+void record_data(const DataOptions& data, TrainOptions& train) {
+  nlohmann::json record = {{"fold", data.fold},
+                           {"seed", data.seed},
+                           {"mask_encoding", name_of(mask_encoding_names(), data.mask_encoding)},
+                           {"boundary_width", data.boundary_width},
+                           {"class_names", data.class_names}};
+  std::error_code ec;
+  const std::string dir = data.dir.empty() ? std::string() : std::filesystem::absolute(data.dir, ec).lexically_normal().string();
+  if (!dir.empty() && is_utf8(dir)) record["dir"] = dir;
+  if (data.dir.empty() && data.use_synthetic) {
+    record["synthetic"] = true;
+    record["synthetic_kind"] = name_of(synthetic_kind_names(), data.synthetic.kind);
+    record["synthetic_size"] = data.synthetic.size;
+    record["synthetic_count"] = data.synthetic.train_count;
+  }
+  train.data_record = json_text(record);
+}
 
 void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const std::string& ckpt, DataOptions& data,
                       UNetOptions& model, TrainOptions& train, bool verbose) {
@@ -74,18 +145,15 @@ void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const
   adopt(command, "--dropout", model.dropout(), info.model.dropout(), ckpt);
   adopt(command, "--input-size", train.input_size, info.input_size, ckpt);
   adopt(command, "--input-mode", train.input_mode, info.input_mode, ckpt);
-  adopt_training(command, info.training_record, train);
-  // An interior/boundary model learnt from instance masks: its data are read as instance masks.
-  if (info.model.scheme() == ClassScheme::kInteriorBoundary && command.count("--mask-encoding") == 0)
+  const auto training = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
+  if (training.is_object()) adopt_training(command, training, train);
+  // An interior/boundary model learnt from instance masks (checkpoints without a data record too).
+  if (info.model.scheme() == ClassScheme::kInteriorBoundary && !given(command, "--mask-encoding"))
     data.mask_encoding = MaskEncoding::kInstances;
-  if (!data.dir.empty() || data.use_synthetic) return;
-  if (info.synthetic_data)
-    throw OptionError("dir", ": " + ckpt + " was trained on the built-in synthetic data; pass --synthetic (and the "
-                                           "--synthetic-* options it was trained with) to resume on it");
-  if (info.data_dir.empty())
-    throw OptionError("dir", ": " + ckpt + " does not record its training data; name it with {dir} DIR");
-  data.dir = info.data_dir;
-  if (verbose) std::fprintf(stderr, "unet train: resuming on the data the checkpoint was trained on, %s\n", data.dir.c_str());
+  const auto record = nlohmann::json::parse(info.data_record.empty() ? "{}" : info.data_record, nullptr, false);
+  if (!record.is_object()) throw Error(ckpt + ": damaged checkpoint (data record)");
+  adopt_reading(command, record, data, train);
+  adopt_source(command, record, ckpt, data, verbose);
 }
 
 }  // namespace unet::cli

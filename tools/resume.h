@@ -1,4 +1,4 @@
-// What `train --resume` continues: the checkpoint's network, input and data, not the defaults.
+// What `train --resume` continues: the checkpoint's network, optimisation and data, not the defaults.
 #pragma once
 
 #include "unet/data/source.h"
@@ -9,12 +9,19 @@
 
 namespace unet::cli {
 
-/// Sets what a resumed run must keep from the checkpoint `info` (read from `ckpt`): the
-/// architecture, the input size and mode, and the mask encoding of interior/boundary models take
-/// the checkpoint's values unless `command` was given their flags; a flag given with another value
-/// is an `OptionError` naming both. The optimisation (batch, rates, steps, augmentation, border
-/// weights) takes the checkpoint's training record unless given (given values win). Without a data option, the data directory the checkpoint
-/// records is used (and said on stderr); a checkpoint that records none asks for one.
+/// Records in `train.data_record` where the data come from and how they are read (directory as an
+/// absolute path, or the synthetic options; fold, seed, mask encoding, boundary width, class
+/// names), for the checkpoint. A directory whose name is not UTF-8 is not recorded.
+void record_data(const DataOptions& data, TrainOptions& train);
+
+/// Sets what a resumed run keeps from the checkpoint `info` (read from `ckpt`), each unless
+/// `command` was given its flag (a `--no-` form counts):
+/// - the architecture, input size and mode: a flag given with another value is an `OptionError`
+///   naming both;
+/// - the optimisation (batch, rates, steps, schedule, augmentation, border weights): given values win;
+/// - the data: the recorded directory or synthetic data set, fold, seed, mask encoding, boundary
+///   width and class names (said on stderr when `verbose`); other data named on the command line
+///   are used with a note. A checkpoint that records no data asks for them.
 void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const std::string& ckpt, DataOptions& data,
                       UNetOptions& model, TrainOptions& train, bool verbose);
 

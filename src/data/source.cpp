@@ -50,7 +50,7 @@ DataSet load_data(const DataOptions& options, int64_t classes) {
   // A forgotten directory is an error, not the synthetic data: a user's model must never be
   // trained or scored on data the user did not name.
   if (options.dir.empty() && !options.use_synthetic)
-    throw OptionError("dir", ": no data named; give {dir} DIR (the ISBI layout or images/ + masks/), or {use_synthetic} "
+    throw OptionError("", "no data named; give {dir} DIR (the ISBI layout or images/ + masks/), or {use_synthetic} "
                              "for the built-in synthetic data");
   DataSet data;
   if (!options.dir.empty()) {

@@ -106,10 +106,12 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
       info.image_height = (*size)[0].get<int64_t>();
       info.image_width = (*size)[1].get<int64_t>();
     }
-    const auto dir = record.find("data_dir");
-    if (dir != record.end() && dir->is_string()) info.data_dir = dir->get<std::string>();
-    const auto synthetic = record.find("synthetic_data");
-    info.synthetic_data = synthetic != record.end() && synthetic->is_boolean() && synthetic->get<bool>();
+  }
+  c10::IValue data;
+  if (archive.try_read("data_config", data)) {
+    if (!data.isString() || !nlohmann::json::parse(data.toStringRef(), nullptr, /*allow_exceptions=*/false).is_object())
+      fail_file(path, "damaged checkpoint (data record)");
+    info.data_record = data.toStringRef();
   }
   if (info.image_height < 0 || info.image_width < 0 || info.image_height > kMaxSide || info.image_width > kMaxSide)
     fail_file(path, "damaged checkpoint (training image size)");
@@ -149,9 +151,8 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   if (!record.is_object()) record = nlohmann::json::object();
   record["input_mode"] = to_string(info.input_mode);
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
-  if (!info.data_dir.empty()) record["data_dir"] = info.data_dir;
-  if (info.synthetic_data) record["synthetic_data"] = true;
   archive.write("train_config", c10::IValue(json_text(record)));
+  if (!info.data_record.empty()) archive.write("data_config", c10::IValue(info.data_record));
   torch::serialize::OutputArchive model_archive;
   model->save(model_archive);
   archive.write("model", model_archive);

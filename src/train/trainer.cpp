@@ -149,8 +149,7 @@ void Trainer::save() {
   info.input_mode = options_.input_mode;
   info.image_height = image_height_;
   info.image_width = image_width_;
-  info.data_dir = options_.data_dir;
-  info.synthetic_data = options_.synthetic_data;
+  info.data_record = options_.data_record;
   info.training_record = json_text(training_record(options_, context_));
   if (scaler_->enabled()) info.scaler_state = scaler_->state();
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);

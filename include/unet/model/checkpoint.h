@@ -34,10 +34,11 @@ struct CheckpointInfo {
   std::string training_record = "{}";
   /// The fp16 loss scaler's state (undefined when not scaling).
   at::Tensor scaler_state;
-  /// Where the training data came from: its directory (absolute; empty when not recorded, as in
-  /// checkpoints before this field), or the built-in synthetic data. `train --resume` goes on with them.
-  std::string data_dir;
-  bool synthetic_data = false;
+  /// Where the training data came from and how it was read (a JSON object text: directory or
+  /// synthetic options, fold, seed, mask encoding; "" when not recorded, as in checkpoints before
+  /// this field), for `train --resume`. Kept apart from `training_record`, which exports embed: a
+  /// data path is not for sharing.
+  std::string data_record;
 };
 
 /// Writes a checkpoint atomically (a temporary file renamed onto `path`), so that an interrupted

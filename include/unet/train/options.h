@@ -52,10 +52,9 @@ struct TrainOptions {
   /// Where the checkpoint goes (empty: nowhere) and the logs (empty: none).
   std::string model_dir;
   std::string log_dir;
-  /// Where the training data comes from (recorded in the checkpoint, for `train --resume`): the
-  /// data directory as an absolute path, or the built-in synthetic data.
-  std::string data_dir;
-  bool synthetic_data = false;
+  /// Where the training data comes from, as a JSON object text recorded in the checkpoint for
+  /// `train --resume` (`CheckpointInfo::data_record`; "" records nothing).
+  std::string data_record;
   /// Network input side (572 for the reference).
   int64_t input_size = 572;
   /// `resize` (the reference) or `tile` (native-resolution random crops; evaluation by tiles).
