@@ -18,6 +18,15 @@ namespace {
 const std::string kTiny = " --depth 2 --filters 4 --input-size 60 --threads 1 --batch-size 2 --quiet ";
 const std::string kSynthetic = " --synthetic-size 64 --synthetic-count 6 ";
 
+/// Writes the synthetic nuclei folder (images/, masks/, test/) into `data` and trains the tiny
+/// interior/boundary network on it for `steps` steps into `model`.
+void train_on_nuclei(const std::string& data, const std::string& model, int steps = 1) {
+  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + data + kSynthetic).exit_code, 0);
+  const auto r = run_unet("train" + kTiny + "--max-steps " + std::to_string(steps) +
+                          " --mask-encoding instances --classes 3 --data-dir " + data + " --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
 }  // namespace
 
 TEST(FirstHour, NoCommandFallsBackToTheSyntheticDataWhenNoDataIsNamed) {
@@ -41,10 +50,7 @@ TEST(FirstHour, NoCommandFallsBackToTheSyntheticDataWhenNoDataIsNamed) {
 TEST(FirstHour, ResumeAloneContinuesTheCheckpointsNetworkAndData) {
   TempDir dir;
   const std::string data = dir.file("nuclei"), model = dir.file("m");
-  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + data + kSynthetic).exit_code, 0);
-  const auto first = run_unet("train" + kTiny + "--max-steps 2 --mask-encoding instances --classes 3 --data-dir " + data +
-                              " --model-dir " + model);
-  ASSERT_EQ(first.exit_code, 0) << first.err;
+  train_on_nuclei(data, model, /*steps=*/2);
   // No network, input, encoding or data flags: all come from the checkpoint.
   const auto resumed = run_unet("train --threads 1 --resume --max-steps 3 --model-dir " + model);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
@@ -80,10 +86,7 @@ TEST(FirstHour, ResumingASyntheticRunGoesOnWithTheSameSyntheticDataFoldAndSeed) 
 TEST(FirstHour, ResumeOnAMovedDataDirectoryOrTwoDataSourcesIsOneLine) {
   TempDir dir;
   const std::string data = dir.file("nuclei"), model = dir.file("m");
-  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + data + kSynthetic).exit_code, 0);
-  ASSERT_EQ(run_unet("train" + kTiny + "--max-steps 1 --mask-encoding instances --classes 3 --data-dir " + data + " --model-dir " + model)
-                .exit_code,
-            0);
+  train_on_nuclei(data, model);
   fs::rename(data, dir.file("moved"));
   expect_one_line_error(run_unet("train --threads 1 --resume --max-steps 2 --model-dir " + model),
                         model + "/checkpoint.pt was trained on " + fs::absolute(data).string() +
@@ -123,10 +126,7 @@ TEST(FirstHour, WrittenDataSaysHowToTrainOnIt) {
 TEST(FirstHour, EvaluationRecordsTheImagesItScored) {
   TempDir dir;
   const std::string data = dir.file("nuclei"), model = dir.file("m");
-  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + data + kSynthetic).exit_code, 0);
-  ASSERT_EQ(run_unet("train" + kTiny + "--max-steps 1 --mask-encoding instances --classes 3 --data-dir " + data + " --model-dir " + model)
-                .exit_code,
-            0);
+  train_on_nuclei(data, model);
   const auto r = run_unet("evaluate --threads 1 --data-dir " + data + " --model-dir " + model);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string json = read_file(model + "/eval_results.json");

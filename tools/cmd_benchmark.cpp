@@ -158,10 +158,9 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   j["world_size"] = world;
   j["global_images_per_second"] = stats.images_per_second * world;
   if (baseline > 0) {
-    const double single = baseline;
-    const double efficiency = stats.images_per_second * world / (single * world);
+    const double efficiency = stats.images_per_second / baseline;  // per process against the one-process run
     j["weak_scaling_efficiency"] = efficiency;
-    std::printf("  weak scaling %.1f%% of %d x %.2f images/s (baseline %s)\n", 100 * efficiency, world, single, o.baseline.c_str());
+    std::printf("  weak scaling %.1f%% of %d x %.2f images/s (baseline %s)\n", 100 * efficiency, world, baseline, o.baseline.c_str());
   }
   j["synthetic"] = o.synthetic;
   j["device"] = context.device.str();

@@ -47,12 +47,8 @@ struct ScoreCommand {
 /// The PNG and TIFF files of `folder` by stem (stem -> file). Two files of one stem ("a.png" and
 /// "a.tif") are refused: files are matched by stem, and picking one would be a silent guess.
 std::map<std::string, std::string> images_by_stem(const std::string& folder) {
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(folder))
-    if (e.is_regular_file() && has_image_extension(e.path().string())) files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
   std::map<std::string, std::string> by_stem;
-  for (const std::string& f : files) {
+  for (const std::string& f : image_files(folder)) {  // sorted, as load_images reads a folder
     const auto [it, added] = by_stem.emplace(std::filesystem::path(f).stem().string(), f);
     if (!added)
       fail_file(folder, "holds both " + std::filesystem::path(it->second).filename().string() + " and " +

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <utility>
 
@@ -26,7 +27,12 @@ bool resolve(const std::string& path, struct stat& st) {
   fail_file(path, std::string("cannot be resolved (") + std::strerror(errno) + ")");
 }
 
+/// Whether `path` is a unet checkpoint. Checkpoints are zip archives: other files are told apart by
+/// their first four bytes, without LibTorch opening every existing prediction of a re-run.
 bool is_checkpoint(const std::string& path) {
+  char magic[4] = {};
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(magic, sizeof magic) || std::string(magic, 4) != std::string("PK\x03\x04", 4)) return false;
   try {
     read_checkpoint_info(path);
     return true;
