@@ -3,6 +3,10 @@
 // the checkpoint's network, optimisation and data.
 #include "test_support.h"
 
+#include "unet/model/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -137,4 +141,39 @@ TEST(FirstHour, EvaluationRecordsTheImagesItScored) {
   EXPECT_EQ(std::count(names.begin(), names.end(), ','), 0) << names;
   EXPECT_NE(names.find("nuclei-0"), std::string::npos) << names;
   EXPECT_NE(json.find("folder layout in " + data), std::string::npos) << json;
+}
+
+TEST(FirstHour, TrainingEvaluatesAsItGoesAndKeepsTheBestCheckpointBesideTheLast) {
+  TempDir dir;
+  const std::string data = dir.file("nuclei"), model = dir.file("m");
+  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --write-data " + data + kSynthetic).exit_code, 0);
+  const std::string train = "train" + kTiny + "--mask-encoding instances --classes 3 --data-dir " + data + " --model-dir " + model;
+  const auto r = run_unet(train + " --max-steps 8 --evaluate-every 2 --learning-rate 0.01");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Evaluations at steps 2, 4, 6 and the end; the best one's objects F1 is the largest of them.
+  const std::string log = read_file(model + "/log.jsonl");
+  std::vector<double> f1;
+  for (size_t at = log.find("\"type\":\"eval\""); at != std::string::npos; at = log.find("\"type\":\"eval\"", at + 1)) {
+    const size_t line = log.rfind('\n', at) + 1;
+    const auto j = nlohmann::json::parse(log.substr(line, log.find('\n', at) - line));
+    f1.push_back(j["objects"]["f1_50"].get<double>());
+  }
+  ASSERT_EQ(f1.size(), 4u) << log;
+  const auto best = nlohmann::json::parse(read_file(model + "/best/selection.json"));
+  EXPECT_EQ(best["criterion"], "objects F1 at IoU 0.5");
+  EXPECT_DOUBLE_EQ(best["value"].get<double>(), *std::max_element(f1.begin(), f1.end()));
+  const int64_t step = best["step"].get<int64_t>();
+  EXPECT_EQ(unet::read_checkpoint_info(model + "/best/checkpoint.pt").step, step);
+  EXPECT_EQ(f1[static_cast<size_t>(step / 2 - 1)], best["value"].get<double>());
+  // The best model is a model directory of its own.
+  const auto predicted = run_unet("predict --threads 1 --quiet --model-dir " + model + "/best --data-dir " + data +
+                                  " --output-dir " + dir.file("out"));
+  EXPECT_EQ(predicted.exit_code, 0) << predicted.err;
+  // A fresh run there would replace it: refused without --overwrite, and --overwrite starts the ranking afresh.
+  fs::remove(model + "/checkpoint.pt");
+  expect_one_line_error(run_unet(train + " --max-steps 1"), model + "/best/checkpoint.pt: an earlier run's best checkpoint is there; pass --overwrite");
+  ASSERT_EQ(run_unet(train + " --max-steps 1 --overwrite").exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(read_file(model + "/best/selection.json"))["step"], 1);
+  // Only the final evaluation: the best is the last checkpoint itself (a link, no second copy).
+  EXPECT_EQ(fs::hard_link_count(model + "/checkpoint.pt"), 2u);
 }

@@ -4,7 +4,9 @@
 #include "unet/data/image_io.h"
 #include "unet/runtime/error.h"
 #include "unet/runtime/profile.h"
+#include "unet/train/best.h"
 #include "unet/train/logger.h"
+#include "unet/train/options.h"
 #include "unet/train/plot.h"
 #include "unet/train/tensorboard.h"
 
@@ -140,6 +142,62 @@ TEST(Plot, TrainingLogBecomesAPngWithEveryPanelDrawn) {
   EXPECT_GT(count(0, 31, 119, 180), 100);     // train loss
   EXPECT_GT(count(520, 214, 39, 40), 20);     // membrane Dice markers
   EXPECT_GT(count(1040, 148, 103, 189), 100); // learning rate
+}
+
+TEST(Plot, LogTicksArePowersOfTenAndTheirHalvesOverShortRanges) {
+  EXPECT_EQ(log_ticks(0.01, 10.0), (std::vector<double>{0.01, 0.1, 1.0, 10.0}));
+  const auto t = log_ticks(0.3, 4.0);
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_NEAR(t[0], 0.5, 1e-12);
+  EXPECT_NEAR(t[1], 1.0, 1e-12);
+  EXPECT_NEAR(t[2], 2.0, 1e-12);
+}
+
+TEST(Plot, AConstantLearningRateGetsNoPanelAndTheBestEvaluationIsMarked) {
+  if (!plotting_available()) GTEST_SKIP() << "built without libgd; no plots";
+  TempDir dir;
+  {
+    RunLogger log(dir.path(), /*enabled=*/true, /*total_steps=*/300, /*quiet=*/true);
+    log.record(R"({"type": "config", "start_step": 0})");
+    for (int step = 10; step <= 300; step += 10) log.train_step(step, 10.0 / step, 0.5 / step, 50.0, 1e-4);
+    log.record(R"({"type": "eval", "step": 150, "dice_score": 0.8, "pixel_error": 0.1, "cross_entropy": 0.3,)"
+               R"( "headline_dice": 0.7, "headline_class": "nucleus", "objects": {"f1_50": 0.72}})");
+    log.record(R"({"type": "best", "step": 150, "criterion": "objects F1 at IoU 0.5", "value": 0.72})");
+    log.record(R"({"type": "eval", "step": 300, "dice_score": 0.8, "pixel_error": 0.1, "cross_entropy": 0.3,)"
+               R"( "headline_dice": 0.6, "headline_class": "nucleus", "objects": {"f1_50": 0.61}})");
+  }
+  const RawImage png = read_png(plot_training_log(dir.path()));
+  EXPECT_EQ(png.pixels.size(2), 2 * 520);  // loss and evaluation: the flat learning rate has no panel
+  const at::Tensor p = png.pixels.to(at::kInt);
+  auto count = [&](const at::Tensor& region, int r, int g, int b) {
+    return (region[0].eq(r) & region[1].eq(g) & region[2].eq(b)).sum().item<int64_t>();
+  };
+  // The evaluation panel spans steps 10-300 over 434 pixels from x = 590: step 150 is column 800,
+  // drawn dashed in dark grey from the top of the plot to its bottom (308 pixels, 4 of every 7).
+  EXPECT_GT(count(p.narrow(2, 800, 1), 90, 90, 90), 150);
+  EXPECT_GT(count(p.narrow(2, 520, 520), 214, 39, 40), 20);     // the headline class's Dice
+  EXPECT_GT(count(p.narrow(2, 520, 520), 148, 103, 189), 20);   // the objects' F1
+}
+
+TEST(Training, EvaluationsComeAboutTenTimesPerRunAndRankByObjectsOrMeanDice) {
+  TrainOptions o;
+  EXPECT_EQ(o.evaluate_every, TrainOptions::kEvaluateAuto);
+  EXPECT_EQ(o.evaluation_interval(), 640);  // the reference's 6,400 steps
+  o.max_steps = 100;
+  EXPECT_EQ(o.evaluation_interval(), 50);   // never more often than every 50 steps
+  o.evaluate_every = 0;
+  EXPECT_EQ(o.evaluation_interval(), 0);    // only at the end, as asked
+  Metrics m;
+  m.class_dice = {0.9, 0.5};
+  EXPECT_EQ(selection_score(m).name, "mean Dice");
+  EXPECT_DOUBLE_EQ(selection_score(m).value, 0.7);
+  m.has_objects = true;
+  m.objects.truth_objects = 4;
+  m.objects.predicted_objects = 2;
+  m.objects.thresholds = {0.5};
+  m.objects.true_positives = {2};
+  EXPECT_EQ(selection_score(m).name, "objects F1 at IoU 0.5");
+  EXPECT_DOUBLE_EQ(selection_score(m).value, 4.0 / 6.0);  // 2 TP / (2 TP + 0 FP + 2 FN)
 }
 
 TEST(Plot, AMissingLogIsAClearError) {

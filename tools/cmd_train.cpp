@@ -39,6 +39,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
       .writes_into(train.model_dir)
       .writes_into(train.log_dir)
       .writes_checkpoint(checkpoint_path(train.model_dir))
+      .writes_into(best_dir(train.model_dir))
       .writes(train.log_outputs())
       .check();
   const DataSet data = load_data(o.data, o.model.classes());
@@ -66,6 +67,10 @@ void run_train(TrainCommand& o, const CLI::App& command) {
               static_cast<long long>(trainer.global_step()), format_duration(r.seconds).c_str(), r.images_per_second,
               checkpoint_path(train.model_dir).c_str());
   if (r.evaluated) print_metrics("evaluation on fold " + fold_name, r.metrics, data);
+  if (r.best_step >= 0 && r.best_step != trainer.global_step())
+    std::printf("best evaluation at step %lld (%s %.4f), kept in %s: use it with --model-dir %s\n",
+                static_cast<long long>(r.best_step), r.best.name.c_str(), r.best.value,
+                checkpoint_path(best_dir(train.model_dir)).c_str(), best_dir(train.model_dir).c_str());
 }
 
 }  // namespace

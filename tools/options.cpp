@@ -84,14 +84,32 @@ void add_model_options(CLI::App& app, UNetOptions& model, TrainOptions& train) {
              "resize (the reference) or tile (native-resolution crops)");
 }
 
+namespace {
+
+/// A whole number of steps, 0 or more (an `OptionError` for `field` otherwise).
+int64_t parse_steps(const std::string& text, const std::string& field) {
+  const bool digits = !text.empty() && text.size() < 19 && text.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) throw OptionError(field, " " + text + ": expected a number of steps (0 or more) or 'auto'");
+  return std::stoll(text);
+}
+
+}  // namespace
+
 void add_train_options(CLI::App& app, TrainOptions& train) {
   add_value(app, "--batch-size,--batch_size", "batch_size", train.batch_size, "Images per step");
   add_value(app, "--learning-rate,--learning_rate", "learning_rate", train.learning_rate, "Adam learning rate");
   add_value(app, "--weight-decay,--weight_decay", "weight_decay", train.weight_decay, "L2 weight decay");
   add_value(app, "--max-steps,--max_steps", "max_steps", train.max_steps, "Training steps");
   add_value(app, "--log-every,--log_every", "log_every", train.log_every, "Log losses every N steps");
-  add_value(app, "--evaluate-every,--evaluate_every", "evaluate_every", train.evaluate_every,
-            "Evaluate every N steps (0: at the end)");
+  CLI::Option* every = app.add_option_function<std::string>(
+      "--evaluate-every,--evaluate_every",
+      [&train](const std::string& text) {
+        train.evaluate_every = text == "auto" ? TrainOptions::kEvaluateAuto : parse_steps(text, "evaluate_every");
+      },
+      "Evaluate on the held-out images every N steps, keeping the best checkpoint in MODEL_DIR/best; 0: only at the "
+      "end; auto: a tenth of --max-steps, at least 50 steps");
+  every->default_str("auto")->type_name("N|auto");
+  name_field("evaluate_every", every->get_name());
   add_value(app, "--checkpoint-every,--checkpoint_every", "checkpoint_every", train.checkpoint_every,
             "Checkpoint every N steps (0: at the end)");
   add_value(app, "--warmup-steps,--warmup_steps", "warmup_steps", train.warmup_steps, "Steps left out of throughput figures");

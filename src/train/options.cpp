@@ -1,6 +1,7 @@
 // Range checks of the training options and the loader options they imply.
 #include "unet/train/options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -13,13 +14,19 @@ void TrainOptions::validate() const {
   require_option(weight_decay >= 0.0 && std::isfinite(weight_decay), "weight_decay", "must not be negative", weight_decay);
   require_option(max_steps >= 0, "max_steps", "must not be negative", max_steps);
   require_option(log_every >= 1, "log_every", "must be at least 1", log_every);
-  require_option(evaluate_every >= 0, "evaluate_every", "must not be negative", evaluate_every);
+  require_option(evaluate_every >= 0 || evaluate_every == kEvaluateAuto, "evaluate_every", "must not be negative", evaluate_every);
   require_option(checkpoint_every >= 0, "checkpoint_every", "must not be negative", checkpoint_every);
   require_option(warmup_steps >= 0, "warmup_steps", "must not be negative", warmup_steps);
   require_option(input_mode != InputMode::kAuto, "input_mode", "must be resize or tile for training", to_string(input_mode));
   require_option(graph_warmup >= 1, "graph_warmup", "must be at least 1", graph_warmup);
   schedule.validate();
   if (border_weights) weight_map.validate();
+}
+
+int64_t TrainOptions::evaluation_interval() const {
+  if (evaluate_every != kEvaluateAuto) return evaluate_every;
+  constexpr int64_t kEvaluations = 10, kFewestSteps = 50;
+  return std::max(kFewestSteps, (max_steps + kEvaluations - 1) / kEvaluations);
 }
 
 LoaderOptions TrainOptions::loader_options(const RunContext& context, int64_t start_step) const {

@@ -160,8 +160,12 @@ void prepare_model_dir(const TrainOptions& options, const RunContext& context) {
   if (options.model_dir.empty()) return;
   ensure_writable_directory(options.model_dir, "model");
   const std::string ckpt = checkpoint_path(options.model_dir);
-  if (context.leader() && fs::exists(ckpt) && !options.resume && !options.overwrite)
+  if (!context.leader() || options.resume || options.overwrite) return;
+  if (fs::exists(ckpt))
     throw OptionError("", ckpt + ": a checkpoint is already there; pass {resume} to continue it or {overwrite} to start over");
+  if (const std::string best = checkpoint_path(best_dir(options.model_dir)); fs::exists(best))
+    throw OptionError("", best + ": an earlier run's best checkpoint is there; pass {overwrite} to start over (it is "
+                              "removed) or choose another model directory");
 }
 
 TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sample>& eval) {
@@ -171,6 +175,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   prepare_model_dir(options_, context_);
   // The checkpoint is checked before anything (logs, event files) is written.
   const std::string resumed = resume();
+  best_ = std::make_unique<BestCheckpoint>(options_.model_dir, context_.leader(), options_.resume);
   RunLogger log(options_.log_dir, context_.leader(), options_.max_steps, context_.quiet);
   if (!resumed.empty()) log.message(resumed);
   require_same_ranks(train);
@@ -273,8 +278,8 @@ void Trainer::after_step(const LossTerms& terms, const std::vector<Sample>& eval
     work();
     if (timing) clock.timed.start();
   };
-  if (due(options_.evaluate_every) && !eval.empty()) untimed([&] { log.evaluation(step_, evaluate(eval)); });
-  if (due(options_.checkpoint_every)) untimed([&] { save(); });
+  if (due(options_.evaluation_interval()) && !eval.empty()) untimed([&] { evaluated(evaluate(eval), log); });
+  if (due(options_.checkpoint_every) && saved_step_ != step_) untimed([&] { save(); });
 }
 
 int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock) {
@@ -316,13 +321,24 @@ void Trainer::diverged(const std::string& what) {
               " (a smaller learning rate may help)");
 }
 
+void Trainer::evaluated(const Metrics& m, RunLogger& log) {
+  log.evaluation(step_, m);
+  const SelectionScore score = selection_score(m);
+  if (!best_->improves(score)) return;
+  if (saved_step_ != step_) save();  // the best is kept as the checkpoint of its step (rank 0)
+  best_->keep(step_, score);          // the other ranks only follow the ranking
+  log.record(json_text(nlohmann::json{{"type", "best"}, {"step", step_}, {"criterion", score.name}, {"value", score.value}}));
+}
+
 void Trainer::finish(TrainResult& result, const std::vector<Sample>& eval, RunLogger& log) {
   save();
   if (!eval.empty()) {
     result.metrics = evaluate(eval);
     result.evaluated = true;
-    log.evaluation(step_, result.metrics);
+    evaluated(result.metrics, log);
   }
+  result.best_step = best_->step();
+  result.best = best_->score();
   if (context_.leader() && !options_.log_dir.empty()) {
     try {
       log.message("learning curves: " + plot_training_log(options_.log_dir));

@@ -31,8 +31,10 @@ struct TrainOptions {
   LrSchedule schedule;
   /// Losses are read from the device and logged every `log_every` steps.
   int64_t log_every = 100;
-  /// Evaluate on the held-out fold every N steps (0: only at the end).
-  int64_t evaluate_every = 0;
+  /// Evaluate on the held-out fold every N steps (0: only at the end; `kEvaluateAuto`: about ten
+  /// times per run, see `evaluation_interval`). Each evaluation can become the best checkpoint.
+  static constexpr int64_t kEvaluateAuto = -1;
+  int64_t evaluate_every = kEvaluateAuto;
   /// Write a checkpoint every N steps (0: only at the end).
   int64_t checkpoint_every = 500;
   /// Steps left out of the reported throughput (start-up, cuDNN autotuning, graph capture).
@@ -75,6 +77,10 @@ struct TrainOptions {
 
   /// Throws `OptionError` naming the first field that is out of range.
   void validate() const;
+  /// Steps between evaluations during training (0: only at the end): `evaluate_every`, or for
+  /// `kEvaluateAuto` a tenth of `max_steps` but at least 50 steps (a small budget: at most ten
+  /// evaluations of the held-out images per run).
+  int64_t evaluation_interval() const;
   /// The batch loader's options for this run on `context`, starting at `start_step`.
   LoaderOptions loader_options(const RunContext& context, int64_t start_step = 0) const;
   /// The files this run appends to or replaces besides its checkpoint: log_dir's kLogFile and

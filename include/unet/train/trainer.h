@@ -9,6 +9,7 @@
 #include "unet/model/loss.h"
 #include "unet/model/unet.h"
 #include "unet/runtime/context.h"
+#include "unet/train/best.h"
 #include "unet/train/loss_scaler.h"
 #include "unet/train/optimizer.h"
 #include "unet/train/options.h"
@@ -33,10 +34,15 @@ struct TrainResult {
   double last_loss = 0.0;
   bool evaluated = false;
   Metrics metrics;
+  /// The best evaluation of the run (resumed runs: of all their parts): its step (-1: none) and
+  /// score; its checkpoint is in model_dir/best (`BestCheckpoint`).
+  int64_t best_step = -1;
+  SelectionScore best;
 };
 
 /// Creates `options.model_dir` if needed and checks that it is writable and that a fresh run (no
-/// resume, no overwrite) would not replace a checkpoint there; throws `unet::Error` otherwise.
+/// resume, no overwrite) would not replace a checkpoint there (the last or the best); throws
+/// `unet::Error` otherwise.
 void prepare_model_dir(const TrainOptions& options, const RunContext& context = {});
 
 class Trainer {
@@ -47,7 +53,8 @@ class Trainer {
   ~Trainer();
 
   /// Trains from step 0, or from model_dir's checkpoint when resuming, up to max_steps; evaluates
-  /// on `eval` (when not empty) every evaluate_every steps and at the end; checkpoints. A stop
+  /// on `eval` (when not empty) every `evaluation_interval()` steps and at the end, keeping the
+  /// best evaluation's checkpoint in model_dir/best; checkpoints. A stop
   /// request (`install_stop_handlers`) ends the run after the current step with a checkpoint and
   /// `Stopped`; a loss or weights that are no longer finite end it with `unet::Error`, keeping
   /// the last checkpoint.
@@ -84,6 +91,7 @@ class Trainer {
   std::unique_ptr<LossScaler> scaler_;
   std::unique_ptr<TrainStep> body_;
   std::unique_ptr<GraphedStep> graphed_;
+  std::unique_ptr<BestCheckpoint> best_;
   int64_t step_ = 0;
   /// The step of the last checkpoint written or resumed from (-1: none).
   int64_t saved_step_ = -1;
@@ -109,6 +117,8 @@ class Trainer {
   [[noreturn]] void stop_now(int signal);
   /// Throws `unet::Error`: the loss or the weights stopped being finite; the last checkpoint stays.
   [[noreturn]] void diverged(const std::string& what);
+  /// Logs an evaluation of the current weights and keeps their checkpoint when it is the best.
+  void evaluated(const Metrics& m, RunLogger& log);
   void finish(TrainResult& result, const std::vector<Sample>& eval, RunLogger& log);
   std::string config_record() const;
 };
