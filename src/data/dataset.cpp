@@ -2,6 +2,7 @@
 #include "unet/data/dataset.h"
 
 #include "unet/data/instance_targets.h"
+#include "unet/data/mask_survey.h"
 #include "unet/data/preprocess.h"
 
 #include <ATen/ATen.h>
@@ -175,10 +176,12 @@ void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes,
 }
 
 DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, int64_t boundary_width) {
-  if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, boundary_width);
-  const MaskReading how{classes, encoding, boundary_width};
   if (!fs::exists(dir)) fail_file(dir, "no such data directory");
   if (!fs::is_directory(dir)) fail_file(dir, "not a directory");
+  // One decision for the whole data set: a file of instance labels must not read as bad class indices.
+  if (encoding == MaskEncoding::kAuto) encoding = survey_masks(dir, classes).encoding;
+  if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, boundary_width);
+  const MaskReading how{classes, encoding, boundary_width};
   DataSet data;
   if (fs::exists(fs::path(dir) / "train-volume.tif") || fs::exists(fs::path(dir) / "train-labels.tif")) {
     data = load_isbi(dir, how);
@@ -233,15 +236,6 @@ std::vector<std::string> dataset_files(const std::string& dir) {
   for (const char* name : {"train-volume.tif", "train-labels.tif", "test-volume.tif"}) files.push_back((d / name).string());
   for (const char* folder : {"images", "masks", "test"}) add_folder(d / folder);
   return files;
-}
-
-void require_min_size(const std::vector<Sample>& samples, int64_t min_side, const std::string& why) {
-  for (const auto& s : samples) {
-    if (s.image.size(1) < min_side || s.image.size(2) < min_side)
-      throw Error(s.name() + ": image is " + std::to_string(s.image.size(2)) + "x" + std::to_string(s.image.size(1)) +
-                  ", smaller than the network's minimum of " + std::to_string(min_side) + "x" +
-                  std::to_string(min_side) + " (" + why + ")");
-  }
 }
 
 int fold_count(double ratio) { return static_cast<int>(std::lround(1.0 / (1.0 - ratio))); }
