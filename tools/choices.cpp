@@ -60,6 +60,11 @@ void add_preset_option(CLI::App& app, Preset& preset) {
              "Network and schedule: reference (depth 4, filters 64, input 572, batch 8, 6400 steps: sized for a GPU), "
              "small (depth 3, filters 16, tiles of 220, batch 4, learning rate 1e-3, 1500 steps: minutes on a CPU), or "
              "auto (reference on CUDA devices, small elsewhere); options given explicitly override it");
+  // The defaults that help shows are the reference's: say that the preset sets them.
+  for (const auto& row : small_rows()) {
+    if (CLI::Option* option = app.get_option_no_throw(row.flag))
+      option->description(option->get_description() + " (default: the --preset's; shown: reference)");
+  }
 }
 
 void small_preset(UNetOptions& model, TrainOptions& train) {

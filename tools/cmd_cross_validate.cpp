@@ -200,9 +200,9 @@ void register_cross_validate(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("cross-validate", "Train and evaluate all 5 folds; per-fold and mean +- std Dice");
   add_data_options(*cmd, o->data);
   add_model_options(*cmd, o->model, o->train);
-  add_preset_option(*cmd, o->preset);
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Fold k goes to <model-dir>/fold-k");
   add_train_options(*cmd, o->train);
+  add_preset_option(*cmd, o->preset);  // after the options it sets (their help names it)
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   CLI::Option* folds = cmd->add_option_function<std::string>(
       "--folds", [o](const std::string& text) { o->folds = parse_folds(text); },

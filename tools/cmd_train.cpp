@@ -87,10 +87,10 @@ void register_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a U-Net; evaluates on the held-out fold at the end");
   add_data_options(*cmd, o->data);
   add_model_options(*cmd, o->model, o->train);
-  add_preset_option(*cmd, o->preset);
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Where the checkpoint goes");
   add_value(*cmd, "--log-dir,--log_dir", "log_dir", o->train.log_dir, "Where log.jsonl goes (default: --model-dir)");
   add_train_options(*cmd, o->train);
+  add_preset_option(*cmd, o->preset);  // after the options it sets (their help names it)
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   check_after_parse(*cmd, [o, cmd] {
     refuse_two_data_sources(*cmd);
