@@ -175,21 +175,21 @@ void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes,
   sample.mask = instance_targets(labels, classes, boundary_width);
 }
 
-DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, int64_t boundary_width) {
+DataLayout data_layout(const std::string& dir) {
   if (!fs::exists(dir)) fail_file(dir, "no such data directory");
   if (!fs::is_directory(dir)) fail_file(dir, "not a directory");
+  if (fs::exists(fs::path(dir) / "train-volume.tif") || fs::exists(fs::path(dir) / "train-labels.tif")) return DataLayout::kIsbi;
+  if (fs::is_directory(fs::path(dir) / "images")) return DataLayout::kFolder;
+  fail_file(dir, "neither the ISBI layout (train-volume.tif, train-labels.tif) nor the folder layout (images/, masks/)");
+}
+
+DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, int64_t boundary_width) {
+  const DataLayout layout = data_layout(dir);
   // One decision for the whole data set: a file of instance labels must not read as bad class indices.
   if (encoding == MaskEncoding::kAuto) encoding = survey_masks(dir, classes).encoding;
   if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, boundary_width);
   const MaskReading how{classes, encoding, boundary_width};
-  DataSet data;
-  if (fs::exists(fs::path(dir) / "train-volume.tif") || fs::exists(fs::path(dir) / "train-labels.tif")) {
-    data = load_isbi(dir, how);
-  } else if (fs::is_directory(fs::path(dir) / "images")) {
-    data = load_folders(dir, how);
-  } else {
-    fail_file(dir, "neither the ISBI layout (train-volume.tif, train-labels.tif) nor the folder layout (images/, masks/)");
-  }
+  DataSet data = layout == DataLayout::kIsbi ? load_isbi(dir, how) : load_folders(dir, how);
   if (data.train.empty()) fail_file(dir, "no labelled images");
   if (encoding == MaskEncoding::kInstances && classes == 3) data.scheme = ClassScheme::kInteriorBoundary;
   check_channels(data.train, dir);

@@ -66,12 +66,14 @@ void MaskSurveyor::add(const RawImage& mask, const std::string& where) {
   sixteen_bit_ = sixteen_bit_ || !eight_bit;
   const at::Tensor values = std::get<0>(at::_unique(m, /*sorted=*/true));
   const int64_t top = values[-1].item<int64_t>();
-  binary_ = binary_ && at::logical_or(values == 0, values == full).all().item<bool>();
+  const bool binary = at::logical_or(values == 0, values == full).all().item<bool>();
+  binary_ = binary_ && binary;
   full_seen_ = full_seen_ || top == full;
-  if (top > max_value_ || max_where_.empty()) {
-    max_where_ = where;
-    max_values_ = value_list(values);
-    max_value_ = std::max(max_value_, top);
+  max_value_ = std::max(max_value_, top);
+  // The first mask that is neither binary nor class indices: what an error names.
+  if (odd_where_.empty() && !binary && top >= classes_) {
+    odd_where_ = where;
+    odd_values_ = value_list(values);
   }
   const int64_t labels = values.numel() - (values[0].item<int64_t>() == 0 ? 1 : 0);
   labels_ += labels;
@@ -111,9 +113,11 @@ MaskSurvey MaskSurveyor::result() const {
     return s;
   }
   const int64_t full = sixteen_bit_ ? 65535 : 255;
-  throw Error(max_where_ + ": unexpected mask values {" + max_values_ + "}; expected 0/" + std::to_string(full) +
-              ", class indices below " + std::to_string(classes_) + " (more classes: " + std::to_string(max_value_ + 1) +
-              " for these), or instance labels, one connected region per object (here value " +
+  // Few values: probably class indices of more classes.
+  const std::string more = max_value_ < 32 ? " (more classes: " + std::to_string(max_value_ + 1) + " for these)" : "";
+  throw Error(odd_where_ + ": unexpected mask values {" + odd_values_ + "}; expected 0/" + std::to_string(full) +
+              ", class indices below " + std::to_string(classes_) + more +
+              ", or instance labels, one connected region per object (here value " +
               std::to_string(scattered_value_) + " forms " + std::to_string(scattered_regions_) + " regions in " +
               scattered_where_ + ")");
 }
@@ -122,7 +126,7 @@ MaskSurvey survey_masks(const std::string& dir, int64_t classes) {
   MaskSurveyor surveyor(classes);
   const fs::path root(dir);
   const fs::path labels = root / "train-labels.tif";
-  if (fs::exists(root / "train-volume.tif") || fs::exists(labels)) {
+  if (data_layout(dir) == DataLayout::kIsbi) {
     const auto pages = read_tiff(labels.string());
     for (size_t i = 0; i < pages.size(); ++i) surveyor.add(pages[i], labels.string() + " (page " + std::to_string(i + 1) + ")");
     return surveyor.result();

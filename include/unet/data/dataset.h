@@ -74,6 +74,10 @@ struct DataSet {
   bool has_instances() const { return !train.empty() && train.front().instances.defined(); }
 };
 
+/// The layout of the data directory `dir` (`kIsbi` or `kFolder`); throws `unet::Error` naming it
+/// when it does not exist, is no directory or holds neither layout.
+DataLayout data_layout(const std::string& dir);
+
 /// Loads `dir` in the ISBI 2012 layout (`train-volume.tif`, `train-labels.tif`, optional
 /// `test-volume.tif`) or the folder layout (`images/` and `masks/` matched by file stem, optional
 /// `test/`). Throws `unet::Error` naming the file and the problem for missing files, non-images,

@@ -47,7 +47,9 @@ class MaskSurveyor {
   int64_t max_value_ = 0;
   int64_t labels_ = 0;   ///< distinct nonzero values, summed over masks
   int64_t regions_ = 0;  ///< 8-connected regions of one nonzero value, summed over masks
-  std::string max_where_, richest_where_, max_values_;
+  std::string richest_where_;
+  /// The first mask holding values neither binary nor below `classes_`, and its values.
+  std::string odd_where_, odd_values_;
   int64_t richest_labels_ = -1;
   /// The value that forms the most regions in one mask, for the error.
   std::string scattered_where_;
