@@ -76,6 +76,12 @@ TEST(FirstHourData, InstanceMasksTrainInteriorBoundaryAndSaySo) {
   EXPECT_EQ(r.err.find("are instance labels"), std::string::npos) << r.err;
   EXPECT_EQ(unet::read_checkpoint_info(unet::checkpoint_path(model)).step, 2);
   EXPECT_EQ(data_record(model)["mask_encoding"], "instances");
+  // cross-validate trains too: the same recognition and classes.
+  r = run_unet("cross-validate" + kTiny + "--quiet --max-steps 1 --folds 0 --data-dir " + data + " --model-dir " + dir.file("cv"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(unet::read_checkpoint_info(unet::checkpoint_path(dir.file("cv/fold-0"))).model.scheme(),
+            unet::ClassScheme::kInteriorBoundary);
+  EXPECT_EQ(data_record(dir.file("cv/fold-0"))["mask_encoding"], "instances");
 }
 
 TEST(FirstHourData, GivenClassesTwoKeepsObjectsPartedByBackground) {
