@@ -14,8 +14,9 @@ namespace unet {
 struct MaskSurvey {
   /// `kBinary`, `kIndex` or `kInstances` (never `kAuto`).
   MaskEncoding encoding = MaskEncoding::kIndex;
-  /// One clause for messages: "masks/a.tif holds 37 labels; 412 labels in 12 masks, each one
-  /// connected region (16-bit)".
+  /// One clause for messages: "data/masks/a.tif holds 37 labels; 412 labels in 12 masks form 415
+  /// connected regions (16-bit)" for instance labels, "12 masks hold only 0 and 255" (binary),
+  /// "12 masks hold values 0 to 2" (index).
   std::string evidence;
 };
 
