@@ -31,7 +31,9 @@ EnvLookup lookup_in(const std::map<std::string, std::string>& vars) {
 /// A port per test and process, so that parallel or repeated runs do not collide.
 int port(int offset) { return 20000 + (static_cast<int>(::getpid()) * 7 + offset * 101) % 20000; }
 
-const std::string kTrain = "train --depth 2 --filters 4 --input-size 60 --synthetic-size 64 --dropout 0 --threads 1 --quiet ";
+// The reference's optimisation and resized inputs (not the CPU preset's), which the tolerances assume.
+const std::string kTrain =
+    "train --preset reference --depth 2 --filters 4 --input-size 60 --synthetic-size 64 --dropout 0 --threads 1 --quiet ";
 
 UNet load_weights(const std::string& model_dir) {
   const CheckpointInfo info = read_checkpoint_info(checkpoint_path(model_dir));

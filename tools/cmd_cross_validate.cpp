@@ -1,4 +1,5 @@
 // `unet cross-validate`: train and evaluate every fold; per-fold and mean +- std metrics.
+#include "choices.h"
 #include "options.h"
 #include "resume.h"
 #include "runtime/json.h"
@@ -59,6 +60,7 @@ struct CrossValidateCommand {
   TrainOptions train;
   RuntimeOptions runtime;
   std::vector<int> folds = parse_folds("all");
+  Preset preset = Preset::kAuto;
 };
 
 /// One line per fold on stdout, its metrics in cv_results.json.
@@ -135,8 +137,16 @@ struct FoldResults {
   }
 };
 
-void run_cross_validate(CrossValidateCommand& o) {
+void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
   RunContext context = make_run_context(o.runtime);
+  // As train: the preset's sizes where no option was given, the masks read as recognised (the
+  // folds' checkpoints record the result, so that --resume reads the data the same way).
+  const std::string preset = apply_preset(command, o.preset, context.device, o.model, o.train);
+  o.model.validate();
+  o.train.validate();
+  announce_reading(o.data, "unet cross-validate", context.verbose());
+  const bool classes_open = command.count("--classes") == 0 && o.data.class_names.empty();
+  const std::string recognised = recognise_masks(o.data, o.model, classes_open);
   const std::string root = o.train.model_dir;
   auto fold_options = [&](int fold) {
     TrainOptions t = o.train;
@@ -155,13 +165,13 @@ void run_cross_validate(CrossValidateCommand& o) {
   files.check();
   const DataSet data = load_data(o.data, o.model.classes());
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
-  if (o.train.input_mode == InputMode::kResize)
-    require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
   ensure_writable_directory(root, "model");
   // Check every fold's directory before hours of training, not when its turn comes.
   for (int fold : o.folds) prepare_model_dir(fold_options(fold), context);
   install_stop_handlers();
   connect(context, o.runtime.dist_timeout_s);
+  for (const std::string& note : {preset, recognised})
+    if (context.verbose() && !note.empty()) std::fprintf(stderr, "unet cross-validate: %s\n", note.c_str());
   FoldResults results(data);
   for (int fold : o.folds) {
     DataOptions d = o.data;
@@ -192,6 +202,7 @@ void register_cross_validate(CLI::App& app) {
   add_model_options(*cmd, o->model, o->train);
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Fold k goes to <model-dir>/fold-k");
   add_train_options(*cmd, o->train);
+  add_preset_option(*cmd, o->preset);  // after the options it sets (their help names it)
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   CLI::Option* folds = cmd->add_option_function<std::string>(
       "--folds", [o](const std::string& text) { o->folds = parse_folds(text); },
@@ -206,7 +217,7 @@ void register_cross_validate(CLI::App& app) {
     o->train.validate();
     o->runtime.validate();
   });
-  on_run(*cmd, [o] { run_cross_validate(*o); });
+  on_run(*cmd, [o, cmd] { run_cross_validate(*o, *cmd); });
 }
 
 }  // namespace unet::cli

@@ -3,6 +3,7 @@
 #include "runtime/json.h"
 
 #include "eval/json.h"
+#include "unet/data/mask_survey.h"
 #include "unet/dist/dist.h"
 #include "unet/infer/evaluate.h"
 #include "unet/model/checkpoint.h"
@@ -23,11 +24,14 @@ struct EvaluateCommand {
 };
 
 /// The data set, its masks read as the model learnt them: an interior/boundary model's truth is
-/// instance labels (so read unless told otherwise); other schemes are a clear error.
+/// instance labels (so read unless told otherwise); other schemes are a clear error. Other masks
+/// are recognised as train recognises them (`survey_masks` with the model's classes).
 DataSet data_for(const DataOptions& options, const CheckpointInfo& info) {
   DataOptions data_options = options;
   const bool instance_model = info.model.scheme() == ClassScheme::kInteriorBoundary;
   if (instance_model && data_options.mask_encoding == MaskEncoding::kAuto) data_options.mask_encoding = MaskEncoding::kInstances;
+  if (!data_options.dir.empty() && data_options.mask_encoding == MaskEncoding::kAuto)
+    data_options.mask_encoding = survey_masks(data_options.dir, info.model.classes()).encoding;
   if (instance_model != (data_options.mask_encoding == MaskEncoding::kInstances && info.model.classes() == 3))
     throw OptionError("mask_encoding", " " + name_of(mask_encoding_names(), data_options.mask_encoding) +
                                            (instance_model ? ": the model learnt interior/boundary classes from instance masks: "

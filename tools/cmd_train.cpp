@@ -1,4 +1,5 @@
 // `unet train`: train a U-Net on one fold (or all) of a data set and write its checkpoint.
+#include "choices.h"
 #include "options.h"
 #include "resume.h"
 
@@ -21,17 +22,27 @@ struct TrainCommand {
   UNetOptions model;
   TrainOptions train;
   RuntimeOptions runtime;
+  Preset preset = Preset::kAuto;
 };
 
 void run_train(TrainCommand& o, const CLI::App& command) {
   RunContext context = make_run_context(o.runtime);
   TrainOptions& train = o.train;
-  // A resumed run goes on with the checkpoint's network, input, optimisation and data.
-  if (const std::string ckpt = checkpoint_path(train.model_dir); train.resume && std::filesystem::exists(ckpt)) {
+  // A resumed run goes on with the checkpoint's network, input, optimisation and data; a new one
+  // takes the preset's sizes where no option was given.
+  const std::string ckpt = checkpoint_path(train.model_dir);
+  const bool resumed = train.resume && std::filesystem::exists(ckpt);
+  std::string preset;
+  if (resumed) {
     adopt_checkpoint(command, read_checkpoint_info(ckpt), ckpt, o.data, o.model, train, context.verbose());
-    o.model.validate();
-    train.validate();
+  } else {
+    preset = apply_preset(command, o.preset, context.device, o.model, train);
   }
+  o.model.validate();
+  train.validate();
+  announce_reading(o.data, "unet train", context.verbose());
+  const bool classes_open = !resumed && command.count("--classes") == 0 && o.data.class_names.empty();
+  const std::string recognised = recognise_masks(o.data, o.model, classes_open);
   record_data(o.data, train);
   if (train.log_dir.empty()) train.log_dir = train.model_dir;
   CommandFiles()
@@ -44,14 +55,14 @@ void run_train(TrainCommand& o, const CLI::App& command) {
       .check();
   const DataSet data = load_data(o.data, o.model.classes());
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
-  if (train.input_mode == InputMode::kResize)
-    require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
   const FoldData fold = fold_data(data, o.data);
   prepare_model_dir(train, context);
   install_stop_handlers();
   // Every local check is done: only now wait for the other ranks.
   connect(context, o.runtime.dist_timeout_s);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
+  for (const std::string& note : {preset, recognised})
+    if (context.verbose() && !note.empty()) std::fprintf(stderr, "unet train: %s\n", note.c_str());
   if (context.verbose())
     std::fprintf(stderr, "unet train: %s; fold %s: %zu training, %zu evaluation images; U-Net of %s, input %lld -> output %lld; %s on %s\n",
                  data.description.c_str(), fold_name.c_str(), fold.train.size(), fold.eval.size(), model.describe().c_str(),
@@ -84,6 +95,7 @@ void register_train(CLI::App& app) {
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Where the checkpoint goes");
   add_value(*cmd, "--log-dir,--log_dir", "log_dir", o->train.log_dir, "Where log.jsonl goes (default: --model-dir)");
   add_train_options(*cmd, o->train);
+  add_preset_option(*cmd, o->preset);  // after the options it sets (their help names it)
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   check_after_parse(*cmd, [o, cmd] {
     refuse_two_data_sources(*cmd);

@@ -216,6 +216,15 @@ std::vector<std::string> data_files(const DataOptions& data) {
   return data.dir.empty() ? std::vector<std::string>{} : dataset_files(data.dir);
 }
 
+void announce_reading(const DataOptions& data, const char* who, bool verbose) {
+  if (!verbose || data.dir.empty()) return;
+  size_t files = 0;
+  std::error_code ec;
+  for (const auto& file : dataset_files(data.dir)) files += std::filesystem::is_regular_file(file, ec) ? 1 : 0;
+  if (files >= kAnnouncedFiles)
+    std::fprintf(stderr, "%s: reading %zu image and mask files in %s\n", who, files, data.dir.c_str());
+}
+
 void refuse_two_data_sources(const CLI::App& command) {
   // The --synthetic-* options only shape the synthetic data: beside --data-dir they have no effect.
   if (command.count("--data-dir") > 0 && command.get_option_no_throw("--synthetic") && command.count("--synthetic") > 0)

@@ -60,6 +60,11 @@ UNetOptions model_for(UNetOptions model, const DataSet& data, int64_t input_size
 /// command's `CommandFiles` (io_check.h).
 std::vector<std::string> data_files(const DataOptions& data);
 
+/// Says on stderr, when `verbose` and the data directory holds `kAnnouncedFiles` image files or more,
+/// that they are being read (`who` starts the line): reading a large folder takes a while in silence.
+void announce_reading(const DataOptions& data, const char* who, bool verbose);
+constexpr size_t kAnnouncedFiles = 50;
+
 /// Throws `OptionError` when `command` was given both --data-dir and --synthetic: two data sets.
 void refuse_two_data_sources(const CLI::App& command);
 

@@ -2,6 +2,7 @@
 #include "unet/data/dataset.h"
 
 #include "unet/data/instance_targets.h"
+#include "unet/data/mask_survey.h"
 #include "unet/data/preprocess.h"
 
 #include <ATen/ATen.h>
@@ -174,19 +175,21 @@ void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes,
   sample.mask = instance_targets(labels, classes, boundary_width);
 }
 
-DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, int64_t boundary_width) {
-  if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, boundary_width);
-  const MaskReading how{classes, encoding, boundary_width};
+DataLayout data_layout(const std::string& dir) {
   if (!fs::exists(dir)) fail_file(dir, "no such data directory");
   if (!fs::is_directory(dir)) fail_file(dir, "not a directory");
-  DataSet data;
-  if (fs::exists(fs::path(dir) / "train-volume.tif") || fs::exists(fs::path(dir) / "train-labels.tif")) {
-    data = load_isbi(dir, how);
-  } else if (fs::is_directory(fs::path(dir) / "images")) {
-    data = load_folders(dir, how);
-  } else {
-    fail_file(dir, "neither the ISBI layout (train-volume.tif, train-labels.tif) nor the folder layout (images/, masks/)");
-  }
+  if (fs::exists(fs::path(dir) / "train-volume.tif") || fs::exists(fs::path(dir) / "train-labels.tif")) return DataLayout::kIsbi;
+  if (fs::is_directory(fs::path(dir) / "images")) return DataLayout::kFolder;
+  fail_file(dir, "neither the ISBI layout (train-volume.tif, train-labels.tif) nor the folder layout (images/, masks/)");
+}
+
+DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, int64_t boundary_width) {
+  const DataLayout layout = data_layout(dir);
+  // One decision for the whole data set: a file of instance labels must not read as bad class indices.
+  if (encoding == MaskEncoding::kAuto) encoding = survey_masks(dir, classes).encoding;
+  if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, boundary_width);
+  const MaskReading how{classes, encoding, boundary_width};
+  DataSet data = layout == DataLayout::kIsbi ? load_isbi(dir, how) : load_folders(dir, how);
   if (data.train.empty()) fail_file(dir, "no labelled images");
   if (encoding == MaskEncoding::kInstances && classes == 3) data.scheme = ClassScheme::kInteriorBoundary;
   check_channels(data.train, dir);
@@ -233,15 +236,6 @@ std::vector<std::string> dataset_files(const std::string& dir) {
   for (const char* name : {"train-volume.tif", "train-labels.tif", "test-volume.tif"}) files.push_back((d / name).string());
   for (const char* folder : {"images", "masks", "test"}) add_folder(d / folder);
   return files;
-}
-
-void require_min_size(const std::vector<Sample>& samples, int64_t min_side, const std::string& why) {
-  for (const auto& s : samples) {
-    if (s.image.size(1) < min_side || s.image.size(2) < min_side)
-      throw Error(s.name() + ": image is " + std::to_string(s.image.size(2)) + "x" + std::to_string(s.image.size(1)) +
-                  ", smaller than the network's minimum of " + std::to_string(min_side) + "x" +
-                  std::to_string(min_side) + " (" + why + ")");
-  }
 }
 
 int fold_count(double ratio) { return static_cast<int>(std::lround(1.0 / (1.0 - ratio))); }

@@ -26,6 +26,20 @@
 
 namespace unet {
 namespace fs = std::filesystem;
+namespace {
+
+/// "step 1 of 6400 took 2.1s; about 3h44m for the whole run at this pace (the first steps are slower)".
+std::string first_step_note(int64_t step, int64_t max_steps, int64_t first_step, double seconds) {
+  char took[32];
+  if (seconds < 60) std::snprintf(took, sizeof took, "%.1fs", seconds);
+  const std::string duration = seconds < 60 ? std::string(took) : format_duration(seconds);
+  const int64_t left = max_steps - first_step;
+  const std::string whole = first_step == 0 ? "for the whole run" : "for the " + std::to_string(left) + " steps of this run";
+  return "step " + std::to_string(step) + " of " + std::to_string(max_steps) + " took " + duration + "; about " +
+         format_duration(seconds * static_cast<double>(left)) + " " + whole + " at this pace (the first steps are slower)";
+}
+
+}  // namespace
 
 /// The timed steps' throughput (after the warm-up; evaluations and checkpoints left out, device
 /// work waited for) and the current logging window's.
@@ -188,9 +202,16 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   {
     BatchLoader loader(samples, geometry_, model_options_.classes(), options_.loader_options(context_, step_));
     DevicePrefetcher batches([&loader] { return loader.next(); }, context_.device, options_.channels_last);
+    if (step_ < options_.max_steps)
+      log.message("step " + std::to_string(step_ + 1) + " of " + std::to_string(options_.max_steps) +
+                  " under way (the first also prepares the batches and the network's memory)");
     while (step_ < options_.max_steps) {
       if (step_ - result.first_step == options_.warmup_steps) clock.timed.start();
       const LossTerms terms = step(batches.next());
+      if (step_ == result.first_step + 1) {
+        synchronize(context_.device);
+        log.message(first_step_note(step_, options_.max_steps, result.first_step, steady_seconds() - start));
+      }
       if (step_ < options_.max_steps) batches.prefetch();  // the upload overlaps the step just launched
       if (clock.timed.running()) ++clock.timed_steps;
       after_step(terms, eval, log, result, clock);

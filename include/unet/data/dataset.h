@@ -38,7 +38,9 @@ constexpr int64_t kMembraneClass = 0;
 
 /// How mask files encode classes: `kBinary` 0 / 255 (or 0 / 65535) for two classes, as the ISBI
 /// labels (0 = membrane = class 0, 255 = cell interior = class 1); `kIndex` the class index itself;
-/// `kAuto` picks binary when only 0 and the maximum value occur, index otherwise; `kInstances`
+/// `kAuto` decides once per data set from all its masks (`MaskSurveyor`, unet/data/mask_survey.h:
+/// binary, index, or instance labels when the values exceed the classes and form one connected
+/// region per label); `decode_mask` alone decides per mask (binary or index); `kInstances`
 /// instance labels (0 background, one value per object), from which the classes are derived
 /// (unet/data/instance_targets.h: 2 classes objects parted by background, 3 interior/boundary).
 enum class MaskEncoding { kAuto, kBinary, kIndex, kInstances };
@@ -72,11 +74,16 @@ struct DataSet {
   bool has_instances() const { return !train.empty() && train.front().instances.defined(); }
 };
 
+/// The layout of the data directory `dir` (`kIsbi` or `kFolder`); throws `unet::Error` naming it
+/// when it does not exist, is no directory or holds neither layout.
+DataLayout data_layout(const std::string& dir);
+
 /// Loads `dir` in the ISBI 2012 layout (`train-volume.tif`, `train-labels.tif`, optional
 /// `test-volume.tif`) or the folder layout (`images/` and `masks/` matched by file stem, optional
 /// `test/`). Throws `unet::Error` naming the file and the problem for missing files, non-images,
 /// differing counts, sizes or channels, and unexpected mask values. Instance masks get their
-/// classes from `instance_targets(labels, classes, boundary_width)`.
+/// classes from `instance_targets(labels, classes, boundary_width)`. `kAuto` surveys the masks
+/// first (`survey_masks`: one more read of them); callers that surveyed pass the result.
 DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding = MaskEncoding::kAuto,
                      int64_t boundary_width = 2);
 
@@ -99,9 +106,6 @@ at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encod
 /// Sets `sample.instances` to `labels` (int64 [H, W]) and `sample.mask` to the classes derived from
 /// them for a model of `classes` classes (`instance_targets`).
 void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes, int64_t boundary_width);
-
-/// Throws `unet::Error` unless every image has at least `min_side` pixels on each side.
-void require_min_size(const std::vector<Sample>& samples, int64_t min_side, const std::string& why);
 
 /// Indices of a cross-validation fold.
 struct FoldSplit {
