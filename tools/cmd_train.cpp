@@ -42,6 +42,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
       .writes(train.log_outputs())
       .check();
   const DataSet data = load_data(o.data, o.model.classes());
+  train.class_naming = data.naming();
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
   if (train.input_mode == InputMode::kResize)
     require_min_size(data.train, minimum_input_size(model), "use smaller --depth, --input-mode tile, or larger images");
@@ -65,7 +66,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
   std::printf("trained %lld steps (to step %lld) in %s, %.2f images/s; checkpoint %s\n", static_cast<long long>(r.steps),
               static_cast<long long>(trainer.global_step()), format_duration(r.seconds).c_str(), r.images_per_second,
               checkpoint_path(train.model_dir).c_str());
-  if (r.evaluated) print_metrics("evaluation on fold " + fold_name, r.metrics, data);
+  if (r.evaluated) print_metrics("evaluation on fold " + fold_name, r.metrics, data.naming(), data.scheme);
 }
 
 }  // namespace
