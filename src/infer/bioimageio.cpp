@@ -85,6 +85,7 @@ std::pair<at::Tensor, double> read_sample(const std::string& path, const UNetOpt
     raw = read_image_file(path).at(0);
   }
   const std::string where = path.empty() ? "the synthetic sample" : path;
+  if (raw.palette.defined()) fail_file(where, "is a palette image, which a package cannot normalise: save it as gray or RGB");
   if (raw.channels() != o.in_channels()) {
     fail_file(where, "has " + std::to_string(raw.channels()) + " channel(s); the model takes " +
                          std::to_string(o.in_channels()));

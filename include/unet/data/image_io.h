@@ -46,7 +46,7 @@ int64_t max_image_pixels();
 void set_max_image_pixels(int64_t pixels);
 
 /// Every page of a TIFF file (one per slice of a stack). Throws `unet::Error` naming the file on a
-/// missing, non-TIFF, truncated or unsupported file (palette, 1-bit, planar-separate, ...) and on
+/// missing, non-TIFF, truncated or unsupported file (palettes other than 8-bit, 1-bit, planar-separate, ...) and on
 /// float pages with NaN or infinite pixels ("page 2: 17 NaN or infinite pixels; ...").
 std::vector<RawImage> read_tiff(const std::string& path);
 
