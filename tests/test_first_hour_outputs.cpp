@@ -152,9 +152,9 @@ TEST(FirstHourOutputs, InteriorBoundaryModelsWritePaletteMasksAndColouredInstanc
   const std::string results = read_file(model + "/eval_results.json");
   EXPECT_EQ(results.find("membrane"), std::string::npos) << results;
   EXPECT_EQ(nlohmann::json::parse(results)["class_names"], nlohmann::json({"background", "interior", "boundary"}));
-  r = run_unet("predict --threads 1 --instances --input " + data + "/test --model-dir " + model + " --output-dir " + dir.file("out"));
+  r = run_unet("predict --threads 1 --instances --input " + data + "/images --model-dir " + model + " --output-dir " + dir.file("out"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string stem = fs::path(unet::image_files(data + "/test").front()).stem().string();
+  const std::string stem = fs::path(unet::image_files(data + "/images").front()).stem().string();
   // The 3-class mask: a palette PNG whose values are the class indices.
   const unet::RawImage mask = unet::read_png(dir.file("out/" + stem + ".png"));
   ASSERT_TRUE(mask.palette.defined());
@@ -164,7 +164,7 @@ TEST(FirstHourOutputs, InteriorBoundaryModelsWritePaletteMasksAndColouredInstanc
   EXPECT_FALSE(at::equal(mask.palette[1], mask.palette[2]));  // interior and boundary differ
   // The labels stay 16-bit for programs; beside them an RGB preview in several colours.
   EXPECT_EQ(unet::read_tiff(dir.file("out/" + stem + "_instances.tif")).front().format, unet::SampleFormat::kUInt16);
-  const unet::RawImage preview = unet::read_png(dir.file("out/" + stem + "_instances.png"));
+  const unet::RawImage preview = unet::read_png(dir.file("out/instances/" + stem + ".png"));
   ASSERT_EQ(preview.pixels.size(0), 3);
   const at::Tensor colours = std::get<0>(at::_unique(
       (preview.pixels[0].to(at::kLong) * 65536 + preview.pixels[1].to(at::kLong) * 256 + preview.pixels[2].to(at::kLong)).flatten()));
@@ -172,6 +172,12 @@ TEST(FirstHourOutputs, InteriorBoundaryModelsWritePaletteMasksAndColouredInstanc
   const at::Tensor labels = unet::read_tiff(dir.file("out/" + stem + "_instances.tif")).front().pixels[0];
   const at::Tensor coloured = preview.pixels[0].ne(preview.pixels[1]) | preview.pixels[1].ne(preview.pixels[2]);
   EXPECT_TRUE(at::equal(coloured.logical_and(labels == 0), at::zeros_like(coloured)));  // background not coloured
+  // The previews do not disturb score's matching by stem: the labels score against the truth.
+  r = run_unet("score --instances --prediction " + dir.file("out") + " --truth " + data + "/masks");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The palette mask scores as a mask (its non-zero classes the objects).
+  r = run_unet("score --prediction " + dir.file("out/" + stem + ".png") + " --truth " + data + "/masks/" + stem + ".png");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(FirstHourOutputs, ScoreWarnsAboutInstanceTruthAndRefusesARawImage) {
@@ -203,11 +209,10 @@ TEST(FirstHourOutputs, ScoreWarnsAboutInstanceTruthAndRefusesARawImage) {
   EXPECT_FALSE(inst["overall"].contains("v_rand_thinned"));
   EXPECT_FALSE(inst["images"][0].contains("v_rand"));
   EXPECT_EQ(inst["overall"]["objects"]["f1_50"], 1.0);
-  // A raw image (many values, no 0 background) as the truth: one line naming it.
-  const at::Tensor raw = at::arange(20, 20 + 64 * 64).remainder(230).add(20).reshape({1, 64, 64}).to(at::kByte);
-  unet::write_png(dir.file("raw.png"), raw);
-  expect_one_line_error(run_unet("score --prediction " + dir.file("binary.png") + " --truth " + dir.file("raw.png")),
-                        dir.file("raw.png") + ": does not look like a mask");
+  // A raw image (many values, neighbours differing) as the truth: one line naming it.
+  const std::string image = unet::image_files(data + "/images").front();
+  expect_one_line_error(run_unet("score --prediction " + dir.file("binary.png") + " --truth " + image),
+                        image + ": does not look like a mask");
 }
 
 TEST(FirstHourOutputs, ExportsCarryTheModelsClassNamesAndAReadableCover) {

@@ -73,7 +73,7 @@ void run_predict(const PredictCommand& o) {
       .reads(input_files(o))
       .writes_into(out)
       .writes_into(o.files.overlays ? (fs::path(out) / "overlays").string() : "")
-      .writes_into(o.files.instances && folder.empty() ? (fs::path(out) / "instances").string() : "")
+      .writes_into(o.files.instances ? (fs::path(out) / "instances").string() : "")
       .writes(prediction_outputs(out, samples, files, !folder.empty()))
       .check();
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
@@ -104,7 +104,7 @@ void run_predict(const PredictCommand& o) {
   }
   if (count > shown) std::printf("  ... and %zu more files in %s\n", count - shown, out.c_str());
   if (o.files.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
-  if (o.files.instances && folder.empty())
+  if (o.files.instances)
     std::printf("  wrote %zu instance previews in %s\n", samples.size(), (fs::path(out) / "instances").c_str());
 }
 
@@ -134,7 +134,7 @@ void register_predict(CLI::App& app) {
   CLI::Option* instances = add_choice(*cmd, "--instances", "instances", o->files.instance_method, methods,
                                       "Instance-label images of the objects (class 1): components, or watershed to "
                                       "split touching objects; interior/boundary models grow their interior either way "
-                                      "(test-instances.tif or <stem>_instances.tif, 16-bit, each with a coloured PNG preview)");
+                                      "(test-instances.tif or <stem>_instances.tif, 16-bit; coloured PNG previews in instances/)");
   instances->expected(0, 1)->default_str("components");
   instances->option_text("[components|watershed] (off unless given; given alone: components)");
   instances->each([o](const std::string&) { o->files.instances = true; });

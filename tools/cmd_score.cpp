@@ -11,8 +11,8 @@
 // image: `predict --instances`'s, or another tool's).
 //
 // Doubtful input is refused rather than guessed at: a truth (or instance-label image) whose
-// channels differ, a truth that is no mask (a float image, or an image of many values and almost no
-// 0 background: a raw image), a folder holding two images of one stem ("a.png" and "a.tif"), with
+// channels differ, a truth that is no mask (a float image, or an image of many values whose
+// neighbouring pixels mostly differ: a raw image, not regions of one value), a folder holding two images of one stem ("a.png" and "a.tif"), with
 // `--instances` a binary mask (its only non-zero value 255 or 65535), which would score as one
 // object, and without it a 16-bit prediction that holds instance labels (read as probabilities
 // they would all be near 0). A truth of instance labels scored without `--instances` is scored
@@ -96,8 +96,13 @@ std::vector<std::pair<std::string, std::string>> pair_files(const std::string& p
   return pairs;
 }
 
-/// The cell probability [H, W] of one page: one channel, values in [0, 1].
+/// The cell probability [H, W] of one page: one channel, values in [0, 1]; of a palette image
+/// (predict's class-index masks) its non-zero classes.
 at::Tensor cell_probability(const RawImage& page, const std::string& file, bool invert) {
+  if (page.palette.defined()) {
+    const at::Tensor cells = (page.pixels[0] != 0).to(at::kFloat);
+    return invert ? 1.0 - cells : cells;
+  }
   if (page.channels() != 1) fail_file(file, "has " + std::to_string(page.channels()) + " channels; a prediction map has one");
   at::Tensor p = page.pixels[0].to(at::kFloat);
   if (page.format == SampleFormat::kFloat32) {
@@ -133,16 +138,22 @@ at::Tensor truth_objects(const at::Tensor& raw, const at::Tensor& cells) {
   return std::get<0>(at::_unique(raw)).numel() > 2 ? raw : connected_components(cells);
 }
 
-/// Refuses a truth page that is no mask: a raw image, with many values and almost no 0 background
-/// (instance labels have a background; masks few values). Float images `label_values` refuses.
+/// Refuses a truth page that is no mask but an image: more than 16 values, and most neighbouring
+/// object pixels (side by side, both non-zero) differ, as noise and texture make them, where masks
+/// and instance labels are regions of one value. Float images `label_values` refuses.
 void check_truth_is_mask(const at::Tensor& values, const std::string& file) {
   const int64_t distinct = std::get<0>(at::_unique(values)).numel();
-  const double background = (values == 0).to(at::kDouble).mean().item<double>();
-  if (distinct > 64 && background < 0.05) {
+  if (distinct <= 16 || values.size(1) < 2) return;
+  const at::Tensor left = values.narrow(1, 0, values.size(1) - 1), right = values.narrow(1, 1, values.size(1) - 1);
+  const at::Tensor both = (left != 0) & (right != 0);
+  const int64_t pairs = both.sum().item<int64_t>();
+  const double differ = pairs > 0 ? (both & (left != right)).sum().item<double>() / static_cast<double>(pairs) : 0.0;
+  if (differ > 0.5) {
     char share[32];
-    std::snprintf(share, sizeof share, "%.1f%%", 100.0 * background);
-    fail_file(file, "does not look like a mask (" + std::to_string(distinct) + " distinct values, 0 at only " + share +
-                        " of the pixels: a raw image?); --truth takes masks (0 = background or boundary) or instance labels");
+    std::snprintf(share, sizeof share, "%.0f%%", 100.0 * differ);
+    fail_file(file, "does not look like a mask (" + std::to_string(distinct) + " distinct values, and " + share +
+                        " of neighbouring pixels differ, as in an image: a raw image?); --truth takes masks (0 = background "
+                        "or boundary) or instance labels");
   }
 }
 

@@ -105,21 +105,13 @@ at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, cons
   return labels.to(at::kInt).unsqueeze(0);
 }
 
-/// The previews of a file's instance labels: `<stem>_instances.png` beside `<stem>_instances.tif`
-/// (`<stem>_instances_<page>.png` for each page of a multi-page file), or for a stack in
-/// `<dir>/instances/<stack>_<page>.png`.
-std::vector<std::string> preview_paths(const std::string& dir, const std::vector<Sample>& samples, size_t first, size_t last,
-                                       bool per_file) {
+/// The previews of samples `first`..`last`'s instance labels, as the overlays are named:
+/// `<dir>/instances/<stem>.png` (`<stem>_<page>.png` for the pages of a stack). A folder of their
+/// own: beside `<stem>_instances.tif` a `<stem>_instances.png` would make `score`'s matching by stem
+/// ambiguous.
+std::vector<std::string> preview_paths(const std::string& dir, const std::vector<Sample>& samples, size_t first, size_t last) {
   std::vector<std::string> paths;
-  const std::string stem = fs::path(samples[first].source).stem().string();
-  for (size_t i = first; i < last; ++i) {
-    if (!per_file) {
-      paths.push_back(page_png(dir, "instances", samples[i]));
-    } else {
-      const std::string page = last - first > 1 ? "_" + std::to_string(std::max<int64_t>(samples[i].page, 0)) : "";
-      paths.push_back((fs::path(dir) / (stem + "_instances" + page + ".png")).string());
-    }
-  }
+  for (size_t i = first; i < last; ++i) paths.push_back(page_png(dir, "instances", samples[i]));
   return paths;
 }
 
@@ -210,7 +202,7 @@ std::vector<std::string> prediction_outputs(const std::string& dir, const std::v
     if (files.instances) {
       out.push_back((d / "test-instances.tif").string());
       if (!samples.empty())
-        for (const std::string& path : preview_paths(dir, samples, 0, samples.size(), false)) out.push_back(path);
+        for (const std::string& path : preview_paths(dir, samples, 0, samples.size())) out.push_back(path);
     }
     return with_overlays();
   }
@@ -220,7 +212,7 @@ std::vector<std::string> prediction_outputs(const std::string& dir, const std::v
     if (files.probabilities) paths.push_back((d / (stem + "_probabilities.tif")).string());
     if (files.instances) {
       paths.push_back((d / (stem + "_instances.tif")).string());
-      for (const std::string& path : preview_paths(dir, samples, first, last, true)) paths.push_back(path);
+      for (const std::string& path : preview_paths(dir, samples, first, last)) paths.push_back(path);
     }
     for (const std::string& path : paths) {
       if (std::find(out.begin(), out.end(), path) != out.end()) {

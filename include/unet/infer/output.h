@@ -61,8 +61,8 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
 /// (`<stem>.png` for PNG inputs; `<stem>.tif` otherwise, with one page per page of the input),
 /// with 0/255 or class indices as `write_predictions`; `<stem>_probabilities.tif` (float32: the
 /// probability of class 1 for two classes, one page per class otherwise), `<stem>_instances.tif`
-/// (16-bit labels) with its preview `<stem>_instances.png` (`<stem>_instances_<page>.png` for each
-/// page of a multi-page file) and overlays as `files` asks. Samples of one file must be adjacent (as
+/// (16-bit labels) with its preview `instances/<stem>.png` (`<stem>_<page>.png` for each page of a
+/// multi-page file, as the overlays) and overlays as `files` asks. Samples of one file must be adjacent (as
 /// `load_images` gives them). Returns the paths written.
 std::vector<std::string> write_predictions_per_file(const std::string& dir, const std::vector<Sample>& samples,
                                                     const std::vector<at::Tensor>& probabilities,
