@@ -113,7 +113,9 @@ TEST(FirstHourOutputs, OverlaysTintTheHeadlineClassAndLeaveTheRestGray) {
   write_nuclei(data);
   // Overlays of a model that predicts `favoured` everywhere: all tinted red, or all gray.
   const auto overlay = [&](int favoured, bool membranes, int classes = 2) {
-    const std::string model = dir.file("m" + std::to_string(favoured) + (membranes ? "isbi" : "folder") + std::to_string(classes));
+    std::ostringstream name;  // m1-folder-2: favoured class, layout, classes
+    name << "m" << favoured << (membranes ? "-isbi-" : "-folder-") << classes;
+    const std::string model = dir.file(name.str());
     const auto scheme = classes == 3 ? unet::ClassScheme::kInteriorBoundary : unet::ClassScheme::kPlain;
     save_constant_model(model, favoured, unet::default_class_naming(classes, scheme, membranes),
                         unet::UNetOptions().depth(2).filters(4).classes(classes).scheme(scheme));
