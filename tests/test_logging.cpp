@@ -117,12 +117,15 @@ TEST(Plot, TrainingLogBecomesAPngWithEveryPanelDrawn) {
   if (!plotting_available()) GTEST_SKIP() << "built without libgd; no plots";
   TempDir dir;
   {
-    RunLogger log(dir.path(), /*enabled=*/true, /*total_steps=*/300, /*quiet=*/true);
+    RunLogger log(dir.path(), /*enabled=*/true, /*total_steps=*/300, /*quiet=*/true,
+                  default_class_naming(2, ClassScheme::kPlain, /*membranes=*/true));
     log.record(R"({"type": "config", "start_step": 0})");
     for (int step = 10; step <= 300; step += 10) log.train_step(step, 1.0 / step, 0.5 / step, 50.0, 1e-4 * (1.0 - step / 400.0));
     Metrics m;
     m.dice_score = 0.8;
     m.membrane_dice = 0.7;
+    m.class_dice = {0.7, 0.9};  // the headline (membrane) Dice is what the plot draws
+    m.class_iou = {0.55, 0.8};
     log.evaluation(150, m);
     m.dice_score = 0.85;
     log.evaluation(300, m);

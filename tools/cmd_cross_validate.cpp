@@ -65,71 +65,90 @@ struct CrossValidateCommand {
 
 /// One line per fold on stdout, its metrics in cv_results.json.
 struct FoldResults {
-  /// The headline class (class 0 when the data set names none) and class 1, whose objects count
-  /// ("objects" for interior/boundary classes, whose interior and boundary make them).
-  explicit FoldResults(const DataSet& data)
-      : headline(std::max<int64_t>(data.headline_class, 0)),
-        name(data.class_names.at(static_cast<size_t>(headline))),
-        object_name(data.scheme == ClassScheme::kInteriorBoundary ? "the"
-                    : data.class_names.size() > 1                 ? data.class_names[1]
-                                                                  : "class1"),
-        record({{"class_names", data.class_names}, {"headline_class", name}}) {}
-  int64_t headline;
-  std::string name;
+  /// The classes as the data set names them: the headline class's Dice heads each line (every
+  /// class's without a headline class); class 1's objects count ("the" objects for interior/
+  /// boundary classes, whose interior and boundary make them).
+  FoldResults(const ClassNaming& naming, ClassScheme scheme)
+      : naming(naming),
+        object_name(scheme == ClassScheme::kInteriorBoundary ? "the" : naming.name(1)) {}
+  ClassNaming naming;
   std::string object_name;
-  nlohmann::json record;
   nlohmann::json folds = nlohmann::json::array();
-  std::vector<double> dice, membrane, headline_dice, object_f1, error, v_rand, v_info, v_rand_thinned, v_info_thinned;
+  std::vector<double> dice, headline_dice, headline_iou, object_f1, error, v_rand, v_info, v_rand_thinned, v_info_thinned;
+
+  /// "foreground Dice 0.8123", or "Dice per class background 0.9, interior 0.7, boundary 0.4".
+  std::string class_text(const Metrics& m) const {
+    char value[32];
+    if (naming.has_headline() && naming.headline < static_cast<int64_t>(m.class_dice.size())) {
+      std::snprintf(value, sizeof value, " Dice %.4f", m.class_dice[static_cast<size_t>(naming.headline)]);
+      return naming.name(naming.headline) + value;
+    }
+    std::string text = "Dice per class";
+    for (size_t c = 0; c < m.class_dice.size(); ++c) {
+      std::snprintf(value, sizeof value, " %.4f", m.class_dice[c]);
+      text += (c ? ", " : " ") + naming.name(static_cast<int64_t>(c)) + value;
+    }
+    return text;
+  }
 
   void add(int fold, const TrainResult& r) {
-    dice.push_back(r.metrics.dice_score);
-    membrane.push_back(r.metrics.membrane_dice);
-    const double h = headline < static_cast<int64_t>(r.metrics.class_dice.size()) ? r.metrics.class_dice[headline] : r.metrics.membrane_dice;
-    headline_dice.push_back(h);
-    if (r.metrics.has_objects) object_f1.push_back(r.metrics.objects.f1(0));
-    error.push_back(r.metrics.pixel_error);
-    v_rand.push_back(r.metrics.v_rand);
-    v_info.push_back(r.metrics.v_info);
-    v_rand_thinned.push_back(r.metrics.v_rand_thinned);
-    v_info_thinned.push_back(r.metrics.v_info_thinned);
-    std::printf("fold %d: dice_score %.4f  %s dice %.4f  pixel error %.4f  V_Rand %.4f  V_Info %.4f (challenge, thinned)",
-                fold, r.metrics.dice_score, name.c_str(), h, r.metrics.pixel_error, r.metrics.v_rand_thinned,
-                r.metrics.v_info_thinned);
-    if (r.metrics.has_objects) std::printf("  object F1 %.4f", r.metrics.objects.f1(0));
+    const Metrics& m = r.metrics;
+    dice.push_back(m.dice_score);
+    if (naming.has_headline() && naming.headline < static_cast<int64_t>(m.class_dice.size())) {
+      headline_dice.push_back(m.class_dice[static_cast<size_t>(naming.headline)]);
+      headline_iou.push_back(m.class_iou[static_cast<size_t>(naming.headline)]);
+    }
+    if (m.has_objects) object_f1.push_back(m.objects.f1(0));
+    error.push_back(m.pixel_error);
+    v_rand.push_back(m.v_rand);
+    v_info.push_back(m.v_info);
+    v_rand_thinned.push_back(m.v_rand_thinned);
+    v_info_thinned.push_back(m.v_info_thinned);
+    std::printf("fold %d: dice_score %.4f  %s  pixel error %.4f  V_Rand %.4f  V_Info %.4f (challenge, thinned)", fold,
+                m.dice_score, class_text(m).c_str(), m.pixel_error, m.v_rand_thinned, m.v_info_thinned);
+    if (m.has_objects) std::printf("  object F1 %.4f", m.objects.f1(0));
     std::printf("  (%s)\n", format_duration(r.seconds).c_str());
     std::fflush(stdout);
-    nlohmann::json j = r.metrics;
+    nlohmann::json j = m;
+    j.update(class_record(m, naming));
     j["fold"] = fold;
     j["seconds"] = r.seconds;
     j["steps"] = r.steps;
     folds.push_back(j);
   }
 
-  /// Prints the mean +- std lines and returns the summary object.
+  /// Prints the mean +- std lines and returns the summary object: "class_names" and, with a
+  /// headline class, "headline": {class, index, dice_mean, dice_std, iou_mean, iou_std}.
   nlohmann::json summary() const {
     const auto [dm, ds] = mean_std(dice);
-    const auto [mm, ms] = mean_std(membrane);
-    const auto [hm, hs] = mean_std(headline_dice);
     const auto [em, es] = mean_std(error);
     const auto [rm, rs] = mean_std(v_rand);
     const auto [im, is] = mean_std(v_info);
     const auto [rtm, rts] = mean_std(v_rand_thinned);
     const auto [itm, its] = mean_std(v_info_thinned);
-    std::printf("mean +- std over %zu folds: dice_score %.4f +- %.4f  %s dice %.4f +- %.4f  pixel error %.4f +- %.4f\n",
-                dice.size(), dm, ds, name.c_str(), hm, hs, em, es);
+    nlohmann::json out = {{"class_names", naming.names}};
+    std::string headline;
+    if (!headline_dice.empty()) {
+      const auto [hm, hs] = mean_std(headline_dice);
+      const auto [um, us] = mean_std(headline_iou);
+      char text[96];
+      std::snprintf(text, sizeof text, " Dice %.4f +- %.4f", hm, hs);
+      headline = "  " + naming.name(naming.headline) + text;
+      out["headline"] = {{"class", naming.name(naming.headline)}, {"index", naming.headline}, {"dice_mean", hm},
+                         {"dice_std", hs}, {"iou_mean", um}, {"iou_std", us}};
+    }
+    std::printf("mean +- std over %zu folds: dice_score %.4f +- %.4f%s  pixel error %.4f +- %.4f\n", dice.size(), dm, ds,
+                headline.c_str(), em, es);
     std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (challenge, thinned)\n", rtm, rts, itm, its);
     std::printf("                            V_Rand %.4f +- %.4f  V_Info %.4f +- %.4f (unthinned, threshold 0.5)\n", rm, rs, im, is);
-    nlohmann::json out = record;
-    out["headline_dice_mean"] = hm;
-    out["headline_dice_std"] = hs;
     if (!object_f1.empty()) {
       const auto [fm, fs] = mean_std(object_f1);
       std::printf("                            %s objects: F1 at IoU 0.5 %.4f +- %.4f\n", object_name.c_str(), fm, fs);
       out["object_f1_50_mean"] = fm;
       out["object_f1_50_std"] = fs;
     }
-    out.update(nlohmann::json{{"folds", folds},          {"dice_score_mean", dm},    {"dice_score_std", ds}, {"membrane_dice_mean", mm},
-            {"membrane_dice_std", ms}, {"pixel_error_mean", em},   {"pixel_error_std", es}, {"v_rand_mean", rm},
+    out.update(nlohmann::json{{"folds", folds},          {"dice_score_mean", dm},    {"dice_score_std", ds},
+            {"pixel_error_mean", em},   {"pixel_error_std", es}, {"v_rand_mean", rm},
             {"v_rand_std", rs},        {"v_info_mean", im},        {"v_info_std", is},
             {"v_rand_thinned_mean", rtm}, {"v_rand_thinned_std", rts}, {"v_info_thinned_mean", itm},
             {"v_info_thinned_std", its}});
@@ -148,9 +167,11 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
   const bool classes_open = command.count("--classes") == 0 && o.data.class_names.empty();
   const std::string recognised = recognise_masks(o.data, o.model, classes_open);
   const std::string root = o.train.model_dir;
+  ClassNaming naming;  // the data set's, once it is read
   auto fold_options = [&](int fold) {
     TrainOptions t = o.train;
     record_data(o.data, t);
+    t.class_naming = naming;
     t.model_dir = (std::filesystem::path(root) / ("fold-" + std::to_string(fold))).string();
     t.log_dir = t.model_dir;
     return t;
@@ -164,6 +185,7 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
   }
   files.check();
   const DataSet data = load_data(o.data, o.model.classes());
+  naming = data.naming();
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
   ensure_writable_directory(root, "model");
   // Check every fold's directory before hours of training, not when its turn comes.
@@ -172,7 +194,7 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
   connect(context, o.runtime.dist_timeout_s);
   for (const std::string& note : {preset, recognised})
     if (context.verbose() && !note.empty()) std::fprintf(stderr, "unet cross-validate: %s\n", note.c_str());
-  FoldResults results(data);
+  FoldResults results(naming, data.scheme);
   for (int fold : o.folds) {
     DataOptions d = o.data;
     d.fold = fold;

@@ -47,14 +47,13 @@ DemoCommand demo_defaults() {
   return o;
 }
 
-/// What the demo predicts for `data`'s test images: EM masks, probabilities and overlays; for the
-/// nuclei also instance labels, and no overlays (they tint class 0, the background there).
+/// What the demo predicts for `data`'s test images: masks, probabilities and overlays (the data's
+/// objects tinted: membranes, or the nuclei); for the nuclei also instance labels and previews.
 PredictionFiles demo_prediction_files(const DemoCommand& o, const DataSet& data) {
   PredictionFiles files;
-  if (!data.has_instances()) return files;
-  files.instances = has_objects(o.model.classes(), data.scheme);
+  files.naming = data.naming();
   files.scheme = data.scheme;
-  files.overlays = false;
+  if (data.has_instances()) files.instances = has_objects(o.model.classes(), data.scheme);
   return files;
 }
 
@@ -63,8 +62,12 @@ void finish_nuclei_demo(const DemoCommand& o, const DataSet& data, const TrainRe
   const std::string out = (std::filesystem::path(o.train.model_dir) / "predictions").string();
   const PredictionFiles files = demo_prediction_files(o, data);
   std::string names;
-  for (const auto& path : write_predictions(out, data.test, predictor.predict(data.test), files))
+  for (const auto& path : write_predictions(out, data.test, predictor.predict(data.test), files)) {
+    const std::string folder = std::filesystem::path(path).parent_path().filename().string();
+    if (folder == "overlays" || folder == "instances") continue;  // named once below
     names += (names.empty() ? "" : ", ") + std::filesystem::path(path).filename().string();
+  }
+  names += std::string(files.overlays ? ", overlays/*.png" : "") + (files.instances ? ", instances/*.png" : "");
   std::printf("predicted %zu test images into %s (%s)\n", data.test.size(), out.c_str(), names.c_str());
   std::printf("demo object F1 at IoU 0.5: %.4f\n", r.metrics.has_objects ? r.metrics.objects.f1(0) : 0.0);
 }
@@ -100,9 +103,11 @@ void run_demo(DemoCommand& o) {
   const std::string predictions = (std::filesystem::path(o.train.model_dir) / "predictions").string();
   CommandFiles()
       .writes_into(predictions)
-      .writes_into(data.has_instances() ? "" : (std::filesystem::path(predictions) / "overlays").string())
+      .writes_into((std::filesystem::path(predictions) / "overlays").string())
+      .writes_into(data.has_instances() ? (std::filesystem::path(predictions) / "instances").string() : "")
       .writes(prediction_outputs(predictions, data.test, demo_prediction_files(o, data), /*per_file=*/false))
       .check();
+  o.train.class_naming = data.naming();
   const FoldData fold = fold_data(data, o.data);
   std::printf("unet demo: %s; %zu training and %zu evaluation slices; U-Net of %s (%lld -> %lld pixels); %lld steps of batch %lld on %s\n",
               data.description.c_str(), fold.train.size(), fold.eval.size(), model.describe().c_str(),
@@ -114,7 +119,7 @@ void run_demo(DemoCommand& o) {
   const TrainResult r = trainer.fit(fold.train, fold.eval);
   std::printf("trained %lld steps in %s (%.1f images/s)\n", static_cast<long long>(r.steps), format_duration(r.seconds).c_str(),
               r.images_per_second);
-  print_metrics("evaluation on the held-out synthetic slices", r.metrics, data);
+  print_metrics("evaluation on the held-out synthetic slices", r.metrics, data.naming(), data.scheme);
   Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.channels_last);
   if (data.has_instances()) {
     finish_nuclei_demo(o, data, r, predictor);

@@ -58,6 +58,8 @@ void run_evaluate(const EvaluateCommand& o) {
   if (data.channels != info.model.in_channels())
     throw Error(o.data.dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
                 std::to_string(info.model.in_channels()));
+  // The model's names for its classes (what it learnt), unless --class-names renames them.
+  const ClassNaming naming = model_naming(info, o.data.class_names);
   const FoldData fold = fold_data(data, o.data);
   const auto& samples = o.data.fold < 0 ? fold.train : fold.eval;
   if (samples.empty())
@@ -67,10 +69,10 @@ void run_evaluate(const EvaluateCommand& o) {
   const Metrics m = evaluate(predictor, samples);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
   print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on " + data.description + ", fold " +
-                    fold_name, m, data);
+                    fold_name, m, naming, info.model.scheme());
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
-  j.update(class_record(m, data));
+  j.update(class_record(m, naming));
   j["checkpoint"] = ckpt;
   j["step"] = info.step;
   j["fold"] = fold_name;

@@ -49,14 +49,16 @@ void run_export(const ExportCommand& o) {
   if (!std::filesystem::exists(ckpt)) fail_file(o.model_dir, "no checkpoint.pt: nothing trained to export");
   const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format)).string() : o.output;
   CommandFiles().reads(ckpt).reads(o.package.sample).writes(out).check();
-  const CheckpointInfo info = read_checkpoint_info(ckpt);
+  CheckpointInfo info = read_checkpoint_info(ckpt);
+  // The model's class names, unless --class-names renames them (every format carries them).
+  info.class_naming = model_naming(info, o.package.class_names);
   UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
   if (o.format == Format::kOnnx) {
     contract_format = ExportFormat::kOnnx;
-    export_onnx(model, info.input_size, out, contract_format, info.training_record);
+    export_onnx(model, info.input_size, out, contract_format, info.training_record, info.class_naming);
   } else if (o.format == Format::kTorchScript) {
-    export_torchscript(model, info.input_size, out, info.training_record);
+    export_torchscript(model, info.input_size, out, info.training_record, ExportFormat::kTorchScript, info.class_naming);
   } else {
     contract_format = ExportFormat::kOnnxProbabilities;
     const BioimageioPackage p = export_bioimageio(model, info, out, o.package);
@@ -67,7 +69,8 @@ void run_export(const ExportCommand& o) {
                 static_cast<long long>(p.output_height), static_cast<long long>(p.output_width));
   }
   std::printf("exported %s (step %lld) to %s\n", ckpt.c_str(), static_cast<long long>(info.step), out.c_str());
-  std::printf("contract: %s\n", export_contract(info.model, info.input_size, contract_format, info.training_record, 2).c_str());
+  std::printf("contract: %s\n", export_contract(info.model, info.input_size, contract_format, info.training_record, 2,
+                                                      info.class_naming).c_str());
   print_usage_line(o.format, out, info);
 }
 
@@ -95,7 +98,7 @@ void register_export(CLI::App& app) {
   add_value(*cmd, "--license", "license", o->package.license,
             "bioimageio: SPDX license identifier of the weights, spelt as on https://spdx.org/licenses/ (case included)");
   add_list(*cmd, "--class-names", "class_names", o->package.class_names,
-           "bioimageio: one name per class, comma-separated (default: membrane,cell for two classes)");
+           "One name per class, comma-separated, carried by the export (default: the names the model was trained with)");
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] { o->package.validate(); });
   on_run(*cmd, [o] { run_export(*o); });

@@ -59,6 +59,7 @@ void run_predict(const PredictCommand& o) {
   }
   PredictionFiles files = o.files;
   files.scheme = info.model.scheme();
+  files.naming = info.class_naming;
   const std::vector<Sample> samples = images_to_predict(o);
   for (const auto& s : samples) {
     if (s.image.size(0) != info.model.in_channels())
@@ -72,6 +73,7 @@ void run_predict(const PredictCommand& o) {
       .reads(input_files(o))
       .writes_into(out)
       .writes_into(o.files.overlays ? (fs::path(out) / "overlays").string() : "")
+      .writes_into(o.files.instances ? (fs::path(out) / "instances").string() : "")
       .writes(prediction_outputs(out, samples, files, !folder.empty()))
       .check();
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
@@ -86,6 +88,7 @@ void run_predict(const PredictCommand& o) {
     // A folder this run created is not left behind empty (a full disk); files already written stay.
     if (!out_existed) {
       fs::remove(fs::path(out) / "overlays", ec);
+      fs::remove(fs::path(out) / "instances", ec);
       fs::remove(out, ec);
     }
     throw;
@@ -93,7 +96,7 @@ void run_predict(const PredictCommand& o) {
   std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
   size_t shown = 0, count = 0;
   for (const auto& path : written) {
-    if (path.find("/overlays/") != std::string::npos) continue;
+    if (path.find("/overlays/") != std::string::npos || path.find("/instances/") != std::string::npos) continue;
     if (count++ < 6) {
       std::printf("  wrote %s\n", path.c_str());
       ++shown;
@@ -101,6 +104,8 @@ void run_predict(const PredictCommand& o) {
   }
   if (count > shown) std::printf("  ... and %zu more files in %s\n", count - shown, out.c_str());
   if (o.files.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
+  if (o.files.instances)
+    std::printf("  wrote %zu instance previews in %s\n", samples.size(), (fs::path(out) / "instances").c_str());
 }
 
 }  // namespace
@@ -116,19 +121,20 @@ void register_predict(CLI::App& app) {
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--output-dir", "output_dir", o->output_dir, "Where predictions go (default: <model-dir>/predictions)");
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
-  add_switch(*cmd, "--overlays", "overlays", o->files.overlays, "PNG overlays of the predicted membrane");
+  add_switch(*cmd, "--overlays", "overlays", o->files.overlays, "PNG overlays of the image with the predicted objects tinted (the model's headline class)");
   add_switch(*cmd, "--probabilities", "probabilities", o->files.probabilities,
              "Float TIFFs of the class probabilities (test-probabilities.tif, or <stem>_probabilities.tif per input file)");
   static const EnumNames<bool> mask_values = {{"binary", false}, {"index", true}};
   add_choice(*cmd, "--mask-encoding,--mask_encoding", "mask_values", o->files.index_masks, mask_values,
-             "Mask values: binary (0/255, two-class models) or index (class indices)");
+             "Mask values: binary (0/255, two-class models) or index (class indices, as a palette image that viewers "
+             "show in colour)");
   // --instances [components|watershed]: off unless given; given alone, components.
   static const EnumNames<InstanceMethod> methods = {{"components", InstanceMethod::kComponents},
                                                     {"watershed", InstanceMethod::kWatershed}};
   CLI::Option* instances = add_choice(*cmd, "--instances", "instances", o->files.instance_method, methods,
                                       "Instance-label images of the objects (class 1): components, or watershed to "
                                       "split touching objects; interior/boundary models grow their interior either way "
-                                      "(test-instances.tif or <stem>_instances.tif)");
+                                      "(test-instances.tif or <stem>_instances.tif, 16-bit; coloured PNG previews in instances/)");
   instances->expected(0, 1)->default_str("components");
   instances->option_text("[components|watershed] (off unless given; given alone: components)");
   instances->each([o](const std::string&) { o->files.instances = true; });

@@ -11,8 +11,18 @@
 // image: `predict --instances`'s, or another tool's).
 //
 // Doubtful input is refused rather than guessed at: a truth (or instance-label image) whose
-// channels differ, a folder holding two images of one stem ("a.png" and "a.tif"), and with
-// `--instances` a binary mask (its only non-zero value 255 or 65535), which would score as one object.
+// channels differ, a truth that is no mask (a float image, or an image of many values whose
+// neighbouring pixels mostly differ: a raw image, not regions of one value), a folder holding two images of one stem ("a.png" and "a.tif"), with
+// `--instances` a binary mask (its only non-zero value 255 or 65535), which would score as one
+// object, and without it a 16-bit prediction that holds instance labels (read as probabilities
+// they would all be near 0). A truth of instance labels scored without `--instances` is scored
+// (the prediction's objects are then its 4-connected cells, a fair score of a probability map) with
+// a one-line warning, since touching objects merge that way.
+//
+// The classes are named by the truth: background and foreground (the headline) for instance labels
+// and for binary masks that are mostly 0, membrane (the headline, as ISBI) and cell for binary
+// masks whose 0s are the minority, thin boundaries between cells. With `--instances` the ISBI
+// scores (V_Rand, V_Info: boundaries between touching cells) do not apply and are left out.
 #include "options.h"
 #include "runtime/json.h"
 
@@ -86,8 +96,13 @@ std::vector<std::pair<std::string, std::string>> pair_files(const std::string& p
   return pairs;
 }
 
-/// The cell probability [H, W] of one page: one channel, values in [0, 1].
+/// The cell probability [H, W] of one page: one channel, values in [0, 1]; of a palette image
+/// (predict's class-index masks) its non-zero classes.
 at::Tensor cell_probability(const RawImage& page, const std::string& file, bool invert) {
+  if (page.palette.defined()) {
+    const at::Tensor cells = (page.pixels[0] != 0).to(at::kFloat);
+    return invert ? 1.0 - cells : cells;
+  }
   if (page.channels() != 1) fail_file(file, "has " + std::to_string(page.channels()) + " channels; a prediction map has one");
   at::Tensor p = page.pixels[0].to(at::kFloat);
   if (page.format == SampleFormat::kFloat32) {
@@ -123,12 +138,112 @@ at::Tensor truth_objects(const at::Tensor& raw, const at::Tensor& cells) {
   return std::get<0>(at::_unique(raw)).numel() > 2 ? raw : connected_components(cells);
 }
 
-nlohmann::json image_record(const std::string& name, int64_t page, const Metrics& m) {
-  return {{"prediction", name},   {"page", page},
-          {"pixel_error", m.pixel_error}, {"membrane_dice", m.membrane_dice}, {"membrane_iou", m.membrane_iou},
-          {"v_rand_thinned", m.v_rand_thinned}, {"v_rand_thinned_threshold", m.v_rand_thinned_threshold},
-          {"v_info_thinned", m.v_info_thinned}, {"v_info_thinned_threshold", m.v_info_thinned_threshold},
-          {"v_rand", m.v_rand},   {"v_info", m.v_info}};
+/// Refuses a truth page that is no mask but an image: more than 16 values, and most neighbouring
+/// object pixels (side by side, both non-zero) differ, as noise and texture make them, where masks
+/// and instance labels are regions of one value. Float images `label_values` refuses.
+void check_truth_is_mask(const at::Tensor& values, const std::string& file) {
+  const int64_t distinct = std::get<0>(at::_unique(values)).numel();
+  if (distinct <= 16 || values.size(1) < 2) return;
+  const at::Tensor left = values.narrow(1, 0, values.size(1) - 1), right = values.narrow(1, 1, values.size(1) - 1);
+  const at::Tensor both = (left != 0) & (right != 0);
+  const int64_t pairs = both.sum().item<int64_t>();
+  const double differ = pairs > 0 ? (both & (left != right)).sum().item<double>() / static_cast<double>(pairs) : 0.0;
+  if (differ > 0.5) {
+    char share[32];
+    std::snprintf(share, sizeof share, "%.0f%%", 100.0 * differ);
+    fail_file(file, "does not look like a mask (" + std::to_string(distinct) + " distinct values, and " + share +
+                        " of neighbouring pixels differ, as in an image: a raw image?); --truth takes masks (0 = background "
+                        "or boundary) or instance labels");
+  }
+}
+
+/// Refuses a prediction that holds instance labels without `--instances`: 16-bit, more than two
+/// values, none in the upper half of the range (a probability map spans it).
+void check_not_instance_labels(const RawImage& page, const std::string& file) {
+  if (page.format != SampleFormat::kUInt16 || page.channels() != 1) return;
+  const at::Tensor values = std::get<0>(at::_unique(page.pixels));
+  if (values.numel() > 2 && values.max().item<int64_t>() < 32768)
+    fail_file(file, "holds 16-bit instance labels (" + std::to_string(values.numel() - 1) +
+                        " objects), not a probability map or mask: pass --instances to score its objects");
+}
+
+/// The classes by the truth (see the top of the file): instance labels or mostly-0 binary masks
+/// are background/foreground, binary masks with a minority of 0s membrane/cell.
+ClassNaming truth_naming(const at::Tensor& raw_truth) {
+  const bool instances = std::get<0>(at::_unique(raw_truth)).numel() > 2;
+  const bool membranes = !instances && (raw_truth == 0).to(at::kDouble).mean().item<double>() < 0.5;
+  return default_class_naming(2, ClassScheme::kPlain, membranes);
+}
+
+nlohmann::json image_record(const std::string& name, int64_t page, const Metrics& m, const ClassNaming& naming,
+                            bool isbi_scores) {
+  nlohmann::json j = {{"prediction", name}, {"page", page}, {"pixel_error", m.pixel_error},
+                      {"class_dice", m.class_dice}, {"class_iou", m.class_iou}};
+  j.update(class_record(m, naming));
+  if (isbi_scores)
+    j.update(nlohmann::json{{"v_rand_thinned", m.v_rand_thinned}, {"v_rand_thinned_threshold", m.v_rand_thinned_threshold},
+                            {"v_info_thinned", m.v_info_thinned}, {"v_info_thinned_threshold", m.v_info_thinned_threshold},
+                            {"v_rand", m.v_rand}, {"v_info", m.v_info}});
+  return j;
+}
+
+/// The Dice and IoU of `naming`'s headline class.
+std::pair<double, double> headline_scores(const Metrics& m, const ClassNaming& naming) {
+  const auto h = static_cast<size_t>(naming.headline);
+  return h < m.class_dice.size() ? std::make_pair(m.class_dice[h], m.class_iou[h]) : std::make_pair(0.0, 0.0);
+}
+
+void print_header(const ClassNaming& naming, bool isbi_scores) {
+  const std::string dice = naming.name(naming.headline) + " Dice";
+  if (isbi_scores)
+    std::printf("%-32s %11s %16s %15s %15s %15s %7s\n", "image", "pixel error", dice.c_str(), "V_Rand thinned",
+                "V_Info thinned", "objects t/p", "F1@0.5");
+  else
+    std::printf("%-32s %11s %16s %15s %7s\n", "image", "pixel error", dice.c_str(), "objects t/p", "F1@0.5");
+}
+
+void print_row(const std::string& name, const Metrics& m, const ClassNaming& naming, bool isbi_scores) {
+  const std::string counts = std::to_string(m.objects.truth_objects) + "/" + std::to_string(m.objects.predicted_objects);
+  const double dice = headline_scores(m, naming).first;
+  if (isbi_scores)
+    std::printf("%-32s %11.4f %16.4f %15.4f %15.4f %15s %7.4f\n", name.c_str(), m.pixel_error, dice, m.v_rand_thinned,
+                m.v_info_thinned, counts.c_str(), m.objects.f1(0));
+  else
+    std::printf("%-32s %11.4f %16.4f %15s %7.4f\n", name.c_str(), m.pixel_error, dice, counts.c_str(), m.objects.f1(0));
+}
+
+void print_overall(const Metrics& m, const ClassNaming& naming, bool isbi_scores) {
+  const auto [dice, iou] = headline_scores(m, naming);
+  const std::string name = naming.name(naming.headline);
+  std::printf("overall (%lld images): pixel error %.4f  %s Dice %.4f  %s IoU %.4f\n", static_cast<long long>(m.images),
+              m.pixel_error, name.c_str(), dice, name.c_str(), iou);
+  if (isbi_scores) {
+    std::printf("  V_Rand (ISBI challenge, thinned)  %.4f at threshold %.1f;  unthinned %.4f (0.5), best %.4f\n",
+                m.v_rand_thinned, m.v_rand_thinned_threshold, m.v_rand, m.v_rand_best);
+    std::printf("  V_Info (ISBI challenge, thinned)  %.4f at threshold %.1f;  unthinned %.4f (0.5), best %.4f\n",
+                m.v_info_thinned, m.v_info_thinned_threshold, m.v_info, m.v_info_best);
+  } else {
+    std::printf("  (V_Rand and V_Info left out: they score boundaries between cells, as ISBI, not instance labels)\n");
+  }
+  std::printf("  objects: %lld true, %lld predicted; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP (IoU 0.5-0.95) %.4f; "
+              "%lld split, %lld merged\n",
+              static_cast<long long>(m.objects.truth_objects), static_cast<long long>(m.objects.predicted_objects),
+              m.objects.f1(0), m.objects.f1(5), m.objects.mean_average_precision(),
+              static_cast<long long>(m.objects.split), static_cast<long long>(m.objects.merged));
+}
+
+/// The overall record: the metrics without the network-output terms (not defined for a prediction
+/// map) and, with `--instances`, without the ISBI scores.
+nlohmann::json overall_record(const Metrics& m, const ClassNaming& naming, bool isbi_scores) {
+  nlohmann::json j = m;
+  j.erase("dice_score");
+  j.erase("cross_entropy");
+  if (!isbi_scores)
+    for (const char* key : {"v_rand", "v_info", "v_rand_best", "v_rand_threshold", "v_info_best", "v_info_threshold",
+                            "v_rand_thinned", "v_rand_thinned_threshold", "v_info_thinned", "v_info_thinned_threshold"})
+      j.erase(key);
+  j.update(class_record(m, naming));
+  return j;
 }
 
 void run_score(const ScoreCommand& o) {
@@ -136,8 +251,9 @@ void run_score(const ScoreCommand& o) {
   MetricAccumulator overall;
   nlohmann::json images = nlohmann::json::array();
   const auto pairs = pair_files(o.prediction, o.truth, o.instances);
-  std::printf("%-32s %11s %14s %15s %15s %15s %7s\n", "image", "pixel error", "membrane Dice", "V_Rand thinned",
-              "V_Info thinned", "objects t/p", "F1@0.5");
+  const bool isbi_scores = !o.instances;
+  ClassNaming naming;  // from the first truth page
+  bool warned = false;
   for (const auto& [pred_file, truth_file] : pairs) {
     const std::vector<RawImage> pred = read_image_file(pred_file), truth = read_image_file(truth_file);
     if (o.instances) check_instance_labels(pred, pred_file);
@@ -148,11 +264,24 @@ void run_score(const ScoreCommand& o) {
         fail_file(pred_file, "page " + std::to_string(k) + " is " + std::to_string(pred[k].width()) + "x" +
                                  std::to_string(pred[k].height()) + " but the truth " + truth_file + " is " +
                                  std::to_string(truth[k].width()) + "x" + std::to_string(truth[k].height()));
+      const at::Tensor raw_truth = label_values(truth[k], truth_file, "truth masks");
+      check_truth_is_mask(raw_truth, truth_file);
+      if (!o.instances) check_not_instance_labels(pred[k], pred_file);
+      if (naming.names.empty()) {
+        naming = truth_naming(raw_truth);
+        print_header(naming, isbi_scores);
+      }
+      if (!o.instances && !warned && std::get<0>(at::_unique(raw_truth)).numel() > 2) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "unet: warning: %s looks like instance labels; the prediction's objects are its 4-connected "
+                             "cells, which merge touching objects: for object scores give predict --instances's labels "
+                             "with --instances\n", truth_file.c_str());
+        warned = true;
+      }
       at::Tensor predicted_objects;
       if (o.instances) predicted_objects = label_values(pred[k], pred_file, "instance labels");
       const at::Tensor p = o.instances ? (predicted_objects != 0).to(at::kFloat)
                                        : cell_probability(pred[k], pred_file, o.invert_prediction);
-      const at::Tensor raw_truth = label_values(truth[k], truth_file, "truth masks");
       const at::Tensor cells = raw_truth != 0;  // any label is a cell: 0/255 masks and 16-bit instance labels
       const at::Tensor labels = cells.to(at::kLong);  // 1 = cell, 0 = boundary
       static_assert(kMembraneClass == 0, "class 0 is the boundary");
@@ -161,34 +290,19 @@ void run_score(const ScoreCommand& o) {
       one.add_original(probabilities, labels, truth_objects(raw_truth, cells), predicted_objects);
       overall.add(one);
       const Metrics m = one.result();
-      const ObjectScores& objects = m.objects;
       const std::string name = std::filesystem::path(pred_file).filename().string() +
                                (pred.size() > 1 ? " #" + std::to_string(k) : std::string());
-      const std::string counts = std::to_string(objects.truth_objects) + "/" + std::to_string(objects.predicted_objects);
-      std::printf("%-32s %11.4f %14.4f %15.4f %15.4f %15s %7.4f\n", name.c_str(), m.pixel_error, m.membrane_dice,
-                  m.v_rand_thinned, m.v_info_thinned, counts.c_str(), objects.f1(0));
-      nlohmann::json record = image_record(pred_file, static_cast<int64_t>(k), m);
-      record["objects"] = nlohmann::json(objects);
+      print_row(name, m, naming, isbi_scores);
+      nlohmann::json record = image_record(pred_file, static_cast<int64_t>(k), m, naming, isbi_scores);
+      record["objects"] = nlohmann::json(m.objects);
       images.push_back(record);
     }
   }
   const Metrics m = overall.result();
-  std::printf("overall (%lld images): pixel error %.4f  membrane Dice %.4f  membrane IoU %.4f\n",
-              static_cast<long long>(m.images), m.pixel_error, m.membrane_dice, m.membrane_iou);
-  std::printf("  V_Rand (ISBI challenge, thinned)  %.4f at threshold %.1f;  unthinned %.4f (0.5), best %.4f\n",
-              m.v_rand_thinned, m.v_rand_thinned_threshold, m.v_rand, m.v_rand_best);
-  std::printf("  V_Info (ISBI challenge, thinned)  %.4f at threshold %.1f;  unthinned %.4f (0.5), best %.4f\n",
-              m.v_info_thinned, m.v_info_thinned_threshold, m.v_info, m.v_info_best);
-  std::printf("  objects: %lld true, %lld predicted; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP (IoU 0.5-0.95) %.4f; "
-              "%lld split, %lld merged\n",
-              static_cast<long long>(m.objects.truth_objects), static_cast<long long>(m.objects.predicted_objects),
-              m.objects.f1(0), m.objects.f1(5), m.objects.mean_average_precision(),
-              static_cast<long long>(m.objects.split), static_cast<long long>(m.objects.merged));
+  print_overall(m, naming, isbi_scores);
   if (!o.output.empty()) {
-    nlohmann::json overall_json = m;
-    overall_json.erase("dice_score");  // network-output terms: not defined for a prediction map
-    overall_json.erase("cross_entropy");
-    const nlohmann::json record = {{"prediction", o.prediction}, {"truth", o.truth}, {"images", images}, {"overall", overall_json}};
+    const nlohmann::json record = {{"prediction", o.prediction}, {"truth", o.truth}, {"images", images},
+                                   {"overall", overall_record(m, naming, isbi_scores)}};
     write_text_atomically(o.output, json_text(record, 2) + "\n");
     std::printf("wrote %s\n", o.output.c_str());
     bool lossy = !is_utf8(o.prediction) || !is_utf8(o.truth);
@@ -210,11 +324,12 @@ void register_score(CLI::App& app) {
             "Cell probability maps or masks: a (multi-page) TIFF or PNG, or a folder matched to --truth by stem")
       ->required();
   add_value(*cmd, "--truth", "truth", o->truth,
-            "Binary truth: cells non-zero, boundaries 0 (file or folder; one channel, or RGB with equal channels)")
+            "Truth masks: objects or cells non-zero, background or boundaries 0, or instance labels (file or folder; one "
+            "channel, or RGB with equal channels)")
       ->required();
   add_value(*cmd, "--output,-o", "output", o->output, "JSON file for per-image and overall scores (optional)");
   add_switch(*cmd, "--invert-prediction", "invert_prediction", o->invert_prediction,
-             "The prediction maps the boundary (membrane) class instead of the cells");
+             "The prediction maps class 0 (the background or boundaries) instead of the objects or cells");
   add_switch(*cmd, "--instances", "instances", o->instances,
              "The predictions are instance-label images (objects as labelled; in a folder <stem>_instances files "
              "first); a file whose only non-zero value is 255 or 65535 is a binary mask and refused");

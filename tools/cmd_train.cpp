@@ -54,6 +54,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
       .writes(train.log_outputs())
       .check();
   const DataSet data = load_data(o.data, o.model.classes());
+  train.class_naming = data.naming();
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
   const FoldData fold = fold_data(data, o.data);
   prepare_model_dir(train, context);
@@ -77,7 +78,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
   std::printf("trained %lld steps (to step %lld) in %s, %.2f images/s; checkpoint %s\n", static_cast<long long>(r.steps),
               static_cast<long long>(trainer.global_step()), format_duration(r.seconds).c_str(), r.images_per_second,
               checkpoint_path(train.model_dir).c_str());
-  if (r.evaluated) print_metrics("evaluation on fold " + fold_name, r.metrics, data);
+  if (r.evaluated) print_metrics("evaluation on fold " + fold_name, r.metrics, data.naming(), data.scheme);
   if (r.best_step >= 0 && r.best_step != trainer.global_step())
     std::printf("best evaluation at step %lld (%s %.4f), kept in %s: use it with --model-dir %s\n",
                 static_cast<long long>(r.best_step), r.best.name.c_str(), r.best.value,

@@ -235,14 +235,13 @@ void require_model_dir(const std::string& model_dir) {
   require_option(!model_dir.empty(), "model_dir", "must not be empty", std::string("''"));
 }
 
-void print_metrics(const std::string& title, const Metrics& m, const DataSet& data) {
-  const auto& names = data.class_names;
-  const auto name = [&](size_t c) { return c < names.size() ? names[c] : "class" + std::to_string(c); };
+void print_metrics(const std::string& title, const Metrics& m, const ClassNaming& naming, ClassScheme scheme) {
+  const auto name = [&](size_t c) { return naming.name(static_cast<int64_t>(c)); };
   std::printf("%s (%lld images)\n", title.c_str(), static_cast<long long>(m.images));
   std::printf("  dice_score (reference, 1 - soft Dice)  %.4f\n", m.dice_score);
   std::printf("  cross_entropy                          %.4f\n", m.cross_entropy);
-  const int64_t h = data.headline_class;
-  if (h >= 0 && h < static_cast<int64_t>(m.class_dice.size())) {
+  const int64_t h = naming.headline;
+  if (naming.has_headline() && h < static_cast<int64_t>(m.class_dice.size())) {
     const std::string label = name(static_cast<size_t>(h));
     std::printf("  %-38s %.4f\n", (label + " Dice (hard, original size)").c_str(), m.class_dice[h]);
     std::printf("  %-38s %.4f\n", (label + " IoU  (hard, original size)").c_str(), m.class_iou[h]);
@@ -260,7 +259,7 @@ void print_metrics(const std::string& title, const Metrics& m, const DataSet& da
   if (m.has_objects) {
     const ObjectScores& o = m.objects;
     std::printf("  %-38s truth %lld, predicted %lld; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP %.4f; %lld split, %lld merged\n",
-                (data.scheme == ClassScheme::kInteriorBoundary ? std::string("objects (interior grown over boundary)")
+                (scheme == ClassScheme::kInteriorBoundary ? std::string("objects (interior grown over boundary)")
                                                                : name(1) + " objects (4-connected)")
                     .c_str(), static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0),
                 o.f1(5), o.mean_average_precision(), static_cast<long long>(o.split), static_cast<long long>(o.merged));
@@ -272,14 +271,21 @@ void print_metrics(const std::string& title, const Metrics& m, const DataSet& da
   std::fflush(stdout);
 }
 
-nlohmann::json class_record(const Metrics& m, const DataSet& data) {
-  nlohmann::json j = {{"class_names", data.class_names}};
-  const int64_t h = data.headline_class;
-  if (h >= 0 && h < static_cast<int64_t>(m.class_dice.size())) {
-    j["headline"] = {{"class", data.class_names.at(static_cast<size_t>(h))}, {"index", h}, {"dice", m.class_dice[h]},
-                     {"iou", m.class_iou[h]}};
+nlohmann::json class_record(const Metrics& m, const ClassNaming& naming) {
+  nlohmann::json j = {{"class_names", naming.names}};
+  const int64_t h = naming.headline;
+  if (naming.has_headline() && h < static_cast<int64_t>(m.class_dice.size())) {
+    j["headline"] = {{"class", naming.name(h)}, {"index", h}, {"dice", m.class_dice[h]}, {"iou", m.class_iou[h]}};
   }
   return j;
+}
+
+ClassNaming model_naming(const CheckpointInfo& info, const std::vector<std::string>& given) {
+  if (!given.empty() && static_cast<int64_t>(given.size()) != info.model.classes())
+    throw OptionError("class_names", ": " + std::to_string(given.size()) + " names given for a model of " +
+                                         std::to_string(info.model.classes()) + " classes");
+  validate_class_names(given);
+  return rename_classes(info.class_naming, given);
 }
 
 }  // namespace unet::cli

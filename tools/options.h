@@ -8,6 +8,7 @@
 #include "unet/data/source.h"
 #include "unet/eval/metrics.h"
 #include "unet/infer/predictor.h"
+#include "unet/model/checkpoint.h"
 #include "unet/model/unet.h"
 #include "unet/runtime/context.h"
 #include "unet/train/options.h"
@@ -71,13 +72,17 @@ void refuse_two_data_sources(const CLI::App& command);
 /// Throws `OptionError` for an empty model directory (the run would save nothing).
 void require_model_dir(const std::string& model_dir);
 
-/// Prints metrics as an aligned block on stdout.
-/// The metrics as a console table: the headline class's Dice and IoU (named), Dice per class,
-/// objects, the ISBI scores.
-void print_metrics(const std::string& title, const Metrics& m, const DataSet& data);
+/// The metrics as an aligned block on stdout: the headline class's Dice and IoU (named), Dice per
+/// class, objects (what `scheme` makes of the classes), the ISBI scores.
+void print_metrics(const std::string& title, const Metrics& m, const ClassNaming& naming, ClassScheme scheme);
 
-/// `class_names` and the `headline` class's scores, for the JSON records.
-nlohmann::json class_record(const Metrics& m, const DataSet& data);
+/// `class_names` and the `headline` class's scores ({class, index, dice, iou}; none without a
+/// headline class), for the JSON records.
+nlohmann::json class_record(const Metrics& m, const ClassNaming& naming);
+
+/// The names a command reports a model's classes by: the checkpoint's, renamed by `given`
+/// (--class-names) when given; `OptionError` for `class_names` when their count is not the model's.
+ClassNaming model_naming(const CheckpointInfo& info, const std::vector<std::string>& given);
 
 /// The whole command line: every subcommand, `--version`, and the option policies.
 void register_commands(CLI::App& app);

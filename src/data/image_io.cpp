@@ -81,9 +81,25 @@ RawImage read_png(const std::string& path) {
   }
   const int color = png_get_color_type(png, info);
   const int depth = png_get_bit_depth(png, info);
-  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  // An opaque palette image keeps its indices (a class mask's values) and its colours.
+  const bool keep_palette = color == PNG_COLOR_TYPE_PALETTE && !png_get_valid(png, info, PNG_INFO_tRNS);
+  if (keep_palette) {
+    png_colorp colours = nullptr;
+    int count = 0;
+    png_get_PLTE(png, info, &colours, &count);
+    image.palette = at::empty({count, 3}, at::kByte);
+    auto* rgb = image.palette.data_ptr<uint8_t>();
+    for (int i = 0; i < count; ++i) {
+      rgb[3 * i] = colours[i].red;
+      rgb[3 * i + 1] = colours[i].green;
+      rgb[3 * i + 2] = colours[i].blue;
+    }
+    if (depth < 8) png_set_packing(png);
+  } else if (color == PNG_COLOR_TYPE_PALETTE) {
+    png_set_palette_to_rgb(png);
+  }
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (!keep_palette && png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
   if (depth == 16) png_set_swap(png);  // PNG stores big-endian
   png_read_update_info(png, info);
   const auto width = static_cast<int64_t>(png_get_image_width(png, info));
@@ -103,19 +119,35 @@ RawImage read_png(const std::string& path) {
     chw = chw.to(at::kInt).bitwise_and(0xFFFF);
   }
   image.pixels = chw;
+  // Indices beyond the palette are damage (libpng leaves them to the reader).
+  if (image.palette.defined() && chw.numel() > 0 && chw.max().item<int64_t>() >= image.palette.size(0))
+    fail_file(path, "damaged PNG (a pixel indexes beyond the palette)");
   return image;
 }
 
-void write_png(const std::string& path, const at::Tensor& image_in) {
+void write_png(const std::string& path, const at::Tensor& image_in, const at::Tensor& palette_in) {
   at::Tensor image = image_in.dim() == 2 ? image_in.unsqueeze(0) : image_in;
   TORCH_CHECK(image.dim() == 3, "write_png: expected [C, H, W] or [H, W]");
   const int64_t c = image.size(0), h = image.size(1), w = image.size(2);
   TORCH_CHECK(c >= 1 && c <= 4, "write_png: 1 to 4 channels");
   const bool sixteen = image.scalar_type() == at::kInt || image.scalar_type() == at::kShort;
   TORCH_CHECK(sixteen || image.scalar_type() == at::kByte, "write_png: uint8 or 16-bit data");
+  const bool paletted = palette_in.defined();
+  TORCH_CHECK(!paletted || (c == 1 && !sixteen && palette_in.dim() == 2 && palette_in.size(1) == 3 &&
+                            palette_in.size(0) >= 1 && palette_in.size(0) <= 256),
+              "write_png: a palette ([N <= 256, 3]) goes with one uint8 channel");
+  std::vector<png_color> colours;
+  if (paletted) {
+    const at::Tensor p = palette_in.to(at::kByte).contiguous().cpu();
+    for (int64_t i = 0; i < p.size(0); ++i) {
+      const auto* rgb = p.data_ptr<uint8_t>() + i * 3;
+      colours.push_back(png_color{rgb[0], rgb[1], rgb[2]});
+    }
+  }
   at::Tensor hwc = sixteen ? image.clamp(0, 65535).to(at::kInt).to(at::kShort) : image;
   hwc = hwc.permute({1, 2, 0}).contiguous().cpu();
-  const int color = c == 1 ? PNG_COLOR_TYPE_GRAY
+  const int color = paletted ? PNG_COLOR_TYPE_PALETTE
+                  : c == 1 ? PNG_COLOR_TYPE_GRAY
                   : c == 2 ? PNG_COLOR_TYPE_GRAY_ALPHA
                   : c == 3 ? PNG_COLOR_TYPE_RGB
                            : PNG_COLOR_TYPE_RGB_ALPHA;
@@ -136,6 +168,7 @@ void write_png(const std::string& path, const at::Tensor& image_in) {
         [](png_structp) {});
     png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), sixteen ? 16 : 8, color,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (paletted) png_set_PLTE(png, info, colours.data(), static_cast<int>(colours.size()));
     png_write_info(png, info);
     if (sixteen) png_set_swap(png);
     const size_t row_bytes = static_cast<size_t>(w) * c * (sixteen ? 2 : 1);
@@ -168,6 +201,10 @@ bool has_image_extension(const std::string& path) {
 }
 
 at::Tensor to_unit_range(const RawImage& image) {
+  if (image.palette.defined()) {  // the colours the indices stand for, [3, H, W]
+    const at::Tensor rgb = image.palette.to(at::kFloat).index_select(0, image.pixels[0].flatten().to(at::kLong));
+    return rgb.t().reshape({3, image.height(), image.width()}).div_(255.0);
+  }
   switch (image.format) {
     case SampleFormat::kUInt8:
       return image.pixels.to(at::kFloat).div_(255.0);

@@ -28,16 +28,9 @@ namespace {
 void name_classes(DataSet& data, const std::vector<std::string>& given, int64_t classes) {
   // Membranes (class 0) are what ISBI-style masks mark; instance masks mark objects.
   const bool membranes = data.layout != DataLayout::kFolder && !data.has_instances();
-  if (!given.empty()) {
-    data.class_names = given;
-  } else if (data.scheme == ClassScheme::kInteriorBoundary) {
-    data.class_names = {"background", "interior", "boundary"};
-  } else if (classes == 2) {
-    data.class_names = membranes ? std::vector<std::string>{"membrane", "cell"} : std::vector<std::string>{"background", "foreground"};
-  } else {
-    for (int64_t c = 0; c < classes; ++c) data.class_names.push_back("class" + std::to_string(c));
-  }
-  data.headline_class = classes != 2 ? -1 : membranes ? 0 : 1;
+  const ClassNaming naming = rename_classes(default_class_naming(classes, data.scheme, membranes), given);
+  data.class_names = naming.names;
+  data.headline_class = naming.headline;
 }
 
 }  // namespace

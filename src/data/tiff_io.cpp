@@ -133,7 +133,9 @@ RawImage read_page(TIFF* tif, const std::string& path, int page) {
     if (compression != COMPRESSION_JPEG) fail_file(path, where + "YCbCr TIFF images are not supported (save as RGB)");
     TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
   }
-  if (photometric == PHOTOMETRIC_PALETTE) fail_file(path, where + "palette TIFF images are not supported");
+  // 8-bit palette images keep their indices (a class mask's values) and their colours.
+  if (photometric == PHOTOMETRIC_PALETTE && (bits != 8 || samples != 1 || format != SAMPLEFORMAT_UINT))
+    fail_file(path, where + "palette TIFF images other than 8-bit are not supported");
   if (samples < 1 || samples > 4) fail_file(path, where + std::to_string(samples) + " samples per pixel are not supported");
   if (planar != PLANARCONFIG_CONTIG && samples > 1)
     fail_file(path, where + "planar-separate TIFF images are not supported");
@@ -173,6 +175,18 @@ RawImage read_page(TIFF* tif, const std::string& path, int page) {
     }
   }
   image.pixels = finish_page(hwc.permute({2, 0, 1}).contiguous(), image, path, where);
+  if (photometric == PHOTOMETRIC_PALETTE) {
+    uint16_t *red = nullptr, *green = nullptr, *blue = nullptr;
+    if (!TIFFGetField(tif, TIFFTAG_COLORMAP, &red, &green, &blue) || !red || !green || !blue)
+      fail_file(path, where + "palette image without a colour map");
+    image.palette = at::empty({256, 3}, at::kByte);
+    auto* rgb = image.palette.data_ptr<uint8_t>();
+    for (int i = 0; i < 256; ++i) {  // the map's 16-bit levels as 8-bit colours
+      rgb[3 * i] = static_cast<uint8_t>(red[i] >> 8);
+      rgb[3 * i + 1] = static_cast<uint8_t>(green[i] >> 8);
+      rgb[3 * i + 2] = static_cast<uint8_t>(blue[i] >> 8);
+    }
+  }
   return image;
 }
 
@@ -203,9 +217,18 @@ std::vector<RawImage> read_tiff(const std::string& path) {
   return pages;
 }
 
-void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, bool deflate) {
+void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, bool deflate, const at::Tensor& palette) {
   install_handlers();
   if (pages.empty()) fail_file(path, "no pages to write");
+  // The colour map: 256 entries of 16-bit levels per channel (unused entries black).
+  std::vector<uint16_t> map(3 * 256, 0);
+  if (palette.defined()) {
+    TORCH_CHECK(palette.dim() == 2 && palette.size(1) == 3 && palette.size(0) >= 1 && palette.size(0) <= 256,
+                "write_tiff: a palette is [N <= 256, 3]");
+    const at::Tensor p = palette.to(at::kByte).contiguous().cpu();
+    for (int64_t i = 0; i < p.size(0); ++i)
+      for (int64_t k = 0; k < 3; ++k) map[static_cast<size_t>(k * 256 + i)] = static_cast<uint16_t>(p.data_ptr<uint8_t>()[i * 3 + k] * 257);
+  }
   write_atomically(path, [&](const std::string& tmp) {
     tiff_last_error.clear();
     errno = 0;
@@ -235,7 +258,9 @@ void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, b
       TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, bits);
       TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, format);
       TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-      TIFFSetField(t, TIFFTAG_PHOTOMETRIC, c >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+      const bool paletted = palette.defined() && c == 1 && bits == 8;
+      TIFFSetField(t, TIFFTAG_PHOTOMETRIC, paletted ? PHOTOMETRIC_PALETTE : c >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+      if (paletted) TIFFSetField(t, TIFFTAG_COLORMAP, map.data(), map.data() + 256, map.data() + 512);
       if (c == 2 || c == 4) {
         const uint16_t extra = EXTRASAMPLE_UNASSALPHA;
         TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra);

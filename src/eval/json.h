@@ -20,11 +20,11 @@ inline void to_json(nlohmann::json& j, const ObjectScores& o) {
        {"merged", o.merged}};
 }
 
-/// `class_dice` / `class_iou` are indexed by class; `objects` (two-class and interior/boundary
+/// `class_dice` / `class_iou` are indexed by class (no class is named here: the commands add the
+/// model's class names and headline, `class_record` in tools/ and `RunLogger::evaluation`); `objects` (two-class and interior/boundary
 /// models) scores the objects (`Metrics::objects`).
 inline void to_json(nlohmann::json& j, const Metrics& m) {
   j = {{"dice_score", m.dice_score},          {"cross_entropy", m.cross_entropy},
-       {"membrane_dice", m.membrane_dice},    {"membrane_iou", m.membrane_iou},
        {"pixel_error", m.pixel_error},        {"v_rand", m.v_rand},
        {"v_info", m.v_info},                  {"v_rand_best", m.v_rand_best},
        {"v_rand_threshold", m.v_rand_threshold}, {"v_info_best", m.v_info_best},

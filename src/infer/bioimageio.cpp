@@ -12,6 +12,7 @@
 #include "unet/data/source.h"
 #include "unet/data/image_io.h"
 #include "unet/data/synthetic.h"
+#include "unet/infer/output.h"
 #include "unet/model/geometry.h"
 #include "unet/onnx/writer.h"
 #include "unet/runtime/error.h"
@@ -84,6 +85,7 @@ std::pair<at::Tensor, double> read_sample(const std::string& path, const UNetOpt
     raw = read_image_file(path).at(0);
   }
   const std::string where = path.empty() ? "the synthetic sample" : path;
+  if (raw.palette.defined()) fail_file(where, "is a palette image, which a package cannot normalise: save it as gray or RGB");
   if (raw.channels() != o.in_channels()) {
     fail_file(where, "has " + std::to_string(raw.channels()) + " channel(s); the model takes " +
                          std::to_string(o.in_channels()));
@@ -112,6 +114,13 @@ nlohmann::json space_axes_in(const UNetOptions& o) {
   nlohmann::json axes = nlohmann::json::array();
   for (const char* id : {"y", "x"}) axes.push_back({{"type", "space"}, {"id", id}, {"size", {{"min", minimum}, {"step", step}}}});
   return axes;
+}
+
+/// "0 background, 1 foreground".
+std::string class_list(const std::vector<std::string>& classes) {
+  std::string text;
+  for (size_t c = 0; c < classes.size(); ++c) text += (c ? ", " : "") + std::to_string(c) + " " + classes[c];
+  return text;
 }
 
 nlohmann::json rdf(const UNetOptions& o, const CheckpointInfo& info, const BioimageioOptions& opt,
@@ -162,7 +171,7 @@ nlohmann::json rdf(const UNetOptions& o, const CheckpointInfo& info, const Bioim
                             {{"id", "ensure_dtype"}, {"kwargs", {{"dtype", "float32"}}}}}}}}},
       {"outputs",
        {{{"id", "probabilities"},
-         {"description", "softmax probability of each class"},
+         {"description", "softmax probability of each class (" + class_list(classes) + ")"},
          {"axes", out_axes},
          {"test_tensor", {{"source", "test_output.npy"}}},
          {"sample_tensor", {{"source", "sample_output.tif"}}},
@@ -214,15 +223,31 @@ std::string bytes_of(const std::string& suffix, const std::function<void(const s
   return bytes;
 }
 
-/// Cover: the input (cropped to the output's region) beside the probability of the last class.
-std::string cover_png(const at::Tensor& input, const at::Tensor& probabilities) {
+/// `rgb` [3, h, w] uint8 scaled to fit a `side` x `side` square (bilinear), centred on black.
+at::Tensor fit_square(const at::Tensor& rgb, int64_t side) {
+  const double scale = static_cast<double>(side) / static_cast<double>(std::max(rgb.size(1), rgb.size(2)));
+  const int64_t h = std::max<int64_t>(1, std::llround(rgb.size(1) * scale));
+  const int64_t w = std::max<int64_t>(1, std::llround(rgb.size(2) * scale));
+  const at::Tensor scaled = at::upsample_bilinear2d(rgb.unsqueeze(0).to(at::kFloat), {h, w}, /*align_corners=*/false)[0];
+  at::Tensor square = at::zeros({3, side, side}, at::kFloat);
+  square.slice(1, (side - h) / 2, (side - h) / 2 + h).slice(2, (side - w) / 2, (side - w) / 2 + w).copy_(scaled);
+  return square;
+}
+
+/// Cover (bioimage.io recommends 2:1): the input, cropped to the output's region, beside its
+/// prediction overlay (`overlay_image`: the objects tinted), each scaled into a square of side
+/// 256 to 512 pixels.
+std::string cover_png(const at::Tensor& input, const at::Tensor& probabilities, const ClassNaming& naming) {
   const int64_t h = probabilities.size(2), w = probabilities.size(3);
   const int64_t top = (input.size(2) - h) / 2, left = (input.size(3) - w) / 2;
-  at::Tensor image = input[0].slice(1, top, top + h).slice(2, left, left + w);  // [-1, 1]
-  image = image.mean(0, true).add(1).mul(127.5);
-  const at::Tensor p = probabilities[0].select(0, probabilities.size(1) - 1).unsqueeze(0).mul(255);
-  const at::Tensor both = at::cat({image, p}, 2).round().clamp(0, 255).to(at::kByte).contiguous();
-  return bytes_of(".png", [&](const std::string& path) { write_png(path, both); });
+  Sample sample;
+  sample.image = input[0].slice(1, top, top + h).slice(2, left, left + w).contiguous();  // [-1, 1]
+  const at::Tensor gray = sample.image.mean(0, true).add(1).mul(127.5).round().clamp(0, 255).to(at::kByte).repeat({3, 1, 1});
+  const at::Tensor overlay = overlay_image(sample, probabilities[0], naming);
+  const int64_t side = std::clamp<int64_t>(std::max(h, w), 256, 512);
+  const at::Tensor both = at::cat({fit_square(gray, side), fit_square(overlay, side)}, 2);
+  const at::Tensor cover = both.round().clamp(0, 255).to(at::kByte).contiguous();
+  return bytes_of(".png", [&](const std::string& path) { write_png(path, cover); });
 }
 
 // Checks of the options' texts (`BioimageioOptions::validate`).
@@ -311,14 +336,15 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   }
   opt.validate();
   const UNetOptions& o = model->options();
-  std::vector<std::string> classes = opt.class_names;
-  if (classes.empty() && o.scheme() == ClassScheme::kInteriorBoundary) classes = {"background", "interior", "boundary"};
-  if (classes.empty()) {
-    for (int64_t c = 0; c < o.classes(); ++c) classes.push_back(o.classes() == 2 ? (c ? "cell" : "membrane") : "class" + std::to_string(c));
+  if (!opt.class_names.empty() && static_cast<int64_t>(opt.class_names.size()) != o.classes()) {
+    throw OptionError("class_names", ": " + std::to_string(opt.class_names.size()) + " names given for a model of " + std::to_string(o.classes()) + " classes");
   }
-  if (static_cast<int64_t>(classes.size()) != o.classes()) {
-    throw OptionError("class_names", ": " + std::to_string(classes.size()) + " names given for a model of " + std::to_string(o.classes()) + " classes");
-  }
+  // The checkpoint's names (a CheckpointInfo made in code may hold none: the defaults), renamed
+  // by the options' when given.
+  const ClassNaming naming = rename_classes(
+      info.class_naming.names.empty() ? default_class_naming(o.classes(), o.scheme(), /*membranes=*/true) : info.class_naming,
+      opt.class_names);
+  const std::vector<std::string>& classes = naming.names;
   auto [pixels, max_value] = read_sample(opt.sample, o);
   BioimageioPackage p;
   p.sample = opt.sample.empty() ? "a synthetic EM-like slice" : opt.sample;
@@ -344,17 +370,19 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   p.output_width = probabilities.size(3);
   const std::string description = opt.description.empty()
       ? "U-Net (" + o.describe() + ") trained with unet for " + std::to_string(info.step) +
-            " steps; it segments 2D images into " + std::to_string(o.classes()) + " classes and gives each pixel's class probabilities."
+            " steps; it segments 2D images into " + std::to_string(o.classes()) + " classes (" + class_list(classes) +
+            ") and gives each pixel's class probabilities."
       : opt.description;
   Files files;
   files.emplace_back("rdf.yaml", json_text(rdf(o, info, opt, classes, max_value, description), 2) + "\n");
-  files.emplace_back("weights.onnx", onnx_bytes(model, info.input_size, ExportFormat::kOnnxProbabilities, info.training_record));
-  files.emplace_back("weights.torchscript.pt",
-                     torchscript_bytes(model, info.input_size, info.training_record, ExportFormat::kTorchScriptProbabilities));
+  files.emplace_back("weights.onnx",
+                     onnx_bytes(model, info.input_size, ExportFormat::kOnnxProbabilities, info.training_record, naming));
+  files.emplace_back("weights.torchscript.pt", torchscript_bytes(model, info.input_size, info.training_record,
+                                                                 ExportFormat::kTorchScriptProbabilities, naming));
   files.emplace_back("test_input.npy", npy(raw));
   files.emplace_back("test_output.npy", npy(probabilities));
   files.emplace_back("README.md", readme(o, description, classes, max_value, p));
-  files.emplace_back("cover.png", cover_png(x, probabilities));
+  files.emplace_back("cover.png", cover_png(x, probabilities, naming));
   // Sample tensors, images for people and viewers: the input as stored, the probabilities as float.
   const at::Tensor stored = max_value == 255.0 ? raw[0].to(at::kByte) : max_value == 65535.0 ? raw[0].to(at::kInt) : raw[0];
   files.emplace_back("sample_input.tif", bytes_of(".tif", [&](const std::string& f) { write_tiff(f, {stored}); }));

@@ -65,8 +65,25 @@ std::string forward_source(const UNetOptions& o, bool forward_probabilities) {
   return s.str();
 }
 
+/// `naming`, or the default naming of `o`'s classes when it names none.
+ClassNaming naming_or_default(const UNetOptions& o, const ClassNaming& naming) {
+  return naming.names.empty() ? default_class_naming(o.classes(), o.scheme(), /*membranes=*/true) : naming;
+}
+
+/// "background (mask value 0); class 1 foreground (255)": what each class stands for, by name.
+std::string class_meaning(const UNetOptions& o, const ClassNaming& naming) {
+  std::string text;
+  for (int64_t c = 0; c < o.classes(); ++c) {
+    const std::string value = o.classes() == 2 ? std::to_string(c * 255) : std::to_string(c);
+    text += (c ? "; class " + std::to_string(c) + " " : "") + naming.name(c) + (c ? " (" + value + ")" : " (mask value 0)");
+  }
+  if (o.scheme() == ClassScheme::kInteriorBoundary) text += "; interior and boundary from instance labels";
+  return text;
+}
+
 nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFormat format,
-                             const std::string& training_record) {
+                             const std::string& training_record, const ClassNaming& given_naming) {
+  const ClassNaming naming = naming_or_default(o, given_naming);
   const int64_t minimum = minimum_input_size(o);
   const int64_t step = int64_t{1} << o.depth();
   const int64_t shrink = minimum - output_size(o, minimum);
@@ -99,29 +116,30 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
                                              std::to_string(shrink / 2) + " pixels of context on each border)"},
                   {"trained_output_size", output_size(o, input_size)},
                   {"classes", o.classes()},
-                  {"class_0", o.scheme() == ClassScheme::kInteriorBoundary
-                                  ? "background; class 1 object interior, class 2 object boundary (from instance labels)"
-                                  : "membrane / boundary (mask value 0)"},
+                  {"class_names", naming.names},
+                  {"class_0", class_meaning(o, naming)},
                   {"methods", format == ExportFormat::kOnnx ? "outputs logits and probabilities (softmax over classes)"
                               : format == ExportFormat::kOnnxProbabilities ? "output probabilities (softmax over classes)"
                               : format == ExportFormat::kTorchScript ? "forward(x) -> logits, probabilities(x) -> softmax over classes"
                                                                      : "forward(x) -> softmax over classes, logits(x) -> logits"}}},
       {"training", training}};
+  if (naming.has_headline()) j["output"]["headline_class"] = naming.name(naming.headline);
   return j;
 }
 
 }  // namespace
 
 std::string export_contract(const UNetOptions& o, int64_t input_size, ExportFormat format,
-                            const std::string& training_record, int indent) {
-  return json_text(contract_json(o, input_size, format, training_record), indent);
+                            const std::string& training_record, int indent, const ClassNaming& naming) {
+  return json_text(contract_json(o, input_size, format, training_record, naming), indent);
 }
 
 namespace {
 
 /// The TorchScript module of `model` and its contract.
 std::pair<torch::jit::Module, std::string> torchscript_module(UNet& model, int64_t input_size,
-                                                              const std::string& training_record, ExportFormat format) {
+                                                              const std::string& training_record, ExportFormat format,
+                                                              const ClassNaming& naming) {
   const UNetOptions& o = model->options();
   if (format != ExportFormat::kTorchScript && format != ExportFormat::kTorchScriptProbabilities) {
     throw Error("export_torchscript writes TorchScript formats only");
@@ -131,7 +149,7 @@ std::pair<torch::jit::Module, std::string> torchscript_module(UNet& model, int64
   for (const auto& item : model->named_parameters()) {
     module.register_parameter(attribute(item.key()), item.value().detach().contiguous().cpu(), /*is_buffer=*/false);
   }
-  const std::string contract = export_contract(o, input_size, format, training_record);
+  const std::string contract = export_contract(o, input_size, format, training_record, -1, naming);
   module.register_attribute("contract", c10::StringType::get(), contract);
   try {
     module.define(forward_source(o, format == ExportFormat::kTorchScriptProbabilities));
@@ -145,9 +163,9 @@ std::pair<torch::jit::Module, std::string> torchscript_module(UNet& model, int64
 }  // namespace
 
 void export_torchscript(UNet& model, int64_t input_size, const std::string& path, const std::string& training_record,
-                        ExportFormat format) {
+                        ExportFormat format, const ClassNaming& naming) {
   // Named references, not a structured binding: lambdas may not capture those before C++20's fix in clang 16.
-  auto built = torchscript_module(model, input_size, training_record, format);
+  auto built = torchscript_module(model, input_size, training_record, format, naming);
   torch::jit::Module& module = built.first;
   const std::string& contract = built.second;
   write_atomically(path, [&](const std::string& tmp) {
@@ -164,8 +182,9 @@ void export_torchscript(UNet& model, int64_t input_size, const std::string& path
   });
 }
 
-std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string& training_record, ExportFormat format) {
-  auto [module, contract] = torchscript_module(model, input_size, training_record, format);
+std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string& training_record, ExportFormat format,
+                              const ClassNaming& naming) {
+  auto [module, contract] = torchscript_module(model, input_size, training_record, format, naming);
   std::string bytes;
   torch::jit::ExportModule(
       module,
@@ -177,7 +196,8 @@ std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string
   return bytes;
 }
 
-std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record) {
+std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record,
+                       const ClassNaming& naming) {
   const UNetOptions& o = model->options();
   if (format != ExportFormat::kOnnx && format != ExportFormat::kOnnxProbabilities) {
     throw Error("export_onnx writes ONNX formats only");
@@ -197,7 +217,7 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
     weight.values.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
     net.weights.push_back(std::move(weight));
   }
-  const nlohmann::json j = contract_json(o, input_size, format, training_record);
+  const nlohmann::json j = contract_json(o, input_size, format, training_record, naming);
   onnx_export::FileInfo info;
   info.producer_version = UNET_VERSION;
   info.doc = "U-Net (" + o.describe() + ") exported by unet " UNET_VERSION ". Input: " +
@@ -214,7 +234,8 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
                    {"normalisation", j["input"]["normalisation"].get<std::string>()},
                    {"channels", std::to_string(o.in_channels())},
                    {"classes", std::to_string(o.classes())},
-                   {"class_0", j["output"]["class_0"].get<std::string>()}};
+                   {"class_0", j["output"]["class_0"].get<std::string>()},
+                   {"class_names", json_text(j["output"]["class_names"])}};
   try {
     return onnx_export::build_model(net, info);
   } catch (const std::runtime_error& e) {
@@ -223,8 +244,8 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
 }
 
 void export_onnx(UNet& model, int64_t input_size, const std::string& path, ExportFormat format,
-                 const std::string& training_record) {
-  write_text_atomically(path, onnx_bytes(model, input_size, format, training_record));
+                 const std::string& training_record, const ClassNaming& naming) {
+  write_text_atomically(path, onnx_bytes(model, input_size, format, training_record, naming));
 }
 
 LoadedExport load_export(const std::string& path, c10::Device device) {

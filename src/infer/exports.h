@@ -8,9 +8,11 @@
 namespace unet {
 
 /// The file `export_torchscript` would write, as bytes.
-std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string& training_record, ExportFormat format);
+std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string& training_record, ExportFormat format,
+                              const ClassNaming& naming);
 
 /// The file `export_onnx` would write, as bytes.
-std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record);
+std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record,
+                       const ClassNaming& naming);
 
 }  // namespace unet

@@ -10,6 +10,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cctype>
 #include <filesystem>
 
@@ -19,27 +21,41 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Page 3 of "stack.tif" -> "<dir>/overlays/stack_3.png", "image.png" -> "<dir>/overlays/image.png".
-std::string overlay_path(const std::string& dir, const Sample& s) {
+/// Page 3 of "stack.tif" -> "<dir>/<folder>/stack_3.png", "image.png" -> "<dir>/<folder>/image.png".
+std::string page_png(const std::string& dir, const char* folder, const Sample& s) {
   const std::string file = fs::path(s.source).stem().string() + (s.page >= 0 ? "_" + std::to_string(s.page) : "") + ".png";
-  return (fs::path(dir) / "overlays" / file).string();
+  return (fs::path(dir) / folder / file).string();
 }
 
-/// One PNG per sample in `dir/overlays` with the predicted membrane tinted red over the image.
+std::string overlay_path(const std::string& dir, const Sample& s) { return page_png(dir, "overlays", s); }
+
+/// The image as 8-bit gray [H, W] float (0..255).
+at::Tensor gray_of(const Sample& s) { return denormalise(s.image).mean(0).mul(255.0).clamp(0, 255); }
+
+/// RGB [3] in 0..255 of hue `h` (turns), saturation 0.8, value 1.
+std::array<double, 3> hue_colour(double h) {
+  h = (h - std::floor(h)) * 6.0;
+  const double s = 0.8, f = h - std::floor(h);
+  const double p = 1.0 - s, q = 1.0 - s * f, t = 1.0 - s * (1.0 - f);
+  const std::array<std::array<double, 3>, 6> sector = {{{1, t, p}, {q, 1, p}, {p, 1, t}, {p, q, 1}, {t, p, 1}, {1, p, q}}};
+  const auto& c = sector[static_cast<size_t>(h) % 6];
+  return {255.0 * c[0], 255.0 * c[1], 255.0 * c[2]};
+}
+
+/// `gray` [H, W] (0..255) with the pixels of `where` [H, W] bool blended towards `rgb`.
+void tint(at::Tensor& out, const at::Tensor& gray, const at::Tensor& where, const std::array<double, 3>& rgb) {
+  for (int64_t k = 0; k < 3; ++k) out[k] = at::where(where, gray * 0.4 + 0.6 * rgb[static_cast<size_t>(k)], out[k]);
+}
+
+/// One PNG per sample in `dir/overlays`: the classes that are objects tinted over the image
+/// (`overlay_image`).
 void write_overlays(const std::string& dir, const std::vector<Sample>& samples, const std::vector<at::Tensor>& probabilities,
-                    std::vector<std::string>& written) {
+                    const PredictionFiles& files, std::vector<std::string>& written) {
   const fs::path overlay_dir = fs::path(dir) / "overlays";
   ensure_writable_directory(overlay_dir.string(), "overlay");
   for (size_t i = 0; i < samples.size(); ++i) {
-    const at::Tensor gray = denormalise(samples[i].image).mean(0).mul(255.0).clamp(0, 255);  // [H, W]
-    const at::Tensor membrane = maps_to_classes(probabilities[i]) == kMembraneClass;
-    at::Tensor rgb = gray.unsqueeze(0).repeat({3, 1, 1});
-    // Tint predicted membrane: keep some of the image so that the underlying structure shows.
-    rgb[0] = at::where(membrane, gray * 0.4 + 153.0, gray);
-    rgb[1] = at::where(membrane, gray * 0.4, gray);
-    rgb[2] = at::where(membrane, gray * 0.4, gray);
     const std::string path = overlay_path(dir, samples[i]);
-    write_png(path, rgb.round().to(at::kByte));
+    write_png(path, overlay_image(samples[i], probabilities[i], files.naming));
     written.push_back(path);
   }
 }
@@ -47,6 +63,11 @@ void write_overlays(const std::string& dir, const std::vector<Sample>& samples, 
 at::Tensor mask_of(const at::Tensor& p, bool index_masks) {
   const at::Tensor classes = maps_to_classes(p);
   return p.size(0) == 2 && !index_masks ? classes.mul(255).to(at::kByte) : classes.to(at::kByte);
+}
+
+/// The palette that index masks are written with (class colours), or none for 0/255 masks.
+at::Tensor mask_palette(int64_t classes, bool index_masks) {
+  return classes == 2 && !index_masks ? at::Tensor() : class_palette(classes);
 }
 
 bool is_png(const std::string& name) {
@@ -84,7 +105,86 @@ at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, cons
   return labels.to(at::kInt).unsqueeze(0);
 }
 
+/// The previews of samples `first`..`last`'s instance labels, as the overlays are named:
+/// `<dir>/instances/<stem>.png` (`<stem>_<page>.png` for the pages of a stack). A folder of their
+/// own: beside `<stem>_instances.tif` a `<stem>_instances.png` would make `score`'s matching by stem
+/// ambiguous.
+std::vector<std::string> preview_paths(const std::string& dir, const std::vector<Sample>& samples, size_t first, size_t last) {
+  std::vector<std::string> paths;
+  for (size_t i = first; i < last; ++i) paths.push_back(page_png(dir, "instances", samples[i]));
+  return paths;
+}
+
+/// Writes the previews of `labels` (one [1, H, W] page per sample of `first`..`last`).
+void write_previews(const std::vector<std::string>& paths, const std::vector<Sample>& samples, size_t first,
+                    const std::vector<at::Tensor>& labels, std::vector<std::string>& written) {
+  for (size_t k = 0; k < paths.size(); ++k) {
+    ensure_writable_directory(fs::path(paths[k]).parent_path().string(), "instance preview");
+    write_png(paths[k], instance_preview(samples[first + k], labels[k][0]));
+    written.push_back(paths[k]);
+  }
+}
+
 }  // namespace
+
+at::Tensor class_palette(int64_t classes) {
+  static const std::array<std::array<uint8_t, 3>, 10> kColours = {{{0, 0, 0},
+                                                                    {230, 25, 75},
+                                                                    {60, 180, 75},
+                                                                    {0, 130, 200},
+                                                                    {255, 225, 25},
+                                                                    {245, 130, 48},
+                                                                    {145, 30, 180},
+                                                                    {70, 240, 240},
+                                                                    {240, 50, 230},
+                                                                    {210, 245, 60}}};
+  at::Tensor palette = at::empty({classes, 3}, at::kByte);
+  auto* rgb = palette.data_ptr<uint8_t>();
+  for (int64_t c = 0; c < classes; ++c) {
+    const auto colour = c < static_cast<int64_t>(kColours.size()) ? kColours[static_cast<size_t>(c)] : [&] {
+      const auto h = hue_colour(0.61803398875 * static_cast<double>(c));
+      return std::array<uint8_t, 3>{static_cast<uint8_t>(h[0]), static_cast<uint8_t>(h[1]), static_cast<uint8_t>(h[2])};
+    }();
+    for (size_t k = 0; k < 3; ++k) rgb[c * 3 + static_cast<int64_t>(k)] = colour[k];
+  }
+  return palette;
+}
+
+at::Tensor overlay_image(const Sample& sample, const at::Tensor& probabilities, const ClassNaming& naming) {
+  const at::Tensor gray = gray_of(sample);
+  const at::Tensor classes = maps_to_classes(probabilities);
+  const int64_t n = probabilities.size(0);
+  const at::Tensor palette = class_palette(n).to(at::kDouble);
+  const int64_t background = naming.background();
+  at::Tensor rgb = gray.unsqueeze(0).repeat({3, 1, 1});
+  for (int64_t c = 0; c < n; ++c) {
+    if (c == background) continue;
+    // Two classes: the one object class in red; more: each class in its palette colour (class 0,
+    // black in the palette, in red when it is the headline).
+    const bool red = n == 2 || c == 0;
+    const std::array<double, 3> colour =
+        red ? std::array<double, 3>{230, 25, 75}
+            : std::array<double, 3>{palette[c][0].item<double>(), palette[c][1].item<double>(), palette[c][2].item<double>()};
+    tint(rgb, gray, classes == c, colour);
+  }
+  return rgb.round().to(at::kByte);
+}
+
+at::Tensor instance_preview(const Sample& sample, const at::Tensor& labels) {
+  const at::Tensor gray = gray_of(sample);
+  const at::Tensor l = labels.to(at::kLong);
+  const int64_t count = l.numel() > 0 ? l.max().item<int64_t>() : 0;
+  // A colour per label, golden-ratio hues apart (neighbouring labels differ), background black.
+  at::Tensor lut = at::zeros({count + 1, 3}, at::kFloat);
+  for (int64_t k = 1; k <= count; ++k) {
+    const auto c = hue_colour(0.61803398875 * static_cast<double>(k));
+    for (int64_t j = 0; j < 3; ++j) lut[k][j] = c[static_cast<size_t>(j)];
+  }
+  const at::Tensor colours = lut.index_select(0, l.flatten()).t().reshape({3, l.size(0), l.size(1)});
+  const at::Tensor object = (l > 0).unsqueeze(0);
+  const at::Tensor shown = at::where(object, colours * 0.7 + gray.unsqueeze(0) * 0.3, gray.unsqueeze(0) * 0.35);
+  return shown.round().clamp(0, 255).to(at::kByte);
+}
 
 std::vector<std::string> prediction_outputs(const std::string& dir, const std::vector<Sample>& samples,
                                             const PredictionFiles& files, bool per_file) {
@@ -99,14 +199,21 @@ std::vector<std::string> prediction_outputs(const std::string& dir, const std::v
   if (!per_file) {
     out.push_back((d / "test-masks.tif").string());
     if (files.probabilities) out.push_back((d / "test-probabilities.tif").string());
-    if (files.instances) out.push_back((d / "test-instances.tif").string());
+    if (files.instances) {
+      out.push_back((d / "test-instances.tif").string());
+      if (!samples.empty())
+        for (const std::string& path : preview_paths(dir, samples, 0, samples.size())) out.push_back(path);
+    }
     return with_overlays();
   }
   for (const auto& [first, last] : file_groups(samples)) {
     const std::string stem = fs::path(samples[first].source).stem().string();
     std::vector<std::string> paths = {(d / (stem + (is_png(samples[first].source) ? ".png" : ".tif"))).string()};
     if (files.probabilities) paths.push_back((d / (stem + "_probabilities.tif")).string());
-    if (files.instances) paths.push_back((d / (stem + "_instances.tif")).string());
+    if (files.instances) {
+      paths.push_back((d / (stem + "_instances.tif")).string());
+      for (const std::string& path : preview_paths(dir, samples, first, last)) paths.push_back(path);
+    }
     for (const std::string& path : paths) {
       if (std::find(out.begin(), out.end(), path) != out.end()) {
         fail_file(path, "two input files would write it (" + samples[first].source + " and another with the stem " + stem + ")");
@@ -124,6 +231,7 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
   check_instances(probabilities, files);
   ensure_writable_directory(dir, "prediction");
   const int64_t classes = probabilities.empty() ? 2 : probabilities.front().size(0);
+  const at::Tensor palette = mask_palette(classes, files.index_masks);
   const std::vector<std::string> names = prediction_outputs(dir, samples, files, /*per_file=*/true);
   std::vector<std::string> written;
   size_t name = 0;
@@ -141,9 +249,9 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
     }
     const std::string& mask_path = names[name++];
     if (is_png(samples[first].source)) {
-      write_png(mask_path, masks.front());
+      write_png(mask_path, masks.front(), palette);
     } else {
-      write_tiff(mask_path, masks, /*deflate=*/true);
+      write_tiff(mask_path, masks, /*deflate=*/true, palette);
     }
     written.push_back(mask_path);
     if (files.probabilities) {
@@ -153,9 +261,13 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
     if (files.instances) {
       write_tiff(names[name], labels, /*deflate=*/true);
       written.push_back(names[name++]);
+      const std::vector<std::string> previews(names.begin() + static_cast<std::ptrdiff_t>(name),
+                                              names.begin() + static_cast<std::ptrdiff_t>(name + (last - first)));
+      write_previews(previews, samples, first, labels, written);
+      name += last - first;
     }
   }
-  if (files.overlays) write_overlays(dir, samples, probabilities, written);
+  if (files.overlays) write_overlays(dir, samples, probabilities, files, written);
   return written;
 }
 
@@ -166,7 +278,8 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
   ensure_writable_directory(dir, "prediction");
   std::vector<std::string> written;
   std::vector<at::Tensor> masks, class1, labels;
-  const bool two_classes = !probabilities.empty() && probabilities.front().size(0) == 2;
+  const int64_t classes = probabilities.empty() ? 2 : probabilities.front().size(0);
+  const bool two_classes = classes == 2;
   for (size_t i = 0; i < probabilities.size(); ++i) {
     const at::Tensor& p = probabilities[i];
     masks.push_back(mask_of(p, files.index_masks));
@@ -175,17 +288,24 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
   }
   // Pages of different sizes are fine in a multi-page TIFF, so one file holds every prediction.
   const std::vector<std::string> names = prediction_outputs(dir, samples, files, /*per_file=*/false);
-  write_tiff(names[0], masks, /*deflate=*/true);
-  written.push_back(names[0]);
-  if (two_classes && files.probabilities) {
-    write_tiff(names[1], class1, /*deflate=*/true);
-    written.push_back(names[1]);
+  size_t name = 0;
+  write_tiff(names[name], masks, /*deflate=*/true, mask_palette(classes, files.index_masks));
+  written.push_back(names[name++]);
+  if (files.probabilities) {
+    if (two_classes) {
+      write_tiff(names[name], class1, /*deflate=*/true);
+      written.push_back(names[name]);
+    }
+    ++name;
   }
   if (files.instances) {
-    write_tiff(names.back(), labels, /*deflate=*/true);
-    written.push_back(names.back());
+    write_tiff(names[name], labels, /*deflate=*/true);
+    written.push_back(names[name++]);
+    const std::vector<std::string> previews(names.begin() + static_cast<std::ptrdiff_t>(name),
+                                            names.begin() + static_cast<std::ptrdiff_t>(name + samples.size()));
+    write_previews(previews, samples, 0, labels, written);
   }
-  if (files.overlays) write_overlays(dir, samples, probabilities, written);
+  if (files.overlays) write_overlays(dir, samples, probabilities, files, written);
   return written;
 }
 

@@ -74,6 +74,28 @@ int64_t read_int(torch::serialize::InputArchive& archive, const char* key, const
   return value.toInt();
 }
 
+/// The recorded class names and headline ({"names": [...], "headline": h}), or the defaults for
+/// checkpoints written before they were recorded.
+ClassNaming read_class_naming(torch::serialize::InputArchive& archive, const UNetOptions& model, const std::string& path) {
+  c10::IValue value;
+  if (!archive.try_read("class_names", value)) return default_class_naming(model.classes(), model.scheme(), /*membranes=*/true);
+  const auto j = value.isString() ? nlohmann::json::parse(value.toStringRef(), nullptr, /*allow_exceptions=*/false)
+                                  : nlohmann::json();
+  ClassNaming naming;
+  const bool ok = j.is_object() && j.contains("names") && j["names"].is_array() &&
+                  static_cast<int64_t>(j["names"].size()) == model.classes() && j.contains("headline") &&
+                  j["headline"].is_number_integer();
+  if (ok) {
+    for (const auto& name : j["names"]) {
+      if (!name.is_string() || name.get<std::string>().empty()) fail_file(path, "damaged checkpoint (class names)");
+      naming.names.push_back(name.get<std::string>());
+    }
+    naming.headline = j["headline"].get<int64_t>();
+  }
+  if (!ok || naming.headline < -1 || naming.headline >= model.classes()) fail_file(path, "damaged checkpoint (class names)");
+  return naming;
+}
+
 CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::string& path) {
   c10::IValue tag;
   if (!archive.try_read("format", tag) || !tag.isString() || tag.toStringRef() != kFormatTag)
@@ -113,6 +135,7 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
       fail_file(path, "damaged checkpoint (data record)");
     info.data_record = data.toStringRef();
   }
+  info.class_naming = read_class_naming(archive, info.model, path);
   if (info.image_height < 0 || info.image_width < 0 || info.image_height > kMaxSide || info.image_width > kMaxSide)
     fail_file(path, "damaged checkpoint (training image size)");
   if (info.scaler_state.defined() &&
@@ -153,6 +176,9 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
   archive.write("train_config", c10::IValue(json_text(record)));
   if (!info.data_record.empty()) archive.write("data_config", c10::IValue(info.data_record));
+  if (!info.class_naming.names.empty())
+    archive.write("class_names", c10::IValue(json_text(nlohmann::json{{"names", info.class_naming.names},
+                                                                       {"headline", info.class_naming.headline}})));
   torch::serialize::OutputArchive model_archive;
   model->save(model_archive);
   archive.write("model", model_archive);

@@ -24,6 +24,34 @@ std::string to_string(ClassScheme scheme) { return name_of(class_scheme_names(),
 
 ClassScheme parse_class_scheme(const std::string& text) { return parse_name(class_scheme_names(), "class_scheme", text); }
 
+std::string ClassNaming::name(int64_t c) const {
+  return c >= 0 && c < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(c)] : "class" + std::to_string(c);
+}
+
+int64_t ClassNaming::background() const {
+  if (headline != 0) return 0;
+  return names.size() == 2 ? 1 : -1;
+}
+
+ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membranes) {
+  ClassNaming n;
+  if (scheme == ClassScheme::kInteriorBoundary) {
+    n.names = {"background", "interior", "boundary"};
+  } else if (classes == 2) {
+    n.names = membranes ? std::vector<std::string>{"membrane", "cell"} : std::vector<std::string>{"background", "foreground"};
+    n.headline = membranes ? 0 : 1;
+  } else {
+    for (int64_t c = 0; c < classes; ++c) n.names.push_back("class" + std::to_string(c));
+  }
+  return n;
+}
+
+ClassNaming rename_classes(const ClassNaming& base, const std::vector<std::string>& names) {
+  ClassNaming n = base;
+  if (!names.empty()) n.names = names;
+  return n;
+}
+
 void UNetOptions::validate() const {
   require_option(in_channels() >= 1, "in_channels", "must be at least 1", in_channels());
   // Class maps are written as 8-bit images: at most 255 classes.

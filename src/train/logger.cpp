@@ -28,9 +28,9 @@ std::string format_duration(double seconds) {
   return buffer;
 }
 
-RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet)
+RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet, ClassNaming naming)
     : enabled_(enabled), quiet_(quiet), tty_(::isatty(STDERR_FILENO) != 0), total_steps_(total_steps),
-      start_(std::chrono::steady_clock::now()) {
+      naming_(std::move(naming)), start_(std::chrono::steady_clock::now()) {
   if (enabled_ && !log_dir.empty()) {
     ensure_writable_directory(log_dir, "log");
     jsonl_ = std::make_unique<AppendFile>((std::filesystem::path(log_dir) / kLogFile).string(), "log file");
@@ -95,28 +95,38 @@ void RunLogger::evaluation(int64_t step, const Metrics& m) {
   nlohmann::json j = m;
   j["type"] = "eval";
   j["step"] = step;
+  const int64_t h = naming_.headline;
+  const bool headline = naming_.has_headline() && h < static_cast<int64_t>(m.class_dice.size());
+  if (headline) {
+    j["headline_class"] = naming_.name(h);
+    j["headline_dice"] = m.class_dice[static_cast<size_t>(h)];
+    j["headline_iou"] = m.class_iou[static_cast<size_t>(h)];
+  }
   if (jsonl_) jsonl_->append(json_text(j) + "\n");
   if (events_) {
     for (const auto& [tag, value] : {std::pair<const char*, double>{"eval/dice_score", m.dice_score},
                                      {"eval/cross_entropy", m.cross_entropy},
-                                     {"eval/membrane_dice", m.membrane_dice},
-                                     {"eval/membrane_iou", m.membrane_iou},
                                      {"eval/pixel_error", m.pixel_error},
                                      {"eval/v_rand", m.v_rand},
                                      {"eval/v_info", m.v_info},
                                      {"eval/v_rand_thinned", m.v_rand_thinned},
                                      {"eval/v_info_thinned", m.v_info_thinned}})
       events_->scalar(tag, value, step);
+    // Per class by name ("eval/foreground_dice"), so that the tags say what was scored.
+    for (size_t c = 0; c < m.class_dice.size(); ++c) {
+      events_->scalar("eval/" + naming_.name(static_cast<int64_t>(c)) + "_dice", m.class_dice[c], step);
+      if (headline && static_cast<int64_t>(c) == h) events_->scalar("eval/headline_dice", m.class_dice[c], step);
+    }
     events_->flush();
   }
-  // Classes by index (the logger does not know their names); objects where the model has them.
+  // Classes by name; objects where the model has them.
   std::string dice;
   for (size_t c = 0; c < m.class_dice.size(); ++c) {
     char value[16];
-    std::snprintf(value, sizeof value, "%s%.4f", c ? "/" : "", m.class_dice[c]);
-    dice += value;
+    std::snprintf(value, sizeof value, " %.4f", m.class_dice[c]);
+    dice += (c ? ", " : "") + naming_.name(static_cast<int64_t>(c)) + value;
   }
-  char line[256];
+  char line[512];
   std::snprintf(line, sizeof(line), "eval at step %lld: dice_score %.4f  cross_entropy %.4f  Dice per class %s  pixel error %.4f",
                 static_cast<long long>(step), m.dice_score, m.cross_entropy, dice.c_str(), m.pixel_error);
   std::string text = line;

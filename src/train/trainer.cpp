@@ -164,6 +164,7 @@ void Trainer::save() {
   info.image_height = image_height_;
   info.image_width = image_width_;
   info.data_record = options_.data_record;
+  info.class_naming = options_.class_naming;
   info.training_record = json_text(training_record(options_, context_));
   if (scaler_->enabled()) info.scaler_state = scaler_->state();
   save_checkpoint(checkpoint_path(options_.model_dir), model_, optimizer_.get(), info);
@@ -190,7 +191,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   // The checkpoint is checked before anything (logs, event files) is written.
   const std::string resumed = resume();
   best_ = std::make_unique<BestCheckpoint>(options_.model_dir, context_.leader(), options_.resume);
-  RunLogger log(options_.log_dir, context_.leader(), options_.max_steps, context_.quiet);
+  RunLogger log(options_.log_dir, context_.leader(), options_.max_steps, context_.quiet, options_.class_naming);
   if (!resumed.empty()) log.message(resumed);
   require_same_ranks(train);
   log.record(config_record());

@@ -70,6 +70,8 @@ struct DataSet {
   int64_t headline_class = 0;
   /// What the classes stand for: interior/boundary when 3 classes come from instance labels.
   ClassScheme scheme = ClassScheme::kPlain;
+  /// `class_names` and `headline_class` together, as checkpoints record them.
+  ClassNaming naming() const { return {class_names, headline_class}; }
   /// Whether the labelled samples carry `instances` (instance-label masks).
   bool has_instances() const { return !train.empty() && train.front().instances.defined(); }
 };

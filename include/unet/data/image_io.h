@@ -24,11 +24,17 @@ inline bool is_signed_format(SampleFormat format) { return format == SampleForma
 /// the range), float 1 - v (inverts [0, 1] in place; other ranges come out reversed after
 /// `to_unit_range`'s min-max scaling); alpha channels are kept. `min_is_white` records it: label
 /// images (masks) refuse such files, since stored and displayed labels differ.
+///
+/// Palette images (PNG colour type 3, 8-bit TIFF Palette) keep their indices in `pixels` ([1, H, W]
+/// uint8: a class mask's values) and their colours in `palette` ([N, 3] uint8, undefined for other
+/// images); `to_unit_range` shows them in colour, `label_values` reads the indices.
 struct RawImage {
   at::Tensor pixels;
   SampleFormat format = SampleFormat::kUInt8;
   bool min_is_white = false;
-  int64_t channels() const { return pixels.size(0); }
+  at::Tensor palette = at::Tensor();
+  /// The channels the image shows: 3 for a palette image.
+  int64_t channels() const { return palette.defined() ? 3 : pixels.size(0); }
   int64_t height() const { return pixels.size(1); }
   int64_t width() const { return pixels.size(2); }
 };
@@ -40,19 +46,25 @@ int64_t max_image_pixels();
 void set_max_image_pixels(int64_t pixels);
 
 /// Every page of a TIFF file (one per slice of a stack). Throws `unet::Error` naming the file on a
-/// missing, non-TIFF, truncated or unsupported file (palette, 1-bit, planar-separate, ...) and on
+/// missing, non-TIFF, truncated or unsupported file (palettes other than 8-bit, 1-bit, planar-separate, ...) and on
 /// float pages with NaN or infinite pixels ("page 2: 17 NaN or infinite pixels; ...").
 std::vector<RawImage> read_tiff(const std::string& path);
 
 /// Writes `pages` ([C, H, W] or [H, W]; uint8, int32 holding 16-bit values, or float32) as one
-/// multi-page TIFF, atomically (a temporary file renamed into place).
-void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, bool deflate = true);
+/// multi-page TIFF, atomically (a temporary file renamed into place). With `palette` ([N, 3] uint8,
+/// N <= 256) one-channel uint8 pages are written as Palette images (PhotometricInterpretation 3
+/// with a ColorMap): the values stay the indices, viewers such as Fiji show the colours.
+void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, bool deflate = true,
+                const at::Tensor& palette = {});
 
-/// A PNG file (grayscale, gray+alpha, RGB, RGBA; 8 or 16 bits; palettes expanded).
+/// A PNG file (grayscale, gray+alpha, RGB, RGBA; 8 or 16 bits; palette images as indices and
+/// `palette`, or expanded to RGBA when their palette is transparent).
 RawImage read_png(const std::string& path);
 
-/// Writes [C, H, W] or [H, W] uint8 (C = 1, 3 or 4) or int32 16-bit data as PNG, atomically.
-void write_png(const std::string& path, const at::Tensor& image);
+/// Writes [C, H, W] or [H, W] uint8 (C = 1, 3 or 4) or int32 16-bit data as PNG, atomically. With
+/// `palette` ([N, 3] uint8, N <= 256) a one-channel uint8 image is written as a palette PNG
+/// (colour type 3 with a PLTE): the values stay the indices, viewers show the colours.
+void write_png(const std::string& path, const at::Tensor& image, const at::Tensor& palette = {});
 
 /// Reads a TIFF (all pages) or a PNG, chosen by the file's first bytes, not its name.
 std::vector<RawImage> read_image_file(const std::string& path);

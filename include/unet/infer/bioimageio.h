@@ -25,7 +25,7 @@ struct BioimageioOptions {
   /// encoding (8-bit, 16-bit or float in [0, 1]) sets the preprocessing. Empty: an embedded
   /// synthetic EM-like slice (8-bit).
   std::string sample;
-  /// One name per class (empty: membrane, cell for two classes, as ISBI; class0.. otherwise).
+  /// One name per class (empty: the checkpoint's `class_naming`).
   std::vector<std::string> class_names;
 
   /// Throws `OptionError` naming the field when the package would fail the bioimage.io

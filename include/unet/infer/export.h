@@ -24,10 +24,12 @@ enum class ExportFormat {
 
 /// The input/output contract stored in an export (JSON: TorchScript's `extra/contract.json` and
 /// `contract` attribute, ONNX's `unet.contract` metadata): normalisation, channels, classes,
-/// legal sizes, output size, the training options (`training_record`, a JSON object text) and
-/// unet's version. `indent` as nlohmann's dump (-1: one line).
+/// legal sizes, output size, the classes by name (`naming`: the checkpoint's; empty: the default
+/// naming of a checkpoint without names) with the headline class, the training options
+/// (`training_record`, a JSON object text) and unet's version. `indent` as nlohmann's dump (-1:
+/// one line).
 std::string export_contract(const UNetOptions& options, int64_t input_size, ExportFormat format,
-                            const std::string& training_record = "{}", int indent = -1);
+                            const std::string& training_record = "{}", int indent = -1, const ClassNaming& naming = {});
 
 /// Writes `model` as TorchScript to `path` (atomically): a module whose `forward(x)` maps images
 /// [N, in_channels, S, S] (S legal, intensities in [-1, 1]) to logits [N, classes, S', S'] and
@@ -36,7 +38,8 @@ std::string export_contract(const UNetOptions& options, int64_t input_size, Expo
 /// With kTorchScriptProbabilities, `forward(x)` gives the probabilities and `logits(x)` the logits
 /// (for consumers that call forward, such as bioimage.io packages).
 void export_torchscript(UNet& model, int64_t input_size, const std::string& path,
-                        const std::string& training_record = "{}", ExportFormat format = ExportFormat::kTorchScript);
+                        const std::string& training_record = "{}", ExportFormat format = ExportFormat::kTorchScript,
+                        const ClassNaming& naming = {});
 
 /// Writes `model` as an ONNX model (opset 17) to `path` (atomically): input `image`
 /// [N, in_channels, H, W] float32 with symbolic N, H and W (each side legal, intensities in
@@ -44,7 +47,7 @@ void export_torchscript(UNet& model, int64_t input_size, const std::string& path
 /// in its metadata_props. Checked by ONNX's checker and strict shape inference before writing.
 /// Throws `unet::Error` when the build has no ONNX writer or the graph is rejected.
 void export_onnx(UNet& model, int64_t input_size, const std::string& path, ExportFormat format = ExportFormat::kOnnx,
-                 const std::string& training_record = "{}");
+                 const std::string& training_record = "{}", const ClassNaming& naming = {});
 
 /// A loaded exported module: its contract and a forward function (images -> logits).
 struct LoadedExport {

@@ -15,25 +15,45 @@ namespace unet {
 /// Which files a prediction writes besides the masks.
 struct PredictionFiles {
   /// One PNG per sample in `dir/overlays` (page k of "stack.tif" as "stack_k.png"): the predicted
-  /// membrane (class 0) tinted red over the image.
+  /// objects tinted over the image (`overlay_image`).
   bool overlays = true;
-  /// Masks hold class indices instead of 0/255 (always so for more than two classes).
+  /// Masks hold class indices instead of 0/255 (always so for more than two classes), written as
+  /// palette images (`class_palette`): programs read the indices, viewers show colours.
   bool index_masks = false;
   /// Float32 probability maps.
   bool probabilities = true;
   /// Instance-label images (`objects_of`): class 1's objects of two-class models, cut by
-  /// `instance_method`, or the objects of interior/boundary models.
+  /// `instance_method`, or the objects of interior/boundary models; 16-bit TIFFs for programs and
+  /// a coloured PNG preview of each (`instance_preview`).
   bool instances = false;
   InstanceMethod instance_method = InstanceMethod::kComponents;
   /// What the model's classes stand for (its checkpoint's `scheme`), for the instances.
   ClassScheme scheme = ClassScheme::kPlain;
+  /// The model's class names and headline (its checkpoint's `class_naming`), for the overlays.
+  ClassNaming naming = default_class_naming(2, ClassScheme::kPlain, /*membranes=*/true);
 };
 
+/// The colours of `classes` classes as [classes, 3] uint8: class 0 black, then red, green, blue,
+/// yellow, orange, purple, cyan, magenta, lime, then golden-ratio hues.
+at::Tensor class_palette(int64_t classes);
+
+/// The sample's image in gray [3, H, W] uint8 with its predicted objects tinted (60% colour):
+/// of two classes the one that is not `naming.background()` (ISBI: the membranes, class 0; folder
+/// data: the foreground, class 1) in red; of more every class but the background in its
+/// `class_palette` colour (interior red, boundary green). `probabilities` is [classes, H, W].
+at::Tensor overlay_image(const Sample& sample, const at::Tensor& probabilities, const ClassNaming& naming);
+
+/// Instance labels `labels` [H, W] as a picture [3, H, W] uint8: each label in its own colour
+/// (golden-ratio hues, so that neighbouring labels differ) over the image, background the image
+/// dimmed.
+at::Tensor instance_preview(const Sample& sample, const at::Tensor& labels);
+
 /// Writes predictions into `dir`: `test-masks.tif` (multi-page uint8, 255 = class 1 = cell
-/// interior, as the reference), `test-probabilities.tif` (float32 pages in [0, 1], the probability
-/// of class 1 = non-membrane: the challenge's submission format; two-class models),
-/// `test-instances.tif` (16-bit labels per page, `objects_of`) and the overlays, as `files`
-/// asks. Returns the paths written.
+/// interior, as the reference; class indices with a palette for more classes or `index_masks`),
+/// `test-probabilities.tif` (float32 pages in [0, 1], the probability of class 1 = non-membrane:
+/// the challenge's submission format; two-class models), `test-instances.tif` (16-bit labels per
+/// page, `objects_of`) with a preview of each page in `dir/instances/<stack>_<k>.png`, and the
+/// overlays, as `files` asks. Returns the paths written.
 std::vector<std::string> write_predictions(const std::string& dir, const std::vector<Sample>& samples,
                                            const std::vector<at::Tensor>& probabilities, const PredictionFiles& files);
 
@@ -41,7 +61,8 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
 /// (`<stem>.png` for PNG inputs; `<stem>.tif` otherwise, with one page per page of the input),
 /// with 0/255 or class indices as `write_predictions`; `<stem>_probabilities.tif` (float32: the
 /// probability of class 1 for two classes, one page per class otherwise), `<stem>_instances.tif`
-/// (16-bit labels) and overlays as `files` asks. Samples of one file must be adjacent (as
+/// (16-bit labels) with its preview `instances/<stem>.png` (`<stem>_<page>.png` for each page of a
+/// multi-page file, as the overlays) and overlays as `files` asks. Samples of one file must be adjacent (as
 /// `load_images` gives them). Returns the paths written.
 std::vector<std::string> write_predictions_per_file(const std::string& dir, const std::vector<Sample>& samples,
                                                     const std::vector<at::Tensor>& probabilities,

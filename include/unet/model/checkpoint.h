@@ -32,6 +32,10 @@ struct CheckpointInfo {
   /// The training options as a JSON object text: a record of the run, for people and tools (unet
   /// reads the typed fields above, not this).
   std::string training_record = "{}";
+  /// The classes' names and headline, from the training data (not secret: exports carry them).
+  /// Checkpoints that recorded none get `default_class_naming(classes, scheme, membranes=true)`:
+  /// what unet called their classes when they were written.
+  ClassNaming class_naming;
   /// The fp16 loss scaler's state (undefined when not scaling).
   at::Tensor scaler_state;
   /// Where the training data came from and how it was read (a JSON object text: directory or

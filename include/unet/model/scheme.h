@@ -3,7 +3,9 @@
 
 #include "unet/runtime/error.h"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace unet {
 
@@ -17,5 +19,33 @@ const EnumNames<ClassScheme>& class_scheme_names();
 std::string to_string(ClassScheme scheme);
 /// Throws `OptionError` (field "class_scheme") for other names.
 ClassScheme parse_class_scheme(const std::string& text);
+
+/// What a model's classes are called, and which class heads the reports (its hard Dice and IoU
+/// first, its pixels tinted in overlays). Recorded in checkpoints and carried by exports.
+struct ClassNaming {
+  /// One name per class, in label order.
+  std::vector<std::string> names;
+  /// The headline class: 0 (membrane) for ISBI-style data, 1 (the objects) for two-class folder
+  /// or instance data, -1 (none: every class alike) beyond two classes.
+  int64_t headline = -1;
+
+  /// `names[c]`, or "class<c>" when there is no such name.
+  std::string name(int64_t c) const;
+  bool has_headline() const { return headline >= 0 && headline < static_cast<int64_t>(names.size()); }
+  /// The class that stands for "nothing here", left untinted in overlays and previews: class 0,
+  /// or class 1 when class 0 is the headline of two classes (ISBI membranes); -1 when every class
+  /// of more than two is tinted (class 0 is the headline).
+  int64_t background() const;
+};
+
+/// The default naming of `classes` classes, the one place for it: background, interior, boundary
+/// (headline none) for interior/boundary classes; for two classes membrane, cell (headline 0)
+/// when `membranes` (ISBI-style data, and checkpoints that recorded no names) and background,
+/// foreground (headline 1) otherwise; class0, class1, ... (headline none) beyond.
+ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membranes);
+
+/// `names` with the headline of `base` (names given on the command line rename a model's classes;
+/// the headline stays its own). Empty `names`: `base`.
+ClassNaming rename_classes(const ClassNaming& base, const std::vector<std::string>& names);
 
 }  // namespace unet

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/eval/metrics.h"
+#include "unet/model/scheme.h"
 #include "unet/runtime/files.h"
 #include "unet/train/tensorboard.h"
 
@@ -18,8 +19,9 @@ class RunLogger {
   /// `log_dir` empty: no files; otherwise `log_dir`/log.jsonl is appended to (a resumed run
   /// continues the same file) and the scalars go to a TensorBoard event file there too. Records
   /// are written whole or not at all; a failed write (a full disk) throws `unet::Error`.
-  /// `enabled` false silences everything (ranks other than 0).
-  RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet);
+  /// `enabled` false silences everything (ranks other than 0). `naming` (the model's class names
+  /// and headline) names the evaluation records' headline scores.
+  RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet, ClassNaming naming = {});
   ~RunLogger();
 
   /// A logged training step: losses (fp32 values read from the device only now), throughput.
@@ -27,6 +29,9 @@ class RunLogger {
   /// fields are then left out).
   void train_step(int64_t step, double cross_entropy, double dice_loss, double images_per_second,
                   double learning_rate, double loss_scale = 0.0, int64_t skipped_steps = 0);
+  /// An evaluation: a log.jsonl "eval" record with the metrics, `class_dice` (label order) and,
+  /// when the naming has a headline class, `headline_dice`, `headline_iou` and `headline_class`
+  /// (its name); TensorBoard scalars eval/<class name>_dice for each class.
   void evaluation(int64_t step, const Metrics& metrics);
   /// A free-form record, e.g. {"type": "summary", ...}; `json` must be an object text.
   void record(const std::string& json);
@@ -40,6 +45,7 @@ class RunLogger {
   bool tty_;
   bool bar_shown_ = false;
   int64_t total_steps_;
+  ClassNaming naming_;
   std::unique_ptr<AppendFile> jsonl_;
   std::unique_ptr<EventWriter> events_;
   std::chrono::steady_clock::time_point start_;

@@ -5,6 +5,7 @@
 #include "unet/data/loader.h"
 #include "unet/data/weight_map.h"
 #include "unet/model/geometry.h"
+#include "unet/model/scheme.h"
 #include "unet/runtime/context.h"
 #include "unet/train/optimizer.h"
 
@@ -57,6 +58,9 @@ struct TrainOptions {
   /// Where the training data comes from, as a JSON object text recorded in the checkpoint for
   /// `train --resume` (`CheckpointInfo::data_record`; "" records nothing).
   std::string data_record;
+  /// The training data's class names and headline (`DataSet::naming`), recorded in the checkpoint
+  /// and naming the evaluation records (empty: the checkpoint records none).
+  ClassNaming class_naming;
   /// Network input side (572 for the reference).
   int64_t input_size = 572;
   /// `resize` (the reference) or `tile` (native-resolution random crops; evaluation by tiles).
