@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 using unet::test::expect_one_line_error;
@@ -176,4 +177,27 @@ TEST(FirstHour, TrainingEvaluatesAsItGoesAndKeepsTheBestCheckpointBesideTheLast)
   EXPECT_EQ(nlohmann::json::parse(read_file(model + "/best/selection.json"))["step"], 1);
   // Only the final evaluation: the best is the last checkpoint itself (a link, no second copy).
   EXPECT_EQ(fs::hard_link_count(model + "/checkpoint.pt"), 2u);
+}
+
+TEST(FirstHour, TheExportHintPrintsWhatItComputesAndSaysHowAResizeModelWantsItsInput) {
+  TempDir dir;
+  const std::string model = dir.file("m");
+  ASSERT_EQ(run_unet("train" + kTiny + kSynthetic + "--input-mode resize --max-steps 1 --model-dir " + model).exit_code, 0);
+  const auto r = run_unet("export --format onnx --model-dir " + model + " --output " + dir.file("m.onnx"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Depth 2, input 60, valid padding: a 20x20 output, 20 pixels of context per side.
+  EXPECT_NE(r.out.find("print(p.shape)\"   # (1, 2, 20, 20)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trained in resize mode, this model expects the whole image scaled to 20x20 and padded to 60x60"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("each side 40 pixels shorter than the input's"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"preprocessing\": \"resize (as trained): scale the whole image to 20x20"), std::string::npos) << r.out;
+  // The hint runs as printed where a Python with ONNX Runtime is at hand, and prints the shape it promises.
+  const std::string python = UNET_TEST_PYTHON;
+  if (python.empty() || std::system((python + " -c 'import onnxruntime' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "no UNET_TEST_PYTHON with onnxruntime; the hint was not run";
+  const size_t start = r.out.find("python3 -c \""), end = r.out.find("\"   #", start);
+  ASSERT_NE(start, std::string::npos);
+  const std::string command = python + r.out.substr(start + 7, end + 1 - start - 7) + " > " + dir.file("shape.txt");
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  EXPECT_EQ(read_file(dir.file("shape.txt")), "(1, 2, 20, 20)\n");
 }

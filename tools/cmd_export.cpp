@@ -27,21 +27,33 @@ const char* default_name(Format f) {
 }
 
 void print_usage_line(Format format, const std::string& out, const CheckpointInfo& info) {
-  const long long c = info.model.in_channels(), s = info.input_size;
+  const long long c = info.model.in_channels(), s = info.input_size, n = output_size(info.model, info.input_size);
   if (format == Format::kOnnx) {
-    std::printf("Python: import numpy as np, onnxruntime as ort; s = ort.InferenceSession('%s'); "
-                "p = s.run(['probabilities'], {'image': np.zeros((1, %lld, %lld, %lld), np.float32)})[0]\n",
-                out.c_str(), c, s, s);
+    std::printf("try it: python3 -c \"import numpy as np, onnxruntime as ort; s = ort.InferenceSession('%s'); "
+                "p = s.run(['probabilities'], {'image': np.zeros((1, %lld, %lld, %lld), np.float32)})[0]; "
+                "print(p.shape)\"   # (1, %lld, %lld, %lld)\n",
+                out.c_str(), c, s, s, static_cast<long long>(info.model.classes()), n, n);
   } else if (format == Format::kTorchScript) {
-    std::printf("Python: import torch; m = torch.jit.load('%s'); p = m.probabilities(torch.zeros(1, %lld, %lld, %lld))\n",
-                out.c_str(), c, s, s);
+    std::printf("try it: python3 -c \"import torch; m = torch.jit.load('%s'); "
+                "print(m.probabilities(torch.zeros(1, %lld, %lld, %lld)).shape)\"   # (1, %lld, %lld, %lld)\n",
+                out.c_str(), c, s, s, static_cast<long long>(info.model.classes()), n, n);
   } else {
     // pydantic 2.12+ breaks bioimageio.spec 0.5.12 (every package fails): the versions scripts/run.sh tests with.
     std::printf("check: bioimageio test %s   (pip install bioimageio.core==0.11.0 bioimageio.spec==0.5.12.0 "
                 "pydantic==2.11.10 onnxruntime==1.32.0 torch)\n"
                 "Fiji: deepImageJ > Install model > From a zip file; napari: the bioimage.io plugin\n",
                 out.c_str());
+    return;
   }
+  // A resize-trained model given a native-size image returns a map of another scale: say so.
+  if (info.input_mode == InputMode::kResize)
+    std::printf("input: trained in resize mode, this model expects the whole image scaled to %lldx%lld and padded to "
+                "%lldx%lld (the contract's \"preprocessing\"); its %lldx%lld output scaled back is the prediction\n",
+                n, n, s, s, n, n);
+  else
+    std::printf("input: trained on tiles at native resolution; mirror-pad the image by %lld pixels and tile it "
+                "(the contract's \"preprocessing\")\n",
+                (s - n) / 2);
 }
 
 void run_export(const ExportCommand& o) {

@@ -81,6 +81,22 @@ std::string class_meaning(const UNetOptions& o, const ClassNaming& naming) {
   return text;
 }
 
+/// How an image becomes the network's input, by the way the model was trained (the training
+/// record's input_mode): a resize-trained model has only seen whole images scaled to its output
+/// size, so a native-size input silently gives a map of another scale and size.
+std::string preprocessing(const UNetOptions& o, int64_t input_size, const nlohmann::json& training) {
+  const int64_t out = output_size(o, input_size), pad = (input_size - out) / 2;
+  const std::string n = std::to_string(out), s = std::to_string(input_size), p = std::to_string(pad);
+  const bool tiles = training.is_object() && training.value("input_mode", std::string()) == "tile";
+  if (!tiles)
+    return "resize (as trained): scale the whole image to " + n + "x" + n + " (bilinear), normalise, pad " + p +
+           " pixels of 0 on each side (" + s + "x" + s + "); the " + n + "x" + n +
+           " output, scaled back to the image's size, is its prediction (unet predict does this)";
+  return "tiles at native resolution (as trained): normalise, mirror the image's borders by " + p +
+         " pixels, and cut inputs of a legal size (e.g. " + s + "x" + s + "); each input's output covers its central " +
+         "part, " + p + " pixels in from each side (unet predict tiles and blends)";
+}
+
 nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFormat format,
                              const std::string& training_record, const ClassNaming& given_naming) {
   const ClassNaming naming = naming_or_default(o, given_naming);
@@ -112,16 +128,23 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
                  {"normalisation", "intensity / max_value * 2 - 1 (8-bit: x / 127.5 - 1), in [-1, 1]"}}},
       {"output", {{"shape", "[N, " + std::to_string(o.classes()) + (onnx ? ", H', W'] " : ", S', S'] ") + "logits"},
                   {"size", shrink == 0 ? "the input's (same padding)"
-                                       : "input - " + std::to_string(shrink) + " per side (valid convolutions: " +
-                                             std::to_string(shrink / 2) + " pixels of context on each border)"},
+                                       : "each side " + std::to_string(shrink) + " pixels shorter than the input's (valid "
+                                             "convolutions use " + std::to_string(shrink / 2) +
+                                             " pixels of context at each border)"},
                   {"trained_output_size", output_size(o, input_size)},
                   {"classes", o.classes()},
                   {"class_names", naming.names},
                   {"class_0", class_meaning(o, naming)},
-                  {"methods", format == ExportFormat::kOnnx ? "outputs logits and probabilities (softmax over classes)"
-                              : format == ExportFormat::kOnnxProbabilities ? "output probabilities (softmax over classes)"
-                              : format == ExportFormat::kTorchScript ? "forward(x) -> logits, probabilities(x) -> softmax over classes"
-                                                                     : "forward(x) -> softmax over classes, logits(x) -> logits"}}},
+                  {"methods", format == ExportFormat::kOnnx
+                                  ? "two outputs: 'logits' (raw class scores) and 'probabilities' (their softmax over the "
+                                    "class axis: per pixel, one value per class, summing to 1)"
+                              : format == ExportFormat::kOnnxProbabilities
+                                  ? "one output: probabilities (softmax over the class axis: per pixel, one value per class, "
+                                    "summing to 1)"
+                              : format == ExportFormat::kTorchScript
+                                  ? "forward(x) -> logits (raw class scores), probabilities(x) -> their softmax over the class axis"
+                                  : "forward(x) -> probabilities (softmax over the class axis), logits(x) -> raw class scores"}}},
+      {"preprocessing", preprocessing(o, input_size, training)},
       {"training", training}};
   if (naming.has_headline()) j["output"]["headline_class"] = naming.name(naming.headline);
   return j;
