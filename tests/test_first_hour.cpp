@@ -201,3 +201,21 @@ TEST(FirstHour, TheExportHintPrintsWhatItComputesAndSaysHowAResizeModelWantsItsI
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   EXPECT_EQ(read_file(dir.file("shape.txt")), "(1, 2, 20, 20)\n");
 }
+
+TEST(FirstHour, EvaluatingOnOtherDataLeavesTheModelsOwnResultsAlone) {
+  TempDir dir;
+  const std::string data = dir.file("nuclei"), model = dir.file("m");
+  train_on_nuclei(data, model);
+  ASSERT_EQ(run_unet("evaluate --threads 1 --quiet --data-dir " + data + " --model-dir " + model).exit_code, 0);
+  const std::string own = read_file(model + "/eval_results.json");
+  EXPECT_NE(own.find("\"seed\": 0"), std::string::npos) << own;
+  fs::copy(data, dir.file("other data"), fs::copy_options::recursive);
+  const auto r = run_unet("evaluate --threads 1 --data-dir '" + dir.file("other data") + "' --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: " + model + "/checkpoint.pt was trained on " + fs::absolute(data).string() + ", not on " +
+                       dir.file("other data") + ": the results go to " + model + "/eval_results_other_data.json"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(read_file(model + "/eval_results.json"), own);
+  EXPECT_NE(read_file(model + "/eval_results_other_data.json").find("folder layout in " + dir.file("other data")),
+            std::string::npos);
+}

@@ -1,5 +1,6 @@
 // `unet evaluate`: metrics of a trained checkpoint on a fold's held-out images.
 #include "options.h"
+#include "resume.h"
 #include "runtime/json.h"
 
 #include "eval/json.h"
@@ -9,6 +10,8 @@
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/files.h"
 
+#include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -45,15 +48,38 @@ DataSet data_for(const DataOptions& options, const CheckpointInfo& info) {
   return data;
 }
 
+/// A name for data other than the model's, for its results file: the data folder's name (other
+/// characters than letters, digits, '.', '-' and '_' as '_'), or "synthetic".
+std::string data_name(const DataOptions& data) {
+  if (data.dir.empty()) return "synthetic";
+  std::error_code ec;
+  std::string name = std::filesystem::absolute(data.dir, ec).lexically_normal().filename().string();
+  if (name.empty()) name = std::filesystem::absolute(data.dir, ec).lexically_normal().parent_path().filename().string();
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  return name.empty() ? "data" : name;
+}
+
+/// eval_results.json, or eval_results_<name>.json for other data.
+std::string results_name(const std::string& other) {
+  return other.empty() ? "eval_results.json" : "eval_results_" + other + ".json";
+}
+
 void run_evaluate(const EvaluateCommand& o) {
   const RunContext context = make_run_context(o.runtime);
   // One process does the work when a launcher started several (they would write the same files).
   if (!context.leader()) return;
   const std::string ckpt = checkpoint_path(o.model_dir);
   const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
-  const std::string out = (std::filesystem::path(dir) / "eval_results.json").string();
-  CommandFiles().reads(ckpt).reads(data_files(o.data)).writes_into(dir).writes(out).check();
   const CheckpointInfo info = read_checkpoint_info(ckpt);
+  // eval_results.json is the model's own evaluation: a run on other data writes beside it.
+  const std::string trained_on = other_training_data(info, o.data);
+  const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data))).string();
+  CommandFiles().reads(ckpt).reads(data_files(o.data)).writes_into(dir).writes(out).check();
+  if (!trained_on.empty() && context.verbose())
+    std::fprintf(stderr, "unet evaluate: note: %s was trained on %s, not on %s: the results go to %s (eval_results.json is "
+                         "left as it is)\n", ckpt.c_str(), trained_on.c_str(),
+                 o.data.dir.empty() ? "the synthetic data" : o.data.dir.c_str(), out.c_str());
   const DataSet data = data_for(o.data, info);
   if (data.channels != info.model.in_channels())
     throw Error(o.data.dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
@@ -76,6 +102,7 @@ void run_evaluate(const EvaluateCommand& o) {
   j["checkpoint"] = ckpt;
   j["step"] = info.step;
   j["fold"] = fold_name;
+  j["seed"] = o.data.seed;  // of the fold split
   j["data"] = data.description;
   nlohmann::json evaluated = nlohmann::json::array();  // the held-out images, to score them again elsewhere
   for (const auto& s : samples) evaluated.push_back(s.name());

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
+#include <utility>
 
 namespace unet::cli {
 namespace {
@@ -74,13 +75,25 @@ bool names_data(const CLI::App& command) {
   return false;
 }
 
+/// The recorded data directory ("" for none) and whether the record names the synthetic data.
+std::pair<std::string, bool> recorded_source(const nlohmann::json& record) {
+  const std::string dir = record.contains("dir") && record["dir"].is_string() ? record["dir"].get<std::string>() : "";
+  const bool synthetic = record.contains("synthetic") && record["synthetic"].is_boolean() && record["synthetic"].get<bool>();
+  return {dir, synthetic};
+}
+
+/// Whether `data` names the recorded source.
+bool same_source(const std::string& dir, bool synthetic, const DataOptions& data) {
+  std::error_code ec;
+  return synthetic ? data.dir.empty() : !data.dir.empty() && std::filesystem::absolute(data.dir, ec).lexically_normal() == dir;
+}
+
 /// The data source of the record, unless the command line names one (then a note if it differs).
 void adopt_source(const CLI::App& command, const nlohmann::json& record, const std::string& ckpt, DataOptions& data,
                   bool verbose) {
-  const std::string dir = record.contains("dir") && record["dir"].is_string() ? record["dir"].get<std::string>() : "";
-  const bool synthetic = record.contains("synthetic") && record["synthetic"].is_boolean() && record["synthetic"].get<bool>();
+  const auto [dir, synthetic] = recorded_source(record);
   if (names_data(command)) {
-    const bool same = synthetic ? data.dir.empty() : !data.dir.empty() && std::filesystem::absolute(data.dir).lexically_normal() == dir;
+    const bool same = same_source(dir, synthetic, data);
     if (!same && verbose)
       std::fprintf(stderr, "unet train: note: resuming on %s, not on the data %s was trained on (%s)\n",
                    data.dir.empty() ? "the synthetic data" : data.dir.c_str(), ckpt.c_str(),
@@ -154,6 +167,14 @@ void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const
   if (!record.is_object()) throw Error(ckpt + ": damaged checkpoint (data record)");
   adopt_reading(command, record, data, train);
   adopt_source(command, record, ckpt, data, verbose);
+}
+
+std::string other_training_data(const CheckpointInfo& info, const DataOptions& data) {
+  const auto record = nlohmann::json::parse(info.data_record, nullptr, /*allow_exceptions=*/false);
+  if (!record.is_object()) return "";
+  const auto [dir, synthetic] = recorded_source(record);
+  if ((dir.empty() && !synthetic) || same_source(dir, synthetic, data)) return "";
+  return synthetic ? "the synthetic data" : dir;
 }
 
 }  // namespace unet::cli

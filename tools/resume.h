@@ -14,6 +14,10 @@ namespace unet::cli {
 /// names), for the checkpoint. A directory whose name is not UTF-8 is not recorded.
 void record_data(const DataOptions& data, TrainOptions& train);
 
+/// Where the checkpoint `info` was trained, in words (its absolute data directory, or "the synthetic
+/// data"), when that is not what `data` names; "" when it is, or when the checkpoint records none.
+std::string other_training_data(const CheckpointInfo& info, const DataOptions& data);
+
 /// Sets what a resumed run keeps from the checkpoint `info` (read from `ckpt`), each unless
 /// `command` was given its flag (a `--no-` form counts):
 /// - the architecture, input size and mode: a flag given with another value is an `OptionError`
