@@ -219,3 +219,12 @@ TEST(FirstHour, EvaluatingOnOtherDataLeavesTheModelsOwnResultsAlone) {
   EXPECT_NE(read_file(model + "/eval_results_other_data.json").find("folder layout in " + dir.file("other data")),
             std::string::npos);
 }
+
+TEST(FirstHour, APackagesDefaultSampleIsAnImageOfTheModelsOwnData) {
+  TempDir dir;
+  const std::string data = dir.file("nuclei"), model = dir.file("m");
+  train_on_nuclei(data, model);
+  const auto r = run_unet("export --format bioimageio --model-dir " + model + " --output " + dir.file("p.zip"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("input from " + fs::absolute(data).string() + "/test/nuclei-"), std::string::npos) << r.out;
+}

@@ -1,6 +1,7 @@
 // `unet export`: write a trained checkpoint as a self-contained TorchScript module, an ONNX model
 // or a bioimage.io model package.
 #include "options.h"
+#include "resume.h"
 
 #include "unet/infer/bioimageio.h"
 #include "unet/infer/export.h"
@@ -56,12 +57,32 @@ void print_usage_line(Format format, const std::string& out, const CheckpointInf
                 (s - n) / 2);
 }
 
+/// A bioimage.io package's default sample: the first test image of the data the model was trained
+/// on (or its first training image), so that its test tensors and cover show the user's data; ""
+/// (a synthetic slice) when the checkpoint records no data directory or it is gone.
+std::string training_sample(const CheckpointInfo& info) {
+  const std::filesystem::path dir = recorded_data_dir(info);
+  if (dir.empty()) return "";
+  for (const auto& candidate : {dir / "test-volume.tif", dir / "train-volume.tif", dir / "test", dir / "images"}) {
+    std::error_code ec;
+    if (!std::filesystem::exists(candidate, ec)) continue;
+    try {
+      const std::vector<std::string> files = image_files(candidate.string());
+      if (!files.empty()) return files.front();
+    } catch (const Error&) {
+    }
+  }
+  return "";
+}
+
 void run_export(const ExportCommand& o) {
   const std::string ckpt = checkpoint_path(o.model_dir);
   if (!std::filesystem::exists(ckpt)) fail_file(o.model_dir, "no checkpoint.pt: nothing trained to export");
   const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format)).string() : o.output;
-  CommandFiles().reads(ckpt).reads(o.package.sample).writes(out).check();
   CheckpointInfo info = read_checkpoint_info(ckpt);
+  BioimageioOptions package = o.package;
+  if (o.format == Format::kBioimageio && package.sample.empty()) package.sample = training_sample(info);
+  CommandFiles().reads(ckpt).reads(package.sample).writes(out).check();
   // The model's class names, unless --class-names renames them (every format carries them).
   info.class_naming = model_naming(info, o.package.class_names);
   UNet model = load_model(ckpt, info);
@@ -73,7 +94,16 @@ void run_export(const ExportCommand& o) {
     export_torchscript(model, info.input_size, out, info.training_record, ExportFormat::kTorchScript, info.class_naming);
   } else {
     contract_format = ExportFormat::kOnnxProbabilities;
-    const BioimageioPackage p = export_bioimageio(model, info, out, o.package);
+    BioimageioPackage p;
+    try {
+      p = export_bioimageio(model, info, out, package);
+    } catch (const Error& e) {
+      // Only a sample the user did not choose and that the package cannot use falls back.
+      if (package.sample == o.package.sample || std::string(e.what()).find(package.sample) == std::string::npos) throw;
+      std::fprintf(stderr, "unet export: note: %s; the package's sample is a synthetic slice instead (--sample to choose)\n",
+                   e.what());
+      p = export_bioimageio(model, info, out, o.package);
+    }
     std::printf("package: ");
     for (size_t i = 0; i < p.files.size(); ++i) std::printf("%s%s", i ? ", " : "", p.files[i].c_str());
     std::printf("\ntest tensors: %lld x %lld input from %s -> %lld x %lld probabilities\n",
@@ -103,7 +133,7 @@ void register_export(CLI::App& app) {
              "ilastik, napari, QuPath)");
   add_value(*cmd, "--sample", "sample", o->package.sample,
             "bioimageio: a real image (TIFF or PNG, same encoding as the training data) for the test tensors and the "
-            "cover (default: a synthetic EM-like slice)");
+            "cover (default: the first test image of the data the model was trained on, else a synthetic slice)");
   add_value(*cmd, "--name", "name", o->package.name, "bioimageio: the model's name");
   add_value(*cmd, "--description", "description", o->package.description, "bioimageio: one paragraph about the model");
   add_list(*cmd, "--authors", "authors", o->package.authors, "bioimageio: authors' names, comma-separated");

@@ -169,6 +169,11 @@ void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const
   adopt_source(command, record, ckpt, data, verbose);
 }
 
+std::string recorded_data_dir(const CheckpointInfo& info) {
+  const auto record = nlohmann::json::parse(info.data_record, nullptr, /*allow_exceptions=*/false);
+  return record.is_object() ? recorded_source(record).first : "";
+}
+
 std::string other_training_data(const CheckpointInfo& info, const DataOptions& data) {
   const auto record = nlohmann::json::parse(info.data_record, nullptr, /*allow_exceptions=*/false);
   if (!record.is_object()) return "";

@@ -18,6 +18,9 @@ void record_data(const DataOptions& data, TrainOptions& train);
 /// data"), when that is not what `data` names; "" when it is, or when the checkpoint records none.
 std::string other_training_data(const CheckpointInfo& info, const DataOptions& data);
 
+/// The data directory that `info` records (absolute), or "" (synthetic data, or none recorded).
+std::string recorded_data_dir(const CheckpointInfo& info);
+
 /// Sets what a resumed run keeps from the checkpoint `info` (read from `ckpt`), each unless
 /// `command` was given its flag (a `--no-` form counts):
 /// - the architecture, input size and mode: a flag given with another value is an `OptionError`
