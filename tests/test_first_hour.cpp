@@ -175,6 +175,12 @@ TEST(FirstHour, TrainingEvaluatesAsItGoesAndKeepsTheBestCheckpointBesideTheLast)
   expect_one_line_error(run_unet(train + " --max-steps 1"), model + "/best/checkpoint.pt: an earlier run's best checkpoint is there; pass --overwrite");
   ASSERT_EQ(run_unet(train + " --max-steps 1 --overwrite").exit_code, 0);
   EXPECT_EQ(nlohmann::json::parse(read_file(model + "/best/selection.json"))["step"], 1);
+  // --resume without a checkpoint to resume is a fresh run: an earlier best is not taken for its own.
+  const auto before = snapshot(model + "/best");
+  fs::remove(model + "/checkpoint.pt");
+  expect_one_line_error(run_unet(train + " --max-steps 1 --resume"), model + "/best/checkpoint.pt: an earlier run's best checkpoint is there");
+  EXPECT_EQ(snapshot(model + "/best"), before);
+  ASSERT_EQ(run_unet(train + " --max-steps 1 --overwrite").exit_code, 0);
   // Only the final evaluation: the best is the last checkpoint itself (a link, no second copy).
   EXPECT_EQ(fs::hard_link_count(model + "/checkpoint.pt"), 2u);
 }
@@ -227,4 +233,23 @@ TEST(FirstHour, APackagesDefaultSampleIsAnImageOfTheModelsOwnData) {
   const auto r = run_unet("export --format bioimageio --model-dir " + model + " --output " + dir.file("p.zip"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("input from " + fs::absolute(data).string() + "/test/nuclei-"), std::string::npos) << r.out;
+}
+
+TEST(FirstHour, ResumedCrossValidationKeepsItsFoldsNetworkAndOptimisation) {
+  TempDir dir;
+  const std::string cv = dir.file("cv");
+  const std::string args = " --threads 1 --quiet --synthetic-size 64 --synthetic-count 6 --folds 0 --model-dir " + cv;
+  ASSERT_EQ(run_unet("cross-validate" + kTiny + kSynthetic + "--input-mode resize --learning-rate 0.0002 --max-steps 1" + args)
+                .exit_code, 0);
+  // Resumed with nothing but --resume: the CPU's small preset must not replace the first run's choices.
+  const auto r = run_unet("cross-validate --resume --max-steps 2" + args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = read_file(cv + "/fold-0/log.jsonl");
+  const size_t second = log.rfind("\"type\":\"config\"");
+  ASSERT_NE(second, std::string::npos);
+  const size_t line = log.rfind('\n', second) + 1;
+  const std::string config = log.substr(line, log.find('\n', second) - line);
+  EXPECT_NE(config.find("\"input_mode\":\"resize\""), std::string::npos) << config;
+  EXPECT_NE(config.find("\"learning_rate\":0.0002"), std::string::npos) << config;
+  EXPECT_NE(config.find("\"filters\":4"), std::string::npos) << config;
 }

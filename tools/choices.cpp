@@ -22,8 +22,8 @@ struct PresetRow {
 };
 
 /// The small preset, the one table of its values: the demo's network and rate (tools/cmd_demo.cpp)
-/// with the touching-nuclei measurement's schedule (1,500 steps of batch 4: about 7 minutes on 2
-/// cores, F1 0.90 on synthetic nuclei). Tiles keep native resolution: 220 -> 132 pixel windows of
+/// with the touching-nuclei measurement's schedule (1,500 steps of batch 4; measured in
+/// docs/results.md#the-small-preset). Tiles keep native resolution: 220 -> 132 pixel windows of
 /// images of any size, where resizing whole images to 132 pixels would blur thin boundaries.
 const std::vector<PresetRow>& small_rows() {
   static const std::vector<PresetRow> rows = {

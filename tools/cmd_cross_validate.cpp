@@ -160,11 +160,22 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
   RunContext context = make_run_context(o.runtime);
   // As train: the preset's sizes where no option was given, the masks read as recognised (the
   // folds' checkpoints record the result, so that --resume reads the data the same way).
-  const std::string preset = apply_preset(command, o.preset, context.device, o.model, o.train);
+  // A resumed cross-validation goes on with its folds' network, optimisation and data, as train --resume.
+  std::string resumed_from;
+  for (int fold : o.folds) {
+    const std::string ckpt = checkpoint_path((std::filesystem::path(o.train.model_dir) / ("fold-" + std::to_string(fold))).string());
+    if (o.train.resume && resumed_from.empty() && std::filesystem::exists(ckpt)) resumed_from = ckpt;
+  }
+  std::string preset;
+  if (!resumed_from.empty()) {
+    adopt_checkpoint(command, read_checkpoint_info(resumed_from), resumed_from, o.data, o.model, o.train, context.verbose());
+  } else {
+    preset = apply_preset(command, o.preset, context.device, o.model, o.train);
+  }
   o.model.validate();
   o.train.validate();
   announce_reading(o.data, "unet cross-validate", context.verbose());
-  const bool classes_open = command.count("--classes") == 0 && o.data.class_names.empty();
+  const bool classes_open = resumed_from.empty() && command.count("--classes") == 0 && o.data.class_names.empty();
   const std::string recognised = recognise_masks(o.data, o.model, classes_open);
   const std::string root = o.train.model_dir;
   ClassNaming naming;  // the data set's, once it is read
@@ -181,7 +192,7 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
   files.reads(data_files(o.data)).writes_into(root).writes(out);
   for (int fold : o.folds) {
     const TrainOptions t = fold_options(fold);
-    files.writes_into(t.model_dir).writes_checkpoint(checkpoint_path(t.model_dir)).writes(t.log_outputs());
+    files.writes_into(t.model_dir).writes_into(best_dir(t.model_dir)).writes_checkpoint(checkpoint_path(t.model_dir)).writes(t.log_outputs());
   }
   files.check();
   const DataSet data = load_data(o.data, o.model.classes());

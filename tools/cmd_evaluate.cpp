@@ -76,10 +76,6 @@ void run_evaluate(const EvaluateCommand& o) {
   const std::string trained_on = other_training_data(info, o.data);
   const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data))).string();
   CommandFiles().reads(ckpt).reads(data_files(o.data)).writes_into(dir).writes(out).check();
-  if (!trained_on.empty() && context.verbose())
-    std::fprintf(stderr, "unet evaluate: note: %s was trained on %s, not on %s: the results go to %s (eval_results.json is "
-                         "left as it is)\n", ckpt.c_str(), trained_on.c_str(),
-                 o.data.dir.empty() ? "the synthetic data" : o.data.dir.c_str(), out.c_str());
   const DataSet data = data_for(o.data, info);
   if (data.channels != info.model.in_channels())
     throw Error(o.data.dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
@@ -107,6 +103,10 @@ void run_evaluate(const EvaluateCommand& o) {
   nlohmann::json evaluated = nlohmann::json::array();  // the held-out images, to score them again elsewhere
   for (const auto& s : samples) evaluated.push_back(s.name());
   j["evaluated_images"] = evaluated;
+  if (!trained_on.empty() && context.verbose())
+    std::fprintf(stderr, "unet evaluate: note: %s was trained on %s, not on %s: the results go to %s (eval_results.json is "
+                         "left as it is)\n", ckpt.c_str(), trained_on.c_str(),
+                 o.data.dir.empty() ? "the synthetic data" : o.data.dir.c_str(), out.c_str());
   write_text_atomically(out, json_text(j, 2) + "\n");
 }
 

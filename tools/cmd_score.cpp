@@ -19,9 +19,9 @@
 // (the prediction's objects are then its 4-connected cells, a fair score of a probability map) with
 // a one-line warning, since touching objects merge that way.
 //
-// The classes are named by the truth: background and foreground (the headline) for instance labels
-// and for binary masks that are mostly 0, membrane (the headline, as ISBI) and cell for binary
-// masks whose 0s are the minority, thin boundaries between cells. With `--instances` the ISBI
+// The classes are named by the truth's layout, as training names them: membrane (the headline, as
+// ISBI) and cell for binary masks in one multi-page stack, background and foreground (the headline)
+// for masks in a folder and for instance labels. With `--instances` the ISBI
 // scores (V_Rand, V_Info: boundaries between touching cells) do not apply and are left out.
 #include "options.h"
 #include "runtime/json.h"
@@ -167,12 +167,12 @@ void check_not_instance_labels(const RawImage& page, const std::string& file) {
                         " objects), not a probability map or mask: pass --instances to score its objects");
 }
 
-/// The classes by the truth (see the top of the file): instance labels or mostly-0 binary masks
-/// are background/foreground, binary masks with a minority of 0s membrane/cell.
-ClassNaming truth_naming(const at::Tensor& raw_truth) {
+/// The classes by the truth's layout, as training names them (unet/data/source.h): binary masks in
+/// one multi-page stack (ISBI's train-labels.tif) are membrane/cell, masks in a folder and
+/// instance labels background/foreground.
+ClassNaming truth_naming(const at::Tensor& raw_truth, bool stack) {
   const bool instances = std::get<0>(at::_unique(raw_truth)).numel() > 2;
-  const bool membranes = !instances && (raw_truth == 0).to(at::kDouble).mean().item<double>() < 0.5;
-  return default_class_naming(2, ClassScheme::kPlain, membranes);
+  return default_class_naming(2, ClassScheme::kPlain, /*membranes=*/stack && !instances);
 }
 
 nlohmann::json image_record(const std::string& name, int64_t page, const Metrics& m, const ClassNaming& naming,
@@ -268,7 +268,8 @@ void run_score(const ScoreCommand& o) {
       check_truth_is_mask(raw_truth, truth_file);
       if (!o.instances) check_not_instance_labels(pred[k], pred_file);
       if (naming.names.empty()) {
-        naming = truth_naming(raw_truth);
+        std::error_code ec;
+        naming = truth_naming(raw_truth, truth.size() > 1 && !std::filesystem::is_directory(o.truth, ec));
         print_header(naming, isbi_scores);
       }
       if (!o.instances && !warned && std::get<0>(at::_unique(raw_truth)).numel() > 2) {

@@ -34,6 +34,8 @@ void run_train(TrainCommand& o, const CLI::App& command) {
   const bool resumed = train.resume && std::filesystem::exists(ckpt);
   std::string preset;
   if (resumed) {
+    if (command.count("--preset") > 0 && context.verbose())
+      std::fprintf(stderr, "unet train: note: --preset is ignored: a resumed run keeps the network of %s\n", ckpt.c_str());
     adopt_checkpoint(command, read_checkpoint_info(ckpt), ckpt, o.data, o.model, train, context.verbose());
   } else {
     preset = apply_preset(command, o.preset, context.device, o.model, train);
@@ -90,7 +92,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
 void register_train(CLI::App& app) {
   auto o = std::make_shared<TrainCommand>();
   o->train.model_dir = "results";
-  CLI::App* cmd = app.add_subcommand("train", "Train a U-Net; evaluates on the held-out fold at the end");
+  CLI::App* cmd = app.add_subcommand("train", "Train a U-Net; evaluates on the held-out fold as it goes and at the end, keeping the best checkpoint");
   add_data_options(*cmd, o->data);
   add_model_options(*cmd, o->model, o->train);
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Where the checkpoint goes");

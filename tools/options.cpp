@@ -129,7 +129,7 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
                                     "Continue from the checkpoint in --model-dir: its network, optimisation and data unless given")
                            ->get_name());
   name_field("overwrite",
-             app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced)")->get_name());
+             app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced, and an earlier best/ removed)")->get_name());
   add_switch(app, "--cpu-engine", "cpu_fusion", train.cpu_fusion,
              "On CPUs: oneDNN's convolutions with bias and ReLU fused, forward and backward; off: the plain LibTorch path");
   add_device_paths(app, train.channels_last, train.graphs, train.fused);

@@ -24,7 +24,8 @@ SelectionScore selection_score(const Metrics& m) {
   const double dice = m.class_dice.empty() ? NAN
                                            : std::accumulate(m.class_dice.begin(), m.class_dice.end(), 0.0) /
                                                  static_cast<double>(m.class_dice.size());
-  if (m.has_objects) return {"objects F1 at IoU 0.5", m.objects.f1(0), dice};
+  // Without truth objects F1 is 1 for a model that finds none: it would rank nothing.
+  if (m.has_objects && m.objects.truth_objects > 0) return {"objects F1 at IoU 0.5", m.objects.f1(0), dice};
   return {"mean Dice", dice, dice};
 }
 
@@ -53,16 +54,17 @@ void replace_with_link(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-BestCheckpoint::BestCheckpoint(std::string model_dir, bool writes, bool resume)
+BestCheckpoint::BestCheckpoint(std::string model_dir, bool writes, int64_t resumed_step)
     : model_dir_(std::move(model_dir)), writes_(writes && !model_dir_.empty()) {
   if (model_dir_.empty()) return;
   const std::string record = record_path(model_dir_);
-  if (resume) {
+  if (resumed_step >= 0) {
     // A record that cannot be read starts the ranking afresh (the next evaluation becomes the best).
     std::ifstream in(record);
     const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     const auto number = [&j](const char* key) { return j.contains(key) && j[key].is_number() ? j[key].get<double>() : NAN; };
-    if (j.is_object() && j.contains("step") && j["step"].is_number_unsigned() && std::isfinite(number("value"))) {
+    if (j.is_object() && j.contains("step") && j["step"].is_number_unsigned() && j["step"].get<int64_t>() <= resumed_step &&
+        std::isfinite(number("value"))) {
       step_ = j["step"].get<int64_t>();
       score_ = {j.contains("criterion") && j["criterion"].is_string() ? j["criterion"].get<std::string>() : "",
                 number("value"), number("mean_dice")};

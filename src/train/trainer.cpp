@@ -175,9 +175,11 @@ void prepare_model_dir(const TrainOptions& options, const RunContext& context) {
   if (options.model_dir.empty()) return;
   ensure_writable_directory(options.model_dir, "model");
   const std::string ckpt = checkpoint_path(options.model_dir);
-  if (!context.leader() || options.resume || options.overwrite) return;
-  if (fs::exists(ckpt))
+  if (!context.leader() || options.overwrite) return;
+  if (fs::exists(ckpt)) {
+    if (options.resume) return;
     throw OptionError("", ckpt + ": a checkpoint is already there; pass {resume} to continue it or {overwrite} to start over");
+  }
   if (const std::string best = checkpoint_path(best_dir(options.model_dir)); fs::exists(best))
     throw OptionError("", best + ": an earlier run's best checkpoint is there; pass {overwrite} to start over (it is "
                               "removed) or choose another model directory");
@@ -190,7 +192,8 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   prepare_model_dir(options_, context_);
   // The checkpoint is checked before anything (logs, event files) is written.
   const std::string resumed = resume();
-  best_ = std::make_unique<BestCheckpoint>(options_.model_dir, context_.leader(), options_.resume);
+  // Only a run that continues a checkpoint continues its ranking (a record beyond its step is not its own).
+  best_ = std::make_unique<BestCheckpoint>(options_.model_dir, context_.leader(), saved_step_ >= 0 ? saved_step_ : -1);
   RunLogger log(options_.log_dir, context_.leader(), options_.max_steps, context_.quiet, options_.class_naming);
   if (!resumed.empty()) log.message(resumed);
   require_same_ranks(train);

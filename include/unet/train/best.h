@@ -21,8 +21,9 @@ constexpr const char* kBestRecord = "selection.json";
 std::string best_dir(const std::string& model_dir);
 
 /// What ranks the evaluations of a run: the objects' F1 at IoU 0.5 when the model has objects
-/// (two classes, or interior/boundary), the mean hard Dice over the classes otherwise; ties (an F1
-/// of 0 early in a run) are broken by the mean Dice. Higher is better; NaN when there is neither.
+/// (two classes, or interior/boundary) and the truth has objects, the mean hard Dice over the
+/// classes otherwise; ties (an F1 of 0 early in a run) are broken by the mean Dice. Higher is
+/// better; NaN when there is neither.
 struct SelectionScore {
   std::string name;
   double value = NAN;
@@ -34,9 +35,10 @@ SelectionScore selection_score(const Metrics& m);
 class BestCheckpoint {
  public:
   /// `model_dir` empty: nothing is kept. `writes`: this process writes the files (rank 0); the
-  /// others only follow the scores, so that all ranks agree. A resumed run continues the record in
-  /// model_dir/best; a fresh one starts afresh.
-  BestCheckpoint(std::string model_dir, bool writes, bool resume);
+  /// others only follow the scores, so that all ranks agree. A run resumed from the checkpoint of
+  /// `resumed_step` continues the record in model_dir/best (unless it names a later step); a fresh
+  /// one (`resumed_step` -1) starts afresh, removing an earlier run's best.
+  BestCheckpoint(std::string model_dir, bool writes, int64_t resumed_step);
 
   /// Whether `score` beats the best so far (a NaN score never does).
   bool improves(const SelectionScore& score) const;
