@@ -281,11 +281,8 @@ nlohmann::json class_record(const Metrics& m, const ClassNaming& naming) {
 }
 
 ClassNaming model_naming(const CheckpointInfo& info, const std::vector<std::string>& given) {
-  if (!given.empty() && static_cast<int64_t>(given.size()) != info.model.classes())
-    throw OptionError("class_names", ": " + std::to_string(given.size()) + " names given for a model of " +
-                                         std::to_string(info.model.classes()) + " classes");
   validate_class_names(given);
-  return rename_classes(info.class_naming, given);
+  return rename_classes(recorded_naming(info.class_naming, info.model.classes(), info.model.scheme()), given);
 }
 
 }  // namespace unet::cli

@@ -2,10 +2,11 @@
 // instance labels): per-file decisions failed on instance labels and could read one data set two ways.
 #include "unet/data/mask_survey.h"
 
+#include "unet/data/components.h"
+
 #include <ATen/ATen.h>
 
 #include <filesystem>
-#include <numeric>
 #include <unordered_map>
 #include <vector>
 
@@ -13,39 +14,20 @@ namespace unet {
 namespace fs = std::filesystem;
 namespace {
 
-int64_t find_root(std::vector<int64_t>& parent, int64_t x) {
-  while (parent[x] != x) {
-    parent[x] = parent[parent[x]];
-    x = parent[x];
-  }
-  return x;
-}
-
-/// Per nonzero value of `labels` [H, W] (int64, contiguous): how many 8-connected regions it forms.
+/// Per nonzero value of `labels` [H, W]: how many 8-connected regions it forms.
 std::unordered_map<int64_t, int64_t> regions_per_value(const at::Tensor& labels) {
-  const int64_t h = labels.size(0), w = labels.size(1);
-  const int64_t* v = labels.data_ptr<int64_t>();
-  std::vector<int64_t> parent(static_cast<size_t>(h * w));
-  std::iota(parent.begin(), parent.end(), 0);
-  auto join = [&](int64_t a, int64_t b) {
-    if (v[a] == v[b]) parent[find_root(parent, a)] = find_root(parent, b);
-  };
-  for (int64_t y = 0; y < h; ++y) {
-    for (int64_t x = 0; x < w; ++x) {
-      const int64_t i = y * w + x;
-      if (v[i] == 0) continue;
-      if (x > 0) join(i, i - 1);
-      if (y > 0) {
-        join(i, i - w);
-        if (x > 0) join(i, i - w - 1);
-        if (x + 1 < w) join(i, i - w + 1);
-      }
-    }
+  const at::Tensor regions = connected_regions(labels, /*diagonal=*/true).contiguous();
+  const at::Tensor values = labels.to(at::kLong).contiguous();
+  const int64_t* r = regions.data_ptr<int64_t>();
+  const int64_t* v = values.data_ptr<int64_t>();
+  std::vector<bool> seen(static_cast<size_t>(regions.max().item<int64_t>() + 1), false);
+  std::unordered_map<int64_t, int64_t> counts;
+  for (int64_t i = 0; i < regions.numel(); ++i) {
+    if (r[i] == 0 || seen[static_cast<size_t>(r[i])]) continue;
+    seen[static_cast<size_t>(r[i])] = true;
+    ++counts[v[i]];
   }
-  std::unordered_map<int64_t, int64_t> regions;
-  for (int64_t i = 0; i < h * w; ++i)
-    if (v[i] != 0 && find_root(parent, i) == i) ++regions[v[i]];
-  return regions;
+  return counts;
 }
 
 std::string value_list(const at::Tensor& values) {

@@ -336,14 +336,8 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   }
   opt.validate();
   const UNetOptions& o = model->options();
-  if (!opt.class_names.empty() && static_cast<int64_t>(opt.class_names.size()) != o.classes()) {
-    throw OptionError("class_names", ": " + std::to_string(opt.class_names.size()) + " names given for a model of " + std::to_string(o.classes()) + " classes");
-  }
-  // The checkpoint's names (a CheckpointInfo made in code may hold none: the defaults), renamed
-  // by the options' when given.
-  const ClassNaming naming = rename_classes(
-      info.class_naming.names.empty() ? default_class_naming(o.classes(), o.scheme(), /*membranes=*/true) : info.class_naming,
-      opt.class_names);
+  // The checkpoint's names (the defaults for one without), renamed by the options' when given.
+  const ClassNaming naming = rename_classes(recorded_naming(info.class_naming, o.classes(), o.scheme()), opt.class_names);
   const std::vector<std::string>& classes = naming.names;
   auto [pixels, max_value] = read_sample(opt.sample, o);
   BioimageioPackage p;

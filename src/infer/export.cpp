@@ -65,11 +65,6 @@ std::string forward_source(const UNetOptions& o, bool forward_probabilities) {
   return s.str();
 }
 
-/// `naming`, or the default naming of `o`'s classes when it names none.
-ClassNaming naming_or_default(const UNetOptions& o, const ClassNaming& naming) {
-  return naming.names.empty() ? default_class_naming(o.classes(), o.scheme(), /*membranes=*/true) : naming;
-}
-
 /// "background (mask value 0); class 1 foreground (255)": what each class stands for, by name.
 std::string class_meaning(const UNetOptions& o, const ClassNaming& naming) {
   std::string text;
@@ -99,7 +94,7 @@ std::string preprocessing(const UNetOptions& o, int64_t input_size, const nlohma
 
 nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFormat format,
                              const std::string& training_record, const ClassNaming& given_naming) {
-  const ClassNaming naming = naming_or_default(o, given_naming);
+  const ClassNaming naming = recorded_naming(given_naming, o.classes(), o.scheme());
   const int64_t minimum = minimum_input_size(o);
   const int64_t step = int64_t{1} << o.depth();
   const int64_t shrink = minimum - output_size(o, minimum);

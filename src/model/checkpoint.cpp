@@ -78,7 +78,7 @@ int64_t read_int(torch::serialize::InputArchive& archive, const char* key, const
 /// checkpoints written before they were recorded.
 ClassNaming read_class_naming(torch::serialize::InputArchive& archive, const UNetOptions& model, const std::string& path) {
   c10::IValue value;
-  if (!archive.try_read("class_names", value)) return default_class_naming(model.classes(), model.scheme(), /*membranes=*/true);
+  if (!archive.try_read("class_names", value)) return recorded_naming({}, model.classes(), model.scheme());
   const auto j = value.isString() ? nlohmann::json::parse(value.toStringRef(), nullptr, /*allow_exceptions=*/false)
                                   : nlohmann::json();
   ClassNaming naming;

@@ -46,9 +46,17 @@ ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membr
   return n;
 }
 
+ClassNaming recorded_naming(const ClassNaming& recorded, int64_t classes, ClassScheme scheme) {
+  return recorded.names.empty() ? default_class_naming(classes, scheme, /*membranes=*/true) : recorded;
+}
+
 ClassNaming rename_classes(const ClassNaming& base, const std::vector<std::string>& names) {
+  if (names.empty()) return base;
+  if (names.size() != base.names.size())
+    throw OptionError("class_names", ": " + std::to_string(names.size()) + " names given for a model of " +
+                                         std::to_string(base.names.size()) + " classes");
   ClassNaming n = base;
-  if (!names.empty()) n.names = names;
+  n.names = names;
   return n;
 }
 

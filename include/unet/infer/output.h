@@ -30,7 +30,7 @@ struct PredictionFiles {
   /// What the model's classes stand for (its checkpoint's `scheme`), for the instances.
   ClassScheme scheme = ClassScheme::kPlain;
   /// The model's class names and headline (its checkpoint's `class_naming`), for the overlays.
-  ClassNaming naming = default_class_naming(2, ClassScheme::kPlain, /*membranes=*/true);
+  ClassNaming naming = recorded_naming({}, 2, ClassScheme::kPlain);
 };
 
 /// The colours of `classes` classes as [classes, 3] uint8: class 0 black, then red, green, blue,

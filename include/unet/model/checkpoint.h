@@ -33,7 +33,7 @@ struct CheckpointInfo {
   /// reads the typed fields above, not this).
   std::string training_record = "{}";
   /// The classes' names and headline, from the training data (not secret: exports carry them).
-  /// Checkpoints that recorded none get `default_class_naming(classes, scheme, membranes=true)`:
+  /// Checkpoints that recorded none get `recorded_naming`'s defaults (membrane, cell for two classes):
   /// what unet called their classes when they were written.
   ClassNaming class_naming;
   /// The fp16 loss scaler's state (undefined when not scaling).

@@ -44,8 +44,14 @@ struct ClassNaming {
 /// foreground (headline 1) otherwise; class0, class1, ... (headline none) beyond.
 ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membranes);
 
+/// `recorded` (a checkpoint's naming), or when it names no classes (checkpoints written before names
+/// were recorded, an info made in code) the naming unet gave such models: membrane, cell for two
+/// plain classes (`default_class_naming` with membranes).
+ClassNaming recorded_naming(const ClassNaming& recorded, int64_t classes, ClassScheme scheme);
+
 /// `names` with the headline of `base` (names given on the command line rename a model's classes;
-/// the headline stays its own). Empty `names`: `base`.
+/// the headline stays its own). Empty `names`: `base`. Throws `OptionError` (field "class_names")
+/// when `names` does not give one name per class of `base`.
 ClassNaming rename_classes(const ClassNaming& base, const std::vector<std::string>& names);
 
 }  // namespace unet
