@@ -108,7 +108,8 @@ LatencyStats benchmark_training(const BenchmarkCommand& o, RunContext& context, 
 LatencyStats benchmark_inference(const BenchmarkCommand& o, const RunContext& context, const UNetOptions& model,
                                  const Geometry& g, const std::vector<Sample>& train) {
   seed_everything(o.train.seed);
-  Predictor predictor(UNet(model), g, context.device, o.train.batch_size, o.train.channels_last);
+  const UNet net(model);
+  Predictor predictor(net, g, context.device, o.train.batch_size, o.train.channels_last);
   predictor.use_precision(context.precision);
   predictor.use_graphs(o.train.graphs);
   predictor.use_fused(o.train.fused);
@@ -120,6 +121,14 @@ LatencyStats benchmark_inference(const BenchmarkCommand& o, const RunContext& co
     std::vector<Sample> chunk;
     for (int64_t i = 0; i < o.train.batch_size; ++i) chunk.push_back(train[static_cast<size_t>(i) % train.size()]);
     inputs = make_eval_batch(chunk, g, model.classes()).images.to(context.device);
+  }
+  if (context.precision == Precision::kInt8) {
+    // Calibrated on the measured inputs themselves (min-max): a speed measurement, as the peers'
+    // int8 models calibrated on random inputs are; `unet quantize` calibrates trained models.
+    if (!context.device.is_cpu()) throw OptionError("precision", " int8 runs on CPUs only: add {device} cpu");
+    Calibrator calibrator(model);
+    calibrator.observe(net, inputs);
+    predictor.use_int8(std::make_shared<Int8Engine>(net, calibrator.scales(CalibrationMethod::kMinMax)));
   }
   // Probabilities left on the device, as the PyTorch reference's inference step does.
   return measure(o, context.device, [&] { at::softmax(predictor.forward(inputs, /*to_host=*/false), 1); });

@@ -4,7 +4,6 @@
 #include "runtime/json.h"
 
 #include "eval/json.h"
-#include "unet/data/mask_survey.h"
 #include "unet/dist/dist.h"
 #include "unet/infer/evaluate.h"
 #include "unet/model/checkpoint.h"
@@ -25,28 +24,6 @@ struct EvaluateCommand {
   std::string model_dir = "results";
   std::string log_dir;
 };
-
-/// The data set, its masks read as the model learnt them: an interior/boundary model's truth is
-/// instance labels (so read unless told otherwise); other schemes are a clear error. Other masks
-/// are recognised as train recognises them (`survey_masks` with the model's classes).
-DataSet data_for(const DataOptions& options, const CheckpointInfo& info) {
-  DataOptions data_options = options;
-  const bool instance_model = info.model.scheme() == ClassScheme::kInteriorBoundary;
-  if (instance_model && data_options.mask_encoding == MaskEncoding::kAuto) data_options.mask_encoding = MaskEncoding::kInstances;
-  if (!data_options.dir.empty() && data_options.mask_encoding == MaskEncoding::kAuto)
-    data_options.mask_encoding = survey_masks(data_options.dir, info.model.classes()).encoding;
-  if (instance_model != (data_options.mask_encoding == MaskEncoding::kInstances && info.model.classes() == 3))
-    throw OptionError("mask_encoding", " " + name_of(mask_encoding_names(), data_options.mask_encoding) +
-                                           (instance_model ? ": the model learnt interior/boundary classes from instance masks: "
-                                                             "pass {mask_encoding} instances"
-                                                           : ": this three-class model did not learn interior/boundary classes "
-                                                             "from instance masks"));
-  const DataSet data = load_data(data_options, info.model.classes());
-  if (data.scheme != info.model.scheme())  // synthetic data: the kind decides
-    throw Error(data.description + ": its classes are " + to_string(data.scheme) + ", the model's " +
-                to_string(info.model.scheme()) + (instance_model ? " (synthetic nuclei: --synthetic-kind nuclei)" : ""));
-  return data;
-}
 
 /// A name for data other than the model's, for its results file: the data folder's name (other
 /// characters than letters, digits, '.', '-' and '_' as '_'), or "synthetic".
@@ -76,7 +53,7 @@ void run_evaluate(const EvaluateCommand& o) {
   const std::string trained_on = other_training_data(info, o.data);
   const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data))).string();
   CommandFiles().reads(ckpt).reads(data_files(o.data)).writes_into(dir).writes(out).check();
-  const DataSet data = data_for(o.data, info);
+  const DataSet data = model_data(o.data, info);
   if (data.channels != info.model.in_channels())
     throw Error(o.data.dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
                 std::to_string(info.model.in_channels()));

@@ -25,6 +25,7 @@ void register_commands(CLI::App& app) {
   register_cross_validate(app);
   register_demo(app);
   register_export(app);
+  register_quantize(app);
   register_score(app);
   register_launch(app);
   register_dist_info(app);

@@ -95,6 +95,7 @@ void register_benchmark(CLI::App& app);
 void register_cross_validate(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_export(CLI::App& app);
+void register_quantize(CLI::App& app);
 void register_score(CLI::App& app);
 void register_launch(CLI::App& app);
 /// For `unet launch ... -- COMMAND`: keeps COMMAND aside and returns the argc that CLI11 parses.

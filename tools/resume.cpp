@@ -2,6 +2,8 @@
 // their network: a resumed run is the interrupted one continued, not the defaults.
 #include "resume.h"
 
+#include "unet/data/mask_survey.h"
+
 #include "flags.h"
 #include "runtime/json.h"
 
@@ -92,10 +94,13 @@ bool same_source(const std::string& dir, bool synthetic, const DataOptions& data
 void adopt_source(const CLI::App& command, const nlohmann::json& record, const std::string& ckpt, DataOptions& data,
                   bool verbose) {
   const auto [dir, synthetic] = recorded_source(record);
+  // train and cross-validate resume a run; other commands (quantize) use the model's data.
+  const bool resuming = command.get_name() != "quantize";
+  const std::string who = resuming ? "unet train" : "unet " + command.get_name(), verb = resuming ? "resuming on" : "using";
   if (names_data(command)) {
     const bool same = same_source(dir, synthetic, data);
     if (!same && verbose)
-      std::fprintf(stderr, "unet train: note: resuming on %s, not on the data %s was trained on (%s)\n",
+      std::fprintf(stderr, "%s: note: %s %s, not on the data %s was trained on (%s)\n", who.c_str(), verb.c_str(),
                    data.dir.empty() ? "the synthetic data" : data.dir.c_str(), ckpt.c_str(),
                    synthetic ? "the synthetic data" : dir.c_str());
     return;
@@ -106,7 +111,7 @@ void adopt_source(const CLI::App& command, const nlohmann::json& record, const s
     adopt_recorded(command, "--synthetic-count", data.synthetic.train_count, record, "synthetic_count");
     if (record.contains("synthetic_kind") && record["synthetic_kind"].is_string())
       data.synthetic.kind = parse_name(synthetic_kind_names(), "synthetic.kind", record["synthetic_kind"].get<std::string>());
-    if (verbose) std::fprintf(stderr, "unet train: resuming on the synthetic data the checkpoint was trained on\n");
+    if (verbose) std::fprintf(stderr, "%s: %s the synthetic data the checkpoint was trained on\n", who.c_str(), verb.c_str());
     return;
   }
   if (dir.empty()) throw OptionError("dir", ": " + ckpt + " does not record its training data; name them with {dir} DIR");
@@ -114,7 +119,7 @@ void adopt_source(const CLI::App& command, const nlohmann::json& record, const s
   if (!std::filesystem::is_directory(dir))
     throw OptionError("dir", ": " + ckpt + " was trained on " + dir + ", which is no longer there; name the data with {dir} DIR");
   data.dir = dir;
-  if (verbose) std::fprintf(stderr, "unet train: resuming on the data the checkpoint was trained on, %s\n", dir.c_str());
+  if (verbose) std::fprintf(stderr, "%s: %s the data the checkpoint was trained on, %s\n", who.c_str(), verb.c_str(), dir.c_str());
 }
 
 /// How the data were read: fold, seed, mask encoding, boundary width, class names.
@@ -180,6 +185,36 @@ std::string other_training_data(const CheckpointInfo& info, const DataOptions& d
   const auto [dir, synthetic] = recorded_source(record);
   if ((dir.empty() && !synthetic) || same_source(dir, synthetic, data)) return "";
   return synthetic ? "the synthetic data" : dir;
+}
+
+DataSet model_data(const DataOptions& options, const CheckpointInfo& info) {
+  DataOptions data_options = options;
+  const bool instance_model = info.model.scheme() == ClassScheme::kInteriorBoundary;
+  if (instance_model && data_options.mask_encoding == MaskEncoding::kAuto) data_options.mask_encoding = MaskEncoding::kInstances;
+  if (!data_options.dir.empty() && data_options.mask_encoding == MaskEncoding::kAuto)
+    data_options.mask_encoding = survey_masks(data_options.dir, info.model.classes()).encoding;
+  if (instance_model != (data_options.mask_encoding == MaskEncoding::kInstances && info.model.classes() == 3))
+    throw OptionError("mask_encoding", " " + name_of(mask_encoding_names(), data_options.mask_encoding) +
+                                           (instance_model ? ": the model learnt interior/boundary classes from instance masks: "
+                                                             "pass {mask_encoding} instances"
+                                                           : ": this three-class model did not learn interior/boundary classes "
+                                                             "from instance masks"));
+  const DataSet data = load_data(data_options, info.model.classes());
+  if (data.scheme != info.model.scheme())  // synthetic data: the kind decides
+    throw Error(data.description + ": its classes are " + to_string(data.scheme) + ", the model's " +
+                to_string(info.model.scheme()) + (instance_model ? " (synthetic nuclei: --synthetic-kind nuclei)" : ""));
+  return data;
+}
+
+void adopt_training_data(const CLI::App& command, const CheckpointInfo& info, const std::string& ckpt, DataOptions& data,
+                         bool verbose) {
+  if (info.model.scheme() == ClassScheme::kInteriorBoundary && !given(command, "--mask-encoding"))
+    data.mask_encoding = MaskEncoding::kInstances;
+  const auto record = nlohmann::json::parse(info.data_record.empty() ? "{}" : info.data_record, nullptr, false);
+  if (!record.is_object()) throw Error(ckpt + ": damaged checkpoint (data record)");
+  TrainOptions unused;
+  adopt_reading(command, record, data, unused);
+  adopt_source(command, record, ckpt, data, verbose);
 }
 
 }  // namespace unet::cli

@@ -18,6 +18,16 @@ void record_data(const DataOptions& data, TrainOptions& train);
 /// data"), when that is not what `data` names; "" when it is, or when the checkpoint records none.
 std::string other_training_data(const CheckpointInfo& info, const DataOptions& data);
 
+/// The data set `options` names, its masks read as the model of `info` learnt them: an
+/// interior/boundary model's truth is instance labels (so read unless told otherwise); other
+/// schemes are a clear error. Other masks are recognised as train recognises them.
+DataSet model_data(const DataOptions& options, const CheckpointInfo& info);
+
+/// For commands that work on a model's own data (quantize): the data source, fold, seed and
+/// reading the checkpoint records, each unless the command line gives it.
+void adopt_training_data(const CLI::App& command, const CheckpointInfo& info, const std::string& ckpt, DataOptions& data,
+                         bool verbose);
+
 /// The data directory that `info` records (absolute), or "" (synthetic data, or none recorded).
 std::string recorded_data_dir(const CheckpointInfo& info);
 

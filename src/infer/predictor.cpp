@@ -48,6 +48,11 @@ struct Predictor::CapturedForward {
 };
 
 at::Tensor Predictor::eager_forward(const at::Tensor& x) {
+  if (calibrator_ && model_) calibrator_->observe(model_, x);
+  if (precision_ == Precision::kInt8) {
+    if (!int8_) throw Error("int8 prediction needs the model's int8 calibration (unet quantize)");
+    return int8_->forward(x);
+  }
   const bool engine_precision = precision_ == Precision::kFP32 || precision_ == Precision::kTF32 || precision_ == Precision::kBF16;
   if (model_ && cpu_engine_ && device_.is_cpu() && engine_precision && !model_->fused() && CpuEngine::available()) {
     if (!engine_) engine_ = std::make_shared<CpuEngine>(model_, precision_ == Precision::kBF16 ? at::kBFloat16 : at::kFloat);
@@ -157,7 +162,13 @@ std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples) {
 Predictor load_predictor(const std::string& path, const CheckpointInfo& info, const InferenceOptions& options,
                          const RunContext& context, const std::vector<Sample>& samples) {
   options.validate();
-  Predictor predictor(load_model(path, info), Geometry{info.input_size, output_size(info.model, info.input_size)},
+  const UNet model = load_model(path, info);
+  std::shared_ptr<Int8Engine> int8;
+  if (context.precision == Precision::kInt8) {
+    if (!context.device.is_cpu()) throw OptionError("precision", " int8 runs on CPUs only: add {device} cpu, or use fp16 or bf16 on GPUs");
+    int8 = std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step));
+  }
+  Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)},
                       context.device, options.batch_size, options.channels_last);
   InputMode mode = options.input_mode;
   if (mode == InputMode::kAuto) {
@@ -169,6 +180,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   predictor.use_tta(options.tta);
   predictor.use_cpu_engine(options.cpu_engine);
   predictor.use_precision(context.precision);
+  if (int8) predictor.use_int8(int8);
   predictor.use_graphs(options.graphs);
   predictor.use_fused(options.fused);
   if (mode == InputMode::kTile) {

@@ -12,13 +12,20 @@
 
 namespace unet {
 
-Segmenter Segmenter::from_checkpoint(const std::string& path, const std::string& device) {
+Segmenter Segmenter::from_checkpoint(const std::string& path, const std::string& device, const std::string& precision) {
   const CheckpointInfo info = read_checkpoint_info(path);
   const c10::Device where = parse_device_name(device);
   require_available(where);
+  const Precision p = resolve_precision(parse_precision(precision), where);
+  const UNet model = load_model(path, info);
   Segmenter s;
-  s.predictor_ = std::make_shared<Predictor>(load_model(path, info), Geometry{info.input_size, output_size(info.model, info.input_size)},
+  s.predictor_ = std::make_shared<Predictor>(model, Geometry{info.input_size, output_size(info.model, info.input_size)},
                                              where, /*batch_size=*/1);
+  s.predictor_->use_precision(p);
+  if (p == Precision::kInt8) {
+    if (!where.is_cpu()) throw Error("int8 runs on CPUs only");
+    s.predictor_->use_int8(std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step)));
+  }
   s.tiles_.input = info.input_size;
   return s;
 }

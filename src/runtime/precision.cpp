@@ -14,6 +14,7 @@ const EnumNames<Precision>& precision_names() {
                                              {"fp16", Precision::kFP16},
                                              {"bf16", Precision::kBF16},
                                              {"auto", Precision::kAuto},
+                                             {"int8", Precision::kInt8},
                                              {"amp", Precision::kFP16, /*canonical=*/false}};
   return names;
 }

@@ -55,6 +55,8 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options, 
     : model_options_(model_options), options_(options), context_(context) {
   model_options_.validate();
   options_.validate();
+  if (context_.precision == Precision::kInt8)
+    throw OptionError("precision", " int8 is for inference only: train in fp32 or bf16, then quantize the model (unet quantize)");
   if (options_.schedule.kind == ScheduleKind::kCosine && options_.schedule.total_steps == 0)
     options_.schedule.total_steps = options_.max_steps;
   geometry_ = {options_.input_size, output_size(model_options_, options_.input_size), options_.input_mode == InputMode::kTile};

@@ -4,6 +4,8 @@
 #include "unet/data/dataset.h"
 #include "unet/infer/cpu_engine.h"
 #include "unet/infer/export.h"
+#include "unet/infer/int8_engine.h"
+#include "unet/infer/quantize.h"
 #include "unet/infer/tiled.h"
 #include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
@@ -90,6 +92,12 @@ class Predictor {
   /// On CPUs, run fp32, tf32 (= fp32) and bf16 passes through the `CpuEngine` (on by default; the
   /// plain LibTorch path otherwise, and always for fp16 and exported modules).
   void use_cpu_engine(bool on) { cpu_engine_ = on; engine_.reset(); }
+  /// int8 passes (precision int8) through `engine`, made from this predictor's model and its calibration.
+  void use_int8(std::shared_ptr<Int8Engine> engine) { int8_ = std::move(engine); }
+  /// While set, every network input is also observed by `calibrator` (its float32 pass) before
+  /// the usual forward pass: calibration on exactly what prediction feeds the network (tiles,
+  /// mirrored borders, resizing). Not owned; pass nullptr to stop.
+  void observe_inputs(Calibrator* calibrator) { calibrator_ = calibrator; }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 
@@ -119,6 +127,8 @@ class Predictor {
   bool cpu_engine_ = true;
   /// Made at the first CPU pass (shared: predictors are copied).
   std::shared_ptr<CpuEngine> engine_;
+  std::shared_ptr<Int8Engine> int8_;
+  Calibrator* calibrator_ = nullptr;
   struct CapturedForward;
   /// One captured forward pass per input shape (shared: predictors are copied).
   std::map<std::vector<int64_t>, std::shared_ptr<CapturedForward>> captured_;

@@ -29,8 +29,10 @@ struct Segmentation {
 ///     unet::Segmentation out = seg.segment(pixels, height, width);   // 8-bit grayscale buffer
 class Segmenter {
  public:
-  /// From a `unet train` checkpoint (the architecture comes from the file).
-  static Segmenter from_checkpoint(const std::string& path, const std::string& device = "cpu");
+  /// From a `unet train` checkpoint (the architecture comes from the file). `precision`: fp32,
+  /// bf16, fp16, or int8 (CPUs; the calibration `unet quantize` wrote beside the checkpoint).
+  static Segmenter from_checkpoint(const std::string& path, const std::string& device = "cpu",
+                                   const std::string& precision = "fp32");
   /// From a `unet export` TorchScript module.
   static Segmenter from_export(const std::string& path, const std::string& device = "cpu");
 

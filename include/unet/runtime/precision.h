@@ -14,9 +14,10 @@ namespace unet {
 /// matrix products on GPUs that have them (plain fp32 on CPUs); fp16 and bf16: autocast mixed
 /// precision with float32 master weights, optimizer state and loss. Every precision runs on CPUs
 /// (fp16 and bf16 through CPU autocast, tf32 as fp32) and CUDA GPUs. `kAuto` is resolved by
-/// `resolve_precision` when a run context is made.
-enum class Precision { kFP32, kTF32, kFP16, kBF16, kAuto };
-/// "fp32", "tf32", "fp16" (alias "amp"), "bf16", "auto".
+/// `resolve_precision` when a run context is made. int8: inference only, on CPUs, with the
+/// calibration `unet quantize` wrote beside the checkpoint (unet/infer/quantize.h).
+enum class Precision { kFP32, kTF32, kFP16, kBF16, kAuto, kInt8 };
+/// "fp32", "tf32", "fp16" (alias "amp"), "bf16", "auto", "int8".
 const EnumNames<Precision>& precision_names();
 /// Throws `OptionError` (field "precision") for other names.
 Precision parse_precision(const std::string& text);
