@@ -37,9 +37,11 @@ std::string data_name(const DataOptions& data) {
   return name.empty() ? "data" : name;
 }
 
-/// eval_results.json, or eval_results_<name>.json for other data.
-std::string results_name(const std::string& other) {
-  return other.empty() ? "eval_results.json" : "eval_results_" + other + ".json";
+/// eval_results.json, or eval_results_<name>.json for other data; int8 evaluations add "_int8"
+/// (the model's own fp32 results stay).
+std::string results_name(const std::string& other, Precision precision) {
+  const std::string suffix = precision == Precision::kInt8 ? "_int8" : "";
+  return other.empty() ? "eval_results" + suffix + ".json" : "eval_results_" + other + suffix + ".json";
 }
 
 void run_evaluate(const EvaluateCommand& o) {
@@ -51,7 +53,7 @@ void run_evaluate(const EvaluateCommand& o) {
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   // eval_results.json is the model's own evaluation: a run on other data writes beside it.
   const std::string trained_on = other_training_data(info, o.data);
-  const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data))).string();
+  const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data), context.precision)).string();
   CommandFiles().reads(ckpt).reads(data_files(o.data)).writes_into(dir).writes(out).check();
   const DataSet data = model_data(o.data, info);
   if (data.channels != info.model.in_channels())

@@ -77,7 +77,7 @@ void print_trial(const Trial& t, bool chosen) {
   const AccuracyChange& a = t.change;
   std::printf("  %-10s Dice %.4f (%+.4f)  V_Rand %.4f (%+.4f)  V_Info %.4f (%+.4f)", t.method.c_str(), a.dice_int8,
               -a.dice_drop(), a.v_rand_int8, a.v_rand_int8 - a.v_rand_fp32, a.v_info_int8, a.v_info_int8 - a.v_info_fp32);
-  if (a.has_objects) std::printf("  object F1 %.4f (%+.4f)", a.f1_int8, -a.f1_drop());
+  if (a.has_objects) std::printf("  object F1 %.4f (%+.4f)", a.f1_int8, a.f1_int8 - a.f1_fp32 + 0.0);
   std::printf("%s\n", chosen ? "  <- chosen" : "");
 }
 
@@ -156,8 +156,11 @@ void run_quantize(const QuantizeCommand& o, const CLI::App& command) {
     t.change = compare_accuracy(reference, evaluate(int8, check), naming);
     trials.push_back(t);
   }
-  const auto best = std::min_element(trials.begin(), trials.end(),
-                                     [](const Trial& a, const Trial& b) { return worst_drop(a.change) < worst_drop(b.change); });
+  // The smallest worst drop; among equals, the best Dice.
+  const auto best = std::min_element(trials.begin(), trials.end(), [](const Trial& a, const Trial& b) {
+    const double wa = worst_drop(a.change), wb = worst_drop(b.change);
+    return wa != wb ? wa < wb : a.change.dice_int8 > b.change.dice_int8;
+  });
   std::printf("int8 calibration of %s (step %lld) on %s, fold %s; %s units\n", ckpt.c_str(), static_cast<long long>(info.step),
               data.description.c_str(), data_options.fold < 0 ? "none" : std::to_string(data_options.fold).c_str(),
               cpu_int8_units().c_str());
@@ -194,7 +197,7 @@ void run_quantize(const QuantizeCommand& o, const CLI::App& command) {
   for (const Trial& t : trials) report["trials"].push_back(trial_json(t));
   record.report_json = report.dump();
   write_text_atomically(out, int8_record_json(record, info.model));
-  std::printf("wrote %s (%s%s)\n  use it: unet predict --model-dir %s --precision int8 --input IMAGES --output OUT\n", out.c_str(),
+  std::printf("wrote %s (%s%s)\n  use it: unet predict --model-dir %s --precision int8 --input IMAGES\n", out.c_str(),
               best->method.c_str(), refused ? "; forced past the accuracy check" : "", o.model_dir.c_str());
 }
 

@@ -94,9 +94,9 @@ bool same_source(const std::string& dir, bool synthetic, const DataOptions& data
 void adopt_source(const CLI::App& command, const nlohmann::json& record, const std::string& ckpt, DataOptions& data,
                   bool verbose) {
   const auto [dir, synthetic] = recorded_source(record);
-  // train and cross-validate resume a run; other commands (quantize) use the model's data.
+  // train and cross-validate resume a run; quantize calibrates on the model's data.
   const bool resuming = command.get_name() != "quantize";
-  const std::string who = resuming ? "unet train" : "unet " + command.get_name(), verb = resuming ? "resuming on" : "using";
+  const std::string who = resuming ? "unet train" : "unet " + command.get_name(), verb = resuming ? "resuming on" : "calibrating on";
   if (names_data(command)) {
     const bool same = same_source(dir, synthetic, data);
     if (!same && verbose)
