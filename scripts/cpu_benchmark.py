@@ -15,7 +15,12 @@ best to the best other implementation, and the fraction of the machine's matrix-
 (a large fp32 and bf16 matmul measured in the same run; 315 GFLOP per image forward, 945 per
 training image) that each reached. The CPU model and its bf16/AMX flags head the table.
 
-  scripts/cpu_benchmark.py [--rounds 3] [--rows train-2,infer-1,infer-4] [--precisions fp32,bf16]
+int8 (--precisions int8): unet calibrated on its own random inputs (`unet benchmark --precision
+int8`), the peers as runtime_reference.py quantizes them (ONNX Runtime static QDQ, OpenVINO NNCF,
+calibrated on 4 random inputs): speed only; the accuracy is `unet quantize`'s and
+scripts/int8_peers.py's business.
+
+  scripts/cpu_benchmark.py [--rounds 3] [--rows train-2,infer-1,infer-4] [--precisions fp32,bf16,int8]
                            [--train-steps 2] [--infer-steps 3] [--impls unet,PyTorch eager,...]
 More timed steps steady the training ratios on noisy machines, at a proportional cost in time.
 """
@@ -69,6 +74,8 @@ def measure(impl, what, prec, bs, args):
     if impl.startswith("unet"):
         mode = "train" if what == "train" else "predict"
         engine = "off" if impl == "unet plain" else "on"
+        if prec == "int8" and engine == "off":
+            return None  # int8 has one path: the engine's oneDNN int8 convolutions
         out = os.path.join(args.out, f"{impl.replace(' ', '-')}-{what}-{prec}-bs{bs}.json")
         rc, _, err = run([unet, "benchmark", "--exec-mode", mode, "--synthetic", "--device", "cpu", "--precision", prec,
                           "--batch-size", str(bs), "--warmup-steps", str(warmup), "--max-steps", str(iters),
@@ -76,8 +83,8 @@ def measure(impl, what, prec, bs, args):
         return json.load(open(out))["images_per_second"] if rc == 0 else None
     if impl.startswith("PyTorch"):
         mode = "compile" if "compile" in impl else "eager"
-        if what == "train" and mode == "compile":
-            return None
+        if (what == "train" and mode == "compile") or prec == "int8":
+            return None  # the PyTorch reference has no int8
         env = None
         if impl.endswith("+jemalloc"):
             if JEMALLOC is None:
@@ -87,7 +94,7 @@ def measure(impl, what, prec, bs, args):
                           "--warmup", str(warmup), "--iters", str(iters)], env=env)
     else:
         runtime = "openvino" if impl == "OpenVINO" else "onnxruntime"
-        if what == "train" or (runtime == "onnxruntime" and prec != "fp32"):
+        if what == "train" or (runtime == "onnxruntime" and prec == "bf16"):
             return None
         rc, out, _ = run([python, "-W", "ignore", args.runtimes, "--runtime", runtime, "--prec", prec, "--bs", str(bs),
                           "--warmup", str(warmup), "--iters", str(iters)])
@@ -146,7 +153,8 @@ def main():
         others = max((m for i, m in medians.items() if not i.startswith("unet")), default=None)
         row.append(f"{ours / others:.2f}x" if ours and others else "-")
         gflop = TRAIN_GFLOP if what == "train" else FORWARD_GFLOP
-        row.append(f"{100 * ours * gflop / 1000 / ceiling_tflops[prec]:.0f}%" if ours and ceiling_tflops[prec] > 0 else "-")
+        top = ceiling_tflops.get(prec, 0.0)  # no int8 ceiling is measured
+        row.append(f"{100 * ours * gflop / 1000 / top:.0f}%" if ours and top > 0 else "-")
         print("| " + " | ".join(row) + " |")
 
 

@@ -73,6 +73,12 @@ std::vector<Sample> calibration_order(const std::vector<Sample>& train, uint64_t
   return out;
 }
 
+std::vector<std::string> names_of(const std::vector<Sample>& samples) {
+  std::vector<std::string> names;
+  for (const Sample& s : samples) names.push_back(s.name());
+  return names;
+}
+
 void print_trial(const Trial& t, bool chosen) {
   const AccuracyChange& a = t.change;
   std::printf("  %-10s Dice %.4f (%+.4f)  V_Rand %.4f (%+.4f)  V_Info %.4f (%+.4f)", t.method.c_str(), a.dice_int8,
@@ -190,7 +196,7 @@ void run_quantize(const QuantizeCommand& o, const CLI::App& command) {
                            {"calibration_tiles", calibrator.tiles()},
                            {"calibration_images", calibration_images},
                            {"checked_on", held_out ? "held-out images" : "training images"},
-                           {"checked_images", check.size()},
+                           {"checked_images", names_of(check)},
                            {"cpu_int8_units", cpu_int8_units()},
                            {"forced", refused},
                            {"trials", nlohmann::json::array()}};
