@@ -93,6 +93,11 @@ TEST(Int8Onnx, QdqFileRunsInOnnxRuntimeLikeTheInt8Engine) {
     for (int64_t s : {c.size, c.size + 16}) {
       const at::Tensor x = images(2, c.options.in_channels(), s, 20 + static_cast<uint64_t>(i));
       const at::Tensor logits = engine.forward(x);
+      {
+        c10::InferenceMode guard;
+        std::printf("fp32 vs int8 engine: max |logit diff| %.3e, logits in [%.3f, %.3f]\n",
+                    (model->forward(x) - logits).abs().max().item<float>(), logits.min().item<float>(), logits.max().item<float>());
+      }
       const std::string in = "x" + std::to_string(i) + ".f32", out = "l" + std::to_string(i++) + ".f32";
       write_floats(dir.file(in), x);
       write_floats(dir.file(out), logits);

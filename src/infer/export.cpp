@@ -220,7 +220,8 @@ std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string
 namespace {
 
 /// The int8 engine's quantization of `model` for the ONNX writer: the same weights
-/// (`quantize_per_channel`, per output channel: axis 1 of the transposed convolutions) and scales.
+/// (`quantize_per_channel`, per output channel: axis 1 of the transposed convolutions, which go in
+/// their sub-pixel form) and scales.
 onnx_export::Quantization quantization(UNet& model, const Int8Scales& scales) {
   const std::vector<ConvLayer> layers = conv_layers(model->options());
   if (scales.outputs.size() != layers.size())
@@ -230,8 +231,11 @@ onnx_export::Quantization quantization(UNet& model, const Int8Scales& scales) {
   const auto params = model->named_parameters();
   for (size_t k = 0; k < layers.size(); ++k) {
     const at::Tensor w = params[layers[k].name + ".weight"].detach().to(at::kCPU, at::kFloat).contiguous();
-    const QuantizedWeight qw = quantize_per_channel(w, layers[k].kind == ConvLayer::kUpSample ? 1 : 0);
-    const at::Tensor values = qw.values.contiguous(), s = qw.scales.to(at::kFloat).contiguous();
+    const bool up = layers[k].kind == ConvLayer::kUpSample;
+    const QuantizedWeight qw = quantize_per_channel(w, up ? 1 : 0);
+    // The up-sampling in the engine's sub-pixel form: its four phases share their channel's scale.
+    const at::Tensor values = (up ? subpixel_weight(qw.values) : qw.values).contiguous();
+    const at::Tensor s = (up ? qw.scales.repeat_interleave(4) : qw.scales).to(at::kFloat).contiguous();
     onnx_export::QuantizedConv c{layers[k].name, {}, {}, scales.outputs[k]};
     c.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + values.numel());
     c.scales.assign(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());

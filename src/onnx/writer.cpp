@@ -4,7 +4,9 @@
 // tests run the file in ONNX Runtime and OpenVINO against the native model.
 //
 // The int8 graph is the same walk in QDQ form, the form ONNX Runtime's and OpenVINO's graph
-// optimizers turn into int8 kernels (QLinearConv, QLinearConcat, u8 MaxPool): every activation
+// optimizers turn into int8 kernels (QLinearConv, QLinearConcat, u8 MaxPool, Slice and
+// DepthToSpace); the up-sampling is written in the int8 engine's sub-pixel form (a convolution
+// and DepthToSpace), since ONNX Runtime's CPU provider has no int8 ConvTranspose. Every activation
 // passes QuantizeLinear (u8) and DequantizeLinear, the weights are int8 initializers dequantized
 // per output channel, the biases int32 at scale x_scale * w_scale. No Relu: quantizing to u8 with
 // zero point 0 clamps negatives as the ReLU does. It is the arithmetic of unet's int8 engine
@@ -113,10 +115,31 @@ class GraphBuilder {
     return relu(c->output(0), prefix);
   }
 
-  /// relu(conv_transpose(x) + b), stride 2, of the module `prefix` (weight [in, out, k, k]).
+  /// relu(conv_transpose(x) + b), stride 2, of the module `prefix` (weight [in, out, k, k]). In int8
+  /// in the sub-pixel form the int8 engine runs (runtimes have int8 convolutions, ONNX Runtime no
+  /// int8 ConvTranspose): a stride-1 convolution (kernel 1 for k = 2; kernel 2 with one zero row
+  /// and column at the bottom and right for k = 3) writing the four output phases of every
+  /// channel, requantized, then DepthToSpace (CRD: channel 4o + 2a + b -> pixel (2i + a, 2j + b)).
   std::string up_relu(const std::string& x, const std::string& prefix, int64_t in, int64_t out, int64_t k) {
-    const auto [w, b] = conv_inputs(x, prefix, {in, out, k, k}, 1);
-    NodeProto* up = node("ConvTranspose", {x, w, b});
+    if (int8_) {
+      find(prefix + ".weight", {in, out, k, k});
+      find(prefix + ".bias", {out});
+      const int64_t taps = k == 2 ? 1 : 2;
+      const std::string w = int8_weight(prefix, {4 * out, in, taps, taps}, 0);
+      NodeProto* c = node("Conv", {x, w, int32_bias(prefix, 4 * out, quantization_.at(x).first, 4)});
+      ints(c, "kernel_shape", {taps, taps});
+      ints(c, "pads", k == 3 ? std::vector<int64_t>{0, 0, 1, 1} : std::vector<int64_t>{0, 0, 0, 0});
+      ints(c, "strides", {1, 1});
+      const std::string phases = relu(c->output(0), prefix);
+      NodeProto* shuffle = node("DepthToSpace", {phases});
+      integer(shuffle, "blocksize", 2);
+      AttributeProto* mode = shuffle->add_attribute();
+      mode->set_name("mode");
+      mode->set_type(AttributeProto::STRING);
+      mode->set_s("CRD");
+      return same_quantization(phases, shuffle->output(0));
+    }
+    NodeProto* up = node("ConvTranspose", {x, weight(prefix + ".weight", {in, out, k, k}), weight(prefix + ".bias", {out})});
     ints(up, "kernel_shape", {k, k});
     ints(up, "strides", {2, 2});
     ints(up, "pads", k == 3 ? std::vector<int64_t>{1, 1, 1, 1} : std::vector<int64_t>{0, 0, 0, 0});
@@ -127,7 +150,9 @@ class GraphBuilder {
   /// The 1x1 head's logits (float32 in both forms: int8 inputs and weights, float bias), named `output`.
   void head(const std::string& x, int64_t in, int64_t classes, const std::string& output) {
     const std::vector<int64_t> shape = {classes, in, 1, 1};
-    node("Conv", {x, int8_ ? int8_weight("head", shape, 0) : weight("head.weight", shape), weight("head.bias", {classes})}, output);
+    if (int8_) find("head.weight", shape);
+    const std::string w = int8_ ? int8_weight("head", shape, 0) : weight("head.weight", shape);
+    node("Conv", {x, w, weight("head.bias", {classes})}, output);
   }
 
   /// `op`'s output on x (MaxPool, Slice) requantized at x's own quantization: exact, and what lets
@@ -192,7 +217,6 @@ class GraphBuilder {
 
   /// The int8 weight of module `prefix` ([shape], scales along `axis`), dequantized; returns the float output.
   std::string int8_weight(const std::string& prefix, const std::vector<int64_t>& shape, int64_t axis) {
-    find(prefix + ".weight", shape);
     const QuantizedConv& q = quantized(prefix);
     const int64_t channels = shape[static_cast<size_t>(axis)];
     if (static_cast<int64_t>(q.values.size()) != count(shape) || static_cast<int64_t>(q.scales.size()) != channels)
@@ -207,16 +231,18 @@ class GraphBuilder {
   }
 
   /// The bias of `prefix` as int32 at scale x_scale * w_scale[o] (what an int8 kernel adds to its
-  /// accumulator), dequantized; returns the float output.
-  std::string int32_bias(const std::string& prefix, int64_t out, float x_scale) {
-    const Weight& b = find(prefix + ".bias", {out});
+  /// accumulator) for `out` channels, each of the float bias's `repeat` times (4 for the sub-pixel
+  /// form's phases), dequantized; returns the float output.
+  std::string int32_bias(const std::string& prefix, int64_t out, float x_scale, int64_t repeat = 1) {
+    const Weight& b = find(prefix + ".bias", {out / repeat});
     const QuantizedConv& q = quantized(prefix);
     std::vector<float> scales(static_cast<size_t>(out));
     std::vector<int32_t> values(static_cast<size_t>(out));
     const double limit = std::numeric_limits<int32_t>::max();
     for (size_t o = 0; o < scales.size(); ++o) {
       scales[o] = x_scale * q.scales.at(o);
-      values[o] = static_cast<int32_t>(std::clamp(std::nearbyint(b.values[o] / static_cast<double>(scales[o])), -limit, limit));
+      const double bias = b.values[o / static_cast<size_t>(repeat)];
+      values[o] = static_cast<int32_t>(std::clamp(std::nearbyint(bias / static_cast<double>(scales[o])), -limit, limit));
     }
     const std::string v = tensor(prefix + ".bias_int32", TensorProto::INT32, {out}, values);
     const std::string s = tensor(prefix + ".bias_scale", TensorProto::FLOAT, {out}, scales);
@@ -231,6 +257,7 @@ class GraphBuilder {
                                                   const std::vector<int64_t>& shape, int64_t axis) {
     const int64_t out = shape[static_cast<size_t>(axis)];
     if (!int8_) return {weight(prefix + ".weight", shape), weight(prefix + ".bias", {out})};
+    find(prefix + ".weight", shape);
     const std::string w = int8_weight(prefix, shape, axis);
     return {w, int32_bias(prefix, out, quantization_.at(x).first)};
   }

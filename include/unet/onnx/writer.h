@@ -23,9 +23,11 @@ struct Weight {
   std::vector<float> values;
 };
 
-/// One convolution quantized for a QDQ graph: its weights as int8 values (in [-127, 127], the float
-/// weight's shape and order) with one float scale per output channel (axis 0 of a convolution's
-/// [O, C, k, k], axis 1 of a transposed convolution's [C, O, k, k]): w ~ scales[o] * values.
+/// One convolution quantized for a QDQ graph: its weights as int8 values (in [-127, 127]) with one
+/// float scale per output channel, w ~ scales[o] * values[o, ...]: a convolution's in its float
+/// weight's shape [O, C, k, k]; an up-sampling's (transposed convolution [C, O, k, k]) in the
+/// sub-pixel form of `unet::subpixel_weight`, [4O, C, k', k'] (k' = 1 for k = 2, 2 for k = 3)
+/// with channel 4o + 2a + b producing output pixel (2i + a, 2j + b), and 4O scales.
 struct QuantizedConv {
   /// The module, e.g. `down.0.conv1`, `up_sample.1`, `head`.
   std::string name;
