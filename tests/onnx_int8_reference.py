@@ -5,7 +5,7 @@ runtimes chose (test_int8_onnx.cpp writes the cases).
 
     onnx_int8_reference.py MODEL.onnx CASES.json
 
-CASES.json: {"logit_tolerance": t, "probability_tolerance": p, "min_agreement": a,
+CASES.json: {"logit_tolerance": t, "probability_tolerance": p, "min_agreement": a, "output_step": s,
 "cases": [{"input": "x.f32", "logits": "l.f32", "shape": [N, C, H, W], "output_shape": [N, K, H', W']}]},
 raw little-endian float32 files. Prints one line per runtime and case (max |logit diff|, max
 |probability diff|, argmax agreement) and one line per runtime with the kernels: ONNX Runtime's
@@ -81,8 +81,9 @@ def main(model_path, cases_path):
     for case in spec["cases"]:
         x = np.fromfile(folder / case["input"], dtype="<f4").reshape(case["shape"])
         expected = np.fromfile(folder / case["logits"], dtype="<f4").reshape(case["output_shape"])
+        outputs = {}
         for runtime, run in runtimes.items():
-            got = run(x)
+            got = outputs[runtime] = run(x)
             if got.shape != expected.shape:
                 print(f"{runtime} {case['shape']}: shape {list(got.shape)} FAILED")
                 failures += 1
@@ -92,8 +93,12 @@ def main(model_path, cases_path):
             agree = float((got.argmax(1) == expected.argmax(1)).mean())
             ok = logit <= spec["logit_tolerance"] and prob <= spec["probability_tolerance"] and agree >= spec["min_agreement"]
             failures += not ok
-            print(f"{runtime} {case['shape']} -> {list(got.shape)}: max |logit diff| {logit:.3e}, max |probability diff| "
-                  f"{prob:.3e}, argmax agreement {agree:.5f} {'ok' if ok else 'FAILED'}")
+            print(f"{runtime} {case['shape']} -> {list(got.shape)}: max |logit diff| {logit:.3e} "
+                  f"({logit / spec['output_step']:.2f} output steps), max |probability diff| {prob:.3e}, "
+                  f"argmax agreement {agree:.5f} {'ok' if ok else 'FAILED'}")
+        if len(outputs) == 2 and all(o.shape == expected.shape for o in outputs.values()):
+            between = float(np.abs(outputs["onnxruntime"] - outputs["openvino"]).max())
+            print(f"onnxruntime vs openvino: max |logit diff| {between:.3e} ({between / spec['output_step']:.2f} output steps)")
     return 1 if failures else 0
 
 
