@@ -3,6 +3,7 @@
 // runtimes pick, and the refusals (no calibration, a format other than ONNX).
 #include "test_support.h"
 
+#include "unet/infer/export.h"
 #include "unet/infer/int8_engine.h"
 #include "unet/infer/quantize.h"
 #include "unet/model/checkpoint.h"
@@ -156,4 +157,35 @@ TEST(Int8Onnx, ExportRefusesWithoutCalibrationAndOutsideOnnx) {
   r = run_unet("export --model-dir " + dir.file("model") + " --format onnx");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(std::filesystem::exists(dir.file("model/unet.onnx")));
+}
+
+TEST(Int8Onnx, ExportRefusesScalesTheGraphCannotCarry) {
+  if (!onnx_export::available()) GTEST_SKIP() << "built without libonnx; skipping";
+  TempDir dir;
+  const UNetOptions o = UNetOptions().depth(2).filters(4);
+  at::manual_seed(2);
+  UNet model(o);
+  Int8Scales scales;
+  scales.input_scale = 1.0f / 127.5f;
+  scales.input_zero_point = 128;
+  scales.outputs.assign(conv_layers(o).size(), 0.05f);
+  EXPECT_NO_THROW(export_onnx(model, 60, dir.file("ok.onnx"), ExportFormat::kOnnx, "{}", {}, &scales));
+  // A concatenated pair (up_sample.0 joins down.1.conv2) at two scales: u8 values of two scales
+  // cannot share one tensor.
+  const auto layers = conv_layers(o);
+  Int8Scales split = scales;
+  for (size_t k = 0; k < layers.size(); ++k)
+    if (layers[k].name == "up_sample.0") split.outputs[k] = 0.07f;
+  for (const auto& [bad, text] : std::vector<std::pair<Int8Scales, std::string>>{
+           {split, "the int8 scales of up_sample.0 and down.1.conv2 differ: they are concatenated"},
+           {Int8Scales{scales.input_scale, 300, scales.outputs}, "zero point in [0, 255]"},
+           {Int8Scales{scales.input_scale, 0, {0.05f}}, "this model has " + std::to_string(layers.size())}}) {
+    try {
+      export_onnx(model, 60, dir.file("bad.onnx"), ExportFormat::kOnnx, "{}", {}, &bad);
+      ADD_FAILURE() << "exported: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir.file("bad.onnx")));
+  }
 }
