@@ -107,7 +107,7 @@ class GraphBuilder {
 
   /// relu(conv3x3(x) + b) of the module `prefix` (prefix.weight [out, in, 3, 3], prefix.bias [out]).
   std::string conv_relu(const std::string& x, const std::string& prefix, int64_t in, int64_t out, int64_t pad) {
-    const auto [w, b] = conv_inputs(x, prefix, {out, in, 3, 3}, 0);
+    const auto [w, b] = conv_inputs(x, prefix, {out, in, 3, 3});
     NodeProto* c = node("Conv", {x, w, b});
     ints(c, "kernel_shape", {3, 3});
     ints(c, "pads", {pad, pad, pad, pad});
@@ -125,8 +125,8 @@ class GraphBuilder {
       find(prefix + ".weight", {in, out, k, k});
       find(prefix + ".bias", {out});
       const int64_t taps = k == 2 ? 1 : 2;
-      const std::string w = int8_weight(prefix, {4 * out, in, taps, taps}, 0);
-      NodeProto* c = node("Conv", {x, w, int32_bias(prefix, 4 * out, quantization_.at(x).first, 4)});
+      const auto [w, b] = int8_inputs(x, prefix, {4 * out, in, taps, taps}, 4);
+      NodeProto* c = node("Conv", {x, w, b});
       ints(c, "kernel_shape", {taps, taps});
       ints(c, "pads", k == 3 ? std::vector<int64_t>{0, 0, 1, 1} : std::vector<int64_t>{0, 0, 0, 0});
       ints(c, "strides", {1, 1});
@@ -151,7 +151,7 @@ class GraphBuilder {
   void head(const std::string& x, int64_t in, int64_t classes, const std::string& output) {
     const std::vector<int64_t> shape = {classes, in, 1, 1};
     if (int8_) find("head.weight", shape);
-    const std::string w = int8_ ? int8_weight("head", shape, 0) : weight("head.weight", shape);
+    const std::string w = int8_ ? int8_weight("head", shape, quantized("head").scales) : weight("head.weight", shape);
     node("Conv", {x, w, weight("head.bias", {classes})}, output);
   }
 
@@ -215,34 +215,56 @@ class GraphBuilder {
     return *it->second;
   }
 
-  /// The int8 weight of module `prefix` ([shape], scales along `axis`), dequantized; returns the float output.
-  std::string int8_weight(const std::string& prefix, const std::vector<int64_t>& shape, int64_t axis) {
+  /// The int8 weight of module `prefix` ([shape], one of `scales` per output channel: axis 0),
+  /// dequantized; returns the float output.
+  std::string int8_weight(const std::string& prefix, const std::vector<int64_t>& shape, const std::vector<float>& scales) {
     const QuantizedConv& q = quantized(prefix);
-    const int64_t channels = shape[static_cast<size_t>(axis)];
+    const int64_t channels = shape[0];
     if (static_cast<int64_t>(q.values.size()) != count(shape) || static_cast<int64_t>(q.scales.size()) != channels)
       throw std::runtime_error("the int8 weights of " + prefix + " do not fit its shape");
     const std::string values = tensor(prefix + ".weight_int8", TensorProto::INT8, shape, q.values);
-    const std::string scales = tensor(prefix + ".weight_scale", TensorProto::FLOAT, {channels}, q.scales);
+    const std::string s = tensor(prefix + ".weight_scale", TensorProto::FLOAT, {channels}, scales);
     const std::string zeros = tensor(prefix + ".weight_zero_point", TensorProto::INT8, {channels},
                                      std::vector<int8_t>(static_cast<size_t>(channels), 0));
-    NodeProto* dq = node("DequantizeLinear", {values, scales, zeros});
-    integer(dq, "axis", axis);
+    NodeProto* dq = node("DequantizeLinear", {values, s, zeros});
+    integer(dq, "axis", 0);
     return dq->output(0);
   }
 
-  /// The bias of `prefix` as int32 at scale x_scale * w_scale[o] (what an int8 kernel adds to its
-  /// accumulator) for `out` channels, each of the float bias's `repeat` times (4 for the sub-pixel
-  /// form's phases), dequantized; returns the float output.
-  std::string int32_bias(const std::string& prefix, int64_t out, float x_scale, int64_t repeat = 1) {
+  /// The bias of `prefix` for `out` channels, each of the float bias's `repeat` times (4 for the
+  /// sub-pixel form's phases): its value per channel.
+  std::vector<double> bias(const std::string& prefix, int64_t out, int64_t repeat) const {
     const Weight& b = find(prefix + ".bias", {out / repeat});
+    std::vector<double> values(static_cast<size_t>(out));
+    for (size_t o = 0; o < values.size(); ++o) values[o] = b.values[o / static_cast<size_t>(repeat)];
+    return values;
+  }
+
+  /// The weight scales of `prefix` on an input of scale x_scale: the quantization's, except that a
+  /// channel whose int8 weights are all 0 (any scale gives 0) takes one at which its bias fits in int32.
+  std::vector<float> weight_scales(const std::string& prefix, const std::vector<double>& biases, float x_scale) const {
     const QuantizedConv& q = quantized(prefix);
-    std::vector<float> scales(static_cast<size_t>(out));
-    std::vector<int32_t> values(static_cast<size_t>(out));
+    std::vector<float> scales = q.scales;
+    const size_t per = scales.empty() ? 0 : q.values.size() / scales.size();
+    for (size_t o = 0; o < scales.size() && o < biases.size(); ++o) {
+      bool zero = true;
+      for (size_t i = o * per; i < (o + 1) * per && zero; ++i) zero = q.values[i] == 0;
+      if (zero) scales[o] = std::max(scales[o], static_cast<float>(std::abs(biases[o]) / (x_scale * double{1 << 30})));
+    }
+    return scales;
+  }
+
+  /// `biases` as int32 at scale x_scale * w_scales[o] (what an int8 kernel adds to its
+  /// accumulator), dequantized; returns the float output.
+  std::string int32_bias(const std::string& prefix, const std::vector<double>& biases, float x_scale,
+                         const std::vector<float>& w_scales) {
+    const int64_t out = static_cast<int64_t>(biases.size());
+    std::vector<float> scales(biases.size());
+    std::vector<int32_t> values(biases.size());
     const double limit = std::numeric_limits<int32_t>::max();
     for (size_t o = 0; o < scales.size(); ++o) {
-      scales[o] = x_scale * q.scales.at(o);
-      const double bias = b.values[o / static_cast<size_t>(repeat)];
-      values[o] = static_cast<int32_t>(std::clamp(std::nearbyint(bias / static_cast<double>(scales[o])), -limit, limit));
+      scales[o] = x_scale * w_scales.at(o);
+      values[o] = static_cast<int32_t>(std::clamp(std::nearbyint(biases[o] / static_cast<double>(scales[o])), -limit, limit));
     }
     const std::string v = tensor(prefix + ".bias_int32", TensorProto::INT32, {out}, values);
     const std::string s = tensor(prefix + ".bias_scale", TensorProto::FLOAT, {out}, scales);
@@ -252,14 +274,23 @@ class GraphBuilder {
     return dq->output(0);
   }
 
-  /// The weight and bias inputs of the convolution `prefix` on x (weight `shape`, output channels along `axis`).
+  /// The int8 weight and int32 bias inputs of the convolution `prefix` on x (int8 weight `shape`,
+  /// output channels first; each float bias `repeat` times).
+  std::pair<std::string, std::string> int8_inputs(const std::string& x, const std::string& prefix,
+                                                  const std::vector<int64_t>& shape, int64_t repeat) {
+    const float x_scale = quantization_.at(x).first;
+    const std::vector<double> biases = bias(prefix, shape[0], repeat);
+    const std::vector<float> scales = weight_scales(prefix, biases, x_scale);
+    const std::string w = int8_weight(prefix, shape, scales);
+    return {w, int32_bias(prefix, biases, x_scale, scales)};
+  }
+
+  /// The weight and bias inputs of the convolution `prefix` on x (weight `shape` [out, in, k, k]).
   std::pair<std::string, std::string> conv_inputs(const std::string& x, const std::string& prefix,
-                                                  const std::vector<int64_t>& shape, int64_t axis) {
-    const int64_t out = shape[static_cast<size_t>(axis)];
-    if (!int8_) return {weight(prefix + ".weight", shape), weight(prefix + ".bias", {out})};
+                                                  const std::vector<int64_t>& shape) {
+    if (!int8_) return {weight(prefix + ".weight", shape), weight(prefix + ".bias", {shape[0]})};
     find(prefix + ".weight", shape);
-    const std::string w = int8_weight(prefix, shape, axis);
-    return {w, int32_bias(prefix, out, quantization_.at(x).first)};
+    return int8_inputs(x, prefix, shape, 1);
   }
 
   /// The ReLU of a convolution's output: a Relu node, or in int8 the u8 quantization at the layer's
