@@ -157,6 +157,12 @@ TEST(Int8Onnx, ExportRefusesWithoutCalibrationAndOutsideOnnx) {
     EXPECT_NE(r.err.find("--precision int8 is exported as ONNX only: add --format onnx"), std::string::npos) << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir.file("m")));
   }
+  // The calibration is an input: not written over.
+  unet::test::write_file(dir.file("model/int8.json"), "{}");
+  r = run_unet("export --model-dir " + dir.file("model") + " --format onnx --precision int8 --output " + dir.file("model/int8.json"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is an input of this command"), std::string::npos) << r.err;
+  EXPECT_EQ(unet::test::read_file(dir.file("model/int8.json")), "{}");
   // Precisions an export does not write.
   r = run_unet("export --model-dir " + dir.file("model") + " --format onnx --precision fp16");
   EXPECT_NE(r.exit_code, 0);

@@ -1,5 +1,6 @@
 // `unet export`: write a trained checkpoint as a self-contained TorchScript module, an ONNX model
-// or a bioimage.io model package.
+// (fp32, or with --precision int8 the QDQ form of the int8 model, with unet quantize's scales) or a
+// bioimage.io model package.
 #include "options.h"
 #include "resume.h"
 
@@ -99,11 +100,11 @@ void run_export(const ExportCommand& o) {
   CheckpointInfo info = read_checkpoint_info(ckpt);
   BioimageioOptions package = o.package;
   if (o.format == Format::kBioimageio && package.sample.empty()) package.sample = training_sample(info);
-  CommandFiles().reads(ckpt).reads(package.sample).writes(out).check();
+  const bool int8 = o.precision == Precision::kInt8;
+  CommandFiles().reads(ckpt).reads(int8 ? int8_scales_path(ckpt) : "").reads(package.sample).writes(out).check();
   // The model's class names, unless --class-names renames them (every format carries them).
   info.class_naming = model_naming(info, o.package.class_names);
   UNet model = load_model(ckpt, info);
-  const bool int8 = o.precision == Precision::kInt8;
   ExportFormat contract_format = ExportFormat::kTorchScript;
   if (o.format == Format::kOnnx) {
     contract_format = ExportFormat::kOnnx;
