@@ -1,11 +1,14 @@
 // `unet export`: write a trained checkpoint as a self-contained TorchScript module, an ONNX model
-// or a bioimage.io model package.
+// (fp32, or with --precision int8 the QDQ form of the int8 model, with unet quantize's scales) or a
+// bioimage.io model package.
 #include "options.h"
 #include "resume.h"
 
 #include "unet/infer/bioimageio.h"
 #include "unet/infer/export.h"
+#include "unet/infer/quantize.h"
 #include "unet/model/checkpoint.h"
+#include "unet/runtime/precision.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -20,11 +23,25 @@ struct ExportCommand {
   std::string model_dir = "results";
   std::string output;
   Format format = Format::kTorchScript;
+  /// fp32, or int8: the ONNX QDQ file of the int8 engine (scales from `unet quantize`).
+  Precision precision = Precision::kFP32;
   BioimageioOptions package;
 };
 
-const char* default_name(Format f) {
-  return f == Format::kOnnx ? "unet.onnx" : f == Format::kBioimageio ? "unet.bioimageio.zip" : "unet.torchscript.pt";
+const char* default_name(Format f, Precision p) {
+  if (f == Format::kOnnx) return p == Precision::kInt8 ? "unet_int8.onnx" : "unet.onnx";
+  return f == Format::kBioimageio ? "unet.bioimageio.zip" : "unet.torchscript.pt";
+}
+
+/// The precisions an export writes: precision_names()' fp32 and int8.
+const EnumNames<Precision>& export_precision_names() {
+  static const EnumNames<Precision> names = [] {
+    EnumNames<Precision> out;
+    for (const auto& n : precision_names())
+      if (n.value == Precision::kFP32 || n.value == Precision::kInt8) out.push_back(n);
+    return out;
+  }();
+  return names;
 }
 
 void print_usage_line(Format format, const std::string& out, const CheckpointInfo& info) {
@@ -78,18 +95,22 @@ std::string training_sample(const CheckpointInfo& info) {
 void run_export(const ExportCommand& o) {
   const std::string ckpt = checkpoint_path(o.model_dir);
   if (!std::filesystem::exists(ckpt)) fail_file(o.model_dir, "no checkpoint.pt: nothing trained to export");
-  const std::string out = o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format)).string() : o.output;
+  const std::string out =
+      o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format, o.precision)).string() : o.output;
   CheckpointInfo info = read_checkpoint_info(ckpt);
   BioimageioOptions package = o.package;
   if (o.format == Format::kBioimageio && package.sample.empty()) package.sample = training_sample(info);
-  CommandFiles().reads(ckpt).reads(package.sample).writes(out).check();
+  const bool int8 = o.precision == Precision::kInt8;
+  CommandFiles().reads(ckpt).reads(int8 ? int8_scales_path(ckpt) : "").reads(package.sample).writes(out).check();
   // The model's class names, unless --class-names renames them (every format carries them).
   info.class_naming = model_naming(info, o.package.class_names);
   UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
   if (o.format == Format::kOnnx) {
     contract_format = ExportFormat::kOnnx;
-    export_onnx(model, info.input_size, out, contract_format, info.training_record, info.class_naming);
+    const Int8Scales scales = int8 ? load_int8_scales(ckpt, model, info.step) : Int8Scales{};
+    export_onnx(model, info.input_size, out, contract_format, info.training_record, info.class_naming,
+                int8 ? &scales : nullptr);
   } else if (o.format == Format::kTorchScript) {
     export_torchscript(model, info.input_size, out, info.training_record, ExportFormat::kTorchScript, info.class_naming);
   } else {
@@ -110,9 +131,10 @@ void run_export(const ExportCommand& o) {
                 static_cast<long long>(p.test_height), static_cast<long long>(p.test_width), p.sample.c_str(),
                 static_cast<long long>(p.output_height), static_cast<long long>(p.output_width));
   }
-  std::printf("exported %s (step %lld) to %s\n", ckpt.c_str(), static_cast<long long>(info.step), out.c_str());
+  std::printf("exported %s (step %lld%s) to %s\n", ckpt.c_str(), static_cast<long long>(info.step),
+              int8 ? ", int8 QDQ with the scales of int8.json" : "", out.c_str());
   std::printf("contract: %s\n", export_contract(info.model, info.input_size, contract_format, info.training_record, 2,
-                                                      info.class_naming).c_str());
+                                                      info.class_naming, int8).c_str());
   print_usage_line(o.format, out, info);
 }
 
@@ -125,12 +147,15 @@ void register_export(CLI::App& app) {
                 "bioimage.io package (deepImageJ, ilastik, napari, QuPath)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--output,-o", "output", o->output,
-            "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx or unet.bioimageio.zip)");
+            "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx, unet_int8.onnx or unet.bioimageio.zip)");
   static const EnumNames<Format> formats = {
       {"torchscript", Format::kTorchScript}, {"onnx", Format::kOnnx}, {"bioimageio", Format::kBioimageio}};
   add_choice(*cmd, "--format", "format", o->format, formats,
              "torchscript (LibTorch, C++ or Python), onnx (ONNX Runtime, OpenVINO) or bioimageio (a zip for deepImageJ, "
              "ilastik, napari, QuPath)");
+  add_choice(*cmd, "--precision", "precision", o->precision, export_precision_names(),
+             "fp32, or int8 (onnx only): a QDQ file that ONNX Runtime and OpenVINO run with int8 kernels, with the "
+             "scales unet quantize wrote beside the checkpoint");
   add_value(*cmd, "--sample", "sample", o->package.sample,
             "bioimageio: a real image (TIFF or PNG, same encoding as the training data) for the test tensors and the "
             "cover (default: the first test image of the data the model was trained on, else a synthetic slice)");
@@ -142,7 +167,11 @@ void register_export(CLI::App& app) {
   add_list(*cmd, "--class-names", "class_names", o->package.class_names,
            "One name per class, comma-separated, carried by the export (default: the names the model was trained with)");
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
-  check_after_parse(*cmd, [o] { o->package.validate(); });
+  check_after_parse(*cmd, [o] {
+    o->package.validate();
+    if (o->precision == Precision::kInt8 && o->format != Format::kOnnx)
+      throw OptionError("precision", " int8 is exported as ONNX only: add {format} onnx");
+  });
   on_run(*cmd, [o] { run_export(*o); });
 }
 

@@ -93,7 +93,7 @@ std::string preprocessing(const UNetOptions& o, int64_t input_size, const nlohma
 }
 
 nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFormat format,
-                             const std::string& training_record, const ClassNaming& given_naming) {
+                             const std::string& training_record, const ClassNaming& given_naming, bool int8 = false) {
   const ClassNaming naming = recorded_naming(given_naming, o.classes(), o.scheme());
   const int64_t minimum = minimum_input_size(o);
   const int64_t step = int64_t{1} << o.depth();
@@ -142,14 +142,17 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
       {"preprocessing", preprocessing(o, input_size, training)},
       {"training", training}};
   if (naming.has_headline()) j["output"]["headline_class"] = naming.name(naming.headline);
+  if (int8)
+    j["precision"] = "int8 (QDQ: the image quantized to u8, int8 weights per output channel, u8 activations, int32 "
+                     "biases, float32 outputs; the scales of unet quantize)";
   return j;
 }
 
 }  // namespace
 
 std::string export_contract(const UNetOptions& o, int64_t input_size, ExportFormat format,
-                            const std::string& training_record, int indent, const ClassNaming& naming) {
-  return json_text(contract_json(o, input_size, format, training_record, naming), indent);
+                            const std::string& training_record, int indent, const ClassNaming& naming, bool int8) {
+  return json_text(contract_json(o, input_size, format, training_record, naming, int8), indent);
 }
 
 namespace {
@@ -214,8 +217,37 @@ std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string
   return bytes;
 }
 
+namespace {
+
+/// The int8 engine's quantization of `model` for the ONNX writer: the same weights
+/// (`quantize_per_channel`, per output channel: axis 1 of the transposed convolutions, which go in
+/// their sub-pixel form) and scales.
+onnx_export::Quantization quantization(UNet& model, const Int8Scales& scales) {
+  const std::vector<ConvLayer> layers = conv_layers(model->options());
+  if (scales.outputs.size() != layers.size())
+    throw Error("the int8 scales are for a network of " + std::to_string(scales.outputs.size()) +
+                " convolutions, this model has " + std::to_string(layers.size()));
+  onnx_export::Quantization q{scales.input_scale, scales.input_zero_point, {}};
+  const auto params = model->named_parameters();
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const at::Tensor w = params[layers[k].name + ".weight"].detach().to(at::kCPU, at::kFloat).contiguous();
+    const bool up = layers[k].kind == ConvLayer::kUpSample;
+    const QuantizedWeight qw = quantize_per_channel(w, up ? 1 : 0);
+    // The up-sampling in the engine's sub-pixel form: its four phases share their channel's scale.
+    const at::Tensor values = (up ? subpixel_weight(qw.values) : qw.values).contiguous();
+    const at::Tensor s = (up ? qw.scales.repeat_interleave(4) : qw.scales).to(at::kFloat).contiguous();
+    onnx_export::QuantizedConv c{layers[k].name, {}, {}, scales.outputs[k]};
+    c.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + values.numel());
+    c.scales.assign(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+    q.convs.push_back(std::move(c));
+  }
+  return q;
+}
+
+}  // namespace
+
 std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record,
-                       const ClassNaming& naming) {
+                       const ClassNaming& naming, const Int8Scales* int8) {
   const UNetOptions& o = model->options();
   if (format != ExportFormat::kOnnx && format != ExportFormat::kOnnxProbabilities) {
     throw Error("export_onnx writes ONNX formats only");
@@ -235,10 +267,11 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
     weight.values.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
     net.weights.push_back(std::move(weight));
   }
-  const nlohmann::json j = contract_json(o, input_size, format, training_record, naming);
+  if (int8) net.int8 = quantization(model, *int8);
+  const nlohmann::json j = contract_json(o, input_size, format, training_record, naming, int8 != nullptr);
   onnx_export::FileInfo info;
   info.producer_version = UNET_VERSION;
-  info.doc = "U-Net (" + o.describe() + ") exported by unet " UNET_VERSION ". Input: " +
+  info.doc = "U-Net (" + o.describe() + (int8 ? ", int8 QDQ" : "") + ") exported by unet " UNET_VERSION ". Input: " +
              j["input"]["shape"].get<std::string>() + ", normalised as " + j["input"]["normalisation"].get<std::string>() +
              "; legal sizes: " + j["input"]["legal_sizes"].get<std::string>() + ".";
   info.outputs = format == ExportFormat::kOnnx ? onnx_export::Outputs::kLogitsAndProbabilities
@@ -254,6 +287,7 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
                    {"classes", std::to_string(o.classes())},
                    {"class_0", j["output"]["class_0"].get<std::string>()},
                    {"class_names", json_text(j["output"]["class_names"])}};
+  if (int8) info.metadata.emplace_back("precision", "int8");
   try {
     return onnx_export::build_model(net, info);
   } catch (const std::runtime_error& e) {
@@ -262,8 +296,8 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
 }
 
 void export_onnx(UNet& model, int64_t input_size, const std::string& path, ExportFormat format,
-                 const std::string& training_record, const ClassNaming& naming) {
-  write_text_atomically(path, onnx_bytes(model, input_size, format, training_record, naming));
+                 const std::string& training_record, const ClassNaming& naming, const Int8Scales* int8) {
+  write_text_atomically(path, onnx_bytes(model, input_size, format, training_record, naming, int8));
 }
 
 LoadedExport load_export(const std::string& path, c10::Device device) {

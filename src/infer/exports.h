@@ -13,6 +13,6 @@ std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string
 
 /// The file `export_onnx` would write, as bytes.
 std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, const std::string& training_record,
-                       const ClassNaming& naming);
+                       const ClassNaming& naming, const Int8Scales* int8 = nullptr);
 
 }  // namespace unet

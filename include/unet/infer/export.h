@@ -2,6 +2,7 @@
 // TorchScript back.
 #pragma once
 
+#include "unet/model/int8_ops.h"
 #include "unet/model/unet.h"
 
 #include <c10/core/Device.h>
@@ -27,9 +28,10 @@ enum class ExportFormat {
 /// legal sizes, output size, the classes by name (`naming`: the checkpoint's; empty: the default
 /// naming of a checkpoint without names) with the headline class, the training options
 /// (`training_record`, a JSON object text) and unet's version. `indent` as nlohmann's dump (-1:
-/// one line).
+/// one line). `int8`: the contract of an int8 (QDQ) ONNX file, which says so in "precision".
 std::string export_contract(const UNetOptions& options, int64_t input_size, ExportFormat format,
-                            const std::string& training_record = "{}", int indent = -1, const ClassNaming& naming = {});
+                            const std::string& training_record = "{}", int indent = -1, const ClassNaming& naming = {},
+                            bool int8 = false);
 
 /// Writes `model` as TorchScript to `path` (atomically): a module whose `forward(x)` maps images
 /// [N, in_channels, S, S] (S legal, intensities in [-1, 1]) to logits [N, classes, S', S'] and
@@ -45,9 +47,13 @@ void export_torchscript(UNet& model, int64_t input_size, const std::string& path
 /// [N, in_channels, H, W] float32 with symbolic N, H and W (each side legal, intensities in
 /// [-1, 1]), outputs `logits` (kOnnx only) and `probabilities` [N, classes, H', W']; the contract
 /// in its metadata_props. Checked by ONNX's checker and strict shape inference before writing.
+/// With `int8` (the model's calibrated scales, `load_int8_scales`), the graph is in QDQ form with
+/// the int8 engine's arithmetic: the image quantized to u8, weights int8 per output channel,
+/// activations u8, biases int32, float32 logits (see `onnx_export::Quantization`).
 /// Throws `unet::Error` when the build has no ONNX writer or the graph is rejected.
 void export_onnx(UNet& model, int64_t input_size, const std::string& path, ExportFormat format = ExportFormat::kOnnx,
-                 const std::string& training_record = "{}", const ClassNaming& naming = {});
+                 const std::string& training_record = "{}", const ClassNaming& naming = {},
+                 const Int8Scales* int8 = nullptr);
 
 /// A loaded exported module: its contract and a forward function (images -> logits).
 struct LoadedExport {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,29 @@ struct Weight {
   std::vector<float> values;
 };
 
+/// One convolution quantized for a QDQ graph: its weights as int8 values (in [-127, 127]) with one
+/// float scale per output channel, w ~ scales[o] * values[o, ...]: a convolution's in its float
+/// weight's shape [O, C, k, k]; an up-sampling's (transposed convolution [C, O, k, k]) in the
+/// sub-pixel form of `unet::subpixel_weight`, [4O, C, k', k'] (k' = 1 for k = 2, 2 for k = 3)
+/// with channel 4o + 2a + b producing output pixel (2i + a, 2j + b), and 4O scales.
+struct QuantizedConv {
+  /// The module, e.g. `down.0.conv1`, `up_sample.1`, `head`.
+  std::string name;
+  std::vector<int8_t> values;
+  std::vector<float> scales;
+  /// The u8 scale of its output after the ReLU (zero point 0); unused for the head (float logits).
+  float output_scale = 1.0f;
+};
+
+/// An int8 network: the image quantized to u8 at (input_scale, input_zero_point), every
+/// convolution's weights and output scale. A concatenated pair (an up-sampling and the skip it
+/// joins) must share its output scale.
+struct Quantization {
+  float input_scale = 1.0f;
+  int64_t input_zero_point = 0;
+  std::vector<QuantizedConv> convs;
+};
+
 /// What the graph needs of the network: its architecture and its weights, by the names
 /// `UNet::named_parameters` gives them (down.L.conv1/conv2, bottleneck.conv1/conv2, up_sample.I,
 /// up.I.conv1/conv2, head; .weight and .bias each).
@@ -34,6 +58,10 @@ struct Network {
   /// 2 or 3: the transposed convolution of the up-sampling path (3: padding 1, output padding 1).
   int64_t up_kernel = 3;
   std::vector<Weight> weights;
+  /// When set, the graph is written in QDQ form (QuantizeLinear/DequantizeLinear pairs around
+  /// every activation, int8 weight initializers, int32 biases) for runtimes' int8 kernels; the
+  /// float weights still give the shapes and the biases.
+  std::optional<Quantization> int8;
 };
 
 /// The file's outputs: logits and their softmax, or the softmax alone (for consumers that take one
@@ -53,7 +81,8 @@ struct FileInfo {
 constexpr int64_t kOpset = 17;
 
 /// Builds the graph (input `image` [N, in_channels, H, W] float32 with symbolic N, H and W;
-/// outputs `logits` and `probabilities` [N, classes, H', W']), runs ONNX's checker and its strict
+/// outputs `logits` and `probabilities` [N, classes, H', W']; int8 inside when `network.int8` is
+/// set, float32 at the edges), runs ONNX's checker and its strict
 /// shape inference on it and returns the serialised model. Throws std::runtime_error with the
 /// reason when a weight is missing or mis-shaped or the checker rejects the graph.
 std::string build_model(const Network& network, const FileInfo& info);
