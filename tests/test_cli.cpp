@@ -150,7 +150,7 @@ TEST(Cli, BadInputGivesOneClearLineAndLeavesFilesAlone) {
   expect_clear_error(ok + "--model-dir " + model + " --batch-size 0", "--batch-size must be at least 1");
   expect_clear_error(ok + "--model-dir " + model + " --fold 7", "--fold 7");
   expect_clear_error(ok + "--model-dir " + model + " --input-size 61", "input size 61 is not legal");
-  expect_clear_error(ok + "--model-dir " + model + " --precision fp8", "--precision: expected fp32, tf32, fp16, bf16 or auto");
+  expect_clear_error(ok + "--model-dir " + model + " --precision fp8", "--precision: expected fp32, tf32, fp16, bf16, auto or int8");
   expect_clear_error(ok + "--model-dir " + model + " --graphs maybe", "--graphs: expected auto, on or off");
   expect_clear_error(ok + "--model-dir " + model + " --fused yes", "--fused: expected on or off");
   expect_clear_error(ok + "--model-dir " + model + " --lr-schedule linear", "--lr-schedule: expected constant or cosine, got 'linear'");

@@ -4,6 +4,7 @@
 
 #include "unet/infer/int8_engine.h"
 #include "unet/infer/quantize.h"
+#include "unet/infer/segmenter.h"
 #include "unet/model/checkpoint.h"
 
 #include <ATen/ATen.h>
@@ -75,6 +76,13 @@ TEST(Quantize, CalibratesChecksAndPredictsInInt8LikeFp32) {
       EXPECT_GT(same_bytes(e.path().string(), dir.file("int8/" + e.path().filename().string())), 0.97) << e.path();
     }
   EXPECT_GT(masks, 0);
+  // The C++ API in int8: the same masks as fp32 almost everywhere.
+  at::manual_seed(3);
+  const at::Tensor image = (at::rand({1, 90, 70}) * 255).to(at::kByte);
+  const Segmentation s8 = Segmenter::from_checkpoint(model + "/checkpoint.pt", "cpu", "int8").segment(image);
+  const Segmentation s32 = Segmenter::from_checkpoint(model + "/checkpoint.pt", "cpu", "fp32").segment(image);
+  ASSERT_EQ(s8.mask.sizes(), s32.mask.sizes());
+  EXPECT_GT(s8.mask.eq(s32.mask).to(at::kFloat).mean().item<double>(), 0.97);
   // evaluate in int8 keeps the model's own results and writes its own.
   const auto e = run_unet("evaluate --threads 1 --quiet --model-dir " + model + " --data-dir " + data + " --precision int8");
   ASSERT_EQ(e.exit_code, 0) << e.err;

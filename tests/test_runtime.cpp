@@ -71,7 +71,7 @@ TEST(Runtime, EnumerationNamesParseAliasesAndListTheChoices) {
     FAIL() << "fp8 must be refused";
   } catch (const OptionError& e) {
     EXPECT_EQ(e.field(), "precision");
-    EXPECT_EQ(e.problem(), ": expected fp32, tf32, fp16, bf16 or auto, got 'fp8'");  // "amp" is an alias, not listed
+    EXPECT_EQ(e.problem(), ": expected fp32, tf32, fp16, bf16, auto or int8, got 'fp8'");  // "amp" is an alias, not listed
   }
 }
 

@@ -174,7 +174,7 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vect
   device->default_str("auto");
   name_field("device", device->get_name());
   add_choice(app, "--precision", "precision", runtime.precision, precision_names(),
-             "fp32, tf32, fp16 (dynamic loss scaling), bf16, or auto (bf16 on CPUs with AMX, fp32 elsewhere)");
+             "fp32, tf32, fp16 (dynamic loss scaling), bf16, auto (bf16 on CPUs with AMX, fp32 elsewhere), or int8 (CPU inference after unet quantize)");
   app.add_flag_callback("--amp,--use_amp", [&runtime] { runtime.precision = Precision::kFP16; }, "Alias of --precision fp16");
   add_value(app, "--threads", "threads", runtime.threads, "CPU threads for LibTorch (0: all cores)");
   if (training) add_value(app, "--loader-threads", "loader_threads", runtime.loader_threads, "Data loader worker threads");
