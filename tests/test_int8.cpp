@@ -77,6 +77,22 @@ TEST(Int8, QuantizedConvolutionMatchesTheFloatReferenceWithinHalfAStep) {
   }
 }
 
+TEST(Int8, WeightsUseTheRangeTheKernelsCanAccumulate) {
+  // 127 with VNNI or AMX; 63 on AVX2, whose 16-bit pair sums would otherwise saturate.
+  const int64_t levels = int8_weight_levels();
+  const std::string units = cpu_int8_units();
+  EXPECT_EQ(levels, units.rfind("AVX2", 0) == 0 || units.empty() ? 63 : 127) << units;
+  const at::Tensor w = at::tensor({0.5f, -2.0f, 1.0f, 0.25f}).view({2, 2, 1, 1});
+  for (int64_t l : {int64_t{63}, int64_t{127}}) {
+    const QuantizedWeight q = quantize_per_channel(w, 0, l);
+    // Each channel's largest magnitude maps to +-levels; the others in proportion.
+    EXPECT_EQ(q.values.flatten()[1].item<int>(), -l);
+    EXPECT_EQ(q.values.flatten()[2].item<int>(), l);
+    EXPECT_FLOAT_EQ(q.scales[0].item<float>(), 2.0f / l);
+    EXPECT_EQ(q.values.abs().max().item<int>(), l);
+  }
+}
+
 TEST(Int8, ImageZeroPointIsHonouredIncludingPadding) {
   REQUIRE_INT8();
   c10::InferenceMode guard;

@@ -232,7 +232,8 @@ onnx_export::Quantization quantization(UNet& model, const Int8Scales& scales) {
   for (size_t k = 0; k < layers.size(); ++k) {
     const at::Tensor w = params[layers[k].name + ".weight"].detach().to(at::kCPU, at::kFloat).contiguous();
     const bool up = layers[k].kind == ConvLayer::kUpSample;
-    const QuantizedWeight qw = quantize_per_channel(w, up ? 1 : 0);
+    // The full [-127, 127] range: the file runs on other machines, whose runtimes guard their own kernels.
+    const QuantizedWeight qw = quantize_per_channel(w, up ? 1 : 0, 127);
     // The up-sampling in the engine's sub-pixel form: its four phases share their channel's scale.
     const at::Tensor values = (up ? subpixel_weight(qw.values) : qw.values).contiguous();
     const at::Tensor s = (up ? qw.scales.repeat_interleave(4) : qw.scales).to(at::kFloat).contiguous();

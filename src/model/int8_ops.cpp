@@ -14,6 +14,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 
 namespace unet {
@@ -43,13 +45,29 @@ std::string cpu_int8_units() {
   static const std::string units = [] {
     const std::string flags = cpu_flags();
     auto has = [&](const char* f) { return flags.find(std::string(" ") + f + " ") != std::string::npos; };
-    if (has("amx_int8")) return std::string("AMX-INT8");
-    if (has("avx512_vnni")) return std::string("AVX512-VNNI");
-    if (has("avx_vnni")) return std::string("AVX-VNNI");
+    // oneDNN's ISA limit (ONEDNN_MAX_CPU_ISA, e.g. AVX2) keeps it off the units above the limit.
+    const char* limit = std::getenv("ONEDNN_MAX_CPU_ISA");
+    if (!limit) limit = std::getenv("DNNL_MAX_CPU_ISA");
+    std::string isa = limit ? limit : "ALL";
+    for (char& c : isa) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    auto names = [&](const char* part) { return isa.find(part) != std::string::npos; };
+    const bool amx_allowed = isa.empty() || names("ALL") || names("AMX");
+    // Every ISA from AVX512_CORE_VNNI up (BF16, FP16, AVX10, AMX) names or includes VNNI.
+    const bool vnni_allowed = amx_allowed || names("VNNI") || names("BF16") || names("FP16") || names("AVX10");
+    if (has("amx_int8") && amx_allowed) return std::string("AMX-INT8");
+    if (has("avx512_vnni") && vnni_allowed) return std::string("AVX512-VNNI");
+    if (has("avx_vnni") && vnni_allowed) return std::string("AVX-VNNI");
     if (has("avx2")) return std::string("AVX2 (no int8 dot-product instructions: slow)");
     return std::string();
   }();
   return units;
+}
+
+int64_t int8_weight_levels() {
+  // Without VNNI, oneDNN multiplies u8 x s8 pairs with vpmaddubsw, whose 16-bit sums saturate
+  // beyond 32767: 2 x 255 x 127 does, 2 x 255 x 63 does not (PyTorch's reduce_range).
+  const std::string units = cpu_int8_units();
+  return units == "AMX-INT8" || units == "AVX512-VNNI" || units == "AVX-VNNI" ? 127 : 63;
 }
 
 std::vector<ConvLayer> conv_layers(const UNetOptions& o) {
@@ -73,15 +91,15 @@ std::vector<std::pair<size_t, size_t>> concatenated_layers(const UNetOptions& o)
   return pairs;
 }
 
-QuantizedWeight quantize_per_channel(const at::Tensor& w, int64_t axis) {
+QuantizedWeight quantize_per_channel(const at::Tensor& w, int64_t axis, int64_t levels) {
   const at::Tensor f = w.detach().to(at::kFloat).contiguous();
   std::vector<int64_t> dims;
   for (int64_t d = 0; d < f.dim(); ++d)
     if (d != axis) dims.push_back(d);
-  const at::Tensor scales = (f.abs().amax(dims) / 127.0).clamp_min(1e-12);
+  const at::Tensor scales = (f.abs().amax(dims) / static_cast<double>(levels)).clamp_min(1e-12);
   std::vector<int64_t> shape(static_cast<size_t>(f.dim()), 1);
   shape[static_cast<size_t>(axis)] = f.size(axis);
-  const at::Tensor values = (f / scales.view(shape)).round().clamp(-127, 127).to(at::kChar);
+  const at::Tensor values = (f / scales.view(shape)).round().clamp(-levels, levels).to(at::kChar);
   return {values, scales};
 }
 

@@ -19,7 +19,8 @@ bool int8_available();
 
 /// The int8 dot-product units oneDNN uses on this CPU, best first: "AMX-INT8", "AVX512-VNNI",
 /// "AVX-VNNI", "AVX2 (no int8 dot-product instructions: slow)", or "" where the CPU has none of
-/// them (int8 unsupported). Read from /proc/cpuinfo's flags at run time.
+/// them (int8 unsupported). Read from /proc/cpuinfo's flags at run time, within oneDNN's ISA
+/// limit when ONEDNN_MAX_CPU_ISA sets one.
 std::string cpu_int8_units();
 
 /// The convolutions of a U-Net in the order its forward pass runs them: every level's two, the
@@ -45,13 +46,17 @@ struct Int8Scales {
   std::vector<float> outputs;
 };
 
+/// The largest int8 weight magnitude this CPU's kernels take without overflow: 127 with VNNI or
+/// AMX; 63 without (their 16-bit pair sums would saturate), as PyTorch's reduce_range.
+int64_t int8_weight_levels();
+
 /// w [O, C, kh, kw] quantized symmetrically per output channel: w ~ scales[o] * values[o, ...],
-/// values int8 in [-127, 127], scales float32 [O] (max |w_o| / 127; a tiny floor for zero channels).
+/// values int8 in [-levels, levels], scales float32 [O] (max |w_o| / levels; a tiny floor for zero channels).
 struct QuantizedWeight {
   at::Tensor values, scales;
 };
 /// Per channel along `axis` (0 for convolutions [O, C, k, k], 1 for transposed ones [C, O, k, k]).
-QuantizedWeight quantize_per_channel(const at::Tensor& w, int64_t axis = 0);
+QuantizedWeight quantize_per_channel(const at::Tensor& w, int64_t axis = 0, int64_t levels = int8_weight_levels());
 
 /// The stride-2 transposed convolution of the U-Net (kernel 2, padding 0; or kernel 3, padding 1,
 /// output padding 1) as a stride-1 convolution whose output channels hold the four output phases,
