@@ -20,8 +20,10 @@
 #include <nlohmann/json.hpp>
 
 using namespace unet;
+using unet::test::read_floats;
 using unet::test::run_unet;
 using unet::test::TempDir;
+using unet::test::write_floats;
 
 namespace {
 
@@ -89,18 +91,8 @@ TEST(Export, CliRefusesAnUntrainedDirectoryAndWritesNothing) {
 
 namespace {
 
-void write_floats(const std::string& path, const at::Tensor& t) {
-  const at::Tensor c = t.contiguous().to(at::kFloat);
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
-}
-
 /// UNET_TEST_PYTHON when it can import onnx, ONNX Runtime and OpenVINO, else "".
-std::string python_with_runtimes() {
-  const std::string python = UNET_TEST_PYTHON;
-  if (python.empty() || !std::filesystem::exists(python)) return "";
-  const std::string probe = "'" + python + "' -c 'import numpy, onnx, onnxruntime, openvino' >/dev/null 2>&1";
-  return std::system(probe.c_str()) == 0 ? python : "";
-}
+std::string python_with_runtimes() { return unet::test::python_with("numpy, onnx, onnxruntime, openvino"); }
 
 }  // namespace
 
@@ -202,12 +194,7 @@ TEST(Export, OnnxCliWritesTheFileOrNothing) {
 namespace {
 
 /// UNET_TEST_PYTHON when it has bioimageio.core (with ONNX Runtime and torch), else "".
-std::string python_with_bioimageio() {
-  const std::string python = UNET_TEST_PYTHON;
-  if (python.empty() || !std::filesystem::exists(python)) return "";
-  const std::string probe = "'" + python + "' -c 'import bioimageio.core, onnxruntime, torch' >/dev/null 2>&1";
-  return std::system(probe.c_str()) == 0 ? python : "";
-}
+std::string python_with_bioimageio() { return unet::test::python_with("bioimageio.core, onnxruntime, torch"); }
 
 /// The sample for packages: a real ISBI slice where the data is present, else "" (synthetic).
 std::string isbi_sample(const TempDir& dir) {
@@ -215,14 +202,6 @@ std::string isbi_sample(const TempDir& dir) {
   if (!std::filesystem::exists(volume)) return "";
   write_tiff(dir.file("slice.tif"), {read_tiff(volume).at(0).pixels});
   return dir.file("slice.tif");
-}
-
-at::Tensor read_floats(const std::string& path, at::IntArrayRef shape) {
-  const std::string bytes = unet::test::read_file(path);
-  at::Tensor t = at::empty(shape, at::kFloat);
-  EXPECT_EQ(bytes.size(), t.numel() * sizeof(float)) << path;
-  std::memcpy(t.data_ptr<float>(), bytes.data(), std::min<size_t>(bytes.size(), t.numel() * sizeof(float)));
-  return t;
 }
 
 }  // namespace

@@ -93,6 +93,26 @@ TEST(Int8, WeightsUseTheRangeTheKernelsCanAccumulate) {
   }
 }
 
+TEST(Int8, EightBitImagesQuantizeAlikeHoweverTheyWereNormalised) {
+  // unet normalises k / 255 * 2 - 1, a bioimage.io consumer k * (2 / 255) - 1, a script
+  // k / 127.5 - 1: float32 results an ulp apart. At 255 steps over [-1, 1] every pixel sits on a
+  // rounding tie and the three land a step apart; the input grid must give them one u8 value.
+  c10::InferenceMode guard;
+  for (int64_t first : {0, 1, 3})
+    for (int64_t last : {255, 254, 250}) {
+      const at::Tensor k = at::arange(first, last + 1, at::kFloat).view({1, 1, 1, -1});
+      const at::Tensor a = k.div(255.0).mul(2.0).sub(1.0), b = k.mul(2.0f / 255.0f).sub(1.0), c = k.div(127.5).sub(1.0);
+      const double lo = std::min(0.0, a.min().item<double>()), hi = std::max(0.0, a.max().item<double>());
+      const auto [scale, zero_point] = Calibrator::input_grid(a, lo, hi);
+      EXPECT_LE(scale, (hi - lo) / 255.0 * 1.012) << first << ".." << last;
+      const at::Tensor qa = quantize_u8(a, scale, zero_point);
+      EXPECT_TRUE(at::equal(qa, quantize_u8(b, scale, zero_point))) << first << ".." << last;
+      EXPECT_TRUE(at::equal(qa, quantize_u8(c, scale, zero_point))) << first << ".." << last;
+      // At most a few of the grey levels share a u8 value (the larger step, or clipping at the ends).
+      EXPECT_GE(std::get<0>(at::_unique(qa)).numel(), k.numel() - 4) << first << ".." << last;
+    }
+}
+
 TEST(Int8, ImageZeroPointIsHonouredIncludingPadding) {
   REQUIRE_INT8();
   c10::InferenceMode guard;

@@ -29,12 +29,7 @@ at::Tensor cells_from(const std::vector<std::string>& rows) {
 }
 
 /// UNET_TEST_PYTHON when it can import numpy and scikit-image, else "".
-std::string python_with_skimage() {
-  const std::string python = UNET_TEST_PYTHON;
-  if (python.empty() || !std::filesystem::exists(python)) return "";
-  const std::string probe = python + " -c 'import numpy, skimage' >/dev/null 2>&1";
-  return std::system(probe.c_str()) == 0 ? python : "";
-}
+std::string python_with_skimage() { return unet::test::python_with("numpy, skimage"); }
 
 std::string picture(const at::Tensor& labels) {
   std::string s;

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -47,6 +48,26 @@ std::string read_file(const std::string& path) {
 
 void write_file(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
+}
+
+std::string python_with(const std::string& modules) {
+  const std::string python = UNET_TEST_PYTHON;
+  if (python.empty() || !fs::exists(python)) return "";
+  const std::string probe = "'" + python + "' -c 'import " + modules + "' >/dev/null 2>&1";
+  return std::system(probe.c_str()) == 0 ? python : "";
+}
+
+void write_floats(const std::string& path, const at::Tensor& t) {
+  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * sizeof(float));
+}
+
+at::Tensor read_floats(const std::string& path, at::IntArrayRef shape) {
+  const std::string bytes = read_file(path);
+  at::Tensor t = at::zeros(shape, at::kFloat);
+  EXPECT_EQ(bytes.size(), t.numel() * sizeof(float)) << path;
+  std::memcpy(t.data_ptr<float>(), bytes.data(), std::min<size_t>(bytes.size(), t.numel() * sizeof(float)));
+  return t;
 }
 
 RunResult run_unet(const std::string& arguments, const std::string& prefix) {

@@ -89,6 +89,14 @@ void expect_one_line_error(const RunResult& r, const std::string& expected);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 
+/// UNET_TEST_PYTHON when it imports every module in `modules` ("numpy, onnxruntime"), else ""
+/// (tests that need it then skip).
+std::string python_with(const std::string& modules);
+
+/// A float32 tensor as a raw little-endian file, and back (for the Python side of a test).
+void write_floats(const std::string& path, const at::Tensor& t);
+at::Tensor read_floats(const std::string& path, at::IntArrayRef shape);
+
 /// The ISBI 2012 directory, or "" when it is not there (tests then skip).
 std::string isbi_dir();
 

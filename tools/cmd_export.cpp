@@ -1,6 +1,6 @@
 // `unet export`: write a trained checkpoint as a self-contained TorchScript module, an ONNX model
 // (fp32, or with --precision int8 the QDQ form of the int8 model, with unet quantize's scales) or a
-// bioimage.io model package.
+// bioimage.io model package (fp32, or int8 with that file as its one weight format).
 #include "options.h"
 #include "resume.h"
 
@@ -23,14 +23,15 @@ struct ExportCommand {
   std::string model_dir = "results";
   std::string output;
   Format format = Format::kTorchScript;
-  /// fp32, or int8: the ONNX QDQ file of the int8 engine (scales from `unet quantize`).
+  /// fp32, or int8: the ONNX QDQ file of the int8 engine (scales from `unet quantize`), alone or in a package.
   Precision precision = Precision::kFP32;
   BioimageioOptions package;
 };
 
 const char* default_name(Format f, Precision p) {
   if (f == Format::kOnnx) return p == Precision::kInt8 ? "unet_int8.onnx" : "unet.onnx";
-  return f == Format::kBioimageio ? "unet.bioimageio.zip" : "unet.torchscript.pt";
+  if (f == Format::kBioimageio) return p == Precision::kInt8 ? "unet_int8.bioimageio.zip" : "unet.bioimageio.zip";
+  return "unet.torchscript.pt";
 }
 
 /// The precisions an export writes: precision_names()' fp32 and int8.
@@ -106,9 +107,9 @@ void run_export(const ExportCommand& o) {
   info.class_naming = model_naming(info, o.package.class_names);
   UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
+  const Int8Scales scales = int8 ? load_int8_scales(ckpt, model, info.step) : Int8Scales{};
   if (o.format == Format::kOnnx) {
     contract_format = ExportFormat::kOnnx;
-    const Int8Scales scales = int8 ? load_int8_scales(ckpt, model, info.step) : Int8Scales{};
     export_onnx(model, info.input_size, out, contract_format, info.training_record, info.class_naming,
                 int8 ? &scales : nullptr);
   } else if (o.format == Format::kTorchScript) {
@@ -117,13 +118,13 @@ void run_export(const ExportCommand& o) {
     contract_format = ExportFormat::kOnnxProbabilities;
     BioimageioPackage p;
     try {
-      p = export_bioimageio(model, info, out, package);
+      p = export_bioimageio(model, info, out, package, int8 ? &scales : nullptr);
     } catch (const Error& e) {
       // Only a sample the user did not choose and that the package cannot use falls back.
       if (package.sample == o.package.sample || std::string(e.what()).find(package.sample) == std::string::npos) throw;
       std::fprintf(stderr, "unet export: note: %s; the package's sample is a synthetic slice instead (--sample to choose)\n",
                    e.what());
-      p = export_bioimageio(model, info, out, o.package);
+      p = export_bioimageio(model, info, out, o.package, int8 ? &scales : nullptr);
     }
     std::printf("package: ");
     for (size_t i = 0; i < p.files.size(); ++i) std::printf("%s%s", i ? ", " : "", p.files[i].c_str());
@@ -147,15 +148,16 @@ void register_export(CLI::App& app) {
                 "bioimage.io package (deepImageJ, ilastik, napari, QuPath)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--output,-o", "output", o->output,
-            "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx, unet_int8.onnx or unet.bioimageio.zip)");
+            "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx or unet.bioimageio.zip; int8: unet_int8.onnx, "
+            "unet_int8.bioimageio.zip)");
   static const EnumNames<Format> formats = {
       {"torchscript", Format::kTorchScript}, {"onnx", Format::kOnnx}, {"bioimageio", Format::kBioimageio}};
   add_choice(*cmd, "--format", "format", o->format, formats,
              "torchscript (LibTorch, C++ or Python), onnx (ONNX Runtime, OpenVINO) or bioimageio (a zip for deepImageJ, "
              "ilastik, napari, QuPath)");
   add_choice(*cmd, "--precision", "precision", o->precision, export_precision_names(),
-             "fp32, or int8 (onnx only): a QDQ file that ONNX Runtime and OpenVINO run with int8 kernels, with the "
-             "scales unet quantize wrote beside the checkpoint");
+             "fp32, or int8 (onnx, bioimageio): a QDQ file that ONNX Runtime and OpenVINO run with int8 kernels, "
+             "with the scales unet quantize wrote beside the checkpoint");
   add_value(*cmd, "--sample", "sample", o->package.sample,
             "bioimageio: a real image (TIFF or PNG, same encoding as the training data) for the test tensors and the "
             "cover (default: the first test image of the data the model was trained on, else a synthetic slice)");
@@ -169,8 +171,8 @@ void register_export(CLI::App& app) {
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] {
     o->package.validate();
-    if (o->precision == Precision::kInt8 && o->format != Format::kOnnx)
-      throw OptionError("precision", " int8 is exported as ONNX only: add {format} onnx");
+    if (o->precision == Precision::kInt8 && o->format == Format::kTorchScript)
+      throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
   });
   on_run(*cmd, [o] { run_export(*o); });
 }

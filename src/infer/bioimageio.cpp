@@ -12,6 +12,7 @@
 #include "unet/data/source.h"
 #include "unet/data/image_io.h"
 #include "unet/data/synthetic.h"
+#include "unet/infer/int8_engine.h"
 #include "unet/infer/output.h"
 #include "unet/model/geometry.h"
 #include "unet/onnx/writer.h"
@@ -183,8 +184,31 @@ nlohmann::json rdf(const UNetOptions& o, const CheckpointInfo& info, const Bioim
   };
 }
 
+/// The rdf of an int8 package: its one weight format, ONNX (the QDQ file), and the tolerance of
+/// its test output for the runtimes' int8 rounding: one output step of the logits (`step`) as an
+/// absolute tolerance of the probabilities, within the spec's limits (at most 1% of the largest
+/// test value, `largest`; then 1% relative as well), and 0.1% of the elements beyond it (the spec
+/// allows 0.5%).
+void make_int8(nlohmann::json& rdf, double step, double largest) {
+  const double cap = 0.01 * largest * 0.999;  // the spec compares in float32: stay clear of the bound
+  const double absolute = std::min(std::max(1e-3, step), cap);
+  rdf["weights"] = {{"onnx", {{"source", "weights.onnx"}, {"opset_version", onnx_export::kOpset}}}};
+  rdf["tags"] = {"unet", "segmentation", "2d", "semantic-segmentation", "onnx", "int8"};
+  rdf["config"]["bioimageio"] = {{"reproducibility_tolerance",
+                                  {{{"absolute_tolerance", absolute}, {"relative_tolerance", step > absolute ? 0.01 : 0.0},
+                                    {"mismatched_elements_per_million", 1000}, {"weights_formats", {"onnx"}}}}}};
+  rdf["config"]["unet"]["precision"] = "int8";
+}
+
+/// What one u8 step of every input of the head moves a logit by (the head's input scale times its
+/// largest absolute weight sum): the unit in which int8 runtimes differ from unet's engine.
+double int8_output_step(const UNet& model, const Int8Scales& scales) {
+  const at::Tensor w = model->named_parameters()["head.weight"].detach().to(at::kCPU, at::kFloat);
+  return scales.outputs[scales.outputs.size() - 2] * w.abs().sum({1, 2, 3}).max().item<double>();
+}
+
 std::string readme(const UNetOptions& o, const std::string& description, const std::vector<std::string>& classes,
-                   double max_value, const BioimageioPackage& p) {
+                   double max_value, const BioimageioPackage& p, bool int8) {
   std::ostringstream s;
   s << "# " << "U-Net for 2D segmentation\n\n" << description << "\n\n";
   s << "## Input\n\nOne image, axes batch, channel (" << o.in_channels() << "), y, x. Each side must be "
@@ -202,11 +226,16 @@ std::string readme(const UNetOptions& o, const std::string& description, const s
     s << "of the input's size.\n\n";
   }
   s << "## Validation\n\nThe test output is unet's own prediction for the test input (" << p.test_height << " x "
-    << p.test_width << " pixels of " << p.sample << "); `bioimageio test` reproduces it with each weight format.\n\n";
+    << p.test_width << " pixels of " << p.sample << "); `bioimageio test` reproduces it with each weight format"
+    << (int8 ? " (int8: within the tolerance in rdf.yaml's config, up to one output step of the logits as far as the "
+               "specification allows; the runtimes' int8 arithmetic differs from unet's in rounding)" : "") << ".\n\n";
   s << "## Use\n\n- Fiji: deepImageJ > Install model > from a zip file; then run it on an image.\n"
        "- napari: the bioimage.io plugin (napari-bioimageio), or `bioimageio predict` from bioimageio.core.\n"
        "- Python: `bioimageio test <package.zip>`; `bioimageio predict` writes predictions.\n\n"
-       "Written by unet, a U-Net trainer in C++ on LibTorch. Weights: ONNX (opset 17) and TorchScript.\n";
+       "Written by unet, a U-Net trainer in C++ on LibTorch. Weights: "
+    << (int8 ? "ONNX (opset 17), int8 in QDQ form: ONNX Runtime and OpenVINO run it with their int8 kernels on CPUs "
+               "with VNNI or AMX.\n"
+             : "ONNX (opset 17) and TorchScript.\n");
   return s.str();
 }
 
@@ -330,9 +359,13 @@ bool bioimageio_available() { return false; }
 #endif
 
 BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, const std::string& path,
-                                    const BioimageioOptions& opt) {
+                                    const BioimageioOptions& opt, const Int8Scales* int8) {
   if (!bioimageio_available()) {
     throw Error("this unet was built without bioimage.io packages: install libzip-dev, libonnx-dev and libprotobuf-dev and rebuild");
+  }
+  if (int8 && int8_weight_levels() != 127) {
+    throw Error("int8 bioimage.io packages are written on CPUs with VNNI or AMX (this one: " + cpu_int8_units() +
+                "): its int8 engine keeps 7-bit weights, the package's file 8-bit ones, so its test output would not be the file's");
   }
   opt.validate();
   const UNetOptions& o = model->options();
@@ -358,7 +391,8 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   {
     c10::InferenceMode guard;
     model->eval();
-    probabilities = at::softmax(model->forward(x.to(model->parameters()[0].device())), 1).cpu();
+    probabilities = int8 ? at::softmax(Int8Engine(model, *int8).forward(x), 1)
+                         : at::softmax(model->forward(x.to(model->parameters()[0].device())), 1).cpu();
   }
   p.output_height = probabilities.size(2);
   p.output_width = probabilities.size(3);
@@ -368,14 +402,17 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
             ") and gives each pixel's class probabilities."
       : opt.description;
   Files files;
-  files.emplace_back("rdf.yaml", json_text(rdf(o, info, opt, classes, max_value, description), 2) + "\n");
+  nlohmann::json description_file = rdf(o, info, opt, classes, max_value, description);
+  if (int8) make_int8(description_file, int8_output_step(model, *int8), probabilities.max().item<double>());
+  files.emplace_back("rdf.yaml", json_text(description_file, 2) + "\n");
   files.emplace_back("weights.onnx",
-                     onnx_bytes(model, info.input_size, ExportFormat::kOnnxProbabilities, info.training_record, naming));
-  files.emplace_back("weights.torchscript.pt", torchscript_bytes(model, info.input_size, info.training_record,
-                                                                 ExportFormat::kTorchScriptProbabilities, naming));
+                     onnx_bytes(model, info.input_size, ExportFormat::kOnnxProbabilities, info.training_record, naming, int8));
+  if (!int8)
+    files.emplace_back("weights.torchscript.pt", torchscript_bytes(model, info.input_size, info.training_record,
+                                                                   ExportFormat::kTorchScriptProbabilities, naming));
   files.emplace_back("test_input.npy", npy(raw));
   files.emplace_back("test_output.npy", npy(probabilities));
-  files.emplace_back("README.md", readme(o, description, classes, max_value, p));
+  files.emplace_back("README.md", readme(o, description, classes, max_value, p, int8 != nullptr));
   files.emplace_back("cover.png", cover_png(x, probabilities, naming));
   // Sample tensors, images for people and viewers: the input as stored, the probabilities as float.
   const at::Tensor stored = max_value == 255.0 ? raw[0].to(at::kByte) : max_value == 65535.0 ? raw[0].to(at::kInt) : raw[0];

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 namespace unet {
 namespace {
@@ -62,6 +63,37 @@ void Calibrator::add(Histogram& h, const at::Tensor& values) const {
   for (int64_t i = 0; i < kBins; ++i) h.counts[i] += c[i];
 }
 
+namespace {
+
+/// How far the values' quantized positions (v / scale + zero_point) come to a rounding tie (0.5:
+/// none on a tie; 0: one on it).
+double tie_distance(const at::Tensor& values, double scale, int64_t zero_point) {
+  if (!values.defined() || values.numel() == 0) return 0.5;
+  const at::Tensor q = values.to(at::kDouble) / scale + static_cast<double>(zero_point);
+  return (q - q.floor() - 0.5).abs().min().item<double>();
+}
+
+}  // namespace
+
+std::pair<float, int64_t> Calibrator::input_grid(const at::Tensor& values, double lo, double hi) {
+  // 255 steps over [lo, hi] put an 8-bit image normalised to [-1, 1] (k / 127.5 - 1) on a tie at
+  // every pixel: a runtime that normalises with another float rounding (a bioimage.io consumer's
+  // gain and offset) then quantizes it a step apart (1.2% of a package's test outputs failed).
+  // A step slightly larger moves the grid off the ties; the first that clears them by 1e-3 of a
+  // step (float32 rounding moves values by about 1e-5 of one) is kept, else the clearest.
+  float best_scale = 0.0f;
+  int64_t best_zero_point = 0;
+  double best_distance = -1.0;
+  for (double factor : {1.0, 1.0047, 1.00173, 1.0031, 1.0071, 1.0113, 1.0019}) {
+    const float scale = static_cast<float>(std::max(hi - lo, 1e-6) / 255.0 * factor);
+    const int64_t zero_point = std::clamp<int64_t>(std::llround(-lo / scale), 0, 255);
+    const double distance = tie_distance(values, scale, zero_point);
+    if (distance > best_distance) std::tie(best_scale, best_zero_point, best_distance) = std::tie(scale, zero_point, distance);
+    if (distance >= 1e-3) break;
+  }
+  return {best_scale, best_zero_point};
+}
+
 void Calibrator::observe(const UNet& model, const at::Tensor& inputs) {
   if (max_tiles_ > 0 && tiles_ >= max_tiles_) return;
   c10::InferenceMode guard;
@@ -70,6 +102,12 @@ void Calibrator::observe(const UNet& model, const at::Tensor& inputs) {
   const double lo = x.min().item<double>(), hi = x.max().item<double>();
   input_min_ = tiles_ == 0 ? lo : std::min(input_min_, lo);
   input_max_ = tiles_ == 0 ? hi : std::max(input_max_, hi);
+  // The distinct input values (at most kInputValues, evenly spread), for the input's grid.
+  at::Tensor values = std::get<0>(at::_unique(x.flatten().to(at::kFloat), /*sorted=*/true));
+  if (input_values_.defined()) values = std::get<0>(at::_unique(at::cat({input_values_, values}), /*sorted=*/true));
+  if (values.numel() > kInputValues)
+    values = values.index_select(0, at::linspace(0, static_cast<double>(values.numel() - 1), kInputValues).round().to(at::kLong));
+  input_values_ = values;
   const size_t head = histograms_.size() - 1;
   observed_forward(model, x, [&](size_t k, const at::Tensor& y) {
     if (k != head) add(histograms_[k], y);
@@ -113,10 +151,10 @@ double Calibrator::threshold(const Histogram& h, CalibrationMethod method, doubl
 Int8Scales Calibrator::scales(CalibrationMethod method, double percentile) const {
   if (tiles_ == 0) throw Error("int8 calibration: no inputs were observed");
   Int8Scales s;
-  // The image: asymmetric u8 over the range seen (it holds negative values).
+  // The image: asymmetric u8 over the range seen (it holds negative values), on a grid whose
+  // rounding ties no input value sits on (`input_grid`).
   const double lo = std::min(0.0, input_min_), hi = std::max(0.0, input_max_);
-  s.input_scale = static_cast<float>(std::max(hi - lo, 1e-6) / 255.0);
-  s.input_zero_point = std::clamp<int64_t>(std::llround(-lo / s.input_scale), 0, 255);
+  std::tie(s.input_scale, s.input_zero_point) = input_grid(input_values_, lo, hi);
   std::vector<double> t;
   for (const Histogram& h : histograms_) t.push_back(std::max(threshold(h, method, percentile), 1e-6));
   for (const auto& [up, skip] : concatenated_layers(options_)) t[up] = t[skip] = std::max(t[up], t[skip]);

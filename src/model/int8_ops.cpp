@@ -167,8 +167,12 @@ at::Tensor int8_conv(const at::Tensor& x, float x_scale, int64_t x_zero_point, c
                             Ints, Ints, int64_t, double, int64_t, std::optional<at::ScalarType>, c10::string_view, Scalars,
                             std::optional<c10::string_view>)>();
   const bool logits = output_scale <= 0.0f;
+  // The bias on the accumulator's grid (x_scale * w_scale), as int8 runtimes add it (an int32 in
+  // QDQ files): the same sums as theirs, not a float bias's fraction of a step.
+  const at::Tensor step = w_scales.to(at::kDouble) * static_cast<double>(x_scale);
+  const at::Tensor on_grid = (at::round(bias.to(at::kDouble) / step) * step).to(at::kFloat);
   // Symmetric weights: zero points all 0.
-  return op.call(x, x_scale, x_zero_point, packed, w_scales, at::zeros({w_scales.size(0)}, at::kLong), bias, Ints({1, 1}),
+  return op.call(x, x_scale, x_zero_point, packed, w_scales, at::zeros({w_scales.size(0)}, at::kLong), on_grid, Ints({1, 1}),
                  Ints({padding, padding}), Ints({1, 1}), 1, logits ? 1.0 : output_scale, 0, logits ? at::kFloat : at::kByte,
                  logits ? "none" : "relu", Scalars(), c10::string_view(""));
 }

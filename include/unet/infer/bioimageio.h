@@ -3,6 +3,7 @@
 #pragma once
 
 #include "unet/model/checkpoint.h"
+#include "unet/model/int8_ops.h"
 #include "unet/model/unet.h"
 
 #include <cstdint>
@@ -53,8 +54,15 @@ struct BioimageioPackage {
 /// `OptionError` for options that fail `validate()` or do not fit the model, and `unet::Error`
 /// naming the file on a bad sample, an unwritable output or a build without libzip or libonnx;
 /// nothing is written then.
+///
+/// With `int8` (the scales of `unet quantize`): the int8 model instead, ONNX weights only (the
+/// QDQ file of `export --precision int8`, giving the probabilities), its test output from unet's
+/// int8 engine, and a reproducibility tolerance for the runtimes' int8 arithmetic (one output
+/// step of the logits, the head's input scale times its largest absolute weight sum, as far as the
+/// specification allows: 1% of the largest probability, then 1% relative). Throws
+/// `unet::Error` on a CPU without VNNI or AMX, whose 7-bit weights would not be the file's.
 BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, const std::string& path,
-                                    const BioimageioOptions& options);
+                                    const BioimageioOptions& options, const Int8Scales* int8 = nullptr);
 
 /// Whether this build can write packages (libzip and libonnx were found).
 bool bioimageio_available();

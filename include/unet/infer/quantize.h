@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace unet {
@@ -41,6 +42,11 @@ class Calibrator {
   /// the larger of their two. Throws `unet::Error` when nothing was observed.
   Int8Scales scales(CalibrationMethod method, double percentile = 99.99) const;
 
+  /// The input's u8 grid (scale, zero point) over [lo, hi]: 255 steps, or a step up to 1.1%
+  /// larger where `values` (the distinct inputs seen) would sit on rounding ties, as every pixel
+  /// of an 8-bit image normalised to [-1, 1] does at 255 steps.
+  static std::pair<float, int64_t> input_grid(const at::Tensor& values, double lo, double hi);
+
  private:
   struct Histogram {
     double width = 0.0;  // of a bin; 0 until a positive value arrives
@@ -51,6 +57,8 @@ class Calibrator {
   int64_t max_tiles_;
   int64_t tiles_ = 0;
   double input_min_ = 0.0, input_max_ = 0.0;
+  static constexpr int64_t kInputValues = 65536;
+  at::Tensor input_values_;  // distinct inputs seen, sorted (at most kInputValues)
   std::vector<Histogram> histograms_;
 
   void add(Histogram& h, const at::Tensor& values) const;
