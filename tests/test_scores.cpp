@@ -352,6 +352,33 @@ TEST(ObjectScores, MatchesSplitsAndMergesByHand) {
   EXPECT_EQ(empty.predicted_objects, 2);
 }
 
+TEST(ObjectScores, PanopticQualityByHand) {
+  // Image 1: a 4x4 object predicted one column to the right (IoU 12/20 = 0.6, matched), a truth
+  // object missed (FN) and a spurious prediction (FP): SQ 0.6, RQ 1 / (1 + 0.5 + 0.5), PQ 0.3.
+  at::Tensor a = at::zeros({8, 8}, at::kLong), b = at::zeros({8, 8}, at::kLong);
+  a.narrow(0, 0, 4).narrow(1, 0, 4).fill_(1);
+  b.narrow(0, 0, 4).narrow(1, 1, 4).fill_(5);
+  a.narrow(0, 6, 2).narrow(1, 0, 2).fill_(2);
+  b.narrow(0, 6, 2).narrow(1, 5, 2).fill_(9);
+  ObjectScores s = object_scores(a, b);
+  EXPECT_NEAR(s.segmentation_quality(), 0.6, 1e-12);
+  EXPECT_NEAR(s.f1(0), 0.5, 1e-12);
+  EXPECT_NEAR(s.panoptic_quality(), 0.3, 1e-12);
+  // A match at IoU exactly 0.5 is no match (as every other object score here).
+  at::Tensor c = at::zeros({4, 4}, at::kLong), d = at::zeros({4, 4}, at::kLong);
+  c.narrow(1, 0, 2).fill_(1);
+  d.fill_(1);
+  EXPECT_EQ(object_scores(c, d).panoptic_quality(), 0.0);
+  // Image 2, a perfect one: pooled TP 2, FP 1, FN 1, IoU sum 1.6: SQ 0.8, RQ 2/3, PQ 0.5333;
+  // per image 0.3 and 1, averaged 0.65.
+  s.add(object_scores(c, c));
+  EXPECT_NEAR(s.segmentation_quality(), 0.8, 1e-12);
+  EXPECT_NEAR(s.panoptic_quality(), 0.8 * 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(s.mean_image_panoptic_quality(), 0.65, 1e-12);
+  // Nothing on either side: a perfect score.
+  EXPECT_EQ(object_scores(at::zeros({3, 3}, at::kLong), at::zeros({3, 3}, at::kLong)).panoptic_quality(), 1.0);
+}
+
 TEST(ScoreCommand, SixteenBitInstanceLabelsAreCellsAndObjects) {
   // Four touching objects labelled 1000..1003 in a 16-bit image: every label is a cell (no
   // boundary), each label one object; a prediction that finds the cells but not the splits.

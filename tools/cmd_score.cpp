@@ -225,11 +225,13 @@ void print_overall(const Metrics& m, const ClassNaming& naming, bool isbi_scores
   } else {
     std::printf("  (V_Rand and V_Info left out: they score boundaries between cells, as ISBI, not instance labels)\n");
   }
+  const ObjectScores& o = m.objects;
   std::printf("  objects: %lld true, %lld predicted; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP (IoU 0.5-0.95) %.4f; "
               "%lld split, %lld merged\n",
-              static_cast<long long>(m.objects.truth_objects), static_cast<long long>(m.objects.predicted_objects),
-              m.objects.f1(0), m.objects.f1(5), m.objects.mean_average_precision(),
-              static_cast<long long>(m.objects.split), static_cast<long long>(m.objects.merged));
+              static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0), o.f1(5),
+              o.mean_average_precision(), static_cast<long long>(o.split), static_cast<long long>(o.merged));
+  std::printf("  panoptic quality (IoU 0.5): PQ %.4f = SQ %.4f x RQ %.4f (pooled); PQ per image, averaged %.4f\n",
+              o.panoptic_quality(), o.segmentation_quality(), o.f1(0), o.mean_image_panoptic_quality());
 }
 
 /// The overall record: the metrics without the network-output terms (not defined for a prediction

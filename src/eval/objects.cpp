@@ -32,6 +32,19 @@ double ObjectScores::mean_average_precision() const {
   return thresholds.empty() ? 0.0 : sum / static_cast<double>(thresholds.size());
 }
 
+double ObjectScores::segmentation_quality() const {
+  return true_positives.empty() || true_positives[0] == 0 ? (truth_objects + predicted_objects == 0 ? 1.0 : 0.0)
+                                                          : matched_iou / static_cast<double>(true_positives[0]);
+}
+
+double ObjectScores::panoptic_quality() const {
+  return true_positives.empty() ? 0.0 : segmentation_quality() * f1(0);
+}
+
+double ObjectScores::mean_image_panoptic_quality() const {
+  return images > 0 ? image_panoptic_quality / static_cast<double>(images) : 0.0;
+}
+
 void ObjectScores::add(const ObjectScores& o) {
   if (thresholds.empty()) {
     *this = o;
@@ -42,6 +55,9 @@ void ObjectScores::add(const ObjectScores& o) {
   for (size_t k = 0; k < true_positives.size(); ++k) true_positives[k] += o.true_positives[k];
   split += o.split;
   merged += o.merged;
+  matched_iou += o.matched_iou;
+  images += o.images;
+  image_panoptic_quality += o.image_panoptic_quality;
 }
 
 ObjectScores object_scores(const at::Tensor& truth_in, const at::Tensor& predicted_in) {
@@ -67,11 +83,14 @@ ObjectScores object_scores(const at::Tensor& truth_in, const at::Tensor& predict
     const double iou = static_cast<double>(n) / static_cast<double>(area_a[i] + area_b[j] - n);
     for (size_t k = 0; k < s.thresholds.size(); ++k)
       if (iou > s.thresholds[k]) ++s.true_positives[k];
+    if (iou > s.thresholds[0]) s.matched_iou += iou;
     if (2 * n >= area_b[j]) ++halves_in_truth[i];      // predicted object j mostly inside truth i
     if (2 * n >= area_a[i]) ++halves_in_predicted[j];  // truth object i mostly inside predicted j
   }
   for (const auto& [i, count] : halves_in_truth) s.split += count >= 2;
   for (const auto& [j, count] : halves_in_predicted) s.merged += count >= 2;
+  s.images = 1;
+  s.image_panoptic_quality = s.panoptic_quality();
   return s;
 }
 

@@ -22,6 +22,11 @@ struct ObjectScores {
   /// half inside (merged).
   int64_t split = 0;
   int64_t merged = 0;
+  /// The IoU summed over the pairs matched at 0.5 (for panoptic quality).
+  double matched_iou = 0.0;
+  /// Images scored, and their panoptic qualities summed (each image's own `panoptic_quality`).
+  int64_t images = 0;
+  double image_panoptic_quality = 0.0;
 
   int64_t false_positives(size_t k) const { return predicted_objects - true_positives[k]; }
   int64_t false_negatives(size_t k) const { return truth_objects - true_positives[k]; }
@@ -31,6 +36,13 @@ struct ObjectScores {
   double average_precision(size_t k) const;
   /// Its mean over the thresholds (the Bowl's score of an image).
   double mean_average_precision() const;
+  /// Panoptic quality at IoU 0.5 (Kirillov et al. 2019, as histology papers report it):
+  /// PQ = SQ x RQ, SQ the mean IoU of the matched pairs, RQ = TP / (TP + FP/2 + FN/2) (F1 at 0.5);
+  /// pooled over the images added. 1 when neither map has objects.
+  double panoptic_quality() const;
+  double segmentation_quality() const;
+  /// PQ of each image, averaged over the images (HoVer-Net's "bPQ" for binary nucleus maps).
+  double mean_image_panoptic_quality() const;
 
   /// Adds another image's counts (pooled scores over a set of images).
   void add(const ObjectScores& other);
