@@ -2,6 +2,9 @@
 #include "test_support.h"
 
 #include "unet/data/augment.h"
+#include "unet/data/color_augment.h"
+
+#include <filesystem>
 
 #include <ATen/ATen.h>
 
@@ -103,4 +106,58 @@ TEST(Augment, ElasticDeformationMovesPixelsByAboutSigma) {
   const double mean_shift = total / 8;
   EXPECT_GT(mean_shift, 2.0);
   EXPECT_LT(mean_shift, 15.0);
+}
+
+TEST(ColorAugment, StainUnmixingRoundTripsAndFindsAPureStain) {
+  at::manual_seed(3);
+  const at::Tensor rgb = at::rand({3, 5, 7}) * (1.0 - 1.0 / 255.0) + 1.0 / 255.0;
+  EXPECT_LT((stains_to_rgb(rgb_to_stains(rgb)) - rgb).abs().max().item<float>(), 1e-4);
+  // Haematoxylin alone, optical density 0.5 along its (normalised) vector: unmixed as (0.5, 0, 0).
+  const at::Tensor h = at::tensor({0.650, 0.704, 0.286}, at::kFloat);
+  const at::Tensor pure = at::exp(-0.5 * h / h.norm()).view({3, 1, 1});
+  const at::Tensor stains = rgb_to_stains(pure).flatten();
+  EXPECT_NEAR(stains[0].item<float>(), 0.5, 1e-4);
+  EXPECT_NEAR(stains[1].item<float>(), 0.0, 1e-4);
+  EXPECT_NEAR(stains[2].item<float>(), 0.0, 1e-4);
+}
+
+TEST(ColorAugment, ChangesIntensitiesNotGeometryAndIsDeterministic) {
+  const auto [gray, mask0] = blob_image(64, 48);
+  const at::Tensor rgb0 = at::cat({gray, gray * 0.5, -gray}, 0);  // a coloured version of the blobs
+  AugmentOptions geometry_only;
+  AugmentOptions with_color = geometry_only;
+  with_color.color = true;
+  for (const at::Tensor& image0 : {gray, rgb0}) {
+    at::Tensor a = image0.clone(), b = image0.clone(), c = image0.clone(), ma = mask0.clone(), mb = mask0.clone(), mc = mask0.clone();
+    std::mt19937_64 r1(5), r2(5), r3(5);
+    augment_sample(a, ma, 2, geometry_only, r1);
+    augment_sample(b, mb, 2, with_color, r2);
+    augment_sample(c, mc, 2, with_color, r3);
+    // The geometric draws are the same with and without the jitter: the same masks.
+    EXPECT_TRUE(at::equal(ma, mb));
+    EXPECT_TRUE(at::equal(b, c));  // the same rng state, the same image
+    EXPECT_GT((a - b).abs().max().item<float>(), 1e-3);  // the jitter did something
+    EXPECT_LE(b.abs().max().item<float>(), 1.0f);
+    // Alignment survives: bright blobs stay where the mask says (the jitter keeps their order).
+    EXPECT_LT(disagreement(b.mean(0, true) - b.mean(), mb), 0.02);
+  }
+}
+
+TEST(ColorAugment, ColourJittersLeaveOneChannelImagesAlone) {
+  const auto [gray, mask] = blob_image(32, 32);
+  ColorAugmentOptions only_colour;
+  only_colour.contrast = only_colour.gamma = only_colour.blur = only_colour.noise = 0.0;
+  std::mt19937_64 rng(1);
+  EXPECT_TRUE(at::allclose(color_augment(gray, only_colour, rng), gray, 1e-6, 1e-6));
+  // On RGB they act.
+  const at::Tensor rgb = at::cat({gray, gray * 0.3, gray * -0.2}, 0);
+  EXPECT_GT((color_augment(rgb, only_colour, rng) - rgb).abs().max().item<float>(), 1e-3);
+}
+
+TEST(ColorAugment, NeedsTheAugmentation) {
+  unet::test::TempDir dir;
+  const auto r = unet::test::run_unet("train --synthetic --max-steps 1 --depth 2 --filters 4 --input-size 60 --quiet --color-augment --model-dir " +
+                                      dir.file("m"));
+  unet::test::expect_one_line_error(r, "--color-augment is jitter within the augmentation: add --augment");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("m/checkpoint.pt")));
 }

@@ -120,6 +120,9 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
   add_value(app, "--border-w0", "weight_map.w0", train.weight_map.w0, "Border weights: weight of the gap term");
   add_value(app, "--border-sigma", "weight_map.sigma", train.weight_map.sigma, "Border weights: width of the gap term in pixels");
   add_switch(app, "--elastic", "augment_options.elastic", train.augment_options.elastic, "Elastic deformation within --augment");
+  add_switch(app, "--color-augment", "augment_options.color", train.augment_options.color,
+             "Photometric jitter within --augment: contrast, gamma, blur and noise; for RGB also the H&E stains' amounts, "
+             "hue and saturation (other microscopes' and labs' images)");
   add_choice(app, "--lr-schedule", "schedule.kind", train.schedule.kind, schedule_names(),
              "Learning-rate schedule: constant (the reference) or cosine decay");
   add_value(app, "--lr-warmup-steps", "schedule.warmup_steps", train.schedule.warmup_steps,

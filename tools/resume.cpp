@@ -62,6 +62,7 @@ void adopt_training(const CLI::App& command, const nlohmann::json& record, Train
   adopt_recorded(command, "--max-steps", train.max_steps, record, "max_steps");
   adopt_recorded(command, "--augment", train.augment, record, "augment");
   adopt_recorded(command, "--elastic", train.augment_options.elastic, record, "elastic");
+  adopt_recorded(command, "--color-augment", train.augment_options.color, record, "color_augment");
   adopt_recorded(command, "--border-weights", train.border_weights, record, "border_weights");
   adopt_recorded(command, "--border-w0", train.weight_map.w0, record, "border_w0");
   adopt_recorded(command, "--border-sigma", train.weight_map.sigma, record, "border_sigma");

@@ -31,6 +31,8 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
   const int64_t g = options.elastic_grid;
   std::vector<float> displacement(static_cast<size_t>(2 * g * g));
   for (auto& d : displacement) d = static_cast<float>(normal01(rng) * options.elastic_sigma);
+  // The photometric jitter's own stream, drawn only when it is on (runs without it keep theirs).
+  std::mt19937_64 color_rng(options.color ? rng() : 0);
 
   if (options.flips && flip_h) {
     image = image.flip({2});
@@ -69,6 +71,7 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
     if (has_weights) *weights = sample(weights->unsqueeze(0))[0];
   }
   if (options.brightness > 0.0) image = (image + delta).clamp(-1.0, 1.0);
+  if (options.color) image = color_augment(image, options.color_options, color_rng);
   image = image.contiguous();
   if (has_mask) mask = mask.contiguous();
   if (has_weights) *weights = weights->contiguous();

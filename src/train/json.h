@@ -19,6 +19,7 @@ inline nlohmann::json training_record(const TrainOptions& t, const RunContext& c
           {"seed", t.seed},
           {"augment", t.augment},
           {"elastic", t.augment_options.elastic},
+          {"color_augment", t.augment_options.color},
           {"precision", to_string(c.precision)},
           {"input_mode", to_string(t.input_mode)},
           {"input_size", t.input_size},

@@ -21,6 +21,8 @@ void TrainOptions::validate() const {
   require_option(graph_warmup >= 1, "graph_warmup", "must be at least 1", graph_warmup);
   schedule.validate();
   if (border_weights) weight_map.validate();
+  if (augment_options.color && !augment)
+    throw OptionError("augment_options.color", " is jitter within the augmentation: add {augment} (or leave out {augment_options.color})");
 }
 
 int64_t TrainOptions::evaluation_interval() const {

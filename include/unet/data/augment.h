@@ -1,5 +1,8 @@
-// Training augmentation: flips, crop-and-resize, brightness (the reference set) and elastic warps.
+// Training augmentation: flips, crop-and-resize, brightness (the reference set), elastic warps and,
+// optionally, photometric jitter (contrast, gamma, blur, noise; stains, hue and saturation for RGB).
 #pragma once
+
+#include "unet/data/color_augment.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -20,6 +23,10 @@ struct AugmentOptions {
   bool elastic = true;
   double elastic_sigma = 10.0;
   int64_t elastic_grid = 3;
+  /// Photometric jitter (`color_augment`, with `color_options`), after the geometry and the
+  /// brightness shift. Off by default: the reference's set stays as it was.
+  bool color = false;
+  ColorAugmentOptions color_options;
 };
 
 /// Uniform double in [0, 1) from 53 random bits (the same on every platform, unlike <random>'s
