@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Converts public nucleus data sets with instance labels into unet's folder layout, with a fixed
+train/validation/test split, from a git snapshot of their repository (the project's `fetch` tool,
+or `git clone`; the data is never committed here).
+
+    nucleus_data.py coelho2009 --git-dir REPO.git --out DIR
+    nucleus_data.py gbm40      --git-dir REPO.git --out DIR
+
+writes DIR/{train,val,test}/images/NAME.png and DIR/{train,val,test}/masks/NAME.png (16-bit
+instance labels: 0 background, 1..N one nucleus each), then prints the counts. Train with
+`unet train --data-dir DIR/train --fold none ...`, score with `unet evaluate --data-dir DIR/val
+--fold none` (the test split stays untouched until the end).
+
+Sets (docs/data.md names their licences and citations):
+  coelho2009  fluorescence (Hoechst), U2OS ("gnf", 1349x1030) and NIH3T3 ("ic100", 1344x1024)
+              cells, 97 hand-segmented images; github.com/luispedro/Coelho2009_ISBI_NuclearSegmentation
+              (commit 9629f3a8829982726327802af55ab6ae7a2b5316). Images are stored RGB with R=G=B:
+              one channel is kept. Split per subset by index (the export shuffled them): 0-9 test,
+              10-14 validation, the rest training.
+  gbm40       H&E glioblastoma tiles (512x512 RGB, 40 images) with nucleus outlines as XML
+              polygons; github.com/pengyzhang/cell_seg_matlab (commit
+              9bec602ff4a189dd45b4b75e8cf8ef4ae0b49b8d), data/GBM40. Polygons are filled in file
+              order (later ones over earlier ones). Split by contiguous blocks: 01-28 training,
+              29-34 validation, 35-40 test.
+"""
+import argparse
+import io
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def git_bytes(git_dir, path, commit):
+    r = subprocess.run(["git", "-C", git_dir, "show", f"{commit}:{path}"], capture_output=True)
+    if r.returncode != 0:
+        return None
+    return r.stdout
+
+
+def save(out, split, name, image, labels):
+    for sub in ("images", "masks"):
+        (out / split / sub).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(out / split / "images" / f"{name}.png")
+    if labels.max() > 65535:
+        sys.exit(f"{name}: more than 65535 objects")
+    Image.fromarray(labels.astype(np.uint16)).save(out / split / "masks" / f"{name}.png")
+
+
+def coelho2009(git_dir, commit, out):
+    counts = {}
+    for subset in ("gnf", "ic100"):
+        for index in range(50):
+            raw = git_bytes(git_dir, f"data/images/dna-images/{subset}/dna-{index}.png", commit)
+            lab = git_bytes(git_dir, f"data/preprocessed-data/{subset}/dna-{index}.png", commit)
+            if raw is None or lab is None:
+                continue  # three images have no labels in the repository
+            image = np.asarray(Image.open(io.BytesIO(raw)))
+            if image.ndim == 3:
+                image = image[..., 0]
+            labels = np.asarray(Image.open(io.BytesIO(lab))).astype(np.int64)
+            split = "test" if index < 10 else "val" if index < 15 else "train"
+            save(out, split, f"{subset}-{index:02d}", image.astype(np.uint8), labels)
+            counts[split] = counts.get(split, 0) + 1
+    return counts
+
+
+def polygons(xml_bytes):
+    root = ET.fromstring(xml_bytes.decode("utf-8-sig"))
+    for shape in root.iter("Shape"):
+        if shape.get("Type") not in ("Polygon", "SmoothPolygon"):
+            continue
+        points = [(float(p.get("X")), float(p.get("Y"))) for p in shape.iter("Point")]
+        if len(points) >= 3:
+            yield points
+
+
+def gbm40(git_dir, commit, out):
+    counts = {}
+    for index in range(1, 41):
+        raw = git_bytes(git_dir, f"data/GBM40/raw_image/{index:02d}.tif", commit)
+        xml = git_bytes(git_dir, f"data/GBM40/contour_annotation_xml/{index:02d}_data.xml", commit)
+        if raw is None or xml is None:
+            sys.exit(f"gbm40: image {index:02d} or its annotation is missing from {git_dir} at {commit}")
+        image = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+        canvas = Image.new("I", (image.shape[1], image.shape[0]), 0)
+        draw = ImageDraw.Draw(canvas)
+        for k, points in enumerate(polygons(xml), start=1):
+            draw.polygon(points, fill=k, outline=k)
+        labels = np.asarray(canvas).astype(np.int64)
+        # Relabel 1..N (a polygon drawn over completely leaves a gap).
+        ids = np.unique(labels[labels > 0])
+        lut = np.zeros(labels.max() + 1, np.int64)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        labels = lut[labels]
+        split = "train" if index <= 28 else "val" if index <= 34 else "test"
+        save(out, split, f"gbm-{index:02d}", image, labels)
+        counts[split] = counts.get(split, 0) + 1
+    return counts
+
+
+SETS = {"coelho2009": (coelho2009, "9629f3a8829982726327802af55ab6ae7a2b5316"),
+        "gbm40": (gbm40, "9bec602ff4a189dd45b4b75e8cf8ef4ae0b49b8d")}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("set", choices=sorted(SETS))
+    ap.add_argument("--git-dir", required=True, help="the repository's git directory (a bare snapshot works)")
+    ap.add_argument("--commit", help="the commit to read (default: the one the split was made on)")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    convert, commit = SETS[a.set]
+    out = Path(a.out)
+    if out.exists() and any(out.iterdir()):
+        sys.exit(f"{out}: not empty; choose a new folder")
+    counts = convert(a.git_dir, a.commit or commit, out)
+    print(f"{a.set}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" images in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+// Tests of scripts/nucleus_data.py, the converter of public nucleus sets into unet's folder
+// layout, on a small repository laid out as the real one (gbm40: RGB tiles and XML polygons): the
+// fixed split, polygons filled in file order, labels renumbered 1..N, 16-bit masks, and a folder
+// that is not empty left alone.
+#include "test_support.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+using unet::test::TempDir;
+
+namespace {
+
+/// A gbm40-shaped git repository: 40 tiles of 24 x 20 pixels, each with two overlapping squares
+/// (the second drawn over the first); tile 03 also has a square drawn over completely.
+const char* kFixture = R"PY(
+import os, subprocess, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+os.makedirs(f"{root}/data/GBM40/raw_image"); os.makedirs(f"{root}/data/GBM40/contour_annotation_xml")
+def square(x0, y0, x1, y1):
+    pts = "".join(f'<Point X="{x}" Y="{y}" />' for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    return f'<Shape Type="Polygon"><Points>{pts}</Points></Shape>'
+for i in range(1, 41):
+    Image.fromarray(np.full((20, 24, 3), i, np.uint8)).save(f"{root}/data/GBM40/raw_image/{i:02d}.tif")
+    shapes = ([square(15, 15, 16, 16)] if i == 3 else []) + [square(2, 2, 9, 9), square(6, 6, 13, 13)]
+    if i == 3: shapes.append(square(14, 14, 17, 17))
+    xml = '\ufeff<Document><Layers><Layer><Shapes>' + "".join(shapes) + '</Shapes></Layer></Layers></Document>'
+    open(f"{root}/data/GBM40/contour_annotation_xml/{i:02d}_data.xml", "w", encoding="utf-8").write(xml)
+git = ["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@t"]
+subprocess.run(["git", "init", "-q", root], check=True)
+subprocess.run(git + ["add", "."], check=True)
+subprocess.run(git + ["commit", "-qm", "fixture"], check=True)
+)PY";
+
+/// What the converter wrote: the image count per split and two masks' labels at a few points.
+const char* kSummary = R"PY(
+import json, os, sys
+import numpy as np
+from PIL import Image
+out = sys.argv[1]
+counts = {s: len(os.listdir(f"{out}/{s}/images")) for s in ("train", "val", "test")}
+m1 = np.asarray(Image.open(f"{out}/train/masks/gbm-01.png")); m3 = np.asarray(Image.open(f"{out}/train/masks/gbm-03.png"))
+image = np.asarray(Image.open(f"{out}/val/images/gbm-30.png"))
+print(json.dumps({"counts": counts, "dtype": str(m1.dtype), "m1": [int(m1[3, 3]), int(m1[7, 7]), int(m1[12, 12]), int(m1[0, 0])],
+                  "m1_labels": sorted(int(v) for v in np.unique(m1)), "m3_labels": sorted(int(v) for v in np.unique(m3)),
+                  "image": [list(image.shape), int(image[0, 0, 0])]}))
+)PY";
+
+int run_python(const std::string& python, const std::string& code, const std::string& args, const TempDir& dir) {
+  unet::test::write_file(dir.file("script.py"), code);
+  return std::system(("'" + python + "' " + dir.file("script.py") + " " + args).c_str());
+}
+
+}  // namespace
+
+TEST(NucleusData, Gbm40IsSplitFilledAndRenumbered) {
+  const std::string python = unet::test::python_with("numpy, PIL");
+  if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
+  TempDir dir;
+  ASSERT_EQ(run_python(python, kFixture, dir.file("repo"), dir), 0);
+  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
+  const std::string convert = "'" + python + "' " + script + " gbm40 --git-dir " + dir.file("repo/.git") +
+                              " --commit HEAD --out " + dir.file("out") + " > " + dir.file("log") + " 2>&1";
+  ASSERT_EQ(std::system(convert.c_str()), 0) << unet::test::read_file(dir.file("log"));
+  ASSERT_EQ(run_python(python, kSummary, dir.file("out") + " > " + dir.file("summary"), dir), 0);
+  const auto s = nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
+  EXPECT_EQ(s["counts"], nlohmann::json({{"train", 28}, {"val", 6}, {"test", 6}}));
+  EXPECT_EQ(s["dtype"], "uint16");
+  // Square 1 alone at (3, 3), square 2 over it at (7, 7) and alone at (12, 12), background at (0, 0).
+  EXPECT_EQ(s["m1"], nlohmann::json({1, 2, 2, 0}));
+  EXPECT_EQ(s["m1_labels"], nlohmann::json({0, 1, 2}));
+  // Tile 03's first square is drawn over completely: three objects remain, numbered 1..3.
+  EXPECT_EQ(s["m3_labels"], nlohmann::json({0, 1, 2, 3}));
+  EXPECT_EQ(s["image"], nlohmann::json({nlohmann::json({20, 24, 3}), 30}));
+  // A folder that is not empty is left alone.
+  const std::string again = "'" + python + "' " + script + " gbm40 --git-dir " + dir.file("repo/.git") + " --out " +
+                            dir.file("out") + " > " + dir.file("log2") + " 2>&1";
+  EXPECT_NE(std::system(again.c_str()), 0);
+  EXPECT_NE(unet::test::read_file(dir.file("log2")).find("not empty"), std::string::npos) << unet::test::read_file(dir.file("log2"));
+}
