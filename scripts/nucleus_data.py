@@ -25,6 +25,7 @@ Sets (docs/data.md names their licences and citations):
 """
 import argparse
 import io
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -42,11 +43,11 @@ def git_bytes(git_dir, path, commit):
 
 
 def save(out, split, name, image, labels):
+    if labels.max() > 65535:
+        sys.exit(f"{name}: more than 65535 objects")
     for sub in ("images", "masks"):
         (out / split / sub).mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(out / split / "images" / f"{name}.png")
-    if labels.max() > 65535:
-        sys.exit(f"{name}: more than 65535 objects")
     Image.fromarray(labels.astype(np.uint16)).save(out / split / "masks" / f"{name}.png")
 
 
@@ -61,6 +62,8 @@ def coelho2009(git_dir, commit, out):
             image = np.asarray(Image.open(io.BytesIO(raw)))
             if image.ndim == 3:
                 image = image[..., 0]
+            if image.dtype != np.uint8:
+                sys.exit(f"coelho2009: {subset}/dna-{index}.png is {image.dtype}, not 8-bit: not the images this split was made on")
             labels = np.asarray(Image.open(io.BytesIO(lab))).astype(np.int64)
             split = "test" if index < 10 else "val" if index < 15 else "train"
             save(out, split, f"{subset}-{index:02d}", image.astype(np.uint8), labels)
@@ -117,7 +120,14 @@ def main():
     out = Path(a.out)
     if out.exists() and any(out.iterdir()):
         sys.exit(f"{out}: not empty; choose a new folder")
-    counts = convert(a.git_dir, a.commit or commit, out)
+    # Written beside OUT first and renamed when complete: a stopped run leaves no half set at OUT.
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    counts = convert(a.git_dir, a.commit or commit, partial)
+    if out.exists():
+        out.rmdir()
+    partial.rename(out)
     print(f"{a.set}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" images in {out}")
 
 

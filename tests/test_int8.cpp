@@ -93,6 +93,28 @@ TEST(Int8, WeightsUseTheRangeTheKernelsCanAccumulate) {
   }
 }
 
+TEST(Int8, UnitsFollowOneDnnsIsaLimit) {
+  const std::string sapphire = "fpu sse4_1 avx avx2 avx512f avx512_vnni avx512_bf16 amx_tile amx_int8";
+  const std::string alder = "fpu sse4_1 avx avx2 avx_vnni";
+  const std::string slow = "AVX2 (no int8 dot-product instructions: slow)";
+  EXPECT_EQ(int8_units_for(sapphire, "ALL"), "AMX-INT8");
+  EXPECT_EQ(int8_units_for(sapphire, ""), "AMX-INT8");
+  EXPECT_EQ(int8_units_for(sapphire, "avx512_core_amx"), "AMX-INT8");
+  EXPECT_EQ(int8_units_for(sapphire, "AVX10_1_512_AMX"), "AMX-INT8");
+  EXPECT_EQ(int8_units_for(sapphire, "AVX10_1_512"), "AVX512-VNNI");
+  EXPECT_EQ(int8_units_for(sapphire, "AVX512_CORE_BF16"), "AVX512-VNNI");
+  EXPECT_EQ(int8_units_for(sapphire, "AVX512_CORE_VNNI"), "AVX512-VNNI");
+  EXPECT_EQ(int8_units_for(sapphire, "AVX512_CORE"), slow);
+  EXPECT_EQ(int8_units_for(sapphire, "AVX2_VNNI"), slow);  // the CPU has no AVX-VNNI
+  EXPECT_EQ(int8_units_for(sapphire, "AVX2"), slow);
+  EXPECT_EQ(int8_units_for(sapphire, "SSE41"), "");
+  EXPECT_EQ(int8_units_for(alder, "ALL"), "AVX-VNNI");
+  EXPECT_EQ(int8_units_for(alder, "AVX2_VNNI_2"), "AVX-VNNI");
+  EXPECT_EQ(int8_units_for(alder, "AVX512_CORE_VNNI"), slow);  // not a superset of AVX2_VNNI
+  EXPECT_EQ(int8_units_for("fpu sse4_1", "ALL"), "");
+  EXPECT_EQ(int8_units_for("avx2x", "ALL"), "");  // whole flags only
+}
+
 TEST(Int8, EightBitImagesQuantizeAlikeHoweverTheyWereNormalised) {
   // unet normalises k / 255 * 2 - 1, a bioimage.io consumer k * (2 / 255) - 1, a script
   // k / 127.5 - 1: float32 results an ulp apart. At 255 steps over [-1, 1] every pixel sits on a

@@ -146,6 +146,16 @@ TEST(Metrics, PerClassDiceAndObjectsByHand) {
   copy.set_state(acc.state());
   EXPECT_EQ(copy.result().class_dice, m.class_dice);
   EXPECT_EQ(copy.result().objects.true_positives, m.objects.true_positives);
+  // Panoptic quality survives the round trip and pooling: SQ 1 (A matched exactly), RQ = F1 0.5.
+  EXPECT_NEAR(m.objects.panoptic_quality(), 0.5, 1e-12);
+  EXPECT_NEAR(copy.result().objects.panoptic_quality(), 0.5, 1e-12);
+  EXPECT_NEAR(copy.result().objects.mean_image_panoptic_quality(), 0.5, 1e-12);
+  MetricAccumulator pooled(2);
+  pooled.add(acc);
+  pooled.add(copy);
+  EXPECT_EQ(pooled.result().objects.images, 2);
+  EXPECT_NEAR(pooled.result().objects.panoptic_quality(), 0.5, 1e-12);
+  EXPECT_NEAR(pooled.result().objects.mean_image_panoptic_quality(), 0.5, 1e-12);
   MetricAccumulator three(3);
   three.add_original(at::one_hot(predicted, 3).permute({2, 0, 1}).to(at::kFloat), truth);
   EXPECT_FALSE(three.result().has_objects);

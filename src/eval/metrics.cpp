@@ -135,7 +135,8 @@ at::Tensor MetricAccumulator::state() const {
     v.insert(v.end(), sums->begin(), sums->end());
   for (size_t c = 0; c < class_tp_.size(); ++c) v.insert(v.end(), {class_tp_[c], class_fp_[c], class_fn_[c]});
   v.insert(v.end(), {static_cast<double>(objects_.truth_objects), static_cast<double>(objects_.predicted_objects),
-                     static_cast<double>(objects_.split), static_cast<double>(objects_.merged)});
+                     static_cast<double>(objects_.split), static_cast<double>(objects_.merged), objects_.matched_iou,
+                     static_cast<double>(objects_.images), objects_.image_panoptic_quality});
   for (int64_t tp : objects_.true_positives) v.push_back(static_cast<double>(tp));
   return at::tensor(v, at::kDouble);
 }
@@ -144,6 +145,7 @@ void MetricAccumulator::add(const MetricAccumulator& other) { set_state(state() 
 
 void MetricAccumulator::set_state(const at::Tensor& state) {
   constexpr int64_t kFixed = 6;  // the sums before the per-threshold ones, as state() lists them
+  constexpr int64_t kObjectCounts = 7;  // the object sums before the per-threshold matches
   const at::Tensor s = state.to(at::kDouble).cpu().contiguous();
   const double* v = s.data_ptr<double>();
   soft_dice_sum_ = v[0];
@@ -154,7 +156,7 @@ void MetricAccumulator::set_state(const at::Tensor& state) {
   original_images_ = static_cast<int64_t>(std::llround(v[5]));
   const int64_t t = static_cast<int64_t>(challenge_thresholds().size());
   const int64_t classes = static_cast<int64_t>(class_tp_.size());
-  const int64_t object_values = 4 + static_cast<int64_t>(objects_.true_positives.size());
+  const int64_t object_values = kObjectCounts + static_cast<int64_t>(objects_.true_positives.size());
   if (s.numel() != kFixed + 4 * t + 3 * classes + object_values) {
     throw std::invalid_argument("MetricAccumulator::set_state: wrong state size");
   }
@@ -173,7 +175,11 @@ void MetricAccumulator::set_state(const at::Tensor& state) {
   objects_.predicted_objects = count(offset + 1);
   objects_.split = count(offset + 2);
   objects_.merged = count(offset + 3);
-  for (size_t k = 0; k < objects_.true_positives.size(); ++k) objects_.true_positives[k] = count(offset + 4 + static_cast<int64_t>(k));
+  objects_.matched_iou = v[offset + 4];
+  objects_.images = count(offset + 5);
+  objects_.image_panoptic_quality = v[offset + 6];
+  for (size_t k = 0; k < objects_.true_positives.size(); ++k)
+    objects_.true_positives[k] = count(offset + kObjectCounts + static_cast<int64_t>(k));
 }
 
 }  // namespace unet

@@ -364,7 +364,8 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
     throw Error("this unet was built without bioimage.io packages: install libzip-dev, libonnx-dev and libprotobuf-dev and rebuild");
   }
   if (int8 && int8_weight_levels() != 127) {
-    throw Error("int8 bioimage.io packages are written on CPUs with VNNI or AMX (this one: " + cpu_int8_units() +
+    throw Error("int8 bioimage.io packages are written on CPUs with VNNI or AMX (this one: " +
+                (cpu_int8_units().empty() ? std::string("none") : cpu_int8_units()) +
                 "): its int8 engine keeps 7-bit weights, the package's file 8-bit ones, so its test output would not be the file's");
   }
   opt.validate();

@@ -41,24 +41,33 @@ bool int8_available() {
   return available;
 }
 
+std::string int8_units_for(const std::string& cpu_flags, const std::string& isa_limit) {
+  const std::string flags = " " + cpu_flags + " ";
+  auto has = [&](const char* f) { return flags.find(std::string(" ") + f + " ") != std::string::npos; };
+  std::string isa = isa_limit;
+  for (char& c : isa) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  auto starts = [&](const char* prefix) { return isa.rfind(prefix, 0) == 0; };
+  // oneDNN's ISA names (cpu_isa_traits): each allows the ISAs it is a superset of. AVX2_VNNI*
+  // allows AVX-VNNI only; AVX512_CORE_VNNI and above (BF16, FP16, AMX, AVX10) allow AVX512-VNNI
+  // but not AVX-VNNI; only the AMX ones (AVX512_CORE_AMX*, AVX10_*_AMX*) allow AMX.
+  const bool all = isa.empty() || isa == "ALL" || isa == "DEFAULT";
+  const bool amx = all || ((starts("AVX512_CORE_AMX") || starts("AVX10")) && isa.find("AMX") != std::string::npos);
+  const bool avx512_vnni = all || (starts("AVX512_CORE_") && isa != "AVX512_CORE") || starts("AVX10");
+  const bool avx_vnni = all || starts("AVX2_VNNI");
+  const bool avx2 = all || starts("AVX2") || starts("AVX512") || starts("AVX10");
+  if (has("amx_int8") && amx) return "AMX-INT8";
+  if (has("avx512_vnni") && avx512_vnni) return "AVX512-VNNI";
+  if (has("avx_vnni") && avx_vnni) return "AVX-VNNI";
+  if (has("avx2") && avx2) return "AVX2 (no int8 dot-product instructions: slow)";
+  return "";
+}
+
 std::string cpu_int8_units() {
   static const std::string units = [] {
-    const std::string flags = cpu_flags();
-    auto has = [&](const char* f) { return flags.find(std::string(" ") + f + " ") != std::string::npos; };
     // oneDNN's ISA limit (ONEDNN_MAX_CPU_ISA, e.g. AVX2) keeps it off the units above the limit.
     const char* limit = std::getenv("ONEDNN_MAX_CPU_ISA");
     if (!limit) limit = std::getenv("DNNL_MAX_CPU_ISA");
-    std::string isa = limit ? limit : "ALL";
-    for (char& c : isa) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    auto names = [&](const char* part) { return isa.find(part) != std::string::npos; };
-    const bool amx_allowed = isa.empty() || names("ALL") || names("AMX");
-    // Every ISA from AVX512_CORE_VNNI up (BF16, FP16, AVX10, AMX) names or includes VNNI.
-    const bool vnni_allowed = amx_allowed || names("VNNI") || names("BF16") || names("FP16") || names("AVX10");
-    if (has("amx_int8") && amx_allowed) return std::string("AMX-INT8");
-    if (has("avx512_vnni") && vnni_allowed) return std::string("AVX512-VNNI");
-    if (has("avx_vnni") && vnni_allowed) return std::string("AVX-VNNI");
-    if (has("avx2")) return std::string("AVX2 (no int8 dot-product instructions: slow)");
-    return std::string();
+    return int8_units_for(cpu_flags(), limit ? limit : "ALL");
   }();
   return units;
 }

@@ -70,7 +70,7 @@ class MetricAccumulator {
   Metrics result() const;
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce
-  /// the tensor, then `set_state`): float64 [6 + 4 x thresholds + 3 x classes + 4 + object
+  /// the tensor, then `set_state`): float64 [6 + 4 x thresholds + 3 x classes + 7 + object
   /// thresholds].
   at::Tensor state() const;
   void set_state(const at::Tensor& state);

@@ -22,6 +22,9 @@ bool int8_available();
 /// them (int8 unsupported). Read from /proc/cpuinfo's flags at run time, within oneDNN's ISA
 /// limit when ONEDNN_MAX_CPU_ISA sets one.
 std::string cpu_int8_units();
+/// The same, from a /proc/cpuinfo flags line (space-separated) and oneDNN's ISA limit as
+/// ONEDNN_MAX_CPU_ISA spells it ("ALL", "AVX2", "AVX512_CORE_VNNI", ...).
+std::string int8_units_for(const std::string& cpu_flags, const std::string& isa_limit);
 
 /// The convolutions of a U-Net in the order its forward pass runs them: every level's two, the
 /// bottleneck's two, each level's up-sampling (a transposed convolution) and two, the 1x1 head.
