@@ -5,6 +5,7 @@ or `git clone`; the data is never committed here).
 
     nucleus_data.py coelho2009 --git-dir REPO.git --out DIR
     nucleus_data.py gbm40      --git-dir REPO.git --out DIR
+    nucleus_data.py kromp2020  --git-dir REPO.git --out DIR
 
 writes DIR/{train,val,test}/images/NAME.png and DIR/{train,val,test}/masks/NAME.png (16-bit
 instance labels: 0 background, 1..N one nucleus each), then prints the counts. Train with
@@ -22,6 +23,13 @@ Sets (docs/data.md names their licences and citations):
               9bec602ff4a189dd45b4b75e8cf8ef4ae0b49b8d), data/GBM40. Polygons are filled in file
               order (later ones over earlier ones). Split by contiguous blocks: 01-28 training,
               29-34 validation, 35-40 test.
+  kromp2020   fluorescence (DAPI/Hoechst) nuclei of tissue sections, cytospins, touch imprints and
+              cell lines (Kromp et al. 2020, BioStudies S-BSST265, CC0), 79 images, 8-bit (seven
+              stored RGB with R=G=B: one channel is kept), 16-bit instance labels; the copy in
+              github.com/madziejm/cell-nuclei-segmentation (commit
+              afec7dfd03376cac113d1b3234bebe968b96207a), cell_nuclei_segmentation/dataset. The
+              authors' split: their 37 test images are the test split; of their 42 training images,
+              every fifth in name order is validation, the rest training.
 """
 import argparse
 import io
@@ -105,8 +113,42 @@ def gbm40(git_dir, commit, out):
     return counts
 
 
+def kromp2020(git_dir, commit, out):
+    base = "cell_nuclei_segmentation/dataset"
+    table = git_bytes(git_dir, f"{base}/image_description.csv", commit)
+    if table is None:
+        sys.exit(f"kromp2020: {base}/image_description.csv is missing from {git_dir} at {commit}")
+    rows = [line.split(";") for line in table.decode("utf-8-sig").splitlines()[1:] if line.strip()]
+    authors = {row[0]: row[3].strip() for row in rows}
+    training = sorted(name for name, split in authors.items() if split == "train")
+    counts = {}
+    for name in sorted(authors):
+        raw = git_bytes(git_dir, f"{base}/rawimages/{name}.tif", commit)
+        lab = git_bytes(git_dir, f"{base}/groundtruth/{name}.tif", commit)
+        if raw is None or lab is None:
+            sys.exit(f"kromp2020: {name}'s image or labels are missing from {git_dir} at {commit}")
+        image = np.asarray(Image.open(io.BytesIO(raw)))
+        if image.ndim == 3:
+            if not (np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])):
+                sys.exit(f"kromp2020: {name}.tif has colour channels that differ: not the images this split was made on")
+            image = image[..., 0]
+        if image.dtype != np.uint8:
+            sys.exit(f"kromp2020: {name}.tif is {image.dtype}, not 8-bit: not the images this split was made on")
+        labels = np.asarray(Image.open(io.BytesIO(lab))).astype(np.int64)
+        if labels.shape != image.shape:
+            sys.exit(f"kromp2020: {name}'s labels are {labels.shape}, its image {image.shape}")
+        if authors[name] == "test":
+            split = "test"
+        else:
+            split = "val" if training.index(name) % 5 == 0 else "train"
+        save(out, split, name, image, labels)
+        counts[split] = counts.get(split, 0) + 1
+    return counts
+
+
 SETS = {"coelho2009": (coelho2009, "9629f3a8829982726327802af55ab6ae7a2b5316"),
-        "gbm40": (gbm40, "9bec602ff4a189dd45b4b75e8cf8ef4ae0b49b8d")}
+        "gbm40": (gbm40, "9bec602ff4a189dd45b4b75e8cf8ef4ae0b49b8d"),
+        "kromp2020": (kromp2020, "afec7dfd03376cac113d1b3234bebe968b96207a")}
 
 
 def main():

@@ -51,6 +51,7 @@ TEST(Checkpoint, RoundTripRestoresWeightsAndHeader) {
   TempDir dir;
   UNet a(small_model());
   CheckpointInfo info{small_model(), 60, 17, InputMode::kTile, 30, 40, "{\"x\":1}"};
+  info.normalisation = {IntensityMode::kPercentile, 2.0, 99.5};
   save_checkpoint(dir.file("c.pt"), a, nullptr, info);
   const CheckpointInfo read = read_checkpoint_info(dir.file("c.pt"));
   EXPECT_TRUE(read.model == small_model());
@@ -59,6 +60,7 @@ TEST(Checkpoint, RoundTripRestoresWeightsAndHeader) {
   EXPECT_EQ(read.input_mode, InputMode::kTile);
   EXPECT_EQ(read.image_height, 30);
   EXPECT_EQ(read.image_width, 40);
+  EXPECT_TRUE(read.normalisation == info.normalisation) << read.normalisation.describe();
   EXPECT_NE(read.training_record.find("\"x\":1"), std::string::npos) << read.training_record;
   at::manual_seed(99);  // b starts with other weights
   UNet b(small_model());

@@ -84,3 +84,63 @@ TEST(NucleusData, Gbm40IsSplitFilledAndRenumbered) {
   EXPECT_NE(std::system(again.c_str()), 0);
   EXPECT_NE(unet::test::read_file(dir.file("log2")).find("not empty"), std::string::npos) << unet::test::read_file(dir.file("log2"));
 }
+
+namespace {
+
+/// A kromp2020-shaped git repository: 10 images of 16 x 12 pixels (names a0..a9; the authors'
+/// table puts a0-a5 in training, a6-a9 in test), a1 stored RGB with R=G=B, each with one nucleus
+/// labelled 7 in a 16-bit TIFF.
+const char* kKrompFixture = R"PY(
+import os, subprocess, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+base = f"{root}/cell_nuclei_segmentation/dataset"
+os.makedirs(f"{base}/rawimages"); os.makedirs(f"{base}/groundtruth")
+rows = ["Image_Name;Diagnosis;Preparation;Train-/Testset split;Testset class"]
+for i in range(10):
+    name = f"a{i}"
+    image = np.full((12, 16), 10 * i, np.uint8)
+    Image.fromarray(np.stack([image] * 3, -1) if i == 1 else image).save(f"{base}/rawimages/{name}.tif")
+    labels = np.zeros((12, 16), np.uint16); labels[2:5, 3:7] = 7
+    Image.fromarray(labels).save(f"{base}/groundtruth/{name}.tif")
+    rows.append(f"{name};x;y;{'train' if i < 6 else 'test'};-")
+open(f"{base}/image_description.csv", "w").write("\n".join(rows) + "\n")
+git = ["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@t"]
+subprocess.run(["git", "init", "-q", root], check=True)
+subprocess.run(git + ["add", "."], check=True)
+subprocess.run(git + ["commit", "-qm", "fixture"], check=True)
+)PY";
+
+const char* kKrompSummary = R"PY(
+import json, os, sys
+import numpy as np
+from PIL import Image
+out = sys.argv[1]
+names = {s: sorted(os.listdir(f"{out}/{s}/images")) for s in ("train", "val", "test")}
+image = np.asarray(Image.open(f"{out}/train/images/a1.png")); mask = np.asarray(Image.open(f"{out}/train/masks/a1.png"))
+print(json.dumps({"names": names, "image": [list(image.shape), int(image[0, 0])], "mask": [str(mask.dtype), int(mask[3, 4]), int(mask[0, 0])]}))
+)PY";
+
+}  // namespace
+
+TEST(NucleusData, Kromp2020KeepsTheAuthorsTestSplitAndOneChannel) {
+  const std::string python = unet::test::python_with("numpy, PIL");
+  if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
+  TempDir dir;
+  ASSERT_EQ(run_python(python, kKrompFixture, dir.file("repo"), dir), 0);
+  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
+  const std::string convert = "'" + python + "' " + script + " kromp2020 --git-dir " + dir.file("repo/.git") +
+                              " --commit HEAD --out " + dir.file("out") + " > " + dir.file("log") + " 2>&1";
+  ASSERT_EQ(std::system(convert.c_str()), 0) << unet::test::read_file(dir.file("log"));
+  ASSERT_EQ(run_python(python, kKrompSummary, dir.file("out") + " > " + dir.file("summary"), dir), 0);
+  const auto s = nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
+  // Every fifth of the authors' training images (a0, a5) validates; their test images test.
+  EXPECT_EQ(s["names"]["val"], nlohmann::json({"a0.png", "a5.png"}));
+  EXPECT_EQ(s["names"]["train"], nlohmann::json({"a1.png", "a2.png", "a3.png", "a4.png"}));
+  EXPECT_EQ(s["names"]["test"], nlohmann::json({"a6.png", "a7.png", "a8.png", "a9.png"}));
+  EXPECT_EQ(s["image"], nlohmann::json({nlohmann::json({12, 16}), 10}));  // one channel of the RGB copy
+  EXPECT_EQ(s["mask"], nlohmann::json({"uint16", 7, 0}));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.partial")));
+}

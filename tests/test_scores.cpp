@@ -406,3 +406,39 @@ TEST(ScoreCommand, SixteenBitInstanceLabelsAreCellsAndObjects) {
   EXPECT_EQ(s["overall"]["objects"]["predicted"].get<int64_t>(), 1);
   EXPECT_EQ(s["overall"]["objects"]["merged"].get<int64_t>(), 1);  // all four truth objects lie inside the one found
 }
+
+TEST(Instances, SpecksBelowTheSmallestObjectAreaAreNotObjects) {
+  // Interior/boundary maps: a 6 x 6 nucleus (interior 4 x 4 in a boundary ring), a 2-pixel speck of
+  // boundary class in the background, and a 3 x 3 interior fragment.
+  at::Tensor best = at::zeros({20, 20}, at::kLong);
+  best.slice(0, 2, 8).slice(1, 2, 8).fill_(2);
+  best.slice(0, 3, 7).slice(1, 3, 7).fill_(1);
+  best.slice(0, 12, 13).slice(1, 15, 17).fill_(2);
+  best.slice(0, 15, 18).slice(1, 3, 6).fill_(1);
+  const at::Tensor maps = at::one_hot(best, 3).permute({2, 0, 1}).to(at::kFloat);
+  const at::Tensor all = objects_of(maps, ClassScheme::kInteriorBoundary);
+  EXPECT_EQ(all.max().item<int64_t>(), 3);
+  const at::Tensor kept = objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, 10);
+  EXPECT_EQ(kept.max().item<int64_t>(), 1);                   // renumbered: the nucleus alone
+  EXPECT_EQ(kept.eq(1).sum().item<int64_t>(), 36);            // whole, ring included
+  EXPECT_EQ(kept[12][15].item<int64_t>(), 0);                 // the speck is background
+  EXPECT_EQ(kept[16][4].item<int64_t>(), 0);                  // the 9-pixel fragment too
+  EXPECT_TRUE(at::equal(objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, 2), all));
+  EXPECT_EQ(objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, 9).max().item<int64_t>(), 2);
+  // Raster order after removal: the later object becomes 1.
+  at::Tensor labels = at::zeros({4, 6}, at::kLong);
+  labels[0][0] = 5;                          // 1 pixel, first in raster order
+  labels.slice(0, 2, 4).slice(1, 2, 5).fill_(3);  // 6 pixels
+  const at::Tensor r = remove_small_objects(labels, 2);
+  EXPECT_EQ(r[0][0].item<int64_t>(), 0);
+  EXPECT_EQ(r[2][2].item<int64_t>(), 1);
+  // The median training object: areas 1, 6 and 36 -> 6; none -> 0.
+  EXPECT_EQ(median_object_area({labels, all.eq(1).to(at::kLong)}), 6);
+  EXPECT_EQ(median_object_area({at::zeros({3, 3}, at::kLong), at::Tensor()}), 0);
+  // The accumulator counts the predicted objects that are kept; the truth's all.
+  MetricAccumulator plain(3, ClassScheme::kInteriorBoundary);
+  plain.use_min_object_area(10);
+  plain.add_original(maps, best);
+  EXPECT_EQ(plain.result().objects.predicted_objects, 1);
+  EXPECT_EQ(plain.result().objects.truth_objects, 3);
+}

@@ -5,6 +5,7 @@
 #include "options.h"
 
 #include "unet/dist/dist.h"
+#include "unet/eval/instances.h"
 #include "unet/infer/output.h"
 #include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
@@ -12,6 +13,7 @@
 #include "unet/train/logger.h"
 #include "unet/train/trainer.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -60,7 +62,8 @@ PredictionFiles demo_prediction_files(const DemoCommand& o, const DataSet& data)
 /// The nuclei demo's predictions (masks, probabilities, instance labels) and its last line.
 void finish_nuclei_demo(const DemoCommand& o, const DataSet& data, const TrainResult& r, Predictor& predictor) {
   const std::string out = (std::filesystem::path(o.train.model_dir) / "predictions").string();
-  const PredictionFiles files = demo_prediction_files(o, data);
+  PredictionFiles files = demo_prediction_files(o, data);
+  files.min_object_area = predictor.min_object_area();
   std::string names;
   for (const auto& path : write_predictions(out, data.test, predictor.predict(data.test), files)) {
     const std::string folder = std::filesystem::path(path).parent_path().filename().string();
@@ -121,6 +124,8 @@ void run_demo(DemoCommand& o) {
               r.images_per_second);
   print_metrics("evaluation on the held-out synthetic slices", r.metrics, data.naming(), data.scheme);
   Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.channels_last);
+  predictor.use_normalisation(o.train.normalisation);
+  predictor.use_min_object_area(std::llround(kSmallObjectFraction * static_cast<double>(trainer.object_area())));
   if (data.has_instances()) {
     finish_nuclei_demo(o, data, r, predictor);
     return;

@@ -83,6 +83,33 @@ void add_model_options(CLI::App& app, UNetOptions& model, TrainOptions& train) {
   add_value(app, "--input-size,--input_size", "input_size", train.input_size, "Network input side, pixels (must be legal)");
   add_choice(app, "--input-mode", "input_mode", train.input_mode, input_mode_names(),
              "resize (the reference) or tile (native-resolution crops)");
+  CLI::Option* normalize = add_choice(app, "--normalize,--normalise", "normalisation.mode", train.normalisation.mode,
+                                      intensity_mode_names(),
+                                      "Each image's intensities: range (the type's, the reference), percentile (per channel: "
+                                      "--percentiles to -1 and 1; dim or unevenly exposed images) or meanstd (per channel: "
+                                      "zero mean, unit variance); recorded in the model, repeated by predict and the exports");
+  CLI::Option* percentiles = app.add_option_function<std::string>(
+      "--percentiles",
+      [&train, normalize](const std::string& text) {
+        Normalisation& n = train.normalisation;
+        if (normalize->count() > 0 && n.mode != IntensityMode::kPercentile)
+          throw OptionError("percentiles", " set --normalize percentile's percentiles; this run normalises by " + to_string(n.mode));
+        const size_t comma = text.find(',');
+        try {
+          size_t used_low = 0, used_high = 0;
+          if (comma == std::string::npos) throw std::invalid_argument(text);
+          n.low = std::stod(text.substr(0, comma), &used_low);
+          n.high = std::stod(text.substr(comma + 1), &used_high);
+          if (used_low != comma || used_high != text.size() - comma - 1) throw std::invalid_argument(text);
+        } catch (const std::exception&) {
+          throw OptionError("percentiles", " " + text + ": expected LOW,HIGH, two numbers such as 1,99.8");
+        }
+        n.mode = IntensityMode::kPercentile;
+        n.validate();
+      },
+      "With --normalize percentile (implied): the percentiles mapped to -1 and 1");
+  percentiles->default_str("1,99.8")->type_name("LOW,HIGH");
+  name_field("percentiles", percentiles->get_name());
 }
 
 namespace {
@@ -140,6 +167,21 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
 }
 
 void add_inference_options(CLI::App& app, InferenceOptions& infer) {
+  CLI::Option* area = app.add_option_function<std::string>(
+      "--min-object-area",
+      [&infer](const std::string& text) {
+        if (text == "auto") {
+          infer.min_object_area = InferenceOptions::kAutoObjectArea;
+          return;
+        }
+        const bool digits = !text.empty() && text.size() < 12 && text.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits) throw OptionError("min_object_area", " " + text + ": expected a number of pixels (0 or more) or 'auto'");
+        infer.min_object_area = std::stoll(text);
+      },
+      "Objects (evaluate's, predict --instances') smaller than this many pixels are dropped; auto: a tenth of the "
+      "model's training objects' median area (models trained on instance labels; none otherwise); 0: keep all");
+  area->default_str("auto")->type_name("N|auto");
+  name_field("min_object_area", area->get_name());
   add_choice(app, "--input-mode", "input_mode", infer.input_mode, input_mode_names(/*with_auto=*/true),
              "resize, tile (native resolution, overlapping tiles) or auto (tile when the model was trained on tiles "
              "or the image size differs from the training images')");

@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 namespace unet {
@@ -18,7 +20,7 @@ double normal01(std::mt19937_64& rng) {
 }
 
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
-                    std::mt19937_64& rng, at::Tensor* weights) {
+                    std::mt19937_64& rng, at::Tensor* weights, const at::Tensor* intensity) {
   const int64_t h = image.size(1), w = image.size(2);
   const bool has_mask = mask.defined();
   const bool has_weights = weights && weights->defined();
@@ -70,8 +72,21 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
     if (has_mask) mask = maps_to_classes(sample(one_hot_maps(mask, classes)));
     if (has_weights) *weights = sample(weights->unsqueeze(0))[0];
   }
-  if (options.brightness > 0.0) image = (image + delta).clamp(-1.0, 1.0);
-  if (options.color) image = color_augment(image, options.color_options, color_rng);
+  if (options.brightness > 0.0) {
+    // Clipped to [-1, 1], or to the image's own extremes where a per-image normalisation put it
+    // beyond them (its outliers stay as they were).
+    const double lo = std::min(-1.0, image.min().item<double>()), hi = std::max(1.0, image.max().item<double>());
+    image = (image + delta).clamp(lo, hi);
+  }
+  if (options.color) {
+    // The jitter works on intensities: a normalised image goes back to them and returns.
+    if (intensity && intensity->defined()) {
+      const at::Tensor gain = intensity->select(1, 0).view({-1, 1, 1}), offset = intensity->select(1, 1).view({-1, 1, 1});
+      image = color_augment((image - offset) / gain, options.color_options, color_rng) * gain + offset;
+    } else {
+      image = color_augment(image, options.color_options, color_rng);
+    }
+  }
   image = image.contiguous();
   if (has_mask) mask = mask.contiguous();
   if (has_weights) *weights = weights->contiguous();

@@ -2,6 +2,7 @@
 #include "unet/data/loader.h"
 
 #include "unet/runtime/error.h"
+#include "unet/data/preprocess.h"
 #include "unet/data/tiles.h"
 
 #include <ATen/ATen.h>
@@ -60,7 +61,7 @@ Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, i
     at::Tensor image = s.image, mask = s.mask, w = s.weights;
     std::mt19937_64 rng(mix(mix(options.seed ^ 0xA5A5A5A5ULL, static_cast<uint64_t>(step)),
                             static_cast<uint64_t>(options.rank) * 1024 + slot));
-    if (options.augment) augment_sample(image, mask, classes, options.augment_options, rng, &w);
+    if (options.augment) augment_sample(image, mask, classes, options.augment_options, rng, &w, &s.intensity);
     if (geometry.tile) {
       at::Tensor w_window;
       auto [tile, window] = random_tile(image, mask, geometry.input, geometry.output, rng, w, &w_window);

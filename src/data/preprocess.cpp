@@ -3,11 +3,62 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace unet {
 
 at::Tensor normalise(const RawImage& raw) { return to_unit_range(raw).mul_(2.0).sub_(1.0); }
 
 at::Tensor denormalise(const at::Tensor& image) { return image.add(1.0).mul_(0.5); }
+
+namespace {
+
+/// numpy's default ("linear") percentile of sorted values: the two neighbouring ranks, interpolated.
+double percentile_of_sorted(const at::Tensor& sorted, double percent) {
+  const int64_t n = sorted.numel();
+  const double position = percent / 100.0 * static_cast<double>(n - 1);
+  const int64_t below = std::min<int64_t>(static_cast<int64_t>(std::floor(position)), n - 1);
+  const int64_t above = std::min<int64_t>(below + 1, n - 1);
+  const double* v = sorted.data_ptr<double>();
+  return v[below] + (position - static_cast<double>(below)) * (v[above] - v[below]);
+}
+
+}  // namespace
+
+at::Tensor normalisation_affine(const at::Tensor& image, const Normalisation& n) {
+  const int64_t channels = image.size(0);
+  at::Tensor affine = at::zeros({channels, 2}, at::kFloat);
+  for (int64_t c = 0; c < channels; ++c) {
+    // In float64, as the statistics of a large image need it.
+    const at::Tensor v = image[c].reshape({-1}).to(at::kDouble);
+    double gain = 1.0, offset = 0.0;
+    if (n.mode == IntensityMode::kPercentile) {
+      const at::Tensor sorted = std::get<0>(v.sort()).contiguous();
+      const double low = percentile_of_sorted(sorted, n.low), high = percentile_of_sorted(sorted, n.high);
+      gain = 2.0 / (high - low + Normalisation::kEpsilon);  // low -> -1, high -> 1
+      offset = -low * gain - 1.0;
+    } else if (n.mode == IntensityMode::kMeanStd) {
+      const double mean = v.mean().item<double>();
+      const double std = (v - mean).square().mean().sqrt().item<double>();
+      gain = 1.0 / (std + Normalisation::kEpsilon);
+      offset = -mean * gain;
+    }
+    affine[c][0] = gain;
+    affine[c][1] = offset;
+  }
+  return affine;
+}
+
+at::Tensor apply_affine(const at::Tensor& image, const at::Tensor& affine) {
+  const at::Tensor a = affine.to(image.device());
+  return image * a.select(1, 0).view({-1, 1, 1}) + a.select(1, 1).view({-1, 1, 1});
+}
+
+at::Tensor network_intensities(const at::Tensor& image, const Normalisation& n) {
+  if (n.mode == IntensityMode::kRange) return image;
+  return apply_affine(image, normalisation_affine(image, n));
+}
 
 at::Tensor one_hot_maps(const at::Tensor& labels, int64_t classes) {
   at::Tensor oh = at::one_hot(labels, classes).to(at::kFloat);  // [..., H, W, C]

@@ -8,6 +8,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <queue>
 #include <stdexcept>
@@ -91,15 +92,39 @@ bool has_objects(int64_t classes, ClassScheme scheme) {
   return scheme == ClassScheme::kInteriorBoundary ? classes == 3 : classes == 2;
 }
 
-at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method) {
+at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, int64_t min_area) {
   if (!has_objects(maps.size(0), scheme))
     throw std::invalid_argument("objects_of: " + std::to_string(maps.size(0)) + " class maps for the " + to_string(scheme) + " scheme");
   const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
-  if (scheme == ClassScheme::kPlain) return instance_labels(m[1], method);
+  if (scheme == ClassScheme::kPlain) return remove_small_objects(instance_labels(m[1], method), min_area);
   if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
   const at::Tensor best = m.argmax(0);
   const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, connected_components(best == 1));
-  return raster_order(labels.contiguous());
+  return remove_small_objects(raster_order(labels.contiguous()), min_area);
+}
+
+at::Tensor remove_small_objects(const at::Tensor& labels, int64_t min_area) {
+  if (min_area <= 1 || labels.numel() == 0) return labels;
+  const at::Tensor flat = labels.reshape({-1}).to(at::kLong).contiguous();
+  const at::Tensor areas = at::bincount(flat);
+  at::Tensor keep = areas.ge(min_area);
+  keep[0] = false;
+  const at::Tensor kept = at::where(keep.index({flat}), flat, at::zeros_like(flat)).view(labels.sizes());
+  return raster_order(kept.contiguous());
+}
+
+int64_t median_object_area(const std::vector<at::Tensor>& instance_maps) {
+  std::vector<int64_t> areas;
+  for (const at::Tensor& map : instance_maps) {
+    if (!map.defined() || map.numel() == 0) continue;
+    const at::Tensor counts = at::bincount(map.reshape({-1}).to(at::kLong).cpu());
+    const int64_t* c = counts.data_ptr<int64_t>();
+    for (int64_t k = 1; k < counts.numel(); ++k)
+      if (c[k] > 0) areas.push_back(c[k]);
+  }
+  if (areas.empty()) return 0;
+  std::nth_element(areas.begin(), areas.begin() + static_cast<std::ptrdiff_t>(areas.size() / 2), areas.end());
+  return areas[areas.size() / 2];
 }
 
 }  // namespace unet

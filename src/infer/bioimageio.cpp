@@ -9,6 +9,7 @@
 
 #include "infer/exports.h"
 #include "runtime/json.h"
+#include "unet/data/preprocess.h"
 #include "unet/data/source.h"
 #include "unet/data/image_io.h"
 #include "unet/data/synthetic.h"
@@ -124,6 +125,26 @@ std::string class_list(const std::vector<std::string>& classes) {
   return text;
 }
 
+/// bioimage.io's operators for the model's normalisation, on the intensities as stored: per
+/// sample and channel (axes y and x) for the per-image ones.
+nlohmann::json preprocessing_ops(const Normalisation& n, double max_value) {
+  const nlohmann::json to_float = {{"id", "ensure_dtype"}, {"kwargs", {{"dtype", "float32"}}}};
+  const nlohmann::json per_image = {"y", "x"};
+  switch (n.mode) {
+    case IntensityMode::kPercentile:
+      return {to_float,
+              {{"id", "scale_range"},
+               {"kwargs", {{"axes", per_image}, {"min_percentile", n.low}, {"max_percentile", n.high}, {"eps", Normalisation::kEpsilon}}}},
+              {{"id", "scale_linear"}, {"kwargs", {{"gain", 2.0}, {"offset", -1.0}}}},
+              to_float};
+    case IntensityMode::kMeanStd:
+      return {to_float, {{"id", "zero_mean_unit_variance"}, {"kwargs", {{"axes", per_image}, {"eps", Normalisation::kEpsilon}}}}, to_float};
+    case IntensityMode::kRange:
+      break;
+  }
+  return {to_float, {{"id", "scale_linear"}, {"kwargs", {{"gain", 2.0 / max_value}, {"offset", -1.0}}}}, to_float};
+}
+
 nlohmann::json rdf(const UNetOptions& o, const CheckpointInfo& info, const BioimageioOptions& opt,
                    const std::vector<std::string>& classes, double max_value, const std::string& description) {
   const int64_t shrink = shrink_of(o);
@@ -167,9 +188,7 @@ nlohmann::json rdf(const UNetOptions& o, const CheckpointInfo& info, const Bioim
          {"test_tensor", {{"source", "test_input.npy"}}},
          {"sample_tensor", {{"source", "sample_input.tif"}}},
          {"data", {{"type", "float32"}}},
-         {"preprocessing", {{{"id", "ensure_dtype"}, {"kwargs", {{"dtype", "float32"}}}},
-                            {{"id", "scale_linear"}, {"kwargs", {{"gain", 2.0 / max_value}, {"offset", -1.0}}}},
-                            {{"id", "ensure_dtype"}, {"kwargs", {{"dtype", "float32"}}}}}}}}},
+         {"preprocessing", preprocessing_ops(info.normalisation, max_value)}}}},
       {"outputs",
        {{{"id", "probabilities"},
          {"description", "softmax probability of each class (" + class_list(classes) + ")"},
@@ -208,13 +227,16 @@ double int8_output_step(const UNet& model, const Int8Scales& scales) {
 }
 
 std::string readme(const UNetOptions& o, const std::string& description, const std::vector<std::string>& classes,
-                   double max_value, const BioimageioPackage& p, bool int8) {
+                   double max_value, const Normalisation& normalisation, const BioimageioPackage& p, bool int8) {
   std::ostringstream s;
   s << "# " << "U-Net for 2D segmentation\n\n" << description << "\n\n";
   s << "## Input\n\nOne image, axes batch, channel (" << o.in_channels() << "), y, x. Each side must be "
     << minimum_input_size(o) << " + k * " << (int64_t{1} << o.depth()) << " pixels"
     << (o.padding() == Padding::kSame ? " (any multiple of the step; same padding)" : "") << ".\n";
-  s << "Preprocessing: intensity / " << max_value << " * 2 - 1, the normalisation unet trained with.\n\n";
+  if (normalisation.mode == IntensityMode::kRange)
+    s << "Preprocessing: intensity / " << max_value << " * 2 - 1, the normalisation unet trained with.\n\n";
+  else
+    s << "Preprocessing: " << normalisation_text(normalisation) << ", the normalisation unet trained with.\n\n";
   s << "## Output\n\nThe softmax probability of each class (";
   for (size_t i = 0; i < classes.size(); ++i) s << (i ? ", " : "") << i << ": " << classes[i];
   s << "), ";
@@ -388,12 +410,14 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   const int64_t top = (pixels.size(1) - p.test_height) / 2, left = (pixels.size(2) - p.test_width) / 2;
   const at::Tensor raw = pixels.slice(1, top, top + p.test_height).slice(2, left, left + p.test_width).unsqueeze(0).contiguous();
   const at::Tensor x = raw.div(max_value).mul(2).sub(1);
+  // What the package's preprocessing gives on the test input (its statistics are the crop's).
+  const at::Tensor input = network_intensities(x[0], info.normalisation).unsqueeze(0).contiguous();
   at::Tensor probabilities;
   {
     c10::InferenceMode guard;
     model->eval();
-    probabilities = int8 ? at::softmax(Int8Engine(model, *int8).forward(x), 1)
-                         : at::softmax(model->forward(x.to(model->parameters()[0].device())), 1).cpu();
+    probabilities = int8 ? at::softmax(Int8Engine(model, *int8).forward(input), 1)
+                         : at::softmax(model->forward(input.to(model->parameters()[0].device())), 1).cpu();
   }
   p.output_height = probabilities.size(2);
   p.output_width = probabilities.size(3);
@@ -413,7 +437,7 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
                                                                    ExportFormat::kTorchScriptProbabilities, naming));
   files.emplace_back("test_input.npy", npy(raw));
   files.emplace_back("test_output.npy", npy(probabilities));
-  files.emplace_back("README.md", readme(o, description, classes, max_value, p, int8 != nullptr));
+  files.emplace_back("README.md", readme(o, description, classes, max_value, info.normalisation, p, int8 != nullptr));
   files.emplace_back("cover.png", cover_png(x, probabilities, naming));
   // Sample tensors, images for people and viewers: the input as stored, the probabilities as float.
   const at::Tensor stored = max_value == 255.0 ? raw[0].to(at::kByte) : max_value == 65535.0 ? raw[0].to(at::kInt) : raw[0];

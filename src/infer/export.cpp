@@ -13,6 +13,7 @@
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <cstdio>
 #include <sstream>
 
 namespace unet {
@@ -92,6 +93,40 @@ std::string preprocessing(const UNetOptions& o, int64_t input_size, const nlohma
          "part, " + p + " pixels in from each side (unet predict tiles and blends)";
 }
 
+}  // namespace
+
+Normalisation recorded_normalisation(const std::string& training_record) {
+  const auto record = nlohmann::json::parse(training_record, nullptr, /*allow_exceptions=*/false);
+  if (!record.is_object() || !record.contains("normalisation")) return {};
+  try {
+    return record["normalisation"].get<Normalisation>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error("the training record's normalisation is damaged");
+  }
+}
+
+std::string normalisation_text(const Normalisation& n) {
+  char p[64];
+  switch (n.mode) {
+    case IntensityMode::kPercentile:
+      std::snprintf(p, sizeof p, "%g", n.low);
+      {
+        const std::string low = p;
+        std::snprintf(p, sizeof p, "%g", n.high);
+        const std::string high = p;
+        return "per image and channel, its percentiles " + low + " and " + high + " (linear interpolation) to -1 and 1: (x - p" +
+               low + ") / (p" + high + " - p" + low + " + 1e-6) * 2 - 1, not clipped";
+      }
+    case IntensityMode::kMeanStd:
+      return "per image and channel, zero mean and unit variance: (x - mean) / (std + 1e-6), std the population standard deviation";
+    case IntensityMode::kRange:
+      break;
+  }
+  return "intensity / max_value * 2 - 1 (8-bit: x / 127.5 - 1), in [-1, 1]";
+}
+
+namespace {
+
 nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFormat format,
                              const std::string& training_record, const ClassNaming& given_naming, bool int8 = false) {
   const ClassNaming naming = recorded_naming(given_naming, o.classes(), o.scheme());
@@ -120,7 +155,8 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
                                      (o.padding() == Padding::kSame
                                           ? "multiples of " + std::to_string(step)
                                           : std::to_string(minimum) + " + k * " + std::to_string(step))},
-                 {"normalisation", "intensity / max_value * 2 - 1 (8-bit: x / 127.5 - 1), in [-1, 1]"}}},
+                 {"normalisation", normalisation_text(recorded_normalisation(training_record))},
+                 {"intensity", recorded_normalisation(training_record)}}},
       {"output", {{"shape", "[N, " + std::to_string(o.classes()) + (onnx ? ", H', W'] " : ", S', S'] ") + "logits"},
                   {"size", shrink == 0 ? "the input's (same padding)"
                                        : "each side " + std::to_string(shrink) + " pixels shorter than the input's (valid "
@@ -321,6 +357,7 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     }
     out.options = j.at("model").get<UNetOptions>();
     out.input_size = j.at("input").at("trained_size").get<int64_t>();
+    if (j.at("input").contains("intensity")) out.normalisation = j["input"]["intensity"].get<Normalisation>();
     out.contract = json_text(j);
   } catch (const nlohmann::json::exception&) {
     fail_file(path, "not a unet export (no unet contract in the archive)");

@@ -7,6 +7,11 @@
 
 namespace unet {
 
+/// A training record's (a checkpoint's) normalisation: `kRange` where it records none.
+Normalisation recorded_normalisation(const std::string& training_record);
+/// The normalisation as a formula for people (the contracts' "normalisation").
+std::string normalisation_text(const Normalisation& normalisation);
+
 /// The file `export_torchscript` would write, as bytes.
 std::string torchscript_bytes(UNet& model, int64_t input_size, const std::string& training_record, ExportFormat format,
                               const ClassNaming& naming);

@@ -3,11 +3,14 @@
 
 #include "unet/data/loader.h"
 #include "unet/data/preprocess.h"
+#include "unet/eval/instances.h"
 #include "unet/runtime/device.h"
 #include "unet/runtime/graph.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+
+#include <cmath>
 
 namespace unet {
 
@@ -16,6 +19,8 @@ void InferenceOptions::validate() const {
   require_option(tile_size >= 0 && tile_size <= 65536, "tile_size", "must be between 0 and 65536", tile_size);
   require_option(tile_overlap >= 0, "tile_overlap", "must not be negative", tile_overlap);
   require_option(tile_batch >= 1, "tile_batch", "must be at least 1", tile_batch);
+  require_option(min_object_area >= 0 || min_object_area == kAutoObjectArea, "min_object_area", "must not be negative",
+                 min_object_area);
 }
 
 Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last)
@@ -36,7 +41,9 @@ Predictor::Predictor(const LoadedExport& module, c10::Device device, int64_t bat
       geometry_{module.input_size, output_size(module.options, module.input_size)},
       device_(device),
       batch_size_(std::max<int64_t>(1, batch_size)),
-      channels_last_(false) {}
+      channels_last_(false) {
+  normalisation_ = module.normalisation;
+}
 
 void Predictor::use_fused(bool on) {
   if (model_) model_->use_fused(on && device_.is_cuda());
@@ -114,20 +121,23 @@ void Predictor::use_tiles(const TileOptions& options) {
 
 void Predictor::run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume) {
   const int64_t classes = options_.classes();
+  // The model's normalisation of each whole image, before it is tiled or resized.
+  auto image_of = [this](const Sample& s) { return network_intensities(s.image, normalisation_); };
   if (tiles_) {
     for (size_t i = 0; i < samples.size(); ++i) {
       PredictedBatch out;
       out.first = i;
       out.probabilities.push_back(
-          predict_tiled([this](const at::Tensor& x) { return forward(x); }, options_, samples[i].image, *tiles_));
+          predict_tiled([this](const at::Tensor& x) { return forward(x); }, options_, image_of(samples[i]), *tiles_));
       consume(out);
     }
     return;
   }
   for (size_t first = 0; first < samples.size(); first += static_cast<size_t>(batch_size_)) {
     const size_t n = std::min(samples.size() - first, static_cast<size_t>(batch_size_));
-    const std::vector<Sample> chunk(samples.begin() + static_cast<std::ptrdiff_t>(first),
-                                    samples.begin() + static_cast<std::ptrdiff_t>(first + n));
+    std::vector<Sample> chunk(samples.begin() + static_cast<std::ptrdiff_t>(first),
+                              samples.begin() + static_cast<std::ptrdiff_t>(first + n));
+    for (Sample& s : chunk) s.image = image_of(s);
     const Batch batch = make_eval_batch(chunk, geometry_, classes);
     PredictedBatch out;
     out.first = first;
@@ -178,6 +188,10 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
     mode = info.input_mode == InputMode::kTile || other_size ? InputMode::kTile : InputMode::kResize;
   }
   predictor.use_tta(options.tta);
+  predictor.use_normalisation(info.normalisation);
+  predictor.use_min_object_area(options.min_object_area == InferenceOptions::kAutoObjectArea
+                                    ? std::llround(kSmallObjectFraction * static_cast<double>(info.object_area))
+                                    : options.min_object_area);
   predictor.use_cpu_engine(options.cpu_engine);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);

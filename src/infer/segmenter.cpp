@@ -22,6 +22,7 @@ Segmenter Segmenter::from_checkpoint(const std::string& path, const std::string&
   s.predictor_ = std::make_shared<Predictor>(model, Geometry{info.input_size, output_size(info.model, info.input_size)},
                                              where, /*batch_size=*/1);
   s.predictor_->use_precision(p);
+  s.predictor_->use_normalisation(info.normalisation);
   if (p == Precision::kInt8) {
     if (!where.is_cpu()) throw Error("int8 runs on CPUs only");
     s.predictor_->use_int8(std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step)));

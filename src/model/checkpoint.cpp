@@ -96,6 +96,19 @@ ClassNaming read_class_naming(torch::serialize::InputArchive& archive, const UNe
   return naming;
 }
 
+/// The training record's "normalisation" object (written by `save_checkpoint`).
+Normalisation read_normalisation(const nlohmann::json& j, const std::string& path) {
+  Normalisation n;
+  try {
+    n = j.get<Normalisation>();
+  } catch (const nlohmann::json::exception&) {
+    fail_file(path, "damaged checkpoint (normalisation record)");
+  } catch (const OptionError& e) {
+    fail_file(path, std::string("damaged checkpoint (normalisation record: ") + e.what() + ")");
+  }
+  return n;
+}
+
 CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::string& path) {
   c10::IValue tag;
   if (!archive.try_read("format", tag) || !tag.isString() || tag.toStringRef() != kFormatTag)
@@ -122,6 +135,12 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
   if (record.is_object()) {
     const auto mode = record.find("input_mode");
     if (mode != record.end() && mode->is_string() && *mode == "tile") info.input_mode = InputMode::kTile;
+    if (const auto n = record.find("normalisation"); n != record.end()) info.normalisation = read_normalisation(*n, path);
+    if (const auto a = record.find("object_area_median"); a != record.end()) {
+      if (!a->is_number_integer() || a->get<int64_t>() < 0 || a->get<int64_t>() > kMaxSide * kMaxSide)
+        fail_file(path, "damaged checkpoint (object area)");
+      info.object_area = a->get<int64_t>();
+    }
     const auto size = record.find("image_size");
     if (size != record.end() && size->is_array() && size->size() == 2 && (*size)[0].is_number_integer() &&
         (*size)[1].is_number_integer()) {
@@ -173,6 +192,8 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   auto record = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
   if (!record.is_object()) record = nlohmann::json::object();
   record["input_mode"] = to_string(info.input_mode);
+  record["normalisation"] = info.normalisation;
+  if (info.object_area > 0) record["object_area_median"] = info.object_area;
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
   archive.write("train_config", c10::IValue(json_text(record)));
   if (!info.data_record.empty()) archive.write("data_config", c10::IValue(info.data_record));

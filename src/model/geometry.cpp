@@ -1,9 +1,19 @@
 // Legal input sizes of a U-Net: which sides survive every pooling and what side comes out.
 #include "unet/model/geometry.h"
 
+#include <cstdio>
 #include <string>
 
 namespace unet {
+namespace {
+
+std::string format_number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
+}  // namespace
 
 int64_t output_size_or_invalid(const UNetOptions& options, int64_t input_size) {
   const int64_t shrink = options.padding() == Padding::kValid ? 4 : 0;
@@ -68,6 +78,27 @@ std::string to_string(InputMode mode) { return name_of(input_mode_names(true), m
 
 InputMode parse_input_mode(const std::string& text, bool with_auto) {
   return parse_name(input_mode_names(with_auto), "input_mode", text);
+}
+
+const EnumNames<IntensityMode>& intensity_mode_names() {
+  static const EnumNames<IntensityMode> names = {{"range", IntensityMode::kRange},
+                                                 {"percentile", IntensityMode::kPercentile},
+                                                 {"meanstd", IntensityMode::kMeanStd}};
+  return names;
+}
+
+std::string to_string(IntensityMode mode) { return name_of(intensity_mode_names(), mode); }
+
+IntensityMode parse_intensity_mode(const std::string& text) { return parse_name(intensity_mode_names(), "normalize", text); }
+
+void Normalisation::validate() const {
+  require_option(low >= 0.0 && low < high && high <= 100.0, "percentiles",
+                 "must be two percentiles 0 <= low < high <= 100", format_number(low) + " " + format_number(high));
+}
+
+std::string Normalisation::describe() const {
+  if (mode != IntensityMode::kPercentile) return to_string(mode);
+  return "percentile " + format_number(low) + "-" + format_number(high);
 }
 
 }  // namespace unet

@@ -29,4 +29,16 @@ inline void from_json(const nlohmann::json& j, UNetOptions& o) {
   o.validate();
 }
 
+inline void to_json(nlohmann::json& j, const Normalisation& n) {
+  j = {{"mode", to_string(n.mode)}, {"low", n.low}, {"high", n.high}};
+}
+
+/// Throws nlohmann's exceptions for missing or mistyped keys and `OptionError` for bad values.
+inline void from_json(const nlohmann::json& j, Normalisation& n) {
+  n.mode = parse_intensity_mode(j.at("mode").get<std::string>());
+  n.low = j.at("low").get<double>();
+  n.high = j.at("high").get<double>();
+  n.validate();
+}
+
 }  // namespace unet

@@ -1,6 +1,7 @@
 // JSON forms of the training part's types (private to the build: nlohmann stays out of public headers).
 #pragma once
 
+#include "model/json.h"
 #include "unet/runtime/context.h"
 #include "unet/train/options.h"
 
@@ -22,6 +23,7 @@ inline nlohmann::json training_record(const TrainOptions& t, const RunContext& c
           {"color_augment", t.augment_options.color},
           {"precision", to_string(c.precision)},
           {"input_mode", to_string(t.input_mode)},
+          {"normalisation", t.normalisation},
           {"input_size", t.input_size},
           {"world_size", c.world_size()},
           {"device", c.device.str()},

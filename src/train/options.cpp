@@ -20,6 +20,7 @@ void TrainOptions::validate() const {
   require_option(input_mode != InputMode::kAuto, "input_mode", "must be resize or tile for training", to_string(input_mode));
   require_option(graph_warmup >= 1, "graph_warmup", "must be at least 1", graph_warmup);
   schedule.validate();
+  normalisation.validate();
   if (border_weights) weight_map.validate();
   if (augment_options.color && !augment)
     throw OptionError("augment_options.color", " is jitter within the augmentation: add {augment} (or leave out {augment_options.color})");

@@ -5,6 +5,8 @@
 #include "eval/json.h"
 #include "model/json.h"
 #include "train/json.h"
+#include "unet/data/preprocess.h"
+#include "unet/eval/instances.h"
 #include "unet/infer/evaluate.h"
 #include "unet/infer/predictor.h"
 #include "unet/model/checkpoint.h"
@@ -137,6 +139,8 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
     mine.push_back(samples[i]);
   Predictor predictor(model_, geometry_, context_.device, options_.batch_size, options_.channels_last);
   predictor.use_precision(context_.precision);
+  predictor.use_normalisation(options_.normalisation);
+  predictor.use_min_object_area(std::llround(kSmallObjectFraction * static_cast<double>(object_area_)));
   if (geometry_.tile) {
     TileOptions tiles;
     tiles.input = options_.input_size;
@@ -163,6 +167,8 @@ void Trainer::save() {
   info.input_size = options_.input_size;
   info.step = step_;
   info.input_mode = options_.input_mode;
+  info.normalisation = options_.normalisation;
+  info.object_area = object_area_;
   info.image_height = image_height_;
   info.image_width = image_width_;
   info.data_record = options_.data_record;
@@ -191,6 +197,9 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   if (train.empty()) throw Error("no training images");
   image_height_ = train.front().image.size(1);
   image_width_ = train.front().image.size(2);
+  std::vector<at::Tensor> objects;
+  for (const Sample& s : train) objects.push_back(s.instances);
+  object_area_ = median_object_area(objects);
   prepare_model_dir(options_, context_);
   // The checkpoint is checked before anything (logs, event files) is written.
   const std::string resumed = resume();
@@ -272,6 +281,16 @@ std::string Trainer::config_record() const {
 
 std::shared_ptr<const std::vector<Sample>> Trainer::training_samples(const std::vector<Sample>& train, RunLogger& log) const {
   std::vector<Sample> samples = train;
+  if (options_.normalisation.mode != IntensityMode::kRange) {
+    // Each whole image normalised once, before augmentation and tiling (as prediction does).
+    at::parallel_for(0, static_cast<int64_t>(samples.size()), /*grain_size=*/1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        Sample& s = samples[static_cast<size_t>(i)];
+        s.intensity = normalisation_affine(s.image, options_.normalisation);
+        s.image = apply_affine(s.image, s.intensity);
+      }
+    });
+  }
   if (options_.border_weights) {
     const double t0 = steady_seconds();
     // One map per label, computed once; augmentation then warps it with the mask.

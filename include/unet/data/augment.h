@@ -38,8 +38,10 @@ double normal01(std::mt19937_64& rng);
 /// Transforms `image` (float [C, H, W] in [-1, 1]) and `mask` (int64 [H, W], may be undefined)
 /// together with the same random geometry; the mask stays a map of class indices. `weights`
 /// (float [H, W], optional: a pixel weight map such as `border_weight_map`) follows the same
-/// geometry, interpolated bilinearly. Deterministic for a given `rng` state.
+/// geometry, interpolated bilinearly. `intensity` (optional, float32 [C, 2]): the per-image
+/// normalisation `image` went through (`normalisation_affine`), undone for the colour jitter, which
+/// works on intensities, and redone after it. Deterministic for a given `rng` state.
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
-                    std::mt19937_64& rng, at::Tensor* weights = nullptr);
+                    std::mt19937_64& rng, at::Tensor* weights = nullptr, const at::Tensor* intensity = nullptr);
 
 }  // namespace unet

@@ -23,6 +23,10 @@ struct Sample {
   at::Tensor instances;
   /// Per-pixel loss weights, float [H, W] (undefined: uniform), e.g. `border_weight_map(mask)`.
   at::Tensor weights;
+  /// Training only: the per-image normalisation `image` went through (`normalisation_affine`,
+  /// float32 [C, 2], from the whole image), which the colour jitter undoes and redoes (undefined:
+  /// none, `image` as `normalise` gave it).
+  at::Tensor intensity;
   /// The file the slice comes from (its name, without directories) and its page in a stack
   /// (-1: the file's only image).
   std::string source;

@@ -17,6 +17,18 @@ at::Tensor normalise(const RawImage& raw);
 /// The inverse of `normalise` for display: [-1, 1] -> [0, 1].
 at::Tensor denormalise(const at::Tensor& image);
 
+/// The model's per-image normalisation of a `normalise`d image [C, H, W] (in [-1, 1]) as a gain
+/// and an offset per channel, float32 [C, 2], from the whole image's statistics; [1, 0] per
+/// channel for `kRange`. Percentiles and moments are those of the stored intensities (the
+/// mapping to [-1, 1] is linear), so the result is what bioimage.io's scale_range /
+/// zero_mean_unit_variance give on the file's values, but for their epsilon's unit.
+at::Tensor normalisation_affine(const at::Tensor& image, const Normalisation& normalisation);
+/// image [C, H, W] * gain + offset per channel (`affine` [C, 2]).
+at::Tensor apply_affine(const at::Tensor& image, const at::Tensor& affine);
+/// What the network sees of a `normalise`d image under `normalisation`: both of the above (the
+/// image itself for `kRange`).
+at::Tensor network_intensities(const at::Tensor& image, const Normalisation& normalisation);
+
 /// Image(s) [C, H, W] or [N, C, H, W] in [-1, 1] to the network input: resized (bilinear, half-pixel
 /// centres, as tf.image.resize) to output x output, then zero-padded on every side to input x input.
 at::Tensor image_to_input(const at::Tensor& image, const Geometry& geometry);

@@ -68,6 +68,9 @@ class MetricAccumulator {
   /// logits: these terms are then taken at the original size).
   void add_probabilities(const at::Tensor& probabilities, const at::Tensor& mask);
   Metrics result() const;
+  /// Predicted objects smaller than this many pixels are not counted (`objects_of`'s `min_area`;
+  /// the truth's are all counted). 0 by default.
+  void use_min_object_area(int64_t pixels) { min_object_area_ = pixels; }
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce
   /// the tensor, then `set_state`): float64 [6 + 4 x thresholds + 3 x classes + 7 + object
@@ -78,6 +81,7 @@ class MetricAccumulator {
   void add(const MetricAccumulator& other);
 
  private:
+  int64_t min_object_area_ = 0;
   double soft_dice_sum_ = 0.0;  // sum over images of the per-image mean-over-classes Dice
   double cross_entropy_sum_ = 0.0;
   int64_t network_images_ = 0;

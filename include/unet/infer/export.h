@@ -2,6 +2,7 @@
 // TorchScript back.
 #pragma once
 
+#include "unet/model/geometry.h"
 #include "unet/model/int8_ops.h"
 #include "unet/model/unet.h"
 
@@ -60,6 +61,8 @@ struct LoadedExport {
   UNetOptions options;
   int64_t input_size = 0;
   std::string contract;
+  /// The model's intensity normalisation, from the contract (`kRange` where it names none).
+  Normalisation normalisation;
   std::function<at::Tensor(const at::Tensor&)> forward;
 };
 

@@ -48,6 +48,10 @@ struct InferenceOptions {
   bool fused = false;
   /// On CPUs: the oneDNN path with prepacked weights and fused ReLU (`CpuEngine`), in fp32 or bf16.
   bool cpu_engine = true;
+  /// The smallest predicted object kept, pixels (0: all); `kAutoObjectArea`: `kSmallObjectFraction`
+  /// of the model's training objects' median area (all where its checkpoint records none).
+  static constexpr int64_t kAutoObjectArea = -1;
+  int64_t min_object_area = kAutoObjectArea;
 
   /// Throws `OptionError` for out-of-range values.
   void validate() const;
@@ -98,6 +102,13 @@ class Predictor {
   /// the usual forward pass: calibration on exactly what prediction feeds the network (tiles,
   /// mirrored borders, resizing). Not owned; pass nullptr to stop.
   void observe_inputs(Calibrator* calibrator) { calibrator_ = calibrator; }
+  /// How each sample's intensities are normalised before anything else (the model's, as its
+  /// checkpoint or export records it; `kRange`, the samples as they are, by default).
+  void use_normalisation(const Normalisation& normalisation) { normalisation_ = normalisation; }
+  /// The smallest predicted object kept, pixels (0: all), for the callers that cut objects out of
+  /// this predictor's probabilities (`accumulate`, `predict --instances`).
+  void use_min_object_area(int64_t pixels) { min_object_area_ = pixels; }
+  int64_t min_object_area() const { return min_object_area_; }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 
@@ -122,6 +133,8 @@ class Predictor {
   bool channels_last_;
   std::optional<TileOptions> tiles_;
   bool tta_ = false;
+  Normalisation normalisation_;
+  int64_t min_object_area_ = 0;
   Precision precision_ = Precision::kFP32;
   bool graphs_ = false;
   bool cpu_engine_ = true;

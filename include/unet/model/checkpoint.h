@@ -43,6 +43,11 @@ struct CheckpointInfo {
   /// this field), for `train --resume`. Kept apart from `training_record`, which exports embed: a
   /// data path is not for sharing.
   std::string data_record;
+  /// How each image's intensities were normalised (`kRange` in checkpoints before this field).
+  Normalisation normalisation;
+  /// The median area of the training objects, pixels, when the training masks were instance labels
+  /// (0: not recorded): predictions drop objects far smaller (`kSmallObjectFraction`).
+  int64_t object_area = 0;
 };
 
 /// Writes a checkpoint atomically (a temporary file renamed onto `path`), so that an interrupted

@@ -35,6 +35,35 @@ std::string to_string(InputMode mode);
 /// Throws `OptionError` (field "input_mode") for other names (and for "auto" unless `with_auto`).
 InputMode parse_input_mode(const std::string& text, bool with_auto = false);
 
+/// How an image's intensities become the network's input, computed per image (so that prediction
+/// repeats on every image what training did). `kRange` (the reference): intensity / the type's
+/// largest value * 2 - 1 (8-bit: x / 127.5 - 1), in [-1, 1]. `kPercentile`: per channel, its `low`
+/// and `high` percentiles (linear interpolation, as numpy's default) to -1 and 1, the rest in
+/// proportion and not clipped (bioimage.io's scale_range, then * 2 - 1): for dim or unevenly
+/// exposed images. `kMeanStd`: per channel, zero mean and unit (population) standard deviation
+/// (bioimage.io's zero_mean_unit_variance).
+enum class IntensityMode { kRange, kPercentile, kMeanStd };
+/// "range", "percentile", "meanstd".
+const EnumNames<IntensityMode>& intensity_mode_names();
+std::string to_string(IntensityMode mode);
+/// Throws `OptionError` (field "normalize") for other names.
+IntensityMode parse_intensity_mode(const std::string& text);
+
+struct Normalisation {
+  IntensityMode mode = IntensityMode::kRange;
+  /// Percentiles, 0-100 (`kPercentile` only).
+  double low = 1.0;
+  double high = 99.8;
+  /// Guards the divisions against an image of one value (bioimage.io's default).
+  static constexpr double kEpsilon = 1e-6;
+
+  /// Throws `OptionError` ("percentiles") unless 0 <= low < high <= 100.
+  void validate() const;
+  /// "range", "percentile 1-99.8", "meanstd".
+  std::string describe() const;
+  bool operator==(const Normalisation& o) const { return mode == o.mode && low == o.low && high == o.high; }
+};
+
 /// Network sides: input `input` x `input` in, `output` x `output` out (572 and 388 by default).
 /// In `tile` input mode the same sides are those of a training or prediction tile.
 struct Geometry {

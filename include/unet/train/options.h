@@ -65,6 +65,9 @@ struct TrainOptions {
   int64_t input_size = 572;
   /// `resize` (the reference) or `tile` (native-resolution random crops; evaluation by tiles).
   InputMode input_mode = InputMode::kResize;
+  /// How each image's intensities are normalised (the reference's range by default); recorded in
+  /// the checkpoint, so that prediction and every export repeat it.
+  Normalisation normalisation;
   /// Channels-last (NHWC) weights and activations: faster convolutions on CPUs and GPUs.
   bool channels_last = true;
   /// On CUDA: capture the whole training step (forward, loss, backward, loss-scale check, Adam)

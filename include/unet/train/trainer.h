@@ -76,6 +76,8 @@ class Trainer {
   const TrainOptions& options() const { return options_; }
   const RunContext& context() const { return context_; }
   const Geometry& geometry() const { return geometry_; }
+  /// The training objects' median area, pixels, once `fit` has seen them (0: not instance labels).
+  int64_t object_area() const { return object_area_; }
   int64_t global_step() const { return step_; }
   /// The fp16 loss scaler (disabled in other precisions).
   LossScaler& loss_scaler() { return *scaler_; }
@@ -97,6 +99,8 @@ class Trainer {
   int64_t saved_step_ = -1;
   /// Side of the training images (recorded in checkpoints: prediction compares against it).
   int64_t image_height_ = 0, image_width_ = 0;
+  /// The training objects' median area, pixels (0: the masks are not instance labels).
+  int64_t object_area_ = 0;
 
   /// Rank 0's weights to every rank; other ranks then draw their own dropout masks.
   void synchronise_ranks();
