@@ -95,16 +95,24 @@ TEST(Normalisation, PredictionIsTheSameForADimAndABrightCopy) {
       if (tiles) p.use_tiles(TileOptions{60});
       const auto out = p.predict({dim, bright});
       const double difference = (out[0] - out[1]).abs().max().item<double>();
-      if (n.mode == IntensityMode::kRange)
+      if (n.mode == IntensityMode::kRange) {
         EXPECT_GT(difference, 1e-4);
-      else
-        EXPECT_LT(difference, 1e-4);
+        continue;
+      }
+      EXPECT_LT(difference, 1e-4);
+      // The statistics are the whole image's (not each tile's): as a plain predictor given the
+      // image normalised beforehand.
+      Predictor plain(model, g, c10::Device(c10::kCPU), 1);
+      if (tiles) plain.use_tiles(TileOptions{60});
+      Sample normalised;
+      normalised.image = network_intensities(dim.image, n);
+      EXPECT_TRUE(at::allclose(plain.predict({normalised})[0], out[0], 1e-5, 1e-6));
     }
 }
 
 TEST(Normalisation, AugmentationKeepsItsMeaningOnNormalisedImages) {
   // Training normalises each whole image first; the colour jitter then works on its intensities
-  // (undone and redone) and the brightness shift leaves the normalisation's outliers unclipped.
+  // and the result is normalised anew; the brightness shift leaves the outliers unclipped.
   const at::Tensor range = dim_image(44, 44);
   const at::Tensor affine = normalisation_affine(range, kPercentile);
   AugmentOptions o;
@@ -113,12 +121,14 @@ TEST(Normalisation, AugmentationKeepsItsMeaningOnNormalisedImages) {
   o.brightness = 0.0;
   o.elastic = false;
   o.color = true;
+  o.normalisation = kPercentile;
   at::Tensor a = apply_affine(range, affine), b = range.clone(), mask_a = at::zeros({44, 44}, at::kLong), mask_b = mask_a.clone();
   std::mt19937_64 rng_a(7), rng_b(7);
   augment_sample(a, mask_a, 2, o, rng_a, nullptr, &affine);
   augment_sample(b, mask_b, 2, o, rng_b);
   EXPECT_FALSE(at::allclose(b, range, 1e-3, 1e-3));  // it did jitter
-  EXPECT_TRUE(at::allclose(a, apply_affine(b, affine), 1e-4, 1e-4)) << (a - apply_affine(b, affine)).abs().max().item<float>();
+  const at::Tensor expected = network_intensities(b, kPercentile);
+  EXPECT_TRUE(at::allclose(a, expected, 1e-4, 1e-4)) << (a - expected).abs().max().item<float>();
   o.color = false;
   o.brightness = 0.2;
   // Percentiles 1 and 80: a fifth of the pixels lie above 1, the brightest near 1.5.
@@ -161,13 +171,16 @@ TEST(Normalisation, BioimageioPackagesDeclareItAndPassBioimageioTest) {
   if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with bioimageio.core, onnxruntime and torch (scripts/run.sh test installs them); skipping";
   TempDir dir;
   at::manual_seed(6);
+  // An 8-bit and a dim 16-bit sample (the operators' epsilon is in stored units).
   write_png(dir.file("dim.png"), at::randint(20, 90, {1, 100, 120}, at::kByte));
+  write_png(dir.file("dim16.png"), at::randint(100, 1500, {1, 100, 120}, at::kInt));
   for (const Normalisation& n : {kPercentile, kMeanStd}) {
     SCOPED_TRACE(n.describe());
+    const bool deep = n.mode == IntensityMode::kMeanStd;
     TempDir run;
     const std::string model = save_tiny(run, n);
     auto r = run_unet("export --model-dir " + model + " --format bioimageio --output " + run.file("p.zip") + " --sample " +
-                      dir.file("dim.png"));
+                      dir.file(deep ? "dim16.png" : "dim.png"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const std::string test = "'" + python + "' -m bioimageio.core test " + run.file("p.zip") + " > " + run.file("log") + " 2>&1";
     EXPECT_EQ(std::system(test.c_str()), 0) << read_file(run.file("log"));
@@ -185,7 +198,7 @@ TEST(Normalisation, BioimageioPackagesDeclareItAndPassBioimageioTest) {
     UNet native = load_model(checkpoint_path(model), info);
     native->eval();
     c10::InferenceMode guard;
-    const at::Tensor input = network_intensities((x / 255.0 * 2 - 1)[0], n).unsqueeze(0);
+    const at::Tensor input = network_intensities((x / (deep ? 65535.0 : 255.0) * 2 - 1)[0], n).unsqueeze(0);
     const at::Tensor expected = at::softmax(native->forward(input), 1);
     EXPECT_TRUE(at::allclose(p, expected, 1e-5, 1e-6)) << (p - expected).abs().max().item<float>();
   }
@@ -201,7 +214,10 @@ TEST(Normalisation, TrainRecordsItAndResumeKeepsIt) {
   r = run_unet(base + "--max-steps 3 --model-dir " + dir.file("m") + " --resume --normalize meanstd");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("contradicts the checkpoint"), std::string::npos) << r.err;
-  r = run_unet(base + "--max-steps 3 --model-dir " + dir.file("m") + " --resume");
+  r = run_unet(base + "--max-steps 3 --model-dir " + dir.file("m") + " --resume --percentiles 1,99.8");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("trained with --normalize percentile 2-99"), std::string::npos) << r.err;
+  r = run_unet(base + "--max-steps 3 --model-dir " + dir.file("m") + " --resume --percentiles 2,99");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_checkpoint_info(checkpoint_path(dir.file("m"))).step, 3);
   EXPECT_TRUE((read_checkpoint_info(checkpoint_path(dir.file("m"))).normalisation ==

@@ -31,7 +31,6 @@ std::string text_of(const T& value) {
 }
 std::string text_of(Padding p) { return name_of(padding_names(), p); }
 std::string text_of(InputMode m) { return to_string(m); }
-std::string text_of(IntensityMode m) { return to_string(m); }
 
 /// `value` takes `stored` unless `flag` was given; given with another value, it is an error.
 template <typename T>
@@ -165,9 +164,14 @@ void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const
   adopt(command, "--dropout", model.dropout(), info.model.dropout(), ckpt);
   adopt(command, "--input-size", train.input_size, info.input_size, ckpt);
   adopt(command, "--input-mode", train.input_mode, info.input_mode, ckpt);
-  adopt(command, "--normalize", train.normalisation.mode, info.normalisation.mode, ckpt);
-  adopt(command, "--percentiles", train.normalisation.low, info.normalisation.low, ckpt);
-  adopt(command, "--percentiles", train.normalisation.high, info.normalisation.high, ckpt);
+  // The normalisation as a whole: --normalize or --percentiles given must name the checkpoint's.
+  if (!given(command, "--normalize") && !given(command, "--percentiles")) {
+    train.normalisation = info.normalisation;
+  } else if (!(train.normalisation == info.normalisation)) {
+    throw OptionError("", "--normalize " + train.normalisation.describe() + " contradicts the checkpoint " + ckpt +
+                              ", trained with --normalize " + info.normalisation.describe() +
+                              ": leave it out to resume (or train anew elsewhere)");
+  }
   const auto training = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
   if (training.is_object()) adopt_training(command, training, train);
   // An interior/boundary model learnt from instance masks (checkpoints without a data record too).

@@ -79,10 +79,12 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
     image = (image + delta).clamp(lo, hi);
   }
   if (options.color) {
-    // The jitter works on intensities: a normalised image goes back to them and returns.
+    // The jitter works on intensities: a normalised image goes back to them, and is normalised
+    // anew from the jittered image's statistics (what prediction would do with such an image).
     if (intensity && intensity->defined()) {
       const at::Tensor gain = intensity->select(1, 0).view({-1, 1, 1}), offset = intensity->select(1, 1).view({-1, 1, 1});
-      image = color_augment((image - offset) / gain, options.color_options, color_rng) * gain + offset;
+      image = network_intensities(color_augment((image - offset) / gain, options.color_options, color_rng),
+                                  options.normalisation);
     } else {
       image = color_augment(image, options.color_options, color_rng);
     }

@@ -14,14 +14,17 @@ at::Tensor denormalise(const at::Tensor& image) { return image.add(1.0).mul_(0.5
 
 namespace {
 
-/// numpy's default ("linear") percentile of sorted values: the two neighbouring ranks, interpolated.
-double percentile_of_sorted(const at::Tensor& sorted, double percent) {
-  const int64_t n = sorted.numel();
+/// numpy's default ("linear") percentile: the two neighbouring ranks (k-th smallest values, no
+/// full sort), interpolated. 0 for no values.
+double percentile_of(const at::Tensor& values, double percent) {
+  const int64_t n = values.numel();
+  if (n == 0) return 0.0;
   const double position = percent / 100.0 * static_cast<double>(n - 1);
   const int64_t below = std::min<int64_t>(static_cast<int64_t>(std::floor(position)), n - 1);
   const int64_t above = std::min<int64_t>(below + 1, n - 1);
-  const double* v = sorted.data_ptr<double>();
-  return v[below] + (position - static_cast<double>(below)) * (v[above] - v[below]);
+  const double low = std::get<0>(values.kthvalue(below + 1)).item<double>();
+  const double high = above == below ? low : std::get<0>(values.kthvalue(above + 1)).item<double>();
+  return low + (position - static_cast<double>(below)) * (high - low);
 }
 
 }  // namespace
@@ -34,11 +37,10 @@ at::Tensor normalisation_affine(const at::Tensor& image, const Normalisation& n)
     const at::Tensor v = image[c].reshape({-1}).to(at::kDouble);
     double gain = 1.0, offset = 0.0;
     if (n.mode == IntensityMode::kPercentile) {
-      const at::Tensor sorted = std::get<0>(v.sort()).contiguous();
-      const double low = percentile_of_sorted(sorted, n.low), high = percentile_of_sorted(sorted, n.high);
+      const double low = percentile_of(v, n.low), high = percentile_of(v, n.high);
       gain = 2.0 / (high - low + Normalisation::kEpsilon);  // low -> -1, high -> 1
       offset = -low * gain - 1.0;
-    } else if (n.mode == IntensityMode::kMeanStd) {
+    } else if (n.mode == IntensityMode::kMeanStd && v.numel() > 0) {
       const double mean = v.mean().item<double>();
       const double std = (v - mean).square().mean().sqrt().item<double>();
       gain = 1.0 / (std + Normalisation::kEpsilon);

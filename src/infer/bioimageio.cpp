@@ -126,19 +126,21 @@ std::string class_list(const std::vector<std::string>& classes) {
 }
 
 /// bioimage.io's operators for the model's normalisation, on the intensities as stored: per
-/// sample and channel (axes y and x) for the per-image ones.
+/// sample and channel (axes y and x) for the per-image ones. unet's epsilon is in units of the
+/// [-1, 1] scale, the operators' in stored units: max_value / 2 of them.
 nlohmann::json preprocessing_ops(const Normalisation& n, double max_value) {
   const nlohmann::json to_float = {{"id", "ensure_dtype"}, {"kwargs", {{"dtype", "float32"}}}};
   const nlohmann::json per_image = {"y", "x"};
+  const double eps = Normalisation::kEpsilon * max_value / 2.0;
   switch (n.mode) {
     case IntensityMode::kPercentile:
       return {to_float,
               {{"id", "scale_range"},
-               {"kwargs", {{"axes", per_image}, {"min_percentile", n.low}, {"max_percentile", n.high}, {"eps", Normalisation::kEpsilon}}}},
+               {"kwargs", {{"axes", per_image}, {"min_percentile", n.low}, {"max_percentile", n.high}, {"eps", eps}}}},
               {{"id", "scale_linear"}, {"kwargs", {{"gain", 2.0}, {"offset", -1.0}}}},
               to_float};
     case IntensityMode::kMeanStd:
-      return {to_float, {{"id", "zero_mean_unit_variance"}, {"kwargs", {{"axes", per_image}, {"eps", Normalisation::kEpsilon}}}}, to_float};
+      return {to_float, {{"id", "zero_mean_unit_variance"}, {"kwargs", {{"axes", per_image}, {"eps", eps}}}}, to_float};
     case IntensityMode::kRange:
       break;
   }

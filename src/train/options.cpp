@@ -38,6 +38,7 @@ LoaderOptions TrainOptions::loader_options(const RunContext& context, int64_t st
   l.seed = seed;
   l.augment = augment;
   l.augment_options = augment_options;
+  l.augment_options.normalisation = normalisation;
   l.threads = context.loader_threads;
   l.pin_memory = context.device.is_cuda();
   l.start_step = start_step;

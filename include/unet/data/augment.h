@@ -3,6 +3,7 @@
 #pragma once
 
 #include "unet/data/color_augment.h"
+#include "unet/model/geometry.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -27,6 +28,9 @@ struct AugmentOptions {
   /// brightness shift. Off by default: the reference's set stays as it was.
   bool color = false;
   ColorAugmentOptions color_options;
+  /// How the training images were normalised (`TrainOptions::normalisation`, set by
+  /// `loader_options`): after the colour jitter an image is normalised anew, as prediction would.
+  Normalisation normalisation;
 };
 
 /// Uniform double in [0, 1) from 53 random bits (the same on every platform, unlike <random>'s
@@ -40,7 +44,8 @@ double normal01(std::mt19937_64& rng);
 /// (float [H, W], optional: a pixel weight map such as `border_weight_map`) follows the same
 /// geometry, interpolated bilinearly. `intensity` (optional, float32 [C, 2]): the per-image
 /// normalisation `image` went through (`normalisation_affine`), undone for the colour jitter, which
-/// works on intensities, and redone after it. Deterministic for a given `rng` state.
+/// works on intensities; the jittered image is then normalised anew (`options.normalisation`),
+/// from its own statistics as prediction would. Deterministic for a given `rng` state.
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
                     std::mt19937_64& rng, at::Tensor* weights = nullptr, const at::Tensor* intensity = nullptr);
 
