@@ -132,13 +132,14 @@ TEST(Normalisation, AugmentationKeepsItsMeaningOnNormalisedImages) {
   o.color = false;
   o.brightness = 0.2;
   // Percentiles 1 and 80: a fifth of the pixels lie above 1, the brightest near 1.5.
-  at::Tensor c = network_intensities(range, {IntensityMode::kPercentile, 1.0, 80.0});
+  const at::Tensor affine_c = normalisation_affine(range, {IntensityMode::kPercentile, 1.0, 80.0});
+  at::Tensor c = apply_affine(range, affine_c);
   const double top = c.max().item<double>();
   ASSERT_GT(top, 1.45);
   for (uint64_t seed = 0; seed < 4; ++seed) {
     at::Tensor x = c.clone(), m = at::zeros({44, 44}, at::kLong);
     std::mt19937_64 rng(seed);
-    augment_sample(x, m, 2, o, rng);
+    augment_sample(x, m, 2, o, rng, nullptr, &affine_c);  // as the loader passes a normalised sample
     EXPECT_GT(x.max().item<double>(), top - 0.2 - 1e-6);  // shifted by at most 0.2, not clipped at 1
     EXPECT_LE(x.max().item<double>(), top + 1e-6);
   }

@@ -13,7 +13,6 @@
 #include "unet/train/logger.h"
 #include "unet/train/trainer.h"
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -125,7 +124,7 @@ void run_demo(DemoCommand& o) {
   print_metrics("evaluation on the held-out synthetic slices", r.metrics, data.naming(), data.scheme);
   Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.channels_last);
   predictor.use_normalisation(o.train.normalisation);
-  predictor.use_min_object_area(std::llround(kSmallObjectFraction * static_cast<double>(trainer.object_area())));
+  predictor.use_min_object_area(smallest_object_area(trainer.object_area()));
   if (data.has_instances()) {
     finish_nuclei_demo(o, data, r, predictor);
     return;

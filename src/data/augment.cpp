@@ -72,16 +72,18 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
     if (has_mask) mask = maps_to_classes(sample(one_hot_maps(mask, classes)));
     if (has_weights) *weights = sample(weights->unsqueeze(0))[0];
   }
+  const bool normalised = intensity && intensity->defined();
   if (options.brightness > 0.0) {
-    // Clipped to [-1, 1], or to the image's own extremes where a per-image normalisation put it
-    // beyond them (its outliers stay as they were).
-    const double lo = std::min(-1.0, image.min().item<double>()), hi = std::max(1.0, image.max().item<double>());
+    // Clipped to [-1, 1], or, after a per-image normalisation, to the image's own extremes where
+    // it lies beyond them (its outliers stay as they were).
+    double lo = -1.0, hi = 1.0;
+    if (normalised) lo = std::min(lo, image.min().item<double>()), hi = std::max(hi, image.max().item<double>());
     image = (image + delta).clamp(lo, hi);
   }
   if (options.color) {
     // The jitter works on intensities: a normalised image goes back to them, and is normalised
     // anew from the jittered image's statistics (what prediction would do with such an image).
-    if (intensity && intensity->defined()) {
+    if (normalised) {
       const at::Tensor gain = intensity->select(1, 0).view({-1, 1, 1}), offset = intensity->select(1, 1).view({-1, 1, 1});
       image = network_intensities(color_augment((image - offset) / gain, options.color_options, color_rng),
                                   options.normalisation);

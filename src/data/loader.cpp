@@ -2,7 +2,6 @@
 #include "unet/data/loader.h"
 
 #include "unet/runtime/error.h"
-#include "unet/data/preprocess.h"
 #include "unet/data/tiles.h"
 
 #include <ATen/ATen.h>

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <queue>
 #include <stdexcept>
@@ -111,6 +112,10 @@ at::Tensor remove_small_objects(const at::Tensor& labels, int64_t min_area) {
   keep[0] = false;
   const at::Tensor kept = at::where(keep.index({flat}), flat, at::zeros_like(flat)).view(labels.sizes());
   return raster_order(kept.contiguous());
+}
+
+int64_t smallest_object_area(int64_t median_area) {
+  return std::llround(kSmallObjectFraction * static_cast<double>(median_area));
 }
 
 int64_t median_object_area(const std::vector<at::Tensor>& instance_maps) {

@@ -106,19 +106,19 @@ Normalisation recorded_normalisation(const std::string& training_record) {
 }
 
 std::string normalisation_text(const Normalisation& n) {
-  char p[64];
+  auto number = [](double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", v);
+    return std::string(text);
+  };
+  const std::string eps = number(Normalisation::kEpsilon), low = number(n.low), high = number(n.high);
   switch (n.mode) {
     case IntensityMode::kPercentile:
-      std::snprintf(p, sizeof p, "%g", n.low);
-      {
-        const std::string low = p;
-        std::snprintf(p, sizeof p, "%g", n.high);
-        const std::string high = p;
-        return "per image and channel, its percentiles " + low + " and " + high + " (linear interpolation) to -1 and 1: (x - p" +
-               low + ") / (p" + high + " - p" + low + " + 1e-6) * 2 - 1, not clipped";
-      }
+      return "per image and channel, its percentiles " + low + " and " + high + " (linear interpolation) to -1 and 1: (x - p" +
+             low + ") / (p" + high + " - p" + low + " + " + eps + ") * 2 - 1, not clipped";
     case IntensityMode::kMeanStd:
-      return "per image and channel, zero mean and unit variance: (x - mean) / (std + 1e-6), std the population standard deviation";
+      return "per image and channel, zero mean and unit variance: (x - mean) / (std + " + eps +
+             "), std the population standard deviation";
     case IntensityMode::kRange:
       break;
   }
@@ -140,6 +140,7 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
   } catch (const nlohmann::json::exception&) {
     training = training_record;  // kept as text if it is not JSON
   }
+  const Normalisation normalisation = recorded_normalisation(training_record);
   nlohmann::json j = {
       {"format", onnx ? "unet-onnx/1"
                  : format == ExportFormat::kTorchScript ? "unet-torchscript/1"
@@ -155,8 +156,8 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
                                      (o.padding() == Padding::kSame
                                           ? "multiples of " + std::to_string(step)
                                           : std::to_string(minimum) + " + k * " + std::to_string(step))},
-                 {"normalisation", normalisation_text(recorded_normalisation(training_record))},
-                 {"intensity", recorded_normalisation(training_record)}}},
+                 {"normalisation", normalisation_text(normalisation)},
+                 {"intensity", normalisation}}},
       {"output", {{"shape", "[N, " + std::to_string(o.classes()) + (onnx ? ", H', W'] " : ", S', S'] ") + "logits"},
                   {"size", shrink == 0 ? "the input's (same padding)"
                                        : "each side " + std::to_string(shrink) + " pixels shorter than the input's (valid "

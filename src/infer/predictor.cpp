@@ -10,8 +10,6 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
-#include <cmath>
-
 namespace unet {
 
 void InferenceOptions::validate() const {
@@ -190,7 +188,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   predictor.use_tta(options.tta);
   predictor.use_normalisation(info.normalisation);
   predictor.use_min_object_area(options.min_object_area == InferenceOptions::kAutoObjectArea
-                                    ? std::llround(kSmallObjectFraction * static_cast<double>(info.object_area))
+                                    ? smallest_object_area(info.object_area)
                                     : options.min_object_area);
   predictor.use_cpu_engine(options.cpu_engine);
   predictor.use_precision(context.precision);

@@ -52,6 +52,9 @@ int64_t median_object_area(const std::vector<at::Tensor>& instance_maps);
 /// nucleus sets of docs/results.md a tenth of the median nucleus removed them (object F1 0.35 ->
 /// 0.75 and 0.74 -> 0.86 on validation) without losing true nuclei.
 constexpr double kSmallObjectFraction = 0.1;
+/// That smallest area, pixels, for a model whose training objects' median area is `median_area`
+/// (0: none recorded, keep every object).
+int64_t smallest_object_area(int64_t median_area);
 
 /// Whether `objects_of` applies: two plain classes, or interior/boundary.
 bool has_objects(int64_t classes, ClassScheme scheme);
