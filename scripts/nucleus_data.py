@@ -36,6 +36,7 @@ import io
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -162,11 +163,15 @@ def main():
     out = Path(a.out)
     if out.exists() and any(out.iterdir()):
         sys.exit(f"{out}: not empty; choose a new folder")
-    # Written beside OUT first and renamed when complete: a stopped run leaves no half set at OUT.
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    counts = convert(a.git_dir, a.commit or commit, partial)
+    # Written into a new folder beside OUT and renamed when complete: a stopped or failed run
+    # leaves no half set at OUT, and nothing that was already there is touched.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=out.name + ".partial-", dir=out.parent))
+    try:
+        counts = convert(a.git_dir, a.commit or commit, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if out.exists():
         out.rmdir()
     partial.rename(out)
