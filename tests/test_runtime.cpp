@@ -66,6 +66,16 @@ TEST(Runtime, EnumerationNamesParseAliasesAndListTheChoices) {
   EXPECT_EQ(resolve_precision(Precision::kAuto, c10::Device(c10::kCPU)),
             cpu_has_bf16_matrix_engine() ? Precision::kBF16 : Precision::kFP32);
   EXPECT_EQ(resolve_precision(Precision::kFP16, c10::Device(c10::kCPU)), Precision::kFP16);
+  // bf16 where the CPU cannot run it is refused up front, in one line, not deep inside oneDNN.
+  if (cpu_runs_bf16()) {
+    EXPECT_EQ(resolve_precision(Precision::kBF16, c10::Device(c10::kCPU)), Precision::kBF16);
+  } else {
+    EXPECT_THROW(resolve_precision(Precision::kBF16, c10::Device(c10::kCPU)), OptionError);
+  }
+  EXPECT_EQ(resolve_precision(Precision::kBF16, c10::Device(c10::kCUDA, 0)), Precision::kBF16);
+  // The flags are read once, space-delimited: a flag is found whole, never as a prefix.
+  EXPECT_FALSE(cpu_has_flag("avx512"));
+  EXPECT_EQ(cpu_flags().empty() || cpu_flags().back() == ' ', true);
   try {
     parse_precision("fp8");
     FAIL() << "fp8 must be refused";

@@ -10,25 +10,18 @@
 #include "unet/model/int8_ops.h"
 
 #include "unet/runtime/error.h"
+#include "unet/runtime/precision.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <cctype>
 #include <cstdlib>
-#include <fstream>
 
 namespace unet {
 namespace {
 
 using Scalars = c10::List<std::optional<at::Scalar>>;
-
-std::string cpu_flags() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);)
-    if (line.rfind("flags", 0) == 0) return line + " ";
-  return "";
-}
 
 }  // namespace
 

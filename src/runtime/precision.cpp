@@ -23,19 +23,32 @@ Precision parse_precision(const std::string& text) { return parse_name(precision
 
 std::string to_string(Precision p) { return name_of(precision_names(), p); }
 
-bool cpu_has_bf16_matrix_engine() {
-  static const bool amx = [] {
+const std::string& cpu_flags() {
+  static const std::string flags = [] {
     std::ifstream cpuinfo("/proc/cpuinfo");
     for (std::string line; std::getline(cpuinfo, line);)
-      if (line.rfind("flags", 0) == 0) return line.find(" amx_bf16") != std::string::npos;
-    return false;
+      if (line.rfind("flags", 0) == 0) return line.substr(line.find(':') == std::string::npos ? 0 : line.find(':') + 1) + " ";
+    return std::string();
   }();
-  return amx;
+  return flags;
+}
+
+bool cpu_has_flag(const std::string& name) { return cpu_flags().find(" " + name + " ") != std::string::npos; }
+
+bool cpu_has_bf16_matrix_engine() { return cpu_has_flag("amx_bf16"); }
+
+bool cpu_runs_bf16() {
+  return (cpu_has_flag("avx512bw") && cpu_has_flag("avx512vl") && cpu_has_flag("avx512dq")) || cpu_has_flag("avx_ne_convert");
 }
 
 Precision resolve_precision(Precision precision, const c10::Device& device) {
-  if (precision != Precision::kAuto) return precision;
-  return device.is_cpu() && cpu_has_bf16_matrix_engine() ? Precision::kBF16 : Precision::kFP32;
+  if (precision == Precision::kAuto)
+    return device.is_cpu() && cpu_has_bf16_matrix_engine() ? Precision::kBF16 : Precision::kFP32;
+  if (precision == Precision::kBF16 && device.is_cpu() && !cpu_runs_bf16())
+    throw OptionError("precision", " bf16 needs a CPU with AVX-512 (avx512bw, avx512vl, avx512dq) or AVX-NE-CONVERT for "
+                                   "oneDNN's bf16 convolutions, and this one has neither: use fp32 (or auto, which picks "
+                                   "what the CPU runs best)");
+  return precision;
 }
 
 PrecisionScope::PrecisionScope(const c10::Device& device, Precision precision)

@@ -23,13 +23,24 @@ const EnumNames<Precision>& precision_names();
 Precision parse_precision(const std::string& text);
 std::string to_string(Precision precision);
 
+/// The CPU's feature flags as /proc/cpuinfo lists them (" flag1 flag2 ... ", spaces around each;
+/// empty where there is no such file), read once.
+const std::string& cpu_flags();
+/// Whether the CPU lists feature flag `name` (e.g. "avx512bw").
+bool cpu_has_flag(const std::string& name);
+
+/// Whether this CPU runs bf16 convolutions at all: oneDNN's bf16 path needs AVX-512 (BW, VL, DQ)
+/// or AVX-NE-CONVERT (AVX2-only CPUs, such as earlier AMD EPYCs, have neither).
+bool cpu_runs_bf16();
+
 /// Whether this CPU has matrix engines for bf16 (Intel AMX: the `amx_bf16` flag), where bf16
 /// inference runs about twice as fast as fp32. (AVX512-BF16 alone is slower than fp32 in oneDNN's
 /// convolutions on the CPUs measured; see docs/performance.md.)
 bool cpu_has_bf16_matrix_engine();
 
 /// `precision`, with `kAuto` made concrete for `device`: bf16 on CPUs with a bf16 matrix engine,
-/// fp32 elsewhere (GPUs included, until their measurements decide).
+/// fp32 elsewhere (GPUs included, until their measurements decide). Throws `OptionError` for bf16
+/// on a CPU that cannot run it (`cpu_runs_bf16`).
 Precision resolve_precision(Precision precision, const c10::Device& device);
 
 /// Within its scope, operations on `device` run in `precision` (autocast for fp16 and bf16), and
