@@ -3,6 +3,7 @@
 
 #include "unet/data/augment.h"
 #include "unet/data/color_augment.h"
+#include "unet/data/tiles.h"
 
 #include <filesystem>
 
@@ -160,4 +161,37 @@ TEST(ColorAugment, NeedsTheAugmentation) {
                                       dir.file("m"));
   unet::test::expect_one_line_error(r, "--color-augment is jitter within the augmentation: add --augment");
   EXPECT_FALSE(std::filesystem::exists(dir.file("m/checkpoint.pt")));
+}
+
+TEST(Augment, TileEqualsTheTileOfTheAugmentedImage) {
+  // augment_tile warps only the tile's region; it must give what augmenting the whole image and
+  // cutting the tile gives (same draws): images to float rounding, masks and weights alike, for
+  // tiles inside, across the edge (mirrored) and larger than the image, with each transform.
+  const auto [image3, mask] = blob_image(70, 90);
+  const at::Tensor image = at::cat({image3, image3.flip({1}), image3 * 0.5}, 0);  // three channels
+  const at::Tensor weights = at::rand({70, 90});
+  struct Case {
+    int64_t input, output;
+    bool crop, elastic;
+  };
+  for (const Case& c : {Case{44, 20, true, true}, Case{44, 44, true, true}, Case{124, 100, true, true},
+                        Case{44, 20, false, true}, Case{44, 20, true, false}, Case{60, 36, false, false}}) {
+    AugmentOptions o;
+    o.crop = c.crop ? 0.3 : 0.0;
+    o.elastic = c.elastic;
+    for (uint64_t seed = 0; seed < 8; ++seed) {
+      std::mt19937_64 a(seed), b(seed);
+      at::Tensor img = image, m = mask, w = weights, w_window, w_tile;
+      augment_sample(img, m, 3, o, a, &w);
+      const auto [want, want_mask] = random_tile(img, m, c.input, c.output, a, w, &w_window);
+      const auto [got, got_mask] = augment_tile(image, mask, 3, o, c.input, c.output, b, weights, &w_tile);
+      const std::string what = "tile " + std::to_string(c.input) + ", seed " + std::to_string(seed);
+      ASSERT_EQ(got.sizes(), want.sizes()) << what;
+      EXPECT_LT((got - want).abs().max().item<float>(), 1e-4) << what;
+      // Class ties at a blob's edge may round either way: a handful of pixels at most.
+      EXPECT_LE((got_mask != want_mask).sum().item<int64_t>(), 2) << what;
+      EXPECT_LT((w_tile - w_window).abs().max().item<float>(), 1e-4) << what;
+      EXPECT_EQ(a(), b()) << what;  // the same draws were made
+    }
+  }
 }

@@ -1,7 +1,10 @@
-// Augmentation of an image and its mask with one shared random geometry.
+// Augmentation of an image and its mask with one shared random geometry: of the whole image
+// (`augment_sample`), or of a training tile only (`augment_tile`: the tile's pixels are mapped back
+// through the flips, crop and elastic field, and only the source region they cover is sampled).
 #include "unet/data/augment.h"
 
 #include "unet/data/preprocess.h"
+#include "unet/data/tiles.h"
 
 #include <ATen/ATen.h>
 
@@ -19,22 +22,61 @@ double normal01(std::mt19937_64& rng) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
 }
 
+namespace {
+
+/// Every random number of one augmentation, drawn up front in a fixed order, so that the stream
+/// does not depend on which transforms are enabled.
+struct Draws {
+  bool flip_h = false, flip_v = false;
+  double left = 0, right = 1, top = 0, bottom = 1, delta = 0;
+  std::vector<float> displacement;  // [2, g, g] pixels
+  uint64_t color_seed = 0;
+};
+
+Draws draw(const AugmentOptions& options, std::mt19937_64& rng) {
+  Draws d;
+  d.flip_h = uniform01(rng) < 0.5;
+  d.flip_v = uniform01(rng) < 0.5;
+  d.left = uniform01(rng) * options.crop, d.right = 1.0 - uniform01(rng) * options.crop;
+  d.top = uniform01(rng) * options.crop, d.bottom = 1.0 - uniform01(rng) * options.crop;
+  d.delta = (2.0 * uniform01(rng) - 1.0) * options.brightness;
+  const int64_t g = options.elastic_grid;
+  d.displacement.resize(static_cast<size_t>(2 * g * g));
+  for (auto& v : d.displacement) v = static_cast<float>(normal01(rng) * options.elastic_sigma);
+  // The photometric jitter's own stream, drawn only when it is on (runs without it keep theirs).
+  d.color_seed = options.color ? rng() : 0;
+  return d;
+}
+
+/// Coordinates reflected into [0, size - 1] about the edge pixels' centres, as the grid sampler's
+/// reflection padding with aligned corners does.
+at::Tensor reflect(const at::Tensor& p, int64_t size) {
+  if (size == 1) return at::zeros_like(p);
+  const double span = static_cast<double>(size - 1);
+  const at::Tensor a = p.abs();
+  const at::Tensor flips = (a / span).floor();
+  const at::Tensor extra = a - flips * span;
+  return at::where(at::remainder(flips, 2) == 0, extra, span - extra).clamp(0.0, span);
+}
+
+/// Normalised coordinate (aligned corners) of pixel positions `p` on an axis of `size` pixels.
+at::Tensor normalised(const at::Tensor& p, int64_t size) {
+  return size > 1 ? p * (2.0 / static_cast<double>(size - 1)) - 1.0 : at::full_like(p, -1.0);
+}
+
+}  // namespace
+
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
                     std::mt19937_64& rng, at::Tensor* weights, const at::Tensor* intensity) {
   const int64_t h = image.size(1), w = image.size(2);
   const bool has_mask = mask.defined();
   const bool has_weights = weights && weights->defined();
-  // Draw every random number up front, in a fixed order, so that the stream does not depend on
-  // which transforms are enabled further down.
-  const bool flip_h = uniform01(rng) < 0.5, flip_v = uniform01(rng) < 0.5;
-  const double left = uniform01(rng) * options.crop, right = 1.0 - uniform01(rng) * options.crop;
-  const double top = uniform01(rng) * options.crop, bottom = 1.0 - uniform01(rng) * options.crop;
-  const double delta = (2.0 * uniform01(rng) - 1.0) * options.brightness;
+  const Draws draws = draw(options, rng);
+  const bool flip_h = draws.flip_h, flip_v = draws.flip_v;
+  const double left = draws.left, right = draws.right, top = draws.top, bottom = draws.bottom, delta = draws.delta;
   const int64_t g = options.elastic_grid;
-  std::vector<float> displacement(static_cast<size_t>(2 * g * g));
-  for (auto& d : displacement) d = static_cast<float>(normal01(rng) * options.elastic_sigma);
-  // The photometric jitter's own stream, drawn only when it is on (runs without it keep theirs).
-  std::mt19937_64 color_rng(options.color ? rng() : 0);
+  std::vector<float> displacement = draws.displacement;
+  std::mt19937_64 color_rng(draws.color_seed);
 
   if (options.flips && flip_h) {
     image = image.flip({2});
@@ -94,6 +136,79 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
   image = image.contiguous();
   if (has_mask) mask = mask.contiguous();
   if (has_weights) *weights = weights->contiguous();
+}
+
+std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at::Tensor& mask, int64_t classes,
+                                               const AugmentOptions& options, int64_t input, int64_t output,
+                                               std::mt19937_64& rng, const at::Tensor& weights, at::Tensor* weights_window,
+                                               const at::Tensor* intensity) {
+  if (options.color) {  // the jitter's statistics are the whole image's
+    at::Tensor img = image, m = mask, w = weights;
+    augment_sample(img, m, classes, options, rng, w.defined() ? &w : nullptr, intensity);
+    return random_tile(img, m, input, output, rng, w, weights_window);
+  }
+  const int64_t h = image.size(1), w = image.size(2), margin = (input - output) / 2;
+  const Draws d = draw(options, rng);
+  // The tile's window in the augmented image (same size as the source), as `random_tile` draws it.
+  auto origin = [&](int64_t size) {
+    return static_cast<int64_t>(std::floor(uniform01(rng) * static_cast<double>(std::max<int64_t>(size - output, 0) + 1)));
+  };
+  const int64_t y = origin(h), x = origin(w);
+  const at::Tensor rows = mirror_indices(h, y - margin, input), cols = mirror_indices(w, x - margin, input);
+  const bool crop = options.crop > 0.0, elastic = options.elastic && options.elastic_sigma > 0.0;
+  at::Tensor tile, labels, wts;
+  if (!crop && !elastic) {
+    // Flips alone: the window's pixels, read from the mirrored positions.
+    const at::Tensor r = options.flips && d.flip_v ? (h - 1) - rows : rows, c = options.flips && d.flip_h ? (w - 1) - cols : cols;
+    tile = image.index_select(1, r).index_select(2, c);
+    if (mask.defined()) labels = mask.index_select(0, r).index_select(1, c);
+    if (weights.defined()) wts = weights.index_select(0, r).index_select(1, c);
+  } else {
+    // The augmented image at (r, c) is the source sampled at the grid of `augment_sample`: base
+    // coordinates, cropped, displaced by the bicubic elastic field, mirrored by the flips.
+    const auto opts = at::TensorOptions(at::kFloat);
+    const at::Tensor rf = rows.to(at::kFloat).view({input, 1}).expand({input, input});
+    const at::Tensor cf = cols.to(at::kFloat).view({1, input}).expand({input, input});
+    at::Tensor gx = normalised(cf, w), gy = normalised(rf, h);
+    if (crop) {
+      gx = (gx + 1.0) * (d.right - d.left) + (2.0 * d.left - 1.0);
+      gy = (gy + 1.0) * (d.bottom - d.top) + (2.0 * d.top - 1.0);
+    }
+    if (elastic) {
+      const int64_t g = options.elastic_grid;
+      const at::Tensor coarse = at::from_blob(const_cast<float*>(d.displacement.data()), {1, 2, g, g}, opts);
+      const at::Tensor where = at::stack({normalised(cf, w), normalised(rf, h)}, -1).unsqueeze(0);
+      const at::Tensor field = at::grid_sampler(coarse, where, /*bicubic*/ 2, /*border*/ 1, /*align_corners=*/true)[0];
+      gx = gx + field[0] * (2.0 / static_cast<double>(std::max<int64_t>(w - 1, 1)));
+      gy = gy + field[1] * (2.0 / static_cast<double>(std::max<int64_t>(h - 1, 1)));
+    }
+    if (options.flips && d.flip_h) gx = -gx;
+    if (options.flips && d.flip_v) gy = -gy;
+    // Source pixel positions, reflected into the image; only the region they cover is sampled.
+    const at::Tensor px = reflect((gx + 1.0) * (0.5 * static_cast<double>(w - 1)), w);
+    const at::Tensor py = reflect((gy + 1.0) * (0.5 * static_cast<double>(h - 1)), h);
+    const int64_t x0 = static_cast<int64_t>(std::floor(px.min().item<float>()));
+    const int64_t x1 = std::min<int64_t>(static_cast<int64_t>(std::ceil(px.max().item<float>())), w - 1);
+    const int64_t y0 = static_cast<int64_t>(std::floor(py.min().item<float>()));
+    const int64_t y1 = std::min<int64_t>(static_cast<int64_t>(std::ceil(py.max().item<float>())), h - 1);
+    const at::Tensor grid = at::stack({normalised(px - static_cast<double>(x0), x1 - x0 + 1),
+                                       normalised(py - static_cast<double>(y0), y1 - y0 + 1)}, -1).unsqueeze(0);
+    auto cut = [&](const at::Tensor& src) { return src.slice(-2, y0, y1 + 1).slice(-1, x0, x1 + 1); };
+    auto sample = [&](const at::Tensor& region) {  // [C, h, w] of the region -> [C, input, input]
+      return at::grid_sampler(region.unsqueeze(0), grid, /*bilinear*/ 0, /*border*/ 1, /*align_corners=*/true)[0];
+    };
+    tile = sample(cut(image));
+    if (mask.defined()) labels = maps_to_classes(sample(one_hot_maps(cut(mask).contiguous(), classes)));
+    if (weights.defined()) wts = sample(cut(weights).unsqueeze(0))[0];
+  }
+  if (options.brightness > 0.0) {
+    double lo = -1.0, hi = 1.0;
+    if (intensity && intensity->defined()) lo = std::min(lo, image.min().item<double>()), hi = std::max(hi, image.max().item<double>());
+    tile = (tile + d.delta).clamp(lo, hi);
+  }
+  if (labels.defined()) labels = labels.slice(0, margin, margin + output).slice(1, margin, margin + output).contiguous();
+  if (wts.defined() && weights_window) *weights_window = wts.slice(0, margin, margin + output).slice(1, margin, margin + output).contiguous();
+  return {tile.contiguous(), labels};
 }
 
 }  // namespace unet

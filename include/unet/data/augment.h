@@ -49,4 +49,17 @@ double normal01(std::mt19937_64& rng);
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
                     std::mt19937_64& rng, at::Tensor* weights = nullptr, const at::Tensor* intensity = nullptr);
 
+/// A training tile of an augmented sample: what `augment_sample` followed by `random_tile` gives
+/// (the same random draws, so the same tile up to float rounding), with the geometry evaluated only
+/// where the tile reads: the tile's pixels are mapped through the flips, crop and elastic field to
+/// the source image, and only the region they cover is interpolated (a 220-pixel tile of a
+/// 1280x1024 image warps 1/25 of the pixels). Brightness clips a normalised image to the source
+/// image's extremes; with the colour jitter on (which needs the whole image's statistics) it is
+/// `augment_sample` and `random_tile`. Returns the input tile [C, input, input] and the mask's
+/// window [output, output] (undefined without a mask); `weights_window` as `random_tile`'s.
+std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at::Tensor& mask, int64_t classes,
+                                               const AugmentOptions& options, int64_t input, int64_t output,
+                                               std::mt19937_64& rng, const at::Tensor& weights = {},
+                                               at::Tensor* weights_window = nullptr, const at::Tensor* intensity = nullptr);
+
 }  // namespace unet
