@@ -12,6 +12,8 @@
 #include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
+
+#include <algorithm>
 #include <torch/cuda.h>
 
 #include <limits>
@@ -39,13 +41,16 @@ TEST(Gpu_CUDA, Fp32TrainingStepMatchesTheCpu) {
   batch.labels = at::randint(2, {2, 20, 20}, at::kLong);
   const LossTerms la = a.step(batch), lb = b.step(batch);
   EXPECT_NEAR(la.total.item<double>(), lb.total.item<double>(), 1e-4);
-  // The gradients agree to float32 summation order. Adam's first step moves each weight by about
-  // lr * sign(gradient), so where a gradient is near zero the two sides may step in opposite
-  // directions: the weights agree within 2 lr, not tighter.
+  // The gradients agree to float32 summation order, measured against the largest gradient of the
+  // network: a bias whose gradient is a sum that nearly cancels (1e-5 of the largest) differs by
+  // the rounding of its terms, which its own size does not bound (the H200 run of 2026-12-04: 1e-8
+  // apart). Adam's first step moves each weight by about lr * sign(gradient), so where a gradient
+  // is near zero the two sides may step in opposite directions: the weights agree within 2 lr.
   const auto pa = a.model()->parameters(), pb = b.model()->parameters();
+  double scale = 0.0;
+  for (const auto& p : pa) scale = std::max(scale, p.grad().abs().max().item<double>());
   for (size_t i = 0; i < pa.size(); ++i) {
     const at::Tensor ga = pa[i].grad(), gb = pb[i].grad().cpu();
-    const double scale = ga.abs().max().item<double>();
     EXPECT_TRUE(at::allclose(ga, gb, /*rtol=*/1e-3, /*atol=*/1e-4 * scale)) << "gradient " << i << " max diff "
                                                                           << (ga - gb).abs().max().item<double>();
     EXPECT_TRUE(at::allclose(pa[i], pb[i].cpu(), /*rtol=*/0, /*atol=*/2.05 * cpu.learning_rate)) << "parameter " << i;

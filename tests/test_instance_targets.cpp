@@ -77,8 +77,8 @@ TEST(InstanceTargets, ThreeClassesMarkBoundariesButNotTheImageEdge) {
   const at::Tensor wide = interior_boundary(map_from(kTouching), 2);
   EXPECT_EQ((wide == 1).sum().item<int64_t>(), 0);
   EXPECT_EQ((wide == 2).sum().item<int64_t>(), 33);
-  EXPECT_THROW(instance_targets(map_from(kTouching), 4, 2), OptionError);
-  EXPECT_THROW(instance_targets(map_from(kTouching), 3, 0), OptionError);
+  EXPECT_THROW(instance_targets(map_from(kTouching), 4, {ClassScheme::kInteriorBoundary, 2}), OptionError);
+  EXPECT_THROW(instance_targets(map_from(kTouching), 3, {ClassScheme::kInteriorBoundary, 0}), OptionError);
 }
 
 TEST(InstanceTargets, InteriorBoundaryMapsGiveTheirObjectsBack) {

@@ -96,10 +96,19 @@ std::string recognise_masks(DataOptions& data, UNetOptions& model, bool classes_
   }
   const bool instances = data.dir.empty() ? data.use_synthetic && data.synthetic.kind == SyntheticKind::kNuclei
                                           : data.mask_encoding == MaskEncoding::kInstances;
+  if (!instances && data.instance_scheme == ClassScheme::kDistance)
+    throw OptionError("instance_scheme", " distance needs instance masks (each object its own value): " +
+                                             (data.dir.empty() ? std::string("--synthetic-kind nuclei") : "the masks of " + data.dir + " are not") +
+                                             "; pass {mask_encoding} instances if they are");
   if (!instances || (evidence.empty() && !classes_open)) return "";  // nothing recognised, nothing chosen
   const std::string what = data.dir.empty() ? "the synthetic nuclei are instance labels"
                                             : "the masks of " + data.dir + " are instance labels (" +
                                                   (evidence.empty() ? "as given" : evidence) + ")";
+  if (data.instance_scheme == ClassScheme::kDistance) {
+    if (classes_open) model.classes(kDistanceClasses);
+    return what + ": training " + std::to_string(model.classes()) + " classes, background and " +
+           std::to_string(model.classes() - 1) + " bins of the distance to each object's edge (objects grow from their centres)";
+  }
   if (classes_open) model.classes(3);
   if (model.classes() == 3)
     return what + ": training 3 classes, background/interior/boundary, the best target for touching objects; --classes 2 "

@@ -70,7 +70,7 @@ struct FoldResults {
   /// boundary classes, whose interior and boundary make them).
   FoldResults(const ClassNaming& naming, ClassScheme scheme)
       : naming(naming),
-        object_name(scheme == ClassScheme::kInteriorBoundary ? "the" : naming.name(1)) {}
+        object_name(scheme != ClassScheme::kPlain ? "the" : naming.name(1)) {}
   ClassNaming naming;
   std::string object_name;
   nlohmann::json folds = nlohmann::json::array();

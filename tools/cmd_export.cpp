@@ -17,7 +17,7 @@
 namespace unet::cli {
 namespace {
 
-enum class Format { kTorchScript, kOnnx, kBioimageio };
+enum class Format { kTorchScript, kOnnx, kBioimageio, kCheckpoint };
 
 struct ExportCommand {
   std::string model_dir = "results";
@@ -31,6 +31,7 @@ struct ExportCommand {
 const char* default_name(Format f, Precision p) {
   if (f == Format::kOnnx) return p == Precision::kInt8 ? "unet_int8.onnx" : "unet.onnx";
   if (f == Format::kBioimageio) return p == Precision::kInt8 ? "unet_int8.bioimageio.zip" : "unet.bioimageio.zip";
+  if (f == Format::kCheckpoint) return "model-only/checkpoint.pt";
   return "unet.torchscript.pt";
 }
 
@@ -108,6 +109,16 @@ void run_export(const ExportCommand& o) {
   UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
   const Int8Scales scales = int8 ? load_int8_scales(ckpt, model, info.step) : Int8Scales{};
+  if (o.format == Format::kCheckpoint) {
+    // The weights and records without the optimizer's state: a third of the size, for sharing and
+    // for evaluate/predict (--model-dir of its folder), not for --resume.
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(out).parent_path(), ec);
+    save_checkpoint(out, model, nullptr, info);
+    std::printf("exported %s (step %lld) without its optimizer state to %s\n", ckpt.c_str(), static_cast<long long>(info.step),
+                out.c_str());
+    return;
+  }
   if (o.format == Format::kOnnx) {
     contract_format = ExportFormat::kOnnx;
     export_onnx(model, info.input_size, out, contract_format, info.training_record, info.class_naming,
@@ -151,10 +162,12 @@ void register_export(CLI::App& app) {
             "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx or unet.bioimageio.zip; int8: unet_int8.onnx, "
             "unet_int8.bioimageio.zip)");
   static const EnumNames<Format> formats = {
-      {"torchscript", Format::kTorchScript}, {"onnx", Format::kOnnx}, {"bioimageio", Format::kBioimageio}};
+      {"torchscript", Format::kTorchScript}, {"onnx", Format::kOnnx}, {"bioimageio", Format::kBioimageio},
+      {"checkpoint", Format::kCheckpoint}};
   add_choice(*cmd, "--format", "format", o->format, formats,
-             "torchscript (LibTorch, C++ or Python), onnx (ONNX Runtime, OpenVINO) or bioimageio (a zip for deepImageJ, "
-             "ilastik, napari, QuPath)");
+             "torchscript (LibTorch, C++ or Python), onnx (ONNX Runtime, OpenVINO), bioimageio (a zip for deepImageJ, "
+             "ilastik, napari, QuPath) or checkpoint (the model without its optimizer state, a third of the size: for "
+             "sharing, evaluate and predict, not --resume; default <model-dir>/model-only/checkpoint.pt)");
   add_choice(*cmd, "--precision", "precision", o->precision, export_precision_names(),
              "fp32, or int8 (onnx, bioimageio): a QDQ file that ONNX Runtime and OpenVINO run with int8 kernels, "
              "with the scales unet quantize wrote beside the checkpoint");
@@ -171,6 +184,8 @@ void register_export(CLI::App& app) {
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] {
     o->package.validate();
+    if (o->precision == Precision::kInt8 && o->format == Format::kCheckpoint)
+      throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
     if (o->precision == Precision::kInt8 && o->format == Format::kTorchScript)
       throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
   });

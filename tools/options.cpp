@@ -46,6 +46,12 @@ void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag) {
              "objects parted by background, with --classes 3 background/interior/boundary)");
   add_value(app, "--boundary-width", "boundary_width", data.boundary_width,
             "Width of the boundary class derived from instance masks (--classes 3), pixels");
+  static const EnumNames<ClassScheme> instance_schemes = {{"interior-boundary", ClassScheme::kInteriorBoundary},
+                                                          {"distance", ClassScheme::kDistance}};
+  add_choice(app, "--instance-targets", "instance_scheme", data.instance_scheme, instance_schemes,
+             "Classes learnt from instance masks (more than 2): interior-boundary (3 classes), or distance "
+             "(background and distance-to-edge bins, 5 classes unless --classes: objects grow from their own centres, "
+             "which parts touching objects)");
   if (synthetic_flag) {
     name_field("use_synthetic", app.add_flag("--synthetic", data.use_synthetic,
                                              "The built-in synthetic data instead of --data-dir (also implied by any "
@@ -306,7 +312,8 @@ void print_metrics(const std::string& title, const Metrics& m, const ClassNaming
     const ObjectScores& o = m.objects;
     std::printf("  %-38s truth %lld, predicted %lld; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP %.4f; PQ %.4f; %lld split, %lld merged\n",
                 (scheme == ClassScheme::kInteriorBoundary ? std::string("objects (interior grown over boundary)")
-                                                               : name(1) + " objects (4-connected)")
+                 : scheme == ClassScheme::kDistance       ? std::string("objects (grown from their centres)")
+                                                          : name(1) + " objects (4-connected)")
                     .c_str(), static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0),
                 o.f1(5), o.mean_average_precision(), o.panoptic_quality(), static_cast<long long>(o.split),
                 static_cast<long long>(o.merged));

@@ -123,6 +123,16 @@ void adopt_source(const CLI::App& command, const nlohmann::json& record, const s
   if (verbose) std::fprintf(stderr, "%s: %s the data the checkpoint was trained on, %s\n", who.c_str(), verb.c_str(), dir.c_str());
 }
 
+/// A model whose classes came from instance masks reads its data as such, with its own scheme.
+void adopt_instance_scheme(const CLI::App& command, const CheckpointInfo& info, const std::string& ckpt, DataOptions& data) {
+  if (info.model.scheme() == ClassScheme::kPlain) return;
+  if (!given(command, "--mask-encoding")) data.mask_encoding = MaskEncoding::kInstances;
+  if (given(command, "--instance-targets") && data.instance_scheme != info.model.scheme())
+    throw OptionError("instance_scheme", " " + to_string(data.instance_scheme) + " contradicts the checkpoint " + ckpt +
+                                             ", whose classes are " + to_string(info.model.scheme()) + ": leave it out");
+  data.instance_scheme = info.model.scheme();
+}
+
 /// How the data were read: fold, seed, mask encoding, boundary width, class names.
 void adopt_reading(const CLI::App& command, const nlohmann::json& record, DataOptions& data, TrainOptions& train) {
   adopt_recorded(command, "--fold", data.fold, record, "fold");
@@ -174,9 +184,9 @@ void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const
   }
   const auto training = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
   if (training.is_object()) adopt_training(command, training, train);
-  // An interior/boundary model learnt from instance masks (checkpoints without a data record too).
-  if (info.model.scheme() == ClassScheme::kInteriorBoundary && !given(command, "--mask-encoding"))
-    data.mask_encoding = MaskEncoding::kInstances;
+  // An interior/boundary or distance model learnt from instance masks (checkpoints without a data
+  // record too).
+  adopt_instance_scheme(command, info, ckpt, data);
   const auto record = nlohmann::json::parse(info.data_record.empty() ? "{}" : info.data_record, nullptr, false);
   if (!record.is_object()) throw Error(ckpt + ": damaged checkpoint (data record)");
   adopt_reading(command, record, data, train);
@@ -198,16 +208,17 @@ std::string other_training_data(const CheckpointInfo& info, const DataOptions& d
 
 DataSet model_data(const DataOptions& options, const CheckpointInfo& info) {
   DataOptions data_options = options;
-  const bool instance_model = info.model.scheme() == ClassScheme::kInteriorBoundary;
+  const bool instance_model = info.model.scheme() != ClassScheme::kPlain;
+  if (instance_model) data_options.instance_scheme = info.model.scheme();
   if (instance_model && data_options.mask_encoding == MaskEncoding::kAuto) data_options.mask_encoding = MaskEncoding::kInstances;
   if (!data_options.dir.empty() && data_options.mask_encoding == MaskEncoding::kAuto)
     data_options.mask_encoding = survey_masks(data_options.dir, info.model.classes()).encoding;
-  if (instance_model != (data_options.mask_encoding == MaskEncoding::kInstances && info.model.classes() == 3))
+  if (instance_model != (data_options.mask_encoding == MaskEncoding::kInstances && info.model.classes() > 2))
     throw OptionError("mask_encoding", " " + name_of(mask_encoding_names(), data_options.mask_encoding) +
-                                           (instance_model ? ": the model learnt interior/boundary classes from instance masks: "
-                                                             "pass {mask_encoding} instances"
-                                                           : ": this three-class model did not learn interior/boundary classes "
-                                                             "from instance masks"));
+                                           (instance_model ? ": the model learnt " + to_string(info.model.scheme()) +
+                                                                 " classes from instance masks: pass {mask_encoding} instances"
+                                                           : ": this " + std::to_string(info.model.classes()) +
+                                                                 "-class model did not learn its classes from instance masks"));
   const DataSet data = load_data(data_options, info.model.classes());
   if (data.scheme != info.model.scheme())  // synthetic data: the kind decides
     throw Error(data.description + ": its classes are " + to_string(data.scheme) + ", the model's " +
@@ -217,8 +228,7 @@ DataSet model_data(const DataOptions& options, const CheckpointInfo& info) {
 
 void adopt_training_data(const CLI::App& command, const CheckpointInfo& info, const std::string& ckpt, DataOptions& data,
                          bool verbose) {
-  if (info.model.scheme() == ClassScheme::kInteriorBoundary && !given(command, "--mask-encoding"))
-    data.mask_encoding = MaskEncoding::kInstances;
+  adopt_instance_scheme(command, info, ckpt, data);
   const auto record = nlohmann::json::parse(info.data_record.empty() ? "{}" : info.data_record, nullptr, false);
   if (!record.is_object()) throw Error(ckpt + ": damaged checkpoint (data record)");
   TrainOptions unused;

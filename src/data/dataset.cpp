@@ -53,11 +53,11 @@ void check_channels(const std::vector<Sample>& samples, const std::string& where
   }
 }
 
-/// How a data set's masks are read: their encoding, and the boundary width of instance targets.
+/// How a data set's masks are read: their encoding, and the classes instance labels become.
 struct MaskReading {
   int64_t classes;
   MaskEncoding encoding;
-  int64_t boundary_width;
+  InstanceTargets targets;
 };
 
 void attach_mask(Sample& sample, const RawImage& mask, const MaskReading& how, const std::string& where) {
@@ -66,7 +66,7 @@ void attach_mask(Sample& sample, const RawImage& mask, const MaskReading& how, c
                 " but its image " + sample.name() + " is " + std::to_string(sample.image.size(2)) + "x" +
                 std::to_string(sample.image.size(1)));
   if (how.encoding == MaskEncoding::kInstances) {
-    attach_instances(sample, decode_instance_mask(mask, where), how.classes, how.boundary_width);
+    attach_instances(sample, decode_instance_mask(mask, where), how.classes, how.targets);
   } else {
     sample.mask = decode_mask(mask, how.classes, how.encoding, where);
   }
@@ -170,9 +170,9 @@ at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encod
   return m;
 }
 
-void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes, int64_t boundary_width) {
+void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes, const InstanceTargets& targets) {
   sample.instances = labels;
-  sample.mask = instance_targets(labels, classes, boundary_width);
+  sample.mask = instance_targets(labels, classes, targets);
 }
 
 DataLayout data_layout(const std::string& dir) {
@@ -183,15 +183,15 @@ DataLayout data_layout(const std::string& dir) {
   fail_file(dir, "neither the ISBI layout (train-volume.tif, train-labels.tif) nor the folder layout (images/, masks/)");
 }
 
-DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, int64_t boundary_width) {
+DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding, const InstanceTargets& targets) {
   const DataLayout layout = data_layout(dir);
   // One decision for the whole data set: a file of instance labels must not read as bad class indices.
   if (encoding == MaskEncoding::kAuto) encoding = survey_masks(dir, classes).encoding;
-  if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, boundary_width);
-  const MaskReading how{classes, encoding, boundary_width};
+  if (encoding == MaskEncoding::kInstances) require_instance_targets(classes, targets);
+  const MaskReading how{classes, encoding, targets};
   DataSet data = layout == DataLayout::kIsbi ? load_isbi(dir, how) : load_folders(dir, how);
   if (data.train.empty()) fail_file(dir, "no labelled images");
-  if (encoding == MaskEncoding::kInstances && classes == 3) data.scheme = ClassScheme::kInteriorBoundary;
+  if (encoding == MaskEncoding::kInstances) data.scheme = instance_scheme(classes, targets);
   check_channels(data.train, dir);
   data.channels = data.train.front().image.size(0);
   for (const auto& s : data.test) {

@@ -9,6 +9,8 @@ void DataOptions::validate() const {
   require_option(synthetic.size >= 16, "synthetic.size", "must be at least 16", synthetic.size);
   require_option(synthetic.train_count >= 1, "synthetic.train_count", "must be at least 1", synthetic.train_count);
   require_option(boundary_width >= 1 && boundary_width <= 64, "boundary_width", "must be between 1 and 64", boundary_width);
+  if (instance_scheme != ClassScheme::kInteriorBoundary && instance_scheme != ClassScheme::kDistance)
+    throw OptionError("instance_scheme", " " + to_string(instance_scheme) + ": interior-boundary or distance");
   validate_class_names(class_names);
 }
 
@@ -47,11 +49,11 @@ DataSet load_data(const DataOptions& options, int64_t classes) {
                              "for the built-in synthetic data");
   DataSet data;
   if (!options.dir.empty()) {
-    data = load_dataset(options.dir, classes, options.mask_encoding, options.boundary_width);
+    data = load_dataset(options.dir, classes, options.mask_encoding, options.instance_targets());
   } else {
     SyntheticOptions synthetic = options.synthetic;
     synthetic.seed = options.seed;
-    data = synthetic_dataset(synthetic, classes, options.boundary_width);
+    data = synthetic_dataset(synthetic, classes, options.instance_targets());
   }
   name_classes(data, options.class_names, classes);
   return data;

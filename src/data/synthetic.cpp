@@ -165,19 +165,19 @@ Sample synthetic_sample(const RawImage& image, const SyntheticOptions& options, 
   return s;
 }
 
-DataSet nuclei_dataset(const SyntheticOptions& options, int64_t classes, int64_t boundary_width) {
-  require_instance_targets(classes, boundary_width);
+DataSet nuclei_dataset(const SyntheticOptions& options, int64_t classes, const InstanceTargets& targets) {
+  require_instance_targets(classes, targets);
   DataSet data;
   for (int64_t i = 0; i < options.train_count + options.test_count; ++i) {
     auto [image, labels] = synthetic_nuclei(options, i);
     Sample s = synthetic_sample(image, options, i, "synthetic-nuclei");
     const bool train = i < options.train_count;
-    if (train) attach_instances(s, labels, classes, boundary_width);
+    if (train) attach_instances(s, labels, classes, targets);
     (train ? data.train : data.test).push_back(std::move(s));
   }
   data.channels = 1;
   data.layout = DataLayout::kSynthetic;
-  data.scheme = classes == 3 ? ClassScheme::kInteriorBoundary : ClassScheme::kPlain;
+  data.scheme = instance_scheme(classes, targets);
   data.description = "synthetic nuclei (" + std::to_string(options.train_count) + " labelled " + std::to_string(options.size) +
                      "x" + std::to_string(options.size) + " images, seed " + std::to_string(options.seed) + ")";
   return data;
@@ -185,8 +185,8 @@ DataSet nuclei_dataset(const SyntheticOptions& options, int64_t classes, int64_t
 
 }  // namespace
 
-DataSet synthetic_dataset(const SyntheticOptions& options, int64_t classes, int64_t boundary_width) {
-  if (options.kind == SyntheticKind::kNuclei) return nuclei_dataset(options, classes, boundary_width);
+DataSet synthetic_dataset(const SyntheticOptions& options, int64_t classes, const InstanceTargets& targets) {
+  if (options.kind == SyntheticKind::kNuclei) return nuclei_dataset(options, classes, targets);
   DataSet data;
   for (int64_t i = 0; i < options.train_count + options.test_count; ++i) {
     auto [image, mask] = synthetic_slice(options, i);

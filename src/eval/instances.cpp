@@ -1,7 +1,8 @@
 // Instances from a probability map: connected components, or a seeded watershed (priority flood)
 // that splits objects joined by a weak bridge. The flood pops the most probable unassigned pixel
 // next to a labelled one, so labels meet where the probability is lowest. Interior/boundary
-// models seed the same flood with their interior class.
+// models seed the same flood with their interior class; distance models with their centres,
+// flooding in order of the expected distance to the edge.
 #include "unet/eval/instances.h"
 
 #include "unet/data/components.h"
@@ -90,7 +91,23 @@ at::Tensor instance_labels(const at::Tensor& probability, InstanceMethod method,
 }
 
 bool has_objects(int64_t classes, ClassScheme scheme) {
-  return scheme == ClassScheme::kInteriorBoundary ? classes == 3 : classes == 2;
+  switch (scheme) {
+    case ClassScheme::kInteriorBoundary: return classes == 3;
+    case ClassScheme::kDistance: return classes >= 3;
+    default: return classes == 2;
+  }
+}
+
+at::Tensor distance_objects(const at::Tensor& maps, double seed_level) {
+  const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
+  const int64_t bins = m.size(0) - 1;
+  TORCH_CHECK(m.dim() == 3 && bins >= 2, "distance_objects: maps [K, H, W] of K >= 3 classes");
+  if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
+  const at::Tensor level = at::arange(1, bins + 1, at::kFloat).div_(static_cast<double>(bins)).view({bins, 1, 1});
+  const at::Tensor height = (m.slice(0, 1) * level).sum(0).contiguous();
+  const at::Tensor objects = m.argmax(0) != 0;
+  const at::Tensor seeds = connected_components(objects & (height >= seed_level));
+  return raster_order(seeded_flood(height, objects, seeds).contiguous());
 }
 
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, int64_t min_area) {
@@ -99,6 +116,7 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
   const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
   if (scheme == ClassScheme::kPlain) return remove_small_objects(instance_labels(m[1], method), min_area);
   if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
+  if (scheme == ClassScheme::kDistance) return remove_small_objects(distance_objects(m, kDistanceSeedLevel), min_area);
   const at::Tensor best = m.argmax(0);
   const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, connected_components(best == 1));
   return remove_small_objects(raster_order(labels.contiguous()), min_area);

@@ -74,6 +74,8 @@ std::string class_meaning(const UNetOptions& o, const ClassNaming& naming) {
     text += (c ? "; class " + std::to_string(c) + " " : "") + naming.name(c) + (c ? " (" + value + ")" : " (mask value 0)");
   }
   if (o.scheme() == ClassScheme::kInteriorBoundary) text += "; interior and boundary from instance labels";
+  if (o.scheme() == ClassScheme::kDistance)
+    text += "; distance-to-edge bins from instance labels (class " + std::to_string(o.classes() - 1) + ": object centres)";
   return text;
 }
 

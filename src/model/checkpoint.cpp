@@ -248,6 +248,10 @@ CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::opti
     }
     fail_file(path, "checkpoint is for a U-Net of " + stored + ", not " + wanted);
   }
+  torch::serialize::InputArchive optimizer_archive;
+  if (optimizer && !archive.try_read("optimizer", optimizer_archive))
+    fail_file(path, "holds the model without its optimizer state (unet export --format checkpoint): it evaluates and "
+                    "predicts, but training cannot resume from it");
   std::map<std::string, std::pair<std::vector<int64_t>, at::ScalarType>> expected;
   for (const auto& p : model->named_parameters()) expected[p.key()] = {p.value().sizes().vec(), p.value().scalar_type()};
   try {
@@ -258,11 +262,7 @@ CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::opti
     c10::IValue checksum;
     if (archive.try_read("weights_crc32c", checksum) && (!checksum.isInt() || checksum.toInt() != weights_checksum(model)))
       throw Error("the weights do not match their checksum");
-    if (optimizer) {
-      torch::serialize::InputArchive optimizer_archive;
-      if (!archive.try_read("optimizer", optimizer_archive)) throw Error("checkpoint holds no optimizer state to resume from");
-      optimizer->load(optimizer_archive);
-    }
+    if (optimizer) optimizer->load(optimizer_archive);
     if (restore_rng) {
       at::Tensor state;
       archive.read("rng_cpu", state);

@@ -16,7 +16,8 @@ Padding parse_padding(const std::string& text) { return parse_name(padding_names
 
 const EnumNames<ClassScheme>& class_scheme_names() {
   static const EnumNames<ClassScheme> names = {{"plain", ClassScheme::kPlain},
-                                               {"interior-boundary", ClassScheme::kInteriorBoundary}};
+                                               {"interior-boundary", ClassScheme::kInteriorBoundary},
+                                               {"distance", ClassScheme::kDistance}};
   return names;
 }
 
@@ -37,6 +38,9 @@ ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membr
   ClassNaming n;
   if (scheme == ClassScheme::kInteriorBoundary) {
     n.names = {"background", "interior", "boundary"};
+  } else if (scheme == ClassScheme::kDistance) {
+    n.names = {"background"};
+    for (int64_t c = 1; c < classes; ++c) n.names.push_back("distance" + std::to_string(c));
   } else if (classes == 2) {
     n.names = membranes ? std::vector<std::string>{"membrane", "cell"} : std::vector<std::string>{"background", "foreground"};
     n.headline = membranes ? 0 : 1;
@@ -69,8 +73,10 @@ void UNetOptions::validate() const {
                  "must be at least 1 and filters * 2^depth at most 2^20", filters());
   require_option(up_kernel() == 2 || up_kernel() == 3, "up_kernel", "must be 2 or 3", up_kernel());
   require_option(dropout() >= 0.0 && dropout() < 1.0, "dropout", "must be in [0, 1)", dropout());
-  require_option(scheme() == ClassScheme::kPlain || classes() == 3, "classes",
+  require_option(scheme() != ClassScheme::kInteriorBoundary || classes() == 3, "classes",
                  "must be 3 (background, interior, boundary) for interior/boundary targets", classes());
+  require_option(scheme() != ClassScheme::kDistance || classes() >= 3, "classes",
+                 "must be at least 3 (background and 2 or more distance bins) for distance targets", classes());
 }
 
 bool UNetOptions::operator==(const UNetOptions& o) const {
@@ -84,7 +90,9 @@ std::string UNetOptions::describe() const {
          to_string(padding()) + " padding, " + std::to_string(up_kernel()) + "x" +
          std::to_string(up_kernel()) + " up-sampling, " + std::to_string(in_channels()) + " -> " +
          std::to_string(classes()) + " channels" +
-         (scheme() == ClassScheme::kInteriorBoundary ? " (background, interior, boundary)" : "");
+         (scheme() == ClassScheme::kInteriorBoundary ? " (background, interior, boundary)"
+          : scheme() == ClassScheme::kDistance     ? " (background and " + std::to_string(classes() - 1) + " distance bins)"
+                                                   : std::string());
 }
 
 std::string to_json(const UNetOptions& o) { return nlohmann::json(o).dump(); }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/data/image_io.h"
+#include "unet/data/instance_targets.h"
 #include "unet/model/scheme.h"
 #include "unet/runtime/error.h"
 
@@ -72,7 +73,8 @@ struct DataSet {
   /// The class whose hard Dice and IoU head the reports: 0 (membrane) for ISBI-style data, 1 (the
   /// objects) for two-class folder data, -1 (none: every class alike) beyond two classes.
   int64_t headline_class = 0;
-  /// What the classes stand for: interior/boundary when 3 classes come from instance labels.
+  /// What the classes stand for: interior/boundary or distance when more than 2 classes come from
+  /// instance labels (`instance_scheme`).
   ClassScheme scheme = ClassScheme::kPlain;
   /// `class_names` and `headline_class` together, as checkpoints record them.
   ClassNaming naming() const { return {class_names, headline_class}; }
@@ -88,10 +90,10 @@ DataLayout data_layout(const std::string& dir);
 /// `test-volume.tif`) or the folder layout (`images/` and `masks/` matched by file stem, optional
 /// `test/`). Throws `unet::Error` naming the file and the problem for missing files, non-images,
 /// differing counts, sizes or channels, and unexpected mask values. Instance masks get their
-/// classes from `instance_targets(labels, classes, boundary_width)`. `kAuto` surveys the masks
+/// classes from `instance_targets(labels, classes, targets)`. `kAuto` surveys the masks
 /// first (`survey_masks`: one more read of them); callers that surveyed pass the result.
 DataSet load_dataset(const std::string& dir, int64_t classes, MaskEncoding encoding = MaskEncoding::kAuto,
-                     int64_t boundary_width = 2);
+                     const InstanceTargets& targets = {});
 
 /// Images only, for prediction: a TIFF stack, a single image, or a folder of images.
 std::vector<Sample> load_images(const std::string& path);
@@ -111,7 +113,7 @@ at::Tensor decode_mask(const RawImage& mask, int64_t classes, MaskEncoding encod
 
 /// Sets `sample.instances` to `labels` (int64 [H, W]) and `sample.mask` to the classes derived from
 /// them for a model of `classes` classes (`instance_targets`).
-void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes, int64_t boundary_width);
+void attach_instances(Sample& sample, const at::Tensor& labels, int64_t classes, const InstanceTargets& targets);
 
 /// Indices of a cross-validation fold.
 struct FoldSplit {

@@ -16,6 +16,11 @@ struct DataOptions {
   MaskEncoding mask_encoding = MaskEncoding::kAuto;
   /// Width of the boundary class, pixels, when 3 classes come from instance masks.
   int64_t boundary_width = 2;
+  /// What more than two classes learnt from instance masks stand for: interior-boundary (3
+  /// classes) or distance (background and classes - 1 distance bins).
+  ClassScheme instance_scheme = ClassScheme::kInteriorBoundary;
+  /// `instance_scheme` and `boundary_width` together.
+  InstanceTargets instance_targets() const { return {instance_scheme, boundary_width}; }
   /// The cross-validation fold held out for evaluation (0 to fold_count() - 1), or -1: none
   /// (train on every image, evaluate nothing).
   int fold = 0;

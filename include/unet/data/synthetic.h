@@ -43,7 +43,7 @@ std::pair<RawImage, at::Tensor> synthetic_nuclei(const SyntheticOptions& options
 /// A whole data set of `options.kind` (test images unlabelled), deterministic in `options.seed`.
 /// Nuclei carry their instance labels, and classes derived for a model of `classes` classes
 /// (`attach_instances`).
-DataSet synthetic_dataset(const SyntheticOptions& options, int64_t classes = 2, int64_t boundary_width = 2);
+DataSet synthetic_dataset(const SyntheticOptions& options, int64_t classes = 2, const InstanceTargets& targets = {});
 
 /// Writes a synthetic data set in the ISBI layout (train-volume.tif, train-labels.tif,
 /// test-volume.tif) into `dir`.

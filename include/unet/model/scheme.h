@@ -13,8 +13,13 @@ namespace unet {
 enum class ClassScheme {
   kPlain,             ///< the masks' own classes (two classes: 0 background or membrane, 1 the objects)
   kInteriorBoundary,  ///< derived from instance labels: 0 background, 1 object interior, 2 object boundary
+  /// Derived from instance labels: 0 background, 1..B the object pixels binned by their distance to
+  /// the object's edge, normalised per object (B = classes - 1; class B holds each object's centre):
+  /// objects are grown from their centres (the watershed of Bai and Urtasun's deep watershed
+  /// transform, CVPR 2017, whose energy is likewise learnt as classes).
+  kDistance,
 };
-/// "plain", "interior-boundary".
+/// "plain", "interior-boundary", "distance".
 const EnumNames<ClassScheme>& class_scheme_names();
 std::string to_string(ClassScheme scheme);
 /// Throws `OptionError` (field "class_scheme") for other names.
@@ -39,7 +44,8 @@ struct ClassNaming {
 };
 
 /// The default naming of `classes` classes, the one place for it: background, interior, boundary
-/// (headline none) for interior/boundary classes; for two classes membrane, cell (headline 0)
+/// (headline none) for interior/boundary classes; background, distance1 (the objects' edges), ...,
+/// distanceB (their centres) for distance classes; for two classes membrane, cell (headline 0)
 /// when `membranes` (ISBI-style data, and checkpoints that recorded no names) and background,
 /// foreground (headline 1) otherwise; class0, class1, ... (headline none) beyond.
 ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membranes);
