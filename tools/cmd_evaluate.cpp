@@ -1,5 +1,6 @@
 // `unet evaluate`: metrics of a trained checkpoint on a fold's held-out images.
 #include "options.h"
+#include "pretrained.h"
 #include "resume.h"
 #include "runtime/json.h"
 
@@ -97,6 +98,7 @@ void register_evaluate(CLI::App& app) {
   add_data_options(*cmd, o->data);
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--log-dir,--log_dir", "log_dir", o->log_dir, "Where eval_results.json goes (default: --model-dir)");
+  add_model_option(*cmd, o->model_dir, o->log_dir);
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_inference_options(*cmd, o->infer);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed}, /*training=*/false);

@@ -2,6 +2,7 @@
 // (fp32, or with --precision int8 the QDQ form of the int8 model, with unet quantize's scales) or a
 // bioimage.io model package (fp32, or int8 with that file as its one weight format).
 #include "options.h"
+#include "pretrained.h"
 #include "resume.h"
 
 #include "unet/infer/bioimageio.h"
@@ -22,6 +23,8 @@ enum class Format { kTorchScript, kOnnx, kBioimageio, kCheckpoint };
 struct ExportCommand {
   std::string model_dir = "results";
   std::string output;
+  /// Where the default output name goes: --model-dir, or ./NAME for a shipped model (--model).
+  std::string output_dir;
   Format format = Format::kTorchScript;
   /// fp32, or int8: the ONNX QDQ file of the int8 engine (scales from `unet quantize`), alone or in a package.
   Precision precision = Precision::kFP32;
@@ -98,7 +101,8 @@ void run_export(const ExportCommand& o) {
   const std::string ckpt = checkpoint_path(o.model_dir);
   if (!std::filesystem::exists(ckpt)) fail_file(o.model_dir, "no checkpoint.pt: nothing trained to export");
   const std::string out =
-      o.output.empty() ? (std::filesystem::path(o.model_dir) / default_name(o.format, o.precision)).string() : o.output;
+      o.output.empty() ? (std::filesystem::path(o.output_dir.empty() ? o.model_dir : o.output_dir) / default_name(o.format, o.precision)).string()
+                       : o.output;
   CheckpointInfo info = read_checkpoint_info(ckpt);
   BioimageioOptions package = o.package;
   if (o.format == Format::kBioimageio && package.sample.empty()) package.sample = training_sample(info);
@@ -158,6 +162,7 @@ void register_export(CLI::App& app) {
       "export", "Export a checkpoint as TorchScript (LibTorch, PyTorch), ONNX (ONNX Runtime, OpenVINO, TensorRT) or a "
                 "bioimage.io package (deepImageJ, ilastik, napari, QuPath)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
+  add_model_option(*cmd, o->model_dir, o->output_dir);
   add_value(*cmd, "--output,-o", "output", o->output,
             "Output file (default: <model-dir>/unet.torchscript.pt, unet.onnx or unet.bioimageio.zip; int8: unet_int8.onnx, "
             "unet_int8.bioimageio.zip)");

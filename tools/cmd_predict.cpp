@@ -1,6 +1,7 @@
 // `unet predict`: masks, probabilities and overlays for a test stack, an image or a folder (one
 // output per input file).
 #include "options.h"
+#include "pretrained.h"
 
 #include "unet/dist/dist.h"
 #include "unet/infer/output.h"
@@ -121,6 +122,7 @@ void register_predict(CLI::App& app) {
             "(instead of --data-dir)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--output-dir", "output_dir", o->output_dir, "Where predictions go (default: <model-dir>/predictions)");
+  add_model_option(*cmd, o->model_dir, o->output_dir);
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_switch(*cmd, "--overlays", "overlays", o->files.overlays, "PNG overlays of the image with the predicted objects tinted (the model's headline class)");
   add_switch(*cmd, "--probabilities", "probabilities", o->files.probabilities,

@@ -1,0 +1,60 @@
+// The models shipped in models/ (models.json): chosen by name with --model, checked against their
+// recorded size and CRC-32C before use, and reproducing their recorded output on their bundled
+// sample (a 192x192 crop of a kromp2020 validation image, CC0).
+#include "test_support.h"
+
+#include "unet/data/image_io.h"
+#include "unet/eval/objects.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace unet;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kModels = UNET_MODELS_DIR;
+
+at::Tensor labels_of(const std::string& tiff) { return read_tiff(tiff).at(0).pixels[0].to(at::kLong); }
+
+}  // namespace
+
+TEST(Pretrained, TheFluorescenceModelReproducesItsRecordedSample) {
+  const unet::test::TempDir dir;
+  const std::string sample = kModels + "/nuclei-fluorescence/sample.png";
+  const auto r = unet::test::run_unet("predict --model nuclei-fluorescence --input " + sample + " --output-dir " + dir.file("out") +
+                                      " --instances --no-overlays --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const at::Tensor recorded = labels_of(kModels + "/nuclei-fluorescence/sample_instances.tif");
+  const at::Tensor now = labels_of(dir.file("out/test-instances.tif"));
+  // The same objects, up to the rounding of another CPU's kernels: all matched at IoU 0.9.
+  const ObjectScores s = object_scores(recorded, now);
+  EXPECT_GE(s.truth_objects, 15);
+  EXPECT_EQ(s.predicted_objects, s.truth_objects);
+  EXPECT_EQ(s.f1(8), 1.0) << s.truth_objects << " recorded, " << s.predicted_objects << " now";
+}
+
+TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
+  const unet::test::TempDir dir;
+  // A copy of the shipped folder whose checkpoint lost its last byte: refused in one line, naming it.
+  fs::create_directories(dir.file("models/nuclei-fluorescence"));
+  fs::copy_file(kModels + "/models.json", dir.file("models/models.json"));
+  const std::string copy = dir.file("models/nuclei-fluorescence/checkpoint.pt");
+  fs::copy_file(kModels + "/nuclei-fluorescence/checkpoint.pt", copy);
+  fs::resize_file(copy, fs::file_size(copy) - 1);
+  const std::string env = "cd '" + dir.path() + "' && UNET_MODELS_DIR='" + dir.file("models") + "' ";
+  const std::string predict = "predict --model nuclei-fluorescence --input " + kModels + "/nuclei-fluorescence/sample.png --quiet";
+  unet::test::expect_one_line_error(unet::test::run_unet(predict, env), "is not the file shipped as 'nuclei-fluorescence'");
+  unet::test::expect_one_line_error(unet::test::run_unet("predict --model nuclei-he --input x", env),
+                                    "--model nuclei-he: no such shipped model (shipped: nuclei-fluorescence)");
+  // The intact model writes into ./nuclei-fluorescence, not into the shipped folder.
+  const auto r = unet::test::run_unet(predict, "cd '" + dir.path() + "' && ");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir.file("nuclei-fluorescence/test-masks.tif")));
+  EXPECT_FALSE(fs::exists(kModels + "/nuclei-fluorescence/test-masks.tif"));
+  unet::test::expect_one_line_error(unet::test::run_unet("predict --model nuclei-fluorescence --model-dir x --input y"),
+                                    "--model-dir excludes --model");
+}

@@ -1,0 +1,41 @@
+// Models shipped with unet (models/, listed in models/models.json), chosen by name with --model:
+// a user predicts on their own nuclei without training. Their cards are in docs/models.md.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace unet::cli {
+
+/// One shipped model, as models/models.json lists it.
+struct PretrainedModel {
+  std::string name;
+  /// Its checkpoint, relative to `models_dir()`.
+  std::string file;
+  /// The file's size in bytes and its CRC-32C, checked before each use.
+  uint64_t bytes = 0;
+  uint32_t crc32c = 0;
+  /// One line about what it segments.
+  std::string summary;
+};
+
+/// Where the shipped models are: $UNET_MODELS_DIR, else this source tree's models/ (compiled in).
+std::string models_dir();
+
+/// The shipped models (models.json). Throws `unet::Error` naming the file when it is missing or
+/// malformed.
+std::vector<PretrainedModel> pretrained_models();
+
+/// The folder that holds shipped model `name`'s checkpoint.pt, its file checked against
+/// models.json (size and CRC-32C). Throws `OptionError` ("model") naming the shipped models for
+/// another name, `unet::Error` naming the file when it is missing or differs.
+std::string pretrained_model_dir(const std::string& name);
+
+/// Adds `--model NAME` to `cmd` (excluding --model-dir): `model_dir` becomes the shipped model's
+/// folder, and `outputs` (what would go into --model-dir), unless given, ./NAME, so that the
+/// shipped folder stays as shipped.
+void add_model_option(CLI::App& cmd, std::string& model_dir, std::string& outputs);
+
+}  // namespace unet::cli
