@@ -55,6 +55,10 @@ TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir.file("nuclei-fluorescence/test-masks.tif")));
   EXPECT_FALSE(fs::exists(kModels + "/nuclei-fluorescence/test-masks.tif"));
+  // export's default file goes into ./nuclei-fluorescence too.
+  const auto e = unet::test::run_unet("export --model nuclei-fluorescence --format checkpoint", "cd '" + dir.path() + "' && ");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_TRUE(fs::exists(dir.file("nuclei-fluorescence/model-only/checkpoint.pt")));
   unet::test::expect_one_line_error(unet::test::run_unet("predict --model nuclei-fluorescence --model-dir x --input y"),
                                     "--model-dir excludes --model");
 }

@@ -104,6 +104,8 @@ void run_export(const ExportCommand& o) {
       o.output.empty() ? (std::filesystem::path(o.output_dir.empty() ? o.model_dir : o.output_dir) / default_name(o.format, o.precision)).string()
                        : o.output;
   CheckpointInfo info = read_checkpoint_info(ckpt);
+  std::error_code ec;  // the default output's folder (./NAME for a shipped model, model-only/) may be new
+  if (o.output.empty()) std::filesystem::create_directories(std::filesystem::path(out).parent_path(), ec);
   BioimageioOptions package = o.package;
   if (o.format == Format::kBioimageio && package.sample.empty()) package.sample = training_sample(info);
   const bool int8 = o.precision == Precision::kInt8;
@@ -116,8 +118,7 @@ void run_export(const ExportCommand& o) {
   if (o.format == Format::kCheckpoint) {
     // The weights and records without the optimizer's state: a third of the size, for sharing and
     // for evaluate/predict (--model-dir of its folder), not for --resume.
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(out).parent_path(), ec);
+    if (!o.output.empty()) std::filesystem::create_directories(std::filesystem::path(out).parent_path(), ec);
     save_checkpoint(out, model, nullptr, info);
     std::printf("exported %s (step %lld) without its optimizer state to %s\n", ckpt.c_str(), static_cast<long long>(info.step),
                 out.c_str());
