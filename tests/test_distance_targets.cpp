@@ -113,6 +113,11 @@ TEST(DistanceTargets, TouchingDiscsSplitARingDoesNot) {
   const at::Tensor touching = discs(40, 60, {{{20, 18, 10, 1}}, {{20, 37, 10, 2}}});
   at::Tensor ring = discs(40, 60, {{{20, 30, 15, 1}}});
   ring.masked_fill_(discs(40, 60, {{{20, 30, 8, 1}}}) > 0, 0);
+  // With few bins (3 classes) the rim still never seeds: the discs part.
+  for (int64_t bins : {2, 3}) {
+    const at::Tensor few = objects_of(one_hot_maps(distance_classes(touching, bins), bins + 1), ClassScheme::kDistance);
+    EXPECT_EQ(object_scores(touching, few).f1(5), 1.0) << bins << " bins";
+  }
   for (const at::Tensor& truth : {touching, ring}) {
     const at::Tensor one_hot = one_hot_maps(distance_classes(truth, 4), 5);
     for (const at::Tensor& maps : {one_hot, blurred(one_hot)}) {

@@ -97,9 +97,13 @@ std::string recognise_masks(DataOptions& data, UNetOptions& model, bool classes_
   const bool instances = data.dir.empty() ? data.use_synthetic && data.synthetic.kind == SyntheticKind::kNuclei
                                           : data.mask_encoding == MaskEncoding::kInstances;
   if (!instances && data.instance_scheme == ClassScheme::kDistance)
-    throw OptionError("instance_scheme", " distance needs instance masks (each object its own value): " +
-                                             (data.dir.empty() ? std::string("--synthetic-kind nuclei") : "the masks of " + data.dir + " are not") +
-                                             "; pass {mask_encoding} instances if they are");
+    throw OptionError("instance_scheme", data.dir.empty()
+                                             ? std::string(" distance needs instance masks: the synthetic EM slices have none "
+                                                           "(the synthetic nuclei do)")
+                                             : " distance needs instance masks (each object its own value): the masks of " +
+                                                   data.dir + " are not; pass {mask_encoding} instances if they are");
+  if (instances && data.instance_scheme == ClassScheme::kDistance && !classes_open)
+    require_instance_targets(model.classes(), data.instance_targets());
   if (!instances || (evidence.empty() && !classes_open)) return "";  // nothing recognised, nothing chosen
   const std::string what = data.dir.empty() ? "the synthetic nuclei are instance labels"
                                             : "the masks of " + data.dir + " are instance labels (" +

@@ -125,7 +125,12 @@ void adopt_source(const CLI::App& command, const nlohmann::json& record, const s
 
 /// A model whose classes came from instance masks reads its data as such, with its own scheme.
 void adopt_instance_scheme(const CLI::App& command, const CheckpointInfo& info, const std::string& ckpt, DataOptions& data) {
-  if (info.model.scheme() == ClassScheme::kPlain) return;
+  if (info.model.scheme() == ClassScheme::kPlain) {
+    if (given(command, "--instance-targets"))
+      throw OptionError("instance_scheme", " contradicts the checkpoint " + ckpt + ", whose " +
+                                               std::to_string(info.model.classes()) + " classes are plain: leave it out");
+    return;
+  }
   if (!given(command, "--mask-encoding")) data.mask_encoding = MaskEncoding::kInstances;
   if (given(command, "--instance-targets") && data.instance_scheme != info.model.scheme())
     throw OptionError("instance_scheme", " " + to_string(data.instance_scheme) + " contradicts the checkpoint " + ckpt +

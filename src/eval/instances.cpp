@@ -98,10 +98,12 @@ bool has_objects(int64_t classes, ClassScheme scheme) {
   }
 }
 
+double distance_seed_level(int64_t bins) { return std::max(kDistanceSeedLevel, 1.5 / static_cast<double>(bins)); }
+
 at::Tensor distance_objects(const at::Tensor& maps, double seed_level) {
+  TORCH_CHECK(maps.dim() == 3 && maps.size(0) >= 3, "distance_objects: maps [K, H, W] of K >= 3 classes");
   const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
   const int64_t bins = m.size(0) - 1;
-  TORCH_CHECK(m.dim() == 3 && bins >= 2, "distance_objects: maps [K, H, W] of K >= 3 classes");
   if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
   const at::Tensor level = at::arange(1, bins + 1, at::kFloat).div_(static_cast<double>(bins)).view({bins, 1, 1});
   const at::Tensor height = (m.slice(0, 1) * level).sum(0).contiguous();
@@ -116,7 +118,7 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
   const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
   if (scheme == ClassScheme::kPlain) return remove_small_objects(instance_labels(m[1], method), min_area);
   if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
-  if (scheme == ClassScheme::kDistance) return remove_small_objects(distance_objects(m, kDistanceSeedLevel), min_area);
+  if (scheme == ClassScheme::kDistance) return remove_small_objects(distance_objects(m, distance_seed_level(m.size(0) - 1)), min_area);
   const at::Tensor best = m.argmax(0);
   const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, connected_components(best == 1));
   return remove_small_objects(raster_order(labels.contiguous()), min_area);

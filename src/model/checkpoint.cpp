@@ -250,8 +250,8 @@ CheckpointInfo load_checkpoint(const std::string& path, UNet& model, torch::opti
   }
   torch::serialize::InputArchive optimizer_archive;
   if (optimizer && !archive.try_read("optimizer", optimizer_archive))
-    fail_file(path, "holds the model without its optimizer state (unet export --format checkpoint): it evaluates and "
-                    "predicts, but training cannot resume from it");
+    fail_file(path, "holds the model without its optimizer state (a model-only checkpoint): it evaluates and predicts, "
+                    "but training cannot resume from it");
   std::map<std::string, std::pair<std::vector<int64_t>, at::ScalarType>> expected;
   for (const auto& p : model->named_parameters()) expected[p.key()] = {p.value().sizes().vec(), p.value().scalar_type()};
   try {

@@ -38,7 +38,12 @@ bool cpu_has_flag(const std::string& name) { return cpu_flags().find(" " + name 
 bool cpu_has_bf16_matrix_engine() { return cpu_has_flag("amx_bf16"); }
 
 bool cpu_runs_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (cpu_flags().empty()) return true;  // flags unknown: oneDNN decides
   return (cpu_has_flag("avx512bw") && cpu_has_flag("avx512vl") && cpu_has_flag("avx512dq")) || cpu_has_flag("avx_ne_convert");
+#else
+  return true;  // other architectures list other flags: oneDNN decides
+#endif
 }
 
 Precision resolve_precision(Precision precision, const c10::Device& device) {

@@ -37,7 +37,7 @@ at::Tensor instance_labels(const at::Tensor& probability, InstanceMethod method,
 /// - `kDistance` (background and B = K - 1 distance bins): each pixel's height is its expected
 ///   normalised distance to its object's edge, sum over c of maps[c] * c / B; the seeds are the
 ///   4-connected components of the object pixels (background not the most probable class) whose
-///   height is at least `kDistanceSeedLevel`; each grows over the objects in order of
+///   height is at least `distance_seed_level(B)`; each grows over the objects in order of
 ///   decreasing height, as above. `method` does not apply.
 /// Throws `std::invalid_argument` for other class counts of a plain scheme.
 /// Objects smaller than `min_area` pixels are dropped (background), the rest renumbered.
@@ -72,6 +72,9 @@ at::Tensor distance_objects(const at::Tensor& maps, double seed_level);
 /// validation split (two 5-class models, docs/results.md) 0.3, 0.4, 0.5 and 0.6 gave object F1
 /// 0.724, 0.726, 0.615 and 0.597 (mean of the two).
 constexpr double kDistanceSeedLevel = 0.4;
+/// The seed level of B bins: `kDistanceSeedLevel`, but above the rim class's height (1/B) by half
+/// a bin, so that with few bins (B = 2, 3) the rim never seeds and touching objects still part.
+double distance_seed_level(int64_t bins);
 
 /// Whether `objects_of` applies: two plain classes, interior/boundary, or distance classes.
 bool has_objects(int64_t classes, ClassScheme scheme);

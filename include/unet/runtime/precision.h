@@ -29,8 +29,9 @@ const std::string& cpu_flags();
 /// Whether the CPU lists feature flag `name` (e.g. "avx512bw").
 bool cpu_has_flag(const std::string& name);
 
-/// Whether this CPU runs bf16 convolutions at all: oneDNN's bf16 path needs AVX-512 (BW, VL, DQ)
-/// or AVX-NE-CONVERT (AVX2-only CPUs, such as earlier AMD EPYCs, have neither).
+/// Whether this CPU runs bf16 convolutions at all: on x86 oneDNN's bf16 path needs AVX-512 (BW,
+/// VL, DQ) or AVX-NE-CONVERT (AVX2-only CPUs, such as earlier AMD EPYCs, have neither); true
+/// elsewhere and where the flags cannot be read (oneDNN then decides).
 bool cpu_runs_bf16();
 
 /// Whether this CPU has matrix engines for bf16 (Intel AMX: the `amx_bf16` flag), where bf16
