@@ -190,9 +190,7 @@ void register_export(CLI::App& app) {
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] {
     o->package.validate();
-    if (o->precision == Precision::kInt8 && o->format == Format::kCheckpoint)
-      throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
-    if (o->precision == Precision::kInt8 && o->format == Format::kTorchScript)
+    if (o->precision == Precision::kInt8 && (o->format == Format::kTorchScript || o->format == Format::kCheckpoint))
       throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
   });
   on_run(*cmd, [o] { run_export(*o); });

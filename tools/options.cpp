@@ -46,12 +46,17 @@ void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag) {
              "objects parted by background, with --classes 3 background/interior/boundary)");
   add_value(app, "--boundary-width", "boundary_width", data.boundary_width,
             "Width of the boundary class derived from instance masks (--classes 3), pixels");
-  static const EnumNames<ClassScheme> instance_schemes = {{"interior-boundary", ClassScheme::kInteriorBoundary},
-                                                          {"distance", ClassScheme::kDistance}};
+  // The class schemes instance masks become: every scheme but plain.
+  static const EnumNames<ClassScheme> instance_schemes = [] {
+    EnumNames<ClassScheme> out;
+    for (const auto& n : class_scheme_names())
+      if (n.value != ClassScheme::kPlain) out.push_back(n);
+    return out;
+  }();
   add_choice(app, "--instance-targets", "instance_scheme", data.instance_scheme, instance_schemes,
              "Classes learnt from instance masks (more than 2): interior-boundary (3 classes), or distance "
-             "(background and distance-to-edge bins, 5 classes unless --classes: objects grow from their own centres, "
-             "which parts touching objects)");
+             "(background and distance-to-edge bins, " + std::to_string(kDistanceClasses) +
+                 " classes unless --classes: objects grow from their own centres, which parts touching objects)");
   if (synthetic_flag) {
     name_field("use_synthetic", app.add_flag("--synthetic", data.use_synthetic,
                                              "The built-in synthetic data instead of --data-dir (also implied by any "

@@ -64,6 +64,46 @@ at::Tensor normalised(const at::Tensor& p, int64_t size) {
   return size > 1 ? p * (2.0 / static_cast<double>(size - 1)) - 1.0 : at::full_like(p, -1.0);
 }
 
+/// The one sampling grid of `d`'s geometry, [1, n, m, 2] (normalised source coordinates, aligned
+/// corners), at the augmented image's pixel rows [n] and columns [m] (float) of an h x w image:
+/// the crop's affine map, the elastic field (bicubic from its coarse grid: `upsample_bicubic2d`'s
+/// values at those pixels) and the flips (a flipped image sampled at u is the image at -u).
+at::Tensor sampling_grid(const Draws& d, const AugmentOptions& options, const at::Tensor& rows, const at::Tensor& cols,
+                         int64_t h, int64_t w) {
+  const int64_t n = rows.numel(), m = cols.numel();
+  const at::Tensor bx = normalised(cols, w).view({1, m}).expand({n, m}), by = normalised(rows, h).view({n, 1}).expand({n, m});
+  at::Tensor gx = bx, gy = by;
+  if (options.crop > 0.0) {
+    gx = (gx + 1.0) * (d.right - d.left) + (2.0 * d.left - 1.0);
+    gy = (gy + 1.0) * (d.bottom - d.top) + (2.0 * d.top - 1.0);
+  }
+  if (options.elastic && options.elastic_sigma > 0.0) {
+    const int64_t g = options.elastic_grid;
+    const at::Tensor coarse = at::from_blob(const_cast<float*>(d.displacement.data()), {1, 2, g, g}, at::kFloat);
+    const at::Tensor at_pixels = at::stack({bx, by}, -1).unsqueeze(0);
+    const at::Tensor field = at::grid_sampler(coarse, at_pixels, /*bicubic*/ 2, /*border*/ 1, /*align_corners=*/true)[0];
+    gx = gx + field[0] * (2.0 / static_cast<double>(std::max<int64_t>(w - 1, 1)));
+    gy = gy + field[1] * (2.0 / static_cast<double>(std::max<int64_t>(h - 1, 1)));
+  }
+  if (options.flips && d.flip_h) gx = -gx;
+  if (options.flips && d.flip_v) gy = -gy;
+  return at::stack({gx, gy}, -1).unsqueeze(0);
+}
+
+/// The brightness shift, clipped to [-1, 1], or after a per-image normalisation to the source
+/// image's own extremes where they lie beyond (its outliers stay as they were).
+at::Tensor brighten(const at::Tensor& x, const at::Tensor& source, double delta, const AugmentOptions& options,
+                    bool normalised) {
+  if (options.brightness <= 0.0) return x;
+  double lo = -1.0, hi = 1.0;
+  if (normalised) lo = std::min(lo, source.min().item<double>()), hi = std::max(hi, source.max().item<double>());
+  return (x + delta).clamp(lo, hi);
+}
+
+bool warps(const AugmentOptions& options) {
+  return options.crop > 0.0 || (options.elastic && options.elastic_sigma > 0.0);
+}
+
 }  // namespace
 
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
@@ -71,60 +111,33 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
   const int64_t h = image.size(1), w = image.size(2);
   const bool has_mask = mask.defined();
   const bool has_weights = weights && weights->defined();
-  const Draws draws = draw(options, rng);
-  const bool flip_h = draws.flip_h, flip_v = draws.flip_v;
-  const double left = draws.left, right = draws.right, top = draws.top, bottom = draws.bottom, delta = draws.delta;
-  const int64_t g = options.elastic_grid;
-  std::vector<float> displacement = draws.displacement;
-  std::mt19937_64 color_rng(draws.color_seed);
-
-  if (options.flips && flip_h) {
-    image = image.flip({2});
-    if (has_mask) mask = mask.flip({1});
-    if (has_weights) *weights = weights->flip({1});
-  }
-  if (options.flips && flip_v) {
-    image = image.flip({1});
-    if (has_mask) mask = mask.flip({0});
-    if (has_weights) *weights = weights->flip({0});
-  }
-
-  const bool crop = options.crop > 0.0, elastic = options.elastic && options.elastic_sigma > 0.0;
-  if (crop || elastic) {
-    // One sampling grid (normalised coordinates, align_corners) for the crop and the warp.
-    const auto opts = at::TensorOptions(at::kFloat);
-    at::Tensor xs = at::linspace(-1.0, 1.0, w, opts), ys = at::linspace(-1.0, 1.0, h, opts);
-    if (crop) {
-      xs = (xs + 1.0) * (right - left) + (2.0 * left - 1.0);
-      ys = (ys + 1.0) * (bottom - top) + (2.0 * top - 1.0);
-    }
-    at::Tensor gx = xs.view({1, w}).expand({h, w}), gy = ys.view({h, 1}).expand({h, w});
-    if (elastic) {
-      at::Tensor coarse = at::from_blob(displacement.data(), {1, 2, g, g}, opts).clone();
-      at::Tensor field = at::upsample_bicubic2d(coarse, {h, w}, /*align_corners=*/true)[0];
-      gx = gx + field[0] * (2.0 / std::max<int64_t>(w - 1, 1));
-      gy = gy + field[1] * (2.0 / std::max<int64_t>(h - 1, 1));
-    }
-    const at::Tensor grid = at::stack({gx, gy}, /*dim=*/-1).unsqueeze(0);  // [1, H, W, 2]
+  const bool normalised = intensity && intensity->defined();
+  const Draws d = draw(options, rng);
+  const at::Tensor source = image;
+  if (warps(options)) {
+    const at::Tensor grid = sampling_grid(d, options, at::arange(h, at::kFloat), at::arange(w, at::kFloat), h, w);
     auto sample = [&](const at::Tensor& x) {
-      return at::grid_sampler(x.unsqueeze(0), grid, /*interpolation_mode=*/0, /*padding_mode=*/2,
-                              /*align_corners=*/true)[0];
+      return at::grid_sampler(x.unsqueeze(0), grid, /*bilinear*/ 0, /*reflection*/ 2, /*align_corners=*/true)[0];
     };
     image = sample(image);
     if (has_mask) mask = maps_to_classes(sample(one_hot_maps(mask, classes)));
     if (has_weights) *weights = sample(weights->unsqueeze(0))[0];
+  } else if (options.flips) {
+    std::vector<int64_t> axes;  // image axes; the mask's are one lower
+    if (d.flip_v) axes.push_back(1);
+    if (d.flip_h) axes.push_back(2);
+    if (!axes.empty()) {
+      image = image.flip(axes);
+      for (auto& a : axes) --a;
+      if (has_mask) mask = mask.flip(axes);
+      if (has_weights) *weights = weights->flip(axes);
+    }
   }
-  const bool normalised = intensity && intensity->defined();
-  if (options.brightness > 0.0) {
-    // Clipped to [-1, 1], or, after a per-image normalisation, to the image's own extremes where
-    // it lies beyond them (its outliers stay as they were).
-    double lo = -1.0, hi = 1.0;
-    if (normalised) lo = std::min(lo, image.min().item<double>()), hi = std::max(hi, image.max().item<double>());
-    image = (image + delta).clamp(lo, hi);
-  }
+  image = brighten(image, source, d.delta, options, normalised);
   if (options.color) {
     // The jitter works on intensities: a normalised image goes back to them, and is normalised
     // anew from the jittered image's statistics (what prediction would do with such an image).
+    std::mt19937_64 color_rng(d.color_seed);
     if (normalised) {
       const at::Tensor gain = intensity->select(1, 0).view({-1, 1, 1}), offset = intensity->select(1, 1).view({-1, 1, 1});
       image = network_intensities(color_augment((image - offset) / gain, options.color_options, color_rng),
@@ -155,57 +168,34 @@ std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at
   };
   const int64_t y = origin(h), x = origin(w);
   const at::Tensor rows = mirror_indices(h, y - margin, input), cols = mirror_indices(w, x - margin, input);
-  const bool crop = options.crop > 0.0, elastic = options.elastic && options.elastic_sigma > 0.0;
   at::Tensor tile, labels, wts;
-  if (!crop && !elastic) {
+  if (!warps(options)) {
     // Flips alone: the window's pixels, read from the mirrored positions.
     const at::Tensor r = options.flips && d.flip_v ? (h - 1) - rows : rows, c = options.flips && d.flip_h ? (w - 1) - cols : cols;
     tile = image.index_select(1, r).index_select(2, c);
     if (mask.defined()) labels = mask.index_select(0, r).index_select(1, c);
     if (weights.defined()) wts = weights.index_select(0, r).index_select(1, c);
   } else {
-    // The augmented image at (r, c) is the source sampled at the grid of `augment_sample`: base
-    // coordinates, cropped, displaced by the bicubic elastic field, mirrored by the flips.
-    const auto opts = at::TensorOptions(at::kFloat);
-    const at::Tensor rf = rows.to(at::kFloat).view({input, 1}).expand({input, input});
-    const at::Tensor cf = cols.to(at::kFloat).view({1, input}).expand({input, input});
-    at::Tensor gx = normalised(cf, w), gy = normalised(rf, h);
-    if (crop) {
-      gx = (gx + 1.0) * (d.right - d.left) + (2.0 * d.left - 1.0);
-      gy = (gy + 1.0) * (d.bottom - d.top) + (2.0 * d.top - 1.0);
-    }
-    if (elastic) {
-      const int64_t g = options.elastic_grid;
-      const at::Tensor coarse = at::from_blob(const_cast<float*>(d.displacement.data()), {1, 2, g, g}, opts);
-      const at::Tensor where = at::stack({normalised(cf, w), normalised(rf, h)}, -1).unsqueeze(0);
-      const at::Tensor field = at::grid_sampler(coarse, where, /*bicubic*/ 2, /*border*/ 1, /*align_corners=*/true)[0];
-      gx = gx + field[0] * (2.0 / static_cast<double>(std::max<int64_t>(w - 1, 1)));
-      gy = gy + field[1] * (2.0 / static_cast<double>(std::max<int64_t>(h - 1, 1)));
-    }
-    if (options.flips && d.flip_h) gx = -gx;
-    if (options.flips && d.flip_v) gy = -gy;
-    // Source pixel positions, reflected into the image; only the region they cover is sampled.
-    const at::Tensor px = reflect((gx + 1.0) * (0.5 * static_cast<double>(w - 1)), w);
-    const at::Tensor py = reflect((gy + 1.0) * (0.5 * static_cast<double>(h - 1)), h);
+    // Source pixel positions of the tile, reflected into the image; only the region they cover
+    // is sampled.
+    const at::Tensor grid = sampling_grid(d, options, rows.to(at::kFloat), cols.to(at::kFloat), h, w)[0];
+    const at::Tensor px = reflect((grid.select(-1, 0) + 1.0) * (0.5 * static_cast<double>(w - 1)), w);
+    const at::Tensor py = reflect((grid.select(-1, 1) + 1.0) * (0.5 * static_cast<double>(h - 1)), h);
     const int64_t x0 = static_cast<int64_t>(std::floor(px.min().item<float>()));
     const int64_t x1 = std::min<int64_t>(static_cast<int64_t>(std::ceil(px.max().item<float>())), w - 1);
     const int64_t y0 = static_cast<int64_t>(std::floor(py.min().item<float>()));
     const int64_t y1 = std::min<int64_t>(static_cast<int64_t>(std::ceil(py.max().item<float>())), h - 1);
-    const at::Tensor grid = at::stack({normalised(px - static_cast<double>(x0), x1 - x0 + 1),
-                                       normalised(py - static_cast<double>(y0), y1 - y0 + 1)}, -1).unsqueeze(0);
+    const at::Tensor region_grid = at::stack({normalised(px - static_cast<double>(x0), x1 - x0 + 1),
+                                              normalised(py - static_cast<double>(y0), y1 - y0 + 1)}, -1).unsqueeze(0);
     auto cut = [&](const at::Tensor& src) { return src.slice(-2, y0, y1 + 1).slice(-1, x0, x1 + 1); };
     auto sample = [&](const at::Tensor& region) {  // [C, h, w] of the region -> [C, input, input]
-      return at::grid_sampler(region.unsqueeze(0), grid, /*bilinear*/ 0, /*border*/ 1, /*align_corners=*/true)[0];
+      return at::grid_sampler(region.unsqueeze(0), region_grid, /*bilinear*/ 0, /*border*/ 1, /*align_corners=*/true)[0];
     };
     tile = sample(cut(image));
     if (mask.defined()) labels = maps_to_classes(sample(one_hot_maps(cut(mask).contiguous(), classes)));
     if (weights.defined()) wts = sample(cut(weights).unsqueeze(0))[0];
   }
-  if (options.brightness > 0.0) {
-    double lo = -1.0, hi = 1.0;
-    if (intensity && intensity->defined()) lo = std::min(lo, image.min().item<double>()), hi = std::max(hi, image.max().item<double>());
-    tile = (tile + d.delta).clamp(lo, hi);
-  }
+  tile = brighten(tile, image, d.delta, options, intensity && intensity->defined());
   if (labels.defined()) labels = labels.slice(0, margin, margin + output).slice(1, margin, margin + output).contiguous();
   if (wts.defined() && weights_window) *weights_window = wts.slice(0, margin, margin + output).slice(1, margin, margin + output).contiguous();
   return {tile.contiguous(), labels};

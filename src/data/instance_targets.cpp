@@ -130,21 +130,24 @@ at::Tensor distance_classes(const at::Tensor& labels, int64_t bins) {
   return at::where(flat > 0, bin, at::zeros_like(bin)).view(labels.sizes());
 }
 
+void validate_instance_scheme(ClassScheme scheme) {
+  if (scheme != ClassScheme::kInteriorBoundary && scheme != ClassScheme::kDistance)
+    throw OptionError("instance_scheme", " " + to_string(scheme) + ": interior-boundary or distance");
+}
+
 ClassScheme instance_scheme(int64_t classes, const InstanceTargets& targets) {
   return classes == 2 ? ClassScheme::kPlain : targets.scheme;
 }
 
 void require_instance_targets(int64_t classes, const InstanceTargets& targets) {
+  validate_instance_scheme(targets.scheme);
   const std::string given = " " + std::to_string(classes) + ": instance masks train ";
   if (targets.scheme == ClassScheme::kDistance) {
     if (classes < 3 || classes > 255)
       throw OptionError("classes", given + "3 to 255 classes as distance targets (background and 2 or more bins)");
-  } else if (targets.scheme == ClassScheme::kInteriorBoundary) {
-    if (classes != 2 && classes != 3)
-      throw OptionError("classes", given + "2 classes (background, objects) or 3 (background, interior, boundary); "
-                                           "more with {instance_scheme} distance");
-  } else {
-    throw OptionError("instance_scheme", " " + to_string(targets.scheme) + ": interior-boundary or distance");
+  } else if (classes != 2 && classes != 3) {
+    throw OptionError("classes", given + "2 classes (background, objects) or 3 (background, interior, boundary); "
+                                         "more with {instance_scheme} distance");
   }
   require_option(targets.boundary_width >= 1, "boundary_width", "must be at least 1", targets.boundary_width);
 }

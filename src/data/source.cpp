@@ -9,8 +9,7 @@ void DataOptions::validate() const {
   require_option(synthetic.size >= 16, "synthetic.size", "must be at least 16", synthetic.size);
   require_option(synthetic.train_count >= 1, "synthetic.train_count", "must be at least 1", synthetic.train_count);
   require_option(boundary_width >= 1 && boundary_width <= 64, "boundary_width", "must be between 1 and 64", boundary_width);
-  if (instance_scheme != ClassScheme::kInteriorBoundary && instance_scheme != ClassScheme::kDistance)
-    throw OptionError("instance_scheme", " " + to_string(instance_scheme) + ": interior-boundary or distance");
+  validate_instance_scheme(instance_scheme);
   validate_class_names(class_names);
 }
 

@@ -27,7 +27,7 @@ const std::string& cpu_flags() {
   static const std::string flags = [] {
     std::ifstream cpuinfo("/proc/cpuinfo");
     for (std::string line; std::getline(cpuinfo, line);)
-      if (line.rfind("flags", 0) == 0) return line.substr(line.find(':') == std::string::npos ? 0 : line.find(':') + 1) + " ";
+      if (line.rfind("flags", 0) == 0) return line.substr(line.find(':') + 1) + " ";  // npos + 1: the whole line
     return std::string();
   }();
   return flags;

@@ -43,19 +43,19 @@ double normal01(std::mt19937_64& rng);
 /// together with the same random geometry; the mask stays a map of class indices. `weights`
 /// (float [H, W], optional: a pixel weight map such as `border_weight_map`) follows the same
 /// geometry, interpolated bilinearly. `intensity` (optional, float32 [C, 2]): the per-image
-/// normalisation `image` went through (`normalisation_affine`), undone for the colour jitter, which
-/// works on intensities; the jittered image is then normalised anew (`options.normalisation`),
-/// from its own statistics as prediction would. Deterministic for a given `rng` state.
+/// normalisation `image` went through (`normalisation_affine`): the brightness shift then clips to
+/// the image's own extremes where they lie beyond [-1, 1], and the colour jitter, which works on
+/// intensities, undoes it; the jittered image is normalised anew (`options.normalisation`), from
+/// its own statistics as prediction would. Deterministic for a given `rng` state.
 void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const AugmentOptions& options,
                     std::mt19937_64& rng, at::Tensor* weights = nullptr, const at::Tensor* intensity = nullptr);
 
 /// A training tile of an augmented sample: what `augment_sample` followed by `random_tile` gives
-/// (the same random draws, so the same tile up to float rounding), with the geometry evaluated only
-/// where the tile reads: the tile's pixels are mapped through the flips, crop and elastic field to
-/// the source image, and only the region they cover is interpolated (a 220-pixel tile of a
-/// 1280x1024 image warps 1/25 of the pixels). Brightness clips a normalised image to the source
-/// image's extremes; with the colour jitter on (which needs the whole image's statistics) it is
-/// `augment_sample` and `random_tile`. Returns the input tile [C, input, input] and the mask's
+/// (the same random draws and sampling grid, so the same tile up to float rounding), with the
+/// geometry evaluated only where the tile reads: the tile's pixels are mapped through the flips,
+/// crop and elastic field to the source image, and only the region they cover is interpolated (a
+/// 220-pixel tile of a 1280x1024 image warps 1/25 of the pixels). With the colour jitter on
+/// (which needs the whole image's statistics) it is `augment_sample` and `random_tile`. Returns the input tile [C, input, input] and the mask's
 /// window [output, output] (undefined without a mask); `weights_window` as `random_tile`'s.
 std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at::Tensor& mask, int64_t classes,
                                                const AugmentOptions& options, int64_t input, int64_t output,

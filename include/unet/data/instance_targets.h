@@ -57,6 +57,10 @@ struct InstanceTargets {
 /// The classes of a distance model when none are given: background and 4 bins.
 constexpr int64_t kDistanceClasses = 5;
 
+/// Throws `OptionError` ("instance_scheme") unless `scheme` is one instance labels become:
+/// interior-boundary or distance.
+void validate_instance_scheme(ClassScheme scheme);
+
 /// What the classes of a model of `classes` classes learnt from instance labels stand for: plain
 /// for 2 (objects parted by background), else `targets.scheme`.
 ClassScheme instance_scheme(int64_t classes, const InstanceTargets& targets);
