@@ -3,8 +3,8 @@
 # builds unet against that torch, runs the GPU tests (CTest label cuda) and the benchmark matrix
 # against the PyTorch reference, and prints a short table last. Results also go to $OUT (or
 # gpu-results) as JSON.
-#   scripts/gpu_check.sh [all|test|tests|bench|quick|accuracy]
-# all: build, GPU tests, full matrix; test: build, GPU tests, quick matrix (two rows); tests: build
+#   scripts/gpu_check.sh [all|test|tests|build|bench|quick|accuracy]
+# build: the CLI alone (for scripts/gpu_nuclei.sh); all: build, GPU tests, full matrix; test: build, GPU tests, quick matrix (two rows); tests: build
 # and GPU tests only (about 3 minutes on 16 cores, for a rerun after fixes); bench: build
 # (incremental on a warm machine), profiles, the NCCL world-size-1 cost and the full matrix; quick:
 # build and the quick matrix; accuracy: build and a full-size cross-validation of the folds in
@@ -31,6 +31,7 @@ targets=(unet)
 cmake --build build-cuda -j "$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 ||
   { grep -E "error|Error" "$out/build.log" | head -30; tail -20 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
+[ "$stage" = build ] && exit 0
 if [ "$stage" = all ] || [ "$stage" = test ] || [ "$stage" = tests ]; then
   (cd build-cuda && ctest -L cuda --output-on-failure --timeout 240) 2>&1 | tee "$out/ctest-cuda.log" | tail -25 || true
 fi

@@ -1,6 +1,6 @@
 // The models shipped in models/ (models.json): chosen by name with --model, checked against their
 // recorded size and CRC-32C before use, and reproducing their recorded output on their bundled
-// sample (a 192x192 crop of a kromp2020 validation image, CC0).
+// samples (192x192 crops of a kromp2020 validation image and a dsb2018-he test tile, CC0).
 #include "test_support.h"
 
 #include "unet/data/image_io.h"
@@ -20,22 +20,28 @@ const std::string kModels = UNET_MODELS_DIR;
 
 at::Tensor labels_of(const std::string& tiff) { return read_tiff(tiff).at(0).pixels[0].to(at::kLong); }
 
-}  // namespace
-
-TEST(Pretrained, TheFluorescenceModelReproducesItsRecordedSample) {
+/// Predicts model `name`'s bundled sample and matches the objects against its recorded ones.
+void expect_recorded_sample(const std::string& name, int64_t at_least) {
   const unet::test::TempDir dir;
-  const std::string sample = kModels + "/nuclei-fluorescence/sample.png";
-  const auto r = unet::test::run_unet("predict --model nuclei-fluorescence --input " + sample + " --output-dir " + dir.file("out") +
+  const std::string sample = kModels + "/" + name + "/sample.png";
+  const auto r = unet::test::run_unet("predict --model " + name + " --input " + sample + " --output-dir " + dir.file("out") +
                                       " --instances --no-overlays --quiet");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const at::Tensor recorded = labels_of(kModels + "/nuclei-fluorescence/sample_instances.tif");
+  const at::Tensor recorded = labels_of(kModels + "/" + name + "/sample_instances.tif");
   const at::Tensor now = labels_of(dir.file("out/test-instances.tif"));
   // The same objects, up to the rounding of another CPU's kernels: all matched at IoU 0.9.
   const ObjectScores s = object_scores(recorded, now);
-  EXPECT_GE(s.truth_objects, 15);
+  EXPECT_GE(s.truth_objects, at_least);
   EXPECT_EQ(s.predicted_objects, s.truth_objects);
   EXPECT_EQ(s.f1(8), 1.0) << s.truth_objects << " recorded, " << s.predicted_objects << " now";
 }
+
+}  // namespace
+
+TEST(Pretrained, TheFluorescenceModelReproducesItsRecordedSample) { expect_recorded_sample("nuclei-fluorescence", 15); }
+
+// RGB input: the H&E model's sample is a 192x192 crop of a dsb2018-he test tile (CC0).
+TEST(Pretrained, TheHeModelReproducesItsRecordedSample) { expect_recorded_sample("nuclei-he", 10); }
 
 TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
   const unet::test::TempDir dir;
@@ -48,8 +54,8 @@ TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
   const std::string env = "cd '" + dir.path() + "' && UNET_MODELS_DIR='" + dir.file("models") + "' ";
   const std::string predict = "predict --model nuclei-fluorescence --input " + kModels + "/nuclei-fluorescence/sample.png --quiet";
   unet::test::expect_one_line_error(unet::test::run_unet(predict, env), "is not the file shipped as 'nuclei-fluorescence'");
-  unet::test::expect_one_line_error(unet::test::run_unet("predict --model nuclei-he --input x", env),
-                                    "--model nuclei-he: no such shipped model (shipped: nuclei-fluorescence)");
+  unet::test::expect_one_line_error(unet::test::run_unet("predict --model nuclei-brightfield --input x", env),
+                                    "--model nuclei-brightfield: no such shipped model (shipped: nuclei-fluorescence, nuclei-he)");
   // The intact model writes into ./nuclei-fluorescence, not into the shipped folder.
   const auto r = unet::test::run_unet(predict, "cd '" + dir.path() + "' && ");
   ASSERT_EQ(r.exit_code, 0) << r.err;

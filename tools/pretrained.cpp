@@ -86,7 +86,8 @@ void add_model_option(CLI::App& cmd, std::string& model_dir, std::string& output
         if (outputs.empty()) outputs = name;
       },
       "A model shipped with unet, by name (docs/models.md), instead of --model-dir: nuclei-fluorescence "
-      "(nuclei in fluorescence images); what would go into --model-dir goes to ./NAME");
+      "(nuclei in fluorescence images) or nuclei-he (nuclei in H&E-stained tissue); what would go into "
+      "--model-dir goes to ./NAME");
   name_field("model", model->get_name());
   if (CLI::Option* dir = cmd.get_option_no_throw("--model-dir")) model->excludes(dir);
 }
