@@ -5,6 +5,7 @@
 
 #include "unet/data/image_io.h"
 #include "unet/eval/objects.h"
+#include "unet/infer/int8_engine.h"
 
 #include <ATen/ATen.h>
 
@@ -67,4 +68,30 @@ TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
   EXPECT_TRUE(fs::exists(dir.file("nuclei-fluorescence/model-only/checkpoint.pt")));
   unet::test::expect_one_line_error(unet::test::run_unet("predict --model nuclei-fluorescence --model-dir x --input y"),
                                     "--model-dir excludes --model");
+}
+
+// quantize --model: the int8 calibration goes beside a copy of the checkpoint in ./NAME (the
+// shipped folder stays as shipped), which predict then runs in int8; a different checkpoint
+// already there is refused, not replaced.
+TEST(Pretrained, QuantizeCalibratesACopyBesideTheUser) {
+  if (!Int8Engine::available()) GTEST_SKIP() << "no int8 on this CPU or LibTorch";
+  const unet::test::TempDir dir;
+  fs::create_directories(dir.file("data/images"));
+  fs::create_directories(dir.file("data/masks"));
+  fs::copy_file(kModels + "/nuclei-he/sample.png", dir.file("data/images/a.png"));
+  fs::copy_file(kModels + "/nuclei-he/sample_instances.tif", dir.file("data/masks/a.tif"));
+  const std::string cd = "cd '" + dir.path() + "' && ";
+  const std::string quantize = "quantize --model nuclei-he --data-dir data --fold none --mask-encoding instances --calibration-tiles 2 --force";
+  const auto q = unet::test::run_unet(quantize, cd);
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_TRUE(fs::exists(dir.file("nuclei-he/int8.json")));
+  EXPECT_EQ(fs::file_size(dir.file("nuclei-he/checkpoint.pt")), fs::file_size(kModels + "/nuclei-he/checkpoint.pt"));
+  EXPECT_FALSE(fs::exists(kModels + "/nuclei-he/int8.json"));
+  const auto p = unet::test::run_unet("predict --model-dir nuclei-he --precision int8 --input data/images --output-dir out --quiet", cd);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_TRUE(fs::exists(dir.file("out/a.png")));
+  // Another model's checkpoint in ./nuclei-he: refused, and left as it was.
+  fs::copy_file(kModels + "/nuclei-fluorescence/checkpoint.pt", dir.file("nuclei-he/checkpoint.pt"), fs::copy_options::overwrite_existing);
+  unet::test::expect_one_line_error(unet::test::run_unet(quantize, cd), "holds another checkpoint than the shipped one");
+  EXPECT_EQ(fs::file_size(dir.file("nuclei-he/checkpoint.pt")), fs::file_size(kModels + "/nuclei-fluorescence/checkpoint.pt"));
 }

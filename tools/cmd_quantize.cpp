@@ -8,6 +8,7 @@
 // symmetric), so they cannot drift apart from it (a changed checkpoint is refused until
 // quantized again). `export --precision int8` writes the same model as an ONNX QDQ file.
 #include "options.h"
+#include "pretrained.h"
 #include "resume.h"
 #include "runtime/json.h"
 
@@ -20,6 +21,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -49,11 +52,35 @@ struct QuantizeCommand {
   InferenceOptions infer;
   RuntimeOptions runtime;
   std::string model_dir = "results";
+  /// With --model: the folder (./NAME) that gets a copy of the shipped checkpoint and its int8.json,
+  /// so that the shipped folder stays as shipped.
+  std::string output_dir;
   MethodChoice method = MethodChoice::kAuto;
   int64_t calibration_tiles = 32;
   double max_accuracy_drop = 0.005;
   bool force = false;
 };
+
+/// `folder`/checkpoint.pt made a copy of the shipped model in `shipped` (kept if it is one already);
+/// a different checkpoint there is refused, not replaced.
+std::string copy_of_shipped(const std::string& shipped, const std::string& folder) {
+  namespace fs = std::filesystem;
+  const std::string from = checkpoint_path(shipped), to = (fs::path(folder) / "checkpoint.pt").string();
+  std::error_code ec;
+  if (fs::exists(to, ec)) {
+    std::ifstream a(from, std::ios::binary), b(to, std::ios::binary);
+    if (!std::equal(std::istreambuf_iterator<char>(a), {}, std::istreambuf_iterator<char>(b), {}))
+      fail_file(to, "holds another checkpoint than the shipped one; move it, or quantize it with --model-dir " + folder);
+    return to;
+  }
+  fs::create_directories(folder, ec);
+  if (ec) fail_file(folder, "cannot make the folder: " + ec.message());
+  write_atomically(to, [&from](const std::string& temp) {
+    std::error_code e;
+    if (!fs::copy_file(from, temp, fs::copy_options::overwrite_existing, e)) fail_file(temp, "cannot write: " + e.message());
+  });
+  return to;
+}
 
 /// One method's result on the held-out images.
 struct Trial {
@@ -115,7 +142,7 @@ void run_quantize(const QuantizeCommand& o, const CLI::App& command) {
     throw Error(int8_available() ? "this CPU has no int8 units oneDNN can use (AVX2, AVX-VNNI, AVX512-VNNI or AMX): int8 "
                                    "cannot run here"
                                  : "this LibTorch has no oneDNN int8 convolutions (onednn::qconv_pointwise)");
-  const std::string ckpt = checkpoint_path(o.model_dir);
+  const std::string ckpt = o.output_dir.empty() ? checkpoint_path(o.model_dir) : copy_of_shipped(o.model_dir, o.output_dir);
   const std::string out = int8_scales_path(ckpt);
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   DataOptions data_options = o.data;
@@ -204,7 +231,8 @@ void run_quantize(const QuantizeCommand& o, const CLI::App& command) {
   record.report_json = report.dump();
   write_text_atomically(out, int8_record_json(record, info.model));
   std::printf("wrote %s (%s%s)\n  use it: unet predict --model-dir %s --precision int8 --input IMAGES\n", out.c_str(),
-              best->method.c_str(), refused ? "; forced past the accuracy check" : "", o.model_dir.c_str());
+              best->method.c_str(), refused ? "; forced past the accuracy check" : "",
+              std::filesystem::path(ckpt).parent_path().string().c_str());
 }
 
 }  // namespace
@@ -215,6 +243,7 @@ void register_quantize(CLI::App& app) {
       "quantize", "Calibrate a trained model for int8 inference on CPUs and check its accuracy against fp32 (writes int8.json)");
   add_data_options(*cmd, o->data);
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
+  add_model_option(*cmd, o->model_dir, o->output_dir);
   add_choice(*cmd, "--method", "method", o->method, method_choices(),
              "Calibration: auto (try each, keep the most accurate), minmax, percentile (99.99%) or mse");
   add_value(*cmd, "--calibration-tiles", "calibration_tiles", o->calibration_tiles,
