@@ -101,6 +101,61 @@ TEST(InstanceTargets, InteriorBoundaryMapsGiveTheirObjectsBack) {
   }
 }
 
+namespace {
+
+/// A disc of `label` at (cy, cx), radius r, drawn into `labels`.
+void disc(at::Tensor& labels, int64_t cy, int64_t cx, double r, int64_t label) {
+  auto a = labels.accessor<int64_t, 2>();
+  for (int64_t y = 0; y < labels.size(0); ++y)
+    for (int64_t x = 0; x < labels.size(1); ++x)
+      if ((y - cy) * (y - cy) + (x - cx) * (x - cx) <= r * r) a[y][x] = label;
+}
+
+}  // namespace
+
+TEST(InstanceTargets, InteriorsThatPinchSplitAtTheirNecks) {
+  // Two discs of radius 9 joined by a 3-pixel bridge: one interior, two cores.
+  at::Tensor joined = at::zeros({30, 50}, at::kLong);
+  disc(joined, 15, 12, 9, 1);
+  disc(joined, 15, 37, 9, 1);
+  joined.slice(0, 14, 17).slice(1, 12, 38).fill_(1);
+  EXPECT_EQ(split_at_necks(joined, 0.0).max().item<int64_t>(), 1);  // off
+  const at::Tensor parted = split_at_necks(joined, 3.0);
+  ASSERT_EQ(std::get<0>(at::_unique(parted)).numel(), 3);  // background and two cores
+  EXPECT_NE(parted[15][12].item<int64_t>(), parted[15][37].item<int64_t>());
+  EXPECT_EQ(parted[15][25].item<int64_t>(), 0);  // the bridge is left to the flood
+  // Deeper than the bridge's half-width but shallower than the discs: still two; deeper than the
+  // discs: no core at all, and the seed stays whole (never lost).
+  EXPECT_EQ(std::get<0>(at::_unique(split_at_necks(joined, 6.0))).numel(), 3);
+  EXPECT_TRUE(at::equal(split_at_necks(joined, 12.0), joined));
+  // The ratio: cores deeper than half the deepest pixel (about 10) part the discs as well; a
+  // single disc, or a wide waist (two discs overlapping by half), stays one seed.
+  EXPECT_EQ(std::get<0>(at::_unique(split_at_necks(joined, 0.0, 0.5))).numel(), 3);
+  at::Tensor one = at::zeros({30, 50}, at::kLong);
+  disc(one, 15, 25, 10, 1);
+  EXPECT_TRUE(at::equal(split_at_necks(one, 3.0, 0.5), one));
+  at::Tensor waist = at::zeros({30, 50}, at::kLong);
+  disc(waist, 15, 20, 9, 1);
+  disc(waist, 15, 29, 9, 1);
+  EXPECT_TRUE(at::equal(split_at_necks(waist, 3.0, 0.5), waist));
+
+  // Through objects_of: an interior/boundary map whose interior joins two nuclei across their
+  // contact gives two objects with the rule and one without; each keeps its own disc.
+  at::Tensor classes = at::where(joined > 0, 1, 0).to(at::kLong);
+  at::Tensor outline = at::zeros_like(joined);
+  disc(outline, 15, 12, 11, 1);
+  disc(outline, 15, 37, 11, 1);
+  classes = at::where((outline > 0) & (classes == 0), 2, classes);
+  const at::Tensor maps = one_hot_maps(classes, 3);
+  EXPECT_EQ(objects_of(maps, ClassScheme::kInteriorBoundary).max().item<int64_t>(), 1);
+  ObjectRule rule;
+  rule.neck_radius = 3.0;
+  const at::Tensor objects = objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, rule);
+  ASSERT_EQ(objects.max().item<int64_t>(), 2);
+  EXPECT_NE(objects[15][5].item<int64_t>(), objects[15][44].item<int64_t>());
+  EXPECT_EQ(objects[15][2].item<int64_t>(), objects[15][12].item<int64_t>());  // the left boundary joins the left nucleus
+}
+
 TEST(InstanceTargets, SyntheticNucleiTouchAndAreDeterministic) {
   SyntheticOptions o;
   o.kind = SyntheticKind::kNuclei;

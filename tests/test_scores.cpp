@@ -418,13 +418,13 @@ TEST(Instances, SpecksBelowTheSmallestObjectAreaAreNotObjects) {
   const at::Tensor maps = at::one_hot(best, 3).permute({2, 0, 1}).to(at::kFloat);
   const at::Tensor all = objects_of(maps, ClassScheme::kInteriorBoundary);
   EXPECT_EQ(all.max().item<int64_t>(), 3);
-  const at::Tensor kept = objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, 10);
+  const at::Tensor kept = objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, ObjectRule{10});
   EXPECT_EQ(kept.max().item<int64_t>(), 1);                   // renumbered: the nucleus alone
   EXPECT_EQ(kept.eq(1).sum().item<int64_t>(), 36);            // whole, ring included
   EXPECT_EQ(kept[12][15].item<int64_t>(), 0);                 // the speck is background
   EXPECT_EQ(kept[16][4].item<int64_t>(), 0);                  // the 9-pixel fragment too
-  EXPECT_TRUE(at::equal(objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, 2), all));
-  EXPECT_EQ(objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, 9).max().item<int64_t>(), 2);
+  EXPECT_TRUE(at::equal(objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, ObjectRule{2}), all));
+  EXPECT_EQ(objects_of(maps, ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, ObjectRule{9}).max().item<int64_t>(), 2);
   // Raster order after removal: the later object becomes 1.
   at::Tensor labels = at::zeros({4, 6}, at::kLong);
   labels[0][0] = 5;                          // 1 pixel, first in raster order
@@ -437,7 +437,7 @@ TEST(Instances, SpecksBelowTheSmallestObjectAreaAreNotObjects) {
   EXPECT_EQ(median_object_area({at::zeros({3, 3}, at::kLong), at::Tensor()}), 0);
   // The accumulator counts the predicted objects that are kept; the truth's all.
   MetricAccumulator plain(3, ClassScheme::kInteriorBoundary);
-  plain.use_min_object_area(10);
+  plain.use_object_rule(ObjectRule{10});
   plain.add_original(maps, best);
   EXPECT_EQ(plain.result().objects.predicted_objects, 1);
   EXPECT_EQ(plain.result().objects.truth_objects, 3);

@@ -62,7 +62,7 @@ PredictionFiles demo_prediction_files(const DemoCommand& o, const DataSet& data)
 void finish_nuclei_demo(const DemoCommand& o, const DataSet& data, const TrainResult& r, Predictor& predictor) {
   const std::string out = (std::filesystem::path(o.train.model_dir) / "predictions").string();
   PredictionFiles files = demo_prediction_files(o, data);
-  files.min_object_area = predictor.min_object_area();
+  files.objects = predictor.object_rule();
   std::string names;
   for (const auto& path : write_predictions(out, data.test, predictor.predict(data.test), files)) {
     const std::string folder = std::filesystem::path(path).parent_path().filename().string();
@@ -124,7 +124,7 @@ void run_demo(DemoCommand& o) {
   print_metrics("evaluation on the held-out synthetic slices", r.metrics, data.naming(), data.scheme);
   Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.channels_last);
   predictor.use_normalisation(o.train.normalisation);
-  predictor.use_min_object_area(smallest_object_area(trainer.object_area()));
+  predictor.use_object_rule(object_rule(trainer.object_area()));
   if (data.has_instances()) {
     finish_nuclei_demo(o, data, r, predictor);
     return;

@@ -78,7 +78,7 @@ void run_predict(const PredictCommand& o) {
       .writes(prediction_outputs(out, samples, files, !folder.empty()))
       .check();
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
-  files.min_object_area = predictor.min_object_area();
+  files.objects = predictor.object_rule();
   const auto probabilities = predictor.predict(samples);
   std::error_code ec;
   const bool out_existed = fs::exists(out, ec);

@@ -1,11 +1,12 @@
 // Instances from a probability map: connected components, or a seeded watershed (priority flood)
 // that splits objects joined by a weak bridge. The flood pops the most probable unassigned pixel
 // next to a labelled one, so labels meet where the probability is lowest. Interior/boundary
-// models seed the same flood with their interior class; distance models with their centres,
-// flooding in order of the expected distance to the edge.
+// models seed the same flood with their interior class (split at its necks where it pinches);
+// distance models with their centres, flooding in order of the expected distance to the edge.
 #include "unet/eval/instances.h"
 
 #include "unet/data/components.h"
+#include "unet/data/instance_targets.h"
 
 #include <ATen/ATen.h>
 
@@ -112,7 +113,38 @@ at::Tensor distance_objects(const at::Tensor& maps, double seed_level) {
   return raster_order(seeded_flood(height, objects, seeds).contiguous());
 }
 
-at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, int64_t min_area) {
+at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio) {
+  TORCH_CHECK(seeds.dim() == 2 && seeds.scalar_type() == at::kLong, "split_at_necks: int64 seeds [H, W]");
+  if ((radius <= 0 && ratio <= 0) || seeds.numel() == 0) return seeds;
+  const at::Tensor s_map = seeds.contiguous();
+  const at::Tensor depth = edge_distance(s_map);
+  at::Tensor level = at::full({}, radius, at::kFloat);
+  if (ratio > 0) {
+    const at::Tensor flat = s_map.reshape({-1});
+    const at::Tensor deepest = at::zeros({s_map.max().item<int64_t>() + 1}, at::kFloat).scatter_reduce(0, flat, depth.reshape({-1}), "amax");
+    level = at::maximum(deepest.index({flat}).view(s_map.sizes()) * ratio, level);
+  }
+  const at::Tensor cores = connected_components(depth > level).contiguous();
+  const int64_t n_seeds = s_map.max().item<int64_t>(), n_cores = cores.max().item<int64_t>();
+  const int64_t* s = s_map.data_ptr<int64_t>();
+  const int64_t* c = cores.data_ptr<int64_t>();
+  // Each core lies inside one seed (the cores are the seeds' pixels, shrunk): count them per seed.
+  std::vector<uint8_t> seen(static_cast<size_t>(n_cores) + 1, 0);
+  std::vector<int64_t> cores_of(static_cast<size_t>(n_seeds) + 1, 0);
+  for (int64_t i = 0; i < s_map.numel(); ++i)
+    if (c[i] != 0 && !seen[static_cast<size_t>(c[i])]) {
+      seen[static_cast<size_t>(c[i])] = 1;
+      ++cores_of[static_cast<size_t>(s[i])];
+    }
+  at::Tensor out = s_map.clone();
+  int64_t* o = out.data_ptr<int64_t>();
+  for (int64_t i = 0; i < s_map.numel(); ++i)
+    if (s[i] != 0 && cores_of[static_cast<size_t>(s[i])] >= 2) o[i] = c[i] != 0 ? n_seeds + c[i] : 0;
+  return out;
+}
+
+at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, const ObjectRule& rule) {
+  const int64_t min_area = rule.min_area;
   if (!has_objects(maps.size(0), scheme))
     throw std::invalid_argument("objects_of: " + std::to_string(maps.size(0)) + " class maps for the " + to_string(scheme) + " scheme");
   const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
@@ -120,7 +152,8 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
   if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
   if (scheme == ClassScheme::kDistance) return remove_small_objects(distance_objects(m, distance_seed_level(m.size(0) - 1)), min_area);
   const at::Tensor best = m.argmax(0);
-  const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, connected_components(best == 1));
+  const at::Tensor seeds = split_at_necks(connected_components(best == 1).to(at::kLong), rule.neck_radius, rule.neck_ratio);
+  const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, seeds);
   return remove_small_objects(raster_order(labels.contiguous()), min_area);
 }
 
@@ -136,6 +169,14 @@ at::Tensor remove_small_objects(const at::Tensor& labels, int64_t min_area) {
 
 int64_t smallest_object_area(int64_t median_area) {
   return std::llround(kSmallObjectFraction * static_cast<double>(median_area));
+}
+
+ObjectRule object_rule(int64_t median_area) {
+  ObjectRule rule;
+  rule.min_area = smallest_object_area(median_area);
+  rule.neck_radius = median_area > 0 ? kNeckFraction * std::sqrt(static_cast<double>(median_area) / M_PI) : 0.0;
+  rule.neck_ratio = median_area > 0 ? kNeckRatio : 0.0;
+  return rule;
 }
 
 int64_t median_object_area(const std::vector<at::Tensor>& instance_maps) {

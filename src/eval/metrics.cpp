@@ -60,7 +60,7 @@ void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::
     // the boundary), the truth's from its one-hot maps by the same rule unless given.
     const at::Tensor truth_labels =
         truth_objects.defined() ? truth_objects.cpu() : objects_of(one_hot_maps(truth.unsqueeze(0), classes)[0], scheme_);
-    const at::Tensor found = predicted_objects.defined() ? predicted_objects.cpu() : objects_of(probabilities, scheme_, InstanceMethod::kComponents, min_object_area_);
+    const at::Tensor found = predicted_objects.defined() ? predicted_objects.cpu() : objects_of(probabilities, scheme_, InstanceMethod::kComponents, object_rule_);
     objects_.add(object_scores(truth_labels, found));
   }
   wrong_ += (predicted != truth).sum().item<double>();

@@ -5,7 +5,7 @@ namespace unet {
 
 MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples) {
   MetricAccumulator acc(predictor.model_options().classes(), predictor.model_options().scheme());
-  acc.use_min_object_area(predictor.min_object_area());
+  acc.use_object_rule(predictor.object_rule());
   predictor.run(samples, [&](const PredictedBatch& batch) {
     if (batch.logits.defined()) acc.add_network_output(batch.logits, batch.labels);
     for (size_t i = 0; i < batch.probabilities.size(); ++i) {

@@ -99,7 +99,7 @@ void check_instances(const std::vector<at::Tensor>& probabilities, const Predict
 
 /// Instance labels of one probability map as a 16-bit TIFF page (int32 holding 0..65535).
 at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, const std::string& where) {
-  const at::Tensor labels = objects_of(p, files.scheme, files.instance_method, files.min_object_area);
+  const at::Tensor labels = objects_of(p, files.scheme, files.instance_method, files.objects);
   const int64_t n = labels.max().item<int64_t>();
   if (n > 65535) fail_file(where, std::to_string(n) + " objects in one image, more than a 16-bit label image holds");
   return labels.to(at::kInt).unsqueeze(0);

@@ -19,6 +19,9 @@ void InferenceOptions::validate() const {
   require_option(tile_batch >= 1, "tile_batch", "must be at least 1", tile_batch);
   require_option(min_object_area >= 0 || min_object_area == kAutoObjectArea, "min_object_area", "must not be negative",
                  min_object_area);
+  require_option((split_radius >= 0 && split_radius <= 65536) || split_radius == kAutoSplitRadius, "split_radius",
+                 "must be between 0 and 65536", split_radius);
+  require_option(split_ratio >= 0 && split_ratio < 1, "split_ratio", "must be at least 0 and below 1", split_ratio);
 }
 
 Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last)
@@ -187,9 +190,11 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   }
   predictor.use_tta(options.tta);
   predictor.use_normalisation(info.normalisation);
-  predictor.use_min_object_area(options.min_object_area == InferenceOptions::kAutoObjectArea
-                                    ? smallest_object_area(info.object_area)
-                                    : options.min_object_area);
+  ObjectRule objects = object_rule(info.object_area);
+  if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
+  if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
+  objects.neck_ratio = objects.neck_radius > 0 ? options.split_ratio : 0.0;
+  predictor.use_object_rule(objects);
   predictor.use_cpu_engine(options.cpu_engine);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);

@@ -140,7 +140,7 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
   Predictor predictor(model_, geometry_, context_.device, options_.batch_size, options_.channels_last);
   predictor.use_precision(context_.precision);
   predictor.use_normalisation(options_.normalisation);
-  predictor.use_min_object_area(smallest_object_area(object_area_));
+  predictor.use_object_rule(object_rule(object_area_));
   if (geometry_.tile) {
     TileOptions tiles;
     tiles.input = options_.input_size;

@@ -1,6 +1,7 @@
 // Evaluation metrics: the reference's Dice score and cross-entropy, hard membrane Dice/IoU, pixel error.
 #pragma once
 
+#include "unet/eval/instances.h"
 #include "unet/eval/isbi.h"
 #include "unet/eval/objects.h"
 #include "unet/model/scheme.h"
@@ -68,9 +69,9 @@ class MetricAccumulator {
   /// logits: these terms are then taken at the original size).
   void add_probabilities(const at::Tensor& probabilities, const at::Tensor& mask);
   Metrics result() const;
-  /// Predicted objects smaller than this many pixels are not counted (`objects_of`'s `min_area`;
-  /// the truth's are all counted). 0 by default.
-  void use_min_object_area(int64_t pixels) { min_object_area_ = pixels; }
+  /// How predicted objects are cut out (`objects_of`'s rule: the smallest kept, the necks split;
+  /// the truth's objects are all counted, never split). None of either by default.
+  void use_object_rule(const ObjectRule& rule) { object_rule_ = rule; }
 
   /// The running sums, so that accumulators of several processes can be added up (all-reduce
   /// the tensor, then `set_state`): float64 [6 + 4 x thresholds + 3 x classes + 7 + object
@@ -81,7 +82,7 @@ class MetricAccumulator {
   void add(const MetricAccumulator& other);
 
  private:
-  int64_t min_object_area_ = 0;
+  ObjectRule object_rule_;
   double soft_dice_sum_ = 0.0;  // sum over images of the per-image mean-over-classes Dice
   double cross_entropy_sum_ = 0.0;
   int64_t network_images_ = 0;

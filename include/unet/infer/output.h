@@ -29,8 +29,8 @@ struct PredictionFiles {
   InstanceMethod instance_method = InstanceMethod::kComponents;
   /// What the model's classes stand for (its checkpoint's `scheme`), for the instances.
   ClassScheme scheme = ClassScheme::kPlain;
-  /// Objects smaller than this are left out of the instance labels, pixels (0: none).
-  int64_t min_object_area = 0;
+  /// How the objects are cut out: the smallest kept, the necks split (`objects_of`).
+  ObjectRule objects;
   /// The model's class names and headline (its checkpoint's `class_naming`), for the overlays.
   ClassNaming naming = recorded_naming({}, 2, ClassScheme::kPlain);
 };

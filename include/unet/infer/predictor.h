@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/data/dataset.h"
+#include "unet/eval/instances.h"
 #include "unet/infer/cpu_engine.h"
 #include "unet/infer/export.h"
 #include "unet/infer/int8_engine.h"
@@ -52,6 +53,14 @@ struct InferenceOptions {
   /// of the model's training objects' median area (all where its checkpoint records none).
   static constexpr int64_t kAutoObjectArea = -1;
   int64_t min_object_area = kAutoObjectArea;
+  /// Interior/boundary models: interiors that pinch are split at necks narrower than twice this,
+  /// pixels (0: never); `kAutoSplitRadius`: `kNeckFraction` of the radius of the model's median
+  /// training object (never where its checkpoint records none).
+  static constexpr double kAutoSplitRadius = -1.0;
+  double split_radius = kAutoSplitRadius;
+  /// With it: the parts must also be deeper than this fraction of their interior's deepest pixel
+  /// (0: no such condition).
+  double split_ratio = kNeckRatio;
 
   /// Throws `OptionError` for out-of-range values.
   void validate() const;
@@ -105,10 +114,10 @@ class Predictor {
   /// How each sample's intensities are normalised before anything else (the model's, as its
   /// checkpoint or export records it; `kRange`, the samples as they are, by default).
   void use_normalisation(const Normalisation& normalisation) { normalisation_ = normalisation; }
-  /// The smallest predicted object kept, pixels (0: all), for the callers that cut objects out of
-  /// this predictor's probabilities (`accumulate`, `predict --instances`).
-  void use_min_object_area(int64_t pixels) { min_object_area_ = pixels; }
-  int64_t min_object_area() const { return min_object_area_; }
+  /// How objects are cut out of this predictor's probabilities (the smallest kept, the necks
+  /// split), for its callers that do (`accumulate`, `predict --instances`).
+  void use_object_rule(const ObjectRule& rule) { object_rule_ = rule; }
+  const ObjectRule& object_rule() const { return object_rule_; }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 
@@ -134,7 +143,7 @@ class Predictor {
   std::optional<TileOptions> tiles_;
   bool tta_ = false;
   Normalisation normalisation_;
-  int64_t min_object_area_ = 0;
+  ObjectRule object_rule_;
   Precision precision_ = Precision::kFP32;
   bool graphs_ = false;
   bool cpu_engine_ = true;
