@@ -33,7 +33,8 @@ recipe="--fold none --augment --normalize percentile --mask-encoding instances
 start=$(date +%s)
 pids=()
 for run in "$@"; do
-  name=${run%%:*} rest=${run#*:} set=${rest%%:*} flags=${rest#*:}
+  name=${run%%:*} rest=${run#*:} set=${rest%%:*} flags=
+  [[ $rest == *:* ]] && flags=${rest#*:}
   # shellcheck disable=SC2086
   "$unet" train --data-dir "$data/$set/train" $recipe $flags --model-dir "/tmp/nuclei-$name" --overwrite \
     >"$out/$name-train.log" 2>&1 &

@@ -67,10 +67,14 @@ std::string copy_of_shipped(const std::string& shipped, const std::string& folde
   namespace fs = std::filesystem;
   const std::string from = checkpoint_path(shipped), to = (fs::path(folder) / "checkpoint.pt").string();
   std::error_code ec;
+  if (fs::equivalent(folder, shipped, ec))
+    fail_file(folder, "is the shipped model's own folder, which stays as shipped; run quantize from another folder");
   if (fs::exists(to, ec)) {
     std::ifstream a(from, std::ios::binary), b(to, std::ios::binary);
-    if (!std::equal(std::istreambuf_iterator<char>(a), {}, std::istreambuf_iterator<char>(b), {}))
-      fail_file(to, "holds another checkpoint than the shipped one; move it, or quantize it with --model-dir " + folder);
+    if (!b) fail_file(to, "cannot be read");
+    const bool same = fs::file_size(from, ec) == fs::file_size(to, ec) &&
+                      std::equal(std::istreambuf_iterator<char>(a), {}, std::istreambuf_iterator<char>(b), {});
+    if (!same) fail_file(to, "holds another checkpoint than the shipped one; move it, or quantize it with --model-dir " + folder);
     return to;
   }
   fs::create_directories(folder, ec);

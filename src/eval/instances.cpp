@@ -118,7 +118,7 @@ at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio) 
   if ((radius <= 0 && ratio <= 0) || seeds.numel() == 0) return seeds;
   const at::Tensor s_map = seeds.contiguous();
   const at::Tensor depth = edge_distance(s_map);
-  at::Tensor level = at::full({}, radius, at::kFloat);
+  at::Tensor level = at::full({}, std::max(radius, 1.0), at::kFloat);
   if (ratio > 0) {
     const at::Tensor flat = s_map.reshape({-1});
     const at::Tensor deepest = at::zeros({s_map.max().item<int64_t>() + 1}, at::kFloat).scatter_reduce(0, flat, depth.reshape({-1}), "amax");
