@@ -130,7 +130,7 @@ TEST(InstanceTargets, InteriorsThatPinchSplitAtTheirNecks) {
   EXPECT_TRUE(at::equal(split_at_necks(joined, 12.0), joined));
   // The ratio: cores deeper than half the deepest pixel (about 10) part the discs as well; a
   // single disc, or a wide waist (two discs overlapping by half), stays one seed.
-  EXPECT_EQ(std::get<0>(at::_unique(split_at_necks(joined, 0.0, 0.5))).numel(), 3);
+  EXPECT_EQ(std::get<0>(at::_unique(split_at_necks(joined, 1.0, 0.5))).numel(), 3);
   at::Tensor one = at::zeros({30, 50}, at::kLong);
   disc(one, 15, 25, 10, 1);
   EXPECT_TRUE(at::equal(split_at_necks(one, 3.0, 0.5), one));

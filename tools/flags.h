@@ -30,6 +30,31 @@ CLI::Option* add_value(CLI::App& app, const std::string& names, const std::strin
   return option;
 }
 
+/// A non-negative number option bound to `value` (the library field `field`) that also takes "auto",
+/// which sets `auto_value` (a negative value the library resolves, e.g. from the checkpoint). Other
+/// text, or a negative number, is an `OptionError` at parse time ("expected `what` (0 or more) or
+/// 'auto'"); upper bounds are the library's `validate()`'s.
+template <typename T>
+CLI::Option* add_value_or_auto(CLI::App& app, const std::string& name, const std::string& field, T& value, T auto_value,
+                               const std::string& what, const std::string& help) {
+  CLI::Option* option = app.add_option_function<std::string>(
+      name,
+      [&value, auto_value, field, what](const std::string& text) {
+        T parsed{};
+        if (text == "auto") {
+          value = auto_value;
+        } else if (CLI::detail::lexical_cast(text, parsed) && parsed >= 0) {
+          value = parsed;
+        } else {
+          throw OptionError(field, " " + text + ": expected " + what + " (0 or more) or 'auto'");
+        }
+      },
+      help);
+  option->default_str(value == auto_value ? "auto" : std::to_string(value))->type_name("N|auto");
+  name_field(field, option->get_name());
+  return option;
+}
+
 /// The transformer that maps a name of `names` to its value at parse time; other names are an
 /// `OptionError` for `field` ("--precision: expected fp32, tf32, fp16 or bf16, got 'fp8'").
 template <typename E>

@@ -8,7 +8,6 @@
 #include "unet/runtime/device.h"
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 
 namespace unet::cli {
@@ -179,39 +178,15 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
 }
 
 void add_inference_options(CLI::App& app, InferenceOptions& infer) {
-  CLI::Option* area = app.add_option_function<std::string>(
-      "--min-object-area",
-      [&infer](const std::string& text) {
-        if (text == "auto") {
-          infer.min_object_area = InferenceOptions::kAutoObjectArea;
-          return;
-        }
-        const bool digits = !text.empty() && text.size() < 12 && text.find_first_not_of("0123456789") == std::string::npos;
-        if (!digits) throw OptionError("min_object_area", " " + text + ": expected a number of pixels (0 or more) or 'auto'");
-        infer.min_object_area = std::stoll(text);
-      },
-      "Objects (evaluate's, predict --instances') smaller than this many pixels are dropped; auto: a tenth of the "
-      "model's training objects' median area (models trained on instance labels; none otherwise); 0: keep all");
-  area->default_str("auto")->type_name("N|auto");
-  name_field("min_object_area", area->get_name());
-  CLI::Option* neck = app.add_option_function<std::string>(
-      "--split-radius",
-      [&infer](const std::string& text) {
-        if (text == "auto") {
-          infer.split_radius = InferenceOptions::kAutoSplitRadius;
-          return;
-        }
-        char* end = nullptr;
-        const double r = std::strtod(text.c_str(), &end);
-        if (text.empty() || *end != '\0' || !(r >= 0 && r <= 65536))
-          throw OptionError("split_radius", " " + text + ": expected a radius in pixels (0 to 65536) or 'auto'");
-        infer.split_radius = r;
-      },
-      "Interior/boundary models: an interior that pinches (two or more parts farther than this many pixels from its "
-      "edge) is split into objects at its necks; auto: " + std::to_string(kNeckFraction).substr(0, 4) +
-          " of the radius of the model's median training object (none where it records none); 0: never");
-  neck->default_str("auto")->type_name("R|auto");
-  name_field("split_radius", neck->get_name());
+  add_value_or_auto(app, "--min-object-area", "min_object_area", infer.min_object_area, InferenceOptions::kAutoObjectArea,
+                    "a number of pixels",
+                    "Objects (evaluate's, predict --instances') smaller than this many pixels are dropped; auto: a tenth of the "
+                    "model's training objects' median area (models trained on instance labels; none otherwise); 0: keep all");
+  add_value_or_auto(app, "--split-radius", "split_radius", infer.split_radius, InferenceOptions::kAutoSplitRadius,
+                    "a radius in pixels",
+                    "Interior/boundary models: an interior that pinches (two or more parts farther than this many pixels from "
+                    "its edge) is split into objects at its necks; auto: " + std::to_string(kNeckFraction).substr(0, 4) +
+                        " of the radius of the model's median training object (none where it records none); 0: never");
   add_value(app, "--split-ratio", "split_ratio", infer.split_ratio,
             "With --split-radius: the parts must also be deeper than this fraction of their interior's deepest pixel; 0: no such condition");
   add_choice(app, "--input-mode", "input_mode", infer.input_mode, input_mode_names(/*with_auto=*/true),

@@ -115,17 +115,18 @@ at::Tensor distance_objects(const at::Tensor& maps, double seed_level) {
 
 at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio) {
   TORCH_CHECK(seeds.dim() == 2 && seeds.scalar_type() == at::kLong, "split_at_necks: int64 seeds [H, W]");
-  if ((radius <= 0 && ratio <= 0) || seeds.numel() == 0) return seeds;
+  if (radius <= 0 || seeds.numel() == 0) return seeds;
   const at::Tensor s_map = seeds.contiguous();
+  const int64_t n_seeds = s_map.max().item<int64_t>();
   const at::Tensor depth = edge_distance(s_map);
   at::Tensor level = at::full({}, std::max(radius, 1.0), at::kFloat);
   if (ratio > 0) {
     const at::Tensor flat = s_map.reshape({-1});
-    const at::Tensor deepest = at::zeros({s_map.max().item<int64_t>() + 1}, at::kFloat).scatter_reduce(0, flat, depth.reshape({-1}), "amax");
+    const at::Tensor deepest = at::zeros({n_seeds + 1}, at::kFloat).scatter_reduce(0, flat, depth.reshape({-1}), "amax");
     level = at::maximum(deepest.index({flat}).view(s_map.sizes()) * ratio, level);
   }
   const at::Tensor cores = connected_components(depth > level).contiguous();
-  const int64_t n_seeds = s_map.max().item<int64_t>(), n_cores = cores.max().item<int64_t>();
+  const int64_t n_cores = cores.max().item<int64_t>();
   const int64_t* s = s_map.data_ptr<int64_t>();
   const int64_t* c = cores.data_ptr<int64_t>();
   // Each core lies inside one seed (the cores are the seeds' pixels, shrunk): count them per seed.
@@ -175,7 +176,7 @@ ObjectRule object_rule(int64_t median_area) {
   ObjectRule rule;
   rule.min_area = smallest_object_area(median_area);
   rule.neck_radius = median_area > 0 ? kNeckFraction * std::sqrt(static_cast<double>(median_area) / M_PI) : 0.0;
-  rule.neck_ratio = median_area > 0 ? kNeckRatio : 0.0;
+  rule.neck_ratio = kNeckRatio;
   return rule;
 }
 

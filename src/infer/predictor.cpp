@@ -193,7 +193,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   ObjectRule objects = object_rule(info.object_area);
   if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
   if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
-  objects.neck_ratio = objects.neck_radius > 0 ? options.split_ratio : 0.0;
+  objects.neck_ratio = options.split_ratio;
   predictor.use_object_rule(objects);
   predictor.use_cpu_engine(options.cpu_engine);
   predictor.use_precision(context.precision);

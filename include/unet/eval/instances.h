@@ -35,8 +35,7 @@ struct ObjectRule {
   /// Interior/boundary models: an interior region with two or more cores (its pixels farther from
   /// its edge than `neck_radius` pixels and than `neck_ratio` of its deepest pixel's distance,
   /// 4-connected) is seeded by its cores instead, so that nuclei whose interiors the network joined
-  /// part at the neck (`split_at_necks`; both 0: never; `InferenceOptions::split_radius` 0 turns
-  /// both off).
+  /// part at the neck (`split_at_necks`; `neck_radius` 0: never).
   double neck_radius = 0.0;
   double neck_ratio = 0.0;
 };
@@ -62,8 +61,8 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
 /// Seeds (int64 labels [H, W], 0 none) with each seed that has two or more cores (its pixels whose
 /// `edge_distance` exceeds both `radius` and `ratio` times the seed's largest, 4-connected)
 /// replaced by those cores, labelled after the seeds; seeds with one core or none stay whole, so
-/// that small and thin seeds are never lost. A core is always deeper than the edge (depth above 1),
-/// so seeds that touch never share one.
+/// that small and thin seeds are never lost. `radius` 0: the seeds as they are. A core is always
+/// deeper than the edge (depth above 1), so seeds that touch never share one.
 at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio = 0.0);
 
 /// Instance labels without the objects smaller than `min_area` pixels, renumbered in raster order.
