@@ -6,7 +6,8 @@ below it, as the unet_part(... DEPENDS ...) calls of the top-level CMakeLists.tx
     scripts/check_architecture.py --self-test # proves that a planted wrong arrow is found
 
 Parts own include/unet/<part>/ (public headers, "unet/<part>/x.h") and src/<part>/ (sources and
-private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links,
+private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links, src/cpu/ the CPU kernels part
+(the same, without LibTorch),
 src/onnx/ the LibTorch-free ONNX writer that only unet_infer links; tools/ (the CLI), tests/ and
 fuzz/ sit on top and may include any part. The build enforces the same arrows for public headers
 (each part's include folder is staged alone); this script also covers
@@ -30,6 +31,9 @@ def declared_parts(root):
     if re.search(r"target_link_libraries\(unet_model PRIVATE unet_cuda\)", text):
         parts["cuda"] = set()
         parts.setdefault("model", set()).add("cuda")
+    if re.search(r"target_link_libraries\(unet_model PRIVATE unet_cpu\)", text):
+        parts["cpu"] = set()
+        parts.setdefault("model", set()).add("cpu")
     if re.search(r"target_link_libraries\(unet_infer PRIVATE unet_onnx\)", text):
         parts["onnx"] = set()
         parts.setdefault("infer", set()).add("onnx")

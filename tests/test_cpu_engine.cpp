@@ -5,6 +5,7 @@
 #include "unet/data/synthetic.h"
 #include "unet/infer/cpu_engine.h"
 #include "unet/infer/predictor.h"
+#include "unet/model/conv_plan.h"
 #include "unet/model/geometry.h"
 #include "unet/model/onednn_ops.h"
 #include "unet/model/ops.h"
@@ -89,6 +90,81 @@ TEST(CpuEngine, RepacksWhenTheWeightsChangeAndPerInputShape) {
   EXPECT_EQ(engine.packings(), 3);
   EXPECT_GT((after - before).abs().max().item<double>(), 1e-3);
   EXPECT_LT(relative_error(after, plain(model, x)), 1e-4) << "stale prepacked weights";
+}
+
+TEST(CpuEngine, ConvStepsNameEveryConvolutionWithTheShapesItsWeightsHave) {
+  for (const UNetOptions& o : {UNetOptions(), UNetOptions().depth(2).filters(6).in_channels(3).classes(4).up_kernel(2),
+                               UNetOptions().depth(3).filters(4).padding(Padding::kSame)}) {
+    UNet model(o);
+    const auto params = model->named_parameters();
+    const int64_t side = o.padding() == Padding::kSame ? 64 : input_size_for_output(o, 20);
+    const std::vector<ConvStep> steps = conv_steps(o, side);
+    ASSERT_EQ(steps.size(), conv_layers(o).size());
+    for (const ConvStep& s : steps) {
+      const at::Tensor w = params[s.layer.name + ".weight"];
+      const bool up = s.layer.kind == ConvLayer::kUpSample;
+      EXPECT_EQ(s.in_channels, w.size(up ? 0 : 1)) << s.layer.name;
+      EXPECT_EQ(s.out_channels, w.size(up ? 1 : 0)) << s.layer.name;
+      EXPECT_EQ(s.kernel, w.size(2)) << s.layer.name;
+    }
+    EXPECT_EQ(steps.front().input_side, side);
+    // The head reads the last block's output, whose side is the network's output side.
+    EXPECT_EQ(steps.back().input_side, o.padding() == Padding::kSame ? side : output_size(o, side));
+  }
+}
+
+TEST(CpuEngine, WinogradMatchesThePlainPathAndDirectIsUntouched) {
+  if (!CpuEngine::available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
+  struct Case {
+    UNetOptions options;
+    int64_t batch, size;
+  };
+  const std::vector<Case> cases = {
+      {UNetOptions().depth(2).filters(8), 2, 44},
+      {UNetOptions().depth(2).filters(6).in_channels(3).classes(4).up_kernel(2), 1, 52},
+      {UNetOptions().depth(1).filters(5).padding(Padding::kSame), 3, 30},
+      {UNetOptions().depth(1).filters(128), 1, 20},  // 128 -> 256 and 256 -> 256: auto's Winograd layers
+  };
+  for (const auto& c : cases) {
+    at::manual_seed(11);
+    UNet model(c.options);
+    use_channels_last(*model);
+    const at::Tensor x = at::randn({c.batch, c.options.in_channels(), c.size, c.size});
+    const at::Tensor reference = plain(model, x);
+    CpuEngine winograd(model, at::kFloat, ConvAlgorithm::kWinograd), direct(model, at::kFloat, ConvAlgorithm::kDirect),
+        automatic(model, at::kFloat, ConvAlgorithm::kAuto);
+    const std::vector<int64_t> shape = x.sizes().vec();
+    EXPECT_EQ(winograd.winograd_layers(shape), 4 * c.options.depth() + 2) << "every 3x3 convolution";
+    EXPECT_EQ(direct.winograd_layers(shape), 0);
+    EXPECT_LT(relative_error(winograd.forward(x), reference), 1e-4) << c.options.describe();
+    const at::Tensor a = automatic.forward(x), d = direct.forward(x);
+    EXPECT_LT(relative_error(a, reference), 1e-4) << c.options.describe();
+    if (automatic.winograd_layers(shape) == 0) EXPECT_TRUE(at::equal(a, d)) << "auto without Winograd is direct, bit for bit";
+    EXPECT_LT(relative_error(d, reference), 1e-4);
+  }
+  EXPECT_EQ(CpuEngine(UNet(UNetOptions().depth(1).filters(128)), at::kFloat).winograd_layers({1, 1, 20, 20}), 3)
+      << "bottleneck 128 -> 256, 256 -> 256 and up 256 -> 128";
+  EXPECT_EQ(CpuEngine(UNet(UNetOptions().depth(1).filters(128)), at::kBFloat16, ConvAlgorithm::kWinograd)
+                .winograd_layers({1, 1, 20, 20}),
+            0)
+      << "Winograd is float32 only";
+}
+
+TEST(CpuEngine, WinogradTransformsAreRefreshedAfterTheWeightsChange) {
+  if (!CpuEngine::available()) GTEST_SKIP() << "this LibTorch has no oneDNN operators";
+  at::manual_seed(12);
+  UNet model(UNetOptions().depth(2).filters(4));
+  CpuEngine engine(model, at::kFloat, ConvAlgorithm::kWinograd);
+  const at::Tensor x = at::randn({1, 1, 44, 44});
+  const at::Tensor before = engine.forward(x);
+  engine.forward(at::randn({2, 1, 48, 48}));  // another shape shares the transforms
+  {
+    at::NoGradGuard g;
+    for (auto& p : model->parameters()) p.mul_(1.5);  // an optimizer step, in place
+  }
+  const at::Tensor after = engine.forward(x);
+  EXPECT_GT((after - before).abs().max().item<double>(), 1e-3);
+  EXPECT_LT(relative_error(after, plain(model, x)), 1e-4) << "stale Winograd transforms";
 }
 
 TEST(CpuEngine, PredictorsUseItForResizedAndTiledPredictionOfATrainedModel) {

@@ -5,9 +5,11 @@
 #include "model/json.h"
 #include "runtime/json.h"
 #include "unet/dist/dist.h"
+#include "unet/infer/layer_profile.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/device.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/precision.h"
 #include "unet/runtime/profile.h"
 #include "unet/runtime/timing.h"
 #include "unet/train/prefetcher.h"
@@ -22,13 +24,15 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 namespace unet::cli {
 namespace {
 
-enum class Mode { kTrain, kPredict, kLoader };
+enum class Mode { kTrain, kPredict, kLoader, kLayers };
 const EnumNames<Mode>& mode_names() {
-  static const EnumNames<Mode> names = {{"train", Mode::kTrain}, {"predict", Mode::kPredict}, {"loader", Mode::kLoader}};
+  static const EnumNames<Mode> names = {
+      {"train", Mode::kTrain}, {"predict", Mode::kPredict}, {"loader", Mode::kLoader}, {"layers", Mode::kLayers}};
   return names;
 }
 
@@ -42,6 +46,8 @@ struct BenchmarkCommand {
   bool synthetic = false;
   /// Predict mode on CPUs: the oneDNN engine (`CpuEngine`) or the plain LibTorch path.
   bool cpu_engine = true;
+  /// Predict mode on CPUs: how the engine's float32 3x3 convolutions run.
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
   int64_t warmup_steps = 10;
   int64_t steps = 50;
   std::string output, baseline, profile;
@@ -113,7 +119,7 @@ LatencyStats benchmark_inference(const BenchmarkCommand& o, const RunContext& co
   predictor.use_precision(context.precision);
   predictor.use_graphs(o.train.graphs);
   predictor.use_fused(o.train.fused);
-  predictor.use_cpu_engine(o.cpu_engine);
+  predictor.use_cpu_engine(o.cpu_engine, o.conv_algorithm);
   at::Tensor inputs;
   if (o.synthetic) {
     inputs = random_batch(o, model, g, context.device).images;
@@ -140,6 +146,50 @@ LatencyStats benchmark_loader(const BenchmarkCommand& o, const RunContext& conte
   cpu.device = c10::Device(c10::kCPU);
   BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), o.train.loader_options(cpu));
   return measure(o, cpu.device, [&] { loader.next(); });
+}
+
+/// The CPU's vector and matrix flags (avx*, fma, amx*), which decide the kernels' speed.
+std::string vector_flags() {
+  std::istringstream words(cpu_flags());
+  std::string word, out;
+  while (words >> word)
+    if (word.rfind("avx", 0) == 0 || word == "fma" || word.rfind("amx", 0) == 0) out += (out.empty() ? "" : " ") + word;
+  return out.empty() ? "unknown" : out;
+}
+
+/// Layers mode: each 3x3 convolution alone, direct against Winograd, on stdout and in the JSON file.
+void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const std::string& out) {
+  const int64_t side = o.train.input_size, batch = o.train.batch_size;
+  output_size(model, side);  // legal, or the error naming the nearest sizes
+  std::printf("benchmark layers: %s, input %lld, batch %lld, float32, %lld rounds, %d threads, CPU flags: %s\n",
+              model.describe().c_str(), static_cast<long long>(side), static_cast<long long>(batch),
+              static_cast<long long>(o.steps), at::get_num_threads(), vector_flags().c_str());
+  std::printf("  %-18s %11s %5s %18s %18s %8s  %s\n", "layer", "channels", "side", "direct ms (spread)",
+              "winograd ms", "speedup", "auto");
+  nlohmann::json layers = nlohmann::json::array();
+  double direct = 0, winograd = 0, chosen = 0;
+  for (const LayerTiming& t : profile_conv_layers(model, batch, side, static_cast<int>(o.steps))) {
+    const std::string channels = std::to_string(t.step.in_channels) + " -> " + std::to_string(t.step.out_channels);
+    std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %7.2fx  %s\n", t.step.layer.name.c_str(),
+                channels.c_str(), static_cast<long long>(t.step.input_side), t.direct_ms, 100 * t.direct_spread,
+                t.winograd_ms, 100 * t.winograd_spread, t.direct_ms / t.winograd_ms,
+                t.auto_winograd ? "winograd" : "direct");
+    direct += t.direct_ms;
+    winograd += t.winograd_ms;
+    chosen += t.auto_winograd ? t.winograd_ms : t.direct_ms;
+    layers.push_back({{"name", t.step.layer.name}, {"in_channels", t.step.in_channels},
+                      {"out_channels", t.step.out_channels}, {"input_side", t.step.input_side},
+                      {"direct_ms", t.direct_ms}, {"direct_spread", t.direct_spread}, {"winograd_ms", t.winograd_ms},
+                      {"winograd_spread", t.winograd_spread}, {"direct_gflops", t.direct_gflops()},
+                      {"winograd_gflops", t.winograd_gflops()}, {"auto", t.auto_winograd ? "winograd" : "direct"}});
+  }
+  std::printf("  3x3 convolutions in all: direct %.1f ms, Winograd %.1f ms, auto %.1f ms (%.2fx direct)\n", direct,
+              winograd, chosen, direct / chosen);
+  nlohmann::json j = {{"exec_mode", "layers"}, {"model", model}, {"input_size", side}, {"batch_size", batch},
+                      {"rounds", o.steps}, {"cpu_threads", at::get_num_threads()}, {"cpu_flags", vector_flags()},
+                      {"layers", layers}, {"direct_ms", direct}, {"winograd_ms", winograd}, {"auto_ms", chosen}};
+  write_text_atomically(out, json_text(j, 2) + "\n");
+  std::printf("  wrote %s\n", out.c_str());
 }
 
 /// The results on stdout and in the JSON file.
@@ -188,7 +238,7 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
 
 void run_benchmark(const BenchmarkCommand& o) {
   RunContext context = make_run_context(o.runtime);
-  if (!context.leader() && o.mode != Mode::kTrain) return;  // inference and loader benchmarks run in one process
+  if (!context.leader() && o.mode != Mode::kTrain) return;  // inference, loader and layer benchmarks run in one process
   const std::string out = o.output.empty() ? (std::filesystem::path(o.train.model_dir) /
                                               ("benchmark_" + name_of(mode_names(), o.mode) + ".json")).string()
                                            : o.output;
@@ -208,6 +258,7 @@ void run_benchmark(const BenchmarkCommand& o) {
   const double baseline = o.baseline.empty() ? 0.0 : read_baseline_images_per_second(o.baseline);
   ensure_writable_directory(parent(out), "output");
   if (!o.profile.empty()) ensure_writable_directory(parent(o.profile), "profile");
+  if (o.mode == Mode::kLayers) return benchmark_layers(o, o.model, out);
   DataSet data;
   if (!o.synthetic) data = load_data(o.data, o.model.classes());
   UNetOptions model = o.model;
@@ -220,6 +271,7 @@ void run_benchmark(const BenchmarkCommand& o) {
     case Mode::kTrain: stats = benchmark_training(o, context, model, g, train); break;
     case Mode::kPredict: stats = benchmark_inference(o, context, model, g, train); break;
     case Mode::kLoader: stats = benchmark_loader(o, context, model, g, train); break;
+    case Mode::kLayers: break;
   }
   if (context.leader()) report(o, context, model, g, stats, baseline, out);
 }
@@ -231,13 +283,14 @@ void register_benchmark(CLI::App& app) {
   o->train.model_dir = "results";
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed (images/s, latency percentiles)");
   add_choice(*cmd, "--exec-mode,--exec_mode", "exec_mode", o->mode, mode_names(),
-             "train, predict, or loader (the data pipeline alone)");
+             "train, predict, loader (the data pipeline alone), or layers (each 3x3 convolution on the CPU, direct against Winograd; --max-steps rounds)");
   cmd->add_flag("--synthetic", o->synthetic, "Random tensors already on the device instead of the data pipeline");
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->train.batch_size, "Images per batch");
   add_value(*cmd, "--warmup-steps,--warmup_steps", "benchmark.warmup_steps", o->warmup_steps, "Untimed steps first");
   add_value(*cmd, "--max-steps,--max_steps", "benchmark.steps", o->steps, "Timed steps");
   add_switch(*cmd, "--augment", "augment", o->train.augment, "Augment (train and loader modes)");
   add_switch(*cmd, "--cpu-engine", "cpu_engine", o->cpu_engine, "On CPUs: oneDNN's fused convolution + bias + ReLU (predict: also prepacked weights); off: the plain LibTorch path");
+  add_conv_algorithm(*cmd, o->conv_algorithm);
   add_value(*cmd, "--output", "output", o->output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Default location of the JSON output");
   add_value(*cmd, "--baseline", "baseline", o->baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");

@@ -199,7 +199,15 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_switch(app, "--tta", "tta", infer.tta, "Average over the 8 flips and 90-degree rotations");
   add_switch(app, "--cpu-engine", "cpu_engine", infer.cpu_engine,
              "On CPUs: oneDNN with prepacked weights and fused ReLU (fp32, bf16); off: the plain LibTorch path");
+  add_conv_algorithm(app, infer.conv_algorithm);
   add_device_paths(app, infer.channels_last, infer.graphs, infer.fused);
+}
+
+void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
+  add_choice(app, "--conv-algorithm", "conv_algorithm", algorithm, conv_algorithm_names(),
+             "With the CPU engine in float32: how 3x3 convolutions run: auto (Winograd F(4x4,3x3) where it measured "
+             "faster: 128 or more channels in and out, 256 or more on one side), direct (oneDNN's direct kernels), or "
+             "winograd (every 3x3 convolution)");
 }
 
 void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused) {

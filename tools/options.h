@@ -39,6 +39,8 @@ void add_train_options(CLI::App& app, TrainOptions& train);
 void add_inference_options(CLI::App& app, InferenceOptions& infer);
 /// --channels-last, --graphs (alias --xla for on), --fused.
 void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused);
+/// --conv-algorithm auto|direct|winograd (the CPU engine's float32 3x3 convolutions).
+void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm);
 /// --seed (into each of `seeds`; none: no --seed), --device, --precision (--amp for fp16),
 /// --threads, --deterministic, --quiet, and for `training` commands --loader-threads and
 /// --dist-timeout (inference commands neither load batches nor join other ranks).

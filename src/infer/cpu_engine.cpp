@@ -1,14 +1,17 @@
-// The CPU inference path on LibTorch's oneDNN operators: prepacked weights, fused bias + ReLU.
+// The CPU inference path: oneDNN's operators with prepacked weights and fused bias + ReLU, and
+// Winograd F(4x4, 3x3) for the 3x3 convolutions where conv_plan.h says so.
 #include "unet/infer/cpu_engine.h"
 
 #include "unet/model/geometry.h"
 #include "unet/model/onednn_ops.h"
+#include "unet/model/winograd_conv.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
 namespace unet {
-CpuEngine::CpuEngine(UNet model, at::ScalarType dtype) : model_(std::move(model)), dtype_(dtype) {
+CpuEngine::CpuEngine(UNet model, at::ScalarType dtype, ConvAlgorithm algorithm)
+    : model_(std::move(model)), dtype_(dtype), algorithm_(algorithm) {
   if (dtype_ != at::kFloat && dtype_ != at::kBFloat16) throw Error("the CPU engine runs in float32 or bfloat16");
 }
 
@@ -26,42 +29,34 @@ bool CpuEngine::weights_changed() const {
 
 CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
   c10::InferenceMode guard;
-  const UNetOptions& o = model_->options();
   const auto params = model_->named_parameters();
-  const int64_t pad = o.padding() == Padding::kSame ? 1 : 0, shrink = 2 - 2 * pad;
-  const int64_t up_pad = o.up_kernel() == 3 ? 1 : 0;
   Packed p;
-  const int64_t n = shape[0];
-  int64_t side = shape[2], channels = shape[1];
-  auto conv = [&](const std::string& name, bool transpose = false) {
-    const at::Tensor w = params[name + ".weight"].detach().to(dtype_).contiguous();
-    const std::vector<int64_t> input{n, channels, side, side};
-    p.weights.push_back(transpose ? onednn_pack_conv_transpose(w, up_pad, input) : onednn_pack_conv(w, name == "head" ? 0 : pad, input));
-    p.biases.push_back(params[name + ".bias"].detach().to(dtype_).contiguous());
-    channels = transpose ? w.size(1) : w.size(0);
-  };
-  for (int64_t level = 0; level < o.depth(); ++level) {
-    conv("down." + std::to_string(level) + ".conv1");
-    side -= shrink;
-    conv("down." + std::to_string(level) + ".conv2");
-    side = (side - shrink) / 2;
+  const std::vector<ConvStep> steps = conv_steps(model_->options(), shape[2]);
+  winograd_.resize(steps.size());  // one transform per layer, shared by every input shape
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const ConvStep& step = steps[i];
+    Layer layer;
+    const at::Tensor w = params[step.layer.name + ".weight"].detach().to(dtype_).contiguous();
+    layer.bias = params[step.layer.name + ".bias"].detach().to(dtype_).contiguous();
+    layer.padding = step.padding;
+    const std::vector<int64_t> input{shape[0], step.in_channels, step.input_side, step.input_side};
+    if (runs_winograd(algorithm_, step, dtype_)) {
+      if (!winograd_[i].u.defined()) winograd_[i] = winograd_pack(w, layer.bias);
+      layer.winograd = &winograd_[i];
+    } else {
+      layer.weight = step.layer.kind == ConvLayer::kUpSample ? onednn_pack_conv_transpose(w, step.padding, input)
+                                                              : onednn_pack_conv(w, step.padding, input);
+    }
+    p.layers.push_back(std::move(layer));
   }
-  conv("bottleneck.conv1");
-  side -= shrink;
-  conv("bottleneck.conv2");
-  side -= shrink;
-  for (int64_t i = 0; i < o.depth(); ++i) {
-    conv("up_sample." + std::to_string(i), /*transpose=*/true);
-    side *= 2;
-    channels *= 2;  // the skip connection's channels join
-    conv("up." + std::to_string(i) + ".conv1");
-    side -= shrink;
-    conv("up." + std::to_string(i) + ".conv2");
-    side -= shrink;
-  }
-  conv("head");
   ++packings_;
   return p;
+}
+
+int64_t CpuEngine::winograd_layers(const std::vector<int64_t>& shape) {
+  int64_t count = 0;
+  for (const ConvStep& step : conv_steps(model_->options(), shape[2])) count += runs_winograd(algorithm_, step, dtype_);
+  return count;
 }
 
 at::Tensor CpuEngine::forward(const at::Tensor& images) {
@@ -69,6 +64,7 @@ at::Tensor CpuEngine::forward(const at::Tensor& images) {
   output_size(o, images.size(2));  // a legal size, or the error that names the nearest ones
   if (weights_changed()) {
     packed_.clear();
+    winograd_.clear();
     versions_.clear();
     for (const auto& p : model_->parameters()) versions_.emplace_back(p.data_ptr(), p._version());
   }
@@ -77,12 +73,11 @@ at::Tensor CpuEngine::forward(const at::Tensor& images) {
   if (it == packed_.end()) it = packed_.emplace(shape, pack(shape)).first;
   const Packed& p = it->second;
   c10::InferenceMode guard;
-  const int64_t pad = o.padding() == Padding::kSame ? 1 : 0, up_pad = o.up_kernel() == 3 ? 1 : 0;
   size_t k = 0;
   auto conv = [&](const at::Tensor& x, bool relu = true) {
-    const at::Tensor y = onednn_conv(x, p.weights[k], p.biases[k], k + 1 == p.weights.size() ? 0 : pad, relu);
-    ++k;
-    return y;
+    const Layer& l = p.layers[k++];
+    return l.winograd != nullptr ? winograd_conv(x, *l.winograd, l.padding, relu)
+                                  : onednn_conv(x, l.weight, l.bias, l.padding, relu);
   };
   at::Tensor x = images.to(dtype_).contiguous(at::MemoryFormat::ChannelsLast);
   std::vector<at::Tensor> skips;
@@ -93,8 +88,8 @@ at::Tensor CpuEngine::forward(const at::Tensor& images) {
   }
   x = conv(conv(x));
   for (int64_t i = 0; i < o.depth(); ++i) {
-    x = onednn_conv_transpose_relu(x, p.weights[k], p.biases[k], up_pad);
-    ++k;
+    const Layer& up = p.layers[k++];
+    x = onednn_conv_transpose_relu(x, up.weight, up.bias, up.padding);
     x = conv(conv(at::cat({x, centre_crop(skips[skips.size() - 1 - static_cast<size_t>(i)], x)}, 1)));
   }
   return conv(x, /*relu=*/false).to(at::kFloat);

@@ -63,7 +63,7 @@ at::Tensor Predictor::eager_forward(const at::Tensor& x) {
   }
   const bool engine_precision = precision_ == Precision::kFP32 || precision_ == Precision::kTF32 || precision_ == Precision::kBF16;
   if (model_ && cpu_engine_ && device_.is_cpu() && engine_precision && !model_->fused() && CpuEngine::available()) {
-    if (!engine_) engine_ = std::make_shared<CpuEngine>(model_, precision_ == Precision::kBF16 ? at::kBFloat16 : at::kFloat);
+    if (!engine_) engine_ = std::make_shared<CpuEngine>(model_, precision_ == Precision::kBF16 ? at::kBFloat16 : at::kFloat, conv_algorithm_);
     return engine_->forward(x);
   }
   PrecisionScope precision(device_, precision_);
@@ -195,7 +195,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
   objects.neck_ratio = options.split_ratio;
   predictor.use_object_rule(objects);
-  predictor.use_cpu_engine(options.cpu_engine);
+  predictor.use_cpu_engine(options.cpu_engine, options.conv_algorithm);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);
   predictor.use_graphs(options.graphs);

@@ -72,27 +72,6 @@ int64_t int8_weight_levels() {
   return units == "AMX-INT8" || units == "AVX512-VNNI" || units == "AVX-VNNI" ? 127 : 63;
 }
 
-std::vector<ConvLayer> conv_layers(const UNetOptions& o) {
-  std::vector<ConvLayer> layers;
-  for (int64_t level = 0; level < o.depth(); ++level)
-    for (const char* c : {".conv1", ".conv2"}) layers.push_back({"down." + std::to_string(level) + c});
-  layers.push_back({"bottleneck.conv1"});
-  layers.push_back({"bottleneck.conv2"});
-  for (int64_t i = 0; i < o.depth(); ++i) {
-    layers.push_back({"up_sample." + std::to_string(i), ConvLayer::kUpSample});
-    for (const char* c : {".conv1", ".conv2"}) layers.push_back({"up." + std::to_string(i) + c});
-  }
-  layers.push_back({"head", ConvLayer::kHead});
-  return layers;
-}
-
-std::vector<std::pair<size_t, size_t>> concatenated_layers(const UNetOptions& o) {
-  std::vector<std::pair<size_t, size_t>> pairs;
-  const size_t depth = static_cast<size_t>(o.depth());
-  for (size_t i = 0; i < depth; ++i) pairs.emplace_back(2 * depth + 2 + 3 * i, 2 * (depth - 1 - i) + 1);
-  return pairs;
-}
-
 QuantizedWeight quantize_per_channel(const at::Tensor& w, int64_t axis, int64_t levels) {
   const at::Tensor f = w.detach().to(at::kFloat).contiguous();
   std::vector<int64_t> dims;

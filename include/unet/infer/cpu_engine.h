@@ -1,7 +1,10 @@
-// The CPU inference path: prepacked weights and oneDNN convolutions with their ReLU fused.
+// The CPU inference path: prepacked weights, oneDNN convolutions with their ReLU fused, and
+// Winograd F(4x4, 3x3) for the 3x3 convolutions where it is faster.
 #pragma once
 
+#include "unet/model/conv_plan.h"
 #include "unet/model/unet.h"
+#include "unet/model/winograd_conv.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -22,7 +25,8 @@ namespace unet {
 class CpuEngine {
  public:
   /// `dtype`: at::kFloat or at::kBFloat16. `model` stays shared (its weights are read, not copied).
-  CpuEngine(UNet model, at::ScalarType dtype);
+  /// `algorithm`: how the float32 3x3 convolutions run (`runs_winograd` decides per layer).
+  CpuEngine(UNet model, at::ScalarType dtype, ConvAlgorithm algorithm = ConvAlgorithm::kAuto);
 
   /// Whether this LibTorch has the oneDNN operators the engine needs.
   static bool available();
@@ -33,13 +37,23 @@ class CpuEngine {
   /// Times the weights were (re)packed: once per input shape, and again after they change.
   int64_t packings() const { return packings_; }
 
+  /// How many of the convolutions run by Winograd for input `shape` [N, C, S, S].
+  int64_t winograd_layers(const std::vector<int64_t>& shape);
+
  private:
+  struct Layer {
+    at::Tensor weight, bias;  // oneDNN's prepacked weight (undefined for Winograd's layers)
+    const WinogradWeights* winograd = nullptr;  // transformed filters (in winograd_) or null: oneDNN
+    int64_t padding = 0;
+  };
   struct Packed {
-    std::vector<at::Tensor> weights, biases;  // in the forward order of the convolutions
+    std::vector<Layer> layers;  // in the forward order of the convolutions (conv_steps)
   };
   UNet model_;
   at::ScalarType dtype_;
+  ConvAlgorithm algorithm_;
   std::map<std::vector<int64_t>, Packed> packed_;  // by input shape [N, C, H, W]
+  std::vector<WinogradWeights> winograd_;  // by layer, for every shape; kept until the weights change
   std::vector<std::pair<const void*, uint32_t>> versions_;  // parameters' storage and version when packed
   int64_t packings_ = 0;
 

@@ -49,6 +49,8 @@ struct InferenceOptions {
   bool fused = false;
   /// On CPUs: the oneDNN path with prepacked weights and fused ReLU (`CpuEngine`), in fp32 or bf16.
   bool cpu_engine = true;
+  /// With the CPU engine in float32: how the 3x3 convolutions run (direct, Winograd, or auto).
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
   /// The smallest predicted object kept, pixels (0: all); `kAutoObjectArea`: `kSmallObjectFraction`
   /// of the model's training objects' median area (all where its checkpoint records none).
   static constexpr int64_t kAutoObjectArea = -1;
@@ -104,7 +106,11 @@ class Predictor {
   void use_fused(bool on);
   /// On CPUs, run fp32, tf32 (= fp32) and bf16 passes through the `CpuEngine` (on by default; the
   /// plain LibTorch path otherwise, and always for fp16 and exported modules).
-  void use_cpu_engine(bool on) { cpu_engine_ = on; engine_.reset(); }
+  void use_cpu_engine(bool on, ConvAlgorithm algorithm = ConvAlgorithm::kAuto) {
+    cpu_engine_ = on;
+    conv_algorithm_ = algorithm;
+    engine_.reset();
+  }
   /// int8 passes (precision int8) through `engine`, made from this predictor's model and its calibration.
   void use_int8(std::shared_ptr<Int8Engine> engine) { int8_ = std::move(engine); }
   /// While set, every network input is also observed by `calibrator` (its float32 pass) before
@@ -147,6 +153,7 @@ class Predictor {
   Precision precision_ = Precision::kFP32;
   bool graphs_ = false;
   bool cpu_engine_ = true;
+  ConvAlgorithm conv_algorithm_ = ConvAlgorithm::kAuto;
   /// Made at the first CPU pass (shared: predictors are copied).
   std::shared_ptr<CpuEngine> engine_;
   std::shared_ptr<Int8Engine> int8_;

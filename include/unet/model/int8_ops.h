@@ -3,6 +3,7 @@
 // weight quantization, the transposed convolution's sub-pixel form and the u8 max pooling they need.
 #pragma once
 
+#include "unet/model/conv_plan.h"
 #include "unet/model/unet.h"
 
 #include <ATen/core/Tensor.h>
@@ -25,19 +26,6 @@ std::string cpu_int8_units();
 /// The same, from a /proc/cpuinfo flags line (space-separated) and oneDNN's ISA limit as
 /// ONEDNN_MAX_CPU_ISA spells it ("ALL", "AVX2", "AVX512_CORE_VNNI", ...).
 std::string int8_units_for(const std::string& cpu_flags, const std::string& isa_limit);
-
-/// The convolutions of a U-Net in the order its forward pass runs them: every level's two, the
-/// bottleneck's two, each level's up-sampling (a transposed convolution) and two, the 1x1 head.
-/// Their parameters are `name + ".weight"` and `name + ".bias"`.
-struct ConvLayer {
-  std::string name;
-  enum Kind { kConv, kUpSample, kHead } kind = kConv;
-};
-std::vector<ConvLayer> conv_layers(const UNetOptions& options);
-
-/// Pairs (up-sampling layer, skip layer) of `conv_layers` indices whose outputs are concatenated:
-/// in int8 both must share one scale.
-std::vector<std::pair<size_t, size_t>> concatenated_layers(const UNetOptions& options);
 
 /// Activation scales of a quantized U-Net. Every convolution but the head writes u8 after its
 /// ReLU: value = scale * q, zero point 0 (post-ReLU values are never negative). The image is u8

@@ -1,0 +1,29 @@
+// Per-layer timing of a U-Net's 3x3 convolutions on the CPU: oneDNN's direct kernel against
+// Winograd F(4x4, 3x3), the measurements behind `runs_winograd`'s table.
+#pragma once
+
+#include "unet/model/conv_plan.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace unet {
+
+/// One 3x3 convolution's times in milliseconds (median over rounds; spread: (max - min) / median)
+/// with its bias and ReLU, on random float32 channels-last input of the shape the layer sees.
+struct LayerTiming {
+  ConvStep step;
+  int64_t batch = 1;
+  double direct_ms = 0, direct_spread = 0, winograd_ms = 0, winograd_spread = 0;
+  /// Whether `ConvAlgorithm::kAuto` runs this layer by Winograd.
+  bool auto_winograd = false;
+  /// Direct-convolution arithmetic (2 x 9 x C x O x output pixels) per second, in GFLOP/s, for both.
+  double direct_gflops() const;
+  double winograd_gflops() const;
+};
+
+/// Times every 3x3 convolution of `options`' network for input [batch, C, side, side] (side
+/// legal): one untimed call each, then `rounds` rounds alternating direct and Winograd.
+std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds);
+
+}  // namespace unet

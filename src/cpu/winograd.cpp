@@ -1,0 +1,225 @@
+// Winograd F(4x4, 3x3) transforms (see include/unet/cpu/winograd.h for the method).
+//
+// The optimised transforms work on a block of 16 channels of one tile at a time: the 36 input
+// vectors are gathered into a small array, transformed with the matrices' nonzero entries written
+// out (B^T and A^T are sparse, with entries 0, +-1, +-2, +-4, +-5, +-8), and scattered to the 36
+// planes of V (or written to the output's 4x4 pixels). Every inner loop runs over the 16 channels,
+// so the compiler turns it into vector instructions; `UNET_CLONES` builds each function for
+// AVX-512, AVX2 + FMA and plain x86-64, and the dynamic loader picks one for the CPU at start.
+// The references below them loop over the matrices in double, one channel at a time.
+#include "unet/cpu/winograd.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define UNET_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define UNET_CLONES
+#endif
+// Helpers are inlined into each clone, so that they are compiled for its instruction set.
+#define UNET_INLINE [[gnu::always_inline]] inline
+
+namespace unet::cpu {
+namespace {
+
+constexpr int64_t kChannels = 16;  // channels per block: one AVX-512 vector, two AVX2 vectors
+
+// B^T (6x6), G (6x3) and A^T (4x6) of F(4x4, 3x3), with the interpolation points 0, +-1, +-2, inf.
+constexpr double kBT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                              {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
+                             {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                             {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                             {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                             {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                             {0, 0, 1}};
+constexpr double kAT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+
+/// Where tile t's input block starts: image, top row and left column (may be negative: padding).
+struct TileOrigin {
+  int64_t image, row, col;
+};
+
+TileOrigin tile_origin(const WinogradGeometry& g, int64_t t, int64_t shift) {
+  const int64_t per_image = g.tiles_y() * g.tiles_x(), r = t % per_image;
+  return {t / per_image, (r / g.tiles_x()) * kWinogradTile - shift, (r % g.tiles_x()) * kWinogradTile - shift};
+}
+
+/// out[0..5] = B^T in[0..5] for each of the block's channels; `s` is the stride between the six.
+UNET_INLINE void input_1d(const float* in, int64_t s, float* out, int64_t o) {
+  for (int64_t c = 0; c < kChannels; ++c) {
+    const float d0 = in[c], d1 = in[s + c], d2 = in[2 * s + c], d3 = in[3 * s + c], d4 = in[4 * s + c],
+                d5 = in[5 * s + c];
+    out[c] = 4 * d0 - 5 * d2 + d4;
+    out[o + c] = (d3 + d4) - 4 * (d1 + d2);
+    out[2 * o + c] = (d4 - d3) + 4 * (d1 - d2);
+    out[3 * o + c] = (d4 - d2) + 2 * (d3 - d1);
+    out[4 * o + c] = (d4 - d2) - 2 * (d3 - d1);
+    out[5 * o + c] = 4 * d1 - 5 * d3 + d5;
+  }
+}
+
+/// out[0..3] = A^T in[0..5] for each of the block's channels.
+UNET_INLINE void output_1d(const float* in, int64_t s, float* out, int64_t o) {
+  for (int64_t c = 0; c < kChannels; ++c) {
+    const float m0 = in[c], m1 = in[s + c], m2 = in[2 * s + c], m3 = in[3 * s + c], m4 = in[4 * s + c],
+                m5 = in[5 * s + c];
+    const float sum12 = m1 + m2, dif12 = m1 - m2, sum34 = m3 + m4, dif34 = m3 - m4;
+    out[c] = m0 + sum12 + sum34;
+    out[o + c] = dif12 + 2 * dif34;
+    out[2 * o + c] = sum12 + 4 * sum34;
+    out[3 * o + c] = dif12 + 8 * dif34 + m5;
+  }
+}
+
+}  // namespace
+
+UNET_CLONES void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,
+                                          float* v, int64_t plane) {
+  const int64_t C = g.in_channels, row_stride = g.width * C;
+  alignas(64) float d[6 * 6 * kChannels], t[6 * 6 * kChannels], e[6 * 6 * kChannels];
+  for (int64_t i = 0; i < count; ++i) {
+    const TileOrigin o = tile_origin(g, first + i, g.padding);
+    const float* image = x + o.image * g.height * row_stride;
+    const bool inside = o.row >= 0 && o.col >= 0 && o.row + 6 <= g.height && o.col + 6 <= g.width;
+    for (int64_t c0 = 0; c0 < C; c0 += kChannels) {
+      const int64_t n = std::min(kChannels, C - c0);
+      if (inside && n == kChannels) {  // the common case: B^T straight from the image, no gather
+        const float* corner = image + o.row * row_stride + o.col * C + c0;
+        for (int64_t b = 0; b < 6; ++b) input_1d(corner + b * C, row_stride, t + b * kChannels, 6 * kChannels);
+      } else {  // padding, the ragged edge or the last channels: gather with zeros first
+        for (int64_t a = 0; a < 6; ++a) {
+          for (int64_t b = 0; b < 6; ++b) {
+            const int64_t row = o.row + a, col = o.col + b;
+            const bool in = row >= 0 && row < g.height && col >= 0 && col < g.width;
+            const float* src = in ? image + row * row_stride + col * C + c0 : nullptr;
+            float* dst = d + (a * 6 + b) * kChannels;
+            for (int64_t c = 0; c < kChannels; ++c) dst[c] = in && c < n ? src[c] : 0.0f;
+          }
+        }
+        for (int64_t b = 0; b < 6; ++b) input_1d(d + b * kChannels, 6 * kChannels, t + b * kChannels, 6 * kChannels);
+      }
+      for (int64_t a = 0; a < 6; ++a) input_1d(t + a * 6 * kChannels, kChannels, e + a * 6 * kChannels, kChannels);
+      float* dst = v + i * C + c0;
+      if (n == kChannels) {
+        for (int64_t p = 0; p < kWinogradPoints; ++p)
+          for (int64_t c = 0; c < kChannels; ++c) dst[p * plane + c] = e[p * kChannels + c];
+      } else {
+        for (int64_t p = 0; p < kWinogradPoints; ++p)
+          for (int64_t c = 0; c < n; ++c) dst[p * plane + c] = e[p * kChannels + c];
+      }
+    }
+  }
+}
+
+UNET_CLONES void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu,
+                                           const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
+  const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
+  alignas(64) float s[6 * 6 * kChannels], t[4 * 6 * kChannels], r[4 * 4 * kChannels];
+  for (int64_t i = 0; i < count; ++i) {
+    const TileOrigin o = tile_origin(g, first + i, 0);
+    float* image = y + o.image * H * W * O;
+    const bool inside = o.row + 4 <= H && o.col + 4 <= W;
+    for (int64_t c0 = 0; c0 < O; c0 += kChannels) {
+      const int64_t n = std::min(kChannels, O - c0);
+      const float* src = m + i * O + c0;
+      if (n == kChannels) {
+        for (int64_t p = 0; p < kWinogradPoints; ++p)
+          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = src[p * plane + c];
+      } else {
+        for (int64_t p = 0; p < kWinogradPoints; ++p)
+          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = c < n ? src[p * plane + c] : 0.0f;
+      }
+      for (int64_t b = 0; b < 6; ++b) output_1d(s + b * kChannels, 6 * kChannels, t + b * kChannels, 6 * kChannels);
+      for (int64_t a = 0; a < 4; ++a) output_1d(t + a * 6 * kChannels, kChannels, r + a * 4 * kChannels, kChannels);
+      alignas(64) float b[kChannels] = {};
+      if (bias != nullptr)
+        for (int64_t c = 0; c < n; ++c) b[c] = bias[c0 + c];
+      for (int64_t p = 0; p < 16; ++p)
+        for (int64_t c = 0; c < kChannels; ++c) {
+          const float value = r[p * kChannels + c] + b[c];
+          r[p * kChannels + c] = relu ? std::max(value, 0.0f) : value;
+        }
+      for (int64_t a = 0; a < 4; ++a) {
+        for (int64_t k = 0; k < 4; ++k) {
+          if (!inside && (o.row + a >= H || o.col + k >= W)) continue;
+          const float* px = r + (a * 4 + k) * kChannels;
+          float* dst = image + ((o.row + a) * W + o.col + k) * O + c0;
+          if (n == kChannels) {
+            for (int64_t c = 0; c < kChannels; ++c) dst[c] = px[c];
+          } else {
+            for (int64_t c = 0; c < n; ++c) dst[c] = px[c];
+          }
+        }
+      }
+    }
+  }
+}
+
+void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u) {
+  const int64_t plane = in_channels * out_channels;
+  for (int64_t o = 0; o < out_channels; ++o) {
+    for (int64_t c = 0; c < in_channels; ++c) {
+      const float* f = w + (o * in_channels + c) * 9;
+      double gf[6][3] = {};  // G f
+      for (int a = 0; a < 6; ++a)
+        for (int j = 0; j < 3; ++j)
+          for (int k = 0; k < 3; ++k) gf[a][j] += kG[a][k] * f[k * 3 + j];
+      for (int a = 0; a < 6; ++a) {
+        for (int b = 0; b < 6; ++b) {
+          double sum = 0;  // (G f G^T)[a][b]
+          for (int j = 0; j < 3; ++j) sum += gf[a][j] * kG[b][j];
+          u[(a * 6 + b) * plane + c * out_channels + o] = static_cast<float>(sum);
+        }
+      }
+    }
+  }
+}
+
+void winograd_input_transform_reference(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,
+                                        float* v, int64_t plane) {
+  const int64_t C = g.in_channels;
+  for (int64_t i = 0; i < count; ++i) {
+    const TileOrigin o = tile_origin(g, first + i, g.padding);
+    for (int64_t c = 0; c < C; ++c) {
+      double d[6][6];
+      for (int a = 0; a < 6; ++a) {
+        for (int b = 0; b < 6; ++b) {
+          const int64_t row = o.row + a, col = o.col + b;
+          const bool inside = row >= 0 && row < g.height && col >= 0 && col < g.width;
+          d[a][b] = inside ? x[((o.image * g.height + row) * g.width + col) * C + c] : 0.0;
+        }
+      }
+      for (int a = 0; a < 6; ++a) {
+        for (int b = 0; b < 6; ++b) {
+          double sum = 0;  // (B^T d B)[a][b]
+          for (int k = 0; k < 6; ++k)
+            for (int l = 0; l < 6; ++l) sum += kBT[a][k] * d[k][l] * kBT[b][l];
+          v[(a * 6 + b) * plane + i * C + c] = static_cast<float>(sum);
+        }
+      }
+    }
+  }
+}
+
+void winograd_output_transform_reference(const float* m, int64_t plane, const float* bias, bool relu,
+                                         const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
+  const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
+  for (int64_t i = 0; i < count; ++i) {
+    const TileOrigin o = tile_origin(g, first + i, 0);
+    for (int64_t c = 0; c < O; ++c) {
+      for (int a = 0; a < 4; ++a) {
+        for (int b = 0; b < 4; ++b) {
+          if (o.row + a >= H || o.col + b >= W) continue;
+          double sum = bias != nullptr ? bias[c] : 0.0;  // (A^T m A)[a][b] + bias
+          for (int k = 0; k < 6; ++k)
+            for (int l = 0; l < 6; ++l) sum += kAT[a][k] * m[(k * 6 + l) * plane + i * O + c] * kAT[b][l];
+          const double value = relu ? std::max(sum, 0.0) : sum;
+          y[((o.image * H + o.row + a) * W + o.col + b) * O + c] = static_cast<float>(value);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace unet::cpu

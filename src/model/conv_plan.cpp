@@ -1,0 +1,72 @@
+// The forward pass's convolutions, their shapes and their CPU kernels (include/unet/model/conv_plan.h).
+#include "unet/model/conv_plan.h"
+
+#include <algorithm>
+
+namespace unet {
+
+std::vector<ConvLayer> conv_layers(const UNetOptions& o) {
+  std::vector<ConvLayer> layers;
+  for (int64_t level = 0; level < o.depth(); ++level)
+    for (const char* c : {".conv1", ".conv2"}) layers.push_back({"down." + std::to_string(level) + c});
+  layers.push_back({"bottleneck.conv1"});
+  layers.push_back({"bottleneck.conv2"});
+  for (int64_t i = 0; i < o.depth(); ++i) {
+    layers.push_back({"up_sample." + std::to_string(i), ConvLayer::kUpSample});
+    for (const char* c : {".conv1", ".conv2"}) layers.push_back({"up." + std::to_string(i) + c});
+  }
+  layers.push_back({"head", ConvLayer::kHead});
+  return layers;
+}
+
+std::vector<std::pair<size_t, size_t>> concatenated_layers(const UNetOptions& o) {
+  std::vector<std::pair<size_t, size_t>> pairs;
+  const size_t depth = static_cast<size_t>(o.depth());
+  for (size_t i = 0; i < depth; ++i) pairs.emplace_back(2 * depth + 2 + 3 * i, 2 * (depth - 1 - i) + 1);
+  return pairs;
+}
+
+std::vector<ConvStep> conv_steps(const UNetOptions& o, int64_t input_side) {
+  const int64_t pad = o.padding() == Padding::kSame ? 1 : 0, shrink = 2 - 2 * pad;
+  int64_t side = input_side, channels = o.in_channels();
+  std::vector<ConvStep> steps;
+  auto conv = [&](const std::string& name, int64_t out) {
+    steps.push_back({{name}, channels, out, 3, pad, side});
+    channels = out;
+    side -= shrink;
+  };
+  for (int64_t level = 0; level < o.depth(); ++level) {
+    conv("down." + std::to_string(level) + ".conv1", o.filters() << level);
+    conv("down." + std::to_string(level) + ".conv2", o.filters() << level);
+    side /= 2;  // max pooling
+  }
+  conv("bottleneck.conv1", o.filters() << o.depth());
+  conv("bottleneck.conv2", o.filters() << o.depth());
+  for (int64_t i = 0; i < o.depth(); ++i) {
+    const int64_t out = o.filters() << (o.depth() - 1 - i);
+    steps.push_back({{"up_sample." + std::to_string(i), ConvLayer::kUpSample}, channels, out, o.up_kernel(),
+                     o.up_kernel() == 3 ? 1 : 0, side});
+    side *= 2;
+    channels = 2 * out;  // the skip connection's channels join
+    conv("up." + std::to_string(i) + ".conv1", out);
+    conv("up." + std::to_string(i) + ".conv2", out);
+  }
+  steps.push_back({{"head", ConvLayer::kHead}, channels, o.classes(), 1, 0, side});
+  return steps;
+}
+
+const EnumNames<ConvAlgorithm>& conv_algorithm_names() {
+  static const EnumNames<ConvAlgorithm> names = {
+      {"auto", ConvAlgorithm::kAuto}, {"direct", ConvAlgorithm::kDirect}, {"winograd", ConvAlgorithm::kWinograd}};
+  return names;
+}
+
+bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype) {
+  if (algorithm == ConvAlgorithm::kDirect || dtype != at::kFloat) return false;
+  if (step.layer.kind != ConvLayer::kConv || step.kernel != 3) return false;
+  if (algorithm == ConvAlgorithm::kWinograd) return true;
+  return std::min(step.in_channels, step.out_channels) >= kWinogradMinChannels &&
+         std::max(step.in_channels, step.out_channels) >= kWinogradWideChannels;
+}
+
+}  // namespace unet

@@ -1,0 +1,81 @@
+// 3x3 convolutions by Winograd's F(4x4, 3x3) on CPUs (see include/unet/cpu/winograd.h).
+//
+// Why: oneDNN's direct convolutions already run at the matrix-product limit of the CPU, and every
+// peer runtime uses the same kind of kernel, so the only way to be clearly faster is less
+// arithmetic. F(4x4, 3x3) needs 36 multiplications per channel pair for 16 outputs where the
+// direct convolution needs 144. The price is memory traffic: the transformed input and products
+// are 36/16 the size of the activations. So the tiles are processed in blocks: each thread
+// transforms a block of tiles into V [36][T][C], runs the 36 products M[p] = V[p] U[p] as one batched
+// matrix product of LibTorch (`at::bmm_out`: the BLAS it links, single-threaded inside the
+// parallel region), and transforms M [36][T][O] back into the output, while the block is still in
+// cache. Only the filter transform U [36][C][O] is kept between calls.
+#include "unet/model/winograd_conv.h"
+
+#include "unet/cpu/winograd.h"
+#include "unet/runtime/error.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace unet {
+
+WinogradWeights winograd_pack(const at::Tensor& w, const at::Tensor& b) {
+  if (w.dim() != 4 || w.size(2) != 3 || w.size(3) != 3) throw Error("a Winograd convolution takes 3x3 filters");
+  const at::Tensor plain = w.detach().to(at::kCPU, at::kFloat).contiguous();
+  WinogradWeights packed;
+  packed.out_channels = plain.size(0);
+  packed.in_channels = plain.size(1);
+  packed.u = at::empty({cpu::kWinogradPoints, packed.in_channels, packed.out_channels}, plain.options());
+  cpu::winograd_filter_transform(plain.const_data_ptr<float>(), packed.out_channels, packed.in_channels,
+                                 packed.u.mutable_data_ptr<float>());
+  if (b.defined()) packed.bias = b.detach().to(at::kCPU, at::kFloat).contiguous();
+  return packed;
+}
+
+int64_t winograd_block_tiles(int64_t in_channels, int64_t out_channels) {
+  // Measured on the reference network (docs/performance.md): 64 tiles at least, or the deep
+  // layers' products (few tiles, 512-1024 channels) run far below the GEMM's speed; about 1 MiB of
+  // V and M per block, or the wide layers' transforms wait on memory.
+  constexpr int64_t kCacheBytes = 1 << 20, kMinTiles = 64, kMaxTiles = 256;
+  const int64_t bytes_per_tile = cpu::kWinogradPoints * (in_channels + out_channels) * 4;
+  return std::clamp(kCacheBytes / bytes_per_tile, kMinTiles, kMaxTiles);
+}
+
+at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t padding, bool relu) {
+  if (x.dim() != 4 || x.size(1) != w.in_channels) throw Error("a Winograd convolution's input has the wrong channels");
+  cpu::WinogradGeometry g;
+  g.batch = x.size(0);
+  g.in_channels = w.in_channels;
+  g.out_channels = w.out_channels;
+  g.height = x.size(2);
+  g.width = x.size(3);
+  g.padding = padding;
+  if (g.out_height() < 1 || g.out_width() < 1) throw Error("a Winograd convolution's input is smaller than its filter");
+  const at::Tensor input = x.to(at::kFloat).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor y = at::empty({g.batch, g.out_channels, g.out_height(), g.out_width()},
+                           input.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* in = input.const_data_ptr<float>();
+  const float* bias = w.bias.defined() ? w.bias.const_data_ptr<float>() : nullptr;
+  float* out = y.mutable_data_ptr<float>();
+  const int64_t C = g.in_channels, O = g.out_channels, block = winograd_block_tiles(C, O);
+  const int64_t blocks = (g.tiles() + block - 1) / block;
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> v(cpu::kWinogradPoints * block * C), m(cpu::kWinogradPoints * block * O);
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t first = k * block, count = std::min(block, g.tiles() - first);
+      cpu::winograd_input_transform(in, g, first, count, v.data(), count * C);
+      // M[p] [count x O] = V[p] [count x C] U[p] [C x O] for the 36 points: one batched product
+      // (dense operands: with gaps between the points' matrices LibTorch's bmm copies them first).
+      const at::Tensor vt = at::from_blob(v.data(), {cpu::kWinogradPoints, count, C}, input.options());
+      at::Tensor mt = at::from_blob(m.data(), {cpu::kWinogradPoints, count, O}, input.options());
+      at::bmm_out(mt, vt, w.u);
+      cpu::winograd_output_transform(m.data(), count * O, bias, relu, g, first, count, out);
+    }
+  });
+  return y;
+}
+
+}  // namespace unet
