@@ -3,8 +3,10 @@
 
 Runs, in interleaved rounds (every implementation once per round, so that the machine's drift
 hits all of them alike), the reference U-Net at 572x572 on random inputs:
-  unet            `unet benchmark` (oneDNN's fused convolutions, and with --cpu-engine off the
-                  plain LibTorch path; both with the allocator the build links, jemalloc)
+  unet            `unet benchmark` (the CPU engine: oneDNN's fused convolutions and, where it is
+                  faster, Winograd F(4x4,3x3); "unet direct": the engine with --conv-algorithm
+                  direct; "unet plain": --cpu-engine off, the plain LibTorch path; all with the
+                  allocator the build links, jemalloc)
   PyTorch         ../shared/bench/pytorch_reference.py, eager and torch.compile, and eager with
                   jemalloc preloaded as unet configures it ("PyTorch eager+jemalloc": what a
                   PyTorch user tuning the allocator would get; only where libjemalloc is installed)
@@ -74,12 +76,15 @@ def measure(impl, what, prec, bs, args):
     if impl.startswith("unet"):
         mode = "train" if what == "train" else "predict"
         engine = "off" if impl == "unet plain" else "on"
-        if prec == "int8" and engine == "off":
+        if prec == "int8" and impl != "unet":
             return None  # int8 has one path: the engine's oneDNN int8 convolutions
+        if impl == "unet direct" and (prec != "fp32" or what == "train"):
+            return None  # Winograd runs in float32 inference only: elsewhere the same as unet
         out = os.path.join(args.out, f"{impl.replace(' ', '-')}-{what}-{prec}-bs{bs}.json")
         rc, _, err = run([unet, "benchmark", "--exec-mode", mode, "--synthetic", "--device", "cpu", "--precision", prec,
                           "--batch-size", str(bs), "--warmup-steps", str(warmup), "--max-steps", str(iters),
-                          "--cpu-engine", engine, "--output", out, "--quiet"])
+                          "--cpu-engine", engine, "--output", out, "--quiet"]
+                         + (["--conv-algorithm", "direct"] if impl == "unet direct" else []))
         return json.load(open(out))["images_per_second"] if rc == 0 else None
     if impl.startswith("PyTorch"):
         mode = "compile" if "compile" in impl else "eager"
@@ -111,7 +116,7 @@ def main():
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--train-steps", type=int, default=2, help="timed training steps per measurement (after 1 warm-up)")
     ap.add_argument("--infer-steps", type=int, default=3, help="timed forward passes per measurement (after 1 warm-up)")
-    ap.add_argument("--impls", default="unet,unet plain,PyTorch eager,PyTorch eager+jemalloc,PyTorch compile,OpenVINO,ONNX Runtime")
+    ap.add_argument("--impls", default="unet,unet direct,unet plain,PyTorch eager,PyTorch eager+jemalloc,PyTorch compile,OpenVINO,ONNX Runtime")
     ap.add_argument("--unet", default=os.environ.get("UNET", os.path.join(ROOT, "build", "unet")))
     ap.add_argument("--python", default=os.environ.get("PYTHON", os.path.join(ROOT, ".venv", "bin", "python")))
     ap.add_argument("--ref", default=os.environ.get("REF", os.path.join(ROOT, "..", "shared", "bench", "pytorch_reference.py")))
@@ -125,7 +130,7 @@ def main():
     ceilings = {"fp32": [], "bf16": []}
     start = time.time()
     for r in range(args.rounds):
-        for dtype in ceilings:
+        for dtype in [d for d in ceilings if d in args.precisions.split(",")]:  # bf16 takes minutes without AVX-512
             ceilings[dtype].append(ceiling(args.python, "float32" if dtype == "fp32" else "bfloat16"))
         for cell in cells:
             for impl in impls:
@@ -133,7 +138,7 @@ def main():
                 if v is not None:
                     results[(cell, impl)].append(v)
                 print(f"round {r + 1} {cell} {impl}: {v}", file=sys.stderr, flush=True)
-    ceiling_tflops = {d: statistics.median(v) for d, v in ceilings.items()}
+    ceiling_tflops = {d: statistics.median(v) if v else float("nan") for d, v in ceilings.items()}
     print(f"\n{cpu_description()}; {time.strftime('%Y-%m-%d', time.gmtime())}; {args.rounds} interleaved rounds "
           f"({(time.time() - start) / 60:.0f} min); matmul ceiling fp32 {ceiling_tflops['fp32']:.2f}, "
           f"bf16 {ceiling_tflops['bf16']:.2f} TFLOP/s (median)\n")

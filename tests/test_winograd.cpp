@@ -5,6 +5,7 @@
 
 #include "unet/cpu/winograd.h"
 #include "unet/model/winograd_conv.h"
+#include "unet/runtime/precision.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -152,3 +153,15 @@ TEST(Winograd, RefusesWhatItCannotCompute) {
   EXPECT_THROW(winograd_conv(at::zeros({1, 2, 2, 8}), w, 0, true), Error);  // smaller than the filter
 }
 
+
+TEST(Winograd, TransformsRunWithTheWidestInstructionSetTheCpuHas) {
+  // The copy is chosen from the CPU's feature flags, not its model: a CPU with AVX2 and FMA (and
+  // not the full AVX-512 set) must get the AVX2 copy.
+  const std::string isa = cpu::winograd_isa();
+  const bool avx512 = cpu_has_flag("avx512f") && cpu_has_flag("avx512vl") && cpu_has_flag("avx512bw") &&
+                      cpu_has_flag("avx512dq");
+  const bool avx2 = cpu_has_flag("avx2") && cpu_has_flag("fma");
+  if (cpu_flags().empty()) GTEST_SKIP() << "no /proc/cpuinfo flags to compare with";
+  EXPECT_EQ(isa, avx512 ? "AVX-512" : avx2 ? "AVX2+FMA" : "x86-64 (no AVX2)");
+  EXPECT_EQ(std::string(winograd_instruction_set()), isa);
+}

@@ -6,6 +6,7 @@
 #include "runtime/json.h"
 #include "unet/dist/dist.h"
 #include "unet/infer/layer_profile.h"
+#include "unet/model/winograd_conv.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/device.h"
 #include "unet/runtime/files.h"
@@ -161,19 +162,20 @@ std::string vector_flags() {
 void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const std::string& out) {
   const int64_t side = o.train.input_size, batch = o.train.batch_size;
   output_size(model, side);  // legal, or the error naming the nearest sizes
-  std::printf("benchmark layers: %s, input %lld, batch %lld, float32, %lld rounds, %d threads, CPU flags: %s\n",
+  std::printf("benchmark layers: %s, input %lld, batch %lld, float32, %lld rounds, %d threads, CPU flags: %s; "
+              "Winograd transforms: %s\n",
               model.describe().c_str(), static_cast<long long>(side), static_cast<long long>(batch),
-              static_cast<long long>(o.steps), at::get_num_threads(), vector_flags().c_str());
-  std::printf("  %-18s %11s %5s %18s %18s %8s  %s\n", "layer", "channels", "side", "direct ms (spread)",
-              "winograd ms", "speedup", "auto");
+              static_cast<long long>(o.steps), at::get_num_threads(), vector_flags().c_str(), winograd_instruction_set());
+  std::printf("  %-18s %11s %5s %18s %18s %8s %17s  %s\n", "layer", "channels", "side", "direct ms (spread)",
+              "winograd ms", "speedup", "error direct/wino", "auto");
   nlohmann::json layers = nlohmann::json::array();
   double direct = 0, winograd = 0, chosen = 0;
   for (const LayerTiming& t : profile_conv_layers(model, batch, side, static_cast<int>(o.steps))) {
     const std::string channels = std::to_string(t.step.in_channels) + " -> " + std::to_string(t.step.out_channels);
-    std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %7.2fx  %s\n", t.step.layer.name.c_str(),
-                channels.c_str(), static_cast<long long>(t.step.input_side), t.direct_ms, 100 * t.direct_spread,
-                t.winograd_ms, 100 * t.winograd_spread, t.direct_ms / t.winograd_ms,
-                t.auto_winograd ? "winograd" : "direct");
+    std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %7.2fx %8.1e/%8.1e  %s\n",
+                t.step.layer.name.c_str(), channels.c_str(), static_cast<long long>(t.step.input_side), t.direct_ms,
+                100 * t.direct_spread, t.winograd_ms, 100 * t.winograd_spread, t.direct_ms / t.winograd_ms,
+                t.direct_error, t.winograd_error, t.auto_winograd ? "winograd" : "direct");
     direct += t.direct_ms;
     winograd += t.winograd_ms;
     chosen += t.auto_winograd ? t.winograd_ms : t.direct_ms;
@@ -181,12 +183,14 @@ void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const
                       {"out_channels", t.step.out_channels}, {"input_side", t.step.input_side},
                       {"direct_ms", t.direct_ms}, {"direct_spread", t.direct_spread}, {"winograd_ms", t.winograd_ms},
                       {"winograd_spread", t.winograd_spread}, {"direct_gflops", t.direct_gflops()},
-                      {"winograd_gflops", t.winograd_gflops()}, {"auto", t.auto_winograd ? "winograd" : "direct"}});
+                      {"winograd_gflops", t.winograd_gflops()}, {"direct_error", t.direct_error},
+                      {"winograd_error", t.winograd_error}, {"auto", t.auto_winograd ? "winograd" : "direct"}});
   }
   std::printf("  3x3 convolutions in all: direct %.1f ms, Winograd %.1f ms, auto %.1f ms (%.2fx direct)\n", direct,
               winograd, chosen, direct / chosen);
   nlohmann::json j = {{"exec_mode", "layers"}, {"model", model}, {"input_size", side}, {"batch_size", batch},
                       {"rounds", o.steps}, {"cpu_threads", at::get_num_threads()}, {"cpu_flags", vector_flags()},
+                      {"winograd_instruction_set", winograd_instruction_set()},
                       {"layers", layers}, {"direct_ms", direct}, {"winograd_ms", winograd}, {"auto_ms", chosen}};
   write_text_atomically(out, json_text(j, 2) + "\n");
   std::printf("  wrote %s\n", out.c_str());

@@ -206,8 +206,9 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
 void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
   add_choice(app, "--conv-algorithm", "conv_algorithm", algorithm, conv_algorithm_names(),
              "With the CPU engine in float32: how 3x3 convolutions run: auto (Winograd F(4x4,3x3) where it measured "
-             "faster: 128 or more channels in and out, 256 or more on one side), direct (oneDNN's direct kernels), or "
-             "winograd (every 3x3 convolution)");
+             "faster: " + std::to_string(kWinogradMinChannels) + " or more channels in and out, " +
+                 std::to_string(kWinogradWideChannels) +
+                 " or more on one side), direct (oneDNN's direct kernels), or winograd (every 3x3 convolution)");
 }
 
 void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused) {

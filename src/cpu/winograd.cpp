@@ -4,19 +4,23 @@
 // vectors are gathered into a small array, transformed with the matrices' nonzero entries written
 // out (B^T and A^T are sparse, with entries 0, +-1, +-2, +-4, +-5, +-8), and scattered to the 36
 // planes of V (or written to the output's 4x4 pixels). Every inner loop runs over the 16 channels,
-// so the compiler turns it into vector instructions; `UNET_CLONES` builds each function for
-// AVX-512, AVX2 + FMA and plain x86-64, and the dynamic loader picks one for the CPU at start.
+// so the compiler turns it into vector instructions in each of the three copies below.
 // The references below them loop over the matrices in double, one channel at a time.
 #include "unet/cpu/winograd.h"
 
 #include <algorithm>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define UNET_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+// Each optimised transform is one always-inlined body compiled three times, for AVX-512, AVX2 +
+// FMA and plain x86-64 (`UNET_TARGET`), and called through a pointer chosen once from the CPU's
+// feature flags (`__builtin_cpu_supports`; GCC's target_clones would choose by CPU model instead,
+// and take plain code on every CPU it does not name).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define UNET_X86_DISPATCH 1
+#define UNET_TARGET(isa) [[gnu::target(isa)]]
 #else
-#define UNET_CLONES
+#define UNET_TARGET(isa)
 #endif
-// Helpers are inlined into each clone, so that they are compiled for its instruction set.
+// Helpers are inlined into each copy, so that they are compiled for its instruction set.
 #define UNET_INLINE [[gnu::always_inline]] inline
 
 namespace unet::cpu {
@@ -72,10 +76,8 @@ UNET_INLINE void output_1d(const float* in, int64_t s, float* out, int64_t o) {
   }
 }
 
-}  // namespace
-
-UNET_CLONES void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,
-                                          float* v, int64_t plane) {
+UNET_INLINE void input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
+                                 int64_t plane) {
   const int64_t C = g.in_channels, row_stride = g.width * C;
   alignas(64) float d[6 * 6 * kChannels], t[6 * 6 * kChannels], e[6 * 6 * kChannels];
   for (int64_t i = 0; i < count; ++i) {
@@ -112,8 +114,8 @@ UNET_CLONES void winograd_input_transform(const float* x, const WinogradGeometry
   }
 }
 
-UNET_CLONES void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu,
-                                           const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
+UNET_INLINE void output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
+                                  int64_t first, int64_t count, float* y) {
   const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
   alignas(64) float s[6 * 6 * kChannels], t[4 * 6 * kChannels], r[4 * 4 * kChannels];
   for (int64_t i = 0; i < count; ++i) {
@@ -154,6 +156,71 @@ UNET_CLONES void winograd_output_transform(const float* m, int64_t plane, const 
       }
     }
   }
+}
+
+using InputTransform = void (*)(const float*, const WinogradGeometry&, int64_t, int64_t, float*, int64_t);
+using OutputTransform = void (*)(const float*, int64_t, const float*, bool, const WinogradGeometry&, int64_t, int64_t,
+                                 float*);
+
+UNET_TARGET("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+void input_avx512(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
+  input_transform(x, g, first, count, v, plane);
+}
+UNET_TARGET("avx2,fma")
+void input_avx2(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
+  input_transform(x, g, first, count, v, plane);
+}
+void input_plain(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
+  input_transform(x, g, first, count, v, plane);
+}
+UNET_TARGET("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+void output_avx512(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
+                   int64_t first, int64_t count, float* y) {
+  output_transform(m, plane, bias, relu, g, first, count, y);
+}
+UNET_TARGET("avx2,fma")
+void output_avx2(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g, int64_t first,
+                 int64_t count, float* y) {
+  output_transform(m, plane, bias, relu, g, first, count, y);
+}
+void output_plain(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g, int64_t first,
+                  int64_t count, float* y) {
+  output_transform(m, plane, bias, relu, g, first, count, y);
+}
+
+/// The instruction set this CPU runs the transforms with: 2 AVX-512, 1 AVX2 + FMA, 0 plain.
+int isa_level() {
+#ifdef UNET_X86_DISPATCH
+  static const int level = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq"))
+      return 2;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+  }();
+  return level;
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+
+const char* winograd_isa() {
+  static const char* const names[] = {"x86-64 (no AVX2)", "AVX2+FMA", "AVX-512"};
+  return names[isa_level()];
+}
+
+void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
+                              int64_t plane) {
+  static const InputTransform chosen[] = {input_plain, input_avx2, input_avx512};
+  chosen[isa_level()](x, g, first, count, v, plane);
+}
+
+void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
+                               int64_t first, int64_t count, float* y) {
+  static const OutputTransform chosen[] = {output_plain, output_avx2, output_avx512};
+  chosen[isa_level()](m, plane, bias, relu, g, first, count, y);
 }
 
 void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u) {

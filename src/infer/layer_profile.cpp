@@ -1,19 +1,23 @@
 // Per-layer timing, direct against Winograd (include/unet/infer/layer_profile.h).
 //
 // Each layer runs alone on random input of its shape, so the table shows the kernels' own speed;
-// the whole pass (`unet benchmark --exec-mode predict`) adds pooling, concatenation and the
+// the whole pass adds pooling, concatenation and the
 // transposed convolutions. Rounds alternate the two kernels so that the machine's drift (shared
 // machines move by 10-30% within minutes) falls on both alike.
 #include "unet/infer/layer_profile.h"
 
 #include "unet/model/onednn_ops.h"
 #include "unet/model/winograd_conv.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <functional>
+#include <tuple>
 
 namespace unet {
 namespace {
@@ -42,6 +46,7 @@ double LayerTiming::direct_gflops() const { return direct_ms > 0 ? flops(*this) 
 double LayerTiming::winograd_gflops() const { return winograd_ms > 0 ? flops(*this) / winograd_ms / 1e6 : 0.0; }
 
 std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds) {
+  if (rounds < 1 || batch < 1) throw Error("a layer profile needs at least one round and one image");
   c10::InferenceMode guard;
   std::vector<LayerTiming> timings;
   for (const ConvStep& step : conv_steps(options, side)) {
@@ -62,6 +67,12 @@ std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t
       v.push_back(milliseconds(winograd));
     }
     LayerTiming t{step, batch};
+    // Errors against a float64 direct convolution of the same operands.
+    const at::Tensor exact = at::relu(at::conv2d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), 1, step.padding));
+    const double scale = std::max(exact.abs().max().item<double>(), 1e-30);
+    auto error = [&](const at::Tensor& y) { return (y.to(at::kDouble) - exact).abs().max().item<double>() / scale; };
+    t.direct_error = error(onednn_conv(x, packed, b, step.padding, true));
+    t.winograd_error = error(winograd_conv(x, transformed, step.padding, true));
     std::tie(t.direct_ms, t.direct_spread) = summary(d);
     std::tie(t.winograd_ms, t.winograd_spread) = summary(v);
     t.auto_winograd = runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat);

@@ -35,6 +35,8 @@ WinogradWeights winograd_pack(const at::Tensor& w, const at::Tensor& b) {
   return packed;
 }
 
+const char* winograd_instruction_set() { return cpu::winograd_isa(); }
+
 int64_t winograd_block_tiles(int64_t in_channels, int64_t out_channels) {
   // Measured on the reference network (docs/performance.md): 64 tiles at least, or the deep
   // layers' products (few tiles, 512-1024 channels) run far below the GEMM's speed; about 1 MiB of

@@ -10,8 +10,7 @@
 // This part holds the three transforms and their plain references, nothing else: no LibTorch, no
 // threads, no GEMM. Activations are channels-last (NHWC: the channels of a pixel adjacent), the
 // layout LibTorch's CPU engine keeps. Each optimised transform is compiled for AVX-512, AVX2 + FMA
-// and plain x86-64, and the loader picks the clone for the CPU it runs on (GCC's target_clones);
-// the reference beside it is the same arithmetic written for reading, in double, which the tests
+// and plain x86-64, and the copy for the CPU's feature flags is chosen on first use; the reference beside it is the same arithmetic written for reading, in double, which the tests
 // compare with.
 #pragma once
 
@@ -55,6 +54,10 @@ void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t
 /// pixels inside the output are written. `bias` may be null.
 void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                int64_t first, int64_t count, float* y);
+
+/// The instruction set the transforms run with on this CPU: "AVX-512", "AVX2+FMA" or
+/// "x86-64 (no AVX2)".
+const char* winograd_isa();
 
 /// The input and output transforms as plain loops over the matrices B^T and A^T, one channel at a
 /// time, in double: the references the optimised ones are tested against.

@@ -27,6 +27,9 @@ class CpuEngine {
   /// `dtype`: at::kFloat or at::kBFloat16. `model` stays shared (its weights are read, not copied).
   /// `algorithm`: how the float32 3x3 convolutions run (`runs_winograd` decides per layer).
   CpuEngine(UNet model, at::ScalarType dtype, ConvAlgorithm algorithm = ConvAlgorithm::kAuto);
+  /// Not copyable: the packed layers point into this engine's own Winograd weights.
+  CpuEngine(const CpuEngine&) = delete;
+  CpuEngine& operator=(const CpuEngine&) = delete;
 
   /// Whether this LibTorch has the oneDNN operators the engine needs.
   static bool available();

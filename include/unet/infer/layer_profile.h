@@ -15,6 +15,8 @@ struct LayerTiming {
   ConvStep step;
   int64_t batch = 1;
   double direct_ms = 0, direct_spread = 0, winograd_ms = 0, winograd_spread = 0;
+  /// max |y - y64| / max |y64| of each kernel's output against a float64 direct convolution.
+  double direct_error = 0, winograd_error = 0;
   /// Whether `ConvAlgorithm::kAuto` runs this layer by Winograd.
   bool auto_winograd = false;
   /// Direct-convolution arithmetic (2 x 9 x C x O x output pixels) per second, in GFLOP/s, for both.
@@ -23,7 +25,8 @@ struct LayerTiming {
 };
 
 /// Times every 3x3 convolution of `options`' network for input [batch, C, side, side] (side
-/// legal): one untimed call each, then `rounds` rounds alternating direct and Winograd.
+/// legal): one untimed call each, then `rounds` rounds alternating direct and Winograd; then
+/// measures both kernels' errors (random weights scaled as He's initialisation, random input).
 std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds);
 
 }  // namespace unet

@@ -46,7 +46,7 @@ const EnumNames<ConvAlgorithm>& conv_algorithm_names();
 /// Whether `step` runs by Winograd under `algorithm` in `dtype`: never for bfloat16, the
 /// transposed and 1x1 convolutions; for `kAuto`, where both channel counts are at least
 /// `kWinogradMinChannels` and one at least `kWinogradWideChannels`. Measured per layer on the
-/// reference network at 572 (`unet benchmark --exec-mode layers`, docs/performance.md): Winograd
+/// reference network at 572 (the layer benchmark, docs/performance.md): Winograd
 /// 1.3-2.2x direct there, level at 128 -> 128, slower with 64 channels, whose layers are the
 /// largest images and whose transforms then cost more than the products they save.
 bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype);

@@ -25,6 +25,10 @@ WinogradWeights winograd_pack(const at::Tensor& w, const at::Tensor& b);
 /// with the direct convolution within float32 rounding of F(4x4, 3x3) (tests/test_winograd.cpp).
 at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t padding, bool relu);
 
+/// The instruction set Winograd's transforms run with on this CPU: "AVX-512", "AVX2+FMA" or
+/// "x86-64 (no AVX2)" (chosen from the CPU's feature flags).
+const char* winograd_instruction_set();
+
 /// Tiles per block of `winograd_conv` for `in_channels` -> `out_channels`: enough rows (64 at
 /// least) for the matrix products to run near the GEMM's speed, few enough that a block's
 /// transformed input and products (36 x tiles x (C + O) floats) stay near 1 MiB where possible.
