@@ -7,15 +7,7 @@ namespace unet {
 
 std::vector<ConvLayer> conv_layers(const UNetOptions& o) {
   std::vector<ConvLayer> layers;
-  for (int64_t level = 0; level < o.depth(); ++level)
-    for (const char* c : {".conv1", ".conv2"}) layers.push_back({"down." + std::to_string(level) + c});
-  layers.push_back({"bottleneck.conv1"});
-  layers.push_back({"bottleneck.conv2"});
-  for (int64_t i = 0; i < o.depth(); ++i) {
-    layers.push_back({"up_sample." + std::to_string(i), ConvLayer::kUpSample});
-    for (const char* c : {".conv1", ".conv2"}) layers.push_back({"up." + std::to_string(i) + c});
-  }
-  layers.push_back({"head", ConvLayer::kHead});
+  for (const ConvStep& step : conv_steps(o, 0)) layers.push_back(step.layer);  // names need no sizes
   return layers;
 }
 
