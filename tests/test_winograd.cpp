@@ -106,6 +106,17 @@ TEST(Winograd, FilterTransformTimesInputTransformIsTheConvolutionOfOneTile) {
   EXPECT_LT(relative_error(y, expected), 1e-6);
 }
 
+TEST(Winograd, FilterTransformByInputChannelRangesEqualsTheWhole) {
+  at::manual_seed(6);
+  const int64_t out = 5, in = 7;
+  const at::Tensor w = at::randn({out, in, 3, 3});
+  at::Tensor whole = at::empty({cpu::kWinogradPoints, in, out}), parts = at::full_like(whole, 99.0f);
+  cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, whole.mutable_data_ptr<float>());
+  cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, parts.mutable_data_ptr<float>(), 0, 3);
+  cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, parts.mutable_data_ptr<float>(), 3, 4);
+  EXPECT_TRUE(at::equal(whole, parts));
+}
+
 TEST(Winograd, ConvolutionMatchesFloat64DirectOnTheReferenceNetworksLayerShapes) {
   c10::InferenceMode guard;
   at::manual_seed(4);

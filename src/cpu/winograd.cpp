@@ -223,10 +223,12 @@ void winograd_output_transform(const float* m, int64_t plane, const float* bias,
   chosen[isa_level()](m, plane, bias, relu, g, first, count, y);
 }
 
-void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u) {
+void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u, int64_t first_in,
+                               int64_t count_in) {
   const int64_t plane = in_channels * out_channels;
-  for (int64_t o = 0; o < out_channels; ++o) {
-    for (int64_t c = 0; c < in_channels; ++c) {
+  const int64_t end = count_in < 0 ? in_channels : first_in + count_in;
+  for (int64_t c = first_in; c < end; ++c) {
+    for (int64_t o = 0; o < out_channels; ++o) {  // inner: each point's row of U written in order
       const float* f = w + (o * in_channels + c) * 9;
       double gf[6][3] = {};  // G f
       for (int a = 0; a < 6; ++a)

@@ -47,6 +47,7 @@ double LayerTiming::winograd_gflops() const { return winograd_ms > 0 ? flops(*th
 
 std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds) {
   if (rounds < 1 || batch < 1) throw Error("a layer profile needs at least one round and one image");
+  if (!onednn_fusion_available()) throw Error("the layer profile compares with oneDNN's convolutions, which this LibTorch lacks");
   c10::InferenceMode guard;
   std::vector<LayerTiming> timings;
   for (const ConvStep& step : conv_steps(options, side)) {

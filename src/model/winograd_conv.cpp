@@ -18,7 +18,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <vector>
+#include <memory>
 
 namespace unet {
 
@@ -29,8 +29,11 @@ WinogradWeights winograd_pack(const at::Tensor& w, const at::Tensor& b) {
   packed.out_channels = plain.size(0);
   packed.in_channels = plain.size(1);
   packed.u = at::empty({cpu::kWinogradPoints, packed.in_channels, packed.out_channels}, plain.options());
-  cpu::winograd_filter_transform(plain.const_data_ptr<float>(), packed.out_channels, packed.in_channels,
-                                 packed.u.mutable_data_ptr<float>());
+  const float* weights = plain.const_data_ptr<float>();
+  float* u = packed.u.mutable_data_ptr<float>();
+  at::parallel_for(0, packed.in_channels, 16, [&](int64_t begin, int64_t end) {
+    cpu::winograd_filter_transform(weights, packed.out_channels, packed.in_channels, u, begin, end - begin);
+  });
   if (b.defined()) packed.bias = b.detach().to(at::kCPU, at::kFloat).contiguous();
   return packed;
 }
@@ -65,16 +68,18 @@ at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t 
   const int64_t C = g.in_channels, O = g.out_channels, block = winograd_block_tiles(C, O);
   const int64_t blocks = (g.tiles() + block - 1) / block;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> v(cpu::kWinogradPoints * block * C), m(cpu::kWinogradPoints * block * O);
+    // Scratch for V and M, written before it is read: no zero fill.
+    const auto v = std::make_unique_for_overwrite<float[]>(cpu::kWinogradPoints * block * C);
+    const auto m = std::make_unique_for_overwrite<float[]>(cpu::kWinogradPoints * block * O);
     for (int64_t k = begin; k < end; ++k) {
       const int64_t first = k * block, count = std::min(block, g.tiles() - first);
-      cpu::winograd_input_transform(in, g, first, count, v.data(), count * C);
+      cpu::winograd_input_transform(in, g, first, count, v.get(), count * C);
       // M[p] [count x O] = V[p] [count x C] U[p] [C x O] for the 36 points: one batched product
       // (dense operands: with gaps between the points' matrices LibTorch's bmm copies them first).
-      const at::Tensor vt = at::from_blob(v.data(), {cpu::kWinogradPoints, count, C}, input.options());
-      at::Tensor mt = at::from_blob(m.data(), {cpu::kWinogradPoints, count, O}, input.options());
+      const at::Tensor vt = at::from_blob(v.get(), {cpu::kWinogradPoints, count, C}, input.options());
+      at::Tensor mt = at::from_blob(m.get(), {cpu::kWinogradPoints, count, O}, input.options());
       at::bmm_out(mt, vt, w.u);
-      cpu::winograd_output_transform(m.data(), count * O, bias, relu, g, first, count, out);
+      cpu::winograd_output_transform(m.get(), count * O, bias, relu, g, first, count, out);
     }
   });
   return y;

@@ -40,8 +40,10 @@ struct WinogradGeometry {
 
 /// U [36][in_channels][out_channels] = G g G^T for every filter g of w [out][in][3][3] (row-major,
 /// LibTorch's conv2d weight), computed in double over the matrix G and rounded once (done once per
-/// weight change, so it has no faster twin).
-void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u);
+/// weight change, so it has no faster twin). Only input channels first_in .. first_in + count_in - 1
+/// (all with the defaults): disjoint ranges may run on different threads.
+void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u,
+                               int64_t first_in = 0, int64_t count_in = -1);
 
 /// V [36][count][in_channels] = B^T d B for tiles first .. first + count - 1 of x, with `plane`
 /// floats from one point's matrix to the next (at least count x in_channels); pixels outside the
