@@ -30,10 +30,10 @@
 namespace unet::cli {
 namespace {
 
-enum class Mode { kTrain, kPredict, kLoader, kLayers };
+enum class Mode { kTrain, kPredict, kLoader, kLayers, kTrainLayers };
 const EnumNames<Mode>& mode_names() {
   static const EnumNames<Mode> names = {
-      {"train", Mode::kTrain}, {"predict", Mode::kPredict}, {"loader", Mode::kLoader}, {"layers", Mode::kLayers}};
+      {"train", Mode::kTrain}, {"predict", Mode::kPredict}, {"loader", Mode::kLoader}, {"layers", Mode::kLayers}, {"train-layers", Mode::kTrainLayers}};
   return names;
 }
 
@@ -96,6 +96,7 @@ LatencyStats benchmark_training(const BenchmarkCommand& o, RunContext& context, 
                                 const std::vector<Sample>& train) {
   TrainOptions t = o.train;
   t.cpu_fusion = o.cpu_engine;
+  t.conv_algorithm = o.conv_algorithm;
   t.model_dir.clear();
   t.log_dir.clear();
   connect(context, o.runtime.dist_timeout_s);
@@ -158,19 +159,20 @@ std::string vector_flags() {
   return out.empty() ? "unknown" : out;
 }
 
-/// Layers mode: each 3x3 convolution alone, direct against Winograd, on stdout and in the JSON file.
-void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const std::string& out) {
+/// Layers modes: each 3x3 convolution alone (forward, or with `training` forward and backward),
+/// direct against Winograd, on stdout and in the JSON file.
+void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const std::string& out, bool training) {
   const int64_t side = o.train.input_size, batch = o.train.batch_size;
   output_size(model, side);  // legal, or the error naming the nearest sizes
-  std::printf("benchmark layers: %s, input %lld, batch %lld, float32, %lld rounds, %d threads, CPU flags: %s; "
+  std::printf("benchmark %s: %s, input %lld, batch %lld, float32, %lld rounds, %d threads, CPU flags: %s; "
               "Winograd transforms: %s\n",
-              model.describe().c_str(), static_cast<long long>(side), static_cast<long long>(batch),
+              training ? "train-layers (forward + backward)" : "layers (forward)", model.describe().c_str(), static_cast<long long>(side), static_cast<long long>(batch),
               static_cast<long long>(o.steps), at::get_num_threads(), vector_flags().c_str(), winograd_instruction_set());
   std::printf("  %-18s %11s %5s %18s %18s %8s %17s  %s\n", "layer", "channels", "side", "direct ms (spread)",
               "winograd ms", "speedup", "error direct/wino", "auto");
   nlohmann::json layers = nlohmann::json::array();
   double direct = 0, winograd = 0, chosen = 0;
-  for (const LayerTiming& t : profile_conv_layers(model, batch, side, static_cast<int>(o.steps))) {
+  for (const LayerTiming& t : profile_conv_layers(model, batch, side, static_cast<int>(o.steps), training)) {
     const std::string channels = std::to_string(t.step.in_channels) + " -> " + std::to_string(t.step.out_channels);
     std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %7.2fx %8.1e/%8.1e  %s\n",
                 t.step.layer.name.c_str(), channels.c_str(), static_cast<long long>(t.step.input_side), t.direct_ms,
@@ -188,7 +190,7 @@ void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const
   }
   std::printf("  3x3 convolutions in all: direct %.1f ms, Winograd %.1f ms, auto %.1f ms (%.2fx direct)\n", direct,
               winograd, chosen, direct / chosen);
-  nlohmann::json j = {{"exec_mode", "layers"}, {"model", model}, {"input_size", side}, {"batch_size", batch},
+  nlohmann::json j = {{"exec_mode", training ? "train-layers" : "layers"}, {"model", model}, {"input_size", side}, {"batch_size", batch},
                       {"rounds", o.steps}, {"cpu_threads", at::get_num_threads()}, {"cpu_flags", vector_flags()},
                       {"winograd_instruction_set", winograd_instruction_set()},
                       {"layers", layers}, {"direct_ms", direct}, {"winograd_ms", winograd}, {"auto_ms", chosen}};
@@ -262,7 +264,8 @@ void run_benchmark(const BenchmarkCommand& o) {
   const double baseline = o.baseline.empty() ? 0.0 : read_baseline_images_per_second(o.baseline);
   ensure_writable_directory(parent(out), "output");
   if (!o.profile.empty()) ensure_writable_directory(parent(o.profile), "profile");
-  if (o.mode == Mode::kLayers) return benchmark_layers(o, o.model, out);
+  if (o.mode == Mode::kLayers || o.mode == Mode::kTrainLayers)
+    return benchmark_layers(o, o.model, out, o.mode == Mode::kTrainLayers);
   DataSet data;
   if (!o.synthetic) data = load_data(o.data, o.model.classes());
   UNetOptions model = o.model;
@@ -275,7 +278,8 @@ void run_benchmark(const BenchmarkCommand& o) {
     case Mode::kTrain: stats = benchmark_training(o, context, model, g, train); break;
     case Mode::kPredict: stats = benchmark_inference(o, context, model, g, train); break;
     case Mode::kLoader: stats = benchmark_loader(o, context, model, g, train); break;
-    case Mode::kLayers: break;
+    case Mode::kLayers:
+    case Mode::kTrainLayers: break;
   }
   if (context.leader()) report(o, context, model, g, stats, baseline, out);
 }
@@ -287,7 +291,7 @@ void register_benchmark(CLI::App& app) {
   o->train.model_dir = "results";
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed (images/s, latency percentiles)");
   add_choice(*cmd, "--exec-mode,--exec_mode", "exec_mode", o->mode, mode_names(),
-             "train, predict, loader (the data pipeline alone), or layers (each 3x3 convolution on the CPU, direct against Winograd; --max-steps rounds)");
+             "train, predict, loader (the data pipeline alone), layers (each 3x3 convolution on the CPU, direct against Winograd; --max-steps rounds) or train-layers (the same with each convolution's backward)");
   cmd->add_flag("--synthetic", o->synthetic, "Random tensors already on the device instead of the data pipeline");
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->train.batch_size, "Images per batch");
   add_value(*cmd, "--warmup-steps,--warmup_steps", "benchmark.warmup_steps", o->warmup_steps, "Untimed steps first");

@@ -174,6 +174,7 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
              app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced, and an earlier best/ removed)")->get_name());
   add_switch(app, "--cpu-engine", "cpu_fusion", train.cpu_fusion,
              "On CPUs: oneDNN's convolutions with bias and ReLU fused, forward and backward; off: the plain LibTorch path");
+  add_conv_algorithm(app, train.conv_algorithm);
   add_device_paths(app, train.channels_last, train.graphs, train.fused);
 }
 
@@ -206,9 +207,10 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
 void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
   add_choice(app, "--conv-algorithm", "conv_algorithm", algorithm, conv_algorithm_names(),
              "With the CPU engine in float32: how 3x3 convolutions run: auto (Winograd F(4x4,3x3) where it measured "
-             "faster: " + std::to_string(kWinogradMinChannels) + " or more channels in and out, " +
-                 std::to_string(kWinogradWideChannels) +
-                 " or more on one side), direct (oneDNN's direct kernels), or winograd (every 3x3 convolution)");
+             "faster: in inference " + std::to_string(kWinogradMinChannels) + " or more channels in and out and " +
+                 std::to_string(kWinogradWideChannels) + " or more on one side, in training " +
+                 std::to_string(kWinogradTrainMinChannels) +
+                 " or more in and out), direct (oneDNN's direct kernels), or winograd (every 3x3 convolution)");
 }
 
 void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused) {

@@ -6,48 +6,15 @@
 // planes of V (or written to the output's 4x4 pixels). Every inner loop runs over the 16 channels,
 // so the compiler turns it into vector instructions in each of the three copies below.
 // The references below them loop over the matrices in double, one channel at a time.
-#include "unet/cpu/winograd.h"
+#include "winograd_internal.h"
 
 #include <algorithm>
 
-// Each optimised transform is one always-inlined body compiled three times, for AVX-512, AVX2 +
-// FMA and plain x86-64 (`UNET_TARGET`), and called through a pointer chosen once from the CPU's
-// feature flags (`__builtin_cpu_supports`; GCC's target_clones would choose by CPU model instead,
-// and take plain code on every CPU it does not name).
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define UNET_X86_DISPATCH 1
-#define UNET_TARGET(isa) [[gnu::target(isa)]]
-#else
-#define UNET_TARGET(isa)
-#endif
-// Helpers are inlined into each copy, so that they are compiled for its instruction set.
-#define UNET_INLINE [[gnu::always_inline]] inline
-
 namespace unet::cpu {
+
+using namespace detail;
+
 namespace {
-
-constexpr int64_t kChannels = 16;  // channels per block: one AVX-512 vector, two AVX2 vectors
-
-// B^T (6x6), G (6x3) and A^T (4x6) of F(4x4, 3x3), with the interpolation points 0, +-1, +-2, inf.
-constexpr double kBT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-                              {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
-constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
-                             {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                             {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                             {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                             {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                             {0, 0, 1}};
-constexpr double kAT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
-
-/// Where tile t's input block starts: image, top row and left column (may be negative: padding).
-struct TileOrigin {
-  int64_t image, row, col;
-};
-
-TileOrigin tile_origin(const WinogradGeometry& g, int64_t t, int64_t shift) {
-  const int64_t per_image = g.tiles_y() * g.tiles_x(), r = t % per_image;
-  return {t / per_image, (r / g.tiles_x()) * kWinogradTile - shift, (r % g.tiles_x()) * kWinogradTile - shift};
-}
 
 /// out[0..5] = B^T in[0..5] for each of the block's channels; `s` is the stride between the six.
 UNET_INLINE void input_1d(const float* in, int64_t s, float* out, int64_t o) {
@@ -162,23 +129,23 @@ using InputTransform = void (*)(const float*, const WinogradGeometry&, int64_t, 
 using OutputTransform = void (*)(const float*, int64_t, const float*, bool, const WinogradGeometry&, int64_t, int64_t,
                                  float*);
 
-UNET_TARGET("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+UNET_AVX512
 void input_avx512(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
   input_transform(x, g, first, count, v, plane);
 }
-UNET_TARGET("avx2,fma")
+UNET_AVX2
 void input_avx2(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
   input_transform(x, g, first, count, v, plane);
 }
 void input_plain(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
   input_transform(x, g, first, count, v, plane);
 }
-UNET_TARGET("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+UNET_AVX512
 void output_avx512(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                    int64_t first, int64_t count, float* y) {
   output_transform(m, plane, bias, relu, g, first, count, y);
 }
-UNET_TARGET("avx2,fma")
+UNET_AVX2
 void output_avx2(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g, int64_t first,
                  int64_t count, float* y) {
   output_transform(m, plane, bias, relu, g, first, count, y);
@@ -188,8 +155,9 @@ void output_plain(const float* m, int64_t plane, const float* bias, bool relu, c
   output_transform(m, plane, bias, relu, g, first, count, y);
 }
 
-/// The instruction set this CPU runs the transforms with: 2 AVX-512, 1 AVX2 + FMA, 0 plain.
-int isa_level() {
+}  // namespace
+
+int detail::isa_level() {
 #ifdef UNET_X86_DISPATCH
   static const int level = [] {
     __builtin_cpu_init();
@@ -203,8 +171,6 @@ int isa_level() {
   return 0;
 #endif
 }
-
-}  // namespace
 
 const char* winograd_isa() {
   static const char* const names[] = {"x86-64 (no AVX2)", "AVX2+FMA", "AVX-512"};
@@ -221,28 +187,6 @@ void winograd_output_transform(const float* m, int64_t plane, const float* bias,
                                int64_t first, int64_t count, float* y) {
   static const OutputTransform chosen[] = {output_plain, output_avx2, output_avx512};
   chosen[isa_level()](m, plane, bias, relu, g, first, count, y);
-}
-
-void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u, int64_t first_in,
-                               int64_t count_in) {
-  const int64_t plane = in_channels * out_channels;
-  const int64_t end = count_in < 0 ? in_channels : first_in + count_in;
-  for (int64_t c = first_in; c < end; ++c) {
-    for (int64_t o = 0; o < out_channels; ++o) {  // inner: each point's row of U written in order
-      const float* f = w + (o * in_channels + c) * 9;
-      double gf[6][3] = {};  // G f
-      for (int a = 0; a < 6; ++a)
-        for (int j = 0; j < 3; ++j)
-          for (int k = 0; k < 3; ++k) gf[a][j] += kG[a][k] * f[k * 3 + j];
-      for (int a = 0; a < 6; ++a) {
-        for (int b = 0; b < 6; ++b) {
-          double sum = 0;  // (G f G^T)[a][b]
-          for (int j = 0; j < 3; ++j) sum += gf[a][j] * kG[b][j];
-          u[(a * 6 + b) * plane + c * out_channels + o] = static_cast<float>(sum);
-        }
-      }
-    }
-  }
 }
 
 void winograd_input_transform_reference(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,

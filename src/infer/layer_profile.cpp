@@ -17,6 +17,8 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <tuple>
 
 namespace unet {
@@ -45,10 +47,67 @@ double flops(const LayerTiming& t) {
 double LayerTiming::direct_gflops() const { return direct_ms > 0 ? flops(*this) / direct_ms / 1e6 : 0.0; }
 double LayerTiming::winograd_gflops() const { return winograd_ms > 0 ? flops(*this) / winograd_ms / 1e6 : 0.0; }
 
-std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds) {
+namespace {
+
+/// One layer's two inference kernels on x: timed calls and errors (against a float64 direct
+/// convolution).
+struct Kernels {
+  std::function<void()> direct, winograd;
+  std::function<double()> direct_error, winograd_error;
+};
+
+Kernels inference_kernels(const ConvStep& step, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const at::Tensor packed = onednn_pack_conv(w, step.padding, x.sizes().vec());
+  const auto transformed = std::make_shared<WinogradWeights>(winograd_pack(w, b));
+  const at::Tensor exact = at::relu(at::conv2d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), 1, step.padding));
+  const double scale = std::max(exact.abs().max().item<double>(), 1e-30);
+  auto error = [exact, scale](const at::Tensor& y) { return (y.to(at::kDouble) - exact).abs().max().item<double>() / scale; };
+  auto direct = [=] { return onednn_conv(x, packed, b, step.padding, true); };
+  auto winograd = [=] { return winograd_conv(x, *transformed, step.padding, true); };
+  return {[=] { direct(); }, [=] { winograd(); }, [=] { return error(direct()); }, [=] { return error(winograd()); }};
+}
+
+/// The gradients of sum(conv_relu(x, w, b) * r) in x and w: a training step's forward and backward.
+std::pair<at::Tensor, at::Tensor> input_and_filter_gradients(const at::Tensor& x0, const at::Tensor& w0, const at::Tensor& b0,
+                                                             const at::Tensor& r, bool winograd, int64_t padding) {
+  const at::Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_(), b = b0.detach().requires_grad_();
+  const at::Tensor y = winograd   ? winograd_conv_bias_relu(x, w, b, padding)
+                       : x.scalar_type() == at::kDouble ? at::relu(at::conv2d(x, w, b, 1, padding))
+                                                        : onednn_conv_bias_relu(x, w, b, padding);
+  y.backward(r);
+  return {x.grad(), w.grad()};
+}
+
+Kernels training_kernels(const ConvStep& step, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const int64_t out = step.input_side + 2 * step.padding - 2;
+  // The output gradient, zero where the exact output is near 0: there a kernel's rounding could
+  // flip the ReLU's mask and count as an error what is only a tie.
+  const at::Tensor exact = at::conv2d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), 1, step.padding);
+  const at::Tensor clear = exact.abs() > 1e-3 * exact.abs().max();
+  const at::Tensor r = (at::randn({x.size(0), step.out_channels, out, out}) * clear.to(at::kFloat))
+                           .contiguous(at::MemoryFormat::ChannelsLast);
+  const auto [gx, gw] = input_and_filter_gradients(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble),
+                                                   r.to(at::kDouble), false, step.padding);
+  auto error = [gx, gw](bool winograd, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& r,
+                        int64_t padding) {
+    const auto [fx, fw] = input_and_filter_gradients(x, w, b, r, winograd, padding);
+    return std::max((fx.to(at::kDouble) - gx).abs().max().item<double>() / std::max(gx.abs().max().item<double>(), 1e-30),
+                    (fw.to(at::kDouble) - gw).abs().max().item<double>() / std::max(gw.abs().max().item<double>(), 1e-30));
+  };
+  const int64_t p = step.padding;
+  return {[=] { input_and_filter_gradients(x, w, b, r, false, p); },
+          [=] { input_and_filter_gradients(x, w, b, r, true, p); }, [=] { return error(false, x, w, b, r, p); },
+          [=] { return error(true, x, w, b, r, p); }};
+}
+
+}  // namespace
+
+std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds,
+                                             bool training) {
   if (rounds < 1 || batch < 1) throw Error("a layer profile needs at least one round and one image");
   if (!onednn_fusion_available()) throw Error("the layer profile compares with oneDNN's convolutions, which this LibTorch lacks");
-  c10::InferenceMode guard;
+  std::optional<c10::InferenceMode> guard;
+  if (!training) guard.emplace();
   std::vector<LayerTiming> timings;
   for (const ConvStep& step : conv_steps(options, side)) {
     if (step.layer.kind != ConvLayer::kConv) continue;
@@ -56,27 +115,20 @@ std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t
                              .contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor w = at::randn({step.out_channels, step.in_channels, 3, 3}) / std::sqrt(9.0 * step.in_channels);
     const at::Tensor b = at::randn({step.out_channels});
-    const at::Tensor packed = onednn_pack_conv(w, step.padding, x.sizes().vec());
-    const WinogradWeights transformed = winograd_pack(w, b);
-    const auto direct = [&] { onednn_conv(x, packed, b, step.padding, true); };
-    const auto winograd = [&] { winograd_conv(x, transformed, step.padding, true); };
-    direct();
-    winograd();
+    const Kernels k = training ? training_kernels(step, x, w, b) : inference_kernels(step, x, w, b);
+    k.direct();
+    k.winograd();
     std::vector<double> d, v;
     for (int r = 0; r < rounds; ++r) {
-      d.push_back(milliseconds(direct));
-      v.push_back(milliseconds(winograd));
+      d.push_back(milliseconds(k.direct));
+      v.push_back(milliseconds(k.winograd));
     }
-    LayerTiming t{step, batch};
-    // Errors against a float64 direct convolution of the same operands.
-    const at::Tensor exact = at::relu(at::conv2d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), 1, step.padding));
-    const double scale = std::max(exact.abs().max().item<double>(), 1e-30);
-    auto error = [&](const at::Tensor& y) { return (y.to(at::kDouble) - exact).abs().max().item<double>() / scale; };
-    t.direct_error = error(onednn_conv(x, packed, b, step.padding, true));
-    t.winograd_error = error(winograd_conv(x, transformed, step.padding, true));
+    LayerTiming t{step, batch, training};
+    t.direct_error = k.direct_error();
+    t.winograd_error = k.winograd_error();
     std::tie(t.direct_ms, t.direct_spread) = summary(d);
     std::tie(t.winograd_ms, t.winograd_spread) = summary(v);
-    t.auto_winograd = runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat);
+    t.auto_winograd = runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat, training);
     timings.push_back(t);
   }
   return timings;

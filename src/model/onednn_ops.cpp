@@ -8,6 +8,8 @@
 // (`at::relu(conv->forward(x))`) stays the reference the tests compare with.
 #include "unet/model/onednn_ops.h"
 
+#include "unet/model/transposed_conv_grad.h"
+
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -52,6 +54,11 @@ struct ConvBiasReluFunction : public torch::autograd::Function<ConvBiasReluFunct
     // arrive in another (a channel slice of the concatenation's), and this pass reorders it free.
     at::Tensor g = at::empty_like(y);
     at::threshold_backward_out(g, grads[0], y, 0);
+    if (transposed && y.scalar_type() == at::kFloat) {  // the up-sampling: faster than LibTorch's backward
+      auto [gx, gw] = transposed_conv_gradients(g, x, w, p, ctx->needs_input_grad(0), ctx->needs_input_grad(1));
+      const at::Tensor gb = ctx->needs_input_grad(2) ? g.sum({0, 2, 3}) : at::Tensor();
+      return {gx, gw, gb, at::Tensor(), at::Tensor()};
+    }
     const int64_t stride = transposed ? 2 : 1, output_padding = transposed ? p : 0;
     const int64_t channels = transposed ? w.size(1) : w.size(0);
     auto [gx, gw, gb] = at::convolution_backward(
@@ -61,11 +68,11 @@ struct ConvBiasReluFunction : public torch::autograd::Function<ConvBiasReluFunct
   }
 };
 
-at::ScalarType compute_type(const at::Tensor& x) {
+}  // namespace
+
+at::ScalarType cpu_compute_type(const at::Tensor& x) {
   return at::autocast::is_autocast_enabled(at::kCPU) ? at::autocast::get_autocast_dtype(at::kCPU) : x.scalar_type();
 }
-
-}  // namespace
 
 bool onednn_fusion_available() {
   static const bool available = [] {
@@ -115,14 +122,14 @@ at::Tensor onednn_pack_conv_transpose(const at::Tensor& w, int64_t padding, cons
 
 bool onednn_trainable(const at::Tensor& x) {
   if (!x.is_cpu() || !onednn_fusion_available()) return false;
-  const at::ScalarType type = compute_type(x);
+  const at::ScalarType type = cpu_compute_type(x);
   return type == at::kFloat || type == at::kBFloat16;
 }
 
 at::Tensor onednn_conv_bias_relu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t padding,
                                  bool transposed) {
   // What autocast would do for at::conv2d: every operand in the autocast type.
-  const at::ScalarType type = compute_type(x);
+  const at::ScalarType type = cpu_compute_type(x);
   return ConvBiasReluFunction::apply(x.to(type), w.to(type), b.to(type), padding, transposed);
 }
 

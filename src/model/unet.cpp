@@ -1,10 +1,13 @@
 // The U-Net module: contracting path, bottleneck with dropout, expanding path with crop-and-concat.
 #include "unet/model/unet.h"
 
+#include "unet/model/conv_plan.h"
 #include "unet/model/onednn_ops.h"
 #include "unet/model/ops.h"
+#include "unet/model/winograd_conv.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <vector>
 
@@ -53,11 +56,19 @@ at::Tensor DoubleConvImpl::forward(const at::Tensor& x) {
     };
     return conv_relu(conv2_, conv_relu(conv1_, x));
   }
-  if (cpu_fusion_ && onednn_trainable(x)) {
-    const at::Tensor y = onednn_conv_bias_relu(x, conv1_->weight, conv1_->bias, padding_);
-    return onednn_conv_bias_relu(y, conv2_->weight, conv2_->bias, padding_);
-  }
+  if (cpu_fusion_ && onednn_trainable(x)) return cpu_conv_relu(conv2_, cpu_conv_relu(conv1_, x));
   return at::relu(conv2_->forward(at::relu(conv1_->forward(x))));
+}
+
+at::Tensor DoubleConvImpl::cpu_conv_relu(const torch::nn::Conv2d& conv, const at::Tensor& x) const {
+  ConvStep step;  // a 3x3 convolution (ConvLayer::kConv)
+  step.in_channels = conv->weight.size(1);
+  step.out_channels = conv->weight.size(0);
+  step.padding = padding_;
+  step.input_side = x.size(2);
+  if (runs_winograd(algorithm_, step, cpu_compute_type(x), /*training=*/at::GradMode::is_enabled()))
+    return winograd_conv_bias_relu(x, conv->weight, conv->bias, padding_);
+  return onednn_conv_bias_relu(x, conv->weight, conv->bias, padding_);
 }
 
 UNetImpl::UNetImpl(const UNetOptions& options) : options_(options) {
@@ -149,11 +160,11 @@ void use_channels_last(UNetImpl& model) {
   }
 }
 
-void UNetImpl::use_cpu_fusion(bool on) {
+void UNetImpl::use_cpu_fusion(bool on, ConvAlgorithm algorithm) {
   cpu_fusion_ = on && onednn_fusion_available();
-  for (const auto& block : *down_) block->as<DoubleConvImpl>()->use_cpu_fusion(cpu_fusion_);
-  bottleneck_->use_cpu_fusion(cpu_fusion_);
-  for (const auto& block : *up_) block->as<DoubleConvImpl>()->use_cpu_fusion(cpu_fusion_);
+  for (const auto& block : *down_) block->as<DoubleConvImpl>()->use_cpu_fusion(cpu_fusion_, algorithm);
+  bottleneck_->use_cpu_fusion(cpu_fusion_, algorithm);
+  for (const auto& block : *up_) block->as<DoubleConvImpl>()->use_cpu_fusion(cpu_fusion_, algorithm);
 }
 
 int64_t UNetImpl::parameter_count() const {

@@ -68,7 +68,7 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options, 
   if (options_.channels_last) use_channels_last(*model_);
   const bool fused = options_.fused && context_.device.is_cuda();
   if (fused) model_->use_fused(true);
-  model_->use_cpu_fusion(options_.cpu_fusion && context_.device.is_cpu());
+  model_->use_cpu_fusion(options_.cpu_fusion && context_.device.is_cpu(), options_.conv_algorithm);
   optimizer_ = std::make_unique<GraphSafeAdam>(
       model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay),
       options_.schedule);

@@ -7,11 +7,16 @@
 // products, V[p] [tiles x C] times U[p] [C x O], each done by a well-kept GEMM (the caller's): 36
 // multiplications per channel pair and tile instead of the direct convolution's 144.
 //
-// This part holds the three transforms and their plain references, nothing else: no LibTorch, no
-// threads, no GEMM. Activations are channels-last (NHWC: the channels of a pixel adjacent), the
-// layout LibTorch's CPU engine keeps. Each optimised transform is compiled for AVX-512, AVX2 + FMA
-// and plain x86-64, and the copy for the CPU's feature flags is chosen on first use; the reference beside it is the same arithmetic written for reading, in double, which the tests
-// compare with.
+// Training runs the same algorithm backwards: the output gradient's tiles are transformed by A,
+// multiplied by the transposed U[p] (input gradient) or V[p] (filter gradient), and transformed
+// back by B and G^T.
+//
+// This part holds the transforms (three forward, three backward) and their plain references,
+// nothing else: no LibTorch, no threads, no GEMM. Activations are channels-last (NHWC: the
+// channels of a pixel adjacent), the layout LibTorch's CPU engine keeps. Each optimised transform
+// is compiled for AVX-512, AVX2 + FMA and plain x86-64, and the copy for the CPU's feature flags is
+// chosen on first use; the reference beside it is the same arithmetic written for reading, in
+// double, which the tests compare with.
 #pragma once
 
 #include <cstdint>
@@ -39,9 +44,8 @@ struct WinogradGeometry {
 };
 
 /// U [36][in_channels][out_channels] = G g G^T for every filter g of w [out][in][3][3] (row-major,
-/// LibTorch's conv2d weight), computed in double over the matrix G and rounded once (done once per
-/// weight change, so it has no faster twin). Only input channels first_in .. first_in + count_in - 1
-/// (all with the defaults): disjoint ranges may run on different threads.
+/// LibTorch's conv2d weight). Only input channels first_in .. first_in + count_in - 1 (all with the
+/// defaults): disjoint ranges may run on different threads.
 void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u,
                                int64_t first_in = 0, int64_t count_in = -1);
 
@@ -57,15 +61,46 @@ void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t
 void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                int64_t first, int64_t count, float* y);
 
+/// Training's backward pass (the gradients of the three transforms above).
+///
+/// dM [36][count][out_channels] = A dy A^T for tiles first .. first + count - 1 of the output
+/// gradient dy (NHWC, the output's shape), `plane` floats from one point's matrix to the next;
+/// pixels past the output read as zero, and where `y` (the forward output) is given, dy counts
+/// only where y > 0: the gradient through a ReLU. Point 7 (row 1, column 1) of a tile is the sum
+/// of its 16 pixels, so summing it over the tiles gives the bias gradient.
+void winograd_output_gradient_transform(const float* dy, const float* y, const WinogradGeometry& g, int64_t first,
+                                        int64_t count, float* dm, int64_t plane);
+
+/// dx += B dV B^T for tiles first .. first + count - 1: each tile's 6x6 input block receives its
+/// share of the input gradient (dx NHWC, the input's shape); pixels of the padding are dropped.
+/// Blocks of neighbouring tile rows overlap, so calls on tiles of adjacent rows of one image must
+/// not run at the same time (tiles of one row, in one call, are added in order).
+void winograd_input_gradient_transform(const float* dv, int64_t plane, const WinogradGeometry& g, int64_t first,
+                                       int64_t count, float* dx);
+
+/// dw [out][in][3][3] = G^T dU G for every channel pair of dU [36][in_channels][out_channels]:
+/// the filter gradient from the products' gradient. Input channels first_in .. as above.
+void winograd_filter_gradient_transform(const float* du, int64_t out_channels, int64_t in_channels, float* dw,
+                                        int64_t first_in = 0, int64_t count_in = -1);
+
 /// The instruction set the transforms run with on this CPU: "AVX-512", "AVX2+FMA" or
 /// "x86-64 (no AVX2)".
 const char* winograd_isa();
 
-/// The input and output transforms as plain loops over the matrices B^T and A^T, one channel at a
-/// time, in double: the references the optimised ones are tested against.
+/// Every transform above as plain loops over the matrices B^T, G and A^T, one channel at a time,
+/// in double: the references the optimised ones are tested against.
 void winograd_input_transform_reference(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,
                                         float* v, int64_t plane);
 void winograd_output_transform_reference(const float* m, int64_t plane, const float* bias, bool relu,
                                          const WinogradGeometry& g, int64_t first, int64_t count, float* y);
+
+void winograd_filter_transform_reference(const float* w, int64_t out_channels, int64_t in_channels, float* u,
+                                         int64_t first_in = 0, int64_t count_in = -1);
+void winograd_output_gradient_transform_reference(const float* dy, const float* y, const WinogradGeometry& g,
+                                                  int64_t first, int64_t count, float* dm, int64_t plane);
+void winograd_input_gradient_transform_reference(const float* dv, int64_t plane, const WinogradGeometry& g,
+                                                 int64_t first, int64_t count, float* dx);
+void winograd_filter_gradient_transform_reference(const float* du, int64_t out_channels, int64_t in_channels,
+                                                  float* dw, int64_t first_in = 0, int64_t count_in = -1);
 
 }  // namespace unet::cpu

@@ -10,12 +10,16 @@
 namespace unet {
 
 /// One 3x3 convolution's times in milliseconds (median over rounds; spread: (max - min) / median)
-/// with its bias and ReLU, on random float32 channels-last input of the shape the layer sees.
+/// with its bias and ReLU, on random float32 channels-last input of the shape the layer sees: the
+/// forward pass alone, or with `training` the forward and the backward (input, filter and bias
+/// gradients) of a training step.
 struct LayerTiming {
   ConvStep step;
   int64_t batch = 1;
+  bool training = false;
   double direct_ms = 0, direct_spread = 0, winograd_ms = 0, winograd_spread = 0;
-  /// max |y - y64| / max |y64| of each kernel's output against a float64 direct convolution.
+  /// max |y - y64| / max |y64| of each kernel's output against a float64 direct convolution (with
+  /// `training`: the larger of that of the input gradient and of the filter gradient).
   double direct_error = 0, winograd_error = 0;
   /// Whether `ConvAlgorithm::kAuto` runs this layer by Winograd.
   bool auto_winograd = false;
@@ -27,6 +31,9 @@ struct LayerTiming {
 /// Times every 3x3 convolution of `options`' network for input [batch, C, side, side] (side
 /// legal): one untimed call each, then `rounds` rounds alternating direct and Winograd; then
 /// measures both kernels' errors (random weights scaled as He's initialisation, random input).
-std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds);
+/// With `training`, each call is a forward and backward (oneDNN's fused convolution and
+/// LibTorch's convolution backward against `winograd_conv_bias_relu`).
+std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds,
+                                             bool training = false);
 
 }  // namespace unet

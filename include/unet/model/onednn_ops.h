@@ -37,6 +37,10 @@ at::Tensor onednn_pack_conv_transpose(const at::Tensor& w, int64_t padding, cons
 at::Tensor onednn_conv_bias_relu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t padding,
                                  bool transposed = false);
 
+/// The dtype a CPU convolution of `x` computes in: CPU autocast's type where autocast is on,
+/// x's own otherwise.
+at::ScalarType cpu_compute_type(const at::Tensor& x);
+
 /// Whether `onednn_conv_bias_relu` takes `x`: a CPU tensor, float32 or bfloat16 after autocast,
 /// and the operators available.
 bool onednn_trainable(const at::Tensor& x);

@@ -24,6 +24,14 @@ std::string to_string(Padding padding);
 /// Throws `OptionError` (field "padding") for other names.
 Padding parse_padding(const std::string& text);
 
+/// How CPUs compute the 3x3 convolutions in float32, in inference (the CPU engine) and training
+/// (`use_cpu_fusion`). `kDirect`: oneDNN's direct kernels (the paths before Winograd, bit for
+/// bit). `kWinograd`: F(4x4, 3x3) for every 3x3 convolution. `kAuto`: Winograd where it measured
+/// faster (`runs_winograd` in conv_plan.h), direct elsewhere.
+enum class ConvAlgorithm { kAuto, kDirect, kWinograd };
+/// "auto", "direct", "winograd".
+const EnumNames<ConvAlgorithm>& conv_algorithm_names();
+
 /// Architecture of a U-Net. The defaults are the reference network exactly: 1 input channel,
 /// 2 classes, 4 poolings, 64 base filters doubling per level, valid padding, 3x3 stride-2
 /// transposed-convolution up-sampling followed by ReLU, dropout 0.5 on the bottleneck output;
@@ -64,15 +72,23 @@ class DoubleConvImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   /// CUDA inputs: bias-free convolutions followed by the fused bias + ReLU kernel (`ops.h`).
   void use_fused(bool on) { fused_ = on; }
-  /// CPU inputs: each convolution with its bias and ReLU fused by oneDNN (`onednn_ops.h`).
-  void use_cpu_fusion(bool on) { cpu_fusion_ = on; }
+  /// CPU inputs: each convolution with its bias and ReLU fused, by oneDNN (`onednn_ops.h`) or,
+  /// where `runs_winograd` says so for `algorithm`, by Winograd (`winograd_conv_bias_relu`).
+  void use_cpu_fusion(bool on, ConvAlgorithm algorithm = ConvAlgorithm::kAuto) {
+    cpu_fusion_ = on;
+    algorithm_ = algorithm;
+  }
 
  private:
+  /// relu(conv(x)) on the CPU training path, by the kernel `algorithm_` chooses.
+  at::Tensor cpu_conv_relu(const torch::nn::Conv2d& conv, const at::Tensor& x) const;
+
   torch::nn::Conv2d conv1_{nullptr};
   torch::nn::Conv2d conv2_{nullptr};
   int64_t padding_ = 0;
   bool fused_ = false;
   bool cpu_fusion_ = false;
+  ConvAlgorithm algorithm_ = ConvAlgorithm::kAuto;
 };
 TORCH_MODULE(DoubleConv);
 
@@ -92,8 +108,10 @@ class UNetImpl : public torch::nn::Module {
   /// On CPUs, run every convolution and transposed convolution with its bias and ReLU fused into
   /// one oneDNN call, differentiable (`onednn_conv_bias_relu`): the training path of CPUs, where
   /// no weights can be prepacked. Ignored for CUDA inputs and where oneDNN's operators are
-  /// missing (`onednn_fusion_available`). Same results as the plain path within rounding.
-  void use_cpu_fusion(bool on);
+  /// missing (`onednn_fusion_available`). The 3x3 convolutions `runs_winograd` picks for
+  /// `algorithm` (float32 only) run by Winograd F(4x4, 3x3) instead, forward and backward. Same
+  /// results as the plain path within rounding.
+  void use_cpu_fusion(bool on, ConvAlgorithm algorithm = ConvAlgorithm::kAuto);
   bool cpu_fusion() const { return cpu_fusion_; }
 
  private:

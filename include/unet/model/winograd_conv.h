@@ -16,7 +16,7 @@ struct WinogradWeights {
   int64_t in_channels = 0, out_channels = 0;
 };
 
-/// w [O, C, 3, 3], b [O] or undefined (any float dtype; the transform is computed in double).
+/// w [O, C, 3, 3], b [O] or undefined (any float dtype; transformed in float32).
 WinogradWeights winograd_pack(const at::Tensor& w, const at::Tensor& b);
 
 /// relu(conv2d(x, w, b, stride 1, padding)) (without the ReLU when `relu` is false) for x float32
@@ -24,6 +24,14 @@ WinogradWeights winograd_pack(const at::Tensor& w, const at::Tensor& b);
 /// channels-last memory. Tiles are split among LibTorch's intra-op threads. No autograd. Agrees
 /// with the direct convolution within float32 rounding of F(4x4, 3x3) (tests/test_winograd.cpp).
 at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t padding, bool relu);
+
+/// Training on CPUs: relu(conv2d(x, w, b, stride 1, padding)) by Winograd F(4x4, 3x3), float32,
+/// differentiable in x, w and b (src/model/winograd_train.cpp). The filters are transformed on
+/// every call, so they are never stale after an optimiser step. x [N, C, H, W] (any layout;
+/// computed channels-last), w [O, C, 3, 3], b [O]; returns float32 [N, O, H', W'] channels-last.
+/// Agrees with the direct convolution and its gradients within float32 rounding of F(4x4, 3x3)
+/// (tests/test_winograd_train.cpp).
+at::Tensor winograd_conv_bias_relu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t padding);
 
 /// The instruction set Winograd's transforms run with on this CPU: "AVX-512", "AVX2+FMA" or
 /// "x86-64 (no AVX2)" (chosen from the CPU's feature flags).

@@ -5,6 +5,7 @@
 #include "unet/data/loader.h"
 #include "unet/data/weight_map.h"
 #include "unet/model/geometry.h"
+#include "unet/model/unet.h"
 #include "unet/model/scheme.h"
 #include "unet/runtime/context.h"
 #include "unet/train/optimizer.h"
@@ -81,6 +82,9 @@ struct TrainOptions {
   /// On CPUs: every convolution with its bias and ReLU fused by oneDNN, forward and backward
   /// (`UNetImpl::use_cpu_fusion`) instead of the plain LibTorch path.
   bool cpu_fusion = true;
+  /// With `cpu_fusion` in float32: which 3x3 convolutions run by Winograd F(4x4, 3x3), forward
+  /// and backward (`runs_winograd`).
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
 
   /// Throws `OptionError` naming the first field that is out of range.
   void validate() const;
