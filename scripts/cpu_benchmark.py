@@ -78,8 +78,8 @@ def measure(impl, what, prec, bs, args):
         engine = "off" if impl == "unet plain" else "on"
         if prec == "int8" and impl != "unet":
             return None  # int8 has one path: the engine's oneDNN int8 convolutions
-        if impl == "unet direct" and (prec != "fp32" or what == "train"):
-            return None  # Winograd runs in float32 inference only: elsewhere the same as unet
+        if impl == "unet direct" and prec != "fp32":
+            return None  # Winograd runs in float32 only: elsewhere the same as unet
         out = os.path.join(args.out, f"{impl.replace(' ', '-')}-{what}-{prec}-bs{bs}.json")
         rc, _, err = run([unet, "benchmark", "--exec-mode", mode, "--synthetic", "--device", "cpu", "--precision", prec,
                           "--batch-size", str(bs), "--warmup-steps", str(warmup), "--max-steps", str(iters),

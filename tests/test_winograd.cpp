@@ -110,7 +110,7 @@ TEST(Winograd, FilterTransformMatchesItsReference) {
   at::manual_seed(7);
   for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {5, 3}, {16, 2}, {33, 17}}) {
     const at::Tensor w = at::randn({out, in, 3, 3});
-    at::Tensor fast = at::empty({cpu::kWinogradPoints, in, out}), reference = at::empty_like(fast);
+    at::Tensor fast = at::full({cpu::kWinogradPoints, in, out}, 99.0f), reference = at::empty_like(fast);
     cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, fast.mutable_data_ptr<float>());
     cpu::winograd_filter_transform_reference(w.const_data_ptr<float>(), out, in, reference.mutable_data_ptr<float>());
     EXPECT_LT(relative_error(fast, reference), 1e-6) << out << " x " << in;

@@ -14,6 +14,11 @@
 #include "unet/model/winograd_conv.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/function.h>
+
+#include <functional>
+#include <set>
 #include <torch/optim/sgd.h>
 
 using namespace unet;
@@ -150,7 +155,10 @@ TEST(WinogradTraining, ConvolutionAndItsGradientsMatchFloat64Direct) {
     if (c.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor w = at::randn({c.out, c.in, 3, 3}) * (1.0 / std::sqrt(9.0 * c.in)), b = at::randn({c.out}) * 0.1;
     const int64_t oh = c.height + 2 * c.pad - 2, ow = c.width + 2 * c.pad - 2;
-    const at::Tensor r = at::randn({c.batch, c.out, oh, ow});
+    // The output gradient, zero where the exact pre-activation is near 0: there rounding could flip
+    // the ReLU's mask, a tie rather than an error.
+    const at::Tensor pre = at::conv2d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), 1, c.pad);
+    const at::Tensor r = at::randn({c.batch, c.out, oh, ow}) * (pre.abs() > 1e-4 * pre.abs().max()).to(at::kFloat);
     const Gradients fast = gradients(x, w, b, r, c.pad, true), exact = gradients(x, w, b, r, c.pad, false);
     const std::string what = std::to_string(c.in) + " -> " + std::to_string(c.out) + ", " + std::to_string(c.height) +
                              " x " + std::to_string(c.width) + ", padding " + std::to_string(c.pad);
@@ -161,8 +169,7 @@ TEST(WinogradTraining, ConvolutionAndItsGradientsMatchFloat64Direct) {
   }
 }
 
-TEST(WinogradTraining, AutoPicksOnlyDeepFloat32ConvolutionsAndDirectIsTheOneDnnPathBitForBit) {
-  if (!onednn_fusion_available()) GTEST_SKIP() << "this LibTorch lacks oneDNN's fused operators";
+TEST(WinogradTraining, AutoPicksOnlyWideEnoughFloat32Convolutions) {
   const UNetOptions options = UNetOptions().depth(2).filters(64).padding(Padding::kSame);
   std::vector<bool> picked;
   for (const ConvStep& step : conv_steps(options, 64)) picked.push_back(runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat));
@@ -177,19 +184,64 @@ TEST(WinogradTraining, AutoPicksOnlyDeepFloat32ConvolutionsAndDirectIsTheOneDnnP
   EXPECT_EQ(picked, (std::vector<bool>{false, true, true, true, true, true, false, true, true, false, true, true, false}));
   EXPECT_FALSE(runs_winograd(ConvAlgorithm::kAuto, conv_steps(options, 64)[4], at::kBFloat16, true));
 
-  // A net with no layer auto picks trains bit for bit as with direct.
+}
+
+namespace {
+
+/// How many autograd nodes behind `out` are Winograd convolutions.
+int winograd_nodes(const at::Tensor& out) {
+  std::set<const torch::autograd::Node*> seen;
+  int count = 0;
+  std::function<void(const std::shared_ptr<torch::autograd::Node>&)> walk = [&](const auto& node) {
+    if (!node || !seen.insert(node.get()).second) return;
+    count += node->name().find("Winograd") != std::string::npos;
+    for (const auto& edge : node->next_edges()) walk(edge.function);
+  };
+  walk(out.grad_fn());
+  return count;
+}
+
+}  // namespace
+
+TEST(WinogradTraining, EachAlgorithmRunsTheConvolutionsItNames) {
+  if (!onednn_fusion_available()) GTEST_SKIP() << "this LibTorch lacks oneDNN's fused operators";
   at::manual_seed(16);
-  UNet a(UNetOptions().depth(2).filters(8).padding(Padding::kSame)), b(UNetOptions().depth(2).filters(8).padding(Padding::kSame));
-  for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].data().copy_(a->parameters()[i].data());
-  a->use_cpu_fusion(true, ConvAlgorithm::kAuto);
-  b->use_cpu_fusion(true, ConvAlgorithm::kDirect);
-  a->eval();
-  b->eval();
-  const at::Tensor x = at::randn({2, 1, 32, 32});
-  a->forward(x).sum().backward();
-  b->forward(x).sum().backward();
-  for (size_t i = 0; i < a->parameters().size(); ++i)
-    EXPECT_TRUE(at::equal(a->parameters()[i].grad(), b->parameters()[i].grad())) << i;
+  // depth 1, 32 filters: 1 -> 32, 32 -> 32, bottleneck 32 -> 64, 64 -> 64, up 64 -> 32, 32 -> 32.
+  UNet model(UNetOptions().depth(1).filters(32).padding(Padding::kSame));
+  const at::Tensor x = at::randn({1, 1, 16, 16});
+  model->use_cpu_fusion(true, ConvAlgorithm::kAuto);
+  EXPECT_EQ(winograd_nodes(model->forward(x)), 1);  // training: 64 -> 64 only
+  model->use_cpu_fusion(true, ConvAlgorithm::kWinograd);
+  EXPECT_EQ(winograd_nodes(model->forward(x)), 6);
+  model->use_cpu_fusion(true, ConvAlgorithm::kDirect);
+  EXPECT_EQ(winograd_nodes(model->forward(x)), 0);
+  // Under bfloat16 autocast the convolutions compute in bfloat16, which never takes Winograd.
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  const at::ScalarType type = cpu_compute_type(x);
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+  EXPECT_EQ(type, at::kBFloat16);
+  EXPECT_FALSE(runs_winograd(ConvAlgorithm::kWinograd, conv_steps(model->options(), 16)[3], type, true));
+}
+
+TEST(WinogradTraining, GradientsAsWantedAndWithoutBias) {
+  at::manual_seed(19);
+  const at::Tensor x = at::randn({2, 20, 9, 10}), w = at::randn({24, 20, 3, 3}) * 0.1;
+  // Only the filter gradient wanted, no bias: against float64 autograd.
+  const at::Tensor wf = w.clone().requires_grad_(), w64 = w.to(at::kDouble).requires_grad_();
+  const at::Tensor pre = at::conv2d(x.to(at::kDouble), w64.detach(), at::Tensor(), 1, 1);
+  const at::Tensor r = at::randn(pre.sizes()) * (pre.abs() > 1e-4 * pre.abs().max()).to(at::kFloat);
+  (winograd_conv_bias_relu(x, wf, at::Tensor(), 1) * r).sum().backward();
+  (at::relu(at::conv2d(x.to(at::kDouble), w64, at::Tensor(), 1, 1)) * r.to(at::kDouble)).sum().backward();
+  EXPECT_LT(relative_error(wf.grad(), w64.grad()), 5e-5);
+  // Only the input gradient wanted.
+  const at::Tensor xf = x.clone().requires_grad_(), x64 = x.to(at::kDouble).requires_grad_();
+  (winograd_conv_bias_relu(xf, w, at::Tensor(), 1) * r).sum().backward();
+  (at::relu(at::conv2d(x64, w.to(at::kDouble), at::Tensor(), 1, 1)) * r.to(at::kDouble)).sum().backward();
+  EXPECT_LT(relative_error(xf.grad(), x64.grad()), 5e-5);
+  // Without autograd, the forward alone.
+  at::NoGradGuard no_grad;
+  EXPECT_LT(relative_error(winograd_conv_bias_relu(x, w, at::Tensor(), 1), at::relu(pre)), 2e-5);
 }
 
 TEST(WinogradTraining, UNetStepsWithWinogradFollowThePlainPath) {
@@ -207,6 +259,7 @@ TEST(WinogradTraining, UNetStepsWithWinogradFollowThePlainPath) {
   for (int step = 0; step < 4; ++step) {
     for (auto* pair : {&plain_opt, &winograd_opt}) pair->zero_grad();
     const at::Tensor yp = plain->forward(x), yw = winograd->forward(x);
+    EXPECT_EQ(winograd_nodes(yw), 10) << "every 3x3 convolution by Winograd";
     EXPECT_LT(relative_error(yw, yp), 1e-4) << "step " << step;
     ((yp - target) * (yp - target)).sum().backward();
     ((yw - target) * (yw - target)).sum().backward();
@@ -253,5 +306,8 @@ TEST(WinogradTraining, UpSamplingGradientsMatchFloat64Autograd) {
     const auto [none, only_w] = transposed_conv_gradients(g, x, w, p, false, true);
     EXPECT_FALSE(none.defined());
     EXPECT_TRUE(at::equal(only_w, gw));
+    const auto [only_x, no_w] = transposed_conv_gradients(g, x, w, p, true, false);
+    EXPECT_FALSE(no_w.defined());
+    EXPECT_TRUE(at::equal(only_x, gx));
   }
 }

@@ -45,9 +45,9 @@ struct BenchmarkCommand {
   Mode mode = Mode::kTrain;
   /// Random tensors already on the device instead of the data pipeline.
   bool synthetic = false;
-  /// Predict mode on CPUs: the oneDNN engine (`CpuEngine`) or the plain LibTorch path.
+  /// On CPUs: the oneDNN engine (`CpuEngine`; train: the fused training path) or the plain LibTorch path.
   bool cpu_engine = true;
-  /// Predict mode on CPUs: how the engine's float32 3x3 convolutions run.
+  /// On CPUs (predict and train modes): how the float32 3x3 convolutions run.
   ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
   int64_t warmup_steps = 10;
   int64_t steps = 50;

@@ -39,7 +39,9 @@ std::pair<double, double> summary(std::vector<double> times) {
 
 double flops(const LayerTiming& t) {
   const int64_t out = t.step.input_side + 2 * t.step.padding - 2;
-  return 2.0 * 9 * static_cast<double>(t.step.in_channels * t.step.out_channels) * static_cast<double>(t.batch * out * out);
+  const double forward =
+      2.0 * 9 * static_cast<double>(t.step.in_channels * t.step.out_channels) * static_cast<double>(t.batch * out * out);
+  return t.training ? 3 * forward : forward;  // training: the forward and two gradients of its size
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // passes over the largest activations (forward, and a mask pass backward), and the bias is added
 // by the convolution anyway. oneDNN fuses the ReLU into the convolution as a post-op, so the
 // forward writes each activation once; the backward keeps LibTorch's own convolution backward
-// (the same oneDNN kernels as the plain path), after the ReLU's mask. The plain path
+// (the same oneDNN kernels as the plain path), after the ReLU's mask, except for the float32
+// up-sampling, whose gradients `transposed_conv_gradients` computes faster. The plain path
 // (`at::relu(conv->forward(x))`) stays the reference the tests compare with.
 #include "unet/model/onednn_ops.h"
 

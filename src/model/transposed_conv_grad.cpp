@@ -22,8 +22,8 @@ namespace unet {
 std::pair<at::Tensor, at::Tensor> transposed_conv_gradients(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w,
                                                             int64_t padding, bool input_grad, bool weight_grad) {
   const int64_t k = w.size(2);
-  if (w.size(3) != k || k > 3 || padding > 1 || 2 * padding > k)
-    throw Error("the up-sampling's gradients take 2x2 or 3x3 kernels with padding 0 or 1");
+  if (w.size(3) != k || !((k == 2 && padding == 0) || (k == 3 && padding == 1)))
+    throw Error("the up-sampling's gradients take 2x2 kernels without padding or 3x3 kernels with padding 1");
   at::Tensor gx, gw;
   if (input_grad) gx = at::conv2d(g, w, /*bias=*/{}, /*stride=*/2, /*padding=*/padding);
   if (!weight_grad) return {gx, gw};
@@ -34,9 +34,10 @@ std::pair<at::Tensor, at::Tensor> transposed_conv_gradients(const at::Tensor& g,
   at::Tensor grid = at::zeros({N, H + 1, W + 1, C}, f32);
   grid.narrow(1, 0, H).narrow(2, 0, W).copy_(x.permute({0, 2, 3, 1}));
   const at::Tensor xs = grid.view({rows, C});
-  // g padded by p before and enough after for phases of H + 1 rows and W + 1 columns.
-  const at::Tensor gp = at::constant_pad_nd(g.permute({0, 2, 3, 1}), {0, 0, padding, 2 + 2 * W + 2 - 2 * W - padding,
-                                                                     padding, 2 + 2 * H + 2 - 2 * H - padding});
+  // g padded by p before and 2 - p after: 2H + 2 rows and 2W + 2 columns, so that every phase
+  // has H + 1 rows and W + 1 columns.
+  const at::Tensor gp =
+      at::constant_pad_nd(g.permute({0, 2, 3, 1}), {0, 0, padding, 2 - padding, padding, 2 - padding});
   gw = at::empty({C, O, k, k}, f32);
   for (int64_t pa = 0; pa < 2 && pa < k; ++pa) {
     for (int64_t pb = 0; pb < 2 && pb < k; ++pb) {

@@ -9,11 +9,13 @@
 // transform. The filters are transformed on every forward call (the weights change every step),
 // so no transform can go stale. Whole-tensor buffers [36, tiles, channels] are used here, not the
 // inference path's cache-sized blocks, because the filter gradient is a sum over every tile: one
-// product with the tiles as its inner dimension. The layers chosen for Winograd are the deep
-// ones, whose buffers are tens of MB.
+// product with the tiles as its inner dimension. The price is memory during a layer's backward:
+// dM and V are each 36/16 of the layer's output and input (for the reference network's top level
+// at batch 2, about 370 MB each; the whole step's peak rose from 2.8 to 4.0 GiB).
 #include "unet/model/winograd_conv.h"
 
 #include "unet/cpu/winograd.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -116,8 +118,15 @@ struct WinogradConvBiasReluFunction : public torch::autograd::Function<WinogradC
     at::Tensor gx, gw, gb;
     if (ctx->needs_input_grad(2)) gb = dm[7].sum(0);  // point 7 of a tile: the sum of its pixels
     if (!ctx->needs_input_grad(0) && !ctx->needs_input_grad(1)) return {gx, gw, gb, at::Tensor()};
-    at::Tensor v = input_points(x, g);  // recomputed: cheaper than keeping 2.25x the input per layer
-    if (ctx->needs_input_grad(1)) gw = filter_gradient(at::bmm(v.transpose(1, 2), dm), g.out_channels, g.in_channels);
+    // V recomputed for the filter gradient (cheaper than keeping 2.25x the input per layer); its
+    // buffer then takes dV.
+    at::Tensor v = ctx->needs_input_grad(1) ? input_points(x, g) : at::empty({kPoints, g.tiles(), g.in_channels}, dm.options());
+    if (ctx->needs_input_grad(1)) {
+      // Products into float32 buffers (bmm_out): no autocast where backward() runs inside one.
+      at::Tensor du = at::empty({kPoints, g.in_channels, g.out_channels}, dm.options());
+      at::bmm_out(du, v.transpose(1, 2), dm);
+      gw = filter_gradient(du, g.out_channels, g.in_channels);
+    }
     if (ctx->needs_input_grad(0)) {
       at::bmm_out(v, dm, u.transpose(1, 2));  // dV into V's buffer: same shape, V no longer needed
       gx = input_gradient(v, g, x.options());
@@ -129,6 +138,7 @@ struct WinogradConvBiasReluFunction : public torch::autograd::Function<WinogradC
 }  // namespace
 
 at::Tensor winograd_conv_bias_relu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t padding) {
+  if (!x.is_cpu() || !w.is_cpu()) throw Error("a Winograd convolution runs on the CPU");
   // An undefined bias as zeros: autograd's custom functions need defined inputs.
   const at::Tensor bias = b.defined() ? b : at::zeros({w.size(0)}, w.options());
   return WinogradConvBiasReluFunction::apply(x.to(at::kFloat), w, bias, padding);

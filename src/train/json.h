@@ -31,7 +31,7 @@ inline nlohmann::json training_record(const TrainOptions& t, const RunContext& c
           {"lr_schedule", t.schedule.to_string()},
           {"fused", t.fused && c.device.is_cuda()},
           {"cpu_fusion", t.cpu_fusion && c.device.is_cpu()},
-          {"conv_algorithm", name_of(conv_algorithm_names(), t.conv_algorithm)},
+          {"conv_algorithm", t.cpu_fusion && c.device.is_cpu() ? name_of(conv_algorithm_names(), t.conv_algorithm) : "none"},
           {"border_weights", t.border_weights},
           {"border_w0", t.weight_map.w0},
           {"border_sigma", t.weight_map.sigma},

@@ -23,7 +23,8 @@ struct LayerTiming {
   double direct_error = 0, winograd_error = 0;
   /// Whether `ConvAlgorithm::kAuto` runs this layer by Winograd.
   bool auto_winograd = false;
-  /// Direct-convolution arithmetic (2 x 9 x C x O x output pixels) per second, in GFLOP/s, for both.
+  /// Direct-convolution arithmetic (2 x 9 x C x O x output pixels; three times that with
+  /// `training`: the forward and the input and filter gradients) per second, in GFLOP/s, for both.
   double direct_gflops() const;
   double winograd_gflops() const;
 };

@@ -31,7 +31,8 @@ at::Tensor onednn_pack_conv_transpose(const at::Tensor& w, int64_t padding, cons
 /// relu(conv_transpose2d(x, w, b, stride 2, padding, output padding = padding))) with the bias
 /// and ReLU inside oneDNN's convolution: one call and one activation forward instead of three
 /// passes. Backward: the ReLU's mask, then the convolution's gradients in one
-/// `at::convolution_backward` (input, weight and bias, as needed). Differentiable in x, w, b.
+/// `at::convolution_backward` (input, weight and bias, as needed), or for a float32 transposed
+/// convolution `transposed_conv_gradients`. Differentiable in x, w, b.
 /// Under CPU autocast it computes in the autocast type, as at::conv2d would; float32 and
 /// bfloat16 only (`onednn_trainable`). Matches the plain path within rounding.
 at::Tensor onednn_conv_bias_relu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t padding,

@@ -25,8 +25,8 @@ std::string to_string(Padding padding);
 Padding parse_padding(const std::string& text);
 
 /// How CPUs compute the 3x3 convolutions in float32, in inference (the CPU engine) and training
-/// (`use_cpu_fusion`). `kDirect`: oneDNN's direct kernels (the paths before Winograd, bit for
-/// bit). `kWinograd`: F(4x4, 3x3) for every 3x3 convolution. `kAuto`: Winograd where it measured
+/// (`use_cpu_fusion`). `kDirect`: oneDNN's direct kernels (in inference the engine before
+/// Winograd, bit for bit). `kWinograd`: F(4x4, 3x3) for every 3x3 convolution. `kAuto`: Winograd where it measured
 /// faster (`runs_winograd` in conv_plan.h), direct elsewhere.
 enum class ConvAlgorithm { kAuto, kDirect, kWinograd };
 /// "auto", "direct", "winograd".
