@@ -27,34 +27,23 @@ at::Tensor direct64(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
   return relu ? at::relu(y) : y;
 }
 
-cpu::WinogradGeometry geometry(int64_t batch, int64_t height, int64_t width, int64_t in, int64_t out, int64_t pad) {
-  cpu::WinogradGeometry g;
-  g.batch = batch;
-  g.height = height;
-  g.width = width;
-  g.in_channels = in;
-  g.out_channels = out;
-  g.padding = pad;
-  return g;
-}
-
 }  // namespace
 
 TEST(Winograd, GeometryCountsTilesOverTheRaggedEdge) {
-  const cpu::WinogradGeometry g = geometry(2, 11, 7, 3, 5, 0);  // output 9 x 5
+  const cpu::WinogradGeometry g{2, 11, 7, 3, 5, 0};  // output 9 x 5
   EXPECT_EQ(g.out_height(), 9);
   EXPECT_EQ(g.out_width(), 5);
   EXPECT_EQ(g.tiles_y(), 3);
   EXPECT_EQ(g.tiles_x(), 2);
   EXPECT_EQ(g.tiles(), 12);
-  EXPECT_EQ(geometry(1, 8, 8, 1, 1, 1).tiles(), 4);  // same padding: 8 x 8 output
+  EXPECT_EQ((cpu::WinogradGeometry{1, 8, 8, 1, 1, 1}.tiles()), 4);  // same padding: 8 x 8 output
 }
 
 TEST(Winograd, InputTransformMatchesItsReference) {
   at::manual_seed(1);
   for (const int64_t channels : {1, 3, 16, 17, 40}) {
     for (const int64_t pad : {0, 1}) {
-      const cpu::WinogradGeometry g = geometry(2, 13, 10, channels, 1, pad);
+      const cpu::WinogradGeometry g{2, 13, 10, channels, 1, pad};
       const at::Tensor x = at::randn({g.batch, g.height, g.width, channels});  // NHWC
       // A block in the middle of the tile list, crossing from the first image into the second.
       const int64_t first = g.tiles() / 2 - 3, count = 7;
@@ -73,7 +62,7 @@ TEST(Winograd, OutputTransformMatchesItsReferenceAndWritesOnlyInsideTheOutput) {
   at::manual_seed(2);
   for (const int64_t channels : {1, 5, 16, 33}) {
     for (const bool relu : {false, true}) {
-      const cpu::WinogradGeometry g = geometry(2, 9, 12, 1, channels, 0);  // output 7 x 10: ragged both ways
+      const cpu::WinogradGeometry g{2, 9, 12, 1, channels, 0};  // output 7 x 10: ragged both ways
       const int64_t plane = g.tiles() * channels + 3;
       const at::Tensor m = at::randn({cpu::kWinogradPoints, plane});
       const at::Tensor bias = at::randn({channels});
@@ -95,7 +84,7 @@ TEST(Winograd, FilterTransformTimesInputTransformIsTheConvolutionOfOneTile) {
   // 4x4 valid convolution.
   at::manual_seed(3);
   const at::Tensor d = at::randn({1, 6, 6, 1}), w = at::randn({1, 1, 3, 3});
-  const cpu::WinogradGeometry g = geometry(1, 6, 6, 1, 1, 0);
+  const cpu::WinogradGeometry g{1, 6, 6, 1, 1, 0};
   at::Tensor u = at::empty({cpu::kWinogradPoints, 1, 1}), v = at::empty_like(u), y = at::empty({1, 4, 4, 1});
   cpu::winograd_filter_transform(w.const_data_ptr<float>(), 1, 1, u.mutable_data_ptr<float>());
   cpu::winograd_input_transform_reference(d.const_data_ptr<float>(), g, 0, 1, v.mutable_data_ptr<float>(), 1);
@@ -174,7 +163,6 @@ TEST(Winograd, RefusesWhatItCannotCompute) {
   EXPECT_THROW(winograd_conv(at::zeros({1, 3, 8, 8}), w, 0, true), Error);  // channels
   EXPECT_THROW(winograd_conv(at::zeros({1, 2, 2, 8}), w, 0, true), Error);  // smaller than the filter
 }
-
 
 TEST(Winograd, TransformsRunWithTheWidestInstructionSetTheCpuHas) {
   // The copy is chosen from the CPU's feature flags, not its model: a CPU with AVX2 and FMA (and

@@ -30,17 +30,6 @@ double relative_error(const at::Tensor& a, const at::Tensor& b) {
   return (x - y).abs().max().item<double>() / std::max(1e-3, y.abs().max().item<double>());
 }
 
-cpu::WinogradGeometry geometry(int64_t batch, int64_t height, int64_t width, int64_t in, int64_t out, int64_t pad) {
-  cpu::WinogradGeometry g;
-  g.batch = batch;
-  g.height = height;
-  g.width = width;
-  g.in_channels = in;
-  g.out_channels = out;
-  g.padding = pad;
-  return g;
-}
-
 /// The gradients of sum(relu(conv2d(x, w, b)) * r) in x, w and b: by Winograd, and in float64 by
 /// the direct convolution.
 struct Gradients {
@@ -62,7 +51,7 @@ TEST(WinogradTraining, OutputGradientTransformMatchesItsReferenceWithAndWithoutT
   at::manual_seed(11);
   for (const int64_t channels : {1, 5, 16, 33}) {
     for (const bool masked : {false, true}) {
-      const cpu::WinogradGeometry g = geometry(2, 9, 12, 1, channels, 0);  // output 7 x 10: ragged both ways
+      const cpu::WinogradGeometry g{2, 9, 12, 1, channels, 0};  // output 7 x 10: ragged both ways
       const at::Tensor dy = at::randn({g.batch, g.out_height(), g.out_width(), channels});
       const at::Tensor y = at::randn_like(dy);
       const float* mask = masked ? y.const_data_ptr<float>() : nullptr;
@@ -81,7 +70,7 @@ TEST(WinogradTraining, InputGradientTransformAddsLikeItsReferenceAndSkipsThePadd
   at::manual_seed(12);
   for (const int64_t channels : {1, 3, 16, 40}) {
     for (const int64_t pad : {0, 1}) {
-      const cpu::WinogradGeometry g = geometry(2, 13, 10, channels, 1, pad);
+      const cpu::WinogradGeometry g{2, 13, 10, channels, 1, pad};
       const int64_t plane = g.tiles() * channels + 5;
       const at::Tensor dv = at::randn({cpu::kWinogradPoints, plane});
       const at::Tensor start = at::randn({g.batch, g.height, g.width, channels});  // added to, not replaced
@@ -116,7 +105,7 @@ TEST(WinogradTraining, ForwardTransformsTransposedAreTheBackwardOnes) {
   // references: the backward really is the forward's gradient (here with one filter and one tile
   // row per image, ragged and padded).
   at::manual_seed(14);
-  const cpu::WinogradGeometry g = geometry(2, 7, 9, 3, 2, 1);
+  const cpu::WinogradGeometry g{2, 7, 9, 3, 2, 1};
   const int64_t T = g.tiles(), C = g.in_channels, O = g.out_channels;
   const at::Tensor x = at::randn({g.batch, g.height, g.width, C}), dv = at::randn({cpu::kWinogradPoints, T * C});
   at::Tensor v = at::empty_like(dv), dx = at::zeros_like(x);

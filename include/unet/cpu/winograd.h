@@ -33,7 +33,7 @@ inline constexpr int64_t kWinogradPoints = 36;
 /// are numbered image by image, row by row: tile t is image t / (tiles_y * tiles_x), tile row
 /// (t / tiles_x) % tiles_y, tile column t % tiles_x. Tiles past the output's ragged right and
 /// bottom edges are computed from zeros and not written.
-struct WinogradGeometry {
+struct WinogradGeometry {  // an aggregate: WinogradGeometry{batch, height, width, in, out, padding}
   int64_t batch = 1, height = 0, width = 0, in_channels = 0, out_channels = 0, padding = 0;
 
   int64_t out_height() const { return height + 2 * padding - 2; }
