@@ -125,36 +125,6 @@ UNET_INLINE void output_transform(const float* m, int64_t plane, const float* bi
   }
 }
 
-using InputTransform = void (*)(const float*, const WinogradGeometry&, int64_t, int64_t, float*, int64_t);
-using OutputTransform = void (*)(const float*, int64_t, const float*, bool, const WinogradGeometry&, int64_t, int64_t,
-                                 float*);
-
-UNET_AVX512
-void input_avx512(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
-  input_transform(x, g, first, count, v, plane);
-}
-UNET_AVX2
-void input_avx2(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
-  input_transform(x, g, first, count, v, plane);
-}
-void input_plain(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v, int64_t plane) {
-  input_transform(x, g, first, count, v, plane);
-}
-UNET_AVX512
-void output_avx512(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
-                   int64_t first, int64_t count, float* y) {
-  output_transform(m, plane, bias, relu, g, first, count, y);
-}
-UNET_AVX2
-void output_avx2(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g, int64_t first,
-                 int64_t count, float* y) {
-  output_transform(m, plane, bias, relu, g, first, count, y);
-}
-void output_plain(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g, int64_t first,
-                  int64_t count, float* y) {
-  output_transform(m, plane, bias, relu, g, first, count, y);
-}
-
 }  // namespace
 
 int detail::isa_level() {
@@ -179,14 +149,12 @@ const char* winograd_isa() {
 
 void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
                               int64_t plane) {
-  static const InputTransform chosen[] = {input_plain, input_avx2, input_avx512};
-  chosen[isa_level()](x, g, first, count, v, plane);
+  run_for_isa<input_transform>(x, g, first, count, v, plane);
 }
 
 void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                int64_t first, int64_t count, float* y) {
-  static const OutputTransform chosen[] = {output_plain, output_avx2, output_avx512};
-  chosen[isa_level()](m, plane, bias, relu, g, first, count, y);
+  run_for_isa<output_transform>(m, plane, bias, relu, g, first, count, y);
 }
 
 void winograd_input_transform_reference(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,

@@ -81,27 +81,6 @@ UNET_INLINE void filter_gradient_transform(const float* du, int64_t O, int64_t C
   }
 }
 
-using FilterKernel = void (*)(const float*, int64_t, int64_t, float*, int64_t, int64_t);
-
-UNET_AVX512 void filter_avx512(const float* w, int64_t O, int64_t C, float* u, int64_t first, int64_t end) {
-  filter_transform(w, O, C, u, first, end);
-}
-UNET_AVX2 void filter_avx2(const float* w, int64_t O, int64_t C, float* u, int64_t first, int64_t end) {
-  filter_transform(w, O, C, u, first, end);
-}
-void filter_plain(const float* w, int64_t O, int64_t C, float* u, int64_t first, int64_t end) {
-  filter_transform(w, O, C, u, first, end);
-}
-UNET_AVX512 void filter_gradient_avx512(const float* du, int64_t O, int64_t C, float* dw, int64_t first, int64_t end) {
-  filter_gradient_transform(du, O, C, dw, first, end);
-}
-UNET_AVX2 void filter_gradient_avx2(const float* du, int64_t O, int64_t C, float* dw, int64_t first, int64_t end) {
-  filter_gradient_transform(du, O, C, dw, first, end);
-}
-void filter_gradient_plain(const float* du, int64_t O, int64_t C, float* dw, int64_t first, int64_t end) {
-  filter_gradient_transform(du, O, C, dw, first, end);
-}
-
 int64_t range_end(int64_t in_channels, int64_t first_in, int64_t count_in) {
   return count_in < 0 ? in_channels : first_in + count_in;
 }
@@ -110,14 +89,13 @@ int64_t range_end(int64_t in_channels, int64_t first_in, int64_t count_in) {
 
 void winograd_filter_transform(const float* w, int64_t out_channels, int64_t in_channels, float* u, int64_t first_in,
                                int64_t count_in) {
-  static const FilterKernel chosen[] = {filter_plain, filter_avx2, filter_avx512};
-  chosen[isa_level()](w, out_channels, in_channels, u, first_in, range_end(in_channels, first_in, count_in));
+  run_for_isa<filter_transform>(w, out_channels, in_channels, u, first_in, range_end(in_channels, first_in, count_in));
 }
 
 void winograd_filter_gradient_transform(const float* du, int64_t out_channels, int64_t in_channels, float* dw,
                                         int64_t first_in, int64_t count_in) {
-  static const FilterKernel chosen[] = {filter_gradient_plain, filter_gradient_avx2, filter_gradient_avx512};
-  chosen[isa_level()](du, out_channels, in_channels, dw, first_in, range_end(in_channels, first_in, count_in));
+  run_for_isa<filter_gradient_transform>(du, out_channels, in_channels, dw, first_in,
+                                         range_end(in_channels, first_in, count_in));
 }
 
 void winograd_filter_transform_reference(const float* w, int64_t out_channels, int64_t in_channels, float* u,

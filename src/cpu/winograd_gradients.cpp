@@ -112,46 +112,16 @@ UNET_INLINE void input_gradient_transform(const float* dv, int64_t plane, const 
   }
 }
 
-using OutputGradient = void (*)(const float*, const float*, const WinogradGeometry&, int64_t, int64_t, float*, int64_t);
-using InputGradient = void (*)(const float*, int64_t, const WinogradGeometry&, int64_t, int64_t, float*);
-
-UNET_AVX512 void output_gradient_avx512(const float* dy, const float* y, const WinogradGeometry& g, int64_t first,
-                                        int64_t count, float* dm, int64_t plane) {
-  output_gradient_transform(dy, y, g, first, count, dm, plane);
-}
-UNET_AVX2 void output_gradient_avx2(const float* dy, const float* y, const WinogradGeometry& g, int64_t first,
-                                    int64_t count, float* dm, int64_t plane) {
-  output_gradient_transform(dy, y, g, first, count, dm, plane);
-}
-void output_gradient_plain(const float* dy, const float* y, const WinogradGeometry& g, int64_t first, int64_t count,
-                           float* dm, int64_t plane) {
-  output_gradient_transform(dy, y, g, first, count, dm, plane);
-}
-UNET_AVX512 void input_gradient_avx512(const float* dv, int64_t plane, const WinogradGeometry& g, int64_t first,
-                                       int64_t count, float* dx) {
-  input_gradient_transform(dv, plane, g, first, count, dx);
-}
-UNET_AVX2 void input_gradient_avx2(const float* dv, int64_t plane, const WinogradGeometry& g, int64_t first,
-                                   int64_t count, float* dx) {
-  input_gradient_transform(dv, plane, g, first, count, dx);
-}
-void input_gradient_plain(const float* dv, int64_t plane, const WinogradGeometry& g, int64_t first, int64_t count,
-                          float* dx) {
-  input_gradient_transform(dv, plane, g, first, count, dx);
-}
-
 }  // namespace
 
 void winograd_output_gradient_transform(const float* dy, const float* y, const WinogradGeometry& g, int64_t first,
                                         int64_t count, float* dm, int64_t plane) {
-  static const OutputGradient chosen[] = {output_gradient_plain, output_gradient_avx2, output_gradient_avx512};
-  chosen[isa_level()](dy, y, g, first, count, dm, plane);
+  run_for_isa<output_gradient_transform>(dy, y, g, first, count, dm, plane);
 }
 
 void winograd_input_gradient_transform(const float* dv, int64_t plane, const WinogradGeometry& g, int64_t first,
                                        int64_t count, float* dx) {
-  static const InputGradient chosen[] = {input_gradient_plain, input_gradient_avx2, input_gradient_avx512};
-  chosen[isa_level()](dv, plane, g, first, count, dx);
+  run_for_isa<input_gradient_transform>(dv, plane, g, first, count, dx);
 }
 
 void winograd_output_gradient_transform_reference(const float* dy, const float* y, const WinogradGeometry& g,

@@ -50,4 +50,26 @@ inline TileOrigin tile_origin(const WinogradGeometry& g, int64_t t, int64_t shif
 /// The instruction set this CPU runs the transforms with: 2 AVX-512, 1 AVX2 + FMA, 0 plain.
 int isa_level();
 
+/// `Body` (an always-inlined transform) compiled for each instruction set: the copies.
+template <auto Body, typename... Args>
+UNET_AVX512 void avx512_copy(Args... args) {
+  Body(args...);
+}
+template <auto Body, typename... Args>
+UNET_AVX2 void avx2_copy(Args... args) {
+  Body(args...);
+}
+template <auto Body, typename... Args>
+void plain_copy(Args... args) {
+  Body(args...);
+}
+
+/// Runs `Body` through the copy for this CPU's instruction set (chosen once per transform).
+template <auto Body, typename... Args>
+void run_for_isa(Args... args) {
+  using Copy = void (*)(Args...);
+  static const Copy copies[] = {plain_copy<Body, Args...>, avx2_copy<Body, Args...>, avx512_copy<Body, Args...>};
+  copies[isa_level()](args...);
+}
+
 }  // namespace unet::cpu::detail

@@ -31,8 +31,10 @@ std::pair<at::Tensor, at::Tensor> transposed_conv_gradients(const at::Tensor& g,
   const int64_t rows = N * (H + 1) * (W + 1);  // pixels of the padded grid
   const at::TensorOptions f32 = x.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous);
   // x on the grid [N, H + 1, W + 1, C], its extra row and column zero.
-  at::Tensor grid = at::zeros({N, H + 1, W + 1, C}, f32);
+  at::Tensor grid = at::empty({N, H + 1, W + 1, C}, f32);
   grid.narrow(1, 0, H).narrow(2, 0, W).copy_(x.permute({0, 2, 3, 1}));
+  grid.narrow(1, H, 1).zero_();
+  grid.narrow(2, W, 1).zero_();
   const at::Tensor xs = grid.view({rows, C});
   // g padded by p before and 2 - p after: 2H + 2 rows and 2W + 2 columns, so that every phase
   // has H + 1 rows and W + 1 columns.
@@ -41,8 +43,9 @@ std::pair<at::Tensor, at::Tensor> transposed_conv_gradients(const at::Tensor& g,
   gw = at::empty({C, O, k, k}, f32);
   for (int64_t pa = 0; pa < 2 && pa < k; ++pa) {
     for (int64_t pb = 0; pb < 2 && pb < k; ++pb) {
-      // Phase (pa, pb) flattened, with W + 2 spare rows for the largest shift.
-      at::Tensor phase = at::zeros({rows + W + 2, O}, f32);
+      // Phase (pa, pb) flattened (gp's padding already zero), with W + 2 zero rows for the largest shift.
+      at::Tensor phase = at::empty({rows + W + 2, O}, f32);
+      phase.narrow(0, rows, W + 2).zero_();
       phase.narrow(0, 0, rows).view({N, H + 1, W + 1, O}).copy_(gp.slice(1, pa, 2 * H + 2 + pa, 2).slice(2, pb, 2 * W + 2 + pb, 2));
       for (int64_t a = pa; a < k; a += 2) {
         for (int64_t b = pb; b < k; b += 2) {

@@ -51,13 +51,7 @@ int64_t winograd_block_tiles(int64_t in_channels, int64_t out_channels) {
 
 at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t padding, bool relu) {
   if (x.dim() != 4 || x.size(1) != w.in_channels) throw Error("a Winograd convolution's input has the wrong channels");
-  cpu::WinogradGeometry g;
-  g.batch = x.size(0);
-  g.in_channels = w.in_channels;
-  g.out_channels = w.out_channels;
-  g.height = x.size(2);
-  g.width = x.size(3);
-  g.padding = padding;
+  const cpu::WinogradGeometry g{x.size(0), x.size(2), x.size(3), w.in_channels, w.out_channels, padding};
   if (g.out_height() < 1 || g.out_width() < 1) throw Error("a Winograd convolution's input is smaller than its filter");
   const at::Tensor input = x.to(at::kFloat).contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor y = at::empty({g.batch, g.out_channels, g.out_height(), g.out_width()},

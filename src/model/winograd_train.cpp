@@ -29,17 +29,6 @@ using torch::autograd::variable_list;
 
 constexpr int64_t kPoints = cpu::kWinogradPoints;
 
-cpu::WinogradGeometry geometry_of(const at::Tensor& x, int64_t out_channels, int64_t padding) {
-  cpu::WinogradGeometry g;
-  g.batch = x.size(0);
-  g.in_channels = x.size(1);
-  g.height = x.size(2);
-  g.width = x.size(3);
-  g.out_channels = out_channels;
-  g.padding = padding;
-  return g;
-}
-
 /// dM [36, tiles, O]: the masked output gradient's tiles transformed (threads over tiles).
 at::Tensor output_gradient(const at::Tensor& dy, const at::Tensor& y, const cpu::WinogradGeometry& g) {
   const int64_t T = g.tiles(), O = g.out_channels;
@@ -112,7 +101,7 @@ struct WinogradConvBiasReluFunction : public torch::autograd::Function<WinogradC
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &y = saved[1];
     const at::Tensor u = ctx->saved_data["u"].toTensor();
-    const cpu::WinogradGeometry g = geometry_of(x, u.size(2), ctx->saved_data["padding"].toInt());
+    const cpu::WinogradGeometry g{x.size(0), x.size(2), x.size(3), x.size(1), u.size(2), ctx->saved_data["padding"].toInt()};
     const at::Tensor dy = grads[0].to(at::kFloat).contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor dm = output_gradient(dy, y, g);
     at::Tensor gx, gw, gb;
