@@ -4,7 +4,8 @@
 // vectors are gathered into a small array, transformed with the matrices' nonzero entries written
 // out (B^T and A^T are sparse, with entries 0, +-1, +-2, +-4, +-5, +-8), and scattered to the 36
 // planes of V (or written to the output's 4x4 pixels). Every inner loop runs over the 16 channels,
-// so the compiler turns it into vector instructions in each of the three copies below.
+// so the compiler turns it into vector instructions in each of the three copies `run_for_isa`
+// makes (winograd_internal.h).
 // The references below them loop over the matrices in double, one channel at a time.
 #include "winograd_internal.h"
 
