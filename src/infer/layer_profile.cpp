@@ -88,8 +88,10 @@ Kernels training_kernels(const ConvStep& step, const at::Tensor& x, const at::Te
   const at::Tensor clear = exact.abs() > 1e-3 * exact.abs().max();
   const at::Tensor r = (at::randn({x.size(0), step.out_channels, out, out}) * clear.to(at::kFloat))
                            .contiguous(at::MemoryFormat::ChannelsLast);
-  const auto [gx, gw] = input_and_filter_gradients(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble),
-                                                   r.to(at::kDouble), false, step.padding);
+  // Named tensors, not a structured binding: C++17 (clang) cannot capture a binding in a lambda.
+  const std::pair<at::Tensor, at::Tensor> exact_gradients = input_and_filter_gradients(
+      x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), r.to(at::kDouble), false, step.padding);
+  const at::Tensor gx = exact_gradients.first, gw = exact_gradients.second;
   auto error = [gx, gw](bool winograd, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& r,
                         int64_t padding) {
     const auto [fx, fw] = input_and_filter_gradients(x, w, b, r, winograd, padding);
