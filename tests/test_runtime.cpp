@@ -94,3 +94,17 @@ TEST(Runtime, CpuThreadsFlushSubnormalFloatsToZero) {
   const float product = static_cast<float>(1e-30) * at::full({1}, 1e-10f).item<float>();
   EXPECT_EQ(product, 0.0f);
 }
+
+TEST(Runtime, UnetsOwnParallelLoopsRunOnEveryIntraOpThread) {
+  // ATen's at::parallel_for is inline and runs serially in a file compiled without OpenMP: unet's
+  // Winograd convolutions once ran on one core of two that way. GCC builds compile with OpenMP.
+#if defined(__GNUC__) && !defined(__clang__)
+  configure_cpu_threads(2);
+  EXPECT_EQ(parallel_loop_threads(), 2);
+  configure_cpu_threads(1);
+  EXPECT_EQ(parallel_loop_threads(), 1);
+  configure_cpu_threads(2);
+#else
+  GTEST_SKIP() << "unet's parallel loops use OpenMP only in GCC builds";
+#endif
+}

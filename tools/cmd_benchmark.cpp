@@ -164,10 +164,11 @@ std::string vector_flags() {
 void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const std::string& out, bool training) {
   const int64_t side = o.train.input_size, batch = o.train.batch_size;
   output_size(model, side);  // legal, or the error naming the nearest sizes
-  std::printf("benchmark %s: %s, input %lld, batch %lld, float32, %lld rounds, %d threads, CPU flags: %s; "
+  std::printf("benchmark %s: %s, input %lld, batch %lld, float32, %lld rounds, %d threads (unet's own loops: %d), CPU flags: %s; "
               "Winograd transforms: %s\n",
               training ? "train-layers (forward + backward)" : "layers (forward)", model.describe().c_str(), static_cast<long long>(side), static_cast<long long>(batch),
-              static_cast<long long>(o.steps), at::get_num_threads(), vector_flags().c_str(), winograd_instruction_set());
+              static_cast<long long>(o.steps), at::get_num_threads(), parallel_loop_threads(), vector_flags().c_str(),
+              winograd_instruction_set());
   std::printf("  %-18s %11s %5s %18s %18s %8s %17s  %s\n", "layer", "channels", "side", "direct ms (spread)",
               "winograd ms", "speedup", "error direct/wino", "auto");
   nlohmann::json layers = nlohmann::json::array();
@@ -191,7 +192,8 @@ void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const
   std::printf("  3x3 convolutions in all: direct %.1f ms, Winograd %.1f ms, auto %.1f ms (%.2fx direct)\n", direct,
               winograd, chosen, direct / chosen);
   nlohmann::json j = {{"exec_mode", training ? "train-layers" : "layers"}, {"model", model}, {"input_size", side}, {"batch_size", batch},
-                      {"rounds", o.steps}, {"cpu_threads", at::get_num_threads()}, {"cpu_flags", vector_flags()},
+                      {"rounds", o.steps}, {"cpu_threads", at::get_num_threads()},
+                      {"parallel_loop_threads", parallel_loop_threads()}, {"cpu_flags", vector_flags()},
                       {"winograd_instruction_set", winograd_instruction_set()},
                       {"layers", layers}, {"direct_ms", direct}, {"winograd_ms", winograd}, {"auto_ms", chosen}};
   write_text_atomically(out, json_text(j, 2) + "\n");
@@ -235,6 +237,7 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   j["fused"] = fused;
   j["cpu_engine"] = o.mode != Mode::kLoader && o.cpu_engine && context.device.is_cpu();
   j["cpu_threads"] = at::get_num_threads();
+  j["parallel_loop_threads"] = parallel_loop_threads();
   if (context.device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(context.device);
   j["model"] = model;
   j["input_size"] = g.input;

@@ -207,10 +207,8 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
 void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
   add_choice(app, "--conv-algorithm", "conv_algorithm", algorithm, conv_algorithm_names(),
              "With the CPU engine in float32: how 3x3 convolutions run: auto (Winograd F(4x4,3x3) where it measured "
-             "faster: in inference " + std::to_string(kWinogradMinChannels) + " or more channels in and out and " +
-                 std::to_string(kWinogradWideChannels) + " or more on one side, in training " +
-                 std::to_string(kWinogradTrainMinChannels) +
-                 " or more in and out), direct (oneDNN's direct kernels), or winograd (every 3x3 convolution)");
+             "faster: " + std::to_string(kWinogradMinChannels) +
+                 " or more channels in and out), direct (oneDNN's direct kernels), or winograd (every 3x3 convolution)");
 }
 
 void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused) {

@@ -132,7 +132,7 @@ std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t
     t.winograd_error = k.winograd_error();
     std::tie(t.direct_ms, t.direct_spread) = summary(d);
     std::tie(t.winograd_ms, t.winograd_spread) = summary(v);
-    t.auto_winograd = runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat, training);
+    t.auto_winograd = runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat);
     timings.push_back(t);
   }
   return timings;

@@ -53,13 +53,11 @@ const EnumNames<ConvAlgorithm>& conv_algorithm_names() {
   return names;
 }
 
-bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype, bool training) {
+bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype) {
   if (algorithm == ConvAlgorithm::kDirect || dtype != at::kFloat) return false;
   if (step.layer.kind != ConvLayer::kConv || step.kernel != 3) return false;
   if (algorithm == ConvAlgorithm::kWinograd) return true;
-  const int64_t fewer = std::min(step.in_channels, step.out_channels);
-  if (training) return fewer >= kWinogradTrainMinChannels;
-  return fewer >= kWinogradMinChannels && std::max(step.in_channels, step.out_channels) >= kWinogradWideChannels;
+  return std::min(step.in_channels, step.out_channels) >= kWinogradMinChannels;
 }
 
 }  // namespace unet

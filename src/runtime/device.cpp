@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -43,6 +44,13 @@ void configure_cpu_threads(int threads) {
   at::globalContext().setFlushDenormal(true);
   at::set_num_threads(n);
   at::parallel_for(0, n, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(true); });
+}
+
+int parallel_loop_threads() {
+  const int64_t n = at::get_num_threads();
+  std::atomic<int> chunks{0};  // one chunk per thread that ran (grain 1, n items)
+  at::parallel_for(0, n, 1, [&](int64_t, int64_t) { chunks.fetch_add(1); });
+  return chunks.load();
 }
 
 void configure_determinism(bool deterministic) {

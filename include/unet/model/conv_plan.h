@@ -36,18 +36,14 @@ struct ConvStep {
 /// The steps in `conv_layers` order.
 std::vector<ConvStep> conv_steps(const UNetOptions& options, int64_t input_side);
 
-/// Whether `step` runs by Winograd under `algorithm` in `dtype`, in inference or (`training`) in a
-/// training step's forward and backward: never for bfloat16, the transposed and 1x1
-/// convolutions; for `kAuto`, by the per-layer measurements (`unet benchmark --exec-mode layers`
-/// and `train-layers`, docs/performance.md; AMD EPYC, AVX2):
-///  - inference: both channel counts at least `kWinogradMinChannels` and one at least
-///    `kWinogradWideChannels` (Winograd 1.3-2.2x direct there on the reference network at 572,
-///    level at 128 -> 128, slower with 64 channels, whose large images make the transforms cost
-///    more than the products they save);
-///  - training: both at least `kWinogradTrainMinChannels` (Winograd 1.2-4.2x direct with 64 to
-///    1024 channels, because LibTorch's direct backward kernels run far below its forward ones;
-///    0.2-1.0x with 1 to 32 channels).
-bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype, bool training = false);
-inline constexpr int64_t kWinogradMinChannels = 128, kWinogradWideChannels = 256, kWinogradTrainMinChannels = 64;
+/// Whether `step` runs by Winograd under `algorithm` in `dtype`, in inference and in a training
+/// step's forward and backward alike: never for bfloat16, the transposed and 1x1 convolutions; for
+/// `kAuto`, where both channel counts are at least `kWinogradMinChannels`. Measured per layer
+/// (`unet benchmark --exec-mode layers` and `train-layers`, docs/performance.md; 2-core AMD EPYC,
+/// AVX2): with 64 to 1024 channels Winograd is 1.15-2.7x direct in inference and 2.4-6.1x in
+/// training (LibTorch's direct backward kernels run far below its forward ones); with 1 to 32
+/// channels 0.1-0.8x in inference and 0.55x for the first convolution in training.
+bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype);
+inline constexpr int64_t kWinogradMinChannels = 64;
 
 }  // namespace unet

@@ -19,6 +19,11 @@ void require_available(const c10::Device& device);
 /// flushes subnormal floats to zero in them (subnormal arithmetic is far slower on x86 CPUs).
 void configure_cpu_threads(int threads);
 
+/// The threads unet's own parallel loops (`at::parallel_for` in unet's files: the Winograd
+/// convolutions, per-image preprocessing) run on: LibTorch's intra-op threads in a build with
+/// OpenMP, 1 in one without (ATen's loop is inline and serial in a file compiled without it).
+int parallel_loop_threads();
+
 /// cuDNN autotuning (the fastest convolution algorithms, chosen per shape) when `deterministic` is
 /// false; otherwise deterministic algorithms only (cuDNN, cuBLAS with a fixed workspace, and
 /// LibTorch's deterministic mode, which makes an op without a deterministic kernel an error), so
