@@ -1,6 +1,7 @@
-// Tests of the Winograd F(4x4, 3x3) convolution: the optimised transforms against their plain
-// references, and whole convolutions against a float64 direct convolution on every layer shape of
-// the reference network (at small spatial sizes), ragged and odd sizes, padding, bias and ReLU.
+// Tests of the Winograd F(4x4, 3x3) and F(6x6, 3x3) convolutions: the optimised transforms against
+// their plain references, and whole convolutions against a float64 direct convolution on every
+// layer shape of the reference network (at small spatial sizes), ragged and odd sizes, padding,
+// bias and ReLU. Each test runs both variants (`kTiles`).
 #include "test_support.h"
 
 #include "unet/cpu/winograd.h"
@@ -27,6 +28,25 @@ at::Tensor direct64(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
   return relu ? at::relu(y) : y;
 }
 
+/// The output tile sides of the two variants: 4, F(4x4, 3x3); 6, F(6x6, 3x3).
+constexpr int64_t kTiles[] = {cpu::kWinogradTile, cpu::kWinograd6Tile};
+
+/// The variant's filter transform (optimised, or the reference).
+void filter_transform(int64_t tile, bool reference, const at::Tensor& w, at::Tensor& u, int64_t first = 0,
+                      int64_t count = -1) {
+  const int64_t out = w.size(0), in = w.size(1);
+  const auto fn = tile == cpu::kWinograd6Tile ? (reference ? cpu::winograd6_filter_transform_reference
+                                                           : cpu::winograd6_filter_transform)
+                                              : (reference ? cpu::winograd_filter_transform_reference
+                                                           : cpu::winograd_filter_transform);
+  fn(w.const_data_ptr<float>(), out, in, u.mutable_data_ptr<float>(), first, count);
+}
+
+/// The largest relative error each variant may have against float64 on a layer of the reference
+/// network (random He-scaled weights and input; `benchmark --exec-mode layers` at 572 measured
+/// F(4x4) 4e-6 to 1e-5 and F(6x6) 7e-6 to 1.8e-5 relative to the largest output).
+double conv_tolerance(int64_t tile) { return tile == cpu::kWinograd6Tile ? 1e-4 : 2e-5; }
+
 }  // namespace
 
 TEST(Winograd, GeometryCountsTilesOverTheRaggedEdge) {
@@ -37,34 +57,41 @@ TEST(Winograd, GeometryCountsTilesOverTheRaggedEdge) {
   EXPECT_EQ(g.tiles_x(), 2);
   EXPECT_EQ(g.tiles(), 12);
   EXPECT_EQ((cpu::WinogradGeometry{1, 8, 8, 1, 1, 1}.tiles()), 4);  // same padding: 8 x 8 output
+  const cpu::WinogradGeometry six{2, 11, 7, 3, 5, 0, 6};  // F(6x6): tiles of 6
+  EXPECT_EQ(six.points(), 64);
+  EXPECT_EQ(six.tiles_y(), 2);
+  EXPECT_EQ(six.tiles_x(), 1);
+  EXPECT_EQ(six.tiles(), 4);
 }
 
 TEST(Winograd, InputTransformMatchesItsReference) {
   at::manual_seed(1);
+  for (const int64_t tile : kTiles)
   for (const int64_t channels : {1, 3, 16, 17, 40}) {
     for (const int64_t pad : {0, 1}) {
-      const cpu::WinogradGeometry g{2, 13, 10, channels, 1, pad};
+      const cpu::WinogradGeometry g{2, 19, 16, channels, 1, pad, tile};
       const at::Tensor x = at::randn({g.batch, g.height, g.width, channels});  // NHWC
       // A block in the middle of the tile list, crossing from the first image into the second.
       const int64_t first = g.tiles() / 2 - 3, count = 7;
       const int64_t plane = count * channels + 5;
-      at::Tensor fast = at::full({cpu::kWinogradPoints, plane}, 99.0f);
+      at::Tensor fast = at::full({g.points(), plane}, 99.0f);
       at::Tensor reference = at::full_like(fast, 99.0f);
       cpu::winograd_input_transform(x.const_data_ptr<float>(), g, first, count, fast.mutable_data_ptr<float>(), plane);
       cpu::winograd_input_transform_reference(x.const_data_ptr<float>(), g, first, count,
                                               reference.mutable_data_ptr<float>(), plane);
-      EXPECT_LT(relative_error(fast, reference), 1e-6) << channels << " channels, padding " << pad;
+      EXPECT_LT(relative_error(fast, reference), 1e-6) << "tile " << tile << ", " << channels << " channels, padding " << pad;
     }
   }
 }
 
 TEST(Winograd, OutputTransformMatchesItsReferenceAndWritesOnlyInsideTheOutput) {
   at::manual_seed(2);
+  for (const int64_t tile : kTiles)
   for (const int64_t channels : {1, 5, 16, 33}) {
     for (const bool relu : {false, true}) {
-      const cpu::WinogradGeometry g{2, 9, 12, 1, channels, 0};  // output 7 x 10: ragged both ways
+      const cpu::WinogradGeometry g{2, 9, 12, 1, channels, 0, tile};  // output 7 x 10: ragged both ways
       const int64_t plane = g.tiles() * channels + 3;
-      const at::Tensor m = at::randn({cpu::kWinogradPoints, plane});
+      const at::Tensor m = at::randn({g.points(), plane});
       const at::Tensor bias = at::randn({channels});
       at::Tensor fast = at::full({g.batch, g.out_height(), g.out_width(), channels}, 77.0f);
       at::Tensor reference = fast.clone();
@@ -72,7 +99,7 @@ TEST(Winograd, OutputTransformMatchesItsReferenceAndWritesOnlyInsideTheOutput) {
                                      g.tiles(), fast.mutable_data_ptr<float>());
       cpu::winograd_output_transform_reference(m.const_data_ptr<float>(), plane, bias.const_data_ptr<float>(), relu, g,
                                                0, g.tiles(), reference.mutable_data_ptr<float>());
-      EXPECT_LT(relative_error(fast, reference), 1e-6) << channels << " channels";
+      EXPECT_LT(relative_error(fast, reference), 1e-6) << "tile " << tile << ", " << channels << " channels";
       EXPECT_FALSE((fast == 77.0f).any().item<bool>()) << "every output pixel written once";
       if (relu) EXPECT_GE(fast.min().item<float>(), 0.0f);
     }
@@ -80,29 +107,34 @@ TEST(Winograd, OutputTransformMatchesItsReferenceAndWritesOnlyInsideTheOutput) {
 }
 
 TEST(Winograd, FilterTransformTimesInputTransformIsTheConvolutionOfOneTile) {
-  // One 6x6 input, one filter: A^T [(G g G^T) . (B^T d B)] A, through the references, equals the
-  // 4x4 valid convolution.
+  // One (tile + 2)^2 input, one filter: A^T [(G g G^T) . (B^T d B)] A, through the references,
+  // equals the tile x tile valid convolution.
   at::manual_seed(3);
-  const at::Tensor d = at::randn({1, 6, 6, 1}), w = at::randn({1, 1, 3, 3});
-  const cpu::WinogradGeometry g{1, 6, 6, 1, 1, 0};
-  at::Tensor u = at::empty({cpu::kWinogradPoints, 1, 1}), v = at::empty_like(u), y = at::empty({1, 4, 4, 1});
-  cpu::winograd_filter_transform(w.const_data_ptr<float>(), 1, 1, u.mutable_data_ptr<float>());
-  cpu::winograd_input_transform_reference(d.const_data_ptr<float>(), g, 0, 1, v.mutable_data_ptr<float>(), 1);
-  const at::Tensor m = (u * v).contiguous();
-  cpu::winograd_output_transform_reference(m.const_data_ptr<float>(), 1, nullptr, false, g, 0, 1,
-                                           y.mutable_data_ptr<float>());
-  const at::Tensor expected = direct64(d.permute({0, 3, 1, 2}), w, at::Tensor(), 0, false).permute({0, 2, 3, 1});
-  EXPECT_LT(relative_error(y, expected), 1e-6);
+  for (const int64_t tile : kTiles) {
+    const int64_t side = tile + 2;
+    const at::Tensor d = at::randn({1, side, side, 1}), w = at::randn({1, 1, 3, 3});
+    const cpu::WinogradGeometry g{1, side, side, 1, 1, 0, tile};
+    at::Tensor u = at::empty({g.points(), 1, 1}), v = at::empty_like(u), y = at::empty({1, tile, tile, 1});
+    filter_transform(tile, /*reference=*/true, w, u);
+    cpu::winograd_input_transform_reference(d.const_data_ptr<float>(), g, 0, 1, v.mutable_data_ptr<float>(), 1);
+    const at::Tensor m = (u * v).contiguous();
+    cpu::winograd_output_transform_reference(m.const_data_ptr<float>(), 1, nullptr, false, g, 0, 1,
+                                             y.mutable_data_ptr<float>());
+    const at::Tensor expected = direct64(d.permute({0, 3, 1, 2}), w, at::Tensor(), 0, false).permute({0, 2, 3, 1});
+    // float32 transforms and products: F(6x6)'s matrices (entries up to 32) round more.
+    EXPECT_LT(relative_error(y, expected), tile == 6 ? 5e-6 : 1e-6) << "tile " << tile;
+  }
 }
 
 TEST(Winograd, FilterTransformMatchesItsReference) {
   at::manual_seed(7);
+  for (const int64_t tile : kTiles)
   for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {5, 3}, {16, 2}, {33, 17}}) {
     const at::Tensor w = at::randn({out, in, 3, 3});
-    at::Tensor fast = at::full({cpu::kWinogradPoints, in, out}, 99.0f), reference = at::empty_like(fast);
-    cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, fast.mutable_data_ptr<float>());
-    cpu::winograd_filter_transform_reference(w.const_data_ptr<float>(), out, in, reference.mutable_data_ptr<float>());
-    EXPECT_LT(relative_error(fast, reference), 1e-6) << out << " x " << in;
+    at::Tensor fast = at::full({cpu::winograd_points(tile), in, out}, 99.0f), reference = at::empty_like(fast);
+    filter_transform(tile, false, w, fast);
+    filter_transform(tile, true, w, reference);
+    EXPECT_LT(relative_error(fast, reference), 1e-6) << "tile " << tile << ", " << out << " x " << in;
   }
 }
 
@@ -110,11 +142,13 @@ TEST(Winograd, FilterTransformByInputChannelRangesEqualsTheWhole) {
   at::manual_seed(6);
   const int64_t out = 5, in = 7;
   const at::Tensor w = at::randn({out, in, 3, 3});
-  at::Tensor whole = at::empty({cpu::kWinogradPoints, in, out}), parts = at::full_like(whole, 99.0f);
-  cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, whole.mutable_data_ptr<float>());
-  cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, parts.mutable_data_ptr<float>(), 0, 3);
-  cpu::winograd_filter_transform(w.const_data_ptr<float>(), out, in, parts.mutable_data_ptr<float>(), 3, 4);
-  EXPECT_TRUE(at::equal(whole, parts));
+  for (const int64_t tile : kTiles) {
+    at::Tensor whole = at::empty({cpu::winograd_points(tile), in, out}), parts = at::full_like(whole, 99.0f);
+    filter_transform(tile, false, w, whole);
+    filter_transform(tile, false, w, parts, 0, 3);
+    filter_transform(tile, false, w, parts, 3, 4);
+    EXPECT_TRUE(at::equal(whole, parts)) << "tile " << tile;
+  }
 }
 
 TEST(Winograd, ConvolutionMatchesFloat64DirectOnTheReferenceNetworksLayerShapes) {
@@ -128,17 +162,19 @@ TEST(Winograd, ConvolutionMatchesFloat64DirectOnTheReferenceNetworksLayerShapes)
                                                            {1024, 1024}, {1024, 512}, {512, 256}, {256, 128},
                                                            {128, 64}};
   int64_t i = 0;
+  for (const int64_t tile : kTiles)
   for (const auto& [in, out] : layers) {
     const int64_t batch = 1 + i % 3, size = in >= 512 ? 10 + i % 4 : 19 + i % 5, pad = i % 2;
     const bool relu = i % 3 != 2;
     ++i;
     const at::Tensor x = at::randn({batch, in, size, size + 3}).contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor w = at::randn({out, in, 3, 3}) * (1.0 / std::sqrt(9.0 * in)), b = at::randn({out});
-    const at::Tensor y = winograd_conv(x, winograd_pack(w, b), pad, relu);
+    const at::Tensor y = winograd_conv(x, winograd_pack(w, b, tile), pad, relu);
     const at::Tensor expected = direct64(x, w, b, pad, relu);
     ASSERT_EQ(y.sizes(), expected.sizes());
     EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
-    EXPECT_LT(relative_error(y, expected), 2e-5) << in << " -> " << out << ", batch " << batch << ", " << size;
+    EXPECT_LT(relative_error(y, expected), conv_tolerance(tile))
+        << "tile " << tile << ", " << in << " -> " << out << ", batch " << batch << ", " << size;
   }
 }
 
@@ -148,17 +184,19 @@ TEST(Winograd, ConvolutionTakesAnyLayoutFewChannelsNoBiasAndTheSmallestInputs) {
   struct Case {
     int64_t batch, in, out, height, width, pad;
   };
+  for (const int64_t tile : kTiles)
   for (const Case& c : std::vector<Case>{{1, 1, 3, 3, 3, 0}, {4, 3, 8, 5, 9, 0}, {2, 2, 17, 1, 1, 1}, {3, 7, 5, 6, 6, 1}}) {
     const at::Tensor x = at::randn({c.batch, c.in, c.height, c.width});  // contiguous, not channels-last
     const at::Tensor w = at::randn({c.out, c.in, 3, 3});
-    const at::Tensor y = winograd_conv(x, winograd_pack(w, at::Tensor()), c.pad, false);
-    EXPECT_LT(relative_error(y, direct64(x, w, at::Tensor(), c.pad, false)), 1e-5)
-        << c.in << " -> " << c.out << ", " << c.height << " x " << c.width;
+    const at::Tensor y = winograd_conv(x, winograd_pack(w, at::Tensor(), tile), c.pad, false);
+    EXPECT_LT(relative_error(y, direct64(x, w, at::Tensor(), c.pad, false)), tile == 6 ? 5e-5 : 1e-5)
+        << "tile " << tile << ", " << c.in << " -> " << c.out << ", " << c.height << " x " << c.width;
   }
 }
 
 TEST(Winograd, RefusesWhatItCannotCompute) {
   EXPECT_THROW(winograd_pack(at::zeros({4, 2, 2, 2}), at::Tensor()), Error);
+  EXPECT_THROW(winograd_pack(at::zeros({4, 2, 3, 3}), at::Tensor(), 5), Error);  // tiles of 4 or 6
   const WinogradWeights w = winograd_pack(at::zeros({4, 2, 3, 3}), at::Tensor());
   EXPECT_THROW(winograd_conv(at::zeros({1, 3, 8, 8}), w, 0, true), Error);  // channels
   EXPECT_THROW(winograd_conv(at::zeros({1, 2, 2, 8}), w, 0, true), Error);  // smaller than the filter

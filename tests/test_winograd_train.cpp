@@ -161,12 +161,12 @@ TEST(WinogradTraining, ConvolutionAndItsGradientsMatchFloat64Direct) {
 TEST(WinogradTraining, AutoPicksOnlyWideEnoughFloat32Convolutions) {
   const UNetOptions options = UNetOptions().depth(2).filters(64).padding(Padding::kSame);
   std::vector<bool> picked;
-  for (const ConvStep& step : conv_steps(options, 64)) picked.push_back(runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat));
+  for (const ConvStep& step : conv_steps(options, 64)) picked.push_back(runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat, Pass::kTraining));
   // down.0 (1->64, 64->64), down.1 (64->128, 128->128), bottleneck (128->256, 256->256), up.0
   // (its up-sampling, then 256->128, 128->128), up.1 (up-sampling, 128->64, 64->64), head: every
   // 3x3 convolution with 64 or more channels in and out, in float32 only.
   EXPECT_EQ(picked, (std::vector<bool>{false, true, true, true, true, true, false, true, true, false, true, true, false}));
-  EXPECT_FALSE(runs_winograd(ConvAlgorithm::kAuto, conv_steps(options, 64)[4], at::kBFloat16));
+  EXPECT_FALSE(runs_winograd(ConvAlgorithm::kAuto, conv_steps(options, 64)[4], at::kBFloat16, Pass::kTraining));
 
 }
 
@@ -205,7 +205,7 @@ TEST(WinogradTraining, EachAlgorithmRunsTheConvolutionsItNames) {
   const at::ScalarType type = cpu_compute_type(x);
   at::autocast::set_autocast_enabled(at::kCPU, false);
   EXPECT_EQ(type, at::kBFloat16);
-  EXPECT_FALSE(runs_winograd(ConvAlgorithm::kWinograd, conv_steps(model->options(), 16)[3], type));
+  EXPECT_FALSE(runs_winograd(ConvAlgorithm::kWinograd, conv_steps(model->options(), 16)[3], type, Pass::kTraining));
 }
 
 TEST(WinogradTraining, GradientsAsWantedAndWithoutBias) {

@@ -169,33 +169,38 @@ void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const
               training ? "train-layers (forward + backward)" : "layers (forward)", model.describe().c_str(), static_cast<long long>(side), static_cast<long long>(batch),
               static_cast<long long>(o.steps), at::get_num_threads(), parallel_loop_threads(), vector_flags().c_str(),
               winograd_instruction_set());
-  std::printf("  %-18s %11s %5s %18s %18s %8s %17s  %s\n", "layer", "channels", "side", "direct ms (spread)",
-              "winograd ms", "speedup", "error direct/wino", "auto");
+  std::printf("  %-18s %11s %5s %18s %18s %18s %8s %8s %26s  %s\n", "layer", "channels", "side", "direct ms (spread)",
+              "F(4x4) ms", "F(6x6) ms", "F4/dir", "F6/dir", "error direct/F4/F6", "auto");
   nlohmann::json layers = nlohmann::json::array();
-  double direct = 0, winograd = 0, chosen = 0;
+  double direct = 0, winograd = 0, winograd6 = 0, chosen = 0;
   for (const LayerTiming& t : profile_conv_layers(model, batch, side, static_cast<int>(o.steps), training)) {
     const std::string channels = std::to_string(t.step.in_channels) + " -> " + std::to_string(t.step.out_channels);
-    std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %7.2fx %8.1e/%8.1e  %s\n",
+    const double six = training ? 0.0 : t.direct_ms / t.winograd6_ms;  // F(6x6): inference only
+    std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %9.2f (%4.0f%%) %7.2fx %7.2fx %8.1e/%8.1e/%8.1e  %s\n",
                 t.step.layer.name.c_str(), channels.c_str(), static_cast<long long>(t.step.input_side), t.direct_ms,
-                100 * t.direct_spread, t.winograd_ms, 100 * t.winograd_spread, t.direct_ms / t.winograd_ms,
-                t.direct_error, t.winograd_error, t.auto_winograd ? "winograd" : "direct");
+                100 * t.direct_spread, t.winograd_ms, 100 * t.winograd_spread, t.winograd6_ms, 100 * t.winograd6_spread,
+                t.direct_ms / t.winograd_ms, six, t.direct_error, t.winograd_error, t.winograd6_error,
+                conv_kernel_name(t.auto_kernel));
     direct += t.direct_ms;
     winograd += t.winograd_ms;
-    chosen += t.auto_winograd ? t.winograd_ms : t.direct_ms;
+    winograd6 += t.winograd6_ms;
+    chosen += t.ms(t.auto_kernel);
     layers.push_back({{"name", t.step.layer.name}, {"in_channels", t.step.in_channels},
                       {"out_channels", t.step.out_channels}, {"input_side", t.step.input_side},
                       {"direct_ms", t.direct_ms}, {"direct_spread", t.direct_spread}, {"winograd_ms", t.winograd_ms},
-                      {"winograd_spread", t.winograd_spread}, {"direct_gflops", t.direct_gflops()},
-                      {"winograd_gflops", t.winograd_gflops()}, {"direct_error", t.direct_error},
-                      {"winograd_error", t.winograd_error}, {"auto", t.auto_winograd ? "winograd" : "direct"}});
+                      {"winograd_spread", t.winograd_spread}, {"winograd6_ms", t.winograd6_ms},
+                      {"winograd6_spread", t.winograd6_spread}, {"direct_gflops", t.direct_gflops()},
+                      {"winograd_gflops", t.winograd_gflops()}, {"winograd6_gflops", t.winograd6_gflops()},
+                      {"direct_error", t.direct_error}, {"winograd_error", t.winograd_error},
+                      {"winograd6_error", t.winograd6_error}, {"auto", conv_kernel_name(t.auto_kernel)}});
   }
-  std::printf("  3x3 convolutions in all: direct %.1f ms, Winograd %.1f ms, auto %.1f ms (%.2fx direct)\n", direct,
-              winograd, chosen, direct / chosen);
+  std::printf("  3x3 convolutions in all: direct %.1f ms, F(4x4) %.1f ms, F(6x6) %.1f ms, auto %.1f ms (%.2fx direct)\n",
+              direct, winograd, winograd6, chosen, direct / chosen);
   nlohmann::json j = {{"exec_mode", training ? "train-layers" : "layers"}, {"model", model}, {"input_size", side}, {"batch_size", batch},
                       {"rounds", o.steps}, {"cpu_threads", at::get_num_threads()},
                       {"parallel_loop_threads", parallel_loop_threads()}, {"cpu_flags", vector_flags()},
-                      {"winograd_instruction_set", winograd_instruction_set()},
-                      {"layers", layers}, {"direct_ms", direct}, {"winograd_ms", winograd}, {"auto_ms", chosen}};
+                      {"winograd_instruction_set", winograd_instruction_set()}, {"layers", layers},
+                      {"direct_ms", direct}, {"winograd_ms", winograd}, {"winograd6_ms", winograd6}, {"auto_ms", chosen}};
   write_text_atomically(out, json_text(j, 2) + "\n");
   std::printf("  wrote %s\n", out.c_str());
 }

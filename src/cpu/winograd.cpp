@@ -1,4 +1,6 @@
-// Winograd F(4x4, 3x3) transforms (see include/unet/cpu/winograd.h for the method).
+// Winograd F(4x4, 3x3) tile transforms (see include/unet/cpu/winograd.h for the method), the
+// entry points of both variants' tile transforms (F(6x6, 3x3)'s are in winograd6.cpp) and the
+// references of both.
 //
 // The optimised transforms work on a block of 16 channels of one tile at a time: the 36 input
 // vectors are gathered into a small array, transformed with the matrices' nonzero entries written
@@ -6,7 +8,8 @@
 // planes of V (or written to the output's 4x4 pixels). Every inner loop runs over the 16 channels,
 // so the compiler turns it into vector instructions in each of the three copies `run_for_isa`
 // makes (winograd_internal.h).
-// The references below them loop over the matrices in double, one channel at a time.
+// The references below them loop over the matrices in double, one channel at a time, with the
+// matrices of the geometry's variant.
 #include "winograd_internal.h"
 
 #include <algorithm>
@@ -150,58 +153,86 @@ const char* winograd_isa() {
 
 void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
                               int64_t plane) {
+  if (g.tile == kWinograd6Tile) return winograd6_input_transform(x, g, first, count, v, plane);
   run_for_isa<input_transform>(x, g, first, count, v, plane);
 }
 
 void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                int64_t first, int64_t count, float* y) {
+  if (g.tile == kWinograd6Tile) return winograd6_output_transform(m, plane, bias, relu, g, first, count, y);
   run_for_isa<output_transform>(m, plane, bias, relu, g, first, count, y);
 }
 
-void winograd_input_transform_reference(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,
-                                        float* v, int64_t plane) {
+namespace {
+
+/// B^T [In][In] and A^T [Out][In] of one variant, for the references.
+template <int Out, int In>
+struct TileMatrices {
+  const double (&bt)[In][In];
+  const double (&at)[Out][In];
+};
+
+template <int Out, int In>
+void input_reference(const TileMatrices<Out, In>& mat, const float* x, const WinogradGeometry& g, int64_t first,
+                     int64_t count, float* v, int64_t plane) {
   const int64_t C = g.in_channels;
   for (int64_t i = 0; i < count; ++i) {
     const TileOrigin o = tile_origin(g, first + i, g.padding);
     for (int64_t c = 0; c < C; ++c) {
-      double d[6][6];
-      for (int a = 0; a < 6; ++a) {
-        for (int b = 0; b < 6; ++b) {
+      double d[In][In];
+      for (int a = 0; a < In; ++a) {
+        for (int b = 0; b < In; ++b) {
           const int64_t row = o.row + a, col = o.col + b;
           const bool inside = row >= 0 && row < g.height && col >= 0 && col < g.width;
           d[a][b] = inside ? x[((o.image * g.height + row) * g.width + col) * C + c] : 0.0;
         }
       }
-      for (int a = 0; a < 6; ++a) {
-        for (int b = 0; b < 6; ++b) {
+      for (int a = 0; a < In; ++a) {
+        for (int b = 0; b < In; ++b) {
           double sum = 0;  // (B^T d B)[a][b]
-          for (int k = 0; k < 6; ++k)
-            for (int l = 0; l < 6; ++l) sum += kBT[a][k] * d[k][l] * kBT[b][l];
-          v[(a * 6 + b) * plane + i * C + c] = static_cast<float>(sum);
+          for (int k = 0; k < In; ++k)
+            for (int l = 0; l < In; ++l) sum += mat.bt[a][k] * d[k][l] * mat.bt[b][l];
+          v[(a * In + b) * plane + i * C + c] = static_cast<float>(sum);
         }
       }
     }
   }
 }
 
-void winograd_output_transform_reference(const float* m, int64_t plane, const float* bias, bool relu,
-                                         const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
+template <int Out, int In>
+void output_reference(const TileMatrices<Out, In>& mat, const float* m, int64_t plane, const float* bias, bool relu,
+                      const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
   const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
   for (int64_t i = 0; i < count; ++i) {
     const TileOrigin o = tile_origin(g, first + i, 0);
     for (int64_t c = 0; c < O; ++c) {
-      for (int a = 0; a < 4; ++a) {
-        for (int b = 0; b < 4; ++b) {
+      for (int a = 0; a < Out; ++a) {
+        for (int b = 0; b < Out; ++b) {
           if (o.row + a >= H || o.col + b >= W) continue;
           double sum = bias != nullptr ? bias[c] : 0.0;  // (A^T m A)[a][b] + bias
-          for (int k = 0; k < 6; ++k)
-            for (int l = 0; l < 6; ++l) sum += kAT[a][k] * m[(k * 6 + l) * plane + i * O + c] * kAT[b][l];
+          for (int k = 0; k < In; ++k)
+            for (int l = 0; l < In; ++l) sum += mat.at[a][k] * m[(k * In + l) * plane + i * O + c] * mat.at[b][l];
           const double value = relu ? std::max(sum, 0.0) : sum;
           y[((o.image * H + o.row + a) * W + o.col + b) * O + c] = static_cast<float>(value);
         }
       }
     }
   }
+}
+
+}  // namespace
+
+void winograd_input_transform_reference(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,
+                                        float* v, int64_t plane) {
+  if (g.tile == kWinograd6Tile) return input_reference(TileMatrices<6, 8>{kBT6, kAT6}, x, g, first, count, v, plane);
+  input_reference(TileMatrices<4, 6>{kBT, kAT}, x, g, first, count, v, plane);
+}
+
+void winograd_output_transform_reference(const float* m, int64_t plane, const float* bias, bool relu,
+                                         const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
+  if (g.tile == kWinograd6Tile)
+    return output_reference(TileMatrices<6, 8>{kBT6, kAT6}, m, plane, bias, relu, g, first, count, y);
+  output_reference(TileMatrices<4, 6>{kBT, kAT}, m, plane, bias, relu, g, first, count, y);
 }
 
 }  // namespace unet::cpu

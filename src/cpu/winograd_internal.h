@@ -1,5 +1,6 @@
 // What the Winograd transforms' files share (private to unet_cpu): the per-ISA compilation
-// macros, the matrices of F(4x4, 3x3), tile positions and the run-time choice of instruction set.
+// macros, the matrices of F(4x4, 3x3) and F(6x6, 3x3), tile positions and the run-time choice of
+// instruction set.
 #pragma once
 
 #include "unet/cpu/winograd.h"
@@ -37,6 +38,30 @@ inline constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
 inline constexpr double kAT[4][6] = {
     {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
 
+// B^T (8x8), G (8x3) and A^T (6x8) of F(6x6, 3x3), with the points 0, +-1, +-2, +-1/2, inf.
+inline constexpr double kBT6[8][8] = {{1, 0, -21.0 / 4, 0, 21.0 / 4, 0, -1, 0},
+                                      {0, 1, 1, -17.0 / 4, -17.0 / 4, 1, 1, 0},
+                                      {0, -1, 1, 17.0 / 4, -17.0 / 4, -1, 1, 0},
+                                      {0, 1.0 / 2, 1.0 / 4, -5.0 / 2, -5.0 / 4, 2, 1, 0},
+                                      {0, -1.0 / 2, 1.0 / 4, 5.0 / 2, -5.0 / 4, -2, 1, 0},
+                                      {0, 2, 4, -5.0 / 2, -5, 1.0 / 2, 1, 0},
+                                      {0, -2, 4, 5.0 / 2, -5, -1.0 / 2, 1, 0},
+                                      {0, -1, 0, 21.0 / 4, 0, -21.0 / 4, 0, 1}};
+inline constexpr double kG6[8][3] = {{1, 0, 0},
+                                     {-2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                     {-2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                     {1.0 / 90, 1.0 / 45, 2.0 / 45},
+                                     {1.0 / 90, -1.0 / 45, 2.0 / 45},
+                                     {32.0 / 45, 16.0 / 45, 8.0 / 45},
+                                     {32.0 / 45, -16.0 / 45, 8.0 / 45},
+                                     {0, 0, 1}};
+inline constexpr double kAT6[6][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                                      {0, 1, -1, 2, -2, 1.0 / 2, -1.0 / 2, 0},
+                                      {0, 1, 1, 4, 4, 1.0 / 4, 1.0 / 4, 0},
+                                      {0, 1, -1, 8, -8, 1.0 / 8, -1.0 / 8, 0},
+                                      {0, 1, 1, 16, 16, 1.0 / 16, 1.0 / 16, 0},
+                                      {0, 1, -1, 32, -32, 1.0 / 32, -1.0 / 32, 1}};
+
 /// Where tile t's input block starts: image, top row and left column (may be negative: padding).
 struct TileOrigin {
   int64_t image, row, col;
@@ -44,8 +69,15 @@ struct TileOrigin {
 
 inline TileOrigin tile_origin(const WinogradGeometry& g, int64_t t, int64_t shift) {
   const int64_t per_image = g.tiles_y() * g.tiles_x(), r = t % per_image;
-  return {t / per_image, (r / g.tiles_x()) * kWinogradTile - shift, (r % g.tiles_x()) * kWinogradTile - shift};
+  return {t / per_image, (r / g.tiles_x()) * g.tile - shift, (r % g.tiles_x()) * g.tile - shift};
 }
+
+/// F(6x6, 3x3)'s optimised tile transforms (winograd6.cpp), which the public entry points of
+/// winograd.cpp call when `g.tile` is 6.
+void winograd6_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
+                               int64_t plane);
+void winograd6_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
+                                int64_t first, int64_t count, float* y);
 
 /// The instruction set this CPU runs the transforms with: 2 AVX-512, 1 AVX2 + FMA, 0 plain.
 int isa_level();

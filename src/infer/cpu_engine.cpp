@@ -1,5 +1,5 @@
 // The CPU inference path: oneDNN's operators with prepacked weights and fused bias + ReLU, and
-// Winograd F(4x4, 3x3) for the 3x3 convolutions where conv_plan.h says so.
+// Winograd F(4x4, 3x3) or F(6x6, 3x3) for the 3x3 convolutions where conv_plan.h says so.
 #include "unet/infer/cpu_engine.h"
 
 #include "unet/model/geometry.h"
@@ -32,7 +32,8 @@ CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
   const auto params = model_->named_parameters();
   Packed p;
   const std::vector<ConvStep> steps = conv_steps(model_->options(), shape[2]);
-  winograd_.resize(steps.size());  // one transform per layer, shared by every input shape
+  const std::vector<ConvKernel> chosen = kernels(shape);
+  winograd_.resize(2 * steps.size());  // one transform per layer and variant, shared by every shape
   for (size_t i = 0; i < steps.size(); ++i) {
     const ConvStep& step = steps[i];
     Layer layer;
@@ -40,9 +41,12 @@ CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
     layer.bias = params[step.layer.name + ".bias"].detach().to(dtype_).contiguous();
     layer.padding = step.padding;
     const std::vector<int64_t> input{shape[0], step.in_channels, step.input_side, step.input_side};
-    if (runs_winograd(algorithm_, step, dtype_)) {
-      if (!winograd_[i].u.defined()) winograd_[i] = winograd_pack(w, layer.bias);
-      layer.winograd = &winograd_[i];
+    const ConvKernel kernel = chosen[i];
+    if (kernel != ConvKernel::kOnednnDirect) {
+      const bool six = kernel == ConvKernel::kWinograd6;
+      WinogradWeights& transformed = winograd_[2 * i + (six ? 1 : 0)];
+      if (!transformed.u.defined()) transformed = winograd_pack(w, layer.bias, six ? 6 : 4);
+      layer.winograd = &transformed;
     } else {
       layer.weight = step.layer.kind == ConvLayer::kUpSample ? onednn_pack_conv_transpose(w, step.padding, input)
                                                               : onednn_pack_conv(w, step.padding, input);
@@ -53,9 +57,13 @@ CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
   return p;
 }
 
+std::vector<ConvKernel> CpuEngine::kernels(const std::vector<int64_t>& shape) const {
+  return conv_kernels(model_->options(), shape[2], algorithm_, dtype_, Pass::kInference);
+}
+
 int64_t CpuEngine::winograd_layers(const std::vector<int64_t>& shape) {
   int64_t count = 0;
-  for (const ConvStep& step : conv_steps(model_->options(), shape[2])) count += runs_winograd(algorithm_, step, dtype_);
+  for (const ConvKernel kernel : kernels(shape)) count += kernel != ConvKernel::kOnednnDirect;
   return count;
 }
 

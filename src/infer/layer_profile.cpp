@@ -1,9 +1,9 @@
-// Per-layer timing, direct against Winograd (include/unet/infer/layer_profile.h).
+// Per-layer timing, direct against Winograd F(4x4) and F(6x6) (include/unet/infer/layer_profile.h).
 //
 // Each layer runs alone on random input of its shape, so the table shows the kernels' own speed;
 // the whole pass adds pooling, concatenation and the
-// transposed convolutions. Rounds alternate the two kernels so that the machine's drift (shared
-// machines move by 10-30% within minutes) falls on both alike.
+// transposed convolutions. Rounds alternate the kernels so that the machine's drift (shared
+// machines move by 10-30% within minutes) falls on all alike.
 #include "unet/infer/layer_profile.h"
 
 #include "unet/model/onednn_ops.h"
@@ -48,25 +48,44 @@ double flops(const LayerTiming& t) {
 
 double LayerTiming::direct_gflops() const { return direct_ms > 0 ? flops(*this) / direct_ms / 1e6 : 0.0; }
 double LayerTiming::winograd_gflops() const { return winograd_ms > 0 ? flops(*this) / winograd_ms / 1e6 : 0.0; }
+double LayerTiming::ms(ConvKernel kernel) const {
+  switch (kernel) {
+    case ConvKernel::kOnednnDirect:
+      return direct_ms;
+    case ConvKernel::kWinograd4:
+      return winograd_ms;
+    case ConvKernel::kWinograd6:
+      return winograd6_ms;
+  }
+  return 0;
+}
+double LayerTiming::winograd6_gflops() const { return winograd6_ms > 0 ? flops(*this) / winograd6_ms / 1e6 : 0.0; }
 
 namespace {
 
-/// One layer's two inference kernels on x: timed calls and errors (against a float64 direct
-/// convolution).
+/// One layer's kernels on x: timed calls and errors (against a float64 direct convolution); F(6x6)
+/// in inference only (empty functions in training).
 struct Kernels {
-  std::function<void()> direct, winograd;
-  std::function<double()> direct_error, winograd_error;
+  std::function<void()> direct, winograd, winograd6;
+  std::function<double()> direct_error, winograd_error, winograd6_error;
 };
 
 Kernels inference_kernels(const ConvStep& step, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const at::Tensor packed = onednn_pack_conv(w, step.padding, x.sizes().vec());
   const auto transformed = std::make_shared<WinogradWeights>(winograd_pack(w, b));
+  const auto transformed6 = std::make_shared<WinogradWeights>(winograd_pack(w, b, 6));
   const at::Tensor exact = at::relu(at::conv2d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), 1, step.padding));
   const double scale = std::max(exact.abs().max().item<double>(), 1e-30);
   auto error = [exact, scale](const at::Tensor& y) { return (y.to(at::kDouble) - exact).abs().max().item<double>() / scale; };
   auto direct = [=] { return onednn_conv(x, packed, b, step.padding, true); };
   auto winograd = [=] { return winograd_conv(x, *transformed, step.padding, true); };
-  return {[=] { direct(); }, [=] { winograd(); }, [=] { return error(direct()); }, [=] { return error(winograd()); }};
+  auto winograd6 = [=] { return winograd_conv(x, *transformed6, step.padding, true); };
+  return {[=] { direct(); },
+          [=] { winograd(); },
+          [=] { winograd6(); },
+          [=] { return error(direct()); },
+          [=] { return error(winograd()); },
+          [=] { return error(winograd6()); }};
 }
 
 /// The gradients of sum(conv_relu(x, w, b) * r) in x and w: a training step's forward and backward.
@@ -100,8 +119,11 @@ Kernels training_kernels(const ConvStep& step, const at::Tensor& x, const at::Te
   };
   const int64_t p = step.padding;
   return {[=] { input_and_filter_gradients(x, w, b, r, false, p); },
-          [=] { input_and_filter_gradients(x, w, b, r, true, p); }, [=] { return error(false, x, w, b, r, p); },
-          [=] { return error(true, x, w, b, r, p); }};
+          [=] { input_and_filter_gradients(x, w, b, r, true, p); },
+          {},
+          [=] { return error(false, x, w, b, r, p); },
+          [=] { return error(true, x, w, b, r, p); },
+          {}};
 }
 
 }  // namespace
@@ -122,17 +144,23 @@ std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t
     const Kernels k = training ? training_kernels(step, x, w, b) : inference_kernels(step, x, w, b);
     k.direct();
     k.winograd();
-    std::vector<double> d, v;
+    if (k.winograd6) k.winograd6();
+    std::vector<double> d, v, v6;
     for (int r = 0; r < rounds; ++r) {
       d.push_back(milliseconds(k.direct));
       v.push_back(milliseconds(k.winograd));
+      if (k.winograd6) v6.push_back(milliseconds(k.winograd6));
     }
     LayerTiming t{step, batch, training};
     t.direct_error = k.direct_error();
     t.winograd_error = k.winograd_error();
     std::tie(t.direct_ms, t.direct_spread) = summary(d);
     std::tie(t.winograd_ms, t.winograd_spread) = summary(v);
-    t.auto_winograd = runs_winograd(ConvAlgorithm::kAuto, step, at::kFloat);
+    if (k.winograd6) {
+      t.winograd6_error = k.winograd6_error();
+      std::tie(t.winograd6_ms, t.winograd6_spread) = summary(v6);
+    }
+    t.auto_kernel = conv_kernel(ConvAlgorithm::kAuto, step, at::kFloat, training ? Pass::kTraining : Pass::kInference);
     timings.push_back(t);
   }
   return timings;

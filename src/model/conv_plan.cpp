@@ -49,15 +49,48 @@ std::vector<ConvStep> conv_steps(const UNetOptions& o, int64_t input_side) {
 
 const EnumNames<ConvAlgorithm>& conv_algorithm_names() {
   static const EnumNames<ConvAlgorithm> names = {
-      {"auto", ConvAlgorithm::kAuto}, {"direct", ConvAlgorithm::kDirect}, {"winograd", ConvAlgorithm::kWinograd}};
+      {"auto", ConvAlgorithm::kAuto},
+      {"direct", ConvAlgorithm::kDirect},
+      {"winograd", ConvAlgorithm::kWinograd},
+      {"winograd6", ConvAlgorithm::kWinograd6}};
   return names;
 }
 
-bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype) {
-  if (algorithm == ConvAlgorithm::kDirect || dtype != at::kFloat) return false;
-  if (step.layer.kind != ConvLayer::kConv || step.kernel != 3) return false;
-  if (algorithm == ConvAlgorithm::kWinograd) return true;
-  return std::min(step.in_channels, step.out_channels) >= kWinogradMinChannels;
+const char* conv_kernel_name(ConvKernel kernel) {
+  switch (kernel) {
+    case ConvKernel::kOnednnDirect:
+      return "direct";
+    case ConvKernel::kWinograd4:
+      return "winograd F(4x4,3x3)";
+    case ConvKernel::kWinograd6:
+      return "winograd F(6x6,3x3)";
+  }
+  return "?";
+}
+
+ConvKernel conv_kernel(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype, Pass pass) {
+  if (algorithm == ConvAlgorithm::kDirect || dtype != at::kFloat) return ConvKernel::kOnednnDirect;
+  if (step.layer.kind != ConvLayer::kConv || step.kernel != 3) return ConvKernel::kOnednnDirect;
+  const bool inference = pass == Pass::kInference;
+  if (algorithm == ConvAlgorithm::kWinograd) return ConvKernel::kWinograd4;
+  if (algorithm == ConvAlgorithm::kWinograd6) return inference ? ConvKernel::kWinograd6 : ConvKernel::kWinograd4;
+  if (std::min(step.in_channels, step.out_channels) < kWinogradMinChannels) return ConvKernel::kOnednnDirect;
+  if (!inference) return ConvKernel::kWinograd4;
+  // F(6x6) unless its tiles overhang the output by more than F(4x4)'s (a 28-pixel map: 30 x 30 in
+  // tiles of 6, 28 x 28 in tiles of 4), which costs more than its fewer products save: the
+  // threshold lies between the 6% overhang of a 64-pixel map, where F(6x6) measured faster, and
+  // the 8% of a 52-pixel one, where it measured slower.
+  const int64_t out = step.input_side + 2 * step.padding - 2;
+  const auto covered = [out](int64_t tile) { return static_cast<double>((out + tile - 1) / tile * tile); };
+  const double ratio = covered(6) * covered(6) / (covered(4) * covered(4));
+  return ratio <= kWinograd6MaxOverhang ? ConvKernel::kWinograd6 : ConvKernel::kWinograd4;
+}
+
+std::vector<ConvKernel> conv_kernels(const UNetOptions& options, int64_t input_side, ConvAlgorithm algorithm,
+                                     at::ScalarType dtype, Pass pass) {
+  std::vector<ConvKernel> kernels;
+  for (const ConvStep& step : conv_steps(options, input_side)) kernels.push_back(conv_kernel(algorithm, step, dtype, pass));
+  return kernels;
 }
 
 }  // namespace unet

@@ -66,7 +66,7 @@ at::Tensor DoubleConvImpl::cpu_conv_relu(const torch::nn::Conv2d& conv, const at
   step.out_channels = conv->weight.size(0);
   step.padding = padding_;
   step.input_side = x.size(2);
-  if (runs_winograd(algorithm_, step, cpu_compute_type(x)))
+  if (runs_winograd(algorithm_, step, cpu_compute_type(x), Pass::kTraining))
     return winograd_conv_bias_relu(x, conv->weight, conv->bias, padding_);
   return onednn_conv_bias_relu(x, conv->weight, conv->bias, padding_);
 }

@@ -25,7 +25,7 @@ namespace unet {
 class CpuEngine {
  public:
   /// `dtype`: at::kFloat or at::kBFloat16. `model` stays shared (its weights are read, not copied).
-  /// `algorithm`: how the float32 3x3 convolutions run (`runs_winograd` decides per layer).
+  /// `algorithm`: how the float32 3x3 convolutions run (`conv_kernel` decides per layer).
   CpuEngine(UNet model, at::ScalarType dtype, ConvAlgorithm algorithm = ConvAlgorithm::kAuto);
   /// Not copyable: the packed layers point into this engine's own Winograd weights.
   CpuEngine(const CpuEngine&) = delete;
@@ -42,6 +42,8 @@ class CpuEngine {
 
   /// How many of the convolutions run by Winograd for input `shape` [N, C, S, S].
   int64_t winograd_layers(const std::vector<int64_t>& shape);
+  /// The kernel of each convolution (`conv_steps` order) for input `shape`: `conv_kernels`'.
+  std::vector<ConvKernel> kernels(const std::vector<int64_t>& shape) const;
 
  private:
   struct Layer {
@@ -56,7 +58,9 @@ class CpuEngine {
   at::ScalarType dtype_;
   ConvAlgorithm algorithm_;
   std::map<std::vector<int64_t>, Packed> packed_;  // by input shape [N, C, H, W]
-  std::vector<WinogradWeights> winograd_;  // by layer, for every shape; kept until the weights change
+  // By layer and variant (index 2 x layer + 1 for F(6x6)), for every shape; kept until the
+  // weights change.
+  std::vector<WinogradWeights> winograd_;
   std::vector<std::pair<const void*, uint32_t>> versions_;  // parameters' storage and version when packed
   int64_t packings_ = 0;
 

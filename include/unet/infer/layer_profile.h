@@ -1,5 +1,5 @@
 // Per-layer timing of a U-Net's 3x3 convolutions on the CPU: oneDNN's direct kernel against
-// Winograd F(4x4, 3x3), the measurements behind `runs_winograd`'s table.
+// Winograd F(4x4, 3x3) and F(6x6, 3x3), the measurements behind `conv_kernel`'s rule.
 #pragma once
 
 #include "unet/model/conv_plan.h"
@@ -17,21 +17,26 @@ struct LayerTiming {
   ConvStep step;
   int64_t batch = 1;
   bool training = false;
-  double direct_ms = 0, direct_spread = 0, winograd_ms = 0, winograd_spread = 0;
+  /// winograd: F(4x4, 3x3); winograd6: F(6x6, 3x3), inference only (0 with `training`).
+  double direct_ms = 0, direct_spread = 0, winograd_ms = 0, winograd_spread = 0, winograd6_ms = 0, winograd6_spread = 0;
   /// max |y - y64| / max |y64| of each kernel's output against a float64 direct convolution (with
   /// `training`: the larger of that of the input gradient and of the filter gradient).
-  double direct_error = 0, winograd_error = 0;
-  /// Whether `ConvAlgorithm::kAuto` runs this layer by Winograd.
-  bool auto_winograd = false;
+  double direct_error = 0, winograd_error = 0, winograd6_error = 0;
+  /// The kernel `ConvAlgorithm::kAuto` runs this layer with.
+  ConvKernel auto_kernel = ConvKernel::kOnednnDirect;
   /// Direct-convolution arithmetic (2 x 9 x C x O x output pixels; three times that with
   /// `training`: the forward and the input and filter gradients) per second, in GFLOP/s, for both.
   double direct_gflops() const;
   double winograd_gflops() const;
+  double winograd6_gflops() const;
+  /// The time of `kernel` (one of the three above) on this layer.
+  double ms(ConvKernel kernel) const;
 };
 
 /// Times every 3x3 convolution of `options`' network for input [batch, C, side, side] (side
-/// legal): one untimed call each, then `rounds` rounds alternating direct and Winograd; then
-/// measures both kernels' errors (random weights scaled as He's initialisation, random input).
+/// legal): one untimed call each, then `rounds` rounds alternating direct, F(4x4) and (inference)
+/// F(6x6); then measures the kernels' errors (random weights scaled as He's initialisation,
+/// random input).
 /// With `training`, each call is a forward and backward (oneDNN's fused convolution and
 /// LibTorch's convolution backward against `winograd_conv_bias_relu`).
 std::vector<LayerTiming> profile_conv_layers(const UNetOptions& options, int64_t batch, int64_t side, int rounds,

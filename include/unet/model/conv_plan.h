@@ -1,5 +1,6 @@
 // Which convolutions a U-Net's forward pass runs, with the shapes each one sees, and which CPU
-// kernel runs each: oneDNN's direct convolution or Winograd F(4x4, 3x3). The one place that says it.
+// kernel runs each: oneDNN's direct convolution, Winograd F(4x4, 3x3) or F(6x6, 3x3). The one place
+// that says it.
 #pragma once
 
 #include "unet/model/unet.h"
@@ -36,14 +37,43 @@ struct ConvStep {
 /// The steps in `conv_layers` order.
 std::vector<ConvStep> conv_steps(const UNetOptions& options, int64_t input_side);
 
-/// Whether `step` runs by Winograd under `algorithm` in `dtype`, in inference and in a training
-/// step's forward and backward alike: never for bfloat16, the transposed and 1x1 convolutions; for
-/// `kAuto`, where both channel counts are at least `kWinogradMinChannels`. Measured per layer
-/// (`unet benchmark --exec-mode layers` and `train-layers`, docs/performance.md; 2-core AMD EPYC,
-/// AVX2): with 64 to 1024 channels Winograd is 1.15-2.7x direct in inference and 2.4-6.1x in
-/// training (LibTorch's direct backward kernels run far below its forward ones); with 1 to 32
-/// channels 0.1-0.8x in inference and 0.55x for the first convolution in training.
-bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype);
+/// Whether a pass computes gradients: inference (the CPU engine, no autograd) or a training step.
+enum class Pass { kInference, kTraining };
+
+/// The kernels a CPU float convolution of the network runs on.
+enum class ConvKernel {
+  kOnednnDirect,  ///< oneDNN's direct convolution, bias and ReLU fused (every layer kind, fp32 and bf16)
+  kWinograd4,     ///< Winograd F(4x4, 3x3): unet_cpu's transforms around LibTorch's BLAS
+  kWinograd6,     ///< Winograd F(6x6, 3x3): the same with 64 points per 6x6 tile; inference only
+};
+/// "direct", "winograd F(4x4,3x3)", "winograd F(6x6,3x3)".
+const char* conv_kernel_name(ConvKernel kernel);
+
+/// The kernel that runs `step` under `algorithm` in `dtype` in `pass`, on the CPU's fused paths
+/// (the CPU engine in inference, `use_cpu_fusion` in training). Winograd never runs bfloat16,
+/// the transposed and 1x1 convolutions. `kWinograd` is F(4x4) on every 3x3 convolution;
+/// `kWinograd6` F(6x6) on every 3x3 convolution in inference and F(4x4) in training (F(6x6) has
+/// no backward here). `kAuto` takes Winograd where both channel counts are at least
+/// `kWinogradMinChannels`: in inference F(6x6), unless its tiles cover more than
+/// `kWinograd6MaxOverhang` times the area F(4x4)'s cover (the ragged edge computed in vain), and
+/// F(4x4) otherwise. Measured per layer (`unet benchmark --exec-mode layers` and `train-layers`,
+/// docs/performance.md; 2-core AMD EPYC, AVX2, reference network at 572): with 64 to 1024
+/// channels F(4x4) is 1.1-3.0x direct in inference and 2.4-6.1x in training (LibTorch's direct
+/// backward kernels run far below its forward ones), F(6x6) 1.05-1.3x F(4x4) in inference except
+/// where its tiles overhang the map (28 pixels: 0.82-0.91x; 52: 0.82-0.86x in two of three runs);
+/// with 1 to 32 channels Winograd is 0.1-0.8x direct in inference and 0.55x for the first
+/// convolution in training.
+ConvKernel conv_kernel(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype, Pass pass);
 inline constexpr int64_t kWinogradMinChannels = 64;
+inline constexpr double kWinograd6MaxOverhang = 1.07;
+
+/// `conv_kernel` of every step of `conv_steps(options, input_side)`, in that order.
+std::vector<ConvKernel> conv_kernels(const UNetOptions& options, int64_t input_side, ConvAlgorithm algorithm,
+                                     at::ScalarType dtype, Pass pass);
+
+/// Whether `conv_kernel` is one of the Winograd kernels.
+inline bool runs_winograd(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype, Pass pass) {
+  return conv_kernel(algorithm, step, dtype, pass) != ConvKernel::kOnednnDirect;
+}
 
 }  // namespace unet

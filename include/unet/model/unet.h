@@ -26,10 +26,11 @@ Padding parse_padding(const std::string& text);
 
 /// How CPUs compute the 3x3 convolutions in float32, in inference (the CPU engine) and training
 /// (`use_cpu_fusion`). `kDirect`: oneDNN's direct kernels (in inference the engine before
-/// Winograd, bit for bit). `kWinograd`: F(4x4, 3x3) for every 3x3 convolution. `kAuto`: Winograd where it measured
-/// faster (`runs_winograd` in conv_plan.h), direct elsewhere.
-enum class ConvAlgorithm { kAuto, kDirect, kWinograd };
-/// "auto", "direct", "winograd".
+/// Winograd, bit for bit). `kWinograd`: F(4x4, 3x3) for every 3x3 convolution. `kWinograd6`:
+/// F(6x6, 3x3) for every 3x3 convolution in inference (F(4x4) in training). `kAuto`: the variant
+/// that measured fastest per layer (`conv_kernel` in conv_plan.h), direct where Winograd loses.
+enum class ConvAlgorithm { kAuto, kDirect, kWinograd, kWinograd6 };
+/// "auto", "direct", "winograd", "winograd6".
 const EnumNames<ConvAlgorithm>& conv_algorithm_names();
 
 /// Architecture of a U-Net. The defaults are the reference network exactly: 1 input channel,
@@ -73,7 +74,7 @@ class DoubleConvImpl : public torch::nn::Module {
   /// CUDA inputs: bias-free convolutions followed by the fused bias + ReLU kernel (`ops.h`).
   void use_fused(bool on) { fused_ = on; }
   /// CPU inputs: each convolution with its bias and ReLU fused, by oneDNN (`onednn_ops.h`) or,
-  /// where `runs_winograd` says so for `algorithm`, by Winograd (`winograd_conv_bias_relu`).
+  /// where `conv_kernel` says so for `algorithm`, by Winograd F(4x4) (`winograd_conv_bias_relu`).
   void use_cpu_fusion(bool on, ConvAlgorithm algorithm = ConvAlgorithm::kAuto) {
     cpu_fusion_ = on;
     algorithm_ = algorithm;
@@ -108,7 +109,7 @@ class UNetImpl : public torch::nn::Module {
   /// On CPUs, run every convolution and transposed convolution with its bias and ReLU fused into
   /// one oneDNN call, differentiable (`onednn_conv_bias_relu`): the training path of CPUs, where
   /// no weights can be prepacked. Ignored for CUDA inputs and where oneDNN's operators are
-  /// missing (`onednn_fusion_available`). The 3x3 convolutions `runs_winograd` picks for
+  /// missing (`onednn_fusion_available`). The 3x3 convolutions `conv_kernel` picks for
   /// `algorithm` (float32 only) run by Winograd F(4x4, 3x3) instead, forward and backward. Same
   /// results as the plain path within rounding.
   void use_cpu_fusion(bool on, ConvAlgorithm algorithm = ConvAlgorithm::kAuto);

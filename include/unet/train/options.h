@@ -83,7 +83,7 @@ struct TrainOptions {
   /// (`UNetImpl::use_cpu_fusion`) instead of the plain LibTorch path.
   bool cpu_fusion = true;
   /// With `cpu_fusion` in float32: which 3x3 convolutions run by Winograd F(4x4, 3x3), forward
-  /// and backward (`runs_winograd`).
+  /// and backward (`conv_kernel`).
   ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
 
   /// Throws `OptionError` naming the first field that is out of range.
