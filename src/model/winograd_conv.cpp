@@ -86,7 +86,9 @@ at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t 
   const float* bias = w.bias.defined() ? w.bias.const_data_ptr<float>() : nullptr;
   float* out = y.mutable_data_ptr<float>();
   const int64_t C = g.in_channels, O = g.out_channels, P = g.points();
-  const auto [block, blocks] = balanced_blocks(g.tiles(), winograd_block_tiles(C, O, g.tile), at::get_num_threads());
+  // Named values, not a structured binding: C++17 (clang, the fuzz build) cannot capture one.
+  const std::pair<int64_t, int64_t> split = balanced_blocks(g.tiles(), winograd_block_tiles(C, O, g.tile), at::get_num_threads());
+  const int64_t block = split.first, blocks = split.second;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     // Scratch for V and M, written before it is read: no zero fill.
     const auto v = std::make_unique_for_overwrite<float[]>(P * block * C);
