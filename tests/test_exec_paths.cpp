@@ -4,7 +4,8 @@
 // network has (3x3 convolutions with valid and same padding, both up-sampling kernels, the 1x1
 // head, pooling, cropping and concatenation), against the plain LibTorch path run in float64. The
 // training rows check the input's and the first convolution's gradients too. Which kernel each
-// convolution runs is asserted from `conv_kernels` (conv_plan.h), the one place that decides it.
+// convolution runs is asserted from `conv_kernels` (conv_plan.h), the one place that decides it,
+// and the choice of path itself (`module_path`, `inference_path`) is checked case by case.
 #include "test_support.h"
 
 #include "unet/infer/cpu_engine.h"
@@ -168,4 +169,24 @@ TEST(ExecPaths, AutoTakesFourByFourWhereSixBySixTilesWouldOverhangTheMap) {
   EXPECT_EQ(kernel_for(36), ConvKernel::kWinograd6);
   step.in_channels = 32;  // too few channels for Winograd at all
   EXPECT_EQ(kernel_for(64), ConvKernel::kOnednnDirect);
+}
+
+TEST(ExecPaths, ThePathOfAPassIsDecidedInOnePlace) {
+  const at::Tensor cpu_float = at::zeros({1, 1, 8, 8}), cpu_double = cpu_float.to(at::kDouble);
+  EXPECT_EQ(module_path(cpu_float, /*fused=*/false, /*cpu_fusion=*/false), ModulePath::kPlain);
+  EXPECT_EQ(module_path(cpu_float, /*fused=*/true, /*cpu_fusion=*/false), ModulePath::kPlain) << "CUDA fusion on a CPU tensor";
+  if (onednn_fusion_available()) {
+    EXPECT_EQ(module_path(cpu_float, false, true), ModulePath::kCpuFused);
+    EXPECT_EQ(module_path(cpu_float, true, true), ModulePath::kCpuFused);
+  }
+  EXPECT_EQ(module_path(cpu_double, false, true), ModulePath::kPlain) << "oneDNN's fused kernels take float32 and bfloat16";
+  // inference_path(int8, on_cpu, engine_precision, has_model, cpu_engine, fused, engine_available)
+  EXPECT_EQ(inference_path(true, true, false, true, true, false, true), InferencePath::kInt8Engine);
+  EXPECT_EQ(inference_path(false, true, true, true, true, false, true), InferencePath::kCpuEngine);
+  EXPECT_EQ(inference_path(false, false, true, true, true, false, true), InferencePath::kModules) << "a GPU";
+  EXPECT_EQ(inference_path(false, true, false, true, true, false, true), InferencePath::kModules) << "fp16";
+  EXPECT_EQ(inference_path(false, true, true, false, true, false, true), InferencePath::kModules) << "an export";
+  EXPECT_EQ(inference_path(false, true, true, true, false, false, true), InferencePath::kModules) << "--cpu-engine off";
+  EXPECT_EQ(inference_path(false, true, true, true, true, true, true), InferencePath::kModules) << "CUDA fusion";
+  EXPECT_EQ(inference_path(false, true, true, true, true, false, false), InferencePath::kModules) << "no oneDNN";
 }

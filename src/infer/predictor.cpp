@@ -4,6 +4,7 @@
 #include "unet/data/loader.h"
 #include "unet/data/preprocess.h"
 #include "unet/eval/instances.h"
+#include "unet/model/conv_plan.h"
 #include "unet/runtime/device.h"
 #include "unet/runtime/graph.h"
 
@@ -57,12 +58,15 @@ struct Predictor::CapturedForward {
 
 at::Tensor Predictor::eager_forward(const at::Tensor& x) {
   if (calibrator_ && model_) calibrator_->observe(model_, x);
-  if (precision_ == Precision::kInt8) {
+  const bool engine_precision = precision_ == Precision::kFP32 || precision_ == Precision::kTF32 || precision_ == Precision::kBF16;
+  const InferencePath path = inference_path(precision_ == Precision::kInt8, device_.is_cpu(), engine_precision,
+                                            static_cast<bool>(model_), cpu_engine_, model_ && model_->fused(),
+                                            CpuEngine::available());
+  if (path == InferencePath::kInt8Engine) {
     if (!int8_) throw Error("int8 prediction needs the model's int8 calibration (unet quantize)");
     return int8_->forward(x);
   }
-  const bool engine_precision = precision_ == Precision::kFP32 || precision_ == Precision::kTF32 || precision_ == Precision::kBF16;
-  if (model_ && cpu_engine_ && device_.is_cpu() && engine_precision && !model_->fused() && CpuEngine::available()) {
+  if (path == InferencePath::kCpuEngine) {
     if (!engine_) engine_ = std::make_shared<CpuEngine>(model_, precision_ == Precision::kBF16 ? at::kBFloat16 : at::kFloat, conv_algorithm_);
     return engine_->forward(x);
   }

@@ -1,6 +1,8 @@
 // The forward pass's convolutions, their shapes and their CPU kernels (include/unet/model/conv_plan.h).
 #include "unet/model/conv_plan.h"
 
+#include "unet/model/onednn_ops.h"
+
 #include <algorithm>
 
 namespace unet {
@@ -54,6 +56,19 @@ const EnumNames<ConvAlgorithm>& conv_algorithm_names() {
       {"winograd", ConvAlgorithm::kWinograd},
       {"winograd6", ConvAlgorithm::kWinograd6}};
   return names;
+}
+
+ModulePath module_path(const at::Tensor& x, bool fused, bool cpu_fusion) {
+  if (fused && x.is_cuda()) return ModulePath::kCudaFused;
+  if (cpu_fusion && x.dim() == 4 && onednn_trainable(x)) return ModulePath::kCpuFused;
+  return ModulePath::kPlain;
+}
+
+InferencePath inference_path(bool int8, bool on_cpu, bool engine_precision, bool has_model, bool cpu_engine,
+                             bool fused, bool engine_available) {
+  if (int8) return InferencePath::kInt8Engine;
+  if (has_model && cpu_engine && on_cpu && engine_precision && !fused && engine_available) return InferencePath::kCpuEngine;
+  return InferencePath::kModules;
 }
 
 const char* conv_kernel_name(ConvKernel kernel) {

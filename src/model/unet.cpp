@@ -47,7 +47,8 @@ DoubleConvImpl::DoubleConvImpl(int64_t in_channels, int64_t out_channels, Paddin
       padding_(padding == Padding::kSame ? 1 : 0) {}
 
 at::Tensor DoubleConvImpl::forward(const at::Tensor& x) {
-  if (fused_ && x.is_cuda()) {
+  const ModulePath path = module_path(x, fused_, cpu_fusion_);
+  if (path == ModulePath::kCudaFused) {
     auto conv_relu = [this](const torch::nn::Conv2d& conv, const at::Tensor& in) {
       // Inference: one cuDNN call for convolution, bias and ReLU; training: a bias-free
       // convolution and the fused bias + ReLU kernel, which has a backward.
@@ -56,7 +57,7 @@ at::Tensor DoubleConvImpl::forward(const at::Tensor& x) {
     };
     return conv_relu(conv2_, conv_relu(conv1_, x));
   }
-  if (cpu_fusion_ && onednn_trainable(x)) return cpu_conv_relu(conv2_, cpu_conv_relu(conv1_, x));
+  if (path == ModulePath::kCpuFused) return cpu_conv_relu(conv2_, cpu_conv_relu(conv1_, x));
   return at::relu(conv2_->forward(at::relu(conv1_->forward(x))));
 }
 
@@ -104,7 +105,8 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
   skips.reserve(down_->size());
   // CPU training: pooling and crop as one autograd node (`max_pool_and_crop`), the skips cropped
   // here to the sizes the decoder will meet.
-  const bool pool_and_crop = cpu_fusion_ && input.is_cpu() && input.dim() == 4;
+  const ModulePath path = module_path(input, fused_, cpu_fusion_);
+  const bool pool_and_crop = path == ModulePath::kCpuFused;
   const int64_t shrink = options_.padding() == Padding::kValid ? 4 : 0;
   std::vector<int64_t> crop_h, crop_w;
   if (pool_and_crop) {
@@ -127,12 +129,12 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
   x = dropout_->forward(bottleneck_->forward(x));
   for (size_t i = 0; i < up_->size(); ++i) {
     auto* up = up_sample_[i]->as<torch::nn::ConvTranspose2dImpl>();
-    if (fused_ && x.is_cuda()) {
+    if (path == ModulePath::kCudaFused) {
       const int64_t pad = options_.up_kernel() == 3 ? 1 : 0;
       x = fused_bias_relu(at::conv_transpose2d(x, up->weight, /*bias=*/{}, /*stride=*/2, /*padding=*/pad,
                                                /*output_padding=*/pad),
                           up->bias);
-    } else if (cpu_fusion_ && onednn_trainable(x)) {
+    } else if (path == ModulePath::kCpuFused) {
       x = onednn_conv_bias_relu(x, up->weight, up->bias, options_.up_kernel() == 3 ? 1 : 0, /*transposed=*/true);
     } else {
       x = at::relu(up->forward(x));

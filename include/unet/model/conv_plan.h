@@ -1,6 +1,16 @@
-// Which convolutions a U-Net's forward pass runs, with the shapes each one sees, and which CPU
-// kernel runs each: oneDNN's direct convolution, Winograd F(4x4, 3x3) or F(6x6, 3x3). The one place
-// that says it.
+// How a U-Net's forward pass runs, in one place: the path a pass takes (the int8 engine, the CPU
+// engine, or the modules, and on the modules' path CUDA's fused kernels, CPU's fused kernels or
+// LibTorch's plain ones), the convolutions it runs with the shapes each one sees, and which CPU
+// kernel runs each (oneDNN's direct convolution, Winograd F(4x4, 3x3) or F(6x6, 3x3)). Callers
+// ask here and branch on the answer; nothing else decides a path.
+//
+// | path (who asks)                  | 3x3 convolution + bias + ReLU                 | up-sampling + bias + ReLU       | pooling + skip crop | 1x1 head |
+// |----------------------------------|-----------------------------------------------|---------------------------------|---------------------|----------|
+// | kInt8Engine (Predictor)          | oneDNN int8 (int8_ops.h)                      | oneDNN int8                     | ATen                | oneDNN int8 |
+// | kCpuEngine (Predictor)           | `conv_kernel`: direct (prepacked), F(4x4), F(6x6) | oneDNN, prepacked           | ATen                | oneDNN   |
+// | ModulePath::kCudaFused (modules) | cuDNN conv-bias-ReLU (inference) or cuDNN conv + unet's bias-ReLU kernel | cuDNN + bias-ReLU kernel | ATen | cuDNN    |
+// | ModulePath::kCpuFused (modules)  | `conv_kernel`: oneDNN fused + unet's backward, F(4x4) | oneDNN fused + unet's backward | one node (pool_crop.cpp) | ATen |
+// | ModulePath::kPlain (modules)     | at::conv2d, at::relu (the reference)          | at::conv_transpose2d, at::relu  | ATen                | ATen     |
 #pragma once
 
 #include "unet/model/unet.h"
@@ -36,6 +46,21 @@ struct ConvStep {
 };
 /// The steps in `conv_layers` order.
 std::vector<ConvStep> conv_steps(const UNetOptions& options, int64_t input_side);
+
+/// The path of a forward pass through the network's modules (`UNetImpl::forward`), for input x.
+enum class ModulePath {
+  kCudaFused,  ///< CUDA input and `use_fused`: cuDNN's fused kernels and unet's bias + ReLU kernel
+  kCpuFused,   ///< CPU input, `use_cpu_fusion`, float32 or bfloat16 compute (`onednn_trainable`)
+  kPlain,      ///< everything else: LibTorch's modules and at::relu
+};
+ModulePath module_path(const at::Tensor& x, bool fused, bool cpu_fusion);
+
+/// The path of a prediction (`Predictor`): the int8 engine for `int8`; the CPU engine for a model
+/// (not an export) on the CPU in fp32, tf32 or bf16 with the engine on, no CUDA fusion and
+/// oneDNN's operators present (`engine_available`); else the modules (`module_path`).
+enum class InferencePath { kInt8Engine, kCpuEngine, kModules };
+InferencePath inference_path(bool int8, bool on_cpu, bool engine_precision, bool has_model, bool cpu_engine,
+                             bool fused, bool engine_available);
 
 /// Whether a pass computes gradients: inference (the CPU engine, no autograd) or a training step.
 enum class Pass { kInference, kTraining };
