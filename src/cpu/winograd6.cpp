@@ -9,8 +9,8 @@
 // Same scheme as winograd.cpp: 16 channels of one tile at a time, the 1D transforms written out
 // with the matrices' even/odd symmetry (rows 1/2, 3/4 and 5/6 of B^T and of G differ only in the
 // sign of their odd terms), every inner loop over the 16 channels, compiled per instruction set
-// by `run_for_isa`. The reference of the filter transform is at the bottom; those of the tile
-// transforms are winograd.cpp's, which read the matrices of either variant.
+// by `run_for_isa`. The references read the matrices of either variant: the tile transforms'
+// are winograd.cpp's, the filter transform's winograd_internal.h's.
 #include "winograd_internal.h"
 
 #include <algorithm>
@@ -185,9 +185,6 @@ UNET_INLINE void filter_transform(const float* w, int64_t O, int64_t C, float* u
   }
 }
 
-int64_t range_end(int64_t in_channels, int64_t first_in, int64_t count_in) {
-  return count_in < 0 ? in_channels : first_in + count_in;
-}
 
 }  // namespace
 
@@ -208,20 +205,7 @@ void winograd6_filter_transform(const float* w, int64_t out_channels, int64_t in
 
 void winograd6_filter_transform_reference(const float* w, int64_t out_channels, int64_t in_channels, float* u,
                                           int64_t first_in, int64_t count_in) {
-  const int64_t plane = in_channels * out_channels, end = range_end(in_channels, first_in, count_in);
-  for (int64_t c = first_in; c < end; ++c) {
-    for (int64_t o = 0; o < out_channels; ++o) {
-      const float* f = w + (o * in_channels + c) * 9;
-      for (int a = 0; a < kIn; ++a) {
-        for (int b = 0; b < kIn; ++b) {
-          double sum = 0;  // (G f G^T)[a][b]
-          for (int j = 0; j < 3; ++j)
-            for (int k = 0; k < 3; ++k) sum += kG6[a][j] * f[j * 3 + k] * kG6[b][k];
-          u[(a * kIn + b) * plane + c * out_channels + o] = static_cast<float>(sum);
-        }
-      }
-    }
-  }
+  filter_transform_reference(kG6, w, out_channels, in_channels, u, first_in, range_end(in_channels, first_in, count_in));
 }
 
 }  // namespace unet::cpu

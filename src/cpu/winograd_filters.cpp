@@ -81,9 +81,6 @@ UNET_INLINE void filter_gradient_transform(const float* du, int64_t O, int64_t C
   }
 }
 
-int64_t range_end(int64_t in_channels, int64_t first_in, int64_t count_in) {
-  return count_in < 0 ? in_channels : first_in + count_in;
-}
 
 }  // namespace
 
@@ -100,20 +97,7 @@ void winograd_filter_gradient_transform(const float* du, int64_t out_channels, i
 
 void winograd_filter_transform_reference(const float* w, int64_t out_channels, int64_t in_channels, float* u,
                                          int64_t first_in, int64_t count_in) {
-  const int64_t plane = in_channels * out_channels, end = range_end(in_channels, first_in, count_in);
-  for (int64_t c = first_in; c < end; ++c) {
-    for (int64_t o = 0; o < out_channels; ++o) {
-      const float* f = w + (o * in_channels + c) * 9;
-      for (int a = 0; a < 6; ++a) {
-        for (int b = 0; b < 6; ++b) {
-          double sum = 0;  // (G f G^T)[a][b]
-          for (int j = 0; j < 3; ++j)
-            for (int k = 0; k < 3; ++k) sum += kG[a][j] * f[j * 3 + k] * kG[b][k];
-          u[(a * 6 + b) * plane + c * out_channels + o] = static_cast<float>(sum);
-        }
-      }
-    }
-  }
+  filter_transform_reference(kG, w, out_channels, in_channels, u, first_in, range_end(in_channels, first_in, count_in));
 }
 
 void winograd_filter_gradient_transform_reference(const float* du, int64_t out_channels, int64_t in_channels,

@@ -72,6 +72,32 @@ inline TileOrigin tile_origin(const WinogradGeometry& g, int64_t t, int64_t shif
   return {t / per_image, (r / g.tiles_x()) * g.tile - shift, (r % g.tiles_x()) * g.tile - shift};
 }
 
+/// The end of the input-channel range first_in .. (count_in < 0: all `in_channels`).
+inline int64_t range_end(int64_t in_channels, int64_t first_in, int64_t count_in) {
+  return count_in < 0 ? in_channels : first_in + count_in;
+}
+
+/// The filter transforms' reference: u[(a * In + b) * plane + c * O + o] = (G f G^T)[a][b] in
+/// double for every filter f of w [O][C][3][3] with c in first_in .. end - 1, G = `g` (In x 3).
+template <int In>
+void filter_transform_reference(const double (&g)[In][3], const float* w, int64_t out_channels, int64_t in_channels,
+                                float* u, int64_t first_in, int64_t end) {
+  const int64_t plane = in_channels * out_channels;
+  for (int64_t c = first_in; c < end; ++c) {
+    for (int64_t o = 0; o < out_channels; ++o) {
+      const float* f = w + (o * in_channels + c) * 9;
+      for (int a = 0; a < In; ++a) {
+        for (int b = 0; b < In; ++b) {
+          double sum = 0;
+          for (int j = 0; j < 3; ++j)
+            for (int k = 0; k < 3; ++k) sum += g[a][j] * f[j * 3 + k] * g[b][k];
+          u[(a * In + b) * plane + c * out_channels + o] = static_cast<float>(sum);
+        }
+      }
+    }
+  }
+}
+
 /// F(6x6, 3x3)'s optimised tile transforms (winograd6.cpp), which the public entry points of
 /// winograd.cpp call when `g.tile` is 6.
 void winograd6_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
