@@ -4,7 +4,7 @@
 Runs, in interleaved rounds (every implementation once per round, so that the machine's drift
 hits all of them alike), the reference U-Net at 572x572 on random inputs:
   unet            `unet benchmark` (the CPU engine: oneDNN's fused convolutions and, where it is
-                  faster, Winograd F(4x4,3x3); "unet direct": the engine with --conv-algorithm
+                  faster, Winograd F(6x6,3x3) or F(4x4,3x3); "unet direct": the engine with --conv-algorithm
                   direct; "unet plain": --cpu-engine off, the plain LibTorch path; all with the
                   allocator the build links, jemalloc)
   PyTorch         ../shared/bench/pytorch_reference.py, eager and torch.compile, and eager with

@@ -11,6 +11,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <stdexcept>
+#include <vector>
+
 using namespace unet;
 
 namespace {
@@ -178,6 +181,47 @@ TEST(Winograd, ConvolutionMatchesFloat64DirectOnTheReferenceNetworksLayerShapes)
   }
 }
 
+TEST(Winograd, BlocksCoverEveryTileOnceEvenlyAndInMultiplesOfTheThreads) {
+  struct Case {
+    int64_t tiles, block, threads, count;
+  };
+  // 169 tiles in blocks of 64 on 2 threads: 3 blocks would run as 2 + 1, so 4 of 42-43; 4160 in
+  // 64s on 2 threads: 65 -> 66; fewer tiles than a block: one; fewer blocks than threads: as
+  // they are; one thread: no rounding.
+  for (const Case& c : std::vector<Case>{{169, 64, 2, 4}, {4160, 64, 2, 66}, {25, 64, 2, 1}, {200, 64, 16, 4},
+                                         {200, 64, 1, 4}, {1, 64, 2, 1}, {5041, 64, 16, 80}}) {
+    const WinogradBlocks b = winograd_blocks(c.tiles, c.block, c.threads);
+    EXPECT_EQ(b.count, c.count) << c.tiles << " tiles, block " << c.block << ", " << c.threads << " threads";
+    int64_t covered = 0, smallest = c.tiles;
+    for (int64_t k = 0; k < b.count; ++k) {
+      const int64_t n = b.first(k + 1) - b.first(k);
+      EXPECT_EQ(b.first(k), covered);
+      EXPECT_LE(n, b.largest);
+      covered += n;
+      smallest = std::min(smallest, n);
+    }
+    EXPECT_EQ(covered, c.tiles);
+    EXPECT_GE(smallest, b.largest - 1) << "blocks differ by at most one tile";
+  }
+}
+
+TEST(Winograd, ConvolutionOverManyBlocksOnThreeThreadsMatchesFloat64) {
+  c10::InferenceMode guard;
+  at::manual_seed(8);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(3);
+  for (const int64_t tile : kTiles) {
+    // 64 -> 64 channels (blocks of 64 tiles before the split), 2 x 70 x 75: 2 x 17 x 19 tiles of 4,
+    // 2 x 12 x 13 of 6: several blocks, their count rounded up to a multiple of 3.
+    const at::Tensor x = at::randn({2, 64, 70, 75}).contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor w = at::randn({64, 64, 3, 3}) * (1.0 / std::sqrt(9.0 * 64)), b = at::randn({64});
+    EXPECT_LT(relative_error(winograd_conv(x, winograd_pack(w, b, tile), 0, true), direct64(x, w, b, 0, true)),
+              conv_tolerance(tile))
+        << "tile " << tile;
+  }
+  at::set_num_threads(threads);
+}
+
 TEST(Winograd, ConvolutionTakesAnyLayoutFewChannelsNoBiasAndTheSmallestInputs) {
   c10::InferenceMode guard;
   at::manual_seed(5);
@@ -197,6 +241,13 @@ TEST(Winograd, ConvolutionTakesAnyLayoutFewChannelsNoBiasAndTheSmallestInputs) {
 TEST(Winograd, RefusesWhatItCannotCompute) {
   EXPECT_THROW(winograd_pack(at::zeros({4, 2, 2, 2}), at::Tensor()), Error);
   EXPECT_THROW(winograd_pack(at::zeros({4, 2, 3, 3}), at::Tensor(), 5), Error);  // tiles of 4 or 6
+  // The transforms refuse a geometry of a variant they do not compute.
+  std::vector<float> image(8 * 8), points(64 * 4);
+  const cpu::WinogradGeometry five{1, 8, 8, 1, 1, 0, 5}, six{1, 8, 8, 1, 1, 0, 6};
+  EXPECT_THROW(cpu::winograd_input_transform(image.data(), five, 0, 1, points.data(), 1), std::invalid_argument);
+  EXPECT_THROW(cpu::winograd_output_gradient_transform(image.data(), nullptr, six, 0, 1, points.data(), 1),
+               std::invalid_argument)
+      << "training's transforms are F(4x4)'s only";
   const WinogradWeights w = winograd_pack(at::zeros({4, 2, 3, 3}), at::Tensor());
   EXPECT_THROW(winograd_conv(at::zeros({1, 3, 8, 8}), w, 0, true), Error);  // channels
   EXPECT_THROW(winograd_conv(at::zeros({1, 2, 2, 8}), w, 0, true), Error);  // smaller than the filter

@@ -175,12 +175,16 @@ void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const
   double direct = 0, winograd = 0, winograd6 = 0, chosen = 0;
   for (const LayerTiming& t : profile_conv_layers(model, batch, side, static_cast<int>(o.steps), training)) {
     const std::string channels = std::to_string(t.step.in_channels) + " -> " + std::to_string(t.step.out_channels);
-    const double six = training ? 0.0 : t.direct_ms / t.winograd6_ms;  // F(6x6): inference only
-    std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %9.2f (%4.0f%%) %7.2fx %7.2fx %8.1e/%8.1e/%8.1e  %s\n",
+    char six_ms[32] = "                 -", six_ratio[16] = "       -", six_error[16] = "       -";  // training
+    if (!training) {  // F(6x6): inference only
+      std::snprintf(six_ms, sizeof six_ms, "%9.2f (%4.0f%%)", t.winograd6_ms, 100 * t.winograd6_spread);
+      std::snprintf(six_ratio, sizeof six_ratio, "%7.2fx", t.direct_ms / t.winograd6_ms);
+      std::snprintf(six_error, sizeof six_error, "%8.1e", t.winograd6_error);
+    }
+    std::printf("  %-18s %11s %5lld %9.2f (%4.0f%%) %9.2f (%4.0f%%) %s %7.2fx %s %8.1e/%8.1e/%s  %s\n",
                 t.step.layer.name.c_str(), channels.c_str(), static_cast<long long>(t.step.input_side), t.direct_ms,
-                100 * t.direct_spread, t.winograd_ms, 100 * t.winograd_spread, t.winograd6_ms, 100 * t.winograd6_spread,
-                t.direct_ms / t.winograd_ms, six, t.direct_error, t.winograd_error, t.winograd6_error,
-                conv_kernel_name(t.auto_kernel));
+                100 * t.direct_spread, t.winograd_ms, 100 * t.winograd_spread, six_ms, t.direct_ms / t.winograd_ms,
+                six_ratio, t.direct_error, t.winograd_error, six_error, conv_kernel_name(t.auto_kernel));
     direct += t.direct_ms;
     winograd += t.winograd_ms;
     winograd6 += t.winograd6_ms;

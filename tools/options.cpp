@@ -208,7 +208,8 @@ void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
   add_choice(app, "--conv-algorithm", "conv_algorithm", algorithm, conv_algorithm_names(),
              "With the CPU engine in float32: how 3x3 convolutions run: auto (Winograd where it measured faster: " +
                  std::to_string(kWinogradMinChannels) +
-                 " or more channels in and out; F(6x6,3x3) in inference, F(4x4,3x3) in training), direct (oneDNN's "
+                 " or more channels in and out; F(6x6,3x3) in inference, or F(4x4,3x3) where 6x6 tiles would cover 7% more "
+                 "area than 4x4 ones; F(4x4,3x3) in training), direct (oneDNN's "
                  "direct kernels), winograd (F(4x4,3x3) for every 3x3 convolution) or winograd6 (F(6x6,3x3) for every "
                  "3x3 convolution in inference, F(4x4,3x3) in training)");
 }

@@ -153,12 +153,14 @@ const char* winograd_isa() {
 
 void winograd_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
                               int64_t plane) {
+  require_tile(g, kWinogradTile, kWinograd6Tile);
   if (g.tile == kWinograd6Tile) return winograd6_input_transform(x, g, first, count, v, plane);
   run_for_isa<input_transform>(x, g, first, count, v, plane);
 }
 
 void winograd_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                int64_t first, int64_t count, float* y) {
+  require_tile(g, kWinogradTile, kWinograd6Tile);
   if (g.tile == kWinograd6Tile) return winograd6_output_transform(m, plane, bias, relu, g, first, count, y);
   run_for_isa<output_transform>(m, plane, bias, relu, g, first, count, y);
 }
@@ -224,12 +226,14 @@ void output_reference(const TileMatrices<Out, In>& mat, const float* m, int64_t 
 
 void winograd_input_transform_reference(const float* x, const WinogradGeometry& g, int64_t first, int64_t count,
                                         float* v, int64_t plane) {
+  require_tile(g, kWinogradTile, kWinograd6Tile);
   if (g.tile == kWinograd6Tile) return input_reference(TileMatrices<6, 8>{kBT6, kAT6}, x, g, first, count, v, plane);
   input_reference(TileMatrices<4, 6>{kBT, kAT}, x, g, first, count, v, plane);
 }
 
 void winograd_output_transform_reference(const float* m, int64_t plane, const float* bias, bool relu,
                                          const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
+  require_tile(g, kWinogradTile, kWinograd6Tile);
   if (g.tile == kWinograd6Tile)
     return output_reference(TileMatrices<6, 8>{kBT6, kAT6}, m, plane, bias, relu, g, first, count, y);
   output_reference(TileMatrices<4, 6>{kBT, kAT}, m, plane, bias, relu, g, first, count, y);

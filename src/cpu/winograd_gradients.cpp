@@ -116,16 +116,19 @@ UNET_INLINE void input_gradient_transform(const float* dv, int64_t plane, const 
 
 void winograd_output_gradient_transform(const float* dy, const float* y, const WinogradGeometry& g, int64_t first,
                                         int64_t count, float* dm, int64_t plane) {
+  require_tile(g, kWinogradTile);  // F(4x4) only
   run_for_isa<output_gradient_transform>(dy, y, g, first, count, dm, plane);
 }
 
 void winograd_input_gradient_transform(const float* dv, int64_t plane, const WinogradGeometry& g, int64_t first,
                                        int64_t count, float* dx) {
+  require_tile(g, kWinogradTile);  // F(4x4) only
   run_for_isa<input_gradient_transform>(dv, plane, g, first, count, dx);
 }
 
 void winograd_output_gradient_transform_reference(const float* dy, const float* y, const WinogradGeometry& g,
                                                   int64_t first, int64_t count, float* dm, int64_t plane) {
+  require_tile(g, kWinogradTile);  // F(4x4) only
   const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
   for (int64_t i = 0; i < count; ++i) {
     const TileOrigin o = tile_origin(g, first + i, 0);
@@ -152,6 +155,7 @@ void winograd_output_gradient_transform_reference(const float* dy, const float* 
 
 void winograd_input_gradient_transform_reference(const float* dv, int64_t plane, const WinogradGeometry& g,
                                                  int64_t first, int64_t count, float* dx) {
+  require_tile(g, kWinogradTile);  // F(4x4) only
   const int64_t C = g.in_channels;
   for (int64_t i = 0; i < count; ++i) {
     const TileOrigin o = tile_origin(g, first + i, g.padding);

@@ -6,6 +6,8 @@
 #include "unet/cpu/winograd.h"
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 // Each optimised transform is one always-inlined body compiled three times, for AVX-512, AVX2 +
 // FMA and plain x86-64 (`UNET_TARGET`), and called through a pointer chosen once from the CPU's
@@ -70,6 +72,13 @@ struct TileOrigin {
 inline TileOrigin tile_origin(const WinogradGeometry& g, int64_t t, int64_t shift) {
   const int64_t per_image = g.tiles_y() * g.tiles_x(), r = t % per_image;
   return {t / per_image, (r / g.tiles_x()) * g.tile - shift, (r % g.tiles_x()) * g.tile - shift};
+}
+
+/// Throws std::invalid_argument unless `g.tile` is `first` or `second` (a geometry of another variant
+/// would be read with the wrong matrices).
+inline void require_tile(const WinogradGeometry& g, int64_t first, int64_t second = 0) {
+  if (g.tile != first && g.tile != second)
+    throw std::invalid_argument("Winograd transform: output tiles of " + std::to_string(g.tile) + " are not supported here");
 }
 
 /// The end of the input-channel range first_in .. (count_in < 0: all `in_channels`).

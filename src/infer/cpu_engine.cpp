@@ -32,7 +32,7 @@ CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
   const auto params = model_->named_parameters();
   Packed p;
   const std::vector<ConvStep> steps = conv_steps(model_->options(), shape[2]);
-  const std::vector<ConvKernel> chosen = kernels(shape);
+  const std::vector<ConvKernel> chosen = conv_kernels(model_->options(), shape[2], algorithm_, dtype_, Pass::kInference);
   winograd_.resize(2 * steps.size());  // one transform per layer and variant, shared by every shape
   for (size_t i = 0; i < steps.size(); ++i) {
     const ConvStep& step = steps[i];
@@ -57,29 +57,38 @@ CpuEngine::Packed CpuEngine::pack(const std::vector<int64_t>& shape) {
   return p;
 }
 
-std::vector<ConvKernel> CpuEngine::kernels(const std::vector<int64_t>& shape) const {
-  return conv_kernels(model_->options(), shape[2], algorithm_, dtype_, Pass::kInference);
-}
-
-int64_t CpuEngine::winograd_layers(const std::vector<int64_t>& shape) {
-  int64_t count = 0;
-  for (const ConvKernel kernel : kernels(shape)) count += kernel != ConvKernel::kOnednnDirect;
-  return count;
-}
-
-at::Tensor CpuEngine::forward(const at::Tensor& images) {
-  const UNetOptions& o = model_->options();
-  output_size(o, images.size(2));  // a legal size, or the error that names the nearest ones
+const CpuEngine::Packed& CpuEngine::packed_for(const std::vector<int64_t>& shape) {
+  output_size(model_->options(), shape[2]);  // a legal size, or the error that names the nearest ones
   if (weights_changed()) {
     packed_.clear();
     winograd_.clear();
     versions_.clear();
     for (const auto& p : model_->parameters()) versions_.emplace_back(p.data_ptr(), p._version());
   }
-  const std::vector<int64_t> shape = images.sizes().vec();
   auto it = packed_.find(shape);
   if (it == packed_.end()) it = packed_.emplace(shape, pack(shape)).first;
-  const Packed& p = it->second;
+  return it->second;
+}
+
+std::vector<ConvKernel> CpuEngine::kernels(const std::vector<int64_t>& shape) {
+  std::vector<ConvKernel> built;
+  for (const Layer& l : packed_for(shape).layers) {
+    if (l.winograd == nullptr) built.push_back(ConvKernel::kOnednnDirect);
+    else built.push_back(l.winograd->tile == 6 ? ConvKernel::kWinograd6 : ConvKernel::kWinograd4);
+  }
+  return built;
+}
+
+int64_t CpuEngine::winograd_layers(const std::vector<int64_t>& shape) const {
+  int64_t count = 0;  // from the plan, without packing anything
+  for (const ConvKernel kernel : conv_kernels(model_->options(), shape[2], algorithm_, dtype_, Pass::kInference))
+    count += kernel != ConvKernel::kOnednnDirect;
+  return count;
+}
+
+at::Tensor CpuEngine::forward(const at::Tensor& images) {
+  const UNetOptions& o = model_->options();
+  const Packed& p = packed_for(images.sizes().vec());
   c10::InferenceMode guard;
   size_t k = 0;
   auto conv = [&](const at::Tensor& x, bool relu = true) {

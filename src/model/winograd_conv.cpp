@@ -58,22 +58,15 @@ int64_t winograd_block_tiles(int64_t in_channels, int64_t out_channels, int64_t 
   return std::clamp(kCacheBytes / bytes_per_tile, kMinTiles, kMaxTiles);
 }
 
-namespace {
-
-/// (tiles per block, blocks) for `tiles` in blocks of about `block`, their count a multiple of
-/// `threads` where there are at least as many blocks as threads: a thread with one block more than
-/// the others holds them all up (5 blocks on 2 threads run as 3: measured 12-14% of a layer).
-std::pair<int64_t, int64_t> balanced_blocks(int64_t tiles, int64_t block, int64_t threads) {
-  int64_t blocks = (tiles + block - 1) / block;
-  if (threads > 1 && blocks >= threads && blocks % threads != 0) {
-    blocks = (blocks + threads - 1) / threads * threads;
-    block = (tiles + blocks - 1) / blocks;
-    blocks = (tiles + block - 1) / block;
-  }
-  return {block, blocks};
+WinogradBlocks winograd_blocks(int64_t tiles, int64_t block, int64_t threads) {
+  WinogradBlocks b;
+  b.tiles = tiles;
+  b.count = std::max<int64_t>(1, (tiles + block - 1) / block);
+  if (threads > 1 && b.count >= threads) b.count = (b.count + threads - 1) / threads * threads;
+  b.count = std::min(b.count, std::max<int64_t>(1, tiles));
+  b.largest = (tiles + b.count - 1) / b.count;
+  return b;
 }
-
-}  // namespace
 
 at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t padding, bool relu) {
   if (x.dim() != 4 || x.size(1) != w.in_channels) throw Error("a Winograd convolution's input has the wrong channels");
@@ -86,15 +79,13 @@ at::Tensor winograd_conv(const at::Tensor& x, const WinogradWeights& w, int64_t 
   const float* bias = w.bias.defined() ? w.bias.const_data_ptr<float>() : nullptr;
   float* out = y.mutable_data_ptr<float>();
   const int64_t C = g.in_channels, O = g.out_channels, P = g.points();
-  // Named values, not a structured binding: C++17 (clang, the fuzz build) cannot capture one.
-  const std::pair<int64_t, int64_t> split = balanced_blocks(g.tiles(), winograd_block_tiles(C, O, g.tile), at::get_num_threads());
-  const int64_t block = split.first, blocks = split.second;
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+  const WinogradBlocks blocks = winograd_blocks(g.tiles(), winograd_block_tiles(C, O, g.tile), at::get_num_threads());
+  at::parallel_for(0, blocks.count, 1, [&](int64_t begin, int64_t end) {
     // Scratch for V and M, written before it is read: no zero fill.
-    const auto v = std::make_unique_for_overwrite<float[]>(P * block * C);
-    const auto m = std::make_unique_for_overwrite<float[]>(P * block * O);
+    const auto v = std::make_unique_for_overwrite<float[]>(P * blocks.largest * C);
+    const auto m = std::make_unique_for_overwrite<float[]>(P * blocks.largest * O);
     for (int64_t k = begin; k < end; ++k) {
-      const int64_t first = k * block, count = std::min(block, g.tiles() - first);
+      const int64_t first = blocks.first(k), count = blocks.first(k + 1) - first;
       cpu::winograd_input_transform(in, g, first, count, v.get(), count * C);
       // M[p] [count x O] = V[p] [count x C] U[p] [C x O] for the 36 (64) points: one batched product
       // (dense operands: with gaps between the points' matrices LibTorch's bmm copies them first).

@@ -81,7 +81,7 @@ void winograd6_filter_transform(const float* w, int64_t out_channels, int64_t in
                                 int64_t first_in = 0, int64_t count_in = -1);
 
 /// Training's backward pass (the gradients of the three transforms above), F(4x4, 3x3) only
-/// (`g.tile` 4).
+/// (`g.tile` 4; others throw std::invalid_argument, as tiles other than 4 and 6 do above).
 ///
 /// dM [36][count][out_channels] = A dy A^T for tiles first .. first + count - 1 of the output
 /// gradient dy (NHWC, the output's shape), `plane` floats from one point's matrix to the next;

@@ -1,5 +1,5 @@
 // The CPU inference path: prepacked weights, oneDNN convolutions with their ReLU fused, and
-// Winograd F(4x4, 3x3) for the 3x3 convolutions where it is faster.
+// Winograd F(4x4, 3x3) or F(6x6, 3x3) for the 3x3 convolutions where it is faster.
 #pragma once
 
 #include "unet/model/conv_plan.h"
@@ -40,10 +40,12 @@ class CpuEngine {
   /// Times the weights were (re)packed: once per input shape, and again after they change.
   int64_t packings() const { return packings_; }
 
-  /// How many of the convolutions run by Winograd for input `shape` [N, C, S, S].
-  int64_t winograd_layers(const std::vector<int64_t>& shape);
-  /// The kernel of each convolution (`conv_steps` order) for input `shape`: `conv_kernels`'.
-  std::vector<ConvKernel> kernels(const std::vector<int64_t>& shape) const;
+  /// How many of the convolutions run by Winograd for input `shape` [N, C, S, S] (from the plan,
+  /// `conv_kernels`; nothing is packed).
+  int64_t winograd_layers(const std::vector<int64_t>& shape) const;
+  /// The kernel each convolution (`conv_steps` order) runs with for input `shape`, read from the
+  /// layers the engine packed for it (packing them first where needed).
+  std::vector<ConvKernel> kernels(const std::vector<int64_t>& shape);
 
  private:
   struct Layer {
@@ -66,6 +68,8 @@ class CpuEngine {
 
   bool weights_changed() const;
   Packed pack(const std::vector<int64_t>& shape);
+  /// The layers packed for `shape` (after dropping every packing if the weights changed).
+  const Packed& packed_for(const std::vector<int64_t>& shape);
 };
 
 }  // namespace unet

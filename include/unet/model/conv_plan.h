@@ -84,8 +84,9 @@ const char* conv_kernel_name(ConvKernel kernel);
 /// F(4x4) otherwise. Measured per layer (`unet benchmark --exec-mode layers` and `train-layers`,
 /// docs/performance.md; 2-core AMD EPYC, AVX2, reference network at 572): with 64 to 1024
 /// channels F(4x4) is 1.1-3.0x direct in inference and 2.4-6.1x in training (LibTorch's direct
-/// backward kernels run far below its forward ones), F(6x6) 1.05-1.3x F(4x4) in inference except
-/// where its tiles overhang the map (28 pixels: 0.82-0.91x; 52: 0.82-0.86x in two of three runs);
+/// backward kernels run far below its forward ones), F(6x6) 1.00-1.30x F(4x4) in inference (medians
+/// of three runs) except where its tiles cover most area in vain (28 pixels: 0.85-0.87x; 52:
+/// 0.78-0.94x); the map is taken as square (`input_side`: the engine's inputs are square);
 /// with 1 to 32 channels Winograd is 0.1-0.8x direct in inference and 0.55x for the first
 /// convolution in training.
 ConvKernel conv_kernel(ConvAlgorithm algorithm, const ConvStep& step, at::ScalarType dtype, Pass pass);

@@ -41,10 +41,21 @@ at::Tensor winograd_conv_bias_relu(const at::Tensor& x, const at::Tensor& w, con
 /// "x86-64 (no AVX2)" (chosen from the CPU's feature flags).
 const char* winograd_instruction_set();
 
-/// Tiles per block of `winograd_conv` for `in_channels` -> `out_channels` with tiles of side `tile`:
-/// enough rows (64 at least) for the matrix products to run near the GEMM's speed, few enough that
-/// a block's transformed input and products (points x tiles x (C + O) floats) stay near 1 MiB
-/// where possible.
+/// Tiles per block of `winograd_conv` for `in_channels` -> `out_channels` with tiles of side `tile`,
+/// before the split among threads (`winograd_blocks`): enough rows (64 at least) for the matrix
+/// products to run near the GEMM's speed, few enough that a block's transformed input and
+/// products (points x tiles x (C + O) floats) stay near 1 MiB where possible.
 int64_t winograd_block_tiles(int64_t in_channels, int64_t out_channels, int64_t tile = 4);
+
+/// How `winograd_conv` splits `tiles` among `count` blocks: block k holds tiles first(k) ..
+/// first(k + 1) - 1, sizes differing by at most one. `count` is tiles / `block` rounded up, then
+/// up to a multiple of the threads where there are at least as many blocks as threads (a thread
+/// with one block more than the others holds them all up: 5 blocks on 2 threads run as 3,
+/// measured 12-14% of a layer), so blocks may hold fewer tiles than `block`.
+struct WinogradBlocks {
+  int64_t tiles = 0, count = 1, largest = 0;
+  int64_t first(int64_t k) const { return k * tiles / count; }
+};
+WinogradBlocks winograd_blocks(int64_t tiles, int64_t block, int64_t threads);
 
 }  // namespace unet
