@@ -7,7 +7,8 @@
 // out (B^T and A^T are sparse, with entries 0, +-1, +-2, +-4, +-5, +-8), and scattered to the 36
 // planes of V (or written to the output's 4x4 pixels). Every inner loop runs over the 16 channels,
 // so the compiler turns it into vector instructions in each of the three copies `run_for_isa`
-// makes (winograd_internal.h).
+// makes (winograd_internal.h). The tile loops (gather, two 1D passes, scatter) are
+// winograd_internal.h's templates, shared with F(6x6); this file gives them F(4x4)'s 1D passes.
 // The references below them loop over the matrices in double, one channel at a time, with the
 // matrices of the geometry's variant.
 #include "winograd_internal.h"
@@ -49,84 +50,12 @@ UNET_INLINE void output_1d(const float* in, int64_t s, float* out, int64_t o) {
 
 UNET_INLINE void input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
                                  int64_t plane) {
-  const int64_t C = g.in_channels, row_stride = g.width * C;
-  alignas(64) float d[6 * 6 * kChannels], t[6 * 6 * kChannels], e[6 * 6 * kChannels];
-  for (int64_t i = 0; i < count; ++i) {
-    const TileOrigin o = tile_origin(g, first + i, g.padding);
-    const float* image = x + o.image * g.height * row_stride;
-    const bool inside = o.row >= 0 && o.col >= 0 && o.row + 6 <= g.height && o.col + 6 <= g.width;
-    for (int64_t c0 = 0; c0 < C; c0 += kChannels) {
-      const int64_t n = std::min(kChannels, C - c0);
-      if (inside && n == kChannels) {  // the common case: B^T straight from the image, no gather
-        const float* corner = image + o.row * row_stride + o.col * C + c0;
-        for (int64_t b = 0; b < 6; ++b) input_1d(corner + b * C, row_stride, t + b * kChannels, 6 * kChannels);
-      } else {  // padding, the ragged edge or the last channels: gather with zeros first
-        for (int64_t a = 0; a < 6; ++a) {
-          for (int64_t b = 0; b < 6; ++b) {
-            const int64_t row = o.row + a, col = o.col + b;
-            const bool in = row >= 0 && row < g.height && col >= 0 && col < g.width;
-            const float* src = in ? image + row * row_stride + col * C + c0 : nullptr;
-            float* dst = d + (a * 6 + b) * kChannels;
-            for (int64_t c = 0; c < kChannels; ++c) dst[c] = in && c < n ? src[c] : 0.0f;
-          }
-        }
-        for (int64_t b = 0; b < 6; ++b) input_1d(d + b * kChannels, 6 * kChannels, t + b * kChannels, 6 * kChannels);
-      }
-      for (int64_t a = 0; a < 6; ++a) input_1d(t + a * 6 * kChannels, kChannels, e + a * 6 * kChannels, kChannels);
-      float* dst = v + i * C + c0;
-      if (n == kChannels) {
-        for (int64_t p = 0; p < kWinogradPoints; ++p)
-          for (int64_t c = 0; c < kChannels; ++c) dst[p * plane + c] = e[p * kChannels + c];
-      } else {
-        for (int64_t p = 0; p < kWinogradPoints; ++p)
-          for (int64_t c = 0; c < n; ++c) dst[p * plane + c] = e[p * kChannels + c];
-      }
-    }
-  }
+  tile_input_transform<kWinogradInput, input_1d>(x, g, first, count, v, plane);
 }
 
 UNET_INLINE void output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                   int64_t first, int64_t count, float* y) {
-  const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
-  alignas(64) float s[6 * 6 * kChannels], t[4 * 6 * kChannels], r[4 * 4 * kChannels];
-  for (int64_t i = 0; i < count; ++i) {
-    const TileOrigin o = tile_origin(g, first + i, 0);
-    float* image = y + o.image * H * W * O;
-    const bool inside = o.row + 4 <= H && o.col + 4 <= W;
-    for (int64_t c0 = 0; c0 < O; c0 += kChannels) {
-      const int64_t n = std::min(kChannels, O - c0);
-      const float* src = m + i * O + c0;
-      if (n == kChannels) {
-        for (int64_t p = 0; p < kWinogradPoints; ++p)
-          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = src[p * plane + c];
-      } else {
-        for (int64_t p = 0; p < kWinogradPoints; ++p)
-          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = c < n ? src[p * plane + c] : 0.0f;
-      }
-      for (int64_t b = 0; b < 6; ++b) output_1d(s + b * kChannels, 6 * kChannels, t + b * kChannels, 6 * kChannels);
-      for (int64_t a = 0; a < 4; ++a) output_1d(t + a * 6 * kChannels, kChannels, r + a * 4 * kChannels, kChannels);
-      alignas(64) float b[kChannels] = {};
-      if (bias != nullptr)
-        for (int64_t c = 0; c < n; ++c) b[c] = bias[c0 + c];
-      for (int64_t p = 0; p < 16; ++p)
-        for (int64_t c = 0; c < kChannels; ++c) {
-          const float value = r[p * kChannels + c] + b[c];
-          r[p * kChannels + c] = relu ? std::max(value, 0.0f) : value;
-        }
-      for (int64_t a = 0; a < 4; ++a) {
-        for (int64_t k = 0; k < 4; ++k) {
-          if (!inside && (o.row + a >= H || o.col + k >= W)) continue;
-          const float* px = r + (a * 4 + k) * kChannels;
-          float* dst = image + ((o.row + a) * W + o.col + k) * O + c0;
-          if (n == kChannels) {
-            for (int64_t c = 0; c < kChannels; ++c) dst[c] = px[c];
-          } else {
-            for (int64_t c = 0; c < n; ++c) dst[c] = px[c];
-          }
-        }
-      }
-    }
-  }
+  tile_output_transform<kWinogradTile, kWinogradInput, output_1d>(m, plane, bias, relu, g, first, count, y);
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 // is faster. Its transforms cost more per tile (8x8 blocks) and round more, so conv_plan.h chooses
 // it per layer and the tests bound its error against float64.
 //
-// Same scheme as winograd.cpp: 16 channels of one tile at a time, the 1D transforms written out
+// Same scheme and the same tile loops as winograd.cpp (winograd_internal.h's templates): 16
+// channels of one tile at a time, the 1D transforms written out
 // with the matrices' even/odd symmetry (rows 1/2, 3/4 and 5/6 of B^T and of G differ only in the
 // sign of their odd terms), every inner loop over the 16 channels, compiled per instruction set
 // by `run_for_isa`. The references read the matrices of either variant: the tile transforms'
@@ -77,93 +78,12 @@ UNET_INLINE void filter_1d(const float* in, int64_t s, float* out, int64_t o) {
 
 UNET_INLINE void input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
                                  int64_t plane) {
-  const int64_t C = g.in_channels, row_stride = g.width * C;
-  alignas(64) float d[kPoints * kChannels], t[kPoints * kChannels], e[kPoints * kChannels];
-  for (int64_t i = 0; i < count; ++i) {
-    const TileOrigin o = tile_origin(g, first + i, g.padding);
-    const float* image = x + o.image * g.height * row_stride;
-    const bool inside = o.row >= 0 && o.col >= 0 && o.row + kIn <= g.height && o.col + kIn <= g.width;
-    for (int64_t c0 = 0; c0 < C; c0 += kChannels) {
-      const int64_t n = std::min(kChannels, C - c0);
-      if (inside && n == kChannels) {  // B^T over the block's rows straight from the image
-        const float* corner = image + o.row * row_stride + o.col * C + c0;
-        for (int64_t b = 0; b < kIn; ++b) input_1d(corner + b * C, row_stride, t + b * kChannels, kIn * kChannels);
-      } else {  // padding, the ragged edge or the last channels: gather with zeros first
-        for (int64_t a = 0; a < kIn; ++a) {
-          for (int64_t b = 0; b < kIn; ++b) {
-            const int64_t row = o.row + a, col = o.col + b;
-            const bool in = row >= 0 && row < g.height && col >= 0 && col < g.width;
-            const float* src = in ? image + row * row_stride + col * C + c0 : nullptr;
-            float* dst = d + (a * kIn + b) * kChannels;
-            for (int64_t c = 0; c < kChannels; ++c) dst[c] = in && c < n ? src[c] : 0.0f;
-          }
-        }
-        for (int64_t b = 0; b < kIn; ++b)
-          input_1d(d + b * kChannels, kIn * kChannels, t + b * kChannels, kIn * kChannels);
-      }
-      for (int64_t a = 0; a < kIn; ++a)
-        input_1d(t + a * kIn * kChannels, kChannels, e + a * kIn * kChannels, kChannels);
-      float* dst = v + i * C + c0;
-      if (n == kChannels) {  // a fixed count: vector stores
-        for (int64_t p = 0; p < kPoints; ++p)
-          for (int64_t c = 0; c < kChannels; ++c) dst[p * plane + c] = e[p * kChannels + c];
-      } else {
-        for (int64_t p = 0; p < kPoints; ++p)
-          for (int64_t c = 0; c < n; ++c) dst[p * plane + c] = e[p * kChannels + c];
-      }
-    }
-  }
-}
-
-/// Writes the 6x6 outputs of one tile's 16-channel block `r` (after bias and ReLU) into the image.
-UNET_INLINE void store_tile(const float* r, const TileOrigin& o, int64_t H, int64_t W, int64_t O, int64_t c0,
-                            int64_t n, float* image) {
-  const bool inside = o.row + kOut <= H && o.col + kOut <= W;
-  for (int64_t a = 0; a < kOut; ++a) {
-    for (int64_t k = 0; k < kOut; ++k) {
-      if (!inside && (o.row + a >= H || o.col + k >= W)) continue;
-      const float* px = r + (a * kOut + k) * kChannels;
-      float* dst = image + ((o.row + a) * W + o.col + k) * O + c0;
-      if (n == kChannels) {
-        for (int64_t c = 0; c < kChannels; ++c) dst[c] = px[c];
-      } else {
-        for (int64_t c = 0; c < n; ++c) dst[c] = px[c];
-      }
-    }
-  }
+  tile_input_transform<kIn, input_1d>(x, g, first, count, v, plane);
 }
 
 UNET_INLINE void output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                   int64_t first, int64_t count, float* y) {
-  const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
-  alignas(64) float s[kPoints * kChannels], t[kOut * kIn * kChannels], r[kOut * kOut * kChannels];
-  for (int64_t i = 0; i < count; ++i) {
-    const TileOrigin o = tile_origin(g, first + i, 0);
-    for (int64_t c0 = 0; c0 < O; c0 += kChannels) {
-      const int64_t n = std::min(kChannels, O - c0);
-      const float* src = m + i * O + c0;
-      if (n == kChannels) {
-        for (int64_t p = 0; p < kPoints; ++p)
-          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = src[p * plane + c];
-      } else {
-        for (int64_t p = 0; p < kPoints; ++p)
-          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = c < n ? src[p * plane + c] : 0.0f;
-      }
-      for (int64_t b = 0; b < kIn; ++b)
-        output_1d(s + b * kChannels, kIn * kChannels, t + b * kChannels, kIn * kChannels);
-      for (int64_t a = 0; a < kOut; ++a)
-        output_1d(t + a * kIn * kChannels, kChannels, r + a * kOut * kChannels, kChannels);
-      alignas(64) float b[kChannels] = {};
-      if (bias != nullptr)
-        for (int64_t c = 0; c < n; ++c) b[c] = bias[c0 + c];
-      for (int64_t p = 0; p < kOut * kOut; ++p)
-        for (int64_t c = 0; c < kChannels; ++c) {
-          const float value = r[p * kChannels + c] + b[c];
-          r[p * kChannels + c] = relu ? std::max(value, 0.0f) : value;
-        }
-      store_tile(r, o, H, W, O, c0, n, y + o.image * H * W * O);
-    }
-  }
+  tile_output_transform<kOut, kIn, output_1d>(m, plane, bias, relu, g, first, count, y);
 }
 
 UNET_INLINE void filter_transform(const float* w, int64_t O, int64_t C, float* u, int64_t first, int64_t end) {

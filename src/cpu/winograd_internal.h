@@ -5,6 +5,7 @@
 
 #include "unet/cpu/winograd.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -113,6 +114,109 @@ void winograd6_input_transform(const float* x, const WinogradGeometry& g, int64_
                                int64_t plane);
 void winograd6_output_transform(const float* m, int64_t plane, const float* bias, bool relu, const WinogradGeometry& g,
                                 int64_t first, int64_t count, float* y);
+
+/// V = B^T d B for tiles first .. first + count - 1 (winograd.h's `winograd_input_transform`) with
+/// `Input1d` (out = B^T in over one column or row, for a block's 16 channels): the body both
+/// variants' copies share, for blocks of `In` x `In`.
+template <int64_t In, auto Input1d>
+UNET_INLINE void tile_input_transform(const float* x, const WinogradGeometry& g, int64_t first, int64_t count, float* v,
+                                      int64_t plane) {
+  constexpr int64_t kIn = In, kPoints = In * In;
+  const int64_t C = g.in_channels, row_stride = g.width * C;
+  alignas(64) float d[kPoints * kChannels], t[kPoints * kChannels], e[kPoints * kChannels];
+  for (int64_t i = 0; i < count; ++i) {
+    const TileOrigin o = tile_origin(g, first + i, g.padding);
+    const float* image = x + o.image * g.height * row_stride;
+    const bool inside = o.row >= 0 && o.col >= 0 && o.row + kIn <= g.height && o.col + kIn <= g.width;
+    for (int64_t c0 = 0; c0 < C; c0 += kChannels) {
+      const int64_t n = std::min(kChannels, C - c0);
+      if (inside && n == kChannels) {  // B^T over the block's rows straight from the image
+        const float* corner = image + o.row * row_stride + o.col * C + c0;
+        for (int64_t b = 0; b < kIn; ++b) Input1d(corner + b * C, row_stride, t + b * kChannels, kIn * kChannels);
+      } else {  // padding, the ragged edge or the last channels: gather with zeros first
+        for (int64_t a = 0; a < kIn; ++a) {
+          for (int64_t b = 0; b < kIn; ++b) {
+            const int64_t row = o.row + a, col = o.col + b;
+            const bool in = row >= 0 && row < g.height && col >= 0 && col < g.width;
+            const float* src = in ? image + row * row_stride + col * C + c0 : nullptr;
+            float* dst = d + (a * kIn + b) * kChannels;
+            for (int64_t c = 0; c < kChannels; ++c) dst[c] = in && c < n ? src[c] : 0.0f;
+          }
+        }
+        for (int64_t b = 0; b < kIn; ++b)
+          Input1d(d + b * kChannels, kIn * kChannels, t + b * kChannels, kIn * kChannels);
+      }
+      for (int64_t a = 0; a < kIn; ++a)
+        Input1d(t + a * kIn * kChannels, kChannels, e + a * kIn * kChannels, kChannels);
+      float* dst = v + i * C + c0;
+      if (n == kChannels) {  // a fixed count: vector stores
+        for (int64_t p = 0; p < kPoints; ++p)
+          for (int64_t c = 0; c < kChannels; ++c) dst[p * plane + c] = e[p * kChannels + c];
+      } else {
+        for (int64_t p = 0; p < kPoints; ++p)
+          for (int64_t c = 0; c < n; ++c) dst[p * plane + c] = e[p * kChannels + c];
+      }
+    }
+  }
+}
+
+/// Writes the `Out` x `Out` outputs of one tile's 16-channel block `r` (after bias and ReLU) into
+/// the image, only the pixels inside it.
+template <int64_t Out>
+UNET_INLINE void store_tile(const float* r, const TileOrigin& o, int64_t H, int64_t W, int64_t O, int64_t c0,
+                            int64_t n, float* image) {
+  constexpr int64_t kOut = Out;
+  const bool inside = o.row + kOut <= H && o.col + kOut <= W;
+  for (int64_t a = 0; a < kOut; ++a) {
+    for (int64_t k = 0; k < kOut; ++k) {
+      if (!inside && (o.row + a >= H || o.col + k >= W)) continue;
+      const float* px = r + (a * kOut + k) * kChannels;
+      float* dst = image + ((o.row + a) * W + o.col + k) * O + c0;
+      if (n == kChannels) {
+        for (int64_t c = 0; c < kChannels; ++c) dst[c] = px[c];
+      } else {
+        for (int64_t c = 0; c < n; ++c) dst[c] = px[c];
+      }
+    }
+  }
+}
+
+/// y = A^T m A + bias (then ReLU) for tiles first .. first + count - 1 (winograd.h's
+/// `winograd_output_transform`) with `Output1d` (out = A^T in for a block's 16 channels).
+template <int64_t Out, int64_t In, auto Output1d>
+UNET_INLINE void tile_output_transform(const float* m, int64_t plane, const float* bias, bool relu,
+                                       const WinogradGeometry& g, int64_t first, int64_t count, float* y) {
+  constexpr int64_t kOut = Out, kIn = In, kPoints = In * In;
+  const int64_t O = g.out_channels, H = g.out_height(), W = g.out_width();
+  alignas(64) float s[kPoints * kChannels], t[kOut * kIn * kChannels], r[kOut * kOut * kChannels];
+  for (int64_t i = 0; i < count; ++i) {
+    const TileOrigin o = tile_origin(g, first + i, 0);
+    for (int64_t c0 = 0; c0 < O; c0 += kChannels) {
+      const int64_t n = std::min(kChannels, O - c0);
+      const float* src = m + i * O + c0;
+      if (n == kChannels) {
+        for (int64_t p = 0; p < kPoints; ++p)
+          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = src[p * plane + c];
+      } else {
+        for (int64_t p = 0; p < kPoints; ++p)
+          for (int64_t c = 0; c < kChannels; ++c) s[p * kChannels + c] = c < n ? src[p * plane + c] : 0.0f;
+      }
+      for (int64_t b = 0; b < kIn; ++b)
+        Output1d(s + b * kChannels, kIn * kChannels, t + b * kChannels, kIn * kChannels);
+      for (int64_t a = 0; a < kOut; ++a)
+        Output1d(t + a * kIn * kChannels, kChannels, r + a * kOut * kChannels, kChannels);
+      alignas(64) float b[kChannels] = {};
+      if (bias != nullptr)
+        for (int64_t c = 0; c < n; ++c) b[c] = bias[c0 + c];
+      for (int64_t p = 0; p < kOut * kOut; ++p)
+        for (int64_t c = 0; c < kChannels; ++c) {
+          const float value = r[p * kChannels + c] + b[c];
+          r[p * kChannels + c] = relu ? std::max(value, 0.0f) : value;
+        }
+      store_tile<Out>(r, o, H, W, O, c0, n, y + o.image * H * W * O);
+    }
+  }
+}
 
 /// The instruction set this CPU runs the transforms with: 2 AVX-512, 1 AVX2 + FMA, 0 plain.
 int isa_level();
