@@ -3,13 +3,18 @@
 #include "options.h"
 #include "pretrained.h"
 
+#include "unet/data/tiff_region.h"
 #include "unet/dist/dist.h"
 #include "unet/infer/output.h"
+#include "unet/infer/streamed.h"
 #include "unet/model/checkpoint.h"
+#include "unet/runtime/files.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <unistd.h>
 
 namespace unet::cli {
 namespace fs = std::filesystem;
@@ -20,7 +25,71 @@ struct PredictCommand {
   RuntimeOptions runtime;
   std::string data_dir, input, model_dir = "results", output_dir;
   PredictionFiles files;
+  /// Read and write the image band by band (a TIFF larger than memory); automatic beyond the
+  /// whole-image pixel limit.
+  bool stream = false;
+  /// Continue a stopped streamed prediction.
+  bool resume = false;
 };
+
+/// Whether `--input` is one TIFF to stream: asked for, or larger than a whole-image read may be.
+bool streams(const PredictCommand& o) {
+  if (o.input.empty() || std::filesystem::is_directory(o.input)) return false;
+  if (o.stream) return true;
+  const auto size = tiff_size(o.input);
+  return size && size->first * size->second > max_image_pixels();
+}
+
+/// One progress line: redrawn in place on a terminal, a line every 30 s otherwise.
+std::function<void(const std::string&)> progress_printer() {
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+  return [tty, last](const std::string& line) {
+    const auto now = std::chrono::steady_clock::now();
+    if (tty) {
+      std::fprintf(stderr, "\r%s\033[K", line.c_str());
+    } else if (now - *last >= std::chrono::seconds(30) || line.find(" 0s left") != std::string::npos) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      *last = now;
+    }
+  };
+}
+
+/// `predict` of one TIFF band by band into tiled OME-TIFF pyramids (unet/infer/streamed.h).
+void run_streamed(const PredictCommand& o, const RunContext& context, const CheckpointInfo& info, const std::string& ckpt) {
+  if (o.files.instances)
+    throw OptionError("instances", " of images predicted band by band are not written yet: predict the masks, or "
+                                   "crop the image below {max_image_pixels} pixels");
+  if (o.infer.input_mode == InputMode::kResize)
+    throw OptionError("input_mode", " resize would shrink the whole image to one network input; streamed images are "
+                                    "predicted in tiles (--input-mode tile or auto)");
+  const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
+  StreamedOutputs outputs;
+  outputs.masks = (fs::path(out) / "test-masks.tif").string();
+  if (o.files.probabilities) outputs.probabilities = (fs::path(out) / "test-probabilities.tif").string();
+  outputs.index_masks = o.files.index_masks;
+  CommandFiles().reads(ckpt).reads(o.input).writes_into(out).writes(outputs.masks).writes(outputs.probabilities).check();
+  ensure_writable_directory(out, "prediction");
+  InferenceOptions infer = o.infer;
+  infer.input_mode = InputMode::kTile;
+  Predictor predictor = load_predictor(ckpt, info, infer, context, {});
+  if (o.files.overlays) std::fprintf(stderr, "unet: no overlays for images predicted band by band (open the masks' pyramid in QuPath, napari or Fiji)\n");
+  const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + ", " +
+                               to_string(context.precision) + ", cpu engine " + (infer.cpu_engine ? "on" : "off") +
+                               ", " + name_of(conv_algorithm_names(), infer.conv_algorithm) + ", tile batch " +
+                               std::to_string(infer.tile_batch);
+  StreamOptions stream;
+  stream.resume = o.resume;
+  stream.progress = progress_printer();
+  std::printf("streaming %s (%s) band by band\n", o.input.c_str(), TiffRegionReader(o.input).layout().describe().c_str());
+  std::fflush(stdout);
+  const StreamedResult r = predict_streamed(predictor, o.input, outputs, model_id, stream);
+  if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
+  std::printf("predicted %s with %s (step %lld): %lld tiles in %.1f s%s\n", o.input.c_str(), ckpt.c_str(),
+              static_cast<long long>(info.step), static_cast<long long>(r.tiles), r.seconds,
+              r.resumed_bands ? (", resumed after band " + std::to_string(r.resumed_bands) + " of " + std::to_string(r.bands)).c_str() : "");
+  for (const auto& path : r.written) std::printf("  wrote %s\n", path.c_str());
+}
 
 /// The folder whose files are predicted one output each, or "" for a single file (a stack or an
 /// image: test-masks.tif and test-probabilities.tif, as the reference).
@@ -58,6 +127,8 @@ void run_predict(const PredictCommand& o) {
                                    "interior/boundary classes; this model has " + std::to_string(info.model.classes()) +
                                        " classes");
   }
+  if (streams(o)) return run_streamed(o, context, info, ckpt);
+  if (o.resume) throw OptionError("resume", " continues a streamed prediction (a TIFF predicted band by band, --stream)");
   PredictionFiles files = o.files;
   files.scheme = info.model.scheme();
   files.naming = info.class_naming;
@@ -141,6 +212,11 @@ void register_predict(CLI::App& app) {
   instances->expected(0, 1)->default_str("components");
   instances->option_text("[components|watershed] (off unless given; given alone: components)");
   instances->each([o](const std::string&) { o->files.instances = true; });
+  add_switch(*cmd, "--stream", "stream", o->stream,
+             "Read and write --input (one TIFF or BigTIFF) band by band, for images larger than memory: tiled "
+             "OME-TIFF pyramids out (automatic for images over --max-image-pixels)");
+  add_switch(*cmd, "--resume", "resume", o->resume,
+             "Continue a stopped streamed prediction from its last complete band (same model and settings)");
   add_inference_options(*cmd, o->infer);
   add_image_limit(*cmd);
   add_runtime_options(*cmd, o->runtime, {}, /*training=*/false);

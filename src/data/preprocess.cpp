@@ -27,6 +27,20 @@ double percentile_of(const at::Tensor& values, double percent) {
   return low + (position - static_cast<double>(below)) * (high - low);
 }
 
+/// Gain and offset of one channel from its statistics: percentiles `low`, `high` or moments
+/// `mean`, `std` (whichever the mode uses).
+std::pair<double, double> gain_offset(const Normalisation& n, double low, double high, double mean, double std) {
+  if (n.mode == IntensityMode::kPercentile) {
+    const double gain = 2.0 / (high - low + Normalisation::kEpsilon);  // low -> -1, high -> 1
+    return {gain, -low * gain - 1.0};
+  }
+  if (n.mode == IntensityMode::kMeanStd) {
+    const double gain = 1.0 / (std + Normalisation::kEpsilon);
+    return {gain, -mean * gain};
+  }
+  return {1.0, 0.0};
+}
+
 }  // namespace
 
 at::Tensor normalisation_affine(const at::Tensor& image, const Normalisation& n) {
@@ -35,17 +49,69 @@ at::Tensor normalisation_affine(const at::Tensor& image, const Normalisation& n)
   for (int64_t c = 0; c < channels; ++c) {
     // In float64, as the statistics of a large image need it.
     const at::Tensor v = image[c].reshape({-1}).to(at::kDouble);
-    double gain = 1.0, offset = 0.0;
+    double low = 0, high = 0, mean = 0, std = 0;
     if (n.mode == IntensityMode::kPercentile) {
-      const double low = percentile_of(v, n.low), high = percentile_of(v, n.high);
-      gain = 2.0 / (high - low + Normalisation::kEpsilon);  // low -> -1, high -> 1
-      offset = -low * gain - 1.0;
+      low = percentile_of(v, n.low);
+      high = percentile_of(v, n.high);
     } else if (n.mode == IntensityMode::kMeanStd && v.numel() > 0) {
-      const double mean = v.mean().item<double>();
-      const double std = (v - mean).square().mean().sqrt().item<double>();
-      gain = 1.0 / (std + Normalisation::kEpsilon);
-      offset = -mean * gain;
+      mean = v.mean().item<double>();
+      std = (v - mean).square().mean().sqrt().item<double>();
+    } else {
+      affine[c][0] = 1.0;  // range, or no pixels: as they are
+      continue;
     }
+    const auto [gain, offset] = gain_offset(n, low, high, mean, std);
+    affine[c][0] = gain;
+    affine[c][1] = offset;
+  }
+  return affine;
+}
+
+at::Tensor normalisation_affine_from_histograms(const at::Tensor& counts, SampleFormat format, const Normalisation& n) {
+  TORCH_CHECK(counts.dim() == 2 && (format == SampleFormat::kUInt8 || format == SampleFormat::kUInt16),
+              "normalisation_affine_from_histograms: [C, levels] counts of 8/16-bit values");
+  const int64_t channels = counts.size(0), levels = counts.size(1);
+  // What `normalise` makes of each stored value, as float64: the values the whole image would hold.
+  RawImage all;
+  all.format = format;
+  all.pixels = at::arange(levels, format == SampleFormat::kUInt8 ? at::kByte : at::kInt).view({1, 1, levels});
+  const at::Tensor value = normalise(all).reshape({-1}).to(at::kDouble).contiguous();
+  const double* v = value.data_ptr<double>();
+  at::Tensor affine = at::zeros({channels, 2}, at::kFloat);
+  for (int64_t c = 0; c < channels; ++c) {
+    const at::Tensor counted = counts[c].to(at::kLong).contiguous();
+    const int64_t* k = counted.data_ptr<int64_t>();
+    int64_t total = 0;
+    for (int64_t i = 0; i < levels; ++i) total += k[i];
+    // The value of rank r (0-based) in sorted order.
+    auto ranked = [&](int64_t r) {
+      int64_t seen = 0;
+      for (int64_t i = 0; i < levels; ++i)
+        if ((seen += k[i]) > r) return v[i];
+      return v[levels - 1];
+    };
+    auto percentile = [&](double percent) {  // as `percentile_of`
+      if (total == 0) return 0.0;
+      const double position = percent / 100.0 * static_cast<double>(total - 1);
+      const int64_t below = std::min<int64_t>(static_cast<int64_t>(std::floor(position)), total - 1);
+      const int64_t above = std::min<int64_t>(below + 1, total - 1);
+      const double lo = ranked(below), hi = above == below ? lo : ranked(above);
+      return lo + (position - static_cast<double>(below)) * (hi - lo);
+    };
+    double low = 0, high = 0, mean = 0, var = 0;
+    if (n.mode == IntensityMode::kPercentile) {
+      low = percentile(n.low);
+      high = percentile(n.high);
+    } else if (n.mode == IntensityMode::kMeanStd && total > 0) {
+      for (int64_t i = 0; i < levels; ++i) mean += static_cast<double>(k[i]) * v[i];
+      mean /= static_cast<double>(total);
+      for (int64_t i = 0; i < levels; ++i) var += static_cast<double>(k[i]) * (v[i] - mean) * (v[i] - mean);
+      var /= static_cast<double>(total);
+    } else {
+      affine[c][0] = 1.0;
+      continue;
+    }
+    const auto [gain, offset] = gain_offset(n, low, high, mean, std::sqrt(var));
     affine[c][0] = gain;
     affine[c][1] = offset;
   }

@@ -2,6 +2,7 @@
 #include "unet/runtime/error.h"
 #include "unet/data/image_io.h"
 #include "unet/runtime/files.h"
+#include "tiff_internal.h"
 
 #include <ATen/ATen.h>
 #include <tiffio.h>
@@ -13,45 +14,8 @@
 #include <memory>
 
 namespace unet {
+using namespace tiff_detail;
 namespace {
-
-// libtiff reports problems through process-wide handlers; keep the last message per thread so that
-// it can be attached to the exception instead of being printed to stderr.
-thread_local std::string tiff_last_error;
-
-void tiff_error_handler(const char* module, const char* fmt, va_list ap) {
-  char buffer[512];
-  std::vsnprintf(buffer, sizeof(buffer), fmt, ap);
-  tiff_last_error = buffer;
-  (void)module;
-}
-
-void tiff_warning_handler(const char*, const char*, va_list) {}
-
-void install_handlers() {
-  static const bool installed = [] {
-    TIFFSetErrorHandler(tiff_error_handler);
-    TIFFSetWarningHandler(tiff_warning_handler);
-    return true;
-  }();
-  (void)installed;
-}
-
-struct TiffCloser {
-  void operator()(TIFF* t) const { TIFFClose(t); }
-};
-using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
-
-/// libtiff's own messages can carry internals ("got 18446744073709551560 bytes"): users get
-/// what happened, not how libtiff noticed it.
-std::string reason() { return "damaged or truncated TIFF data"; }
-
-/// Why a write failed, read from errno right after the failing libtiff call (a full disk is not
-/// damaged data): "cannot write (no space left on the device)".
-[[noreturn]] void fail_write(const std::string& path) {
-  const int e = errno;
-  fail_file(path, "cannot write (" + std::string(e == ENOSPC ? "no space left on the device" : e ? std::strerror(e) : "libtiff failed") + ")");
-}
 
 void require_image_size(const std::string& path, const std::string& where, uint32_t width, uint32_t height) {
   // Unsigned: two 32-bit sides multiply to at most 2^64 - 2^33 + 1, beyond int64_t.
@@ -195,16 +159,7 @@ RawImage read_page(TIFF* tif, const std::string& path, int page) {
 std::vector<RawImage> read_tiff(const std::string& path) {
   require_readable_file(path);
   install_handlers();
-  {
-    // Check the magic bytes first so that a non-TIFF file gets a plain message.
-    FILE* f = std::fopen(path.c_str(), "rb");
-    unsigned char magic[4] = {0, 0, 0, 0};
-    const size_t n = f ? std::fread(magic, 1, 4, f) : 0;
-    if (f) std::fclose(f);
-    const bool tiff = n == 4 && ((magic[0] == 'I' && magic[1] == 'I' && (magic[2] == 42 || magic[2] == 43)) ||
-                                 (magic[0] == 'M' && magic[1] == 'M' && (magic[3] == 42 || magic[3] == 43)));
-    if (!tiff) fail_file(path, "not a TIFF file");
-  }
+  require_tiff_magic(path);
   tiff_last_error.clear();
   TiffPtr tif(TIFFOpen(path.c_str(), "r"));
   if (!tif) fail_file(path, "cannot open as TIFF (" + reason() + ")");

@@ -60,16 +60,6 @@ void write_overlays(const std::string& dir, const std::vector<Sample>& samples, 
   }
 }
 
-at::Tensor mask_of(const at::Tensor& p, bool index_masks) {
-  const at::Tensor classes = maps_to_classes(p);
-  return p.size(0) == 2 && !index_masks ? classes.mul(255).to(at::kByte) : classes.to(at::kByte);
-}
-
-/// The palette that index masks are written with (class colours), or none for 0/255 masks.
-at::Tensor mask_palette(int64_t classes, bool index_masks) {
-  return classes == 2 && !index_masks ? at::Tensor() : class_palette(classes);
-}
-
 bool is_png(const std::string& name) {
   std::string ext = fs::path(name).extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -126,6 +116,15 @@ void write_previews(const std::vector<std::string>& paths, const std::vector<Sam
 }
 
 }  // namespace
+
+at::Tensor mask_of(const at::Tensor& p, bool index_masks) {
+  const at::Tensor classes = maps_to_classes(p);
+  return p.size(0) == 2 && !index_masks ? classes.mul(255).to(at::kByte) : classes.to(at::kByte);
+}
+
+at::Tensor mask_palette(int64_t classes, bool index_masks) {
+  return classes == 2 && !index_masks ? at::Tensor() : class_palette(classes);
+}
 
 at::Tensor class_palette(int64_t classes) {
   static const std::array<std::array<uint8_t, 3>, 10> kColours = {{{0, 0, 0},

@@ -168,6 +168,17 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
   }
 }
 
+void Predictor::predict_rows(int64_t height, int64_t width, const RowSource& source, const RowSink& sink, int64_t from_y,
+                             int64_t to_y, const TileProgress& progress) {
+  predict_tiled_rows([this](const at::Tensor& x) { return forward(x); }, options_, height, width, tile_options(), source,
+                     sink, from_y, to_y, progress);
+}
+
+const TileOptions& Predictor::tile_options() const {
+  if (!tiles_) throw Error("this prediction resizes its images: predicting by rows needs tiles (--input-mode tile)");
+  return *tiles_;
+}
+
 std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples) {
   std::vector<at::Tensor> all;
   run(samples, [&](const PredictedBatch& b) { all.insert(all.end(), b.probabilities.begin(), b.probabilities.end()); });

@@ -64,50 +64,114 @@ at::Tensor dihedral(const at::Tensor& x, int k, bool inverse) {
   return flip ? y.flip({w}) : y;
 }
 
+namespace {
+
+/// The tile rows that rows [from_y, to_y) need: [first, last).
+struct TileRowRange {
+  std::vector<int64_t> ys, xs;
+  int64_t output = 0, first = 0, last = 0, to_y = 0;
+};
+
+TileRowRange tile_rows(const UNetOptions& model, int64_t height, int64_t width, const TileOptions& options,
+                       int64_t from_y, int64_t to_y) {
+  if (height < 1 || width < 1) throw Error("cannot predict a zero-size image");
+  TileRowRange r;
+  r.output = output_size(model, options.input);
+  const int64_t stride = tile_stride(model, options);
+  r.ys = tile_origins(height, r.output, stride);
+  r.xs = tile_origins(width, r.output, stride);
+  r.to_y = to_y <= 0 ? height : std::min(to_y, height);
+  TORCH_CHECK(from_y >= 0 && from_y < r.to_y, "predict_tiled_rows: empty row range");
+  const auto n = static_cast<int64_t>(r.ys.size());
+  while (r.first < n && r.ys[static_cast<size_t>(r.first)] + r.output <= from_y) ++r.first;
+  r.last = r.first;
+  while (r.last < n && r.ys[static_cast<size_t>(r.last)] < r.to_y) ++r.last;
+  return r;
+}
+
+}  // namespace
+
+int64_t tiles_for_rows(const UNetOptions& model, int64_t height, int64_t width, const TileOptions& options,
+                       int64_t from_y, int64_t to_y) {
+  const TileRowRange r = tile_rows(model, height, width, options, from_y, to_y);
+  return (r.last - r.first) * static_cast<int64_t>(r.xs.size());
+}
+
+void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forward, const UNetOptions& model,
+                        int64_t height, int64_t width, const TileOptions& options, const RowSource& source,
+                        const RowSink& sink, int64_t from_y, int64_t to_y, const TileProgress& progress) {
+  const TileRowRange range = tile_rows(model, height, width, options, from_y, to_y);
+  const int64_t output = range.output, margin = (options.input - output) / 2, classes = model.classes();
+  const at::Tensor weights = blend_weights(output, options.blend);
+  const int64_t total = (range.last - range.first) * static_cast<int64_t>(range.xs.size());
+  int64_t done = 0;
+  // The sums of rows [base, base + sum.size(1)): those some tile has touched and not yet handed over.
+  int64_t base = range.ys[static_cast<size_t>(range.first)];
+  at::Tensor sum = at::zeros({classes, 0, width}), weight_sum = at::zeros({0, width});
+  std::vector<int64_t> pending;  // the x origins of the batch's tiles
+  std::vector<at::Tensor> inputs;
+  for (int64_t r = range.first; r < range.last; ++r) {
+    const int64_t y = range.ys[static_cast<size_t>(r)];
+    const int64_t grow = std::min(height, y + output) - (base + sum.size(1));
+    if (grow > 0) {
+      sum = at::cat({sum, at::zeros({classes, grow, width})}, 1);
+      weight_sum = at::cat({weight_sum, at::zeros({grow, width})}, 0);
+    }
+    const at::Tensor rows = mirror_indices(height, y - margin, options.input);
+    const int64_t lo = rows.min().item<int64_t>(), hi = rows.max().item<int64_t>();
+    const at::Tensor rows_image = source(lo, hi - lo + 1).index_select(1, rows - lo);
+    auto flush = [&] {
+      if (inputs.empty()) return;
+      const at::Tensor batch = at::stack(inputs);  // [B, C, input, input]
+      at::Tensor probs;
+      const int variants = options.tta ? 8 : 1;
+      for (int k = 0; k < variants; ++k) {
+        const at::Tensor p = dihedral(at::softmax(forward(dihedral(batch, k, false)).to(at::kFloat), 1), k, true);
+        probs = probs.defined() ? probs + p : p;
+      }
+      if (variants > 1) probs = probs / variants;
+      for (size_t i = 0; i < pending.size(); ++i) {
+        const int64_t x = pending[i];
+        const int64_t h = std::min(output, height - y), w = std::min(output, width - x);
+        const at::Tensor wt = weights.narrow(0, 0, h).narrow(1, 0, w);
+        sum.narrow(1, y - base, h).narrow(2, x, w).add_(probs[static_cast<int64_t>(i)].narrow(1, 0, h).narrow(2, 0, w) * wt);
+        weight_sum.narrow(0, y - base, h).narrow(1, x, w).add_(wt);
+      }
+      done += static_cast<int64_t>(pending.size());
+      inputs.clear();
+      pending.clear();
+      if (progress) progress(done, total);
+    };
+    for (const int64_t x : range.xs) {
+      inputs.push_back(rows_image.index_select(2, mirror_indices(width, x - margin, options.input)));
+      pending.push_back(x);
+      if (static_cast<int64_t>(inputs.size()) >= options.batch) flush();
+    }
+    flush();  // a batch never spans two tile rows
+    // Rows above the next tile row's origin are finished.
+    const int64_t finished = r + 1 < static_cast<int64_t>(range.ys.size()) ? range.ys[static_cast<size_t>(r + 1)] : height;
+    const int64_t end = std::min({finished, range.to_y, base + sum.size(1)});
+    const int64_t begin = std::max(base, from_y);
+    if (end > begin)
+      sink(begin, sum.narrow(1, begin - base, end - begin) / weight_sum.narrow(0, begin - base, end - begin).unsqueeze(0));
+    if (finished > base) {
+      const int64_t drop = std::min(finished, base + sum.size(1)) - base;
+      sum = sum.narrow(1, drop, sum.size(1) - drop);
+      weight_sum = weight_sum.narrow(0, drop, weight_sum.size(0) - drop);
+      base += drop;
+    }
+  }
+}
+
 at::Tensor predict_tiled(const std::function<at::Tensor(const at::Tensor&)>& forward, const UNetOptions& model,
                          const at::Tensor& image, const TileOptions& options) {
   const int64_t height = image.size(1), width = image.size(2);
   if (height < 1 || width < 1) throw Error("cannot predict a zero-size image");
-  const int64_t output = output_size(model, options.input);
-  const int64_t margin = (options.input - output) / 2;
-  const int64_t stride = tile_stride(model, options);
-  const auto ys = tile_origins(height, output, stride), xs = tile_origins(width, output, stride);
-  const at::Tensor weights = blend_weights(output, options.blend);
-  at::Tensor sum = at::zeros({model.classes(), height, width});
-  at::Tensor weight_sum = at::zeros({height, width});
-  std::vector<std::pair<int64_t, int64_t>> pending;
-  std::vector<at::Tensor> inputs;
-  auto flush = [&] {
-    if (inputs.empty()) return;
-    const at::Tensor batch = at::stack(inputs);  // [B, C, input, input]
-    at::Tensor probs;
-    const int variants = options.tta ? 8 : 1;
-    for (int k = 0; k < variants; ++k) {
-      const at::Tensor p = dihedral(at::softmax(forward(dihedral(batch, k, false)).to(at::kFloat), 1), k, true);
-      probs = probs.defined() ? probs + p : p;
-    }
-    if (variants > 1) probs = probs / variants;
-    for (size_t i = 0; i < pending.size(); ++i) {
-      const auto [y, x] = pending[i];
-      const int64_t h = std::min(output, height - y), w = std::min(output, width - x);
-      const at::Tensor wt = weights.narrow(0, 0, h).narrow(1, 0, w);
-      sum.narrow(1, y, h).narrow(2, x, w).add_(probs[static_cast<int64_t>(i)].narrow(1, 0, h).narrow(2, 0, w) * wt);
-      weight_sum.narrow(0, y, h).narrow(1, x, w).add_(wt);
-    }
-    inputs.clear();
-    pending.clear();
-  };
-  for (const int64_t y : ys) {
-    const at::Tensor rows = mirror_indices(height, y - margin, options.input);
-    const at::Tensor rows_image = image.index_select(1, rows);
-    for (const int64_t x : xs) {
-      inputs.push_back(rows_image.index_select(2, mirror_indices(width, x - margin, options.input)));
-      pending.emplace_back(y, x);
-      if (static_cast<int64_t>(inputs.size()) >= options.batch) flush();
-    }
-  }
-  flush();
-  return sum / weight_sum.unsqueeze(0);
+  at::Tensor result = at::empty({model.classes(), height, width});
+  predict_tiled_rows(
+      forward, model, height, width, options, [&](int64_t y, int64_t h) { return image.narrow(1, y, h); },
+      [&](int64_t y, const at::Tensor& p) { result.narrow(1, y, p.size(1)).copy_(p); });
+  return result;
 }
 
 }  // namespace unet

@@ -23,6 +23,11 @@ at::Tensor denormalise(const at::Tensor& image);
 /// mapping to [-1, 1] is linear), so the result is what bioimage.io's scale_range /
 /// zero_mean_unit_variance give on the file's values, but for their epsilon's unit.
 at::Tensor normalisation_affine(const at::Tensor& image, const Normalisation& normalisation);
+/// `normalisation_affine` of an image known only by the counts of its stored values, `counts`
+/// [C, levels] (levels 256 for 8-bit, 65536 for 16-bit `format`; after MinIsWhite inversion), as
+/// a streamed read gathers them: percentiles exactly those of the whole image, mean and deviation
+/// within float64 rounding.
+at::Tensor normalisation_affine_from_histograms(const at::Tensor& counts, SampleFormat format, const Normalisation& normalisation);
 /// image [C, H, W] * gain + offset per channel (`affine` [C, 2]).
 at::Tensor apply_affine(const at::Tensor& image, const at::Tensor& affine);
 /// What the network sees of a `normalise`d image under `normalisation`: both of the above (the

@@ -39,6 +39,12 @@ struct PredictionFiles {
 /// yellow, orange, purple, cyan, magenta, lime, then golden-ratio hues.
 at::Tensor class_palette(int64_t classes);
 
+/// The mask file's values of probabilities [classes, H, W] (or [N, classes, H, W]): 0 / 255 for
+/// two classes (255 = class 1), else (or with `index_masks`) the class indices, uint8.
+at::Tensor mask_of(const at::Tensor& probabilities, bool index_masks);
+/// The palette that index masks are written with (`class_palette`), or none for 0 / 255 masks.
+at::Tensor mask_palette(int64_t classes, bool index_masks);
+
 /// The sample's image in gray [3, H, W] uint8 with its predicted objects tinted (60% colour):
 /// of two classes the one that is not `naming.background()` (ISBI: the membranes, class 0; folder
 /// data: the foreground, class 1) in red; of more every class but the background in its

@@ -134,6 +134,14 @@ class Predictor {
   /// Probabilities [classes, H, W] at each sample's original size.
   std::vector<at::Tensor> predict(const std::vector<Sample>& samples);
 
+  /// Tile mode only: `predict_tiled_rows` with this predictor's passes over an image of `height`
+  /// x `width` whose network intensities (this predictor's normalisation applied) `source` gives.
+  void predict_rows(int64_t height, int64_t width, const RowSource& source, const RowSink& sink, int64_t from_y = 0,
+                    int64_t to_y = 0, const TileProgress& progress = {});
+  /// The tiles of tile mode (`use_tiles`); throws `unet::Error` in resize mode.
+  const TileOptions& tile_options() const;
+  const Normalisation& normalisation() const { return normalisation_; }
+
   const Geometry& geometry() const { return geometry_; }
   const UNetOptions& model_options() const { return options_; }
 

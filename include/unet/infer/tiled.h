@@ -45,9 +45,37 @@ std::vector<int64_t> tile_origins(int64_t size, int64_t output, int64_t stride);
 /// overlap outside [0, output side).
 int64_t tile_stride(const UNetOptions& model, const TileOptions& options);
 
-/// Runs `forward` (a batch [B, C, input, input] -> logits [B, classes, output, output]) over
-/// mirror-padded tiles of `image` [C, H, W] and blends their softmax probabilities into
-/// [classes, H, W] float32. Memory beyond the image and the result: one batch of tiles.
+/// Where `predict_tiled_rows` reads its input: the network's intensities [C, h, W] of image rows
+/// [y, y + h) over the whole width.
+using RowSource = std::function<at::Tensor(int64_t y, int64_t h)>;
+/// Where it hands the finished probabilities [classes, h, W] of image rows [y, y + h), top to
+/// bottom, each row once.
+using RowSink = std::function<void(int64_t y, const at::Tensor& probabilities)>;
+/// Progress of `predict_tiled_rows`: tiles done, tiles in all (of the rows asked for).
+using TileProgress = std::function<void(int64_t done, int64_t total)>;
+
+/// Overlap-tile prediction row of tiles by row of tiles, for images that need not be in memory:
+/// runs `forward` (a batch [B, C, input, input] -> logits [B, classes, output, output]) over the
+/// mirror-padded tiles of an image of `height` x `width` pixels and blends their softmax
+/// probabilities (Gaussian or uniform weights), reading the rows each tile row needs from `source`
+/// and handing rows to `sink` as soon as no later tile covers them. Memory: the input rows of one
+/// tile row, and the sums of the rows not yet finished (about two tile rows), over the width.
+///
+/// Only image rows [from_y, to_y) are handed over (to_y <= 0: to the bottom), and only the tile rows
+/// that cover them run. A row's value does not depend on which rows were asked for: every tile
+/// covering it runs, in the same batches (a batch never spans two tile rows) and the same order, so
+/// a run resumed at a band, or an image shared out by bands, equals a whole run bit for bit.
+void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forward, const UNetOptions& model,
+                        int64_t height, int64_t width, const TileOptions& options, const RowSource& source,
+                        const RowSink& sink, int64_t from_y = 0, int64_t to_y = 0, const TileProgress& progress = {});
+
+/// The tiles that `predict_tiled_rows` runs for rows [from_y, to_y) of an image of `height` x
+/// `width` (to_y <= 0: to the bottom).
+int64_t tiles_for_rows(const UNetOptions& model, int64_t height, int64_t width, const TileOptions& options,
+                       int64_t from_y = 0, int64_t to_y = 0);
+
+/// `predict_tiled_rows` over an image in memory: `image` [C, H, W] (network intensities) ->
+/// probabilities [classes, H, W] float32. Memory beyond the image and the result: one tile row.
 at::Tensor predict_tiled(const std::function<at::Tensor(const at::Tensor&)>& forward, const UNetOptions& model,
                          const at::Tensor& image, const TileOptions& options);
 

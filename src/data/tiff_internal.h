@@ -1,0 +1,64 @@
+// What unet_data's TIFF readers and writers share: libtiff's messages kept per thread instead of
+// printed, closing handles, and the one-line failures (a private header of unet_data).
+#pragma once
+
+#include "unet/runtime/error.h"
+
+#include <tiffio.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace unet::tiff_detail {
+
+/// libtiff reports problems through process-wide handlers; the last message of each thread is kept
+/// so that it can be attached to the exception instead of being printed to stderr.
+inline thread_local std::string tiff_last_error;
+
+inline void install_handlers() {
+  static const bool installed = [] {
+    TIFFSetErrorHandler([](const char*, const char* fmt, va_list ap) {
+      char buffer[512];
+      std::vsnprintf(buffer, sizeof(buffer), fmt, ap);
+      tiff_last_error = buffer;
+    });
+    TIFFSetWarningHandler([](const char*, const char*, va_list) {});
+    return true;
+  }();
+  (void)installed;
+}
+
+struct TiffCloser {
+  void operator()(TIFF* t) const { TIFFClose(t); }
+};
+using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
+
+/// libtiff's own messages can carry internals ("got 18446744073709551560 bytes"): users get
+/// what happened, not how libtiff noticed it.
+inline std::string reason() { return "damaged or truncated TIFF data"; }
+
+/// Why a write failed, read from errno right after the failing libtiff call (a full disk is not
+/// damaged data): "cannot write (no space left on the device)".
+[[noreturn]] inline void fail_write(const std::string& path) {
+  const int e = errno;
+  fail_file(path, "cannot write (" +
+                      std::string(e == ENOSPC ? "no space left on the device" : e ? std::strerror(e) : "libtiff failed") + ")");
+}
+
+/// Throws `unet::Error` "<path>: not a TIFF file" unless the file starts with a TIFF or BigTIFF
+/// header (checked first so that other files get a plain message).
+inline void require_tiff_magic(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  unsigned char magic[4] = {0, 0, 0, 0};
+  const size_t n = f ? std::fread(magic, 1, 4, f) : 0;
+  if (f) std::fclose(f);
+  const bool tiff = n == 4 && ((magic[0] == 'I' && magic[1] == 'I' && (magic[2] == 42 || magic[2] == 43)) ||
+                               (magic[0] == 'M' && magic[1] == 'M' && (magic[3] == 42 || magic[3] == 43)));
+  if (!tiff) fail_file(path, "not a TIFF file");
+}
+
+}  // namespace unet::tiff_detail

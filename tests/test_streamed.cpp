@@ -1,0 +1,345 @@
+// Tests of images larger than memory: region reads against whole-image reads, tiled bands joined
+// into a pyramid, prediction by rows and streamed prediction against the in-memory path, resume
+// after a stop, and bad input.
+#include "test_support.h"
+
+#include "unet/data/preprocess.h"
+#include "unet/data/tiff_region.h"
+#include "unet/infer/output.h"
+#include "unet/infer/predictor.h"
+#include "unet/infer/streamed.h"
+#include "unet/infer/tiled.h"
+#include "unet/model/checkpoint.h"
+#include "unet/runtime/error.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <tiffio.h>
+
+#include <filesystem>
+
+using namespace unet;
+using namespace unet::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// How a test image is stored.
+struct Storage {
+  bool tiled = true;
+  bool bigtiff = false;
+  bool deflate = true;
+  int bits = 8;
+  int channels = 1;
+  bool min_is_white = false;
+  uint32_t block = 32;  // tile side, or rows per strip
+};
+
+/// Random pixels [C, H, W] (int32 holding 8- or 16-bit values) written with libtiff as `s` says.
+at::Tensor write_image(const std::string& path, int64_t h, int64_t w, const Storage& s, uint64_t seed = 1) {
+  at::manual_seed(static_cast<int64_t>(seed));
+  const int64_t top = s.bits == 8 ? 256 : 65536;
+  at::Tensor px = at::randint(0, top, {s.channels, h, w}, at::kInt);
+  TIFF* t = TIFFOpen(path.c_str(), s.bigtiff ? "w8" : "w");
+  EXPECT_NE(t, nullptr);
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(w));
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(h));
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, static_cast<uint16_t>(s.channels));
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, static_cast<uint16_t>(s.bits));
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, s.min_is_white ? PHOTOMETRIC_MINISWHITE : s.channels == 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(t, TIFFTAG_COMPRESSION, s.deflate ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE);
+  const at::Tensor hwc = (s.bits == 8 ? px.to(at::kByte) : px.to(at::kShort)).permute({1, 2, 0}).contiguous();
+  const int64_t pixel = s.channels * s.bits / 8;
+  const auto* base = static_cast<const uint8_t*>(hwc.data_ptr());
+  if (s.tiled) {
+    TIFFSetField(t, TIFFTAG_TILEWIDTH, s.block);
+    TIFFSetField(t, TIFFTAG_TILELENGTH, s.block);
+    std::vector<uint8_t> tile(static_cast<size_t>(s.block * s.block * pixel), 0);
+    for (int64_t y = 0; y < h; y += s.block)
+      for (int64_t x = 0; x < w; x += s.block) {
+        std::fill(tile.begin(), tile.end(), 0);
+        for (int64_t r = 0; r < s.block && y + r < h; ++r)
+          std::memcpy(tile.data() + r * s.block * pixel, base + ((y + r) * w + x) * pixel,
+                      static_cast<size_t>(std::min<int64_t>(s.block, w - x) * pixel));
+        EXPECT_GE(TIFFWriteTile(t, tile.data(), static_cast<uint32_t>(x), static_cast<uint32_t>(y), 0, 0), 0);
+      }
+  } else {
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, s.block);
+    for (int64_t r = 0; r < h; ++r)
+      EXPECT_GE(TIFFWriteScanline(t, const_cast<uint8_t*>(base + r * w * pixel), static_cast<uint32_t>(r), 0), 0);
+  }
+  TIFFWriteDirectory(t);
+  TIFFClose(t);
+  return px;
+}
+
+/// A predictor of a random tiny network (depth 2, 4 filters: tiles 60 -> 20) in tile mode.
+Predictor tiny_predictor(uint64_t seed, const TileOptions& tiles, const Normalisation& normalisation = {}) {
+  torch::manual_seed(static_cast<int64_t>(seed));
+  UNet net(tiny_options());
+  Predictor p(net, Geometry{60, 20}, c10::Device(c10::kCPU), 4);
+  p.use_tiles(tiles);
+  p.use_normalisation(normalisation);
+  return p;
+}
+
+TileOptions tiles_60(int64_t overlap = 0, bool tta = false) {
+  TileOptions t;
+  t.input = 60;
+  t.overlap = overlap;
+  t.batch = 3;
+  t.tta = tta;
+  return t;
+}
+
+/// Page `page` (and SubIFD `level`, 0: the page itself) of a tiled TIFF, [H, W] as read by libtiff.
+at::Tensor read_level(const std::string& path, int page, int level, at::ScalarType type) {
+  TIFF* t = TIFFOpen(path.c_str(), "r");
+  EXPECT_NE(t, nullptr);
+  TIFFSetDirectory(t, static_cast<tdir_t>(page));
+  if (level > 0) {
+    uint16_t count = 0;
+    uint64_t* offsets = nullptr;
+    EXPECT_TRUE(TIFFGetField(t, TIFFTAG_SUBIFD, &count, &offsets));
+    EXPECT_GE(count, level);
+    EXPECT_TRUE(TIFFSetSubDirectory(t, offsets[level - 1]));
+  }
+  uint32_t w = 0, h = 0, tw = 0, th = 0;
+  TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
+  TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+  TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+  at::Tensor out = at::zeros({(h + th - 1) / th * th, (w + tw - 1) / tw * tw}, type);
+  at::Tensor tile = at::empty({th, tw}, type);
+  for (uint32_t y = 0; y < h; y += th)
+    for (uint32_t x = 0; x < w; x += tw) {
+      EXPECT_GE(TIFFReadTile(t, tile.data_ptr(), x, y, 0, 0), 0);
+      out.narrow(0, y, th).narrow(1, x, tw).copy_(tile);
+    }
+  TIFFClose(t);
+  return out.narrow(0, 0, h).narrow(1, 0, w).contiguous();
+}
+
+}  // namespace
+
+TEST(RegionReader, RectanglesEqualWholeImageReads) {
+  TempDir dir;
+  const std::vector<Storage> storages = {
+      {true, false, true, 8, 1, false, 32},   {true, true, true, 16, 1, false, 16}, {false, false, true, 8, 3, false, 5},
+      {false, true, false, 16, 3, false, 7},  {true, false, false, 8, 3, false, 48}, {false, false, true, 8, 1, true, 9},
+      {true, false, true, 16, 1, true, 16}};
+  for (size_t i = 0; i < storages.size(); ++i) {
+    const std::string path = dir.file("image" + std::to_string(i) + ".tif");
+    write_image(path, 97, 131, storages[i], i + 1);
+    const RawImage whole = read_tiff(path).front();
+    TiffRegionReader reader(path, /*cache_bytes=*/4096);  // a small cache: blocks are decoded again
+    EXPECT_EQ(reader.layout().width, 131);
+    EXPECT_EQ(reader.layout().height, 97);
+    EXPECT_EQ(reader.layout().channels, storages[i].channels);
+    EXPECT_EQ(reader.layout().tiled, storages[i].tiled);
+    EXPECT_EQ(reader.layout().bigtiff, storages[i].bigtiff);
+    for (const auto& [y, x, h, w] : std::vector<std::array<int64_t, 4>>{{0, 0, 97, 131}, {3, 5, 40, 70}, {96, 130, 1, 1}, {31, 32, 34, 1}}) {
+      const at::Tensor expected = whole.pixels.narrow(1, y, h).narrow(2, x, w);
+      EXPECT_TRUE(at::equal(reader.read(y, x, h, w), expected)) << "storage " << i << " at " << y << "," << x;
+    }
+    const RawImage rows = reader.read_rows(10, 20);
+    EXPECT_TRUE(at::equal(normalise(rows), normalise(whole).narrow(1, 10, 20))) << "storage " << i;
+  }
+}
+
+TEST(RegionReader, RefusesWhatItCannotStreamWithOneLine) {
+  TempDir dir;
+  const std::string floats = dir.file("float.tif");
+  write_tiff(floats, {at::rand({20, 30})});
+  EXPECT_THROW(
+      try { TiffRegionReader r(floats); } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("streamed reads take 8/16-bit"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(floats), std::string::npos);
+        throw;
+      },
+      Error);
+  // A file cut after its header: the blocks it declares cannot be in it.
+  const std::string whole = dir.file("whole.tif"), cut = dir.file("cut.tif");
+  write_image(whole, 400, 400, Storage{true, false, false, 8, 1, false, 16});
+  const std::string bytes = read_file(whole);
+  write_file(cut, bytes.substr(0, bytes.size() / 2));
+  bool refused = false;
+  try {
+    TiffRegionReader r(cut);
+    r.read(0, 0, 400, 400);
+  } catch (const Error& e) {
+    refused = true;
+    EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_THROW(TiffRegionReader r(dir.file("missing.tif")), Error);
+  write_file(dir.file("text.tif"), "not an image");
+  EXPECT_THROW(TiffRegionReader r(dir.file("text.tif")), Error);
+}
+
+TEST(TiledTiff, BandsJoinIntoAPyramidOfLevels) {
+  TempDir dir;
+  for (const at::ScalarType type : {at::kByte, at::kInt, at::kLong, at::kFloat}) {
+    TiledTiffSpec spec;
+    spec.width = 300;
+    spec.height = 530;
+    spec.tile = 64;
+    spec.dtype = type;
+    spec.nearest = type != at::kFloat;
+    spec.pages = type == at::kFloat ? 2 : 1;
+    at::manual_seed(3);
+    const at::Tensor values = type == at::kFloat ? at::rand({spec.pages, spec.height, spec.width})
+                              : type == at::kLong ? at::randint(0, 4294967296LL, {1, spec.height, spec.width}, at::kLong)
+                              : at::randint(0, type == at::kByte ? 256 : 65536, {1, spec.height, spec.width}, type);
+    std::vector<std::string> bands;
+    for (int64_t b = 0; b < spec.bands(); ++b) {
+      bands.push_back(dir.file("band" + std::to_string(b) + ".tif"));
+      const int64_t rows = std::min(spec.tile, spec.height - b * spec.tile);
+      write_tiled_band(bands.back(), spec, b, values.narrow(1, b * spec.tile, rows).contiguous());
+    }
+    const std::string out = dir.file("out.tif");
+    assemble_tiled_tiff(out, spec, bands);
+    EXPECT_EQ(spec.levels(), 5);  // 530 -> 265 -> 133 -> 67 -> 34
+    const at::ScalarType stored = type == at::kByte ? at::kByte : type == at::kInt ? at::kShort : type == at::kLong ? at::kInt : at::kFloat;
+    auto as_values = [&](const at::Tensor& t) {
+      return type == at::kInt ? t.to(at::kInt).bitwise_and(0xFFFF) : type == at::kLong ? t.to(at::kLong).bitwise_and(0xFFFFFFFFLL) : t;
+    };
+    for (int page = 0; page < spec.pages; ++page) {
+      EXPECT_TRUE(at::equal(as_values(read_level(out, page, 0, stored)), values[page])) << type;
+      at::Tensor level = values[page];
+      for (int l = 1; l < spec.levels(); ++l) {
+        level = spec.nearest ? level.slice(0, 0, level.size(0), 2).slice(1, 0, level.size(1), 2).contiguous()
+                             : at::avg_pool2d(level.unsqueeze(0), {2, 2}, {2, 2}, {0, 0}, true, false)[0];
+        const at::Tensor read = as_values(read_level(out, page, l, stored));
+        ASSERT_EQ(read.sizes(), level.sizes()) << "level " << l;
+        if (spec.nearest) EXPECT_TRUE(at::equal(read, level)) << "level " << l << " " << type;
+        else EXPECT_TRUE(at::allclose(read, level, 0, 1e-6)) << "level " << l;
+      }
+    }
+    // Only the bands and the output: no temporary level files are left.
+    int files = 0;
+    for (const auto& e : fs::directory_iterator(dir.path())) files += e.path().filename().string()[0] == '.' ? 100 : 1;
+    EXPECT_EQ(files, spec.bands() + 1);
+    fs::remove(out);
+    for (const auto& b : bands) fs::remove(b);
+  }
+}
+
+TEST(StreamedRows, AnyRowRangeEqualsTheWholeImageBitForBit) {
+  for (const TileOptions& tiles : {tiles_60(), tiles_60(8, true)}) {
+    Predictor p = tiny_predictor(5, tiles);
+    const at::Tensor image = at::rand({1, 77, 53}) * 2 - 1;
+    const at::Tensor whole = p.predict({Sample{image}}).front();
+    auto source = [&](int64_t y, int64_t h) { return image.narrow(1, y, h); };
+    // Rows in three pieces, as ranks or a resumed run would ask for them.
+    at::Tensor pieces = at::full_like(whole, -1);
+    int64_t next = 0;
+    for (const auto& [from, to] : std::vector<std::pair<int64_t, int64_t>>{{0, 13}, {13, 50}, {50, 77}}) {
+      p.predict_rows(77, 53, source, [&](int64_t y, const at::Tensor& rows) {
+        EXPECT_EQ(y, next);  // top to bottom, each row once
+        next = y + rows.size(1);
+        pieces.narrow(1, y, rows.size(1)).copy_(rows);
+      }, from, to);
+    }
+    EXPECT_EQ(next, 77);
+    EXPECT_TRUE(at::equal(pieces, whole)) << "tta " << tiles.tta;
+  }
+}
+
+TEST(Streamed, MasksAndProbabilitiesEqualInMemoryAndAResumeEqualsAWholeRun) {
+  TempDir dir;
+  const std::string input = dir.file("slide.tif");
+  write_image(input, 150, 170, Storage{true, true, true, 8, 1, false, 32}, 9);
+  Normalisation percentile;
+  percentile.mode = IntensityMode::kPercentile;
+  Predictor p = tiny_predictor(7, tiles_60(4), percentile);
+  const std::vector<Sample> samples = load_images(input);
+  const at::Tensor expected = p.predict(samples).front();
+
+  StreamedOutputs out;
+  out.masks = dir.file("out/masks.tif");
+  out.probabilities = dir.file("out/probabilities.tif");
+  fs::create_directories(dir.file("out"));
+  StreamOptions options;
+  options.band = 32;
+  const StreamedResult whole = predict_streamed(p, input, out, "tiny", options);
+  EXPECT_EQ(whole.bands, 5);
+  EXPECT_TRUE(at::equal(read_level(out.masks, 0, 0, at::kByte), mask_of(expected, false)));
+  EXPECT_TRUE(at::equal(read_level(out.probabilities, 0, 0, at::kFloat), expected[1]));
+  EXPECT_FALSE(fs::exists(stream_work_dir(out)));  // the bands are gone once joined
+  const std::string masks = read_file(out.masks), probabilities = read_file(out.probabilities);
+
+  // Stopped after the first tiles (as a kill would): the outputs stay as they were, the bands wait.
+  fs::remove(out.masks);
+  fs::remove(out.probabilities);
+  options.progress_seconds = 0;
+  int reports = 0;
+  options.progress = [&reports](const std::string&) {
+    if (++reports == 20) throw Error("stopped");  // about halfway
+  };
+  EXPECT_THROW(predict_streamed(p, input, out, "tiny", options), Error);
+  EXPECT_FALSE(fs::exists(out.masks));
+  EXPECT_TRUE(fs::exists(stream_work_dir(out) + "/masks-000000.tif"));
+  EXPECT_FALSE(fs::exists(stream_work_dir(out) + "/masks-000004.tif"));
+
+  // Another model or tile overlap is not continued.
+  options.progress = nullptr;
+  options.resume = true;
+  try {
+    predict_streamed(p, input, out, "another", options);
+    ADD_FAILURE() << "resumed another model's run";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("had another model"), std::string::npos) << e.what();
+  }
+  const StreamedResult resumed = predict_streamed(p, input, out, "tiny", options);
+  EXPECT_GT(resumed.resumed_bands, 0);
+  EXPECT_LT(resumed.tiles, whole.tiles);
+  EXPECT_EQ(read_file(out.masks), masks);  // byte for byte
+  EXPECT_EQ(read_file(out.probabilities), probabilities);
+}
+
+TEST(Streamed, HistogramStatisticsEqualWholeImageStatistics) {
+  for (const SampleFormat format : {SampleFormat::kUInt8, SampleFormat::kUInt16}) {
+    const int64_t levels = format == SampleFormat::kUInt8 ? 256 : 65536;
+    at::manual_seed(11);
+    RawImage raw;
+    raw.format = format;
+    raw.pixels = at::randint(0, levels / 3, {3, 61, 47}, format == SampleFormat::kUInt8 ? at::kByte : at::kInt);
+    at::Tensor counts = at::zeros({3, levels}, at::kLong);
+    for (int64_t c = 0; c < 3; ++c) counts[c] = at::bincount(raw.pixels[c].reshape({-1}).to(at::kLong), {}, levels);
+    for (const IntensityMode mode : {IntensityMode::kRange, IntensityMode::kPercentile, IntensityMode::kMeanStd}) {
+      Normalisation n;
+      n.mode = mode;
+      n.low = 2.5;
+      n.high = 99.1;
+      const at::Tensor whole = normalisation_affine(normalise(raw), n);
+      const at::Tensor streamed = normalisation_affine_from_histograms(counts, format, n);
+      if (mode == IntensityMode::kMeanStd) EXPECT_TRUE(at::allclose(streamed, whole, 1e-6, 0));
+      else EXPECT_TRUE(at::equal(streamed, whole)) << static_cast<int>(mode) << " " << streamed << whole;
+    }
+  }
+}
+
+TEST(Streamed, PredictStreamsBeyondThePixelLimitAndResumes) {
+  TempDir dir;
+  const std::string model = dir.file("m"), input = dir.file("slide.tif");
+  UNet net(tiny_options());
+  fs::create_directories(model);
+  CheckpointInfo info{tiny_options(), 60, 1};
+  info.input_mode = InputMode::kTile;
+  save_checkpoint(checkpoint_path(model), net, nullptr, info);
+  write_image(input, 120, 100, Storage{true, false, true, 8, 1, false, 16});
+  // The same image in memory, and streamed because it is over the limit.
+  auto r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + dir.file("a") +
+                    " --no-overlays --no-probabilities");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + dir.file("b") +
+               " --no-probabilities --max-image-pixels 10000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("band by band"), std::string::npos) << r.out;
+  EXPECT_TRUE(at::equal(read_tiff(dir.file("b/test-masks.tif")).front().pixels, read_tiff(dir.file("a/test-masks.tif")).front().pixels));
+  // --resume is for streamed runs; instance labels are not streamed yet.
+  expect_one_line_error(run_unet("predict --model-dir " + model + " --input " + input + " --resume"), "streamed prediction");
+  expect_one_line_error(run_unet("predict --model-dir " + model + " --input " + input + " --stream --instances"), "band by band");
+}
