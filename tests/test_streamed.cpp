@@ -5,6 +5,7 @@
 
 #include "unet/data/preprocess.h"
 #include "unet/data/tiff_region.h"
+#include "unet/infer/band_objects.h"
 #include "unet/infer/output.h"
 #include "unet/infer/predictor.h"
 #include "unet/infer/streamed.h"
@@ -17,6 +18,8 @@
 #include <tiffio.h>
 
 #include <filesystem>
+#include <map>
+#include <unistd.h>
 
 using namespace unet;
 using namespace unet::test;
@@ -121,7 +124,95 @@ at::Tensor read_level(const std::string& path, int page, int level, at::ScalarTy
   return out.narrow(0, 0, h).narrow(1, 0, w).contiguous();
 }
 
+/// Whether two label images [H, W] cut the same objects (one-to-one labels, background alike).
+::testing::AssertionResult same_objects(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor x = a.to(at::kLong).contiguous(), y = b.to(at::kLong).contiguous();
+  if (x.sizes() != y.sizes()) return ::testing::AssertionFailure() << "sizes differ";
+  std::map<int64_t, int64_t> ab, ba;
+  const int64_t* p = x.data_ptr<int64_t>();
+  const int64_t* q = y.data_ptr<int64_t>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    if ((p[i] == 0) != (q[i] == 0)) return ::testing::AssertionFailure() << "pixel " << i << ": " << p[i] << " vs " << q[i];
+    if (p[i] == 0) continue;
+    if (ab.emplace(p[i], q[i]).first->second != q[i] || ba.emplace(q[i], p[i]).first->second != p[i])
+      return ::testing::AssertionFailure() << "object " << p[i] << " split or merged at pixel " << i;
+  }
+  return ::testing::AssertionSuccess() << ab.size() << " objects";
+}
+
+/// Two-class maps [2, H, W] of `count` discs (radius 2-6) at random places, some touching.
+at::Tensor disc_maps(int64_t h, int64_t w, int count, uint64_t seed) {
+  at::manual_seed(static_cast<int64_t>(seed));
+  at::Tensor p = at::zeros({h, w});
+  const at::Tensor ys = at::arange(h, at::kFloat).view({-1, 1}), xs = at::arange(w, at::kFloat).view({1, -1});
+  for (int i = 0; i < count; ++i) {
+    const float cy = at::randint(0, h, {1}).item<float>(), cx = at::randint(0, w, {1}).item<float>();
+    const float r = 2 + at::randint(0, 5, {1}).item<float>();
+    p = at::maximum(p, ((ys - cy).square() + (xs - cx).square()).le(r * r).to(at::kFloat) * (0.6f + 0.4f * at::rand({1})));
+  }
+  return at::stack({1 - p, p});
+}
+
 }  // namespace
+
+TEST(BandObjects, ObjectsAcrossSeamsEqualWholeImageObjects) {
+  const at::Tensor maps = disc_maps(300, 90, 50, 4);
+  for (const InstanceMethod method : {InstanceMethod::kComponents, InstanceMethod::kWatershed}) {
+    const at::Tensor whole = objects_of(maps, ClassScheme::kPlain, method);
+    ASSERT_GT(whole.max().item<int64_t>(), 40);
+    // The method's promise holds for objects no taller than the margin (24 rows): so are these.
+    const at::Tensor rows = at::arange(300, at::kLong).view({-1, 1}).expand({300, 90});
+    for (int64_t k = 1; k <= whole.max().item<int64_t>(); ++k) {
+      const at::Tensor r = rows.masked_select(whole.eq(k));
+      ASSERT_LE(r.max().item<int64_t>() - r.min().item<int64_t>() + 1, 24) << "object " << k;
+    }
+    // All bands in one run, and in two runs (as two processes), rows pushed in uneven pieces.
+    for (const std::vector<std::pair<int64_t, int64_t>>& runs :
+         std::vector<std::vector<std::pair<int64_t, int64_t>>>{{{0, 10}}, {{0, 4}, {4, 10}}}) {
+      at::Tensor labels = at::full({300, 90}, -1, at::kLong);
+      std::vector<int64_t> owned(10, -1);
+      for (const auto& [first, last] : runs) {
+        BandObjects objects(
+            300, 32, 24, [&](const at::Tensor& m) { return objects_of(m, ClassScheme::kPlain, method); },
+            [&](int64_t band, const at::Tensor& l, int64_t n) {
+              labels.narrow(0, band * 32, l.size(0)).copy_(l);
+              owned[static_cast<size_t>(band)] = n;
+            },
+            first, last);
+        for (int64_t y = objects.first_row(); y < objects.end_row(); y += 7)
+          objects.push(y, maps.narrow(1, y, std::min<int64_t>(7, 300 - y)));
+      }
+      std::vector<int64_t> first_label;
+      int64_t next = 1;
+      for (const int64_t n : owned) {
+        ASSERT_GE(n, 0);
+        first_label.push_back(next);
+        next += n;
+      }
+      const at::Tensor numbered = final_labels(labels, first_label);
+      EXPECT_TRUE(same_objects(numbered, whole)) << runs.size() << " runs";
+      EXPECT_EQ(numbered.max().item<int64_t>(), whole.max().item<int64_t>());
+      EXPECT_EQ(next - 1, whole.max().item<int64_t>());
+    }
+  }
+}
+
+TEST(BandObjects, AnObjectTallerThanTheMarginIsCutAtTheWindowEdge) {
+  // A 3-pixel-wide bar over 100 rows: its window (band 16, margin 8) holds 32 rows of it.
+  at::Tensor p = at::zeros({128, 20});
+  p.narrow(0, 10, 100).narrow(1, 5, 3).fill_(1);
+  const at::Tensor maps = at::stack({1 - p, p});
+  at::Tensor labels = at::zeros({128, 20}, at::kLong);
+  int64_t objects = 0;
+  BandObjects cut(128, 16, 8, [](const at::Tensor& m) { return objects_of(m, ClassScheme::kPlain); },
+                  [&](int64_t band, const at::Tensor& l, int64_t n) {
+                    labels.narrow(0, band * 16, l.size(0)).copy_(l);
+                    objects += n;
+                  });
+  cut.push(0, maps);
+  EXPECT_GT(objects, 1);                                    // parted: documented, not hidden
+  EXPECT_TRUE(at::equal(labels.gt(0), p.gt(0.5)));          // every pixel still in some object
+}
 
 TEST(RegionReader, RectanglesEqualWholeImageReads) {
   TempDir dir;
@@ -299,6 +390,37 @@ TEST(Streamed, MasksAndProbabilitiesEqualInMemoryAndAResumeEqualsAWholeRun) {
   EXPECT_EQ(read_file(out.probabilities), probabilities);
 }
 
+TEST(Streamed, InstanceLabelsEqualWholeImageObjects) {
+  TempDir dir;
+  const std::string input = dir.file("slide.tif");
+  write_tiff(input, {disc_maps(150, 170, 40, 21)[1].mul(255).to(at::kByte)});  // bright discs, stripped
+  // A random network whose class 1 holds 15% of the pixels (its bias moved): many small objects.
+  torch::manual_seed(8);
+  UNet net(tiny_options());
+  Predictor probe(net, Geometry{60, 20}, c10::Device(c10::kCPU), 4);
+  probe.use_tiles(tiles_60());
+  const at::Tensor p1 = probe.predict(load_images(input)).front()[1];
+  const double t = at::quantile(p1.reshape({-1}), 0.85).item<double>();
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& param : net->named_parameters())
+      if (param.key() == "head.bias") param.value()[1].sub_(std::log(t / (1 - t)));
+  }
+  Predictor p(net, Geometry{60, 20}, c10::Device(c10::kCPU), 4);
+  p.use_tiles(tiles_60());
+  const at::Tensor whole = objects_of(p.predict(load_images(input)).front(), ClassScheme::kPlain);
+  ASSERT_GT(whole.max().item<int64_t>(), 5);
+  StreamedOutputs out;
+  out.masks = dir.file("masks.tif");
+  out.instances = dir.file("instances.tif");
+  StreamOptions options;
+  options.band = 32;
+  options.object_margin = 32;
+  const StreamedResult r = predict_streamed(p, input, out, "tiny", options);
+  EXPECT_EQ(r.objects, whole.max().item<int64_t>());
+  EXPECT_TRUE(same_objects(read_level(out.instances, 0, 0, at::kInt), whole));
+}
+
 TEST(Streamed, HistogramStatisticsEqualWholeImageStatistics) {
   for (const SampleFormat format : {SampleFormat::kUInt8, SampleFormat::kUInt16}) {
     const int64_t levels = format == SampleFormat::kUInt8 ? 256 : 65536;
@@ -339,7 +461,29 @@ TEST(Streamed, PredictStreamsBeyondThePixelLimitAndResumes) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("band by band"), std::string::npos) << r.out;
   EXPECT_TRUE(at::equal(read_tiff(dir.file("b/test-masks.tif")).front().pixels, read_tiff(dir.file("a/test-masks.tif")).front().pixels));
-  // --resume is for streamed runs; instance labels are not streamed yet.
+  // A folder: the TIFF over the limit band by band, the small PNG in memory, one output each.
+  fs::create_directories(dir.file("in"));
+  fs::copy_file(input, dir.file("in/slide.tif"));
+  write_png(dir.file("in/small.png"), at::zeros({1, 40, 30}, at::kByte));
+  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + dir.file("in") + " --output-dir " + dir.file("c") +
+               " --no-overlays --max-image-pixels 10000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(at::equal(read_tiff(dir.file("c/slide.tif")).front().pixels, read_tiff(dir.file("a/test-masks.tif")).front().pixels));
+  EXPECT_TRUE(fs::exists(dir.file("c/slide_probabilities.tif")));
+  EXPECT_EQ(read_png(dir.file("c/small.png")).pixels.sizes(), (std::vector<int64_t>{1, 40, 30}));
+  // --stream takes TIFFs only; --resume is for streamed runs.
+  expect_one_line_error(run_unet("predict --model-dir " + model + " --input " + dir.file("in/small.png") + " --stream"),
+                        "--stream reads TIFF");
   expect_one_line_error(run_unet("predict --model-dir " + model + " --input " + input + " --resume"), "streamed prediction");
-  expect_one_line_error(run_unet("predict --model-dir " + model + " --input " + input + " --stream --instances"), "band by band");
+  // Two processes share the bands: the same files as one.
+  const std::string one = dir.file("one"), two = dir.file("two");
+  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + one +
+               " --stream --instances --no-overlays");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const int port = 20000 + (static_cast<int>(::getpid()) * 13) % 20000;
+  r = run_unet("launch --nproc-per-node 2 --master-port " + std::to_string(port) + " -- predict --threads 1 --model-dir " +
+               model + " --input " + input + " --output-dir " + two + " --stream --instances --no-overlays");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (const char* name : {"test-masks.tif", "test-probabilities.tif", "test-instances.tif"})
+    EXPECT_EQ(read_file(two + "/" + name), read_file(one + "/" + name)) << name;
 }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <unistd.h>
 
@@ -31,65 +32,6 @@ struct PredictCommand {
   /// Continue a stopped streamed prediction.
   bool resume = false;
 };
-
-/// Whether `--input` is one TIFF to stream: asked for, or larger than a whole-image read may be.
-bool streams(const PredictCommand& o) {
-  if (o.input.empty() || std::filesystem::is_directory(o.input)) return false;
-  if (o.stream) return true;
-  const auto size = tiff_size(o.input);
-  return size && size->first * size->second > max_image_pixels();
-}
-
-/// One progress line: redrawn in place on a terminal, a line every 30 s otherwise.
-std::function<void(const std::string&)> progress_printer() {
-  const bool tty = ::isatty(STDERR_FILENO) != 0;
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
-  return [tty, last](const std::string& line) {
-    const auto now = std::chrono::steady_clock::now();
-    if (tty) {
-      std::fprintf(stderr, "\r%s\033[K", line.c_str());
-    } else if (now - *last >= std::chrono::seconds(30) || line.find(" 0s left") != std::string::npos) {
-      std::fprintf(stderr, "%s\n", line.c_str());
-      *last = now;
-    }
-  };
-}
-
-/// `predict` of one TIFF band by band into tiled OME-TIFF pyramids (unet/infer/streamed.h).
-void run_streamed(const PredictCommand& o, const RunContext& context, const CheckpointInfo& info, const std::string& ckpt) {
-  if (o.files.instances)
-    throw OptionError("instances", " of images predicted band by band are not written yet: predict the masks, or "
-                                   "crop the image below {max_image_pixels} pixels");
-  if (o.infer.input_mode == InputMode::kResize)
-    throw OptionError("input_mode", " resize would shrink the whole image to one network input; streamed images are "
-                                    "predicted in tiles (--input-mode tile or auto)");
-  const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
-  StreamedOutputs outputs;
-  outputs.masks = (fs::path(out) / "test-masks.tif").string();
-  if (o.files.probabilities) outputs.probabilities = (fs::path(out) / "test-probabilities.tif").string();
-  outputs.index_masks = o.files.index_masks;
-  CommandFiles().reads(ckpt).reads(o.input).writes_into(out).writes(outputs.masks).writes(outputs.probabilities).check();
-  ensure_writable_directory(out, "prediction");
-  InferenceOptions infer = o.infer;
-  infer.input_mode = InputMode::kTile;
-  Predictor predictor = load_predictor(ckpt, info, infer, context, {});
-  if (o.files.overlays) std::fprintf(stderr, "unet: no overlays for images predicted band by band (open the masks' pyramid in QuPath, napari or Fiji)\n");
-  const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + ", " +
-                               to_string(context.precision) + ", cpu engine " + (infer.cpu_engine ? "on" : "off") +
-                               ", " + name_of(conv_algorithm_names(), infer.conv_algorithm) + ", tile batch " +
-                               std::to_string(infer.tile_batch);
-  StreamOptions stream;
-  stream.resume = o.resume;
-  stream.progress = progress_printer();
-  std::printf("streaming %s (%s) band by band\n", o.input.c_str(), TiffRegionReader(o.input).layout().describe().c_str());
-  std::fflush(stdout);
-  const StreamedResult r = predict_streamed(predictor, o.input, outputs, model_id, stream);
-  if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
-  std::printf("predicted %s with %s (step %lld): %lld tiles in %.1f s%s\n", o.input.c_str(), ckpt.c_str(),
-              static_cast<long long>(info.step), static_cast<long long>(r.tiles), r.seconds,
-              r.resumed_bands ? (", resumed after band " + std::to_string(r.resumed_bands) + " of " + std::to_string(r.bands)).c_str() : "");
-  for (const auto& path : r.written) std::printf("  wrote %s\n", path.c_str());
-}
 
 /// The folder whose files are predicted one output each, or "" for a single file (a stack or an
 /// image: test-masks.tif and test-probabilities.tif, as the reference).
@@ -116,8 +58,132 @@ std::vector<Sample> images_to_predict(const PredictCommand& o) {
   fail_file(o.data_dir, "no test-volume.tif or test/ to predict (or pass --input)");
 }
 
+/// Whether the image file `path` is predicted band by band: a TIFF, and `forced` (--stream) or
+/// larger than a whole-image read may be.
+bool streams_file(const std::string& path, bool forced) {
+  const auto size = tiff_size(path);
+  return size && (forced || size->first * size->second > max_image_pixels());
+}
+
+/// One progress line: redrawn in place on a terminal, a line every 30 s otherwise.
+std::function<void(const std::string&)> progress_printer() {
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+  return [tty, last](const std::string& line) {
+    const auto now = std::chrono::steady_clock::now();
+    if (tty) {
+      std::fprintf(stderr, "\r%s\033[K", line.c_str());
+    } else if (now - *last >= std::chrono::seconds(30) || line.find(" 0s left") != std::string::npos) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      *last = now;
+    }
+  };
+}
+
+/// Where a streamed prediction of `input` goes: a single file in gives the reference's names, a
+/// folder in `<stem>.tif`, `<stem>_probabilities.tif` and `<stem>_instances.tif` (as in memory).
+StreamedOutputs streamed_outputs(const PredictCommand& o, const std::string& out, const std::string& input, bool per_file) {
+  const std::string stem = fs::path(input).stem().string();
+  StreamedOutputs outputs;
+  outputs.masks = (fs::path(out) / (per_file ? stem + ".tif" : "test-masks.tif")).string();
+  if (o.files.probabilities)
+    outputs.probabilities = (fs::path(out) / (per_file ? stem + "_probabilities.tif" : "test-probabilities.tif")).string();
+  if (o.files.instances) outputs.instances = (fs::path(out) / (per_file ? stem + "_instances.tif" : "test-instances.tif")).string();
+  outputs.index_masks = o.files.index_masks;
+  outputs.method = o.files.instance_method;
+  return outputs;
+}
+
+/// `predict` of one TIFF band by band into tiled OME-TIFF pyramids (unet/infer/streamed.h); the
+/// processes of a launched job share the bands.
+void run_streamed(const PredictCommand& o, RunContext& context, const std::string& input, StreamedOutputs outputs) {
+  if (o.infer.input_mode == InputMode::kResize)
+    throw OptionError("input_mode", " resize would shrink the whole image to one network input; streamed images are "
+                                    "predicted in tiles (--input-mode tile or auto)");
+  const std::string ckpt = checkpoint_path(o.model_dir);
+  const CheckpointInfo info = read_checkpoint_info(ckpt);
+  if (o.files.instances && !has_objects(info.model.classes(), info.model.scheme()))
+    throw OptionError("instances", " cuts out the objects of class 1 of a two-class model, or of a model trained on "
+                                   "interior/boundary classes; this model has " + std::to_string(info.model.classes()) +
+                                       " classes");
+  const std::string out = fs::path(outputs.masks).parent_path().string();
+  outputs.scheme = info.model.scheme();
+  CommandFiles()
+      .reads(ckpt)
+      .reads(input)
+      .writes_into(out)
+      .writes(outputs.masks)
+      .writes(outputs.probabilities)
+      .writes(outputs.instances)
+      .check();
+  InferenceOptions infer = o.infer;
+  infer.input_mode = InputMode::kTile;
+  Predictor predictor = load_predictor(ckpt, info, infer, context, {});
+  outputs.objects = predictor.object_rule();
+  connect(context, o.runtime.dist_timeout_s);
+  const bool many = context.world_size() > 1;
+  StreamOptions stream;
+  stream.resume = o.resume;
+  stream.rank = context.rank();
+  stream.world = context.world_size();
+  if (context.verbose()) stream.progress = progress_printer();
+  if (context.leader()) {
+    ensure_writable_directory(out, "prediction");
+    if (o.files.overlays)
+      std::fprintf(stderr, "unet: no overlays for images predicted band by band (open the pyramids in QuPath, napari or Fiji)\n");
+    const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + ", " +
+                                 to_string(context.precision) + ", cpu engine " + (infer.cpu_engine ? "on" : "off") +
+                                 ", " + name_of(conv_algorithm_names(), infer.conv_algorithm) + ", tile batch " +
+                                 std::to_string(infer.tile_batch);
+    prepare_stream(predictor, input, outputs, model_id, stream);
+    std::printf("streaming %s (%s) band by band%s\n", input.c_str(), TiffRegionReader(input, 0).layout().describe().c_str(),
+                many ? (" in " + std::to_string(context.world_size()) + " processes").c_str() : "");
+    std::fflush(stdout);
+  }
+  if (many) context.dist->barrier();  // the work folder is ready
+  const StreamedResult share = predict_stream_share(predictor, input, outputs, stream);
+  if (stream.progress && ::isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
+  if (many) context.dist->barrier();  // every band is written
+  if (!context.leader()) return;
+  const StreamedResult joined = join_stream(input, outputs, stream);
+  std::printf("predicted %s with %s (step %lld): %lld bands, %lld tiles in %.1f s%s%s\n", input.c_str(), ckpt.c_str(),
+              static_cast<long long>(info.step), static_cast<long long>(share.bands), static_cast<long long>(share.tiles),
+              share.seconds + joined.seconds, share.resumed_bands ? (", " + std::to_string(share.resumed_bands) + " bands done before (--resume)").c_str() : "",
+              many ? " (this process's share)" : "");
+  for (const auto& path : joined.written) std::printf("  wrote %s\n", path.c_str());
+  if (o.files.instances) std::printf("  %lld objects\n", static_cast<long long>(joined.objects));
+}
+
 void run_predict(const PredictCommand& o) {
-  const RunContext context = make_run_context(o.runtime);
+  RunContext context = make_run_context(o.runtime);
+  const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
+  const std::string folder = input_folder(o);
+  // TIFFs larger than a whole-image read (or all with --stream) are predicted band by band, each
+  // by every process of a launched job; the rest in memory, by one process.
+  std::vector<std::string> whole;
+  bool streamed = false;
+  if (folder.empty() && !o.input.empty()) {
+    if (streams_file(o.input, o.stream)) return run_streamed(o, context, o.input, streamed_outputs(o, out, o.input, false));
+    if (o.stream) fail_file(o.input, "--stream reads TIFF and BigTIFF files");
+  } else if (!folder.empty()) {
+    std::map<std::string, std::string> stems;  // two files, one output name (a.tif and a.tiff)
+    for (const std::string& file : image_files(folder)) {
+      const auto [it, fresh] = stems.emplace(fs::path(file).stem().string(), file);
+      if (!fresh)
+        fail_file((fs::path(out) / it->first).string() + ".*", "two input files would write it (" +
+                                                                   fs::path(it->second).filename().string() + " and " +
+                                                                   fs::path(file).filename().string() + ")");
+    }
+    for (const std::string& file : image_files(folder)) {
+      if (streams_file(file, o.stream)) {
+        run_streamed(o, context, file, streamed_outputs(o, out, file, true));
+        streamed = true;
+      } else {
+        whole.push_back(file);
+      }
+    }
+    if (whole.empty()) return;
+  }
   // One process does the work when a launcher started several (they would write the same files).
   if (!context.leader()) return;
   const std::string ckpt = checkpoint_path(o.model_dir);
@@ -127,19 +193,25 @@ void run_predict(const PredictCommand& o) {
                                    "interior/boundary classes; this model has " + std::to_string(info.model.classes()) +
                                        " classes");
   }
-  if (streams(o)) return run_streamed(o, context, info, ckpt);
-  if (o.resume) throw OptionError("resume", " continues a streamed prediction (a TIFF predicted band by band, --stream)");
+  if (o.resume && !streamed)
+    throw OptionError("resume", " continues a streamed prediction (a TIFF predicted band by band, --stream)");
   PredictionFiles files = o.files;
   files.scheme = info.model.scheme();
   files.naming = info.class_naming;
-  const std::vector<Sample> samples = images_to_predict(o);
+  std::vector<Sample> samples;
+  if (whole.empty()) {
+    samples = images_to_predict(o);
+  } else {
+    for (const std::string& file : whole) {
+      std::vector<Sample> some = load_images(file);
+      samples.insert(samples.end(), some.begin(), some.end());
+    }
+  }
   for (const auto& s : samples) {
     if (s.image.size(0) != info.model.in_channels())
       throw Error(s.name() + ": " + std::to_string(s.image.size(0)) + " channels, but the model expects " +
                   std::to_string(info.model.in_channels()));
   }
-  const std::string out = o.output_dir.empty() ? (fs::path(o.model_dir) / "predictions").string() : o.output_dir;
-  const std::string folder = input_folder(o);
   CommandFiles()
       .reads(ckpt)
       .reads(input_files(o))

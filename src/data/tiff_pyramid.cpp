@@ -227,7 +227,8 @@ void write_tiled_band(const std::string& path, const TiledTiffSpec& spec, int64_
   });
 }
 
-void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, const std::vector<std::string>& band_paths) {
+void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, const std::vector<std::string>& band_paths,
+                         const std::function<at::Tensor(const at::Tensor&)>& transform) {
   install_handlers();
   TORCH_CHECK(static_cast<int64_t>(band_paths.size()) == spec.bands(), "assemble_tiled_tiff: ", spec.bands(), " bands expected");
   const int64_t levels = spec.levels(), across = (spec.width + spec.tile - 1) / spec.tile;
@@ -253,10 +254,14 @@ void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, con
         for (size_t b = 0; b < band_paths.size(); ++b) {
           TiffPtr band = open_band(band_paths[b]);
           if (!TIFFSetDirectory(band.get(), static_cast<tdir_t>(p))) fail_file(band_paths[b], "page is missing");
-          copy_raw_tiles(band.get(), band_paths[b], out.get(), path, static_cast<uint32_t>(static_cast<int64_t>(b) * across));
-          if (level) {
-            const at::Tensor rows = read_band_page(band.get(), band_paths[b], spec, p);
-            level->push(halve(rows, spec.nearest));
+          if (!transform) copy_raw_tiles(band.get(), band_paths[b], out.get(), path, static_cast<uint32_t>(static_cast<int64_t>(b) * across));
+          if (level || transform) {
+            at::Tensor rows = read_band_page(band.get(), band_paths[b], spec, p);
+            if (transform) {
+              rows = transform(rows);
+              write_tile_row(out.get(), path, spec, static_cast<int64_t>(b), stored(rows, spec));
+            }
+            if (level) level->push(halve(rows, spec.nearest));
           }
         }
         if (!TIFFWriteDirectory(out.get())) fail_write(path);

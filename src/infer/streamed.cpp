@@ -1,6 +1,8 @@
 // Streamed prediction of TIFF images larger than memory: see unet/infer/streamed.h.
 #include "unet/infer/streamed.h"
 
+#include "unet/infer/band_objects.h"
+
 #include "unet/data/preprocess.h"
 #include "unet/infer/output.h"
 #include "unet/runtime/error.h"
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 namespace unet {
 namespace fs = std::filesystem;
@@ -21,9 +24,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string band_file(const std::string& dir, const char* kind, int64_t band) {
+std::string band_file(const std::string& dir, const char* kind, int64_t band, const char* extension = "tif") {
   char name[64];
-  std::snprintf(name, sizeof(name), "%s-%06lld.tif", kind, static_cast<long long>(band));
+  std::snprintf(name, sizeof(name), "%s-%06lld.%s", kind, static_cast<long long>(band), extension);
   return (fs::path(dir) / name).string();
 }
 
@@ -39,100 +42,112 @@ at::Tensor value_histograms(TiffRegionReader& reader, int64_t rows_per_read) {
   return counts;
 }
 
+/// What every step derives alike from the input's header and the outputs: the outputs' specs and
+/// the work folder.
+struct Job {
+  TiffLayout layout;
+  int64_t classes = 2;
+  TiledTiffSpec masks, probabilities, instances;
+  std::string dir;
+  int64_t bands = 0;
+};
+
+Job job_of(const TiffLayout& layout, int64_t classes, const StreamedOutputs& o, const StreamOptions& options) {
+  require_option(options.band >= 16 && options.band % 16 == 0, "band", "must be a multiple of 16 (TIFF tiles)", options.band);
+  if (!o.instances.empty())
+    require_option(options.object_margin >= 0 && options.object_margin <= options.band, "object_margin",
+                   "must be between 0 and the band's rows", options.object_margin);
+  Job job;
+  job.layout = layout;
+  job.classes = classes;
+  TiledTiffSpec& m = job.masks;
+  m.width = layout.width;
+  m.height = layout.height;
+  m.tile = options.band;
+  m.palette = mask_palette(classes, o.index_masks);
+  m.name = fs::path(o.masks).stem().string();
+  job.probabilities = m;
+  job.probabilities.pages = classes == 2 ? 1 : classes;
+  job.probabilities.dtype = at::kFloat;
+  job.probabilities.nearest = false;
+  job.probabilities.palette = at::Tensor();
+  job.probabilities.name = fs::path(o.probabilities).stem().string();
+  job.instances = job.probabilities;
+  job.instances.pages = 1;
+  job.instances.dtype = at::kLong;
+  job.instances.nearest = true;
+  job.instances.name = fs::path(o.instances).stem().string();
+  job.dir = stream_work_dir(o);
+  job.bands = m.bands();
+  return job;
+}
+
+/// A band is complete when each of its files is (each written atomically, the masks last).
+bool band_complete(const Job& job, const StreamedOutputs& o, int64_t b) {
+  std::error_code ec;
+  return fs::exists(band_file(job.dir, "masks", b), ec) &&
+         (o.probabilities.empty() || fs::exists(band_file(job.dir, "probabilities", b), ec)) &&
+         (o.instances.empty() || (fs::exists(band_file(job.dir, "instances", b), ec) &&
+                                  fs::exists(band_file(job.dir, "instances", b, "json"), ec)));
+}
+
 /// Everything that changes a pixel of the outputs, so that `resume` continues only its own run.
-nlohmann::json manifest_of(const std::string& input, const TiffLayout& layout, const Predictor& predictor,
-                           const StreamedOutputs& outputs, const std::string& model_id, int64_t band) {
+nlohmann::json manifest_of(const std::string& input, const Job& job, const Predictor& predictor,
+                           const StreamedOutputs& outputs, const std::string& model_id, const StreamOptions& options) {
   std::error_code ec;
   const auto size = fs::file_size(input, ec);
   const auto mtime = fs::last_write_time(input, ec).time_since_epoch().count();
   const TileOptions& t = predictor.tile_options();
-  return {{"input", fs::absolute(input).string()},
-          {"input_bytes", static_cast<uint64_t>(size)},
-          {"input_mtime", static_cast<int64_t>(mtime)},
-          {"width", layout.width},
-          {"height", layout.height},
-          {"model", model_id},
-          {"tile", t.input},
-          {"overlap", t.overlap},
-          {"blend", name_of(blend_names(), t.blend)},
-          {"tta", t.tta},
-          {"normalisation", predictor.normalisation().describe()},
-          {"band", band},
-          {"masks", outputs.masks},
-          {"probabilities", outputs.probabilities},
-          {"index_masks", outputs.index_masks}};
-}
-
-/// Prepares the work folder: a fresh one (a stopped run's bands removed) or, under `resume`, the
-/// stopped run's when its manifest matches. Returns the bands already complete at its start.
-int64_t prepare_work_dir(const std::string& dir, const nlohmann::json& manifest, const StreamedOutputs& outputs,
-                         int64_t bands, bool resume) {
-  const std::string manifest_path = (fs::path(dir) / "manifest.json").string();
-  std::error_code ec;
-  int64_t complete = 0;
-  if (resume && fs::exists(manifest_path, ec)) {
-    nlohmann::json recorded;
-    try {
-      std::ifstream in(manifest_path);
-      recorded = nlohmann::json::parse(in);
-    } catch (const std::exception&) {
-      fail_file(manifest_path, "damaged manifest of a stopped run: remove " + dir + " and run without --resume");
-    }
-    for (auto it = manifest.begin(); it != manifest.end(); ++it) {
-      if (!recorded.contains(it.key()) || recorded[it.key()] != it.value())
-        throw Error("--resume: the stopped run in " + dir + " had another " + it.key() + " (" +
-                    (recorded.contains(it.key()) ? recorded[it.key()].dump() : "none") + ", now " + it.value().dump() +
-                    "); run without --resume to start over");
-    }
-    while (complete < bands && fs::exists(band_file(dir, "masks", complete), ec) &&
-           (outputs.probabilities.empty() || fs::exists(band_file(dir, "probabilities", complete), ec)))
-      ++complete;
-    return complete;
+  nlohmann::json m = {{"input", fs::absolute(input).string()},
+                      {"input_bytes", static_cast<uint64_t>(size)},
+                      {"input_mtime", static_cast<int64_t>(mtime)},
+                      {"width", job.layout.width},
+                      {"height", job.layout.height},
+                      {"classes", job.classes},
+                      {"model", model_id},
+                      {"tile", t.input},
+                      {"overlap", t.overlap},
+                      {"blend", name_of(blend_names(), t.blend)},
+                      {"tta", t.tta},
+                      {"normalisation", predictor.normalisation().describe()},
+                      {"band", options.band},
+                      {"masks", outputs.masks},
+                      {"probabilities", outputs.probabilities},
+                      {"index_masks", outputs.index_masks},
+                      {"instances", outputs.instances}};
+  if (!outputs.instances.empty()) {
+    m["objects"] = {{"scheme", to_string(outputs.scheme)},
+                    {"method", outputs.method == InstanceMethod::kWatershed ? "watershed" : "components"},
+                    {"min_area", outputs.objects.min_area},
+                    {"neck_radius", outputs.objects.neck_radius},
+                    {"neck_ratio", outputs.objects.neck_ratio},
+                    {"margin", options.object_margin}};
   }
-  if (resume) std::fprintf(stderr, "unet: --resume: no stopped run in %s; starting from the top\n", dir.c_str());
-  if (fs::exists(dir, ec)) {
-    if (!resume) std::fprintf(stderr, "unet: starting over: %s held a stopped run (add --resume to continue one)\n", dir.c_str());
-    fs::remove_all(dir, ec);
-    if (ec) fail_file(dir, "cannot remove a stopped run's bands (" + ec.message() + ")");
+  return m;
+}
+
+nlohmann::json read_json(const std::string& path, const std::string& what) {
+  try {
+    std::ifstream in(path);
+    if (!in) fail_file(path, "missing " + what);
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    fail_file(path, "damaged " + what);
   }
-  ensure_writable_directory(dir, "band");
-  write_text_atomically(manifest_path, manifest.dump(2) + "\n");
-  return 0;
 }
 
-/// The outputs' specs: one page of masks; class 1's probabilities or one page per class.
-TiledTiffSpec mask_spec(const TiffLayout& l, int64_t classes, const StreamedOutputs& o, int64_t band) {
-  TiledTiffSpec s;
-  s.width = l.width;
-  s.height = l.height;
-  s.tile = band;
-  s.dtype = at::kByte;
-  s.nearest = true;
-  s.palette = mask_palette(classes, o.index_masks);
-  s.name = fs::path(o.masks).stem().string();
-  return s;
-}
-
-TiledTiffSpec probability_spec(const TiffLayout& l, int64_t classes, const StreamedOutputs& o, int64_t band) {
-  TiledTiffSpec s = mask_spec(l, classes, o, band);
-  s.pages = classes == 2 ? 1 : classes;
-  s.dtype = at::kFloat;
-  s.nearest = false;
-  s.palette = at::Tensor();
-  s.name = fs::path(o.probabilities).stem().string();
-  return s;
-}
-
-/// Free space for the outputs (uncompressed, the most they can take) and the bands, checked first.
-void require_space(const StreamedOutputs& o, const TiledTiffSpec& masks, const TiledTiffSpec& probs) {
-  const double pixels = static_cast<double>(masks.width) * static_cast<double>(masks.height);
-  const double need = pixels * (1.0 + (o.probabilities.empty() ? 0.0 : 4.0 * static_cast<double>(probs.pages)));
+/// Free space for the outputs (uncompressed, the most they can take), checked first.
+void require_space(const StreamedOutputs& o, const Job& job) {
+  const double pixels = static_cast<double>(job.layout.width) * static_cast<double>(job.layout.height);
+  const double need = pixels * (1.0 + (o.probabilities.empty() ? 0.0 : 4.0 * static_cast<double>(job.probabilities.pages)) +
+                                (o.instances.empty() ? 0.0 : 4.0));
   std::error_code ec;
-  const auto space = fs::space(fs::absolute(o.masks).parent_path(), ec);
+  const fs::path dir = fs::absolute(o.masks).parent_path();
+  const auto space = fs::space(dir, ec);
   if (!ec && static_cast<double>(space.available) < need)
-    fail_file(fs::absolute(o.masks).parent_path().string(),
-              "needs up to " + std::to_string(static_cast<int64_t>(std::ceil(need / 1e9))) + " GB for the outputs, " +
-                  std::to_string(static_cast<int64_t>(space.available / 1000000000ULL)) + " GB are free");
+    fail_file(dir.string(), "needs up to " + std::to_string(static_cast<int64_t>(std::ceil(need / 1e9))) +
+                                " GB for the outputs, " + std::to_string(static_cast<int64_t>(space.available / 1000000000ULL)) +
+                                " GB are free");
 }
 
 std::string duration(double seconds) {
@@ -144,6 +159,26 @@ std::string duration(double seconds) {
   return text;
 }
 
+/// Progress lines for `options.progress`: tiles, tiles per second, time left.
+TileProgress progress_reporter(const std::string& input, const StreamOptions& options, int64_t& tiles) {
+  const auto start = Clock::now();
+  auto last = std::make_shared<Clock::time_point>(start);
+  return [&input, &options, &tiles, start, last](int64_t done, int64_t total) {
+    tiles = done;
+    const auto now = Clock::now();
+    if (!options.progress || (done < total && std::chrono::duration<double>(now - *last).count() < options.progress_seconds)) return;
+    *last = now;
+    const double elapsed = std::chrono::duration<double>(now - start).count();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+    char line[512];
+    std::snprintf(line, sizeof(line), "%s: tile %lld/%lld (%.1f%%), %.1f tiles/s, %s left",
+                  fs::path(input).filename().c_str(), static_cast<long long>(done), static_cast<long long>(total),
+                  100.0 * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total, 1)), rate,
+                  rate > 0 ? duration(static_cast<double>(total - done) / rate).c_str() : "?");
+    options.progress(line);
+  };
+}
+
 }  // namespace
 
 std::string stream_work_dir(const StreamedOutputs& outputs) {
@@ -151,92 +186,152 @@ std::string stream_work_dir(const StreamedOutputs& outputs) {
   return (masks.parent_path() / ("." + masks.filename().string() + ".unet-bands")).string();
 }
 
-StreamedResult predict_streamed(Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
-                                const std::string& model_id, const StreamOptions& options) {
-  TORCH_CHECK(!outputs.masks.empty(), "predict_streamed: a mask output is needed");
-  require_option(options.band >= 16 && options.band % 16 == 0, "band", "must be a multiple of 16 (TIFF tiles)", options.band);
+void prepare_stream(const Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
+                    const std::string& model_id, const StreamOptions& options) {
+  TORCH_CHECK(!outputs.masks.empty(), "prepare_stream: a mask output is needed");
+  const TiffRegionReader reader(input, 0);
+  const UNetOptions& model = predictor.model_options();
+  if (reader.layout().channels != model.in_channels())
+    fail_file(input, std::to_string(reader.layout().channels) + " channels, but the model expects " +
+                         std::to_string(model.in_channels()));
+  const Job job = job_of(reader.layout(), model.classes(), outputs, options);
+  require_space(outputs, job);
+  const nlohmann::json manifest = manifest_of(input, job, predictor, outputs, model_id, options);
+  const std::string manifest_path = (fs::path(job.dir) / "manifest.json").string();
+  std::error_code ec;
+  if (options.resume && fs::exists(manifest_path, ec)) {
+    const nlohmann::json recorded = read_json(manifest_path, "manifest of a stopped run (remove " + job.dir + ")");
+    for (auto it = manifest.begin(); it != manifest.end(); ++it) {
+      if (!recorded.contains(it.key()) || recorded[it.key()] != it.value())
+        throw Error("--resume: the stopped run in " + job.dir + " had another " + it.key() + " (" +
+                    (recorded.contains(it.key()) ? recorded[it.key()].dump() : "none") + ", now " + it.value().dump() +
+                    "); run without --resume to start over");
+    }
+    return;
+  }
+  if (options.resume) std::fprintf(stderr, "unet: --resume: no stopped run in %s; starting from the top\n", job.dir.c_str());
+  if (fs::exists(job.dir, ec)) {
+    if (!options.resume)
+      std::fprintf(stderr, "unet: starting over: %s held a stopped run (add --resume to continue it)\n", job.dir.c_str());
+    fs::remove_all(job.dir, ec);
+    if (ec) fail_file(job.dir, "cannot remove a stopped run's bands (" + ec.message() + ")");
+  }
+  ensure_writable_directory(job.dir, "band");
+  write_text_atomically(manifest_path, manifest.dump(2) + "\n");
+}
+
+StreamedResult predict_stream_share(Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
+                                    const StreamOptions& options) {
   const auto start = Clock::now();
   TiffRegionReader reader(input, options.cache_bytes);
   const TiffLayout& layout = reader.layout();
-  const UNetOptions& model = predictor.model_options();
-  if (layout.channels != model.in_channels())
-    fail_file(input, std::to_string(layout.channels) + " channels, but the model expects " + std::to_string(model.in_channels()));
-  const int64_t classes = model.classes();
-  const TiledTiffSpec masks = mask_spec(layout, classes, outputs, options.band);
-  const TiledTiffSpec probs = probability_spec(layout, classes, outputs, options.band);
-  require_space(outputs, masks, probs);
-  const std::string dir = stream_work_dir(outputs);
-  const nlohmann::json manifest = manifest_of(input, layout, predictor, outputs, model_id, options.band);
+  const Job job = job_of(layout, predictor.model_options().classes(), outputs, options);
   StreamedResult result;
-  result.bands = masks.bands();
-  result.resumed_bands = prepare_work_dir(dir, manifest, outputs, result.bands, options.resume);
+  result.bands = job.bands;
+  const int64_t first = options.rank * job.bands / options.world, last = (options.rank + 1) * job.bands / options.world;
+  int64_t s = first;
+  while (s < last && band_complete(job, outputs, s)) ++s;
+  result.resumed_bands = s - first;
+  if (s == last) return result;
 
-  const Normalisation& normalisation = predictor.normalisation();
   at::Tensor affine;
-  if (normalisation.mode != IntensityMode::kRange && result.resumed_bands < result.bands)
-    affine = normalisation_affine_from_histograms(value_histograms(reader, options.band), layout.format, normalisation);
+  if (predictor.normalisation().mode != IntensityMode::kRange)
+    affine = normalisation_affine_from_histograms(value_histograms(reader, options.band), layout.format, predictor.normalisation());
   const RowSource source = [&](int64_t y, int64_t h) {
     const at::Tensor image = normalise(reader.read_rows(y, h));
     return affine.defined() ? apply_affine(image, affine) : image;
   };
-
-  // Finished rows gather into bands of `options.band` rows; each band is written as it fills.
-  const int64_t from_y = result.resumed_bands * options.band;
-  at::Tensor pending;  // probabilities [classes, n, W] of the band being filled
-  int64_t band = result.resumed_bands;
-  auto write_band = [&](const at::Tensor& p) {
-    if (!outputs.probabilities.empty()) {
-      const at::Tensor maps = classes == 2 ? p.narrow(0, 1, 1) : p;
-      write_tiled_band(band_file(dir, "probabilities", band), probs, band, maps.contiguous());
+  std::unique_ptr<BandObjects> objects;
+  if (!outputs.instances.empty()) {
+    objects = std::make_unique<BandObjects>(
+        layout.height, options.band, options.object_margin,
+        [&](const at::Tensor& maps) { return objects_of(maps, outputs.scheme, outputs.method, outputs.objects); },
+        [&](int64_t band, const at::Tensor& labels, int64_t owned) {
+          write_tiled_band(band_file(job.dir, "instances", band), job.instances, band, labels.unsqueeze(0));
+          write_text_atomically(band_file(job.dir, "instances", band, "json"), "{\"owned\": " + std::to_string(owned) + "}\n");
+        },
+        s, last);
+  }
+  // Finished rows of [s * band, last * band) gather into bands; each band is written as it fills
+  // (probabilities, then masks: a band is complete once its mask file is there).
+  const int64_t band_rows = options.band, rows_end = std::min(layout.height, last * band_rows);
+  at::Tensor pending = at::empty({job.classes, band_rows, layout.width});  // the band being filled
+  int64_t band = s, pending_rows = 0;
+  const RowSink sink = [&](int64_t y, const at::Tensor& p) {
+    if (objects) objects->push(y, p);
+    for (int64_t from = std::max(y, s * band_rows), to = std::min(y + p.size(1), rows_end); from < to;) {
+      const int64_t n = std::min(band_rows, layout.height - band * band_rows);
+      const int64_t take = std::min(to - from, n - pending_rows);
+      pending.narrow(1, pending_rows, take).copy_(p.narrow(1, from - y, take));
+      pending_rows += take;
+      from += take;
+      if (pending_rows < n) continue;
+      const at::Tensor b = pending.narrow(1, 0, n);
+      if (!outputs.probabilities.empty())
+        write_tiled_band(band_file(job.dir, "probabilities", band), job.probabilities, band,
+                         (job.classes == 2 ? b.narrow(0, 1, 1) : b).contiguous());
+      write_tiled_band(band_file(job.dir, "masks", band), job.masks, band, mask_of(b, outputs.index_masks).unsqueeze(0));
+      pending_rows = 0;
+      ++band;
     }
-    write_tiled_band(band_file(dir, "masks", band), masks, band, mask_of(p, outputs.index_masks).unsqueeze(0));
-    ++band;
   };
-  const RowSink sink = [&](int64_t, const at::Tensor& p) {
-    pending = pending.defined() ? at::cat({pending, p}, 1) : p;
-    while (band < result.bands) {
-      const int64_t rows = std::min(options.band, layout.height - band * options.band);
-      if (pending.size(1) < rows) break;
-      write_band(pending.narrow(1, 0, rows));
-      pending = pending.narrow(1, rows, pending.size(1) - rows);
-    }
-  };
-  auto last_report = Clock::now();
-  const auto predict_start = Clock::now();
-  const TileProgress progress = [&](int64_t done, int64_t total) {
-    result.tiles = done;
-    const auto now = Clock::now();
-    const double since = std::chrono::duration<double>(now - last_report).count();
-    if (!options.progress || (done < total && since < options.progress_seconds)) return;
-    last_report = now;
-    const double elapsed = std::chrono::duration<double>(now - predict_start).count();
-    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
-    char line[256];
-    std::snprintf(line, sizeof(line), "%s: tile %lld/%lld (%.1f%%), %.1f tiles/s, %s left", fs::path(input).filename().c_str(),
-                  static_cast<long long>(done), static_cast<long long>(total), 100.0 * static_cast<double>(done) / static_cast<double>(total),
-                  rate, rate > 0 ? duration(static_cast<double>(total - done) / rate).c_str() : "?");
-    options.progress(line);
-  };
-  if (from_y < layout.height) {
-    predictor.predict_rows(layout.height, layout.width, source, sink, from_y, 0, progress);
-  }
-  TORCH_CHECK(band == result.bands, "predict_streamed: ", band, " of ", result.bands, " bands written");
+  const int64_t from_y = objects ? std::min(objects->first_row(), s * band_rows) : s * band_rows;
+  const int64_t to_y = objects ? std::max(objects->end_row(), rows_end) : rows_end;
+  predictor.predict_rows(layout.height, layout.width, source, sink, from_y, to_y, progress_reporter(input, options, result.tiles));
+  for (int64_t b = s; b < last; ++b)
+    if (!band_complete(job, outputs, b)) throw Error("band " + std::to_string(b) + " of " + input + " was not written");
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
 
-  std::vector<std::string> mask_bands, probability_bands;
-  for (int64_t b = 0; b < result.bands; ++b) {
-    mask_bands.push_back(band_file(dir, "masks", b));
-    probability_bands.push_back(band_file(dir, "probabilities", b));
+StreamedResult join_stream(const std::string& input, const StreamedOutputs& outputs, const StreamOptions& options) {
+  const auto start = Clock::now();
+  const TiffRegionReader reader(input, 0);
+  const std::string dir = stream_work_dir(outputs);
+  const nlohmann::json manifest = read_json((fs::path(dir) / "manifest.json").string(), "manifest of the bands");
+  const Job job = job_of(reader.layout(), manifest.at("classes").get<int64_t>(), outputs, options);
+  StreamedResult result;
+  result.bands = job.bands;
+  std::vector<std::string> masks, probabilities, instances;
+  std::vector<int64_t> first_label;
+  int64_t next = 1;
+  for (int64_t b = 0; b < job.bands; ++b) {
+    if (!band_complete(job, outputs, b))
+      fail_file(band_file(dir, "masks", b), "band " + std::to_string(b) + " is missing: predict again with --resume");
+    masks.push_back(band_file(dir, "masks", b));
+    probabilities.push_back(band_file(dir, "probabilities", b));
+    instances.push_back(band_file(dir, "instances", b));
+    if (!outputs.instances.empty()) {
+      first_label.push_back(next);
+      next += read_json(band_file(dir, "instances", b, "json"), "band record").at("owned").get<int64_t>();
+    }
   }
-  if (!outputs.probabilities.empty()) {
-    assemble_tiled_tiff(outputs.probabilities, probs, probability_bands);
-    result.written.push_back(outputs.probabilities);
+  if (!outputs.probabilities.empty()) assemble_tiled_tiff(outputs.probabilities, job.probabilities, probabilities);
+  if (!outputs.instances.empty()) {
+    assemble_tiled_tiff(outputs.instances, job.instances, instances,
+                        [&](const at::Tensor& labels) { return final_labels(labels, first_label); });
+    result.objects = next - 1;
   }
-  assemble_tiled_tiff(outputs.masks, masks, mask_bands);
-  result.written.insert(result.written.begin(), outputs.masks);
+  assemble_tiled_tiff(outputs.masks, job.masks, masks);
+  for (const std::string* path : {&outputs.masks, &outputs.probabilities, &outputs.instances})
+    if (!path->empty()) result.written.push_back(*path);
   std::error_code ec;
   fs::remove_all(dir, ec);
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;
+}
+
+StreamedResult predict_streamed(Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
+                                const std::string& model_id, const StreamOptions& options) {
+  TORCH_CHECK(options.world == 1, "predict_streamed: one process (see predict_stream_share for more)");
+  const auto start = Clock::now();
+  prepare_stream(predictor, input, outputs, model_id, options);
+  StreamedResult r = predict_stream_share(predictor, input, outputs, options);
+  const StreamedResult joined = join_stream(input, outputs, options);
+  r.written = joined.written;
+  r.objects = joined.objects;
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return r;
 }
 
 }  // namespace unet

@@ -105,18 +105,17 @@ void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forw
   const at::Tensor weights = blend_weights(output, options.blend);
   const int64_t total = (range.last - range.first) * static_cast<int64_t>(range.xs.size());
   int64_t done = 0;
-  // The sums of rows [base, base + sum.size(1)): those some tile has touched and not yet handed over.
-  int64_t base = range.ys[static_cast<size_t>(range.first)];
-  at::Tensor sum = at::zeros({classes, 0, width}), weight_sum = at::zeros({0, width});
+  // The sums of rows [base, base + filled): those some tile has touched and not yet handed over;
+  // at most one tile's output rows, kept in two buffers of that size (the rows still open move to
+  // the other one's top as a tile row finishes), so that memory stays put image after image.
+  int64_t base = range.ys[static_cast<size_t>(range.first)], filled = 0;
+  at::Tensor sum = at::zeros({classes, output, width}), weight_sum = at::zeros({output, width});
+  at::Tensor spare_sum = at::zeros_like(sum), spare_weight = at::zeros_like(weight_sum);
   std::vector<int64_t> pending;  // the x origins of the batch's tiles
   std::vector<at::Tensor> inputs;
   for (int64_t r = range.first; r < range.last; ++r) {
     const int64_t y = range.ys[static_cast<size_t>(r)];
-    const int64_t grow = std::min(height, y + output) - (base + sum.size(1));
-    if (grow > 0) {
-      sum = at::cat({sum, at::zeros({classes, grow, width})}, 1);
-      weight_sum = at::cat({weight_sum, at::zeros({grow, width})}, 0);
-    }
+    filled = std::max(filled, std::min(height, y + output) - base);
     const at::Tensor rows = mirror_indices(height, y - margin, options.input);
     const int64_t lo = rows.min().item<int64_t>(), hi = rows.max().item<int64_t>();
     const at::Tensor rows_image = source(lo, hi - lo + 1).index_select(1, rows - lo);
@@ -150,15 +149,21 @@ void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forw
     flush();  // a batch never spans two tile rows
     // Rows above the next tile row's origin are finished.
     const int64_t finished = r + 1 < static_cast<int64_t>(range.ys.size()) ? range.ys[static_cast<size_t>(r + 1)] : height;
-    const int64_t end = std::min({finished, range.to_y, base + sum.size(1)});
+    const int64_t end = std::min({finished, range.to_y, base + filled});
     const int64_t begin = std::max(base, from_y);
     if (end > begin)
       sink(begin, sum.narrow(1, begin - base, end - begin) / weight_sum.narrow(0, begin - base, end - begin).unsqueeze(0));
-    if (finished > base) {
-      const int64_t drop = std::min(finished, base + sum.size(1)) - base;
-      sum = sum.narrow(1, drop, sum.size(1) - drop);
-      weight_sum = weight_sum.narrow(0, drop, weight_sum.size(0) - drop);
+    const int64_t drop = std::min(finished, base + filled) - base;
+    if (drop > 0) {
+      const int64_t keep = filled - drop;
+      spare_sum.zero_();
+      spare_weight.zero_();
+      spare_sum.narrow(1, 0, keep).copy_(sum.narrow(1, drop, keep));
+      spare_weight.narrow(0, 0, keep).copy_(weight_sum.narrow(0, drop, keep));
+      std::swap(sum, spare_sum);
+      std::swap(weight_sum, spare_weight);
       base += drop;
+      filled = keep;
     }
   }
 }

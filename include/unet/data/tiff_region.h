@@ -15,6 +15,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -114,6 +115,9 @@ void write_tiled_band(const std::string& path, const TiledTiffSpec& spec, int64_
 /// page p's full resolution from the bands' tiles as they are, and its downsampled levels as
 /// SubIFDs, computed while streaming through the bands (memory: a band per level). Temporary files
 /// for the levels go beside `path` and are removed.
-void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, const std::vector<std::string>& band_paths);
+/// With `transform`, every band's values (the spec's in-memory dtype, [h, W] per page) are
+/// decoded, replaced by `transform(values)` and encoded again (e.g. provisional labels numbered).
+void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, const std::vector<std::string>& band_paths,
+                         const std::function<at::Tensor(const at::Tensor&)>& transform = {});
 
 }  // namespace unet
