@@ -10,6 +10,7 @@
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/files.h"
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -61,8 +62,11 @@ std::vector<Sample> images_to_predict(const PredictCommand& o) {
 /// Whether the image file `path` is predicted band by band: a TIFF, and `forced` (--stream) or
 /// larger than a whole-image read may be.
 bool streams_file(const std::string& path, bool forced) {
+  std::string ext = fs::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (forced) return ext != ".png";  // the TIFF reader names whatever is wrong with the file
   const auto size = tiff_size(path);
-  return size && (forced || size->first * size->second > max_image_pixels());
+  return size && size->first * size->second > max_image_pixels();
 }
 
 /// One progress line: redrawn in place on a terminal, a line every 30 s otherwise.
@@ -129,13 +133,13 @@ void run_streamed(const PredictCommand& o, RunContext& context, const std::strin
   if (context.verbose()) stream.progress = progress_printer();
   if (context.leader()) {
     ensure_writable_directory(out, "prediction");
-    if (o.files.overlays)
-      std::fprintf(stderr, "unet: no overlays for images predicted band by band (open the pyramids in QuPath, napari or Fiji)\n");
     const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + ", " +
                                  to_string(context.precision) + ", cpu engine " + (infer.cpu_engine ? "on" : "off") +
                                  ", " + name_of(conv_algorithm_names(), infer.conv_algorithm) + ", tile batch " +
                                  std::to_string(infer.tile_batch);
     prepare_stream(predictor, input, outputs, model_id, stream);
+    if (o.files.overlays)
+      std::fprintf(stderr, "unet: no overlays for images predicted band by band (open the pyramids in QuPath, napari or Fiji)\n");
     std::printf("streaming %s (%s) band by band%s\n", input.c_str(), TiffRegionReader(input, 0).layout().describe().c_str(),
                 many ? (" in " + std::to_string(context.world_size()) + " processes").c_str() : "");
     std::fflush(stdout);
@@ -164,7 +168,7 @@ void run_predict(const PredictCommand& o) {
   bool streamed = false;
   if (folder.empty() && !o.input.empty()) {
     if (streams_file(o.input, o.stream)) return run_streamed(o, context, o.input, streamed_outputs(o, out, o.input, false));
-    if (o.stream) fail_file(o.input, "--stream reads TIFF and BigTIFF files");
+    if (o.stream) fail_file(o.input, "--stream reads TIFF and BigTIFF files, not PNG");
   } else if (!folder.empty()) {
     std::map<std::string, std::string> stems;  // two files, one output name (a.tif and a.tiff)
     for (const std::string& file : image_files(folder)) {

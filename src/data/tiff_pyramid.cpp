@@ -183,7 +183,7 @@ void copy_raw_tiles(TIFF* from, const std::string& from_path, TIFF* to, const st
 TiffPtr open_band(const std::string& path) {
   require_tiff_magic(path);
   tiff_last_error.clear();
-  TiffPtr band(TIFFOpen(path.c_str(), "r"));
+  TiffPtr band(TIFFOpen(path.c_str(), "rm"));
   if (!band) fail_file(path, "cannot open as TIFF (" + reason() + ")");
   return band;
 }

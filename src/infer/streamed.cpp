@@ -136,6 +136,15 @@ nlohmann::json read_json(const std::string& path, const std::string& what) {
   }
 }
 
+/// "12 kB", "830 MB", "6.4 GB".
+std::string size_text(double bytes) {
+  char text[32];
+  if (bytes >= 1e9) std::snprintf(text, sizeof(text), "%.1f GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(text, sizeof(text), "%.0f MB", bytes / 1e6);
+  else std::snprintf(text, sizeof(text), "%.0f kB", std::ceil(bytes / 1e3));
+  return text;
+}
+
 /// Free space for the outputs (uncompressed, the most they can take), checked first.
 void require_space(const StreamedOutputs& o, const Job& job) {
   const double pixels = static_cast<double>(job.layout.width) * static_cast<double>(job.layout.height);
@@ -145,9 +154,8 @@ void require_space(const StreamedOutputs& o, const Job& job) {
   const fs::path dir = fs::absolute(o.masks).parent_path();
   const auto space = fs::space(dir, ec);
   if (!ec && static_cast<double>(space.available) < need)
-    fail_file(dir.string(), "needs up to " + std::to_string(static_cast<int64_t>(std::ceil(need / 1e9))) +
-                                " GB for the outputs, " + std::to_string(static_cast<int64_t>(space.available / 1000000000ULL)) +
-                                " GB are free");
+    fail_file(dir.string(), "the outputs need up to " + size_text(need) + " (uncompressed), " +
+                                size_text(static_cast<double>(space.available)) + " are free");
 }
 
 std::string duration(double seconds) {
