@@ -265,6 +265,14 @@ TEST(RegionReader, RefusesWhatItCannotStreamWithOneLine) {
   }
   EXPECT_TRUE(refused);
   EXPECT_THROW(TiffRegionReader r(dir.file("missing.tif")), Error);
+  // A stack: streaming page 1 alone would drop the others.
+  write_tiff(dir.file("stack.tif"), {at::zeros({8, 8}, at::kByte), at::zeros({8, 8}, at::kByte)});
+  try {
+    TiffRegionReader r(dir.file("stack.tif"));
+    ADD_FAILURE() << "a stack was streamed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("several images"), std::string::npos) << e.what();
+  }
   write_file(dir.file("text.tif"), "not an image");
   EXPECT_THROW(TiffRegionReader r(dir.file("text.tif")), Error);
 }
@@ -374,8 +382,11 @@ TEST(Streamed, MasksAndProbabilitiesEqualInMemoryAndAResumeEqualsAWholeRun) {
   EXPECT_TRUE(fs::exists(stream_work_dir(out) + "/masks-000000.tif"));
   EXPECT_FALSE(fs::exists(stream_work_dir(out) + "/masks-000004.tif"));
 
-  // Another model or tile overlap is not continued.
+  // Without resume the stopped run's bands are not thrown away: refused, the bands kept.
   options.progress = nullptr;
+  EXPECT_THROW(predict_streamed(p, input, out, "tiny", options), OptionError);
+  EXPECT_TRUE(fs::exists(stream_work_dir(out) + "/masks-000000.tif"));
+  // Another model or tile overlap is not continued.
   options.resume = true;
   try {
     predict_streamed(p, input, out, "another", options);
@@ -418,7 +429,8 @@ TEST(Streamed, InstanceLabelsEqualWholeImageObjects) {
   options.object_margin = 32;
   const StreamedResult r = predict_streamed(p, input, out, "tiny", options);
   EXPECT_EQ(r.objects, whole.max().item<int64_t>());
-  EXPECT_TRUE(same_objects(read_level(out.instances, 0, 0, at::kInt), whole));
+  EXPECT_TRUE(same_objects(read_level(out.instances, 0, 0, at::kShort), whole));  // 16-bit: few objects
+  EXPECT_EQ(read_tiff(out.instances).front().format, SampleFormat::kUInt16);
 }
 
 TEST(Streamed, HistogramStatisticsEqualWholeImageStatistics) {
@@ -443,7 +455,7 @@ TEST(Streamed, HistogramStatisticsEqualWholeImageStatistics) {
   }
 }
 
-TEST(Streamed, PredictStreamsBeyondThePixelLimitAndResumes) {
+TEST(Streamed, PredictStreamsBeyondThePixelLimitInFilesFoldersAndProcesses) {
   TempDir dir;
   const std::string model = dir.file("m"), input = dir.file("slide.tif");
   UNet net(tiny_options());
@@ -451,7 +463,7 @@ TEST(Streamed, PredictStreamsBeyondThePixelLimitAndResumes) {
   CheckpointInfo info{tiny_options(), 60, 1};
   info.input_mode = InputMode::kTile;
   save_checkpoint(checkpoint_path(model), net, nullptr, info);
-  write_image(input, 120, 100, Storage{true, false, true, 8, 1, false, 16});
+  write_image(input, 700, 100, Storage{true, false, true, 8, 1, false, 16});  // 3 bands of 256 rows
   // The same image in memory, and streamed because it is over the limit.
   auto r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + dir.file("a") +
                     " --no-overlays --no-probabilities");
@@ -475,7 +487,8 @@ TEST(Streamed, PredictStreamsBeyondThePixelLimitAndResumes) {
   expect_one_line_error(run_unet("predict --model-dir " + model + " --input " + dir.file("in/small.png") + " --stream"),
                         "--stream reads TIFF");
   expect_one_line_error(run_unet("predict --model-dir " + model + " --input " + input + " --resume"), "streamed prediction");
-  // Two processes share the bands: the same files as one.
+  // Two processes share the bands (1 and 2 of 3, the seam between them inside the image): the same
+  // files as one.
   const std::string one = dir.file("one"), two = dir.file("two");
   r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + one +
                " --stream --instances --no-overlays");

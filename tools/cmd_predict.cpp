@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <thread>
 #include <unistd.h>
 
 namespace unet::cli {
@@ -87,20 +88,52 @@ std::function<void(const std::string&)> progress_printer() {
 /// Where a streamed prediction of `input` goes: a single file in gives the reference's names, a
 /// folder in `<stem>.tif`, `<stem>_probabilities.tif` and `<stem>_instances.tif` (as in memory).
 StreamedOutputs streamed_outputs(const PredictCommand& o, const std::string& out, const std::string& input, bool per_file) {
-  const std::string stem = fs::path(input).stem().string();
+  const OutputNames names = output_names(out, per_file ? input : "", o.files);
   StreamedOutputs outputs;
-  outputs.masks = (fs::path(out) / (per_file ? stem + ".tif" : "test-masks.tif")).string();
-  if (o.files.probabilities)
-    outputs.probabilities = (fs::path(out) / (per_file ? stem + "_probabilities.tif" : "test-probabilities.tif")).string();
-  if (o.files.instances) outputs.instances = (fs::path(out) / (per_file ? stem + "_instances.tif" : "test-instances.tif")).string();
+  outputs.masks = names.masks;
+  outputs.probabilities = names.probabilities;
+  outputs.instances = names.instances;
   outputs.index_masks = o.files.index_masks;
   outputs.method = o.files.instance_method;
   return outputs;
 }
 
-/// `predict` of one TIFF band by band into tiled OME-TIFF pyramids (unet/infer/streamed.h); the
-/// processes of a launched job share the bands.
-void run_streamed(const PredictCommand& o, RunContext& context, const std::string& input, StreamedOutputs outputs) {
+/// A TIFF predicted band by band, and where its outputs go.
+struct StreamedFile {
+  std::string input;
+  StreamedOutputs outputs;
+};
+
+/// Whether a `--resume` run skips `f`: its outputs are all there and no stopped run is (a file of
+/// a folder finished before the stop).
+bool already_predicted(const StreamedFile& f) {
+  std::error_code ec;
+  for (const std::string* path : {&f.outputs.masks, &f.outputs.probabilities, &f.outputs.instances})
+    if (!path->empty() && !fs::exists(*path, ec)) return false;
+  return !fs::exists(stream_work_dir(f.outputs), ec);
+}
+
+/// Rank 0's side after its shares: waits until every process's bands of `f` are there (a launcher
+/// stops it if another process fails), then joins them.
+void join_when_done(const PredictCommand& o, const StreamedFile& f, const StreamOptions& stream, int64_t bands, bool many) {
+  bool said = false;
+  for (int64_t done; many && (done = stream_bands_done(f.input, f.outputs, stream)) < bands;) {
+    if (!said) std::printf("waiting for the other processes' bands of %s (%lld of %lld done)\n", f.input.c_str(),
+                           static_cast<long long>(done), static_cast<long long>(bands));
+    std::fflush(stdout);
+    said = true;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+  const StreamedResult joined = join_stream(f.input, f.outputs, stream);
+  for (const auto& path : joined.written) std::printf("  wrote %s\n", path.c_str());
+  if (o.files.instances) std::printf("  %lld objects\n", static_cast<long long>(joined.objects));
+}
+
+/// `predict` of TIFFs band by band into tiled OME-TIFF pyramids (unet/infer/streamed.h), the bands
+/// shared by the processes of a launched job: rank 0 prepares every file, one barrier, every
+/// process predicts its shares, rank 0 joins the files as their bands complete. No process waits at
+/// a barrier while another predicts or joins (either can take hours).
+void run_streamed(const PredictCommand& o, RunContext& context, std::vector<StreamedFile> files) {
   if (o.infer.input_mode == InputMode::kResize)
     throw OptionError("input_mode", " resize would shrink the whole image to one network input; streamed images are "
                                     "predicted in tiles (--input-mode tile or auto)");
@@ -110,20 +143,18 @@ void run_streamed(const PredictCommand& o, RunContext& context, const std::strin
     throw OptionError("instances", " cuts out the objects of class 1 of a two-class model, or of a model trained on "
                                    "interior/boundary classes; this model has " + std::to_string(info.model.classes()) +
                                        " classes");
-  const std::string out = fs::path(outputs.masks).parent_path().string();
-  outputs.scheme = info.model.scheme();
-  CommandFiles()
-      .reads(ckpt)
-      .reads(input)
-      .writes_into(out)
-      .writes(outputs.masks)
-      .writes(outputs.probabilities)
-      .writes(outputs.instances)
-      .check();
+  CommandFiles check;
+  check.reads(ckpt);
+  for (StreamedFile& f : files) {
+    f.outputs.scheme = info.model.scheme();
+    check.reads(f.input).writes_into(fs::path(f.outputs.masks).parent_path().string());
+    check.writes(f.outputs.masks).writes(f.outputs.probabilities).writes(f.outputs.instances);
+  }
+  check.check();
   InferenceOptions infer = o.infer;
   infer.input_mode = InputMode::kTile;
   Predictor predictor = load_predictor(ckpt, info, infer, context, {});
-  outputs.objects = predictor.object_rule();
+  for (StreamedFile& f : files) f.outputs.objects = predictor.object_rule();
   connect(context, o.runtime.dist_timeout_s);
   const bool many = context.world_size() > 1;
   StreamOptions stream;
@@ -131,31 +162,59 @@ void run_streamed(const PredictCommand& o, RunContext& context, const std::strin
   stream.rank = context.rank();
   stream.world = context.world_size();
   if (context.verbose()) stream.progress = progress_printer();
+  if (o.resume) {  // every process decides alike, before rank 0 prepares anything
+    std::vector<StreamedFile> left;
+    for (StreamedFile& f : files) {
+      if (!already_predicted(f)) left.push_back(std::move(f));
+      else if (context.verbose()) std::printf("%s: predicted before the stop\n", f.input.c_str());
+    }
+    files = std::move(left);
+  }
+  std::vector<int64_t> bands;
   if (context.leader()) {
-    ensure_writable_directory(out, "prediction");
     const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + ", " +
                                  to_string(context.precision) + ", cpu engine " + (infer.cpu_engine ? "on" : "off") +
                                  ", " + name_of(conv_algorithm_names(), infer.conv_algorithm) + ", tile batch " +
                                  std::to_string(infer.tile_batch);
-    prepare_stream(predictor, input, outputs, model_id, stream);
-    if (o.files.overlays)
+    for (const StreamedFile& f : files) {
+      ensure_writable_directory(fs::path(f.outputs.masks).parent_path().string(), "prediction");
+      const StreamStart start = prepare_stream(predictor, f.input, f.outputs, model_id, stream);
+      bands.push_back(start.bands);
+      std::printf("streaming %s (%s) band by band%s%s\n", f.input.c_str(), TiffRegionReader(f.input, 0).layout().describe().c_str(),
+                  many ? (" in " + std::to_string(context.world_size()) + " processes").c_str() : "",
+                  start.resumed ? (": " + std::to_string(start.complete_bands) + " of " + std::to_string(start.bands) +
+                                   " bands done before the stop").c_str()
+                  : o.resume    ? ": no stopped run, from the top"
+                                : "");
+    }
+    if (o.files.overlays && !files.empty())
       std::fprintf(stderr, "unet: no overlays for images predicted band by band (open the pyramids in QuPath, napari or Fiji)\n");
-    std::printf("streaming %s (%s) band by band%s\n", input.c_str(), TiffRegionReader(input, 0).layout().describe().c_str(),
-                many ? (" in " + std::to_string(context.world_size()) + " processes").c_str() : "");
     std::fflush(stdout);
   }
-  if (many) context.dist->barrier();  // the work folder is ready
-  const StreamedResult share = predict_stream_share(predictor, input, outputs, stream);
-  if (stream.progress && ::isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
-  if (many) context.dist->barrier();  // every band is written
+  if (many) context.dist->barrier();  // the work folders are ready
+  for (const StreamedFile& f : files) {
+    const StreamedResult share = predict_stream_share(predictor, f.input, f.outputs, stream);
+    if (stream.progress && ::isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
+    if (context.leader())
+      std::printf("predicted %s with %s (step %lld): %lld tiles in %.1f s%s\n", f.input.c_str(), ckpt.c_str(),
+                  static_cast<long long>(info.step), static_cast<long long>(share.tiles), share.seconds,
+                  many ? " (this process's share)" : "");
+  }
   if (!context.leader()) return;
-  const StreamedResult joined = join_stream(input, outputs, stream);
-  std::printf("predicted %s with %s (step %lld): %lld bands, %lld tiles in %.1f s%s%s\n", input.c_str(), ckpt.c_str(),
-              static_cast<long long>(info.step), static_cast<long long>(share.bands), static_cast<long long>(share.tiles),
-              share.seconds + joined.seconds, share.resumed_bands ? (", " + std::to_string(share.resumed_bands) + " bands done before (--resume)").c_str() : "",
-              many ? " (this process's share)" : "");
-  for (const auto& path : joined.written) std::printf("  wrote %s\n", path.c_str());
-  if (o.files.instances) std::printf("  %lld objects\n", static_cast<long long>(joined.objects));
+  for (size_t i = 0; i < files.size(); ++i) join_when_done(o, files[i], stream, bands[i], many);
+}
+
+/// A folder with a streamed TIFF: no two files may share a stem (a.tif and a.tiff would write one
+/// `a.tif`); the in-memory files check their own outputs as before.
+void require_distinct_stems(const std::string& out, const std::vector<std::string>& files) {
+  std::map<std::string, std::string> stems;
+  for (const std::string& file : files) {
+    const auto [it, fresh] = stems.emplace(fs::path(file).stem().string(), file);
+    if (!fresh)
+      fail_file((fs::path(out) / it->first).string() + ".*", "two input files would write it (" +
+                                                                 fs::path(it->second).filename().string() + " and " +
+                                                                 fs::path(file).filename().string() + ")");
+  }
 }
 
 void run_predict(const PredictCommand& o) {
@@ -165,26 +224,18 @@ void run_predict(const PredictCommand& o) {
   // TIFFs larger than a whole-image read (or all with --stream) are predicted band by band, each
   // by every process of a launched job; the rest in memory, by one process.
   std::vector<std::string> whole;
-  bool streamed = false;
+  std::vector<StreamedFile> streamed;
   if (folder.empty() && !o.input.empty()) {
-    if (streams_file(o.input, o.stream)) return run_streamed(o, context, o.input, streamed_outputs(o, out, o.input, false));
+    if (streams_file(o.input, o.stream)) return run_streamed(o, context, {{o.input, streamed_outputs(o, out, o.input, false)}});
     if (o.stream) fail_file(o.input, "--stream reads TIFF and BigTIFF files, not PNG");
   } else if (!folder.empty()) {
-    std::map<std::string, std::string> stems;  // two files, one output name (a.tif and a.tiff)
     for (const std::string& file : image_files(folder)) {
-      const auto [it, fresh] = stems.emplace(fs::path(file).stem().string(), file);
-      if (!fresh)
-        fail_file((fs::path(out) / it->first).string() + ".*", "two input files would write it (" +
-                                                                   fs::path(it->second).filename().string() + " and " +
-                                                                   fs::path(file).filename().string() + ")");
+      if (streams_file(file, o.stream)) streamed.push_back({file, streamed_outputs(o, out, file, true)});
+      else whole.push_back(file);
     }
-    for (const std::string& file : image_files(folder)) {
-      if (streams_file(file, o.stream)) {
-        run_streamed(o, context, file, streamed_outputs(o, out, file, true));
-        streamed = true;
-      } else {
-        whole.push_back(file);
-      }
+    if (!streamed.empty()) {
+      require_distinct_stems(out, image_files(folder));
+      run_streamed(o, context, streamed);
     }
     if (whole.empty()) return;
   }
@@ -197,7 +248,7 @@ void run_predict(const PredictCommand& o) {
                                    "interior/boundary classes; this model has " + std::to_string(info.model.classes()) +
                                        " classes");
   }
-  if (o.resume && !streamed)
+  if (o.resume && streamed.empty())
     throw OptionError("resume", " continues a streamed prediction (a TIFF predicted band by band, --stream)");
   PredictionFiles files = o.files;
   files.scheme = info.model.scheme();

@@ -2,7 +2,10 @@
 // printed, closing handles, and the one-line failures (a private header of unet_data).
 #pragma once
 
+#include "unet/data/image_io.h"
 #include "unet/runtime/error.h"
+
+#include <ATen/ATen.h>
 
 #include <tiffio.h>
 
@@ -59,6 +62,20 @@ inline void require_tiff_magic(const std::string& path) {
   const bool tiff = n == 4 && ((magic[0] == 'I' && magic[1] == 'I' && (magic[2] == 42 || magic[2] == 43)) ||
                                (magic[0] == 'M' && magic[1] == 'M' && (magic[3] == 42 || magic[3] == 43)));
   if (!tiff) fail_file(path, "not a TIFF file");
+}
+
+/// MinIsWhite intensities turned into MinIsBlack ones (see RawImage); alpha channels are kept.
+inline at::Tensor invert_min_is_white(at::Tensor chw, SampleFormat format) {
+  const int64_t c = chw.size(0), colour = (c == 2 || c == 4) ? c - 1 : c;
+  at::Tensor grey = chw.narrow(0, 0, colour);
+  switch (format) {
+    case SampleFormat::kUInt8: grey.copy_(255 - grey); break;
+    case SampleFormat::kUInt16: grey.copy_(65535 - grey); break;
+    case SampleFormat::kInt8:
+    case SampleFormat::kInt16: grey.bitwise_not_(); break;  // -1 - v: the signed range reversed
+    case SampleFormat::kFloat32: grey.copy_(1.0 - grey); break;
+  }
+  return chw;
 }
 
 }  // namespace unet::tiff_detail

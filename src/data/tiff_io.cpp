@@ -48,20 +48,6 @@ at::ScalarType sample_type(const std::string& path, const std::string& where, ui
                       " samples are not supported (8/16-bit integer or 32-bit float)");
 }
 
-/// MinIsWhite intensities turned into MinIsBlack ones (see RawImage); alpha channels are kept.
-at::Tensor invert_min_is_white(at::Tensor chw, SampleFormat format) {
-  const int64_t c = chw.size(0), colour = (c == 2 || c == 4) ? c - 1 : c;
-  at::Tensor grey = chw.narrow(0, 0, colour);
-  switch (format) {
-    case SampleFormat::kUInt8: grey.copy_(255 - grey); break;
-    case SampleFormat::kUInt16: grey.copy_(65535 - grey); break;
-    case SampleFormat::kInt8:
-    case SampleFormat::kInt16: grey.bitwise_not_(); break;  // -1 - v: the signed range reversed
-    case SampleFormat::kFloat32: grey.copy_(1.0 - grey); break;
-  }
-  return chw;
-}
-
 /// The page's pixels [C, H, W] as RawImage holds them: 16-bit widened to int32 (unsigned or
 /// signed), float pages checked for NaN and infinities, MinIsWhite pages inverted.
 at::Tensor finish_page(at::Tensor chw, const RawImage& image, const std::string& path, const std::string& where) {

@@ -107,13 +107,16 @@ at::Tensor halve(const at::Tensor& rows, bool nearest) {
 /// its temporary file, pairs of rows go down to the next level.
 class Level {
  public:
-  Level(const std::string& tmp, const TiledTiffSpec& spec, int64_t width, int64_t height, int64_t remaining)
-      : path_(tmp), spec_(spec), width_(width), height_(height) {
+  /// Level `level` (1: half the full resolution) in the file `file(level)`, and `remaining` more.
+  Level(const std::function<std::string(int64_t)>& file, int64_t level, const TiledTiffSpec& spec, int64_t width,
+        int64_t height, int64_t remaining)
+      : path_(file(level)), spec_(spec), width_(width), height_(height) {
     errno = 0;
-    tif_.reset(TIFFOpen(tmp.c_str(), "w8"));
-    if (!tif_) fail_write(tmp);
+    tif_.reset(TIFFOpen(path_.c_str(), "w8"));
+    if (!tif_) fail_write(path_);
     set_tags(tif_.get(), spec, width, height, true);
-    if (remaining > 0) next_ = std::make_unique<Level>(tmp + "+", spec, (width + 1) / 2, (height + 1) / 2, remaining - 1);
+    if (remaining > 0)
+      next_ = std::make_unique<Level>(file, level + 1, spec, (width + 1) / 2, (height + 1) / 2, remaining - 1);
   }
 
   /// Values (the spec's in-memory dtype) [h, width].
@@ -155,12 +158,27 @@ class Level {
   std::unique_ptr<Level> next_;
 };
 
+/// Text as an XML attribute value.
+std::string xml_escaped(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 std::string ome_xml(const TiledTiffSpec& spec) {
   std::string channels;
   for (int64_t c = 0; c < spec.pages; ++c)
     channels += "<Channel ID=\"Channel:0:" + std::to_string(c) + "\" SamplesPerPixel=\"1\"/>";
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\">"
-         "<Image ID=\"Image:0\" Name=\"" + spec.name + "\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"" +
+         "<Image ID=\"Image:0\" Name=\"" + xml_escaped(spec.name) + "\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"" +
          encoding_of(spec.dtype).ome + "\" SizeX=\"" + std::to_string(spec.width) + "\" SizeY=\"" +
          std::to_string(spec.height) + "\" SizeC=\"" + std::to_string(spec.pages) +
          "\" SizeZ=\"1\" SizeT=\"1\" BigEndian=\"false\" Interleaved=\"false\">" + channels +
@@ -228,16 +246,22 @@ void write_tiled_band(const std::string& path, const TiledTiffSpec& spec, int64_
 }
 
 void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, const std::vector<std::string>& band_paths,
-                         const std::function<at::Tensor(const at::Tensor&)>& transform) {
+                         const std::function<at::Tensor(const at::Tensor&)>& transform, at::ScalarType band_dtype) {
+  TiledTiffSpec band_spec = spec;  // how the bands store their values
+  if (band_dtype != at::ScalarType::Undefined) band_spec.dtype = band_dtype;
+  TORCH_CHECK(transform || band_spec.dtype == spec.dtype, "assemble_tiled_tiff: bands of another type need a transform");
   install_handlers();
   TORCH_CHECK(static_cast<int64_t>(band_paths.size()) == spec.bands(), "assemble_tiled_tiff: ", spec.bands(), " bands expected");
   const int64_t levels = spec.levels(), across = (spec.width + spec.tile - 1) / spec.tile;
+  // Named as `write_atomically`'s temporaries, so that those a killed run leaves are cleaned up
+  // (`remove_stale_temporaries`).
   const std::string stem = (fs::path(path).parent_path() / ("." + fs::path(path).filename().string())).string() +
-                           ".level" + std::to_string(::getpid());
+                           ".tmp" + std::to_string(::getpid()) + ".";
+  const auto level_file = [&](int64_t l) { return stem + std::to_string(900000 + l); };
   std::vector<std::string> level_files;
   auto remove_levels = [&] {
     std::error_code ec;
-    for (int64_t l = 1; l < levels; ++l) fs::remove(stem + std::string(static_cast<size_t>(l - 1), '+'), ec);
+    for (int64_t l = 1; l < levels; ++l) fs::remove(level_file(l), ec);
   };
   try {
     write_atomically(path, [&](const std::string& tmp) {
@@ -250,13 +274,14 @@ void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, con
         std::vector<uint64_t> offsets(static_cast<size_t>(levels - 1), 0);
         if (levels > 1) TIFFSetField(out.get(), TIFFTAG_SUBIFD, static_cast<uint16_t>(levels - 1), offsets.data());
         std::unique_ptr<Level> level;
-        if (levels > 1) level = std::make_unique<Level>(stem, spec, (spec.width + 1) / 2, (spec.height + 1) / 2, levels - 2);
+        if (levels > 1)
+          level = std::make_unique<Level>(level_file, 1, spec, (spec.width + 1) / 2, (spec.height + 1) / 2, levels - 2);
         for (size_t b = 0; b < band_paths.size(); ++b) {
           TiffPtr band = open_band(band_paths[b]);
           if (!TIFFSetDirectory(band.get(), static_cast<tdir_t>(p))) fail_file(band_paths[b], "page is missing");
           if (!transform) copy_raw_tiles(band.get(), band_paths[b], out.get(), path, static_cast<uint32_t>(static_cast<int64_t>(b) * across));
           if (level || transform) {
-            at::Tensor rows = read_band_page(band.get(), band_paths[b], spec, p);
+            at::Tensor rows = read_band_page(band.get(), band_paths[b], band_spec, p);
             if (transform) {
               rows = transform(rows);
               write_tile_row(out.get(), path, spec, static_cast<int64_t>(b), stored(rows, spec));

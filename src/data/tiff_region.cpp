@@ -80,9 +80,26 @@ struct TiffRegionReader::State {
 
 namespace {
 
+/// Refuses files with more than one full-resolution page (a stack, or channels stored as pages),
+/// which a stream of page 0 would silently cut short; reduced-resolution pages (an old-style
+/// pyramid) are allowed. Leaves page 0 current.
+void require_one_image(TIFF* tif, const std::string& path) {
+  int images = 0;
+  do {
+    uint32_t kind = 0;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SUBFILETYPE, &kind);
+    if (!(kind & FILETYPE_REDUCEDIMAGE)) ++images;
+  } while (images < 2 && TIFFReadDirectory(tif));
+  if (!TIFFSetDirectory(tif, 0)) fail_file(path, "damaged TIFF directory");
+  if (images > 1)
+    fail_file(path, "holds several images (pages): streamed prediction takes one image per file (predict stacks in "
+                    "memory, or save each page as its own file)");
+}
+
 /// Page 0's layout, refusing what streamed reads do not take and headers that declare more than
 /// the file could hold.
 TiffLayout read_layout(TIFF* tif, const std::string& path) {
+  require_one_image(tif, path);
   uint32_t width = 0, height = 0;
   uint16_t samples = 1, bits = 8, format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
            photometric = PHOTOMETRIC_MINISBLACK;
@@ -128,7 +145,8 @@ TiffLayout read_layout(TIFF* tif, const std::string& path) {
   l.block_width = bw;
   l.block_height = bh;
   const int64_t pixel_bytes = samples * (bits / 8);
-  if (l.block_width * l.block_height > (int64_t{1} << 26))
+  if (l.block_width > (int64_t{1} << 26) || l.block_height > (int64_t{1} << 26) ||
+      l.block_width * l.block_height > (int64_t{1} << 26))
     fail_file(path, "blocks of " + std::to_string(bw) + " x " + std::to_string(bh) +
                         " pixels: streamed reads take tiles or strips of at most 2^26 pixels (save as a tiled TIFF)");
   const uint64_t decoded = l.tiled ? TIFFTileSize64(tif) : TIFFStripSize64(tif);
@@ -203,12 +221,7 @@ at::Tensor TiffRegionReader::read(int64_t y, int64_t x, int64_t h, int64_t w) {
   }
   at::Tensor chw = hwc.permute({2, 0, 1}).contiguous();
   if (wide) chw = chw.to(at::kInt).bitwise_and(0xFFFF);
-  if (l.min_is_white) {
-    const int64_t colour = (l.channels == 2 || l.channels == 4) ? l.channels - 1 : l.channels;
-    at::Tensor grey = chw.narrow(0, 0, colour);
-    grey.copy_((wide ? 65535 : 255) - grey);
-  }
-  return chw;
+  return l.min_is_white ? invert_min_is_white(chw, l.format) : chw;
 }
 
 RawImage TiffRegionReader::read_rows(int64_t y, int64_t h) {

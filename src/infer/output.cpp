@@ -185,6 +185,17 @@ at::Tensor instance_preview(const Sample& sample, const at::Tensor& labels) {
   return shown.round().clamp(0, 255).to(at::kByte);
 }
 
+OutputNames output_names(const std::string& dir, const std::string& source, const PredictionFiles& files) {
+  const fs::path d(dir);
+  const std::string stem = fs::path(source).stem().string();
+  const bool per_file = !source.empty();
+  OutputNames names;
+  names.masks = (d / (per_file ? stem + (is_png(source) ? ".png" : ".tif") : "test-masks.tif")).string();
+  if (files.probabilities) names.probabilities = (d / (per_file ? stem + "_probabilities.tif" : "test-probabilities.tif")).string();
+  if (files.instances) names.instances = (d / (per_file ? stem + "_instances.tif" : "test-instances.tif")).string();
+  return names;
+}
+
 std::vector<std::string> prediction_outputs(const std::string& dir, const std::vector<Sample>& samples,
                                             const PredictionFiles& files, bool per_file) {
   const fs::path d(dir);
@@ -196,10 +207,11 @@ std::vector<std::string> prediction_outputs(const std::string& dir, const std::v
     return out;
   };
   if (!per_file) {
-    out.push_back((d / "test-masks.tif").string());
-    if (files.probabilities) out.push_back((d / "test-probabilities.tif").string());
+    const OutputNames names = output_names(dir, "", files);
+    out.push_back(names.masks);
+    if (files.probabilities) out.push_back(names.probabilities);
     if (files.instances) {
-      out.push_back((d / "test-instances.tif").string());
+      out.push_back(names.instances);
       if (!samples.empty())
         for (const std::string& path : preview_paths(dir, samples, 0, samples.size())) out.push_back(path);
     }
@@ -207,10 +219,11 @@ std::vector<std::string> prediction_outputs(const std::string& dir, const std::v
   }
   for (const auto& [first, last] : file_groups(samples)) {
     const std::string stem = fs::path(samples[first].source).stem().string();
-    std::vector<std::string> paths = {(d / (stem + (is_png(samples[first].source) ? ".png" : ".tif"))).string()};
-    if (files.probabilities) paths.push_back((d / (stem + "_probabilities.tif")).string());
+    const OutputNames names = output_names(dir, samples[first].source, files);
+    std::vector<std::string> paths = {names.masks};
+    if (files.probabilities) paths.push_back(names.probabilities);
     if (files.instances) {
-      paths.push_back((d / (stem + "_instances.tif")).string());
+      paths.push_back(names.instances);
       for (const std::string& path : preview_paths(dir, samples, first, last)) paths.push_back(path);
     }
     for (const std::string& path : paths) {

@@ -175,7 +175,7 @@ void Predictor::predict_rows(int64_t height, int64_t width, const RowSource& sou
 }
 
 const TileOptions& Predictor::tile_options() const {
-  if (!tiles_) throw Error("this prediction resizes its images: predicting by rows needs tiles (--input-mode tile)");
+  if (!tiles_) throw OptionError("", "this prediction resizes its images: predicting by rows needs tiles ({input_mode} tile)");
   return *tiles_;
 }
 

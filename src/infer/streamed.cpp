@@ -54,9 +54,13 @@ struct Job {
 
 Job job_of(const TiffLayout& layout, int64_t classes, const StreamedOutputs& o, const StreamOptions& options) {
   require_option(options.band >= 16 && options.band % 16 == 0, "band", "must be a multiple of 16 (TIFF tiles)", options.band);
-  if (!o.instances.empty())
+  if (!o.instances.empty()) {
     require_option(options.object_margin >= 0 && options.object_margin <= options.band, "object_margin",
                    "must be between 0 and the band's rows", options.object_margin);
+    if ((layout.height + options.band - 1) / options.band > (int64_t{1} << (31 - kBandLabelBits)))
+      throw Error("instance labels of images of more than " + std::to_string(options.band << (31 - kBandLabelBits)) +
+                  " rows are not supported");
+  }
   Job job;
   job.layout = layout;
   job.classes = classes;
@@ -136,6 +140,13 @@ nlohmann::json read_json(const std::string& path, const std::string& what) {
   }
 }
 
+/// The integer `key` of a record of the work folder `where`, or an error naming it.
+int64_t json_int(const nlohmann::json& record, const char* key, const std::string& where) {
+  if (!record.is_object() || !record.contains(key) || !record[key].is_number_integer())
+    fail_file(where, std::string("damaged record (no ") + key + "): remove the folder to start over");
+  return record[key].get<int64_t>();
+}
+
 /// "12 kB", "830 MB", "6.4 GB".
 std::string size_text(double bytes) {
   char text[32];
@@ -194,8 +205,8 @@ std::string stream_work_dir(const StreamedOutputs& outputs) {
   return (masks.parent_path() / ("." + masks.filename().string() + ".unet-bands")).string();
 }
 
-void prepare_stream(const Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
-                    const std::string& model_id, const StreamOptions& options) {
+StreamStart prepare_stream(const Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
+                           const std::string& model_id, const StreamOptions& options) {
   TORCH_CHECK(!outputs.masks.empty(), "prepare_stream: a mask output is needed");
   const TiffRegionReader reader(input, 0);
   const UNetOptions& model = predictor.model_options();
@@ -203,35 +214,106 @@ void prepare_stream(const Predictor& predictor, const std::string& input, const 
     fail_file(input, std::to_string(reader.layout().channels) + " channels, but the model expects " +
                          std::to_string(model.in_channels()));
   const Job job = job_of(reader.layout(), model.classes(), outputs, options);
-  require_space(outputs, job);
   const nlohmann::json manifest = manifest_of(input, job, predictor, outputs, model_id, options);
   const std::string manifest_path = (fs::path(job.dir) / "manifest.json").string();
   std::error_code ec;
-  if (options.resume && fs::exists(manifest_path, ec)) {
+  if (fs::exists(job.dir, ec)) {
+    // A stopped run's bands are hours of work: continued on request, never removed silently.
+    if (!options.resume)
+      throw OptionError("", job.dir + ": a stopped run's bands are here: add {resume} to continue it, or remove the "
+                                      "folder to start over");
     const nlohmann::json recorded = read_json(manifest_path, "manifest of a stopped run (remove " + job.dir + ")");
     for (auto it = manifest.begin(); it != manifest.end(); ++it) {
       if (!recorded.contains(it.key()) || recorded[it.key()] != it.value())
-        throw Error("--resume: the stopped run in " + job.dir + " had another " + it.key() + " (" +
+        throw Error(job.dir + ": the stopped run there had another " + it.key() + " (" +
                     (recorded.contains(it.key()) ? recorded[it.key()].dump() : "none") + ", now " + it.value().dump() +
-                    "); run without --resume to start over");
+                    "); remove the folder to start over");
     }
-    return;
+    StreamStart start;
+    start.resumed = true;
+    for (int64_t b = 0; b < job.bands; ++b) start.complete_bands += band_complete(job, outputs, b) ? 1 : 0;
+    start.bands = job.bands;
+    return start;
   }
-  if (options.resume) std::fprintf(stderr, "unet: --resume: no stopped run in %s; starting from the top\n", job.dir.c_str());
-  if (fs::exists(job.dir, ec)) {
-    if (!options.resume)
-      std::fprintf(stderr, "unet: starting over: %s held a stopped run (add --resume to continue it)\n", job.dir.c_str());
-    fs::remove_all(job.dir, ec);
-    if (ec) fail_file(job.dir, "cannot remove a stopped run's bands (" + ec.message() + ")");
-  }
+  require_space(outputs, job);
   ensure_writable_directory(job.dir, "band");
   write_text_atomically(manifest_path, manifest.dump(2) + "\n");
+  StreamStart start;
+  start.bands = job.bands;
+  return start;
 }
+
+int64_t stream_bands_done(const std::string& input, const StreamedOutputs& outputs, const StreamOptions& options) {
+  const TiffRegionReader reader(input, 0);
+  const nlohmann::json manifest = read_json((fs::path(stream_work_dir(outputs)) / "manifest.json").string(), "manifest of the bands");
+  const Job job = job_of(reader.layout(), json_int(manifest, "classes", stream_work_dir(outputs)), outputs, options);
+  int64_t done = 0;
+  for (int64_t b = 0; b < job.bands; ++b) done += band_complete(job, outputs, b) ? 1 : 0;
+  return done;
+}
+
+namespace {
+
+/// Gathers finished rows of [first_band * band, rows_end) into bands and writes each as it fills
+/// (probabilities, then masks: a band is complete once its mask file is there).
+class BandWriter {
+ public:
+  BandWriter(const Job& job, const StreamedOutputs& outputs, int64_t band_rows, int64_t first_band, int64_t rows_end)
+      : job_(job), outputs_(outputs), band_rows_(band_rows), band_(first_band), rows_end_(rows_end),
+        pending_(at::empty({job.classes, band_rows, job.layout.width})) {}
+
+  void push(int64_t y, const at::Tensor& p) {
+    for (int64_t from = std::max(y, band_ * band_rows_), to = std::min(y + p.size(1), rows_end_); from < to;) {
+      const int64_t n = std::min(band_rows_, job_.layout.height - band_ * band_rows_);
+      const int64_t take = std::min(to - from, n - rows_);
+      pending_.narrow(1, rows_, take).copy_(p.narrow(1, from - y, take));
+      rows_ += take;
+      from += take;
+      if (rows_ == n) write(pending_.narrow(1, 0, n));
+    }
+  }
+
+ private:
+  void write(const at::Tensor& b) {
+    if (!outputs_.probabilities.empty())
+      write_tiled_band(band_file(job_.dir, "probabilities", band_), job_.probabilities, band_,
+                       (job_.classes == 2 ? b.narrow(0, 1, 1) : b).contiguous());
+    write_tiled_band(band_file(job_.dir, "masks", band_), job_.masks, band_, mask_of(b, outputs_.index_masks).unsqueeze(0));
+    rows_ = 0;
+    ++band_;
+  }
+
+  const Job& job_;
+  const StreamedOutputs& outputs_;
+  int64_t band_rows_, band_, rows_end_, rows_ = 0;
+  at::Tensor pending_;  // the band being filled: its first rows_ rows
+};
+
+/// The objects of bands [first, last) of `job`, written as their windows complete.
+std::unique_ptr<BandObjects> band_objects(const Job& job, const StreamedOutputs& outputs, const StreamOptions& options,
+                                          int64_t first, int64_t last) {
+  if (outputs.instances.empty()) return nullptr;
+  return std::make_unique<BandObjects>(
+      job.layout.height, options.band, options.object_margin,
+      [&outputs](const at::Tensor& maps) { return objects_of(maps, outputs.scheme, outputs.method, outputs.objects); },
+      [&job](int64_t band, const at::Tensor& labels, int64_t owned) {
+        write_tiled_band(band_file(job.dir, "instances", band), job.instances, band, labels.unsqueeze(0));
+        write_text_atomically(band_file(job.dir, "instances", band, "json"), "{\"owned\": " + std::to_string(owned) + "}\n");
+      },
+      first, last);
+}
+
+}  // namespace
 
 StreamedResult predict_stream_share(Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
                                     const StreamOptions& options) {
   const auto start = Clock::now();
-  TiffRegionReader reader(input, options.cache_bytes);
+  // The blocks a row of tiles reads, twice over (rows of tiles overlap), or the option's size.
+  const TiffLayout header = TiffRegionReader(input, 0).layout();
+  const int64_t pixel = header.channels * (header.format == SampleFormat::kUInt8 ? 1 : 2);
+  const int64_t cache =
+      std::max(options.cache_bytes, 2 * (predictor.tile_options().input + 2 * header.block_height) * header.width * pixel);
+  TiffRegionReader reader(input, cache);
   const TiffLayout& layout = reader.layout();
   const Job job = job_of(layout, predictor.model_options().classes(), outputs, options);
   StreamedResult result;
@@ -249,41 +331,14 @@ StreamedResult predict_stream_share(Predictor& predictor, const std::string& inp
     const at::Tensor image = normalise(reader.read_rows(y, h));
     return affine.defined() ? apply_affine(image, affine) : image;
   };
-  std::unique_ptr<BandObjects> objects;
-  if (!outputs.instances.empty()) {
-    objects = std::make_unique<BandObjects>(
-        layout.height, options.band, options.object_margin,
-        [&](const at::Tensor& maps) { return objects_of(maps, outputs.scheme, outputs.method, outputs.objects); },
-        [&](int64_t band, const at::Tensor& labels, int64_t owned) {
-          write_tiled_band(band_file(job.dir, "instances", band), job.instances, band, labels.unsqueeze(0));
-          write_text_atomically(band_file(job.dir, "instances", band, "json"), "{\"owned\": " + std::to_string(owned) + "}\n");
-        },
-        s, last);
-  }
-  // Finished rows of [s * band, last * band) gather into bands; each band is written as it fills
-  // (probabilities, then masks: a band is complete once its mask file is there).
-  const int64_t band_rows = options.band, rows_end = std::min(layout.height, last * band_rows);
-  at::Tensor pending = at::empty({job.classes, band_rows, layout.width});  // the band being filled
-  int64_t band = s, pending_rows = 0;
+  const int64_t rows_end = std::min(layout.height, last * options.band);
+  BandWriter bands(job, outputs, options.band, s, rows_end);
+  const std::unique_ptr<BandObjects> objects = band_objects(job, outputs, options, s, last);
   const RowSink sink = [&](int64_t y, const at::Tensor& p) {
     if (objects) objects->push(y, p);
-    for (int64_t from = std::max(y, s * band_rows), to = std::min(y + p.size(1), rows_end); from < to;) {
-      const int64_t n = std::min(band_rows, layout.height - band * band_rows);
-      const int64_t take = std::min(to - from, n - pending_rows);
-      pending.narrow(1, pending_rows, take).copy_(p.narrow(1, from - y, take));
-      pending_rows += take;
-      from += take;
-      if (pending_rows < n) continue;
-      const at::Tensor b = pending.narrow(1, 0, n);
-      if (!outputs.probabilities.empty())
-        write_tiled_band(band_file(job.dir, "probabilities", band), job.probabilities, band,
-                         (job.classes == 2 ? b.narrow(0, 1, 1) : b).contiguous());
-      write_tiled_band(band_file(job.dir, "masks", band), job.masks, band, mask_of(b, outputs.index_masks).unsqueeze(0));
-      pending_rows = 0;
-      ++band;
-    }
+    bands.push(y, p);
   };
-  const int64_t from_y = objects ? std::min(objects->first_row(), s * band_rows) : s * band_rows;
+  const int64_t from_y = objects ? std::min(objects->first_row(), s * options.band) : s * options.band;
   const int64_t to_y = objects ? std::max(objects->end_row(), rows_end) : rows_end;
   predictor.predict_rows(layout.height, layout.width, source, sink, from_y, to_y, progress_reporter(input, options, result.tiles));
   for (int64_t b = s; b < last; ++b)
@@ -297,7 +352,7 @@ StreamedResult join_stream(const std::string& input, const StreamedOutputs& outp
   const TiffRegionReader reader(input, 0);
   const std::string dir = stream_work_dir(outputs);
   const nlohmann::json manifest = read_json((fs::path(dir) / "manifest.json").string(), "manifest of the bands");
-  const Job job = job_of(reader.layout(), manifest.at("classes").get<int64_t>(), outputs, options);
+  const Job job = job_of(reader.layout(), json_int(manifest, "classes", dir), outputs, options);
   StreamedResult result;
   result.bands = job.bands;
   std::vector<std::string> masks, probabilities, instances;
@@ -305,20 +360,25 @@ StreamedResult join_stream(const std::string& input, const StreamedOutputs& outp
   int64_t next = 1;
   for (int64_t b = 0; b < job.bands; ++b) {
     if (!band_complete(job, outputs, b))
-      fail_file(band_file(dir, "masks", b), "band " + std::to_string(b) + " is missing: predict again with --resume");
+      throw OptionError("", band_file(dir, "masks", b) + ": band " + std::to_string(b) + " is missing: predict again with {resume}");
     masks.push_back(band_file(dir, "masks", b));
     probabilities.push_back(band_file(dir, "probabilities", b));
     instances.push_back(band_file(dir, "instances", b));
     if (!outputs.instances.empty()) {
       first_label.push_back(next);
-      next += read_json(band_file(dir, "instances", b, "json"), "band record").at("owned").get<int64_t>();
+      const std::string record = band_file(dir, "instances", b, "json");
+      next += json_int(read_json(record, "band record"), "owned", record);
     }
   }
   if (!outputs.probabilities.empty()) assemble_tiled_tiff(outputs.probabilities, job.probabilities, probabilities);
   if (!outputs.instances.empty()) {
-    assemble_tiled_tiff(outputs.instances, job.instances, instances,
-                        [&](const at::Tensor& labels) { return final_labels(labels, first_label); });
+    // 16-bit labels where they fit (what Fiji reads as labels), 32-bit beyond 65,535 objects.
     result.objects = next - 1;
+    TiledTiffSpec labels = job.instances;
+    labels.dtype = result.objects <= 65535 ? at::kInt : at::kLong;
+    assemble_tiled_tiff(outputs.instances, labels, instances,
+                        [&](const at::Tensor& provisional) { return final_labels(provisional, first_label); },
+                        job.instances.dtype);
   }
   assemble_tiled_tiff(outputs.masks, job.masks, masks);
   for (const std::string* path : {&outputs.masks, &outputs.probabilities, &outputs.instances})
@@ -333,7 +393,7 @@ StreamedResult predict_streamed(Predictor& predictor, const std::string& input, 
                                 const std::string& model_id, const StreamOptions& options) {
   TORCH_CHECK(options.world == 1, "predict_streamed: one process (see predict_stream_share for more)");
   const auto start = Clock::now();
-  prepare_stream(predictor, input, outputs, model_id, options);
+  (void)prepare_stream(predictor, input, outputs, model_id, options);
   StreamedResult r = predict_stream_share(predictor, input, outputs, options);
   const StreamedResult joined = join_stream(input, outputs, options);
   r.written = joined.written;

@@ -97,44 +97,85 @@ int64_t tiles_for_rows(const UNetOptions& model, int64_t height, int64_t width, 
   return (r.last - r.first) * static_cast<int64_t>(r.xs.size());
 }
 
+namespace {
+
+/// The blended sums of the rows [base, base + filled) that some tile has touched and that are not
+/// yet handed over: at most one tile's output rows, kept in two buffers of that size (the rows
+/// still open move to the other one's top as a tile row finishes), so that memory stays put.
+class RowSums {
+ public:
+  RowSums(int64_t classes, int64_t output, int64_t width, int64_t height, int64_t base)
+      : sum_(at::zeros({classes, output, width})), weight_(at::zeros({output, width})), spare_sum_(at::zeros_like(sum_)),
+        spare_weight_(at::zeros_like(weight_)), height_(height), base_(base) {}
+
+  /// A tile row starts at `y`: its rows are open.
+  void open(int64_t y) { filled_ = std::max(filled_, std::min(height_, y + sum_.size(1)) - base_); }
+  /// Adds tile probabilities `p` [classes, h, w] with weights `wt` [h, w] at (y, x).
+  void add(int64_t y, int64_t x, const at::Tensor& p, const at::Tensor& wt) {
+    sum_.narrow(1, y - base_, p.size(1)).narrow(2, x, p.size(2)).add_(p * wt);
+    weight_.narrow(0, y - base_, p.size(1)).narrow(1, x, p.size(2)).add_(wt);
+  }
+  /// Rows above `finished` are complete: those of [from_y, to_y) go to `sink`, all are dropped.
+  void finish(int64_t finished, int64_t from_y, int64_t to_y, const RowSink& sink) {
+    const int64_t end = std::min({finished, to_y, base_ + filled_}), begin = std::max(base_, from_y);
+    if (end > begin)
+      sink(begin, sum_.narrow(1, begin - base_, end - begin) / weight_.narrow(0, begin - base_, end - begin).unsqueeze(0));
+    const int64_t drop = std::min(finished, base_ + filled_) - base_;
+    if (drop <= 0) return;
+    const int64_t keep = filled_ - drop;
+    spare_sum_.zero_();
+    spare_weight_.zero_();
+    spare_sum_.narrow(1, 0, keep).copy_(sum_.narrow(1, drop, keep));
+    spare_weight_.narrow(0, 0, keep).copy_(weight_.narrow(0, drop, keep));
+    std::swap(sum_, spare_sum_);
+    std::swap(weight_, spare_weight_);
+    base_ += drop;
+    filled_ = keep;
+  }
+
+ private:
+  at::Tensor sum_, weight_, spare_sum_, spare_weight_;
+  int64_t height_, base_, filled_ = 0;
+};
+
+/// Softmax probabilities of a batch [B, C, input, input], averaged over the 8 flips and rotations
+/// with `tta`.
+at::Tensor batch_probabilities(const std::function<at::Tensor(const at::Tensor&)>& forward, const at::Tensor& batch, bool tta) {
+  at::Tensor probs;
+  const int variants = tta ? 8 : 1;
+  for (int k = 0; k < variants; ++k) {
+    const at::Tensor p = dihedral(at::softmax(forward(dihedral(batch, k, false)).to(at::kFloat), 1), k, true);
+    probs = probs.defined() ? probs + p : p;
+  }
+  return variants > 1 ? probs / variants : probs;
+}
+
+}  // namespace
+
 void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forward, const UNetOptions& model,
                         int64_t height, int64_t width, const TileOptions& options, const RowSource& source,
                         const RowSink& sink, int64_t from_y, int64_t to_y, const TileProgress& progress) {
   const TileRowRange range = tile_rows(model, height, width, options, from_y, to_y);
-  const int64_t output = range.output, margin = (options.input - output) / 2, classes = model.classes();
+  const int64_t output = range.output, margin = (options.input - output) / 2;
   const at::Tensor weights = blend_weights(output, options.blend);
   const int64_t total = (range.last - range.first) * static_cast<int64_t>(range.xs.size());
   int64_t done = 0;
-  // The sums of rows [base, base + filled): those some tile has touched and not yet handed over;
-  // at most one tile's output rows, kept in two buffers of that size (the rows still open move to
-  // the other one's top as a tile row finishes), so that memory stays put image after image.
-  int64_t base = range.ys[static_cast<size_t>(range.first)], filled = 0;
-  at::Tensor sum = at::zeros({classes, output, width}), weight_sum = at::zeros({output, width});
-  at::Tensor spare_sum = at::zeros_like(sum), spare_weight = at::zeros_like(weight_sum);
+  RowSums sums(model.classes(), output, width, height, range.ys[static_cast<size_t>(range.first)]);
   std::vector<int64_t> pending;  // the x origins of the batch's tiles
   std::vector<at::Tensor> inputs;
   for (int64_t r = range.first; r < range.last; ++r) {
     const int64_t y = range.ys[static_cast<size_t>(r)];
-    filled = std::max(filled, std::min(height, y + output) - base);
+    sums.open(y);
     const at::Tensor rows = mirror_indices(height, y - margin, options.input);
     const int64_t lo = rows.min().item<int64_t>(), hi = rows.max().item<int64_t>();
     const at::Tensor rows_image = source(lo, hi - lo + 1).index_select(1, rows - lo);
     auto flush = [&] {
       if (inputs.empty()) return;
-      const at::Tensor batch = at::stack(inputs);  // [B, C, input, input]
-      at::Tensor probs;
-      const int variants = options.tta ? 8 : 1;
-      for (int k = 0; k < variants; ++k) {
-        const at::Tensor p = dihedral(at::softmax(forward(dihedral(batch, k, false)).to(at::kFloat), 1), k, true);
-        probs = probs.defined() ? probs + p : p;
-      }
-      if (variants > 1) probs = probs / variants;
+      const at::Tensor probs = batch_probabilities(forward, at::stack(inputs), options.tta);
       for (size_t i = 0; i < pending.size(); ++i) {
-        const int64_t x = pending[i];
-        const int64_t h = std::min(output, height - y), w = std::min(output, width - x);
-        const at::Tensor wt = weights.narrow(0, 0, h).narrow(1, 0, w);
-        sum.narrow(1, y - base, h).narrow(2, x, w).add_(probs[static_cast<int64_t>(i)].narrow(1, 0, h).narrow(2, 0, w) * wt);
-        weight_sum.narrow(0, y - base, h).narrow(1, x, w).add_(wt);
+        const int64_t h = std::min(output, height - y), w = std::min(output, width - pending[i]);
+        sums.add(y, pending[i], probs[static_cast<int64_t>(i)].narrow(1, 0, h).narrow(2, 0, w),
+                 weights.narrow(0, 0, h).narrow(1, 0, w));
       }
       done += static_cast<int64_t>(pending.size());
       inputs.clear();
@@ -148,23 +189,8 @@ void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forw
     }
     flush();  // a batch never spans two tile rows
     // Rows above the next tile row's origin are finished.
-    const int64_t finished = r + 1 < static_cast<int64_t>(range.ys.size()) ? range.ys[static_cast<size_t>(r + 1)] : height;
-    const int64_t end = std::min({finished, range.to_y, base + filled});
-    const int64_t begin = std::max(base, from_y);
-    if (end > begin)
-      sink(begin, sum.narrow(1, begin - base, end - begin) / weight_sum.narrow(0, begin - base, end - begin).unsqueeze(0));
-    const int64_t drop = std::min(finished, base + filled) - base;
-    if (drop > 0) {
-      const int64_t keep = filled - drop;
-      spare_sum.zero_();
-      spare_weight.zero_();
-      spare_sum.narrow(1, 0, keep).copy_(sum.narrow(1, drop, keep));
-      spare_weight.narrow(0, 0, keep).copy_(weight_sum.narrow(0, drop, keep));
-      std::swap(sum, spare_sum);
-      std::swap(weight_sum, spare_weight);
-      base += drop;
-      filled = keep;
-    }
+    sums.finish(r + 1 < static_cast<int64_t>(range.ys.size()) ? range.ys[static_cast<size_t>(r + 1)] : height, from_y,
+                range.to_y, sink);
   }
 }
 

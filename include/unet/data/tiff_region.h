@@ -28,7 +28,7 @@ namespace unet {
 struct TiffLayout {
   int64_t width = 0;
   int64_t height = 0;
-  /// 1 (grayscale) or 3 (RGB); an alpha channel is dropped as the region is read.
+  /// 1 (grayscale), 3 (RGB), or either with alpha (kept, as `read_tiff` keeps it).
   int64_t channels = 1;
   SampleFormat format = SampleFormat::kUInt8;
   bool min_is_white = false;
@@ -51,8 +51,10 @@ std::optional<std::pair<int64_t, int64_t>> tiff_size(const std::string& path);
 /// overlapping bands top to bottom decodes each block about once.
 ///
 /// The constructor checks what a hostile header could cost before anything is allocated: blocks
-/// of at most 2^26 pixels, image sides below 2^31, and a file at least as large as its declared
-/// blocks could compress to at 1:10000 (a truncated file fails there, not halfway through).
+/// of at most 2^26 pixels, image sides below 2^31, a file large enough for the offsets and byte
+/// counts of the blocks it declares, and one full-resolution image per file (pages of a stack
+/// or channels as pages are refused; reduced-resolution pages are allowed). A damaged block fails
+/// when it is read, naming itself.
 /// Throws `unet::Error` naming the file for anything unsupported (palette, planar-separate, float,
 /// signed or more than 4 channels: "streamed reads take 8/16-bit gray or RGB images").
 class TiffRegionReader {
@@ -115,9 +117,11 @@ void write_tiled_band(const std::string& path, const TiledTiffSpec& spec, int64_
 /// page p's full resolution from the bands' tiles as they are, and its downsampled levels as
 /// SubIFDs, computed while streaming through the bands (memory: a band per level). Temporary files
 /// for the levels go beside `path` and are removed.
-/// With `transform`, every band's values (the spec's in-memory dtype, [h, W] per page) are
-/// decoded, replaced by `transform(values)` and encoded again (e.g. provisional labels numbered).
+/// With `transform`, every band's values ([h, W] per page, in `band_dtype` when the bands were
+/// written with another dtype than `spec`'s) are decoded, replaced by `transform(values)` and
+/// encoded again in the spec's dtype (e.g. provisional 32-bit labels numbered into 16 bits).
 void assemble_tiled_tiff(const std::string& path, const TiledTiffSpec& spec, const std::vector<std::string>& band_paths,
-                         const std::function<at::Tensor(const at::Tensor&)>& transform = {});
+                         const std::function<at::Tensor(const at::Tensor&)>& transform = {},
+                         at::ScalarType band_dtype = at::ScalarType::Undefined);
 
 }  // namespace unet

@@ -4,10 +4,10 @@
 // Method: the objects of band b (rows [b * band, (b + 1) * band)) are cut out of a window that
 // reaches `margin` rows above and below it, and the window keeps those whose centre row (halfway
 // between their top and bottom rows) lies in the band. A band's labels are then its own objects,
-// then those its neighbours own that reach into it. An object no taller than the margin above or
-// below the band it belongs to is cut out of a window that holds all of it and all its
-// surroundings that the cutting looks at within that distance, so it comes out as the whole image
-// gives it; taller objects are cut at the window's edge.
+// then those its neighbours own that reach into it. An object comes out as the whole image gives
+// it when the connected foreground region it lies in (which seeded methods flood) is no taller
+// than the margin: the window then holds all of it. Taller regions are cut at the window's edge,
+// and a seeded object in one may go to another band or be lost.
 //
 // Labels: while bands are predicted (possibly by several processes, or resumed) an object is
 // named by its band and its rank in that band, `provisional_label(band, k)`; once every band is

@@ -76,6 +76,15 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
                                                     const std::vector<at::Tensor>& probabilities,
                                                     const PredictionFiles& files);
 
+/// The mask, probability and instance files of one prediction (empty: not written).
+struct OutputNames {
+  std::string masks, probabilities, instances;
+};
+/// Their names in `dir`: for a single input (`source` empty) `test-masks.tif`,
+/// `test-probabilities.tif`, `test-instances.tif`; for the input file `source` of a folder
+/// `<stem>.png` (PNG inputs) or `<stem>.tif`, `<stem>_probabilities.tif`, `<stem>_instances.tif`.
+OutputNames output_names(const std::string& dir, const std::string& source, const PredictionFiles& files);
+
 /// The files that `write_predictions` (`per_file` false) or `write_predictions_per_file` writes
 /// for these samples, overlays included, to check them before predicting. Throws `unet::Error` when
 /// two inputs would write the same file (a.tif and a.tiff).

@@ -49,7 +49,7 @@ struct StreamOptions {
   /// Rows above and below a band that its objects are cut out with (at most `band`): objects up
   /// to this tall come out as the whole image gives them.
   int64_t object_margin = 128;
-  /// Decoded input blocks kept, bytes.
+  /// Decoded input blocks kept, bytes (at least those of two rows of tiles).
   int64_t cache_bytes = int64_t{64} << 20;
   /// Called with a line of progress (tiles, tiles per second, time left) at most every
   /// `progress_seconds`, and once at the end.
@@ -74,12 +74,24 @@ struct StreamedResult {
 /// the mask file.
 std::string stream_work_dir(const StreamedOutputs& outputs);
 
-/// Step 1, in one process: checks the input and the free space, and prepares the work folder (a
-/// fresh one, or under `resume` the stopped run's when its manifest matches; otherwise an error
-/// naming what differs). `model_id` names the model and every setting of the predictor that
-/// changes a pixel (its path, step, precision, kernels).
-void prepare_stream(const Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
-                    const std::string& model_id, const StreamOptions& options);
+/// What `prepare_stream` found.
+struct StreamStart {
+  /// A stopped run's folder, continued.
+  bool resumed = false;
+  int64_t bands = 0;
+  int64_t complete_bands = 0;
+};
+
+/// Step 1, in one process: checks the input and the free space, and prepares the work folder: a
+/// fresh one, or under `resume` the stopped run's when its manifest matches (otherwise an error
+/// naming what differs). A stopped run's folder without `resume` is an error (its bands are never
+/// removed silently). `model_id` names the model and every setting of the predictor that changes a
+/// pixel (its path, step, precision, kernels).
+StreamStart prepare_stream(const Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
+                           const std::string& model_id, const StreamOptions& options);
+/// How many bands of the work folder are complete (all processes' shares), for a process waiting
+/// to join them.
+int64_t stream_bands_done(const std::string& input, const StreamedOutputs& outputs, const StreamOptions& options);
 /// Step 2, in every process: predicts this process's share of the bands (those not complete yet)
 /// into the work folder.
 StreamedResult predict_stream_share(Predictor& predictor, const std::string& input, const StreamedOutputs& outputs,
