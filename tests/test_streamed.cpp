@@ -473,6 +473,20 @@ TEST(Streamed, PredictStreamsBeyondThePixelLimitInFilesFoldersAndProcesses) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("band by band"), std::string::npos) << r.out;
   EXPECT_TRUE(at::equal(read_tiff(dir.file("b/test-masks.tif")).front().pixels, read_tiff(dir.file("a/test-masks.tif")).front().pixels));
+  // 8-bit probabilities, alike in memory and streamed, round(255 p) of the float ones.
+  for (const char* mode : {"", " --stream"}) {
+    const std::string to = dir.file(std::string("p8") + (*mode ? "s" : "m"));
+    r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + to +
+                 " --no-overlays --probability-bits 8" + mode);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + dir.file("p32") + " --no-overlays");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const RawImage p8 = read_tiff(dir.file("p8m/test-probabilities.tif")).front();
+  EXPECT_EQ(p8.format, SampleFormat::kUInt8);
+  EXPECT_TRUE(at::equal(read_tiff(dir.file("p8s/test-probabilities.tif")).front().pixels, p8.pixels));
+  const at::Tensor p32 = read_tiff(dir.file("p32/test-probabilities.tif")).front().pixels;
+  EXPECT_TRUE(at::equal(p8.pixels, p32.mul(255).round().to(at::kByte)));
   // A folder: the TIFF over the limit band by band, the small PNG in memory, one output each.
   fs::create_directories(dir.file("in"));
   fs::copy_file(input, dir.file("in/slide.tif"));

@@ -94,6 +94,7 @@ StreamedOutputs streamed_outputs(const PredictCommand& o, const std::string& out
   outputs.probabilities = names.probabilities;
   outputs.instances = names.instances;
   outputs.index_masks = o.files.index_masks;
+  outputs.probability_bits = o.files.probability_bits;
   outputs.method = o.files.instance_method;
   return outputs;
 }
@@ -325,6 +326,9 @@ void register_predict(CLI::App& app) {
   add_switch(*cmd, "--overlays", "overlays", o->files.overlays, "PNG overlays of the image with the predicted objects tinted (the model's headline class)");
   add_switch(*cmd, "--probabilities", "probabilities", o->files.probabilities,
              "Float TIFFs of the class probabilities (test-probabilities.tif, or <stem>_probabilities.tif per input file)");
+  static const EnumNames<int> bits = {{"32", 32}, {"8", 8}};
+  add_choice(*cmd, "--probability-bits", "probability_bits", o->files.probability_bits, bits,
+             "Probability files as float32 (32) or 8-bit (8: round(255 p), a quarter of the size; for large images)");
   static const EnumNames<bool> mask_values = {{"binary", false}, {"index", true}};
   add_choice(*cmd, "--mask-encoding,--mask_encoding", "mask_values", o->files.index_masks, mask_values,
              "Mask values: binary (0/255, two-class models) or index (class indices, as a palette image that viewers "

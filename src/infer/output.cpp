@@ -122,6 +122,11 @@ at::Tensor mask_of(const at::Tensor& p, bool index_masks) {
   return p.size(0) == 2 && !index_masks ? classes.mul(255).to(at::kByte) : classes.to(at::kByte);
 }
 
+at::Tensor probability_values(const at::Tensor& probabilities, int bits) {
+  const at::Tensor p = probabilities.to(at::kFloat);
+  return bits == 8 ? p.mul(255.0).round_().clamp_(0, 255).to(at::kByte) : p.contiguous();
+}
+
 at::Tensor mask_palette(int64_t classes, bool index_masks) {
   return classes == 2 && !index_masks ? at::Tensor() : class_palette(classes);
 }
@@ -253,9 +258,9 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
       masks.push_back(mask_of(probabilities[i], files.index_masks));
       const at::Tensor p = probabilities[i].to(at::kFloat);
       if (classes == 2) {
-        maps.push_back(p[1].contiguous());
+        maps.push_back(probability_values(p[1], files.probability_bits));
       } else {
-        for (int64_t c = 0; c < classes; ++c) maps.push_back(p[c].contiguous());
+        for (int64_t c = 0; c < classes; ++c) maps.push_back(probability_values(p[c], files.probability_bits));
       }
       if (files.instances) labels.push_back(instance_page(p, files, samples[i].name()));
     }
@@ -295,7 +300,7 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
   for (size_t i = 0; i < probabilities.size(); ++i) {
     const at::Tensor& p = probabilities[i];
     masks.push_back(mask_of(p, files.index_masks));
-    if (two_classes) class1.push_back(p[1].to(at::kFloat).contiguous());
+    if (two_classes) class1.push_back(probability_values(p[1], files.probability_bits));
     if (files.instances) labels.push_back(instance_page(p.to(at::kFloat), files, samples[i].name()));
   }
   // Pages of different sizes are fine in a multi-page TIFF, so one file holds every prediction.

@@ -72,7 +72,7 @@ Job job_of(const TiffLayout& layout, int64_t classes, const StreamedOutputs& o, 
   m.name = fs::path(o.masks).stem().string();
   job.probabilities = m;
   job.probabilities.pages = classes == 2 ? 1 : classes;
-  job.probabilities.dtype = at::kFloat;
+  job.probabilities.dtype = o.probability_bits == 8 ? at::kByte : at::kFloat;
   job.probabilities.nearest = false;
   job.probabilities.palette = at::Tensor();
   job.probabilities.name = fs::path(o.probabilities).stem().string();
@@ -118,6 +118,7 @@ nlohmann::json manifest_of(const std::string& input, const Job& job, const Predi
                       {"masks", outputs.masks},
                       {"probabilities", outputs.probabilities},
                       {"index_masks", outputs.index_masks},
+                      {"probability_bits", outputs.probability_bits},
                       {"instances", outputs.instances}};
   if (!outputs.instances.empty()) {
     m["objects"] = {{"scheme", to_string(outputs.scheme)},
@@ -159,7 +160,7 @@ std::string size_text(double bytes) {
 /// Free space for the outputs (uncompressed, the most they can take), checked first.
 void require_space(const StreamedOutputs& o, const Job& job) {
   const double pixels = static_cast<double>(job.layout.width) * static_cast<double>(job.layout.height);
-  const double need = pixels * (1.0 + (o.probabilities.empty() ? 0.0 : 4.0 * static_cast<double>(job.probabilities.pages)) +
+  const double need = pixels * (1.0 + (o.probabilities.empty() ? 0.0 : o.probability_bits / 8.0 * static_cast<double>(job.probabilities.pages)) +
                                 (o.instances.empty() ? 0.0 : 4.0));
   std::error_code ec;
   const fs::path dir = fs::absolute(o.masks).parent_path();
@@ -277,7 +278,7 @@ class BandWriter {
   void write(const at::Tensor& b) {
     if (!outputs_.probabilities.empty())
       write_tiled_band(band_file(job_.dir, "probabilities", band_), job_.probabilities, band_,
-                       (job_.classes == 2 ? b.narrow(0, 1, 1) : b).contiguous());
+                       probability_values(job_.classes == 2 ? b.narrow(0, 1, 1) : b, outputs_.probability_bits));
     write_tiled_band(band_file(job_.dir, "masks", band_), job_.masks, band_, mask_of(b, outputs_.index_masks).unsqueeze(0));
     rows_ = 0;
     ++band_;

@@ -20,8 +20,11 @@ struct PredictionFiles {
   /// Masks hold class indices instead of 0/255 (always so for more than two classes), written as
   /// palette images (`class_palette`): programs read the indices, viewers show colours.
   bool index_masks = false;
-  /// Float32 probability maps.
+  /// Probability maps.
   bool probabilities = true;
+  /// Their samples: 32 (float32 in [0, 1]) or 8 (uint8, round(255 p): a quarter of the size,
+  /// steps of 1/255), as `probability_values` makes them.
+  int probability_bits = 32;
   /// Instance-label images (`objects_of`): class 1's objects of two-class models, cut by
   /// `instance_method`, or the objects of interior/boundary models; 16-bit TIFFs for programs and
   /// a coloured PNG preview of each (`instance_preview`).
@@ -38,6 +41,10 @@ struct PredictionFiles {
 /// The colours of `classes` classes as [classes, 3] uint8: class 0 black, then red, green, blue,
 /// yellow, orange, purple, cyan, magenta, lime, then golden-ratio hues.
 at::Tensor class_palette(int64_t classes);
+
+/// Probabilities (float, any shape) as a probability file stores them with `bits` 32 (float32, as
+/// they are) or 8 (uint8, round(255 p)).
+at::Tensor probability_values(const at::Tensor& probabilities, int bits);
 
 /// The mask file's values of probabilities [classes, H, W] (or [N, classes, H, W]): 0 / 255 for
 /// two classes (255 = class 1), else (or with `index_masks`) the class indices, uint8.

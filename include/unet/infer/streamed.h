@@ -27,8 +27,10 @@ namespace unet {
 struct StreamedOutputs {
   /// uint8 masks: 0 / 255 for two classes, class indices (palette) otherwise or with `index_masks`.
   std::string masks;
-  /// float32 probabilities: class 1's for two classes, one page per class otherwise.
+  /// Probabilities: class 1's for two classes, one page per class otherwise, float32 or with
+  /// `probability_bits` 8 uint8 (`probability_values`).
   std::string probabilities;
+  int probability_bits = 32;
   /// uint32 instance labels (`objects_of` by `scheme`, `method` and `objects`, across bands as
   /// unet/infer/band_objects.h says).
   std::string instances;
