@@ -111,7 +111,11 @@ TiffLayout read_layout(TIFF* tif, const std::string& path) {
   TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
   TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric);
   if (width == 0 || height == 0) fail_file(path, "zero-size image");
-  if (width >= (1u << 31) || height >= (1u << 31)) fail_file(path, "image sides of 2^31 pixels or more are not supported");
+  // A band of tiles holds a few hundred rows of the whole width: 2^22 pixels wide is 20 times the
+  // widest slide scans, and keeps a hostile width from asking for terabytes.
+  if (width > (1u << 22) || height >= (1u << 31))
+    fail_file(path, std::to_string(width) + " x " + std::to_string(height) +
+                        " pixels: streamed reads take images up to 4194304 pixels wide and 2^31 - 1 high");
   if (format != SAMPLEFORMAT_UINT || (bits != 8 && bits != 16))
     fail_file(path, std::to_string(bits) + "-bit " + (format == SAMPLEFORMAT_IEEEFP ? "float" : format == SAMPLEFORMAT_INT ? "signed" : "") +
                         " samples: streamed reads take 8/16-bit unsigned gray or RGB images");

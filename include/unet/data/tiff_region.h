@@ -51,7 +51,7 @@ std::optional<std::pair<int64_t, int64_t>> tiff_size(const std::string& path);
 /// overlapping bands top to bottom decodes each block about once.
 ///
 /// The constructor checks what a hostile header could cost before anything is allocated: blocks
-/// of at most 2^26 pixels, image sides below 2^31, a file large enough for the offsets and byte
+/// of at most 2^26 pixels, images at most 2^22 pixels wide and below 2^31 high, a file large enough for the offsets and byte
 /// counts of the blocks it declares, and one full-resolution image per file (pages of a stack
 /// or channels as pages are refused; reduced-resolution pages are allowed). A damaged block fails
 /// when it is read, naming itself.
