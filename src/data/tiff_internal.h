@@ -78,4 +78,37 @@ inline at::Tensor invert_min_is_white(at::Tensor chw, SampleFormat format) {
   return chw;
 }
 
+/// The fields of the current page that both readers check.
+struct PageFields {
+  uint32_t width = 0, height = 0;
+  uint16_t samples = 1, bits = 8, format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
+           photometric = PHOTOMETRIC_MINISBLACK;
+};
+
+inline PageFields page_fields(TIFF* tif) {
+  PageFields f;
+  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &f.width);
+  TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &f.height);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &f.samples);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &f.bits);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &f.format);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &f.planar);
+  TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &f.photometric);
+  return f;
+}
+
+/// Refuses YCbCr other than JPEG's (which libtiff is then told to convert to RGB), more than 4
+/// samples per pixel and planar-separate colour; `where` prefixes the messages ("page 2: ").
+inline void require_supported_colour(TIFF* tif, const std::string& path, const std::string& where, const PageFields& f) {
+  if (f.photometric == PHOTOMETRIC_YCBCR) {
+    uint16_t compression = COMPRESSION_NONE;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+    // JPEG-compressed YCbCr converts to RGB in libtiff; other (subsampled) YCbCr layouts do not.
+    if (compression != COMPRESSION_JPEG) fail_file(path, where + "YCbCr TIFF images are not supported (save as RGB)");
+    TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+  }
+  if (f.samples < 1 || f.samples > 4) fail_file(path, where + std::to_string(f.samples) + " samples per pixel are not supported");
+  if (f.planar != PLANARCONFIG_CONTIG && f.samples > 1) fail_file(path, where + "planar-separate TIFF images are not supported");
+}
+
 }  // namespace unet::tiff_detail

@@ -63,32 +63,16 @@ at::Tensor finish_page(at::Tensor chw, const RawImage& image, const std::string&
 }
 
 RawImage read_page(TIFF* tif, const std::string& path, int page) {
-  uint32_t width = 0, height = 0;
-  uint16_t samples = 1, bits = 8, format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
-           photometric = PHOTOMETRIC_MINISBLACK;
-  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width);
-  TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &format);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
-  TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric);
+  const PageFields f = page_fields(tif);
+  const uint32_t width = f.width, height = f.height;
+  const uint16_t samples = f.samples, bits = f.bits, format = f.format, photometric = f.photometric;
   const std::string where = "page " + std::to_string(page + 1) + ": ";
   if (width == 0 || height == 0) fail_file(path, where + "zero-size image");
   require_image_size(path, where, width, height);
-  if (photometric == PHOTOMETRIC_YCBCR) {
-    uint16_t compression = COMPRESSION_NONE;
-    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
-    // JPEG-compressed YCbCr converts to RGB in libtiff; other (subsampled) YCbCr layouts do not.
-    if (compression != COMPRESSION_JPEG) fail_file(path, where + "YCbCr TIFF images are not supported (save as RGB)");
-    TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
-  }
   // 8-bit palette images keep their indices (a class mask's values) and their colours.
   if (photometric == PHOTOMETRIC_PALETTE && (bits != 8 || samples != 1 || format != SAMPLEFORMAT_UINT))
     fail_file(path, where + "palette TIFF images other than 8-bit are not supported");
-  if (samples < 1 || samples > 4) fail_file(path, where + std::to_string(samples) + " samples per pixel are not supported");
-  if (planar != PLANARCONFIG_CONTIG && samples > 1)
-    fail_file(path, where + "planar-separate TIFF images are not supported");
+  require_supported_colour(tif, path, where, f);
 
   RawImage image;
   const at::ScalarType dtype = sample_type(path, where, bits, format, image.format);

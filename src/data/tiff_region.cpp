@@ -100,16 +100,9 @@ void require_one_image(TIFF* tif, const std::string& path) {
 /// the file could hold.
 TiffLayout read_layout(TIFF* tif, const std::string& path) {
   require_one_image(tif, path);
-  uint32_t width = 0, height = 0;
-  uint16_t samples = 1, bits = 8, format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG,
-           photometric = PHOTOMETRIC_MINISBLACK;
-  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width);
-  TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &format);
-  TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
-  TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric);
+  const PageFields f = page_fields(tif);
+  const uint32_t width = f.width, height = f.height;
+  const uint16_t samples = f.samples, bits = f.bits, format = f.format, photometric = f.photometric;
   if (width == 0 || height == 0) fail_file(path, "zero-size image");
   // A band of tiles holds a few hundred rows of the whole width: 2^22 pixels wide is 20 times the
   // widest slide scans, and keeps a hostile width from asking for terabytes.
@@ -117,17 +110,11 @@ TiffLayout read_layout(TIFF* tif, const std::string& path) {
     fail_file(path, std::to_string(width) + " x " + std::to_string(height) +
                         " pixels: streamed reads take images up to 4194304 pixels wide and 2^31 - 1 high");
   if (format != SAMPLEFORMAT_UINT || (bits != 8 && bits != 16))
-    fail_file(path, std::to_string(bits) + "-bit " + (format == SAMPLEFORMAT_IEEEFP ? "float" : format == SAMPLEFORMAT_INT ? "signed" : "") +
+    fail_file(path, std::to_string(bits) + "-bit" +
+                        (format == SAMPLEFORMAT_IEEEFP ? " float" : format == SAMPLEFORMAT_INT ? " signed" : "") +
                         " samples: streamed reads take 8/16-bit unsigned gray or RGB images");
   if (photometric == PHOTOMETRIC_PALETTE) fail_file(path, "palette images are not read in streams (save as gray or RGB)");
-  if (photometric == PHOTOMETRIC_YCBCR) {
-    uint16_t compression = COMPRESSION_NONE;
-    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
-    if (compression != COMPRESSION_JPEG) fail_file(path, "YCbCr TIFF images are not supported (save as RGB)");
-    TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
-  }
-  if (samples < 1 || samples > 4) fail_file(path, std::to_string(samples) + " samples per pixel are not supported");
-  if (planar != PLANARCONFIG_CONTIG && samples > 1) fail_file(path, "planar-separate TIFF images are not supported");
+  require_supported_colour(tif, path, "", f);
   TiffLayout l;
   l.width = width;
   l.height = height;
