@@ -525,14 +525,14 @@ TEST(Streamed, BadInputAndAFullDiskGiveOneLineAndNoOutput) {
   write_image(input, 300, 200, Storage{true, true, false, 8, 1, false, 16});
   const std::string bytes = read_file(input);
   write_file(cut, bytes.substr(0, bytes.size() * 3 / 4));  // the last tiles missing
-  auto r = run_unet("predict --threads 1 --model-dir " + model + " --input " + cut + " --output-dir " + dir.file("a") + " --stream");
+  auto r = run_unet("predict --threads 1 --model-dir " + model + " --input " + cut + " --output-dir " + dir.file("a") + " --stream --no-overlays");
   expect_one_line_error(r, cut);
   EXPECT_FALSE(fs::exists(dir.file("a/test-masks.tif")));
   EXPECT_FALSE(fs::exists(dir.file("a/test-probabilities.tif")));
   // A disk too small for the outputs: refused before predicting, or failing while writing; either
   // way one line and nothing under the outputs' names.
   SmallDisk disk(4 << 10);
-  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + disk.path() + " --stream",
+  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + input + " --output-dir " + disk.path() + " --stream --no-overlays",
                disk.prefix());
   expect_one_line_error(r, disk.path());
   EXPECT_FALSE(fs::exists(disk.file("test-masks.tif")));

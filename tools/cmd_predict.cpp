@@ -70,17 +70,24 @@ bool streams_file(const std::string& path, bool forced) {
   return size && size->first * size->second > max_image_pixels();
 }
 
-/// One progress line: redrawn in place on a terminal, a line every 30 s otherwise.
+/// One progress line: redrawn in place on a terminal; otherwise (a log) a line every 30 s and the
+/// last one, so that a short run writes none.
 std::function<void(const std::string&)> progress_printer() {
   const bool tty = ::isatty(STDERR_FILENO) != 0;
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
-  return [tty, last](const std::string& line) {
+  struct State {
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    bool printed = false;
+  };
+  auto state = std::make_shared<State>();
+  return [tty, state](const std::string& line) {
     const auto now = std::chrono::steady_clock::now();
     if (tty) {
       std::fprintf(stderr, "\r%s\033[K", line.c_str());
-    } else if (now - *last >= std::chrono::seconds(30) || line.find(" 0s left") != std::string::npos) {
+    } else if (now - state->last >= std::chrono::seconds(30) ||
+               (state->printed && line.find(" 0s left") != std::string::npos)) {
       std::fprintf(stderr, "%s\n", line.c_str());
-      *last = now;
+      state->last = now;
+      state->printed = true;
     }
   };
 }
