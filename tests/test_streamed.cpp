@@ -374,7 +374,7 @@ TEST(Streamed, MasksAndProbabilitiesEqualInMemoryAndAResumeEqualsAWholeRun) {
   fs::remove(out.probabilities);
   options.progress_seconds = 0;
   int reports = 0;
-  options.progress = [&reports](const std::string&) {
+  options.progress = [&reports](const std::string&, bool) {
     if (++reports == 20) throw Error("stopped");  // about halfway
   };
   EXPECT_THROW(predict_streamed(p, input, out, "tiny", options), Error);

@@ -72,19 +72,18 @@ bool streams_file(const std::string& path, bool forced) {
 
 /// One progress line: redrawn in place on a terminal; otherwise (a log) a line every 30 s and the
 /// last one, so that a short run writes none.
-std::function<void(const std::string&)> progress_printer() {
+std::function<void(const std::string&, bool)> progress_printer() {
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   struct State {
     std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
     bool printed = false;
   };
   auto state = std::make_shared<State>();
-  return [tty, state](const std::string& line) {
+  return [tty, state](const std::string& line, bool last) {
     const auto now = std::chrono::steady_clock::now();
     if (tty) {
       std::fprintf(stderr, "\r%s\033[K", line.c_str());
-    } else if (now - state->last >= std::chrono::seconds(30) ||
-               (state->printed && line.find(" 0s left") != std::string::npos)) {
+    } else if (now - state->last >= std::chrono::seconds(30) || (state->printed && last)) {
       std::fprintf(stderr, "%s\n", line.c_str());
       state->last = now;
       state->printed = true;

@@ -14,17 +14,23 @@ at::Tensor denormalise(const at::Tensor& image) { return image.add(1.0).mul_(0.5
 
 namespace {
 
-/// numpy's default ("linear") percentile: the two neighbouring ranks (k-th smallest values, no
-/// full sort), interpolated. 0 for no values.
-double percentile_of(const at::Tensor& values, double percent) {
-  const int64_t n = values.numel();
+/// numpy's default ("linear") percentile of `n` values, `ranked(r)` giving the value of rank r
+/// (0-based): the two neighbouring ranks, interpolated. 0 for no values.
+template <typename Ranked>
+double interpolated_percentile(int64_t n, double percent, const Ranked& ranked) {
   if (n == 0) return 0.0;
   const double position = percent / 100.0 * static_cast<double>(n - 1);
   const int64_t below = std::min<int64_t>(static_cast<int64_t>(std::floor(position)), n - 1);
   const int64_t above = std::min<int64_t>(below + 1, n - 1);
-  const double low = std::get<0>(values.kthvalue(below + 1)).item<double>();
-  const double high = above == below ? low : std::get<0>(values.kthvalue(above + 1)).item<double>();
+  const double low = ranked(below);
+  const double high = above == below ? low : ranked(above);
   return low + (position - static_cast<double>(below)) * (high - low);
+}
+
+/// The percentile of a tensor's values (k-th smallest values, no full sort).
+double percentile_of(const at::Tensor& values, double percent) {
+  return interpolated_percentile(values.numel(), percent,
+                                 [&](int64_t r) { return std::get<0>(values.kthvalue(r + 1)).item<double>(); });
 }
 
 /// Gain and offset of one channel from its statistics: percentiles `low`, `high` or moments
@@ -90,18 +96,10 @@ at::Tensor normalisation_affine_from_histograms(const at::Tensor& counts, Sample
         if ((seen += k[i]) > r) return v[i];
       return v[levels - 1];
     };
-    auto percentile = [&](double percent) {  // as `percentile_of`
-      if (total == 0) return 0.0;
-      const double position = percent / 100.0 * static_cast<double>(total - 1);
-      const int64_t below = std::min<int64_t>(static_cast<int64_t>(std::floor(position)), total - 1);
-      const int64_t above = std::min<int64_t>(below + 1, total - 1);
-      const double lo = ranked(below), hi = above == below ? lo : ranked(above);
-      return lo + (position - static_cast<double>(below)) * (hi - lo);
-    };
     double low = 0, high = 0, mean = 0, var = 0;
     if (n.mode == IntensityMode::kPercentile) {
-      low = percentile(n.low);
-      high = percentile(n.high);
+      low = interpolated_percentile(total, n.low, ranked);
+      high = interpolated_percentile(total, n.high, ranked);
     } else if (n.mode == IntensityMode::kMeanStd && total > 0) {
       for (int64_t i = 0; i < levels; ++i) mean += static_cast<double>(k[i]) * v[i];
       mean /= static_cast<double>(total);

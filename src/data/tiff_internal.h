@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace unet::tiff_detail {
 
@@ -76,6 +77,18 @@ inline at::Tensor invert_min_is_white(at::Tensor chw, SampleFormat format) {
     case SampleFormat::kFloat32: grey.copy_(1.0 - grey); break;
   }
   return chw;
+}
+
+/// A TIFF colour map of `palette` ([N <= 256, 3] uint8): 256 entries of 16-bit levels per channel,
+/// red, green then blue (unused entries black), for TIFFTAG_COLORMAP.
+inline std::vector<uint16_t> colour_map(const at::Tensor& palette) {
+  TORCH_CHECK(palette.dim() == 2 && palette.size(1) == 3 && palette.size(0) >= 1 && palette.size(0) <= 256,
+              "a TIFF palette is [N <= 256, 3]");
+  std::vector<uint16_t> map(3 * 256, 0);
+  const at::Tensor p = palette.to(at::kByte).contiguous().cpu();
+  for (int64_t i = 0; i < p.size(0); ++i)
+    for (int64_t k = 0; k < 3; ++k) map[static_cast<size_t>(k * 256 + i)] = static_cast<uint16_t>(p.data_ptr<uint8_t>()[i * 3 + k] * 257);
+  return map;
 }
 
 /// The fields of the current page that both readers check.

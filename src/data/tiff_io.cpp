@@ -145,15 +145,7 @@ std::vector<RawImage> read_tiff(const std::string& path) {
 void write_tiff(const std::string& path, const std::vector<at::Tensor>& pages, bool deflate, const at::Tensor& palette) {
   install_handlers();
   if (pages.empty()) fail_file(path, "no pages to write");
-  // The colour map: 256 entries of 16-bit levels per channel (unused entries black).
-  std::vector<uint16_t> map(3 * 256, 0);
-  if (palette.defined()) {
-    TORCH_CHECK(palette.dim() == 2 && palette.size(1) == 3 && palette.size(0) >= 1 && palette.size(0) <= 256,
-                "write_tiff: a palette is [N <= 256, 3]");
-    const at::Tensor p = palette.to(at::kByte).contiguous().cpu();
-    for (int64_t i = 0; i < p.size(0); ++i)
-      for (int64_t k = 0; k < 3; ++k) map[static_cast<size_t>(k * 256 + i)] = static_cast<uint16_t>(p.data_ptr<uint8_t>()[i * 3 + k] * 257);
-  }
+  const std::vector<uint16_t> map = palette.defined() ? colour_map(palette) : std::vector<uint16_t>();
   write_atomically(path, [&](const std::string& tmp) {
     tiff_last_error.clear();
     errno = 0;

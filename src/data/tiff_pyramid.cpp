@@ -26,11 +26,6 @@ int64_t TiledTiffSpec::levels() const {
   return n;
 }
 
-int64_t TiledTiffSpec::band_bytes() const {
-  const int64_t sample = dtype == at::kByte ? 1 : dtype == at::kInt ? 2 : 4;
-  return pages * tile * width * sample;
-}
-
 namespace {
 
 struct Encoding {
@@ -66,10 +61,7 @@ void set_tags(TIFF* t, const TiledTiffSpec& spec, int64_t width, int64_t height,
   const bool paletted = spec.palette.defined() && spec.dtype == at::kByte;
   TIFFSetField(t, TIFFTAG_PHOTOMETRIC, paletted ? PHOTOMETRIC_PALETTE : PHOTOMETRIC_MINISBLACK);
   if (paletted) {
-    std::vector<uint16_t> map(3 * 256, 0);
-    const at::Tensor p = spec.palette.to(at::kByte).contiguous();
-    for (int64_t i = 0; i < std::min<int64_t>(p.size(0), 256); ++i)
-      for (int64_t k = 0; k < 3; ++k) map[static_cast<size_t>(k * 256 + i)] = static_cast<uint16_t>(p.data_ptr<uint8_t>()[i * 3 + k] * 257);
+    const std::vector<uint16_t> map = colour_map(spec.palette);
     TIFFSetField(t, TIFFTAG_COLORMAP, map.data(), map.data() + 256, map.data() + 512);
   }
 }

@@ -17,12 +17,16 @@ BandObjects::BandObjects(int64_t height, int64_t band, int64_t margin, Extract e
       emit_(std::move(emit)) {
   TORCH_CHECK(band > 0 && margin >= 0 && margin <= band, "BandObjects: a margin of at most one band");
   TORCH_CHECK(first_band_ >= 0 && first_band_ < last_band_ && last_band_ <= bands_, "BandObjects: bands out of range");
-  // Provisional labels are kept as int32 (memory): band << 20 must stay below 2^31.
-  if (bands_ > (int64_t{1} << (31 - kBandLabelBits)))
-    throw Error("instance labels of images of more than " + std::to_string(band << (31 - kBandLabelBits)) +
-                " rows are not supported");
+  require_band_labels_fit(height, band);
   next_window_ = std::max<int64_t>(first_band_ - 1, 0);
   next_emit_ = first_band_;
+}
+
+void require_band_labels_fit(int64_t height, int64_t band) {
+  // Provisional labels are kept as int32 (memory): band << 20 must stay below 2^31.
+  if ((height + band - 1) / band > (int64_t{1} << (31 - kBandLabelBits)))
+    throw Error("instance labels of images of more than " + std::to_string(band << (31 - kBandLabelBits)) +
+                " rows are not supported");
 }
 
 int64_t BandObjects::window_start(int64_t b) const { return std::max<int64_t>(b * band_ - margin_, 0); }

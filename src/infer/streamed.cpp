@@ -7,6 +7,7 @@
 #include "unet/infer/output.h"
 #include "unet/runtime/error.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/timing.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -57,9 +58,7 @@ Job job_of(const TiffLayout& layout, int64_t classes, const StreamedOutputs& o, 
   if (!o.instances.empty()) {
     require_option(options.object_margin >= 0 && options.object_margin <= options.band, "object_margin",
                    "must be between 0 and the band's rows", options.object_margin);
-    if ((layout.height + options.band - 1) / options.band > (int64_t{1} << (31 - kBandLabelBits)))
-      throw Error("instance labels of images of more than " + std::to_string(options.band << (31 - kBandLabelBits)) +
-                  " rows are not supported");
+    require_band_labels_fit(layout.height, options.band);  // before any pixel is read
   }
   Job job;
   job.layout = layout;
@@ -93,6 +92,13 @@ bool band_complete(const Job& job, const StreamedOutputs& o, int64_t b) {
          (o.probabilities.empty() || fs::exists(band_file(job.dir, "probabilities", b), ec)) &&
          (o.instances.empty() || (fs::exists(band_file(job.dir, "instances", b), ec) &&
                                   fs::exists(band_file(job.dir, "instances", b, "json"), ec)));
+}
+
+/// How many of `job`'s bands are complete.
+int64_t complete_bands(const Job& job, const StreamedOutputs& o) {
+  int64_t done = 0;
+  for (int64_t b = 0; b < job.bands; ++b) done += band_complete(job, o, b) ? 1 : 0;
+  return done;
 }
 
 /// Everything that changes a pixel of the outputs, so that `resume` continues only its own run.
@@ -170,15 +176,6 @@ void require_space(const StreamedOutputs& o, const Job& job) {
                                 size_text(static_cast<double>(space.available)) + " are free");
 }
 
-std::string duration(double seconds) {
-  char text[32];
-  const auto s = static_cast<long long>(std::llround(seconds));
-  if (s >= 3600) std::snprintf(text, sizeof(text), "%lldh%02lldm", s / 3600, s / 60 % 60);
-  else if (s >= 60) std::snprintf(text, sizeof(text), "%lldm%02llds", s / 60, s % 60);
-  else std::snprintf(text, sizeof(text), "%llds", s);
-  return text;
-}
-
 /// Progress lines for `options.progress`: tiles, tiles per second, time left.
 TileProgress progress_reporter(const std::string& input, const StreamOptions& options, int64_t& tiles) {
   const auto start = Clock::now();
@@ -194,8 +191,8 @@ TileProgress progress_reporter(const std::string& input, const StreamOptions& op
     std::snprintf(line, sizeof(line), "%s: tile %lld/%lld (%.1f%%), %.1f tiles/s, %s left",
                   fs::path(input).filename().c_str(), static_cast<long long>(done), static_cast<long long>(total),
                   100.0 * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total, 1)), rate,
-                  rate > 0 ? duration(static_cast<double>(total - done) / rate).c_str() : "?");
-    options.progress(line);
+                  rate > 0 ? format_duration(static_cast<double>(total - done) / rate).c_str() : "?");
+    options.progress(line, done == total);
   };
 }
 
@@ -232,7 +229,7 @@ StreamStart prepare_stream(const Predictor& predictor, const std::string& input,
     }
     StreamStart start;
     start.resumed = true;
-    for (int64_t b = 0; b < job.bands; ++b) start.complete_bands += band_complete(job, outputs, b) ? 1 : 0;
+    start.complete_bands = complete_bands(job, outputs);
     start.bands = job.bands;
     return start;
   }
@@ -247,10 +244,7 @@ StreamStart prepare_stream(const Predictor& predictor, const std::string& input,
 int64_t stream_bands_done(const std::string& input, const StreamedOutputs& outputs, const StreamOptions& options) {
   const TiffRegionReader reader(input, 0);
   const nlohmann::json manifest = read_json((fs::path(stream_work_dir(outputs)) / "manifest.json").string(), "manifest of the bands");
-  const Job job = job_of(reader.layout(), json_int(manifest, "classes", stream_work_dir(outputs)), outputs, options);
-  int64_t done = 0;
-  for (int64_t b = 0; b < job.bands; ++b) done += band_complete(job, outputs, b) ? 1 : 0;
-  return done;
+  return complete_bands(job_of(reader.layout(), json_int(manifest, "classes", stream_work_dir(outputs)), outputs, options), outputs);
 }
 
 namespace {

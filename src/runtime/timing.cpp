@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,18 @@
 #include <numeric>
 
 namespace unet {
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::llround(std::max(0.0, seconds)));
+  char buffer[32];
+  if (s >= 3600)
+    std::snprintf(buffer, sizeof(buffer), "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>((s / 60) % 60));
+  else if (s >= 60)
+    std::snprintf(buffer, sizeof(buffer), "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buffer, sizeof(buffer), "%llds", static_cast<long long>(s));
+  return buffer;
+}
 
 LatencyStats summarize_latencies(std::vector<double> seconds, int64_t batch_size) {
   LatencyStats s;

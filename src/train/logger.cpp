@@ -16,18 +16,6 @@
 
 namespace unet {
 
-std::string format_duration(double seconds) {
-  const auto s = static_cast<int64_t>(std::llround(std::max(0.0, seconds)));
-  char buffer[32];
-  if (s >= 3600)
-    std::snprintf(buffer, sizeof(buffer), "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>((s / 60) % 60));
-  else if (s >= 60)
-    std::snprintf(buffer, sizeof(buffer), "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  else
-    std::snprintf(buffer, sizeof(buffer), "%llds", static_cast<long long>(s));
-  return buffer;
-}
-
 RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet, ClassNaming naming)
     : enabled_(enabled), quiet_(quiet), tty_(::isatty(STDERR_FILENO) != 0), total_steps_(total_steps),
       naming_(std::move(naming)), start_(std::chrono::steady_clock::now()) {

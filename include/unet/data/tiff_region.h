@@ -103,8 +103,6 @@ struct TiledTiffSpec {
   int64_t bands() const { return (height + tile - 1) / tile; }
   /// Number of pyramid levels written (the full resolution included).
   int64_t levels() const;
-  /// Bytes one band holds uncompressed (all pages).
-  int64_t band_bytes() const;
 };
 
 /// Writes band `band` (rows [band * tile, ...)) of an image `spec` describes, `rows` [pages, h, W]

@@ -30,6 +30,10 @@ constexpr int kBandLabelBits = 20;
 /// The provisional label of the k-th object (1-based) owned by band `band`.
 inline int64_t provisional_label(int64_t band, int64_t k) { return (band << kBandLabelBits) | k; }
 
+/// Throws `unet::Error` when an image of `height` rows has more bands of `band` rows than
+/// provisional labels can name (2^11).
+void require_band_labels_fit(int64_t height, int64_t band);
+
 class BandObjects {
  public:
   /// Cuts objects out of maps [K, h, W] (probabilities of the window's rows): int64 labels [h, W].

@@ -54,8 +54,8 @@ struct StreamOptions {
   /// Decoded input blocks kept, bytes (at least those of two rows of tiles).
   int64_t cache_bytes = int64_t{64} << 20;
   /// Called with a line of progress (tiles, tiles per second, time left) at most every
-  /// `progress_seconds`, and once at the end.
-  std::function<void(const std::string&)> progress;
+  /// `progress_seconds`, and once at the end (`last` true).
+  std::function<void(const std::string& line, bool last)> progress;
   double progress_seconds = 2.0;
 };
 

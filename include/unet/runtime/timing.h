@@ -5,9 +5,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace unet {
+
+/// "1h02m", "3m20s", "12s" (negative: "0s"): times left and taken, as progress lines print them.
+std::string format_duration(double seconds);
 
 struct LatencyStats {
   int64_t batch_size = 0;

@@ -4,6 +4,7 @@
 #include "unet/eval/metrics.h"
 #include "unet/model/scheme.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/timing.h"
 #include "unet/train/tensorboard.h"
 
 #include <chrono>
@@ -50,8 +51,5 @@ class RunLogger {
   std::unique_ptr<EventWriter> events_;
   std::chrono::steady_clock::time_point start_;
 };
-
-/// "1h02m", "3m20s", "12s".
-std::string format_duration(double seconds);
 
 }  // namespace unet
