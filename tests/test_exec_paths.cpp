@@ -3,7 +3,8 @@
 // algorithm (direct, Winograd F(4x4), F(6x6), auto), on networks that contain every op the
 // network has (3x3 convolutions with valid and same padding, both up-sampling kernels, the 1x1
 // head, pooling, cropping and concatenation), against the plain LibTorch path run in float64. The
-// training rows check the input's and the first convolution's gradients too. Which kernel each
+// training rows check the input's and the first convolution's gradients too (in bfloat16 against
+// the error of LibTorch's own bfloat16 autocast, as far from float64 as 15%). Which kernel each
 // convolution runs is asserted from `conv_kernels` (conv_plan.h), the one place that decides it,
 // and the choice of path itself (`module_path`, `inference_path`) is checked case by case.
 #include "test_support.h"
@@ -18,6 +19,7 @@
 #include <ATen/autocast_mode.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -98,6 +100,18 @@ TEST(ExecPaths, EveryPathPrecisionLayoutAndAlgorithmMatchesFloat64) {
     const int64_t out = output_size(n.options, n.side);
     const at::Tensor r = at::randn({n.batch, n.options.classes(), out, out});
     const std::vector<at::Tensor> exact = train_pass(reference, x.to(at::kDouble), r.to(at::kDouble));
+    // LibTorch's own bfloat16 training (autocast, no fusion): its gradients are 10-15% off float64
+    // in max-relative terms (measured on a Zen 4 EPYC with avx512_bf16), the bar the fused path meets.
+    std::vector<double> plain_bf16_error(exact.size(), 0.0);
+    if (cpu_runs_bf16()) {
+      UNet plain = model_with_seed(n.options);
+      at::autocast::set_autocast_enabled(at::kCPU, true);
+      at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+      const std::vector<at::Tensor> got = train_pass(plain, x, r);
+      at::autocast::set_autocast_enabled(at::kCPU, false);
+      at::autocast::clear_cache();
+      for (size_t i = 0; i < got.size(); ++i) plain_bf16_error[i] = relative_error(got[i], exact[i]);
+    }
     for (const Row& row : rows()) {
       if (row.dtype == at::kBFloat16 && !cpu_runs_bf16()) continue;
       const std::string what = n.options.describe() + ": " + row.describe();
@@ -124,8 +138,12 @@ TEST(ExecPaths, EveryPathPrecisionLayoutAndAlgorithmMatchesFloat64) {
       at::autocast::set_autocast_enabled(at::kCPU, false);
       at::autocast::clear_cache();
       const char* names[] = {"output", "input gradient", "first weights' gradient"};
-      for (size_t i = 0; i < got.size(); ++i)
-        EXPECT_LT(relative_error(got[i], exact[i]), tolerance) << what << ": " << names[i];
+      for (size_t i = 0; i < got.size(); ++i) {
+        // bfloat16 gradients: within a quarter more than LibTorch's own bfloat16 error (a wrong
+        // gradient is off by ~100%).
+        const double bound = row.dtype == at::kBFloat16 ? std::max(tolerance, 1.25 * plain_bf16_error[i]) : tolerance;
+        EXPECT_LT(relative_error(got[i], exact[i]), bound) << what << ": " << names[i];
+      }
     }
   }
 }
