@@ -10,36 +10,28 @@
 // background thread. MALLOC_CONF in the environment still overrides them.
 #include "allocator.h"
 
-#include <sys/resource.h>
-
-#ifdef UNET_HAS_JEMALLOC
 #include <dlfcn.h>
-#include <jemalloc/jemalloc.h>
+#include <sys/resource.h>
 
 #include <cstddef>
 #include <cstring>
 
-// Read by jemalloc when it starts (its documented `malloc_conf` hook).
-extern "C" {
-// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
-const char* malloc_conf = "oversize_threshold:1,dirty_decay_ms:-1,muzzy_decay_ms:-1,metadata_thp:auto";
-}
-#endif
-
+// The configuration itself lives in the program that links jemalloc (tools/jemalloc_conf.cpp): a
+// library that embeds the commands (the Python module) must not bring jemalloc into its host.
 namespace unet::cli {
 
 std::string memory_allocator() {
-#ifdef UNET_HAS_JEMALLOC
   // Linked is not enough: the process's malloc must be jemalloc's (not, e.g., a preloaded one).
   Dl_info where{};
   void* used = dlsym(RTLD_DEFAULT, "malloc");
   const bool serving = used != nullptr && dladdr(used, &where) != 0 && where.dli_fname != nullptr &&
                        std::strstr(where.dli_fname, "jemalloc") != nullptr;
+  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+  const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
   const char* version = nullptr;
   size_t size = sizeof(version);
-  if (serving && mallctl("version", static_cast<void*>(&version), &size, nullptr, 0) == 0 && version != nullptr)
+  if (serving && mallctl && mallctl("version", static_cast<void*>(&version), &size, nullptr, 0) == 0 && version)
     return std::string("jemalloc ") + version;
-#endif
   return "system malloc";
 }
 

@@ -328,7 +328,6 @@ void register_predict(CLI::App& app) {
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--output-dir", "output_dir", o->output_dir, "Where predictions go (default: <model-dir>/predictions)");
   add_model_option(*cmd, o->model_dir, o->output_dir);
-  add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_switch(*cmd, "--overlays", "overlays", o->files.overlays, "PNG overlays of the image with the predicted objects tinted (the model's headline class)");
   add_switch(*cmd, "--probabilities", "probabilities", o->files.probabilities,
              "Float TIFFs of the class probabilities (test-probabilities.tif, or <stem>_probabilities.tif per input file)");
@@ -354,9 +353,7 @@ void register_predict(CLI::App& app) {
              "OME-TIFF pyramids out (automatic for images over --max-image-pixels)");
   add_switch(*cmd, "--resume", "resume", o->resume,
              "Continue a stopped streamed prediction from its last complete band (same model and settings)");
-  add_inference_options(*cmd, o->infer);
-  add_image_limit(*cmd);
-  add_runtime_options(*cmd, o->runtime, {}, /*training=*/false);
+  add_segment_options(*cmd, o->infer, o->runtime);
   check_after_parse(*cmd, [o] {
     o->infer.validate();
     o->runtime.validate();

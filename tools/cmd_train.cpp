@@ -1,5 +1,6 @@
 // `unet train`: train a U-Net on one fold (or all) of a data set and write its checkpoint.
 #include "choices.h"
+#include "embed.h"
 #include "options.h"
 #include "resume.h"
 
@@ -74,6 +75,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
   if (context.verbose() && context.dist)
     std::fprintf(stderr, "unet train: data-parallel over %d processes (%s), batch %lld per process\n", context.world_size(),
                  context.env.launcher.c_str(), static_cast<long long>(train.batch_size));
+  train.on_log = command_hooks().train_progress;
   Trainer trainer(model, train, context);
   const TrainResult r = trainer.fit(fold.train, fold.eval);
   if (!context.leader()) return;

@@ -204,6 +204,13 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_device_paths(app, infer.channels_last, infer.graphs, infer.fused);
 }
 
+void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions& runtime) {
+  add_value(app, "--batch-size,--batch_size", "batch_size", infer.batch_size, "Images per forward pass (resize mode)");
+  add_inference_options(app, infer);
+  add_image_limit(app);
+  add_runtime_options(app, runtime, {}, /*training=*/false);
+}
+
 void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
   add_choice(app, "--conv-algorithm", "conv_algorithm", algorithm, conv_algorithm_names(),
              "With the CPU engine in float32: how 3x3 convolutions run: auto (Winograd where it measured faster: " +

@@ -37,6 +37,9 @@ void add_train_options(CLI::App& app, TrainOptions& train);
 /// --input-mode resize|tile|auto, --tile-size, --tile-overlap, --blend, --tile-batch, --tta and
 /// the device paths (not --batch-size: the commands name it themselves).
 void add_inference_options(CLI::App& app, InferenceOptions& infer);
+/// How a model predicts, as `predict` takes it (the Python package's Segmenter takes the same):
+/// --batch-size, the inference options, --max-image-pixels and the runtime options.
+void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions& runtime);
 /// --channels-last, --graphs (alias --xla for on), --fused.
 void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused);
 /// --conv-algorithm auto|direct|winograd (the CPU engine's float32 3x3 convolutions).

@@ -196,13 +196,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   }
   Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)},
                       context.device, options.batch_size, options.channels_last);
-  InputMode mode = options.input_mode;
-  if (mode == InputMode::kAuto) {
-    bool other_size = false;
-    if (info.image_height > 0 && info.image_width > 0)
-      for (const auto& s : samples) other_size = other_size || s.image.size(1) != info.image_height || s.image.size(2) != info.image_width;
-    mode = info.input_mode == InputMode::kTile || other_size ? InputMode::kTile : InputMode::kResize;
-  }
+  const InputMode mode = resolved_input_mode(options.input_mode, info, samples);
   predictor.use_tta(options.tta);
   predictor.use_normalisation(info.normalisation);
   ObjectRule objects = object_rule(info.object_area);
@@ -215,16 +209,26 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   if (int8) predictor.use_int8(int8);
   predictor.use_graphs(options.graphs);
   predictor.use_fused(options.fused);
-  if (mode == InputMode::kTile) {
-    TileOptions t;
-    t.input = options.tile_size > 0 ? options.tile_size : info.input_size;
-    t.overlap = options.tile_overlap;
-    t.blend = options.blend;
-    t.batch = options.tile_batch;
-    t.tta = options.tta;
-    predictor.use_tiles(t);
-  }
+  if (mode == InputMode::kTile) predictor.use_tiles(tile_options(options, info.input_size));
   return predictor;
+}
+
+InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, const std::vector<Sample>& samples) {
+  if (requested != InputMode::kAuto) return requested;
+  bool other_size = false;
+  if (info.image_height > 0 && info.image_width > 0)
+    for (const auto& s : samples) other_size = other_size || s.image.size(1) != info.image_height || s.image.size(2) != info.image_width;
+  return info.input_mode == InputMode::kTile || other_size ? InputMode::kTile : InputMode::kResize;
+}
+
+TileOptions tile_options(const InferenceOptions& options, int64_t input_size) {
+  TileOptions t;
+  t.input = options.tile_size > 0 ? options.tile_size : input_size;
+  t.overlap = options.tile_overlap;
+  t.blend = options.blend;
+  t.batch = options.tile_batch;
+  t.tta = options.tta;
+  return t;
 }
 
 }  // namespace unet

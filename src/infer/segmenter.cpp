@@ -7,6 +7,9 @@
 #include "unet/infer/predictor.h"
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/device.h"
+#include "unet/runtime/error.h"
+
+#include <filesystem>
 
 #include <ATen/ATen.h>
 
@@ -39,6 +42,65 @@ Segmenter Segmenter::from_export(const std::string& path, const std::string& dev
   s.predictor_ = std::make_shared<Predictor>(loaded, where, /*batch_size=*/1);
   s.tiles_.input = loaded.input_size;
   return s;
+}
+
+Segmenter Segmenter::load(const std::string& path, const InferenceOptions& options, const RunContext& context) {
+  options.validate();
+  const std::string file = std::filesystem::is_directory(path) ? checkpoint_path(path) : path;
+  CheckpointInfo info;
+  try {
+    info = read_checkpoint_info(file);
+  } catch (const Error& not_checkpoint) {
+    // Not a checkpoint: a TorchScript export, or neither (then the checkpoint reader's words).
+    Segmenter s;
+    try {
+      s = from_export(file, context.device.str());
+    } catch (const std::exception&) {
+      throw not_checkpoint;
+    }
+    s.input_mode_ = options.input_mode == InputMode::kResize ? InputMode::kResize : InputMode::kTile;
+    s.tiles_ = tile_options(options, s.tiles_.input);
+    s.predictor_->use_tta(options.tta);
+    ObjectRule objects;
+    if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
+    s.predictor_->use_object_rule(objects);
+    s.resizing_ = std::make_shared<Predictor>(*s.predictor_);
+    s.predictor_->use_tiles(s.tiles_);
+    return s;
+  }
+  Segmenter s;
+  InferenceOptions resize = options;
+  resize.input_mode = InputMode::kResize;
+  s.resizing_ = std::make_shared<Predictor>(load_predictor(file, info, resize, context, {}));
+  s.predictor_ = std::make_shared<Predictor>(*s.resizing_);
+  s.tiles_ = tile_options(options, info.input_size);
+  s.predictor_->use_tiles(s.tiles_);
+  s.input_mode_ = options.input_mode;
+  s.naming_ = info.class_naming;
+  s.info_ = std::make_shared<CheckpointInfo>(std::move(info));
+  return s;
+}
+
+Segmentation Segmenter::segment(const RawImage& image, bool instances, InstanceMethod method) const {
+  if (!resizing_) throw Error("segment: a Segmenter from Segmenter::load segments raw images");
+  if (image.pixels.dim() != 3 || image.height() < 1 || image.width() < 1)
+    throw Error("segment: expected a non-empty [C, H, W] image");
+  const UNetOptions& model = model_options();
+  if (image.channels() != model.in_channels())
+    throw Error("the image has " + std::to_string(image.channels()) + " channels, the model expects " +
+                std::to_string(model.in_channels()));
+  if (instances && !has_objects(model.classes(), model.scheme()))
+    throw Error("instances: objects are cut out of class 1 of a two-class model, or of a model trained on "
+                "interior/boundary classes; this model has " + std::to_string(model.classes()) + " classes");
+  Sample sample;
+  sample.image = normalise(image);
+  const InputMode mode = info_ ? resolved_input_mode(input_mode_, *info_, {sample}) : input_mode_;
+  Predictor& predictor = mode == InputMode::kTile ? *predictor_ : *resizing_;
+  Segmentation out;
+  out.probabilities = predictor.predict({sample}).front();
+  out.mask = maps_to_classes(out.probabilities).to(at::kByte);
+  if (instances) out.labels = objects_of(out.probabilities, model.scheme(), method, predictor.object_rule()).to(at::kInt);
+  return out;
 }
 
 const UNetOptions& Segmenter::model_options() const { return predictor_->model_options(); }

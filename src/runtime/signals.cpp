@@ -19,8 +19,10 @@ extern "C" void on_stop_signal(int signal) {
 
 }  // namespace
 
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
 void install_stop_handlers() {
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) {
+  for (int s : kStopSignals) {
     struct sigaction action {};
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
@@ -30,6 +32,27 @@ void install_stop_handlers() {
 }
 
 int stop_requested() { return g_stop.load(); }
+
+void request_stop(int signal) {
+  int none = 0;
+  g_stop.compare_exchange_strong(none, signal);
+}
+
+struct StopScope::Saved {
+  struct sigaction actions[3];
+};
+
+StopScope::StopScope() : saved_(new Saved) {
+  for (size_t i = 0; i < 3; ++i) sigaction(kStopSignals[i], nullptr, &saved_->actions[i]);
+  g_stop.store(0);
+  install_stop_handlers();
+}
+
+StopScope::~StopScope() {
+  for (size_t i = 0; i < 3; ++i) sigaction(kStopSignals[i], &saved_->actions[i], nullptr);
+  g_stop.store(0);
+  delete saved_;
+}
 
 std::string signal_name(int signal) {
   switch (signal) {

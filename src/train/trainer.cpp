@@ -346,6 +346,8 @@ int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& res
   const double images = static_cast<double>(clock.window_steps * options_.batch_size * context_.world_size());
   log.train_step(step_, ce, dice, window > 0 ? images / window : 0.0, optimizer_->learning_rate().item<double>(),
                  scaler_->enabled() ? scaler_->current_scale() : 0.0, scaler_->skipped_steps());
+  if (options_.on_log && context_.leader())
+    options_.on_log({step_, options_.max_steps, ce + dice, window > 0 ? images / window : 0.0});
   clock.window_start = now;
   clock.window_steps = 0;
   // Any rank's request stops every rank (the sum is over ranks, divided by their number).

@@ -174,6 +174,13 @@ class Predictor {
   at::Tensor graph_forward(const at::Tensor& x, bool to_host);
 };
 
+/// The input mode that `requested` means for `samples` of a model whose header is `info`: auto
+/// tiles when the model was trained on tiles or a sample's size differs from its training images'.
+InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, const std::vector<Sample>& samples);
+
+/// The tiles of tile mode for `options` and a network whose training input side is `input_size`.
+TileOptions tile_options(const InferenceOptions& options, int64_t input_size);
+
 /// A predictor with the weights of the checkpoint at `path` (whose header is `info`) on
 /// `context`'s device and precision, configured by `options` for `samples` (the auto input mode
 /// is decided here, from the checkpoint's training images and the samples' sizes).

@@ -1,8 +1,12 @@
 // The embedding API: load a checkpoint or an exported module, segment image buffers of any size.
 #pragma once
 
+#include "unet/data/image_io.h"
+#include "unet/eval/instances.h"
+#include "unet/infer/predictor.h"
 #include "unet/infer/tiled.h"
 #include "unet/model/unet.h"
+#include "unet/runtime/context.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -20,6 +24,8 @@ struct Segmentation {
   at::Tensor probabilities;
   /// uint8 [H, W] class per pixel (for two classes: 1 where p(class 1) >= 0.5).
   at::Tensor mask;
+  /// int32 [H, W] object labels, 0 the background, when asked for (`segment` with instances).
+  at::Tensor labels;
 };
 
 /// A trained U-Net ready to segment images at their native resolution with overlapping tiles: a
@@ -35,6 +41,16 @@ class Segmenter {
                                    const std::string& precision = "fp32");
   /// From a `unet export` TorchScript module.
   static Segmenter from_export(const std::string& path, const std::string& device = "cpu");
+  /// As `unet predict` predicts with `options` on `context`'s device and precision: `path` a
+  /// checkpoint, the model folder holding one, or a TorchScript export (tiles always). The input
+  /// mode is resolved per image as predict resolves it (`resolved_input_mode`), so that the same
+  /// pixels give the same probabilities, masks and objects as predict's files.
+  static Segmenter load(const std::string& path, const InferenceOptions& options, const RunContext& context);
+
+  /// Segments an image of `load`: `image` as `read_image` gives a file's page (8-bit, 16-bit or
+  /// float samples, [C, H, W]). With `instances`: also the objects (`objects_of` with the model's
+  /// scheme and object rule, cut by `method`); throws `unet::Error` for a model without objects.
+  Segmentation segment(const RawImage& image, bool instances, InstanceMethod method = InstanceMethod::kComponents) const;
 
   /// Segments an image given as tensor [C, H, W] or [H, W]: 8-bit (uint8) and 16-bit (int32
   /// holding 0..65535) intensities are scaled by their range, float ones taken as [0, 1].
@@ -46,11 +62,23 @@ class Segmenter {
   /// blending, 4 tiles per pass, no TTA).
   TileOptions& tiles() { return tiles_; }
   const UNetOptions& model_options() const;
+  /// The network's input side in training (tiles of that side by default), pixels.
+  int64_t input_size() const { return tiles_.input; }
+  /// How intensities are normalised before the network (the model's record).
+  const Normalisation& normalisation() const { return predictor_->normalisation(); }
+  /// The class names and the headline class, where the checkpoint records them (exports: defaults).
+  const ClassNaming& naming() const { return naming_; }
 
  private:
   Segmenter() = default;
   std::shared_ptr<Predictor> predictor_;
+  /// `load`'s predictor for images resized to the network input (resize mode), and the checkpoint's
+  /// header for the per-image input mode (none for exports).
+  std::shared_ptr<Predictor> resizing_;
+  std::shared_ptr<CheckpointInfo> info_;
+  InputMode input_mode_ = InputMode::kTile;
   TileOptions tiles_;
+  ClassNaming naming_ = recorded_naming({}, 2, ClassScheme::kPlain);
 };
 
 }  // namespace unet

@@ -14,6 +14,25 @@ void install_stop_handlers();
 /// The signal that asked this process to stop, or 0.
 int stop_requested();
 
+/// Asks the running work to stop as `signal` would (an embedding program's own reason to stop,
+/// e.g. an exception in its progress callback).
+void request_stop(int signal);
+
+/// For a program that embeds unet's long runs (the Python package): while alive, the stop
+/// handlers are installed and no stop is pending; on destruction the handlers found before are
+/// restored and any request is forgotten, so that the next run starts afresh.
+class StopScope {
+ public:
+  StopScope();
+  ~StopScope();
+  StopScope(const StopScope&) = delete;
+  StopScope& operator=(const StopScope&) = delete;
+
+ private:
+  struct Saved;
+  Saved* saved_;
+};
+
 /// "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
 std::string signal_name(int signal);
 

@@ -11,6 +11,7 @@
 #include "unet/train/optimizer.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,16 @@ namespace unet {
 /// The files of a training run in its log folder: the JSON-lines log and the learning-curve plot.
 constexpr const char* kLogFile = "log.jsonl";
 constexpr const char* kPlotFile = "training_curves.png";
+
+/// A logged training step, for an embedding program's progress display (`TrainOptions::on_log`).
+struct TrainProgress {
+  int64_t step = 0;
+  int64_t max_steps = 0;
+  /// Cross-entropy plus Dice loss of the step.
+  double loss = 0.0;
+  /// Over the steps since the last logged one.
+  double images_per_second = 0.0;
+};
 
 /// The training options, with the reference's defaults (batch 8, Adam 1e-4, L2 5e-4, 6,400
 /// steps). Where and in which precision the run happens is the `RunContext`'s.
@@ -85,6 +96,10 @@ struct TrainOptions {
   /// With `cpu_fusion` in float32: which 3x3 convolutions run by Winograd F(4x4, 3x3), forward
   /// and backward (`conv_kernel`).
   ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
+
+  /// Called on rank 0 with every logged step (every `log_every` steps and the last), after the log
+  /// line; none by default. What it throws ends the run unsaved: to stop cleanly, `request_stop`.
+  std::function<void(const TrainProgress&)> on_log;
 
   /// Throws `OptionError` naming the first field that is out of range.
   void validate() const;
