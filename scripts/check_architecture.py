@@ -8,8 +8,8 @@ below it, as the unet_part(... DEPENDS ...) calls of the top-level CMakeLists.tx
 Parts own include/unet/<part>/ (public headers, "unet/<part>/x.h") and src/<part>/ (sources and
 private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links, src/cpu/ the CPU kernels part
 (the same, without LibTorch),
-src/onnx/ the LibTorch-free ONNX writer that only unet_infer links; tools/ (the CLI), tests/ and
-fuzz/ sit on top and may include any part. The build enforces the same arrows for public headers
+src/onnx/ the LibTorch-free ONNX writer that only unet_infer links; tools/ (the CLI), python/ (the
+Python module over the parts and the CLI's commands), tests/ and fuzz/ sit on top and may include any part. The build enforces the same arrows for public headers
 (each part's include folder is staged alone); this script also covers
 the private headers and reports every wrong arrow at once."""
 import re
@@ -67,7 +67,7 @@ def owner(path, root, parts):
         return rel[2]
     if rel[0] == "src" and len(rel) > 2 and rel[1] in parts:
         return rel[1]
-    if rel[0] in ("tools", "tests", "examples", "fuzz"):
+    if rel[0] in ("tools", "python", "tests", "examples", "fuzz"):
         return rel[0]
     return None
 
@@ -92,7 +92,7 @@ def check(root):
     except ValueError as e:
         return [str(e)]
     problems = []
-    files = [p for d in ("include", "src", "tools", "tests", "examples", "fuzz") if (root / d).is_dir()
+    files = [p for d in ("include", "src", "tools", "python", "tests", "examples", "fuzz") if (root / d).is_dir()
              for p in (root / d).rglob("*") if p.suffix in (".h", ".hpp", ".cpp", ".cu", ".cuh")]
     for path in sorted(files):
         source = owner(path, root, parts)
@@ -109,7 +109,7 @@ def check(root):
                 problems.append(f"{where}: unet/ headers live in a part's folder (unet/<part>/)")
             elif source == "examples" and name.split("/")[0] != "unet":
                 problems.append(f"{where}: an outside program sees installed public headers only")
-            elif source in ("tools", "tests", "examples", "fuzz"):
+            elif source in ("tools", "python", "tests", "examples", "fuzz"):
                 continue
             elif dest not in below[source]:
                 problems.append(f"{where}: unet_{source} may not use unet_{dest} "
