@@ -14,6 +14,7 @@ venv=${UNET_VENV:-.venv}
 build=${UNET_BUILD_DIR:-build}
 
 log() { echo "[run.sh] $*" >&2; }
+display_missing=()
 
 # 1. System packages: compiler, CMake and the libraries that unet uses.
 packages=(g++ cmake make libtiff-dev libpng-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libgloo-dev libgd-dev libonnx-dev libprotobuf-dev libzip-dev libjemalloc-dev pkg-config python3 python3-venv)
@@ -33,6 +34,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The napari plugin's test draws a real viewer on a virtual X display (Xvfb, Mesa's GL).
+if [ "$what" = test ]; then
+  for p in xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+           libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || display_missing+=("$p")
+  done
+  if [ ${#display_missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    log "installing ${display_missing[*]} (a virtual display for the napari plugin's test)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${display_missing[@]}" >/dev/null ||
+      log "no virtual display: the napari test runs offscreen, without its screenshot"
+  fi
+fi
+
 # 2. LibTorch.
 if [ -n "${UNET_TORCH_PREFIX:-}" ]; then
   torch_prefix=$UNET_TORCH_PREFIX
@@ -43,19 +59,30 @@ else
     "$venv/bin/python" -m pip install -q --upgrade pip
     "$venv/bin/python" -m pip install -q "torch==$torch_version"
   fi
+  # nanobind builds the Python module (python/) beside the program.
+  if ! "$venv/bin/python" -c "import nanobind" 2>/dev/null; then
+    log "installing nanobind into $venv (the Python module's bindings)"
+    "$venv/bin/python" -m pip install -q nanobind==3.1.0 scikit-build-core==1.1.2
+  fi
   torch_prefix=$("$venv/bin/python" -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)')
   test_python=$(cd "$venv/bin" && pwd)/python
   # The tests' second implementation of the ISBI scores (tests/isbi_reference.py) needs scikit-image;
   # the export tests run the ONNX file in ONNX Runtime and OpenVINO (tests/onnx_reference.py) and
-  # a bioimage.io package through the spec's own `bioimageio test` (pydantic 2.12+ breaks it).
+  # a bioimage.io package through the spec's own `bioimageio test` (pydantic 2.12+ breaks it; napari's npe2 refuses 2.11: 2.10.6 suits both).
   if [ "$what" = test ] && ! "$venv/bin/python" -c "import skimage" 2>/dev/null; then
     log "installing scikit-image into $venv (for the ISBI score tests)"
     "$venv/bin/python" -m pip install -q scikit-image || log "scikit-image not installed: that test will skip"
   fi
+  # The Python package's tests (pytest) and its napari plugin's, in a real viewer.
+  if [ "$what" = test ] && ! "$venv/bin/python" -c "import pytest, pytestqt, napari, tifffile" 2>/dev/null; then
+    log "installing pytest, tifffile, napari and pytest-qt into $venv (for the Python package's tests)"
+    "$venv/bin/python" -m pip install -q pytest tifffile "napari[pyqt5]==0.9.2" pytest-qt pydantic==2.10.6 ||
+      log "napari not installed: the plugin's tests will skip"
+  fi
   if [ "$what" = test ] && ! "$venv/bin/python" -c "import onnx, onnxruntime, openvino, bioimageio.core" 2>/dev/null; then
     log "installing onnx, onnxruntime, openvino and bioimageio.core into $venv (for the export tests)"
     "$venv/bin/python" -m pip install -q onnx==1.23.2 onnxruntime==1.32.0 openvino==2026.4.1 \
-      bioimageio.core==0.11.0 bioimageio.spec==0.5.12.0 pydantic==2.11.10 ||
+      bioimageio.core==0.11.0 bioimageio.spec==0.5.12.0 pydantic==2.10.6 ||
       log "export runtimes not installed: those tests will skip"
   fi
 fi

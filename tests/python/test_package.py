@@ -1,0 +1,218 @@
+"""The Python package: predictions equal the unet program's files, every dtype and layout, the
+train -> checkpoint -> Segmenter round trip (conftest), the program's error messages, no leak, the
+GIL released during C++ work, Ctrl-C and callback stops, keyword arguments from the option table."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import tifffile
+
+import unet
+from conftest import run_program
+
+
+def nuclei_image(size=96, index=0):
+    image, labels = unet._unet.synthetic("nuclei", size, index)
+    return image, labels
+
+
+def test_three_lines(nuclei_model):
+    seg = unet.Segmenter.load(nuclei_model)
+    out = seg.predict(nuclei_image()[0], instances=True)
+    assert out.labels.shape == (96, 96) and out.labels.dtype == np.int32
+    assert out.mask.dtype == np.uint8 and out.probabilities.shape == (3, 96, 96)
+    np.testing.assert_allclose(out.probabilities.sum(0), 1.0, atol=1e-5)
+    assert seg.classes == 3 and seg.channels == 1 and seg.scheme == "interior-boundary" and seg.has_objects
+
+
+@pytest.mark.parametrize("size", [96, 130])  # the training size (resize mode: auto) and another (tiles)
+def test_equal_to_the_program(nuclei_model, tmp_path, size):
+    image = nuclei_image(size, 3)[0]
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in/image.tif", image)
+    r = run_program("predict", "--model-dir", nuclei_model, "--input", tmp_path / "in", "--output-dir",
+                    tmp_path / "cli", "--mask-encoding", "index", "--instances", "--no-overlays", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = unet.Segmenter.load(nuclei_model).predict(image, instances=True)
+    assert np.array_equal(tifffile.imread(tmp_path / "cli/image.tif"), out.mask)
+    assert np.array_equal(tifffile.imread(tmp_path / "cli/image_instances.tif").astype(np.int32), out.labels)
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "cli/image_probabilities.tif"), out.probabilities, atol=1e-6, rtol=0)
+    # The same command in-process, through the package's keyword arguments.
+    unet.predict(model_dir=nuclei_model, input=tmp_path / "in", output_dir=tmp_path / "py",
+                 mask_encoding="index", instances=True, overlays=False, quiet=True)
+    for name in ("image.tif", "image_instances.tif", "image_probabilities.tif"):
+        assert np.array_equal(tifffile.imread(tmp_path / "cli" / name), tifffile.imread(tmp_path / "py" / name)), name
+
+
+def test_two_class_equal_to_the_program(em_model, tmp_path):
+    image = unet._unet.synthetic("em", 120, 1)[0]
+    tifffile.imwrite(tmp_path / "em.tif", image)
+    r = run_program("predict", "--model-dir", em_model, "--input", tmp_path / "em.tif", "--output-dir", tmp_path / "cli",
+                    "--no-overlays", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = unet.Segmenter.load(em_model).predict(image)
+    assert np.array_equal(tifffile.imread(tmp_path / "cli/test-masks.tif"), out.mask * 255)
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "cli/test-probabilities.tif"), out.probabilities[1], atol=1e-6, rtol=0)
+
+
+def test_two_class_masks_and_options(em_model):
+    image = unet._unet.synthetic("em", 96, 1)[0]
+    seg = unet.Segmenter.load(em_model, tile_overlap=8, blend="uniform", tile_batch=1)
+    out = seg.predict(image)
+    assert set(np.unique(out.mask)) <= {0, 1} and out.labels is None
+    assert np.array_equal(out.mask, (out.probabilities[1] >= 0.5).astype(np.uint8))
+    assert "--tile-overlap" not in unet.Segmenter.options() and "tile_overlap" in unet.Segmenter.options()
+
+
+def test_dtypes_and_layouts(nuclei_model):
+    seg = unet.Segmenter.load(nuclei_model)
+    image = nuclei_image(96, 2)[0]
+    ref = seg.predict(image).probabilities
+    same = {
+        "uint16": image.astype(np.uint16) * 257,  # the same intensities on 16 bits
+        "float32": image.astype(np.float32) / 255,
+        "float64": image.astype(np.float64) / 255,
+        "(H, W, 1)": image[..., None],
+        "(1, H, W)": image[None],
+        "fortran order": np.asfortranarray(image),
+        "strided view": np.repeat(np.repeat(image, 2, 0), 2, 1)[::2, ::2],
+    }
+    for name, variant in same.items():
+        np.testing.assert_allclose(seg.predict(variant).probabilities, ref, atol=2e-5, err_msg=name)
+    stack = seg.predict(np.stack([image, image[::-1].copy()]), instances=True)
+    assert stack.probabilities.shape == (2, 3, 96, 96) and stack.labels.shape == (2, 96, 96)
+    np.testing.assert_array_equal(stack.probabilities[0], ref)
+    np.testing.assert_array_equal(stack.mask[1], seg.predict(image[::-1].copy()).mask)
+    with pytest.raises(unet.Error, match="uint8, uint16 or float32"):
+        seg.predict(image.astype(np.int64))
+
+
+def test_rgb_layouts():
+    seg = unet.Segmenter.load("nuclei-he")  # a shipped model, by name (RGB)
+    rng = np.random.default_rng(0)
+    hwc = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    ref = seg.predict(hwc)
+    np.testing.assert_array_equal(seg.predict(np.ascontiguousarray(hwc.transpose(2, 0, 1))).probabilities, ref.probabilities)
+    both = seg.predict(np.stack([hwc, hwc]))
+    np.testing.assert_array_equal(both.probabilities[1], ref.probabilities)
+    with pytest.raises(unet.Error, match="the image has 1 channels, the model expects 3"):
+        seg.predict(hwc[..., 0])
+    with pytest.raises(unet.Error, match="does not fit a model of 3 channel"):
+        seg.predict(hwc[..., :2])
+
+
+def test_errors_carry_the_programs_words(nuclei_model, tmp_path):
+    r = run_program("train", "--synthetic", "--max-steps", "-3", "--model-dir", tmp_path / "m")
+    assert r.returncode != 0
+    line = r.stderr.strip().splitlines()[-1].removeprefix("unet: error: ")
+    with pytest.raises(unet.OptionError) as raised:
+        unet.train(synthetic=True, max_steps=-3, model_dir=tmp_path / "m")
+    assert str(raised.value) == line
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, unet.Error)
+    with pytest.raises(unet.OptionError, match="--tile-batch"):
+        unet.Segmenter.load(nuclei_model, tile_batch=0)
+    with pytest.raises(TypeError, match="did you mean tile_size"):
+        unet.Segmenter.load(nuclei_model, tile_sise=64)
+    with pytest.raises(unet.Error, match="no such file or folder"):
+        unet.Segmenter.load(tmp_path / "nothing")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(unet.Error, match="bad.pt"):
+        unet.Segmenter.load(tmp_path / "bad.pt")
+    seg = unet.Segmenter.load(nuclei_model)
+    with pytest.raises(unet.Error, match="2 channels, the model expects 1"):
+        seg.predict(np.zeros((2, 40, 40), np.uint8), axes="cyx")
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_no_leak_over_200_predictions(nuclei_model):
+    seg = unet.Segmenter.load(nuclei_model)
+    image = nuclei_image(96, 4)[0]
+    for _ in range(20):
+        seg.predict(image, instances=True)
+    before = rss_bytes()
+    for _ in range(200):
+        out = seg.predict(image, instances=True)
+    del out
+    grown = rss_bytes() - before
+    # A leak of one result per call would be 200 x (3 + 1 + 4) x 96 x 96 x 4 B = 59 MB.
+    assert grown < 8 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over 200 predictions"
+
+
+def test_gil_released(nuclei_model):
+    seg = unet.Segmenter.load(nuclei_model, tta=True)
+    image = nuclei_image(512, 5)[0]
+    seg.predict(image)  # warm up
+    ticks, done = [0], threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks[0] += 1
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    time.sleep(0.05)
+    start = ticks[0]
+    seg.predict(image)
+    during = ticks[0] - start
+    done.set()
+    thread.join()
+    assert during > 1000, f"the Python thread ran {during} times during the prediction"
+
+
+def test_ctrl_c_stops_training_saved(tmp_path):
+    folder = tmp_path / "m"
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+    def first_log(step, steps, loss, ips):
+        timer.start() if not timer.is_alive() and step == 2 else None
+
+    with pytest.raises(KeyboardInterrupt, match="stopped by SIGINT at step"):
+        unet.train(synthetic=True, synthetic_size=96, synthetic_count=4, max_steps=3000, log_every=2,
+                   model_dir=folder, progress=first_log, depth=2, filters=4, input_size=60, input_mode="tile",
+                   batch_size=2, quiet=True)
+    assert (folder / "checkpoint.pt").exists()
+    # Python's own handler is back: Ctrl-C outside unet raises KeyboardInterrupt at once.
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)
+
+
+def test_callback_error_stops_and_is_raised(tmp_path):
+    def fail(step, steps, loss, ips):
+        raise RuntimeError(f"enough at step {step}")
+
+    with pytest.raises(RuntimeError, match="enough at step 2"):
+        unet.train(synthetic=True, synthetic_size=96, synthetic_count=4, max_steps=50, log_every=2,
+                   model_dir=tmp_path / "m", progress=fail, depth=2, filters=4, input_size=60, input_mode="tile",
+                   batch_size=2, quiet=True)
+    assert (tmp_path / "m" / "checkpoint.pt").exists()
+    # A later run starts afresh (no stop left pending).
+    unet.train(synthetic=True, synthetic_size=96, synthetic_count=4, max_steps=2, model_dir=tmp_path / "m2",
+               depth=2, filters=4, input_size=60, input_mode="tile", batch_size=2, quiet=True)
+    assert (tmp_path / "m2" / "checkpoint.pt").exists()
+
+
+def test_help_reads_well():
+    for doc in (unet.train.__doc__, unet.evaluate.__doc__, unet.Segmenter.__doc__, unet.Segmenter.predict.__doc__):
+        assert doc and len(doc) > 100
+    assert "data_dir (value)" in unet.train.__doc__ and "max_steps" in unet.train.__doc__
+    assert "progress(step, steps, loss, images_per_second)" in unet.train.__doc__
+
+
+def test_evaluate_and_score(nuclei_model, tmp_path):
+    data = tmp_path / "data"
+    r = run_program("demo", "--max-steps", "0", "--synthetic-kind", "nuclei", "--synthetic-size", "96",
+                    "--synthetic-count", "5", "--write-data", data, "--model-dir", tmp_path / "d")
+    assert r.returncode == 0, r.stderr
+    unet.evaluate(model_dir=nuclei_model, data_dir=data, log_dir=tmp_path / "eval", quiet=True)
+    assert any(p.name.startswith("eval_results") for p in (tmp_path / "eval").iterdir())
