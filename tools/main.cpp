@@ -1,21 +1,14 @@
 // The `unet` executable: subcommand dispatch and the one place where errors become exit codes.
+#include "errors.h"
 #include "options.h"
 
 #include "unet/runtime/signals.h"
 
-#include <c10/util/Exception.h>
 #include <c10/util/Logging.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
-#include <new>
-
-namespace {
-
-constexpr const char* kMemoryHint = "; try a smaller --batch-size, --input-size or --tile-batch";
-
-}  // namespace
+#include <optional>
 
 int main(int argc, char** argv) {
   // LibTorch's own log lines (c10d's socket warnings and retries, with stack traces) would come
@@ -32,44 +25,20 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    // One line, like every other error; --help has the details.
-    std::cerr << "unet: error: " << e.what() << " (see unet --help or unet SUBCOMMAND --help)" << std::endl;
-    return 2;
-  } catch (const unet::Stopped& e) {
-    const std::string text = e.what();
-    std::cerr << "unet: " << text << (text.find("; checkpoint ") != std::string::npos ? " (continue with --resume)" : "")
-              << std::endl;
-    return e.exit_code();
-  } catch (const unet::OptionError& e) {
-    // The library names its fields; the command line names its flags.
-    std::cerr << "unet: error: " << unet::cli::describe(e) << std::endl;
-    return 1;
-  } catch (const unet::Error& e) {
-    std::cerr << "unet: error: " << e.what() << std::endl;
-    return 1;
-  } catch (const c10::OutOfMemoryError&) {
-    std::cerr << "unet: error: out of memory" << kMemoryHint << std::endl;
-    return 1;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "unet: error: out of memory" << kMemoryHint << std::endl;
-    return 1;
-  } catch (const c10::Error& e) {
-    const std::string text = e.what_without_backtrace();
-    if (text.find("not enough memory") != std::string::npos) {
-      std::cerr << "unet: error: out of memory" << kMemoryHint << std::endl;
+  } catch (const std::exception& e) {
+    const std::optional<unet::cli::ErrorReport> report = unet::cli::describe_error(std::current_exception());
+    if (!report) {
+      std::cerr << "unet: error: " << e.what() << std::endl;
       return 1;
     }
-    std::cerr << "unet: error: " << text.substr(0, text.find('\n')) << std::endl;
-    return 1;
-  } catch (const std::filesystem::filesystem_error& e) {
-    // One line naming the file, not the library's "filesystem error: status: ..." wording.
-    std::cerr << "unet: error: " << (e.path1().empty() ? std::string() : e.path1().string() + ": ")
-              << e.code().message() << std::endl;
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "unet: error: " << e.what() << std::endl;
-    return 1;
+    if (report->kind == unet::cli::ErrorKind::kStopped)
+      std::cerr << "unet: " << report->message
+                << (report->message.find("; checkpoint ") != std::string::npos ? " (continue with --resume)" : "") << std::endl;
+    else if (report->kind == unet::cli::ErrorKind::kUsage)
+      std::cerr << "unet: error: " << report->message << " (see unet --help or unet SUBCOMMAND --help)" << std::endl;
+    else
+      std::cerr << "unet: error: " << report->message << std::endl;
+    return report->exit_code;
   }
   return 0;
 }
