@@ -1,5 +1,6 @@
 // `unet benchmark`: training or inference throughput and latency percentiles, or loader throughput.
 #include "allocator.h"
+#include "embed.h"
 #include "options.h"
 
 #include "model/json.h"
@@ -206,6 +207,7 @@ void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const
                       {"winograd_instruction_set", winograd_instruction_set()}, {"layers", layers},
                       {"direct_ms", direct}, {"winograd_ms", winograd}, {"winograd6_ms", winograd6}, {"auto_ms", chosen}};
   write_text_atomically(out, json_text(j, 2) + "\n");
+  report_results(out);
   std::printf("  wrote %s\n", out.c_str());
 }
 
@@ -251,6 +253,7 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   j["model"] = model;
   j["input_size"] = g.input;
   write_text_atomically(out, json_text(j, 2) + "\n");
+  report_results(out);
   std::printf("  wrote %s\n", out.c_str());
 }
 

@@ -1,5 +1,6 @@
 // `unet cross-validate`: train and evaluate every fold; per-fold and mean +- std metrics.
 #include "choices.h"
+#include "embed.h"
 #include "options.h"
 #include "resume.h"
 #include "runtime/json.h"
@@ -222,6 +223,7 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
   summary["model"] = model;
   summary["train"] = training_record(o.train, context);
   write_text_atomically(out, json_text(summary, 2) + "\n");
+  report_results(out);
   std::printf("wrote %s\n", out.c_str());
 }
 

@@ -1,4 +1,5 @@
 // `unet evaluate`: metrics of a trained checkpoint on a fold's held-out images.
+#include "embed.h"
 #include "options.h"
 #include "pretrained.h"
 #include "resume.h"
@@ -88,6 +89,7 @@ void run_evaluate(const EvaluateCommand& o) {
                          "left as it is)\n", ckpt.c_str(), trained_on.c_str(),
                  o.data.dir.empty() ? "the synthetic data" : o.data.dir.c_str(), out.c_str());
   write_text_atomically(out, json_text(j, 2) + "\n");
+  report_results(out);
 }
 
 }  // namespace

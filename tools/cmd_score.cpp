@@ -23,6 +23,7 @@
 // ISBI) and cell for binary masks in one multi-page stack, background and foreground (the headline)
 // for masks in a folder and for instance labels. With `--instances` the ISBI
 // scores (V_Rand, V_Info: boundaries between touching cells) do not apply and are left out.
+#include "embed.h"
 #include "options.h"
 #include "runtime/json.h"
 
@@ -307,6 +308,7 @@ void run_score(const ScoreCommand& o) {
     const nlohmann::json record = {{"prediction", o.prediction}, {"truth", o.truth}, {"images", images},
                                    {"overall", overall_record(m, naming, isbi_scores)}};
     write_text_atomically(o.output, json_text(record, 2) + "\n");
+    report_results(o.output);
     std::printf("wrote %s\n", o.output.c_str());
     bool lossy = !is_utf8(o.prediction) || !is_utf8(o.truth);
     for (const auto& pair : pairs) lossy = lossy || !is_utf8(pair.first);

@@ -40,6 +40,10 @@ CLI::App& subcommand(CLI::App& app, const std::string& command) {
 
 const CommandHooks& command_hooks() { return current_hooks(); }
 
+void report_results(const std::string& path) {
+  if (current_hooks().results_written) current_hooks().results_written(path);
+}
+
 std::string run_command(const std::vector<std::string>& args, const CommandHooks& hooks) {
   CLI::App app{"unet"};
   register_commands(app);

@@ -17,10 +17,16 @@ namespace unet::cli {
 struct CommandHooks {
   /// Called with each logged training step of `train` (rank 0).
   std::function<void(const TrainProgress&)> train_progress;
+  /// Called with each file of results (JSON) that a command writes: evaluate's eval_results*.json,
+  /// score's --output, cross-validate's cv_results.json, benchmark's record.
+  std::function<void(const std::string&)> results_written;
 };
 
 /// The hooks of the command running now (none in the `unet` program).
 const CommandHooks& command_hooks();
+
+/// Tells the running command's hooks that `path`, a JSON file of results, was written.
+void report_results(const std::string& path);
 
 /// Parses `args` (a subcommand and its options, as they would follow `unet` on a command line) with
 /// the `unet` program's option table and runs the command, with `hooks` set while it runs. Throws

@@ -8,17 +8,17 @@
 // command line's one-line messages. The layouts, dtypes and keyword arguments are the Python
 // package's (python/unet/__init__.py).
 #include "embed.h"
+#include "errors.h"
 #include "flags.h"
 #include "pretrained.h"
 
+#include "unet/data/source.h"
 #include "unet/data/synthetic.h"
 #include "unet/dist/dist.h"
 #include "unet/infer/segmenter.h"
 #include "unet/runtime/signals.h"
 
 #include <ATen/ATen.h>
-#include <CLI/CLI.hpp>
-#include <c10/util/Exception.h>
 #include <c10/util/Logging.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
@@ -30,7 +30,8 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 namespace nb = nanobind;
@@ -80,10 +81,13 @@ unet::InstanceMethod instance_method(const std::string& name) {
   throw unet::OptionError("instances", ": expected components or watershed, got '" + name + "'");
 }
 
-/// A model loaded once, with the device and threads it runs on.
+/// A model loaded once, with the device and threads it runs on. A predictor keeps state between
+/// calls (packed weights, CUDA graphs): one prediction at a time per Segmenter, a second thread's
+/// call waits.
 struct PySegmenter {
   unet::Segmenter segmenter;
   unet::RunContext context;
+  std::unique_ptr<std::mutex> busy = std::make_unique<std::mutex>();
 };
 
 PySegmenter load_segmenter(const std::string& path, const std::vector<std::string>& args) {
@@ -101,6 +105,7 @@ nb::tuple segment(PySegmenter& self, const Image& image, std::optional<std::stri
   unet::Segmentation out;
   {
     nb::gil_scoped_release released;
+    const std::lock_guard<std::mutex> one_at_a_time(*self.busy);
     out = self.segmenter.segment(raw, method.has_value(), method.value_or(unet::InstanceMethod::kComponents));
   }
   nb::object labels = out.labels.defined() ? nb::cast(to_numpy<int32_t>(out.labels)) : nb::none();
@@ -109,9 +114,20 @@ nb::tuple segment(PySegmenter& self, const Image& image, std::optional<std::stri
 
 /// Runs a subcommand with `progress` called (GIL held) at each logged training step. An exception
 /// in `progress` stops the run as Ctrl-C does (the step finishes and is saved) and is raised after.
-std::string run_command(const std::vector<std::string>& args, const nb::object& progress) {
+/// Runs a subcommand (`unet::cli::run_command`): returns its help text ("" when it ran) and the
+/// JSON files of results it wrote. One command at a time in a process: the signal handlers and
+/// the hooks are the process's; a second thread's call waits for the first, and a command started
+/// from a progress callback is refused. Training commands install unet's stop handlers (Ctrl-C
+/// finishes the step and saves); Python's are back when the call returns, and a stop that came
+/// after the last step raises KeyboardInterrupt then.
+std::tuple<std::string, std::vector<std::string>> run_command(const std::vector<std::string>& args, const nb::object& progress) {
+  static std::mutex one_at_a_time;
+  static thread_local bool inside = false;
+  if (inside) throw unet::Error("a unet command cannot run inside another's progress callback");
   std::optional<nb::python_error> raised;
+  std::vector<std::string> results;
   unet::cli::CommandHooks hooks;
+  hooks.results_written = [&results](const std::string& path) { results.push_back(path); };
   if (!progress.is_none()) {
     hooks.train_progress = [&progress, &raised](const unet::TrainProgress& p) {
       nb::gil_scoped_acquire held;
@@ -125,16 +141,26 @@ std::string run_command(const std::vector<std::string>& args, const nb::object& 
     };
   }
   std::string help;
+  int late_stop = 0;
   try {
     nb::gil_scoped_release released;
-    unet::StopScope stop_on_ctrl_c;
+    const std::lock_guard<std::mutex> running(one_at_a_time);
+    inside = true;
+    const struct Leave { ~Leave() { inside = false; } } leave;
+    unet::StopScope handlers_restored_after;
     help = unet::cli::run_command(args, hooks);
+    late_stop = unet::stop_requested();
   } catch (const unet::Stopped&) {
     if (raised) throw std::move(*raised);
     throw;
   }
   if (raised) throw std::move(*raised);
-  return help;
+  if (late_stop) {
+    PyErr_SetString(PyExc_KeyboardInterrupt, ("stopped by " + unet::signal_name(late_stop) + " after '" + args.front() +
+                                              "' had finished").c_str());
+    throw nb::python_error();
+  }
+  return {help, results};
 }
 
 nb::list describe_options(const std::vector<unet::cli::OptionInfo>& options) {
@@ -159,7 +185,9 @@ nb::tuple synthetic(const std::string& kind, int64_t size, int64_t index, uint64
   o.kind = unet::parse_name(unet::synthetic_kind_names(), "kind", kind);
   o.size = size;
   o.seed = seed;
-  if (size < 32 || size > 4096) throw unet::OptionError("size", ": expected 32 to 4096 pixels, got " + std::to_string(size));
+  unet::DataOptions checked;  // the data options' own limits
+  checked.synthetic = o;
+  checked.validate();
   if (o.kind == unet::SyntheticKind::kNuclei) {
     auto [image, labels] = unet::synthetic_nuclei(o, index);
     return nb::make_tuple(to_numpy<uint8_t>(image.pixels[0]), to_numpy<int32_t>(labels.to(at::kInt)));
@@ -168,25 +196,22 @@ nb::tuple synthetic(const std::string& kind, int64_t size, int64_t index, uint64
   return nb::make_tuple(to_numpy<uint8_t>(image.pixels[0]), to_numpy<uint8_t>(mask.pixels[0]));
 }
 
+/// unet's exceptions as Python's, with the unet program's words (tools/errors.h); anything else
+/// (nanobind's own, a Python error coming back) is left to nanobind.
 void translate(const std::exception_ptr& p, void*) {
-  try {
-    std::rethrow_exception(p);
-  } catch (const unet::Stopped& e) {
-    const std::string text = e.what();
-    PyErr_SetString(PyExc_KeyboardInterrupt, (text + (text.find("; checkpoint ") != std::string::npos ? " (continue with resume=True)" : "")).c_str());
-  } catch (const unet::OptionError& e) {
-    PyErr_SetString(g_option_error, unet::cli::describe(e).c_str());
-  } catch (const CLI::ParseError& e) {
-    PyErr_SetString(g_option_error, e.what());
-  } catch (const unet::Error& e) {
-    PyErr_SetString(g_error, e.what());
-  } catch (const c10::Error& e) {
-    const std::string text = e.what_without_backtrace();
-    PyErr_SetString(text.find("not enough memory") != std::string::npos ? PyExc_MemoryError : g_error,
-                    text.substr(0, text.find('\n')).c_str());
-  } catch (const std::filesystem::filesystem_error& e) {
-    const std::string where = e.path1().empty() ? std::string() : e.path1().string() + ": ";
-    PyErr_SetString(g_error, (where + e.code().message()).c_str());
+  const std::optional<unet::cli::ErrorReport> report = unet::cli::describe_error(p);
+  if (!report) std::rethrow_exception(p);
+  switch (report->kind) {
+    case unet::cli::ErrorKind::kStopped: {
+      const std::string& text = report->message;
+      const bool saved = text.find("; checkpoint ") != std::string::npos;
+      PyErr_SetString(PyExc_KeyboardInterrupt, (text + (saved ? " (continue with resume=True)" : "")).c_str());
+      return;
+    }
+    case unet::cli::ErrorKind::kUsage:
+    case unet::cli::ErrorKind::kOption: PyErr_SetString(g_option_error, report->message.c_str()); return;
+    case unet::cli::ErrorKind::kMemory: PyErr_SetString(PyExc_MemoryError, report->message.c_str()); return;
+    case unet::cli::ErrorKind::kFailure: PyErr_SetString(g_error, report->message.c_str()); return;
   }
 }
 

@@ -50,13 +50,13 @@ def _command(name: str, summary: str, progress: bool = False):
 
     if progress:
 
-        def run(*, progress=None, **options) -> None:
-            _commands.run(command, options, progress)
+        def run(*, progress=None, **options):
+            return _commands.run(command, options, progress)
 
     else:
 
-        def run(**options) -> None:
-            _commands.run(command, options)
+        def run(**options):
+            return _commands.run(command, options)
 
     run.__name__ = run.__qualname__ = name
     run.__module__ = __name__
@@ -72,11 +72,21 @@ def _command(name: str, summary: str, progress: bool = False):
 
 
 train = _command("train", "Trains a U-Net (as `unet train`); the checkpoint goes to model_dir.", progress=True)
-evaluate = _command("evaluate", "Evaluates a checkpoint on labelled data (as `unet evaluate`); scores to eval_results.json.")
+evaluate = _command(
+    "evaluate",
+    "Evaluates a checkpoint on labelled data (as `unet evaluate`) and returns its scores as a dict,"
+    " the record it writes to eval_results.json.",
+)
 predict = _command("predict", "Predicts image files into mask, probability and label files (as `unet predict`).")
-score = _command("score", "Scores predicted masks or labels against the truth (as `unet score`).")
+score = _command(
+    "score",
+    "Scores predicted masks or labels against the truth (as `unet score`) and returns the record as a"
+    " dict (per image and overall; also written to output when given).",
+)
 export = _command("export", "Exports a checkpoint: TorchScript, ONNX, bioimage.io (as `unet export`).")
 quantize = _command("quantize", "Calibrates int8 inference for a checkpoint (as `unet quantize`).")
-cross_validate = _command("cross_validate", "Trains and evaluates on each fold (as `unet cross-validate`).")
+cross_validate = _command(
+    "cross_validate", "Trains and evaluates on each fold (as `unet cross-validate`); returns cv_results.json as a dict."
+)
 demo = _command("demo", "The embedded default job on synthetic data (as `unet demo`).")
-benchmark = _command("benchmark", "Times training or inference (as `unet benchmark`).")
+benchmark = _command("benchmark", "Times training or inference (as `unet benchmark`); returns its JSON record as a dict.")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import os
+import tempfile
 import textwrap
 from typing import Any, Callable, Sequence
 
@@ -84,12 +86,29 @@ def describe(command: str, summary: str) -> str:
 Progress = Callable[[int, int, float, float], Any]
 
 
-def run(command: str, options: dict[str, Any], progress: Progress | None = None) -> None:
-    """Runs the subcommand ``command`` with ``options`` in this process; help goes to stdout."""
-    args = [command, *to_args(command, options, command.replace("-", "_"))]
-    help_text = _unet.run_command(args, progress)
-    if help_text:
-        print(help_text)
+def run(command: str, options: dict[str, Any], progress: Progress | None = None) -> dict | None:
+    """Runs the subcommand ``command`` with ``options`` in this process; help goes to stdout.
+
+    Returns the results the command wrote as JSON (evaluate's eval_results.json, score's record,
+    cross-validate's cv_results.json, benchmark's record), read back as a dict; otherwise None.
+    `score` without ``output`` writes its record to a temporary file, read and removed."""
+    temporary = None
+    if command == "score" and options.get("output") is None:
+        handle, temporary = tempfile.mkstemp(prefix="unet-score-", suffix=".json")
+        os.close(handle)
+        options = {**options, "output": temporary}
+    try:
+        args = [command, *to_args(command, options, command.replace("-", "_"))]
+        help_text, results = _unet.run_command(args, progress)
+        if help_text:
+            print(help_text)
+        if not results:
+            return None
+        with open(results[-1], encoding="utf-8") as f:
+            return json.load(f)
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def commands() -> Sequence[str]:

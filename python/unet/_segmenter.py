@@ -38,6 +38,11 @@ def _axes(shape: tuple, channels: int) -> str:
             return "yxc"
         if shape[0] == channels:  # (1, H, W) for a gray model: one image, as (C, H, W)
             return "cyx"
+        if channels == 1 and shape[-1] in (3, 4) and shape[0] > 4:
+            raise _unet.Error(
+                f"an image of shape {tuple(shape)} looks like colour (H, W, {shape[-1]}), and this model takes gray "
+                "images (1 channel): convert it (e.g. image.mean(axis=-1)), or pass axes='zyx' for a stack"
+            )
         if channels == 1:
             return "zyx"
     if len(shape) == 4:
@@ -90,6 +95,11 @@ class Segmenter:
 
     @staticmethod
     def load(path: Union[str, os.PathLike], **options: Any) -> "Segmenter":
+        """Loads the model at ``path``: a model folder, a checkpoint file, a TorchScript export
+        (``unet export``) or a shipped model's name. ``options``: ``unet predict``'s options that
+        shape a prediction, as keywords with its defaults (`Segmenter.options()` lists them); an
+        export takes the tile options, ``tta`` and ``min_object_area``, a checkpoint all of them.
+        Raises `unet.Error` (`unet.OptionError` for options) with the program's message."""
         path = os.fspath(path)
         if not os.path.exists(path):
             shipped = _shipped_model(path)

@@ -38,11 +38,16 @@ class SegmentWidget(QWidget):
         self.model.setEditable(True)
         self.model.addItems([name for name, _ in unet._unet.pretrained_models()])
         self.model.setToolTip("A model folder (unet train's model_dir), checkpoint.pt, an export, or a shipped model")
-        browse = QPushButton("Browse...")
-        browse.clicked.connect(self._browse)
+        pick_file = QPushButton("File...")
+        pick_file.setToolTip("A checkpoint (checkpoint.pt) or a TorchScript export (unet export)")
+        pick_file.clicked.connect(self._browse_file)
+        pick_folder = QPushButton("Folder...")
+        pick_folder.setToolTip("A model folder: unet train's model_dir, with checkpoint.pt")
+        pick_folder.clicked.connect(self._browse_folder)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
-        model_row.addWidget(browse)
+        model_row.addWidget(pick_file)
+        model_row.addWidget(pick_folder)
 
         self.layer = QComboBox()
         self.instances = QCheckBox("objects (instance labels)")
@@ -70,7 +75,12 @@ class SegmentWidget(QWidget):
         self.viewer.layers.selection.events.active.connect(self._refresh_layers)
         self._refresh_layers()
 
-    def _browse(self):
+    def _browse_file(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.pt *.pth *.ts);;All files (*)")
+        if path:
+            self.model.setCurrentText(path)
+
+    def _browse_folder(self):
         path = QFileDialog.getExistingDirectory(self, "Model folder")
         if path:
             self.model.setCurrentText(path)

@@ -45,7 +45,6 @@ struct StopScope::Saved {
 StopScope::StopScope() : saved_(new Saved) {
   for (size_t i = 0; i < 3; ++i) sigaction(kStopSignals[i], nullptr, &saved_->actions[i]);
   g_stop.store(0);
-  install_stop_handlers();
 }
 
 StopScope::~StopScope() {

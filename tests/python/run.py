@@ -3,6 +3,8 @@ saying what is missing when the test Python lacks a module the file needs, and r
 virtual X display (xvfb-run) when there is no display, so that the viewer can draw its screenshot.
 
     python run.py TEST_FILE [--needs mod1,mod2] [--display]
+
+With UNET_REQUIRE_PYTHON_TESTS set (CI), a missing module is a failure, not a skip.
 """
 
 import argparse
@@ -21,7 +23,8 @@ args = parser.parse_args()
 missing = [m for m in filter(None, args.needs.split(",")) if importlib.util.find_spec(m) is None]
 if missing:
     print(f"SKIPPED: {sys.executable} lacks {', '.join(missing)} (scripts/run.sh test installs them)")
-    sys.exit(77)
+    # CI sets UNET_REQUIRE_PYTHON_TESTS: there a missing module fails the test instead of skipping it.
+    sys.exit(1 if os.environ.get("UNET_REQUIRE_PYTHON_TESTS") else 77)
 command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", args.test_file]
 env = dict(os.environ)
 if args.display and not env.get("DISPLAY"):

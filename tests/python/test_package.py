@@ -4,6 +4,7 @@ GIL released during C++ work, Ctrl-C and callback stops, keyword arguments from 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -31,7 +32,7 @@ def test_three_lines(nuclei_model):
     assert seg.classes == 3 and seg.channels == 1 and seg.scheme == "interior-boundary" and seg.has_objects
 
 
-@pytest.mark.parametrize("size", [96, 130])  # the training size (resize mode: auto) and another (tiles)
+@pytest.mark.parametrize("size", [96, 130])  # the training size and another (tiles: the model trained on tiles)
 def test_equal_to_the_program(nuclei_model, tmp_path, size):
     image = nuclei_image(size, 3)[0]
     (tmp_path / "in").mkdir()
@@ -57,6 +58,20 @@ def test_two_class_equal_to_the_program(em_model, tmp_path):
                     "--no-overlays", "--quiet")
     assert r.returncode == 0, r.stderr
     out = unet.Segmenter.load(em_model).predict(image)
+    assert np.array_equal(tifffile.imread(tmp_path / "cli/test-masks.tif"), out.mask * 255)
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "cli/test-probabilities.tif"), out.probabilities[1], atol=1e-6, rtol=0)
+
+
+def test_resize_mode_equal_to_the_program(tmp_path):
+    folder = tmp_path / "resize"
+    unet.train(synthetic=True, synthetic_size=96, synthetic_count=4, max_steps=2, model_dir=folder, seed=3,
+               depth=2, filters=4, input_size=92, input_mode="resize", batch_size=2, quiet=True)
+    image = unet._unet.synthetic("em", 96, 2)[0]  # the training images' size: auto resizes
+    tifffile.imwrite(tmp_path / "em.tif", image)
+    r = run_program("predict", "--model-dir", folder, "--input", tmp_path / "em.tif", "--output-dir", tmp_path / "cli",
+                    "--probabilities", "--no-overlays", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = unet.Segmenter.load(folder).predict(image)
     assert np.array_equal(tifffile.imread(tmp_path / "cli/test-masks.tif"), out.mask * 255)
     np.testing.assert_allclose(tifffile.imread(tmp_path / "cli/test-probabilities.tif"), out.probabilities[1], atol=1e-6, rtol=0)
 
@@ -89,8 +104,12 @@ def test_dtypes_and_layouts(nuclei_model):
     assert stack.probabilities.shape == (2, 3, 96, 96) and stack.labels.shape == (2, 96, 96)
     np.testing.assert_array_equal(stack.probabilities[0], ref)
     np.testing.assert_array_equal(stack.mask[1], seg.predict(image[::-1].copy()).mask)
+    np.testing.assert_array_equal(seg.predict(np.stack([image, image])[:, None]).probabilities[1], ref)  # (N, 1, H, W)
+    assert same["uint16"].max() >= 32768  # the upper half of 16 bits read as unsigned
     with pytest.raises(unet.Error, match="uint8, uint16 or float32"):
         seg.predict(image.astype(np.int64))
+    with pytest.raises(unet.Error, match=r"looks like colour \(H, W, 3\)"):
+        seg.predict(np.repeat(image[..., None], 3, axis=-1))
 
 
 def test_rgb_layouts():
@@ -136,7 +155,7 @@ def rss_bytes() -> int:
 
 def test_no_leak_over_200_predictions(nuclei_model):
     seg = unet.Segmenter.load(nuclei_model)
-    image = nuclei_image(96, 4)[0]
+    image = nuclei_image(192, 4)[0]
     for _ in range(20):
         seg.predict(image, instances=True)
     before = rss_bytes()
@@ -144,29 +163,45 @@ def test_no_leak_over_200_predictions(nuclei_model):
         out = seg.predict(image, instances=True)
     del out
     grown = rss_bytes() - before
-    # A leak of one result per call would be 200 x (3 + 1 + 4) x 96 x 96 x 4 B = 59 MB.
-    assert grown < 8 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over 200 predictions"
+    # A result is 3 x 4 + 1 + 4 bytes per pixel: leaking only its labels (or only its mask) would be
+    # 200 x 4 (1) x 192 x 192 B = 28 (7.0) MiB, all of it 119 MiB.
+    assert grown < 5 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over 200 predictions"
 
 
-def test_gil_released(nuclei_model):
+def longest_pause_of_a_python_thread(work) -> tuple[float, float]:
+    """Runs ``work`` while a Python thread notes the time in a loop: the thread's longest pause during
+    ``work`` (the GIL held by C++ would pause it for all of it) and how long ``work`` took."""
+    stamps, done = [], threading.Event()
+
+    def note():
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+
+    thread = threading.Thread(target=note)
+    thread.start()
+    time.sleep(0.05)
+    start = time.perf_counter()
+    work()
+    end = time.perf_counter()
+    done.set()
+    thread.join()
+    during = [t for t in stamps if start <= t <= end]
+    gaps = np.diff([start, *during, end])
+    return float(gaps.max()), end - start
+
+
+def test_gil_released(nuclei_model, tmp_path):
     seg = unet.Segmenter.load(nuclei_model, tta=True)
     image = nuclei_image(512, 5)[0]
     seg.predict(image)  # warm up
-    ticks, done = [0], threading.Event()
-
-    def count():
-        while not done.is_set():
-            ticks[0] += 1
-
-    thread = threading.Thread(target=count)
-    thread.start()
-    time.sleep(0.05)
-    start = ticks[0]
-    seg.predict(image)
-    during = ticks[0] - start
-    done.set()
-    thread.join()
-    assert during > 1000, f"the Python thread ran {during} times during the prediction"
+    pause, took = longest_pause_of_a_python_thread(lambda: seg.predict(image))
+    # Python switches threads every 5 ms; a pause as long as the call would mean the GIL was held.
+    assert pause < min(0.25, took / 4), f"a Python thread paused {pause:.3f} s of a {took:.3f} s prediction"
+    pause, took = longest_pause_of_a_python_thread(
+        lambda: unet.train(synthetic=True, synthetic_size=96, synthetic_count=4, max_steps=20, model_dir=tmp_path / "m",
+                           depth=2, filters=4, input_size=60, input_mode="tile", batch_size=2, quiet=True)
+    )
+    assert pause < min(0.25, took / 4), f"a Python thread paused {pause:.3f} s of {took:.3f} s of training"
 
 
 def test_ctrl_c_stops_training_saved(tmp_path):
@@ -196,6 +231,9 @@ def test_callback_error_stops_and_is_raised(tmp_path):
                    model_dir=tmp_path / "m", progress=fail, depth=2, filters=4, input_size=60, input_mode="tile",
                    batch_size=2, quiet=True)
     assert (tmp_path / "m" / "checkpoint.pt").exists()
+    # The run stopped after the step of the callback's error, not at its 50th.
+    steps = [json.loads(line).get("step", 0) for line in (tmp_path / "m" / "log.jsonl").read_text().splitlines()]
+    assert max(steps) == 2, steps
     # A later run starts afresh (no stop left pending).
     unet.train(synthetic=True, synthetic_size=96, synthetic_count=4, max_steps=2, model_dir=tmp_path / "m2",
                depth=2, filters=4, input_size=60, input_mode="tile", batch_size=2, quiet=True)
@@ -209,10 +247,40 @@ def test_help_reads_well():
     assert "progress(step, steps, loss, images_per_second)" in unet.train.__doc__
 
 
-def test_evaluate_and_score(nuclei_model, tmp_path):
+def test_evaluate_and_score_return_their_records(nuclei_model, tmp_path):
     data = tmp_path / "data"
     r = run_program("demo", "--max-steps", "0", "--synthetic-kind", "nuclei", "--synthetic-size", "96",
                     "--synthetic-count", "5", "--write-data", data, "--model-dir", tmp_path / "d")
     assert r.returncode == 0, r.stderr
-    unet.evaluate(model_dir=nuclei_model, data_dir=data, log_dir=tmp_path / "eval", quiet=True)
-    assert any(p.name.startswith("eval_results") for p in (tmp_path / "eval").iterdir())
+    results = unet.evaluate(model_dir=nuclei_model, data_dir=data, log_dir=tmp_path / "eval", quiet=True)
+    written = sorted((tmp_path / "eval").glob("eval_results*.json"))
+    assert len(written) == 1 and results == json.loads(written[0].read_text())
+    assert 0.0 <= results["dice_score"] <= 1.0
+    # A prediction equal to the truth scores 1; score's record comes back without an output file.
+    labels = nuclei_image(96, 2)[1].astype(np.uint16)
+    tifffile.imwrite(tmp_path / "truth.tif", labels)
+    tifffile.imwrite(tmp_path / "same.tif", labels)
+    record = unet.score(prediction=tmp_path / "same.tif", truth=tmp_path / "truth.tif", instances=True)
+    assert record["overall"]["objects"]["f1_50"] == 1.0, record["overall"]
+    assert record["overall"]["objects"]["truth"] == len(np.unique(labels)) - 1
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_commands_from_two_threads_keep_their_own_results(tmp_path):
+    labels = nuclei_image(96, 2)[1].astype(np.uint16)
+    tifffile.imwrite(tmp_path / "truth.tif", labels)
+    tifffile.imwrite(tmp_path / "same.tif", labels)
+    tifffile.imwrite(tmp_path / "half.tif", np.where(labels % 2 == 1, labels, 0).astype(np.uint16))
+    f1 = {}
+
+    def score(name):
+        for _ in range(5):
+            record = unet.score(prediction=tmp_path / f"{name}.tif", truth=tmp_path / "truth.tif", instances=True)
+            f1.setdefault(name, set()).add(record["overall"]["objects"]["f1_50"])
+
+    threads = [threading.Thread(target=score, args=(name,)) for name in ("same", "half")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert f1["same"] == {1.0} and len(f1["half"]) == 1 and f1["half"].pop() < 0.8, f1

@@ -18,9 +18,10 @@ int stop_requested();
 /// e.g. an exception in its progress callback).
 void request_stop(int signal);
 
-/// For a program that embeds unet's long runs (the Python package): while alive, the stop
-/// handlers are installed and no stop is pending; on destruction the handlers found before are
-/// restored and any request is forgotten, so that the next run starts afresh.
+/// For a program that embeds unet's commands (the Python package): the stop handlers that a
+/// command installs (`install_stop_handlers`) last while the scope does; on destruction the
+/// handlers found before are restored and any request is forgotten, so that the next run starts
+/// afresh. No stop is pending when it begins.
 class StopScope {
  public:
   StopScope();
