@@ -3,9 +3,12 @@
 # checkout, and the package's tests run against the installed copy (not the build tree).
 #   scripts/python_install_check.sh [pytest options]
 # `pip install .` builds with scikit-build-core in the build tree of scripts/run.sh (UNET_BUILD_DIR,
-# default build): its compiled parts are reused, so only the module is compiled again. Build
-# isolation is off (the build needs torch's CMake files; an isolated build would fetch torch a second
-# time and compile every part anew); the build requirements come from pyproject.toml.
+# default build), with that tree's LibTorch (Torch_DIR: the same pinned torch, other paths), so that
+# its compiled parts are reused and only the module is compiled again; the installed module then
+# runs on the fresh environment's torch. Build isolation is off (the build needs torch's CMake
+# files; an isolated build would fetch torch a second time); the build requirements come from
+# pyproject.toml. UNET_OWN_TORCH=1 builds against the fresh environment's torch instead, as a user's
+# `pip install .` does (every part compiles again, twice: here and when the tree's own cache is back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${UNET_BUILD_DIR:-build}")
@@ -24,7 +27,17 @@ restore_cache() {
   cmake -S . -B "$build" >"$build/configure.log" 2>&1 || cat "$build/configure.log"
 }
 trap restore_cache EXIT
-CMAKE_GENERATOR="Unix Makefiles" "$clean/bin/python" -m pip install -q --no-build-isolation -C build-dir="$build" .
+same_torch=()
+if [ -z "${UNET_OWN_TORCH:-}" ]; then
+  for package in Torch Caffe2; do
+    dir=$(sed -n "s/^${package}_DIR:PATH=//p" "$build/CMakeCache.txt")
+    if [ -n "$dir" ]; then same_torch+=(-C "cmake.define.${package}_DIR=$dir"); fi
+  done
+fi
+# scikit-build-core wipes a build tree's cache when its own path changed since the last run (each
+# run's fresh environment has another): its record of that run goes, the tree's cache stays.
+rm -f "$build/.skbuild-info.json"
+CMAKE_GENERATOR="Unix Makefiles" "$clean/bin/python" -m pip install -q --no-build-isolation -C build-dir="$build" "${same_torch[@]}" .
 restore_cache
 trap - EXIT
 log "installed: $("$clean/bin/python" -m pip show unet-cpp | grep -E '^(Name|Version|Location)' | tr '\n' ' ')"
