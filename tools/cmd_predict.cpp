@@ -339,9 +339,7 @@ void register_predict(CLI::App& app) {
              "Mask values: binary (0/255, two-class models) or index (class indices, as a palette image that viewers "
              "show in colour)");
   // --instances [components|watershed]: off unless given; given alone, components.
-  static const EnumNames<InstanceMethod> methods = {{"components", InstanceMethod::kComponents},
-                                                    {"watershed", InstanceMethod::kWatershed}};
-  CLI::Option* instances = add_choice(*cmd, "--instances", "instances", o->files.instance_method, methods,
+  CLI::Option* instances = add_choice(*cmd, "--instances", "instances", o->files.instance_method, instance_method_names(),
                                       "Instance-label images of the objects (class 1): components, or watershed to "
                                       "split touching objects; interior/boundary models grow their interior either way "
                                       "(test-instances.tif or <stem>_instances.tif, 16-bit; coloured PNG previews in instances/)");

@@ -76,9 +76,7 @@ unet::RawImage raw_image(const Image& image) {
 }
 
 unet::InstanceMethod instance_method(const std::string& name) {
-  if (name == "components") return unet::InstanceMethod::kComponents;
-  if (name == "watershed") return unet::InstanceMethod::kWatershed;
-  throw unet::OptionError("instances", ": expected components or watershed, got '" + name + "'");
+  return unet::parse_name(unet::instance_method_names(), "instances", name);
 }
 
 /// A model loaded once, with the device and threads it runs on. A predictor keeps state between

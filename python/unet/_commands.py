@@ -58,8 +58,8 @@ def to_args(command: str, options: dict[str, Any], caller: str) -> list[str]:
                 args.append(flag)
         elif option["optional_value"] and value is True:
             args.append(flag)
-        elif option["optional_value"] and value is False and option["default"] in ("", "components"):
-            continue  # an option that is off unless given (instances)
+        elif option["optional_value"] and value is False and option["default"] not in ("on", "off"):
+            continue  # an option that is off unless given, not an on|off switch (instances)
         elif option["many"] and isinstance(value, (list, tuple)):
             args += [flag, *(_text(v) for v in value)]
         elif isinstance(value, (list, tuple)):

@@ -194,4 +194,10 @@ int64_t median_object_area(const std::vector<at::Tensor>& instance_maps) {
   return areas[areas.size() / 2];
 }
 
+const EnumNames<InstanceMethod>& instance_method_names() {
+  static const EnumNames<InstanceMethod> names = {{"components", InstanceMethod::kComponents},
+                                                  {"watershed", InstanceMethod::kWatershed}};
+  return names;
+}
+
 }  // namespace unet

@@ -128,7 +128,7 @@ nlohmann::json manifest_of(const std::string& input, const Job& job, const Predi
                       {"instances", outputs.instances}};
   if (!outputs.instances.empty()) {
     m["objects"] = {{"scheme", to_string(outputs.scheme)},
-                    {"method", outputs.method == InstanceMethod::kWatershed ? "watershed" : "components"},
+                    {"method", name_of(instance_method_names(), outputs.method)},
                     {"min_area", outputs.objects.min_area},
                     {"neck_radius", outputs.objects.neck_radius},
                     {"neck_ratio", outputs.objects.neck_ratio},

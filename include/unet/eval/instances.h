@@ -3,6 +3,7 @@
 #pragma once
 
 #include "unet/model/scheme.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -16,6 +17,9 @@ enum class InstanceMethod {
   kComponents,  ///< the 4-connected components of the foreground (probability >= 0.5)
   kWatershed,   ///< the same foreground, split between seeds by a watershed on the probability
 };
+
+/// "components", "watershed".
+const EnumNames<InstanceMethod>& instance_method_names();
 
 /// Instance labels int64 [H, W] (0 background, objects 1..n in raster order of their first pixel)
 /// of `probability` (float [H, W], the object class's, in [0, 1]). The foreground is where the
