@@ -284,3 +284,12 @@ def test_commands_from_two_threads_keep_their_own_results(tmp_path):
     for t in threads:
         t.join()
     assert f1["same"] == {1.0} and len(f1["half"]) == 1 and f1["half"].pop() < 0.8, f1
+
+
+def test_torchscript_export_segments_like_its_checkpoint(nuclei_model, tmp_path):
+    unet.export(model_dir=nuclei_model, output=tmp_path / "nuclei.pt")
+    image = nuclei_image(130, 6)[0]  # not the training size: both tile
+    exported = unet.Segmenter.load(tmp_path / "nuclei.pt").predict(image, instances=True)
+    checkpoint = unet.Segmenter.load(nuclei_model).predict(image, instances=True)
+    np.testing.assert_allclose(exported.probabilities, checkpoint.probabilities, atol=1e-5, rtol=0)
+    assert np.array_equal(exported.labels, checkpoint.labels)
