@@ -26,14 +26,17 @@ class HooksSet {
   HooksSet& operator=(const HooksSet&) = delete;
 };
 
+std::vector<CLI::App*> subcommands(CLI::App& app) {
+  return app.get_subcommands([](CLI::App*) { return true; });
+}
+
 CLI::App& subcommand(CLI::App& app, const std::string& command) {
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+  std::string names;
+  for (CLI::App* sub : subcommands(app)) {
     if (sub->get_name() == command) return *sub;
-  throw Error("no command '" + command + "' (commands: " + [&] {
-    std::string names;
-    for (const std::string& name : command_names()) names += (names.empty() ? "" : ", ") + name;
-    return names;
-  }() + ")");
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  throw Error("no command '" + command + "' (commands: " + names + ")");
 }
 
 }  // namespace
@@ -85,12 +88,14 @@ std::vector<OptionInfo> command_options(const std::string& command) {
 SegmentOptions parse_segment_options(const std::vector<std::string>& args) {
   SegmentOptions o;
   CLI::App app{"segment"};
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  take_last_values(app);
   add_segment_options(app, o.infer, o.runtime);
+  check_after_parse(app, [&o] {  // as predict checks them
+    o.infer.validate();
+    o.runtime.validate();
+  });
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   app.parse(reversed);
-  o.infer.validate();
-  o.runtime.validate();
   return o;
 }
 
@@ -105,7 +110,7 @@ std::vector<std::string> command_names() {
   CLI::App app{"unet"};
   register_commands(app);
   std::vector<std::string> names;
-  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) names.push_back(sub->get_name());
+  for (const CLI::App* sub : subcommands(app)) names.push_back(sub->get_name());
   return names;
 }
 

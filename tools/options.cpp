@@ -12,12 +12,16 @@
 
 namespace unet::cli {
 
+void take_last_values(CLI::App& app) {
+  // A repeated option takes its last value, so that scripts can override defaults they pass.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
 void register_commands(CLI::App& app) {
   app.set_version_flag("--version", "unet 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();
-  // A repeated option takes its last value, so that scripts can override defaults they pass.
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  take_last_values(app);
   register_train(app);
   register_evaluate(app);
   register_predict(app);

@@ -91,6 +91,8 @@ ClassNaming model_naming(const CheckpointInfo& info, const std::vector<std::stri
 
 /// The whole command line: every subcommand, `--version`, and the option policies.
 void register_commands(CLI::App& app);
+/// The policy for repeated options (the last value counts), for `app` and what it adds after.
+void take_last_values(CLI::App& app);
 
 /// Registration of each subcommand (one file each).
 void register_train(CLI::App& app);

@@ -110,10 +110,10 @@ nb::tuple segment(PySegmenter& self, const Image& image, std::optional<std::stri
   return nb::make_tuple(to_numpy<float>(out.probabilities), to_numpy<uint8_t>(out.mask), labels);
 }
 
-/// Runs a subcommand with `progress` called (GIL held) at each logged training step. An exception
-/// in `progress` stops the run as Ctrl-C does (the step finishes and is saved) and is raised after.
-/// Runs a subcommand (`unet::cli::run_command`): returns its help text ("" when it ran) and the
-/// JSON files of results it wrote. One command at a time in a process: the signal handlers and
+/// Runs a subcommand (`unet::cli::run_command`) with `progress` called (GIL held) at each logged
+/// training step: returns its help text ("" when it ran) and the JSON files of results it wrote.
+/// An exception in `progress` stops the run as Ctrl-C does (the step finishes and is saved) and is
+/// raised after. One command at a time in a process: the signal handlers and
 /// the hooks are the process's; a second thread's call waits for the first, and a command started
 /// from a progress callback is refused. Training commands install unet's stop handlers (Ctrl-C
 /// finishes the step and saves); Python's are back when the call returns, and a stop that came

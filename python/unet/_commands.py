@@ -87,7 +87,7 @@ Progress = Callable[[int, int, float, float], Any]
 
 
 def run(command: str, options: dict[str, Any], progress: Progress | None = None) -> dict | None:
-    """Runs the subcommand ``command`` with ``options`` in this process; help goes to stdout.
+    """Runs the subcommand ``command`` with ``options`` in this process.
 
     Returns the results the command wrote as JSON (evaluate's eval_results.json, score's record,
     cross-validate's cv_results.json, benchmark's record), read back as a dict; otherwise None.
@@ -99,9 +99,7 @@ def run(command: str, options: dict[str, Any], progress: Progress | None = None)
         options = {**options, "output": temporary}
     try:
         args = [command, *to_args(command, options, command.replace("-", "_"))]
-        help_text, results = _unet.run_command(args, progress)
-        if help_text:
-            print(help_text)
+        _, results = _unet.run_command(args, progress)  # no help text: the keywords have no --help
         if not results:
             return None
         with open(results[-1], encoding="utf-8") as f:

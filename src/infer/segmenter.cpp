@@ -82,9 +82,8 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
 }
 
 Segmentation Segmenter::segment(const RawImage& image, bool instances, InstanceMethod method) const {
-  if (!resizing_) throw Error("segment: a Segmenter from Segmenter::load segments raw images");
   if (image.pixels.dim() != 3 || image.height() < 1 || image.width() < 1)
-    throw Error("segment: expected a non-empty [C, H, W] image");
+    throw Error("segment: expected a non-empty [C, H, W] or [H, W] image");
   const UNetOptions& model = model_options();
   if (image.channels() != model.in_channels())
     throw Error("the image has " + std::to_string(image.channels()) + " channels, the model expects " +
@@ -94,7 +93,9 @@ Segmentation Segmenter::segment(const RawImage& image, bool instances, InstanceM
                 "interior/boundary classes; this model has " + std::to_string(model.classes()) + " classes");
   Sample sample;
   sample.image = normalise(image);
-  const InputMode mode = info_ ? resolved_input_mode(input_mode_, *info_, {sample}) : input_mode_;
+  // `load`'s Segmenters resolve the input mode per image; the others always tile.
+  const InputMode mode = !resizing_ ? InputMode::kTile : info_ ? resolved_input_mode(input_mode_, *info_, {sample}) : input_mode_;
+  if (mode == InputMode::kTile) predictor_->use_tiles(tiles_);  // as `tiles()` left them
   Predictor& predictor = mode == InputMode::kTile ? *predictor_ : *resizing_;
   Segmentation out;
   out.probabilities = predictor.predict({sample}).front();
@@ -107,21 +108,11 @@ const UNetOptions& Segmenter::model_options() const { return predictor_->model_o
 
 Segmentation Segmenter::segment(const at::Tensor& image_in) const {
   const at::Tensor image = image_in.dim() == 2 ? image_in.unsqueeze(0) : image_in;
-  if (image.dim() != 3 || image.size(1) < 1 || image.size(2) < 1) throw Error("segment: expected a non-empty [C, H, W] or [H, W] image");
-  if (image.size(0) != model_options().in_channels())
-    throw Error("segment: the image has " + std::to_string(image.size(0)) + " channels, the model expects " +
-                std::to_string(model_options().in_channels()));
   const auto type = image.scalar_type();
   const SampleFormat format = type == at::kByte                          ? SampleFormat::kUInt8
                               : type == at::kFloat || type == at::kDouble ? SampleFormat::kFloat32
                                                                          : SampleFormat::kUInt16;
-  Sample sample;
-  sample.image = normalise(RawImage{image.cpu(), format});
-  predictor_->use_tiles(tiles_);
-  Segmentation out;
-  out.probabilities = predictor_->predict({sample}).front();
-  out.mask = maps_to_classes(out.probabilities).to(at::kByte);
-  return out;
+  return segment(RawImage{image.cpu(), format}, false);
 }
 
 Segmentation Segmenter::segment(const uint8_t* pixels, int64_t height, int64_t width, int64_t channels) const {

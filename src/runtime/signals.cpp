@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <iterator>
+#include <memory>
 
 namespace unet {
 namespace {
@@ -39,18 +41,17 @@ void request_stop(int signal) {
 }
 
 struct StopScope::Saved {
-  struct sigaction actions[3];
+  struct sigaction actions[std::size(kStopSignals)];
 };
 
-StopScope::StopScope() : saved_(new Saved) {
-  for (size_t i = 0; i < 3; ++i) sigaction(kStopSignals[i], nullptr, &saved_->actions[i]);
+StopScope::StopScope() : saved_(std::make_unique<Saved>()) {
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) sigaction(kStopSignals[i], nullptr, &saved_->actions[i]);
   g_stop.store(0);
 }
 
 StopScope::~StopScope() {
-  for (size_t i = 0; i < 3; ++i) sigaction(kStopSignals[i], &saved_->actions[i], nullptr);
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) sigaction(kStopSignals[i], &saved_->actions[i], nullptr);
   g_stop.store(0);
-  delete saved_;
 }
 
 std::string signal_name(int signal) {

@@ -47,9 +47,10 @@ class Segmenter {
   /// pixels give the same probabilities, masks and objects as predict's files.
   static Segmenter load(const std::string& path, const InferenceOptions& options, const RunContext& context);
 
-  /// Segments an image of `load`: `image` as `read_image` gives a file's page (8-bit, 16-bit or
-  /// float samples, [C, H, W]). With `instances`: also the objects (`objects_of` with the model's
-  /// scheme and object rule, cut by `method`); throws `unet::Error` for a model without objects.
+  /// Segments `image` as `read_image` gives a file's page (8-bit, 16-bit or float samples,
+  /// [C, H, W]): in `load`'s input mode, resolved per image, or (other constructors) in tiles. With
+  /// `instances`: also the objects (`objects_of` with the model's scheme and object rule, cut by
+  /// `method`); throws `unet::Error` for a model without objects.
   Segmentation segment(const RawImage& image, bool instances, InstanceMethod method = InstanceMethod::kComponents) const;
 
   /// Segments an image given as tensor [C, H, W] or [H, W]: 8-bit (uint8) and 16-bit (int32

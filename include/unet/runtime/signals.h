@@ -3,6 +3,7 @@
 
 #include "unet/runtime/error.h"
 
+#include <memory>
 #include <string>
 
 namespace unet {
@@ -31,7 +32,7 @@ class StopScope {
 
  private:
   struct Saved;
-  Saved* saved_;
+  std::unique_ptr<Saved> saved_;
 };
 
 /// "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
