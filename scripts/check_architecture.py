@@ -9,9 +9,12 @@ Parts own include/unet/<part>/ (public headers, "unet/<part>/x.h") and src/<part
 private headers, "<part>/x.h"); src/cuda/ is the optional kernels part that only unet_model links, src/cpu/ the CPU kernels part
 (the same, without LibTorch),
 src/onnx/ the LibTorch-free ONNX writer that only unet_infer links; tools/ (the CLI), python/ (the
-Python module over the parts and the CLI's commands), tests/ and fuzz/ sit on top and may include any part. The build enforces the same arrows for public headers
-(each part's include folder is staged alone); this script also covers
-the private headers and reports every wrong arrow at once."""
+Python module over the parts and the CLI's commands) and fuzz/ sit on top and may include any part.
+Each test in tests/ uses the parts its unet_add_test(... PARTS ...) line in tests/CMakeLists.txt
+names and those below them, and no part's private headers; the shared helpers (test_support) use
+unet_model and below. The build enforces the same arrows (each part's public and private include
+folders are staged alone, and each test links only its parts); this script reports every wrong
+arrow at once, before a build."""
 import re
 import shutil
 import sys
@@ -38,6 +41,37 @@ def declared_parts(root):
         parts["onnx"] = set()
         parts.setdefault("infer", set()).add("onnx")
     return parts
+
+
+TEST_SUPPORT_PARTS = {"model"}
+
+
+def declared_tests(root):
+    """{test name: the parts it links} from tests/CMakeLists.txt's unet_add_test() calls."""
+    path = root / "tests" / "CMakeLists.txt"
+    if not path.is_file():
+        return {}
+    tests = {}
+    for m in re.finditer(r"unet_add_test\((\w+)\s+\w+((?:\s+PARTS(?:\s+\w+)+)?)\s*\)", path.read_text()):
+        tests[m.group(1)] = set(m.group(2).split()[1:]) if m.group(2).strip() else set()
+    return tests
+
+
+def test_parts(path, root, tests, below):
+    """The parts a file in tests/ may include (with those below them), or None when it is not a declared test."""
+    stem = path.stem
+    if stem == "test_support":
+        direct = TEST_SUPPORT_PARTS
+    elif stem in tests:
+        direct = tests[stem] | TEST_SUPPORT_PARTS
+    else:
+        return None
+    # "cli": the command line's library (tools/), which links unet_train and so every part.
+    direct = set(direct) | ({"train"} if "cli" in direct else set())
+    allowed = set(direct)
+    for part in direct:
+        allowed |= below.get(part, set())
+    return allowed
 
 
 def closure(parts):
@@ -92,6 +126,7 @@ def check(root):
     except ValueError as e:
         return [str(e)]
     problems = []
+    tests = declared_tests(root)
     files = [p for d in ("include", "src", "tools", "python", "tests", "examples", "fuzz") if (root / d).is_dir()
              for p in (root / d).rglob("*") if p.suffix in (".h", ".hpp", ".cpp", ".cu", ".cuh")]
     for path in sorted(files):
@@ -109,11 +144,52 @@ def check(root):
                 problems.append(f"{where}: unet/ headers live in a part's folder (unet/<part>/)")
             elif source == "examples" and name.split("/")[0] != "unet":
                 problems.append(f"{where}: an outside program sees installed public headers only")
-            elif source in ("tools", "python", "tests", "examples", "fuzz"):
+            elif source == "tests":
+                allowed = test_parts(path, root, tests, below)
+                if allowed is None:
+                    continue  # not a test executable (a data file's source, say)
+                if name.split("/")[0] != "unet":
+                    problems.append(f"{where}: tests see public headers only (unet/<part>/x.h)")
+                elif dest not in allowed:
+                    problems.append(f"{where}: {path.stem} may not use unet_{dest} "
+                                    f"(tests/CMakeLists.txt links it to {', '.join(sorted(allowed))})")
+            elif source in ("tools", "python", "examples", "fuzz"):
                 continue
             elif dest not in below[source]:
                 problems.append(f"{where}: unet_{source} may not use unet_{dest} "
                                 f"(it uses {', '.join(sorted(below[source])) or 'no other part'})")
+    return problems
+
+
+HAND_COUNT = re.compile(r"\b\d+ (?:of \d+ )?(?:tests|parts)\b|out of \d+\b")
+
+
+def check_docs(root):
+    """The docs name every part (docs/architecture.md's table, README's layout) and state no counts
+    of tests or parts by hand: such numbers go stale with the next test (the suite and this
+    script print them)."""
+    root = Path(root)
+    problems = []
+    parts = declared_parts(root)
+    architecture = root / "docs" / "architecture.md"
+    readme = root / "README.md"
+    if architecture.is_file():
+        text = architecture.read_text()
+        for part in sorted(parts):
+            if not re.search(rf"^\| {part} \|", text, re.M):
+                problems.append(f"docs/architecture.md: no row for the part '{part}' in its table of parts")
+    if readme.is_file():
+        layout = [line for line in readme.read_text().splitlines() if line.startswith("| `include/unet/<part>/`")]
+        for part in sorted(parts):
+            if layout and f"`{part}`" not in layout[0]:
+                problems.append(f"README.md: the project layout does not name the part '{part}'")
+    for doc in [readme, *sorted((root / "docs").glob("*.md"))]:
+        if not doc.is_file():
+            continue
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            for m in HAND_COUNT.finditer(line):
+                problems.append(f"{doc.relative_to(root)}:{number}: '{m.group(0)}': a count of tests or parts "
+                                f"written by hand (the suite and this script print them)")
     return problems
 
 
@@ -122,17 +198,26 @@ def self_test():
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "unet"
-        for d in ("include", "src", "tools"):
-            shutil.copytree(root / d, copy / d)
+        for d in ("include", "src", "tools", "tests"):
+            skip = shutil.ignore_patterns("data", "python") if d == "tests" else None  # test data, not sources
+            shutil.copytree(root / d, copy / d, ignore=skip)
         shutil.copy(root / "CMakeLists.txt", copy)
         clean = check(copy)
         header = copy / "include/unet/model/unet.h"
         header.write_text('#include "unet/train/trainer.h"\n' + header.read_text())
         private = copy / "src/data/loader.cpp"
         private.write_text('#include "eval/json.h"\n' + private.read_text())
+        test = copy / "tests/test_model.cpp"
+        test.write_text('#include "unet/infer/predictor.h"\n' + test.read_text())
         planted = check(copy)
-    ok = not clean and len(planted) == 2 and "unet_model may not use unet_train" in planted[0] + planted[1]
-    print("self-test:", "passed" if ok else f"FAILED (clean: {clean}, planted: {planted})")
+        (copy / "docs").mkdir()
+        (copy / "docs" / "architecture.md").write_text("| runtime |\n| model |\n\nThe suite runs 42 tests.\n")
+        docs = check_docs(copy)
+    found = "\n".join(planted)
+    ok = (not clean and len(planted) == 3 and "unet_model may not use unet_train" in found
+          and "test_model may not use unet_infer" in found
+          and any("'42 tests'" in d for d in docs) and any("no row for the part 'data'" in d for d in docs))
+    print("self-test:", "passed" if ok else f"FAILED (clean: {clean}, planted: {planted}, docs: {docs})")
     return 0 if ok else 1
 
 
@@ -140,11 +225,11 @@ def main(argv):
     if argv[1:] == ["--self-test"]:
         return self_test()
     root = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent.parent
-    problems = check(root)
+    problems = check(root) + check_docs(root)
     for p in problems:
         print(p)
     parts = declared_parts(root)
-    print(f"{len(problems)} wrong arrow(s) among the includes of {len(parts)} parts" if problems else
+    print(f"{len(problems)} problem(s) in the includes of {len(parts)} parts and the docs" if problems else
           f"one-way: every #include of the {len(parts)} parts points to its own part or one below it")
     return 1 if problems else 0
 

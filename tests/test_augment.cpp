@@ -5,7 +5,10 @@
 #include "unet/data/color_augment.h"
 #include "unet/data/tiles.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -73,18 +76,28 @@ TEST(Augment, BrightnessShiftIsBoundedAndClipped) {
   o.flips = false;
   o.crop = 0.0;
   o.elastic = false;
+  std::vector<float> shifts;
   for (uint64_t seed = 0; seed < 20; ++seed) {
     at::Tensor image = at::zeros({1, 8, 8}), mask;
     std::mt19937_64 rng(seed);
     augment_sample(image, mask, 2, o, rng);
     const float shift = image[0][0][0].item<float>();
+    shifts.push_back(shift);
     EXPECT_LE(std::abs(shift), 0.2f + 1e-6f);
     EXPECT_TRUE(at::allclose(image, at::full_like(image, shift)));
+    // The same draw on a white image: raised pixels clip at 1, lowered ones move by the shift.
     at::Tensor bright = at::ones({1, 4, 4});
     std::mt19937_64 rng2(seed);
     augment_sample(bright, mask, 2, o, rng2);
-    EXPECT_LE(bright.max().item<float>(), 1.0f);
+    EXPECT_TRUE(at::allclose(bright, at::full_like(bright, std::min(1.0f, 1.0f + shift)), 0, 1e-6)) << "seed " << seed;
   }
+  // The shift happens: drawn anew per seed, of both signs, and spread over most of [-0.2, 0.2]
+  // (20 uniform draws: all in [-0.1, 0.1] has probability 2^-20). A brightness that does nothing fails here.
+  const auto [low, high] = std::minmax_element(shifts.begin(), shifts.end());
+  EXPECT_LT(*low, 0.0f);
+  EXPECT_GT(*high, 0.0f);
+  EXPECT_GT(std::max(-*low, *high), 0.1f);
+  EXPECT_EQ(std::set<float>(shifts.begin(), shifts.end()).size(), shifts.size()) << "one shift for several seeds";
 }
 
 TEST(Augment, ElasticDeformationMovesPixelsByAboutSigma) {

@@ -6,9 +6,12 @@
 #include "unet/infer/segmenter.h"
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/error.h"
+#include "unet/runtime/signals.h"
 #include "unet/train/trainer.h"
 
 #include <ATen/ATen.h>
+
+#include <csignal>
 
 #include <filesystem>
 
@@ -45,6 +48,21 @@ void expect_same_weights(UNet& a, UNet& b) {
   for (const auto& item : pa) EXPECT_TRUE(at::equal(item.value(), pb[item.key()])) << item.key();
 }
 
+/// Copies of `model`'s parameters, in order.
+std::vector<at::Tensor> snapshot(const UNet& model) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+/// How many of `model`'s parameters differ from `before`'s.
+size_t changed(const UNet& model, const std::vector<at::Tensor>& before) {
+  const auto now = model->parameters();
+  size_t n = 0;
+  for (size_t i = 0; i < now.size(); ++i) n += at::equal(now[i], before[i]) ? 0 : 1;
+  return n;
+}
+
 }  // namespace
 
 TEST(Checkpoint, RoundTripRestoresWeightsAndHeader) {
@@ -72,10 +90,13 @@ TEST(Checkpoint, ResumedRunEqualsUninterruptedRunExactly) {
   const auto data = small_data();
   TempDir straight_dir, resumed_dir;
   Trainer straight(small_model(), small_train(straight_dir.path(), 8), unet::test::quiet_context());
+  const auto initial = snapshot(straight.model());
   straight.fit(data, {});
+  std::vector<at::Tensor> at_step_5;
   {
     Trainer first(small_model(), small_train(resumed_dir.path(), 5), unet::test::quiet_context());
     first.fit(data, {});
+    at_step_5 = snapshot(first.model());
   }
   // Disturb the global generator: resume must restore it from the checkpoint.
   at::manual_seed(12345);
@@ -86,13 +107,63 @@ TEST(Checkpoint, ResumedRunEqualsUninterruptedRunExactly) {
   EXPECT_EQ(r.first_step, 5);
   EXPECT_EQ(second.global_step(), 8);
   expect_same_weights(straight.model(), second.model());
+  // Both halves trained: every parameter moved in the first 5 steps and again in the last 3 (a
+  // trainer that never updates, or a resume that starts over, fails here).
+  const size_t parameters = initial.size();
+  EXPECT_EQ(changed(straight.model(), initial), parameters);
+  EXPECT_EQ(changed(second.model(), at_step_5), parameters);
+  for (size_t i = 0; i < parameters; ++i) EXPECT_FALSE(at::equal(at_step_5[i], initial[i])) << "parameter " << i;
+}
+
+// A cosine schedule with warm-up continues through a stop and a resume: the run stopped at step 5
+// of 8 (as by Ctrl-C) and resumed ends where the uninterrupted run does; the schedule is not a
+// no-op (a constant one ends elsewhere).
+TEST(Checkpoint, CosineScheduleResumedAfterAStopEqualsTheUninterruptedRun) {
+  const auto data = small_data();
+  const auto cosine = [](const std::string& dir) {
+    TrainOptions t = small_train(dir, 8);
+    t.schedule.kind = ScheduleKind::kCosine;
+    t.schedule.warmup_steps = 2;
+    t.schedule.final_factor = 0.1;
+    t.log_every = 1;
+    return t;
+  };
+  TempDir straight_dir, resumed_dir, constant_dir;
+  Trainer straight(small_model(), cosine(straight_dir.path()), unet::test::quiet_context());
+  straight.fit(data, {});
+  {
+    StopScope scope;  // the stop request ends with it
+    TrainOptions first = cosine(resumed_dir.path());
+    first.on_log = [](const TrainProgress& p) {
+      if (p.step == 5) request_stop(SIGINT);  // seen at the end of this step or the next
+    };
+    Trainer stopped(small_model(), first, unet::test::quiet_context());
+    EXPECT_THROW(stopped.fit(data, {}), Stopped);
+  }
+  // The stop ends the run at the step it was asked in, or the next one (it is seen once per step).
+  const int64_t stopped_at = read_checkpoint_info(checkpoint_path(resumed_dir.path())).step;
+  EXPECT_GE(stopped_at, 5);
+  EXPECT_LT(stopped_at, 8);
+  at::manual_seed(12345);
+  TrainOptions more = cosine(resumed_dir.path());
+  more.resume = true;
+  Trainer second(small_model(), more, unet::test::quiet_context());
+  EXPECT_EQ(second.fit(data, {}).first_step, stopped_at);
+  expect_same_weights(straight.model(), second.model());
+  TrainOptions constant = cosine(constant_dir.path());
+  constant.schedule = LrSchedule{};
+  Trainer flat(small_model(), constant, unet::test::quiet_context());
+  flat.fit(data, {});
+  EXPECT_FALSE(at::equal(flat.model()->parameters()[0], straight.model()->parameters()[0])) << "the schedule changed nothing";
 }
 
 TEST(Checkpoint, SameSeedGivesIdenticalWeightsAndOtherSeedDoesNot) {
   const auto data = small_data();
   TempDir a, b, c;
   Trainer ta(small_model(), small_train(a.path(), 4), unet::test::quiet_context());
+  const auto initial = snapshot(ta.model());
   ta.fit(data, {});
+  EXPECT_EQ(changed(ta.model(), initial), initial.size()) << "training left parameters as they were";
   Trainer tb(small_model(), small_train(b.path(), 4), unet::test::quiet_context());
   tb.fit(data, {});
   expect_same_weights(ta.model(), tb.model());

@@ -346,7 +346,7 @@ TEST(CpuFusion, TrainingWithItLearnsTheSameModelAsThePlainPath) {
     t.batch_size = 2;
     t.max_steps = 10;
     t.learning_rate = 1e-3;
-    t.cpu_fusion = fusion;
+    t.exec.cpu_engine = fusion;
     Trainer trainer(UNetOptions().depth(2).filters(4), t, unet::test::quiet_context());
     EXPECT_EQ(trainer.model()->cpu_fusion(), fusion);
     trainer.fit(data.train, {});

@@ -134,7 +134,7 @@ TEST(Loader, BatchesAreAPureFunctionOfSeedAndStep) {
   auto samples = std::make_shared<const std::vector<Sample>>(synthetic_dataset(s).train);
   LoaderOptions o;
   o.batch_size = 4;
-  o.augment = true;
+  o.augment = AugmentOptions{};
   o.seed = 5;
   const Geometry g{44, 4};
   // Every epoch visits every sample once.

@@ -7,10 +7,12 @@
 #include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <unistd.h>
 
 using namespace unet;
@@ -34,6 +36,17 @@ int port(int offset) { return 20000 + (static_cast<int>(::getpid()) * 7 + offset
 // The reference's optimisation and resized inputs (not the CPU preset's), which the tolerances assume.
 const std::string kTrain =
     "train --preset reference --depth 2 --filters 4 --input-size 60 --synthetic-size 64 --dropout 0 --threads 1 --quiet ";
+
+/// The last evaluation record of a run's log (model_dir/log.jsonl), or null.
+nlohmann::json last_evaluation(const std::string& model_dir) {
+  std::istringstream lines(read_file(model_dir + "/log.jsonl"));
+  nlohmann::json last;
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.value("type", "") == "eval") last = j;
+  }
+  return last;
+}
 
 UNet load_weights(const std::string& model_dir) {
   const CheckpointInfo info = read_checkpoint_info(checkpoint_path(model_dir));
@@ -114,6 +127,14 @@ TEST(DistTraining, TwoRanksOfBatchTwoEqualOneRankOfBatchFour) {
   EXPECT_GT(max_change, 5e-4);
   EXPECT_LT(max_difference, 2e-5) << "max change " << max_change;
   std::cout << "max |one - two| " << max_difference << ", max change " << max_change << std::endl;
+  // The closing evaluation of the held-out images: two ranks each score half and sum their
+  // counts; the result is one rank's (every image counted once, the same scores to rounding).
+  const nlohmann::json e1 = last_evaluation(dir.file("one")), e2 = last_evaluation(dir.file("two"));
+  ASSERT_TRUE(e1.is_object() && e2.is_object()) << "no evaluation logged";
+  EXPECT_GT(e1["images"].get<int64_t>(), 1);
+  EXPECT_EQ(e2["images"], e1["images"]) << "images counted by the two-rank evaluation";
+  for (const char* score : {"dice_score", "cross_entropy", "pixel_error"})
+    EXPECT_NEAR(e2[score].get<double>(), e1[score].get<double>(), 1e-3) << score;
 }
 
 TEST(DistTraining, TwoRankCheckpointResumesOnOneAndOnTwoRanks) {
@@ -136,21 +157,24 @@ TEST(DistTraining, KilledRankMakesTheOtherExitAndKeepsTheCheckpoint) {
   const std::string model = dir.file("m");
   const std::string common = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port(5)) + " WORLD_SIZE=2 '" + UNET_EXE + "' " +
                              kTrain + "--batch-size 2 --max-steps 1000000 --checkpoint-every 3 --dist-timeout 20 --model-dir " + model;
-  // Rank 1 is killed once the first checkpoint exists; rank 0's exit code and time are recorded.
+  // Rank 1 is killed once the first checkpoint exists; rank 0 must then stop by itself (its
+  // collectives time out after --dist-timeout): it is given five minutes, a bound on a hang, not a
+  // speed, and is killed and reported as hung after them.
   const std::string script =
       "RANK=0 " + common + " 2>" + dir.file("err0") + " & p0=$!\n" +
       "RANK=1 " + common + " 2>/dev/null & p1=$!\n" +
-      "for i in $(seq 600); do [ -f " + model + "/checkpoint.pt ] && break; sleep 0.1; done\n" +
-      "sleep 0.5; kill -9 $p1; start=$(date +%s%N); wait $p0; code=$?; end=$(date +%s%N)\n" +
-      "echo $code $(( (end - start) / 1000000 )) > " + dir.file("result") + "\n";
+      "for i in $(seq 3000); do [ -f " + model + "/checkpoint.pt ] && break; sleep 0.1; done\n" +
+      "sleep 0.5; kill -9 $p1\n" +
+      "for i in $(seq 3000); do kill -0 $p0 2>/dev/null || break; sleep 0.1; done\n" +
+      "if kill -0 $p0 2>/dev/null; then kill -9 $p0; echo hung > " + dir.file("result") + "\n" +
+      "else wait $p0; echo $? > " + dir.file("result") + "; fi\n";
   unet::test::write_file(dir.file("run.sh"), script);
   ASSERT_EQ(std::system(("bash " + dir.file("run.sh")).c_str()), 0);
-  int code = -1;
-  long long milliseconds = -1;
-  std::sscanf(read_file(dir.file("result")).c_str(), "%d %lld", &code, &milliseconds);
+  const std::string result = read_file(dir.file("result"));
+  ASSERT_EQ(result.find("hung"), std::string::npos) << "rank 0 did not stop after its peer was killed";
+  const int code = std::atoi(result.c_str());
   EXPECT_NE(code, 0);
   EXPECT_LT(code, 128) << "rank 0 must exit with an error, not crash";
-  EXPECT_LT(milliseconds, 25000) << "within the 20 s timeout";
   EXPECT_NE(read_file(dir.file("err0")).find("another rank stopped"), std::string::npos) << read_file(dir.file("err0"));
   EXPECT_GE(read_checkpoint_info(checkpoint_path(model)).step, 3);  // the last complete checkpoint loads
 }

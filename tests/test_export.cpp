@@ -96,6 +96,28 @@ std::string python_with_runtimes() { return unet::test::python_with("numpy, onnx
 
 }  // namespace
 
+/// Runs the ONNX file `onnx` in ONNX Runtime and OpenVINO (tests/onnx_reference.py, in `python`)
+/// on random inputs of each {N, H, W} in `shapes` and expects `model`'s probabilities (1e-4).
+void expect_onnx_like(const std::string& python, UNet& model, const std::string& onnx,
+                      const std::vector<std::vector<int64_t>>& shapes, const TempDir& dir) {
+  nlohmann::json spec = {{"tolerance", 1e-4}, {"cases", nlohmann::json::array()}};
+  c10::InferenceMode guard;
+  model->eval();
+  int i = 0;
+  for (const auto& nhw : shapes) {
+    const at::Tensor x = at::rand({nhw[0], model->options().in_channels(), nhw[1], nhw[2]}) * 2 - 1;
+    const at::Tensor p = at::softmax(model->forward(x), 1);
+    const std::string in = "x" + std::to_string(i) + ".f32", out = "p" + std::to_string(i++) + ".f32";
+    write_floats(dir.file(in), x);
+    write_floats(dir.file(out), p);
+    spec["cases"].push_back({{"input", in}, {"expected", out}, {"shape", x.sizes().vec()}, {"output_shape", p.sizes().vec()}});
+  }
+  unet::test::write_file(dir.file("cases.json"), spec.dump());
+  const std::string command = "'" + python + "' " + std::string(UNET_TEST_DATA_DIR) + "/../onnx_reference.py " + onnx + " " +
+                              dir.file("cases.json") + " > " + dir.file("log") + " 2>&1";
+  EXPECT_EQ(std::system(command.c_str()), 0) << model->options().describe() << "\n" << unet::test::read_file(dir.file("log"));
+}
+
 TEST(Export, OnnxRunsInOnnxRuntimeAndOpenVinoLikeTheNativeModel) {
   if (!onnx_export::available()) GTEST_SKIP() << "built without libonnx; skipping";
   const std::string python = python_with_runtimes();
@@ -115,21 +137,7 @@ TEST(Export, OnnxRunsInOnnxRuntimeAndOpenVinoLikeTheNativeModel) {
     UNet model(c.options);
     model->eval();
     export_onnx(model, c.first[1], dir.file("m.onnx"));
-    nlohmann::json spec = {{"tolerance", 1e-4}, {"cases", nlohmann::json::array()}};
-    c10::InferenceMode guard;
-    int i = 0;
-    for (const auto& nhw : {c.first, c.second}) {
-      const at::Tensor x = at::rand({nhw[0], c.options.in_channels(), nhw[1], nhw[2]}) * 2 - 1;
-      const at::Tensor p = at::softmax(model->forward(x), 1);
-      const std::string in = "x" + std::to_string(i) + ".f32", out = "p" + std::to_string(i++) + ".f32";
-      write_floats(dir.file(in), x);
-      write_floats(dir.file(out), p);
-      spec["cases"].push_back({{"input", in}, {"expected", out}, {"shape", x.sizes().vec()}, {"output_shape", p.sizes().vec()}});
-    }
-    unet::test::write_file(dir.file("cases.json"), spec.dump());
-    const std::string command = "'" + python + "' " + std::string(UNET_TEST_DATA_DIR) + "/../onnx_reference.py " +
-                                dir.file("m.onnx") + " " + dir.file("cases.json") + " > " + dir.file("log") + " 2>&1";
-    EXPECT_EQ(std::system(command.c_str()), 0) << c.options.describe() << "\n" << unet::test::read_file(dir.file("log"));
+    expect_onnx_like(python, model, dir.file("m.onnx"), {c.first, c.second}, dir);
   }
 }
 
@@ -205,6 +213,18 @@ std::string isbi_sample(const TempDir& dir) {
 }
 
 }  // namespace
+
+TEST(Export, OnnxCliFilePredictsWhatItsCheckpointPredicts) {
+  if (!onnx_export::available()) GTEST_SKIP() << "built without libonnx; skipping";
+  const std::string python = python_with_runtimes();
+  if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with onnx, onnxruntime and openvino (scripts/run.sh test installs them); skipping";
+  TempDir dir;
+  const std::string model = save_tiny_checkpoint(dir, UNetOptions().depth(2).filters(4), 60);
+  const auto r = run_unet("export --model-dir " + model + " --format onnx");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  UNet trained = load_model(checkpoint_path(model), read_checkpoint_info(checkpoint_path(model)));
+  expect_onnx_like(python, trained, dir.file("model/unet.onnx"), {{1, 60, 60}, {2, 76, 92}}, dir);
+}
 
 TEST(Export, BioimageioPackagePassesBioimageioTestAndHoldsUnetsPrediction) {
   if (!bioimageio_available()) GTEST_SKIP() << "built without libzip or libonnx; skipping";

@@ -105,10 +105,10 @@ TEST(Fused_CUDA, FusedTrainingStepsMatchThePlainPathEagerAndInGraphs) {
     TrainOptions plain;
     plain.input_size = 92;
     plain.batch_size = 2;
-    plain.graphs = graphs;
+    plain.exec.graphs = graphs;
     plain.graph_warmup = 1;
     TrainOptions fused = plain;
-    fused.fused = true;
+    fused.exec.fused = true;
     const RunContext bf16 = unet::test::quiet_context(kCuda, Precision::kBF16);
     Trainer a(model, plain, bf16), b(model, fused, bf16);
     const int64_t out = output_size(model, 92);

@@ -34,7 +34,7 @@ TEST(Gpu_CUDA, Fp32TrainingStepMatchesTheCpu) {
   TrainOptions cpu;
   cpu.input_size = 60;
   cpu.batch_size = 2;
-  cpu.graphs = false;
+  cpu.exec.graphs = false;
   Trainer a(model, cpu, unet::test::quiet_context()), b(model, cpu, on_gpu());  // same seed: same initial weights
   Batch batch;
   batch.images = at::randn({2, 1, 60, 60});
@@ -83,7 +83,7 @@ TEST(Gpu_CUDA, EveryPrecisionMatchesTheCpuLossWithinItsTolerance) {
   TrainOptions cpu;
   cpu.input_size = 60;
   cpu.batch_size = 2;
-  cpu.graphs = false;
+  cpu.exec.graphs = false;
   Trainer reference(model, cpu, unet::test::quiet_context());
   const double ref = reference.step(batch).total.item<double>();
   // Relative loss tolerances: TF32 (10-bit mantissa in products) 5e-3, fp16 5e-3, bf16 2e-2.
@@ -112,9 +112,9 @@ TEST(Gpu_CUDA, GraphReplayedStepsGiveTheWeightsOfEagerSteps) {
     TrainOptions eager;
     eager.input_size = 60;
     eager.batch_size = 2;
-    eager.graphs = false;
+    eager.exec.graphs = false;
     TrainOptions graphs = eager;
-    graphs.graphs = true;
+    graphs.exec.graphs = true;
     graphs.graph_warmup = 2;
     Trainer a(model, eager, on_gpu(p)), b(model, graphs, on_gpu(p));
     for (int k = 0; k < 6; ++k) {
@@ -137,7 +137,7 @@ TEST(Gpu_CUDA, DropoutDrawsFreshMasksAtEveryReplay) {
   t.batch_size = 2;
   t.learning_rate = 1e-12;  // weights stay put: loss changes can only come from dropout
   t.weight_decay = 0.0;
-  t.graphs = true;
+  t.exec.graphs = true;
   t.graph_warmup = 1;
   Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.5), t, on_gpu());
   const Batch batch = random_batch(2, 60, 20, 7);
@@ -156,7 +156,7 @@ TEST(Gpu_CUDA, Fp16SkipInsideTheGraphLeavesWeightsAndRecovers) {
   TrainOptions t;
   t.input_size = 60;
   t.batch_size = 2;
-  t.graphs = true;
+  t.exec.graphs = true;
   t.graph_warmup = 1;
   Trainer trainer(UNetOptions().depth(2).filters(8).dropout(0.0), t, on_gpu(Precision::kFP16));
   Batch good = random_batch(2, 60, 20, 3);
@@ -222,7 +222,7 @@ TEST(Gpu_CUDA, DeterministicModeGivesIdenticalWeightsTwice) {
   TrainOptions t;
   t.input_size = input_size_for_output(model, /*output=*/24);
   t.batch_size = 4;
-  t.graphs = true;
+  t.exec.graphs = true;
   t.graph_warmup = 2;
   std::vector<std::vector<at::Tensor>> runs;
   for (int run = 0; run < 2; ++run) {

@@ -17,10 +17,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -39,6 +41,23 @@ namespace {
 
 const std::string kData = " --synthetic-size 64 --synthetic-count 6 --threads 1 ";
 const std::string kTiny = " --depth 2 --filters 4 --input-size 60" + kData;
+
+/// Polls `event` every 100 ms until it holds (true) or `bound` has passed (false). The bound only
+/// keeps a broken run from hanging the suite: tests assert that the event happened, not when.
+bool wait_for(const std::function<bool()>& event, std::chrono::seconds bound = std::chrono::seconds(300)) {
+  const auto end = std::chrono::steady_clock::now() + bound;
+  while (!event()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
+/// Lines in `path` (0 when it is not there).
+int64_t lines_in(const std::string& path) {
+  const std::string text = read_file(path);
+  return std::count(text.begin(), text.end(), '\n');
+}
 
 /// Trains the tiny network for `steps` steps into `model_dir`.
 void train_tiny(const std::string& model_dir, int steps = 1) {
@@ -289,11 +308,8 @@ TEST(Hardening, SigintFinishesTheStepCheckpointsAndExitsWith130) {
   const std::string model = dir.file("model");
   Background run({"train", "--depth", "2", "--filters", "4", "--input-size", "60", "--synthetic-size", "64", "--threads", "1",
                   "--batch-size", "2", "--max-steps", "1000000", "--log-every", "1", "--checkpoint-every", "0", "--model-dir", model});
-  for (int i = 0; i < 600; ++i) {  // until 3 steps are logged (at most a minute)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    const std::string log = read_file(model + "/log.jsonl");
-    if (std::count(log.begin(), log.end(), '\n') >= 4) break;
-  }
+  // Once 3 steps are logged (the config record and 3 step records).
+  ASSERT_TRUE(wait_for([&] { return lines_in(model + "/log.jsonl") >= 4; })) << "no 3 steps logged: " << run.err();
   run.signal(SIGINT);
   EXPECT_EQ(run.wait(), 130) << run.err();
   const std::string err = run.err();
@@ -305,6 +321,27 @@ TEST(Hardening, SigintFinishesTheStepCheckpointsAndExitsWith130) {
   EXPECT_NE(err.find("(continue with --resume)"), std::string::npos) << err;
   EXPECT_EQ(read_checkpoint_info(checkpoint_path(model)).step, step);
   expect_json_lines(model + "/log.jsonl");
+}
+
+// SIGTERM (a scheduler's stop) and SIGHUP (a closed terminal) stop training as SIGINT does: the
+// step finishes, the checkpoint is written, the exit status is 128 + the signal.
+TEST(Hardening, SigtermAndSighupStopTrainingAsSigintDoes) {
+  for (const int sig : {SIGTERM, SIGHUP}) {
+    const std::string name = sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+    SCOPED_TRACE(name);
+    TempDir dir;
+    const std::string model = dir.file("model");
+    Background run({"train", "--depth", "2", "--filters", "4", "--input-size", "60", "--synthetic-size", "64", "--threads", "1",
+                    "--batch-size", "2", "--max-steps", "1000000", "--log-every", "1", "--checkpoint-every", "0",
+                    "--model-dir", model});
+    ASSERT_TRUE(wait_for([&] { return lines_in(model + "/log.jsonl") >= 3; })) << "no 2 steps logged: " << run.err();
+    run.signal(sig);
+    EXPECT_EQ(run.wait(), 128 + sig) << run.err();
+    const std::string err = run.err(), stopped = "unet: stopped by " + name + " at step ";
+    const size_t at = err.find(stopped);
+    ASSERT_NE(at, std::string::npos) << err;
+    EXPECT_EQ(read_checkpoint_info(checkpoint_path(model)).step, std::stoll(err.substr(at + stopped.size())));
+  }
 }
 
 TEST(Hardening, KillingLaunchEndsItsRanks) {
@@ -327,10 +364,7 @@ TEST(Hardening, KillingLaunchEndsItsRanks) {
     return found;
   };
   std::vector<int> pids;
-  for (int i = 0; i < 300 && pids.size() < 2; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    pids = ranks();
-  }
+  ASSERT_TRUE(wait_for([&] { return (pids = ranks()).size() >= 2; })) << "launch did not start its two ranks";
   ASSERT_EQ(pids.size(), 2u);
   std::this_thread::sleep_for(std::chrono::seconds(2));
   launch.signal(SIGKILL);
@@ -340,32 +374,28 @@ TEST(Hardening, KillingLaunchEndsItsRanks) {
     const size_t close = stat.rfind(')');
     return close != std::string::npos && stat[close + 2] != 'Z';
   };
-  bool any = true;
-  for (int i = 0; i < 600 && any; ++i) {  // at most a minute
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    any = alive(pids[0]) || alive(pids[1]);
-  }
-  EXPECT_FALSE(any) << "ranks outlived their launcher";
+  EXPECT_TRUE(wait_for([&] { return !alive(pids[0]) && !alive(pids[1]); })) << "ranks outlived their launcher";
 }
 
 TEST(Hardening, KillNineAroundCheckpointWritesAlwaysLeavesALoadableCheckpoint) {
   TempDir dir;
   const std::string model = dir.file("model");
-  std::mt19937 rng(2026);  // fixed: the same kill times every run
-  int loaded = 0;
+  train_tiny(model);  // a checkpoint exists before the first kill, however slow the machine
+  std::mt19937 rng(2026);  // fixed: the same delays every run
   for (int kill = 0; kill < 10; ++kill) {
+    // Each run resumes, checkpointing every step; it is killed at a random moment after it has
+    // logged a step of its own, that is while it is writing checkpoints.
+    const int64_t logged = lines_in(model + "/log.jsonl");
     Background run({"train", "--depth", "2", "--filters", "4", "--input-size", "60", "--synthetic-size", "64", "--threads", "1",
                     "--batch-size", "2", "--max-steps", "1000000", "--log-every", "1", "--checkpoint-every", "1", "--resume",
                     "--quiet", "--model-dir", model});
-    std::this_thread::sleep_for(std::chrono::milliseconds(700 + rng() % 1500));
+    ASSERT_TRUE(wait_for([&] { return lines_in(model + "/log.jsonl") > logged + 1; })) << "kill " << kill << ": " << run.err();
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 400));
     run.signal(SIGKILL);
     EXPECT_EQ(run.wait(), 128 + SIGKILL);
-    if (!fs::exists(checkpoint_path(model))) continue;
     UNet net(UNetOptions().depth(2).filters(4));
-    EXPECT_NO_THROW(load_checkpoint(checkpoint_path(model), net, nullptr, false)) << "after kill " << kill;
-    ++loaded;
+    ASSERT_NO_THROW(load_checkpoint(checkpoint_path(model), net, nullptr, false)) << "after kill " << kill;
   }
-  EXPECT_GE(loaded, 8);
   // The next start removes what the kills left behind.
   const int64_t step = read_checkpoint_info(checkpoint_path(model)).step;
   const auto r = run_unet("train" + kTiny + "--batch-size 2 --quiet --resume --max-steps " + std::to_string(step + 1) +

@@ -24,6 +24,7 @@ TEST(Tiling, OriginsCoverTheImage) {
   EXPECT_EQ(tile_origins(10, 388, 384), (std::vector<int64_t>{0}));
   // The stride is rounded down to a multiple of 2^depth.
   TileOptions t;
+  t.input = 572;  // the reference network's tile (388 out)
   t.overlap = 10;
   EXPECT_EQ(tile_stride(UNetOptions(), t), 368);
   t.overlap = 400;

@@ -10,9 +10,12 @@
 #include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest-spi.h>
 
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <string>
 
 using namespace unet;
 
@@ -23,9 +26,12 @@ at::Tensor brute_force(const at::Tensor& mask, int64_t classes, const WeightMapO
   const at::Tensor comp = connected_components(mask.ne(0));
   const int64_t cells = comp.max().item<int64_t>();
   const int64_t h = mask.size(0), w = mask.size(1);
-  WeightMapOptions balance_only = o;
-  balance_only.w0 = 0.0;
-  at::Tensor out = border_weight_map(mask, classes, balance_only);
+  // Class balance: each pixel weighs (pixels) / (classes * pixels of its class).
+  const at::Tensor counts = at::bincount(mask.flatten(), {}, classes);
+  at::Tensor out = at::empty({h, w}, at::kFloat);
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x)
+      out[y][x] = static_cast<double>(h * w) / (static_cast<double>(classes) * counts[mask[y][x].item<int64_t>()].item<double>());
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w; ++x) {
       if (mask[y][x].item<int64_t>() != 0) continue;
@@ -129,22 +135,69 @@ TEST(WeightMap, WeightedCrossEntropyIsTheWeightedMeanOfPixelLosses) {
   EXPECT_NEAR(t.dice_loss.item<double>(), segmentation_loss(logits, labels).dice_loss.item<double>(), 1e-7);
 }
 
-TEST(WeightMap, BatchesCarryResizedWeightMaps) {
+namespace {
+
+/// Whether each batch's weight map still lies on its labels: weights drawn as 1 + 3 * label must
+/// read 1 + 3 * label wherever a pixel's whole 3x3 neighbourhood has one label (the map is
+/// resampled smoothly, the labels as classes, so they may differ by a pixel at edges between
+/// labels, and at the border, where the neighbourhood is cut). Returns the share of pixels checked.
+double expect_weights_on_labels(const Batch& b, const std::string& what) {
+  const at::Tensor labels = b.labels.to(at::kFloat).unsqueeze(1);
+  const int64_t s = b.labels.size(1);
+  const at::Tensor uniform = at::max_pool2d(labels, 3, 1, 0).eq(-at::max_pool2d(-labels, 3, 1, 0)).squeeze(1);
+  const at::Tensor inner = [&](const at::Tensor& x) { return x.slice(1, 1, s - 1).slice(2, 1, s - 1); }(b.labels);
+  const at::Tensor expected = 1.0 + 3.0 * inner.to(at::kFloat);
+  const at::Tensor off = (b.weights.slice(1, 1, s - 1).slice(2, 1, s - 1) - expected).abs().masked_select(uniform);
+  EXPECT_GT(off.numel(), 0) << what;
+  if (off.numel() > 0) EXPECT_LT(off.max().item<double>(), 0.05) << what << ": the weight map left its labels";
+  return static_cast<double>(off.numel()) / static_cast<double>(b.labels.numel());
+}
+
+}  // namespace
+
+TEST(WeightMap, BatchesCarryWeightMapsAlignedWithTheirLabels) {
+  at::manual_seed(6);
   std::vector<Sample> samples(3);
   for (auto& s : samples) {
-    s.image = at::rand({1, 64, 64});
-    s.mask = (at::rand({64, 64}) > 0.5).to(at::kLong);
-    s.weights = at::full({64, 64}, 2.5f);
+    s.image = at::rand({1, 96, 96});
+    // Large asymmetric shapes (a flip or a shifted crop moves them): a rectangle and a disc.
+    const at::Tensor y = at::arange(96).view({96, 1}), x = at::arange(96).view({1, 96});
+    s.mask = ((x.lt(40) & y.lt(60)) | ((x - 70) * (x - 70) + (y - 68) * (y - 68)).lt(18 * 18)).to(at::kLong);
+    s.weights = 1.0f + 3.0f * s.mask.to(at::kFloat);
   }
   LoaderOptions o;
   o.batch_size = 2;
-  o.augment = true;
-  const Geometry g{60, 20};
-  const Batch b = make_batch(samples, g, 2, o, /*step=*/0);
-  ASSERT_TRUE(b.weights.defined());
-  EXPECT_EQ(b.weights.sizes(), (std::vector<int64_t>{2, 20, 20}));
-  EXPECT_TRUE(at::allclose(b.weights, at::full({2, 20, 20}, 2.5f)));  // a constant map stays constant
+  AugmentOptions every;  // flips, crop-and-resize, brightness and elastic warps
+  every.elastic = true;
+  // Resize mode (the whole image resized to the network) and tile mode (random windows), each
+  // plain and augmented, over several steps (other flips, crops and warps).
+  for (const Geometry& g : {Geometry{60, 20}, Geometry{60, 20, /*tile=*/true}})
+    for (const bool augmented : {false, true}) {
+      o.augment = augmented ? std::optional<AugmentOptions>(every) : std::nullopt;
+      for (int64_t step = 0; step < 4; ++step) {
+        const std::string what = std::string(g.tile ? "tile" : "resize") + (augmented ? " augmented" : "") + " step " +
+                                 std::to_string(step);
+        const Batch b = make_batch(samples, g, 2, o, step);
+        ASSERT_TRUE(b.weights.defined()) << what;
+        EXPECT_EQ(b.weights.sizes(), (std::vector<int64_t>{2, 20, 20})) << what;
+        EXPECT_GT(expect_weights_on_labels(b, what), 0.3) << what << ": too few interior pixels to check";
+      }
+    }
   samples[1].weights = at::Tensor();
   o.batch_size = 3;
-  EXPECT_THROW(make_batch(samples, g, 2, o, 0), Error);
+  EXPECT_THROW(make_batch(samples, Geometry{60, 20}, 2, o, 0), Error);
+}
+
+// The check above fails for a map that does not follow its labels (here: flipped).
+TEST(WeightMap, AMisalignedWeightMapWouldBeCaught) {
+  at::manual_seed(7);
+  Batch b;
+  b.labels = (at::avg_pool2d(at::randn({2, 1, 40, 40}), 9, 1, 4).squeeze(1) > 0).to(at::kLong);
+  b.weights = 1.0f + 3.0f * b.labels.flip({2}).to(at::kFloat);
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(&failures);
+    expect_weights_on_labels(b, "flipped");
+  }
+  EXPECT_GT(failures.size(), 0) << "a flipped weight map passed";
 }

@@ -46,10 +46,6 @@ struct BenchmarkCommand {
   Mode mode = Mode::kTrain;
   /// Random tensors already on the device instead of the data pipeline.
   bool synthetic = false;
-  /// On CPUs: the oneDNN engine (`CpuEngine`; train: the fused training path) or the plain LibTorch path.
-  bool cpu_engine = true;
-  /// On CPUs (predict and train modes): how the float32 3x3 convolutions run.
-  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
   int64_t warmup_steps = 10;
   int64_t steps = 50;
   std::string output, baseline, profile;
@@ -96,8 +92,6 @@ Batch random_batch(const BenchmarkCommand& o, const UNetOptions& model, const Ge
 LatencyStats benchmark_training(const BenchmarkCommand& o, RunContext& context, const UNetOptions& model, const Geometry& g,
                                 const std::vector<Sample>& train) {
   TrainOptions t = o.train;
-  t.cpu_fusion = o.cpu_engine;
-  t.conv_algorithm = o.conv_algorithm;
   t.model_dir.clear();
   t.log_dir.clear();
   connect(context, o.runtime.dist_timeout_s);
@@ -107,7 +101,7 @@ LatencyStats benchmark_training(const BenchmarkCommand& o, RunContext& context, 
     return measure(o, context.device, [&] { trainer.step(batch); });
   }
   BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), t.loader_options(context));
-  DevicePrefetcher batches([&loader] { return loader.next(); }, context.device, t.channels_last);
+  DevicePrefetcher batches([&loader] { return loader.next(); }, context.device, t.exec.channels_last);
   return measure(o, context.device, [&] {
     trainer.step(batches.next());
     batches.prefetch();
@@ -118,11 +112,12 @@ LatencyStats benchmark_inference(const BenchmarkCommand& o, const RunContext& co
                                  const Geometry& g, const std::vector<Sample>& train) {
   seed_everything(o.train.seed);
   const UNet net(model);
-  Predictor predictor(net, g, context.device, o.train.batch_size, o.train.channels_last);
+  const ExecOptions& exec = o.train.exec;
+  Predictor predictor(net, g, context.device, o.train.batch_size, exec.channels_last);
   predictor.use_precision(context.precision);
-  predictor.use_graphs(o.train.graphs);
-  predictor.use_fused(o.train.fused);
-  predictor.use_cpu_engine(o.cpu_engine, o.conv_algorithm);
+  predictor.use_graphs(exec.graphs);
+  predictor.use_fused(exec.fused);
+  predictor.use_cpu_engine(exec.cpu_engine, exec.conv_algorithm);
   at::Tensor inputs;
   if (o.synthetic) {
     inputs = random_batch(o, model, g, context.device).images;
@@ -215,7 +210,7 @@ void benchmark_layers(const BenchmarkCommand& o, const UNetOptions& model, const
 void report(const BenchmarkCommand& o, const RunContext& context, const UNetOptions& model, const Geometry& g,
             const LatencyStats& stats, double baseline, const std::string& out) {
   const int world = o.mode == Mode::kTrain ? context.world_size() : 1;
-  const bool graphs = o.train.graphs && context.device.is_cuda(), fused = o.train.fused && context.device.is_cuda();
+  const bool graphs = o.train.exec.graphs && context.device.is_cuda(), fused = o.train.exec.fused && context.device.is_cuda();
   std::printf("benchmark %s: %s, batch %lld, %lld timed steps after %lld warm-up, %s, %s on %s\n",
               name_of(mode_names(), o.mode).c_str(), model.describe().c_str(), static_cast<long long>(o.train.batch_size),
               static_cast<long long>(stats.steps), static_cast<long long>(o.warmup_steps),
@@ -246,7 +241,7 @@ void report(const BenchmarkCommand& o, const RunContext& context, const UNetOpti
   j["precision"] = to_string(context.precision);
   j["graphs"] = graphs;
   j["fused"] = fused;
-  j["cpu_engine"] = o.mode != Mode::kLoader && o.cpu_engine && context.device.is_cpu();
+  j["cpu_engine"] = o.mode != Mode::kLoader && o.train.exec.cpu_engine && context.device.is_cpu();
   j["cpu_threads"] = at::get_num_threads();
   j["parallel_loop_threads"] = parallel_loop_threads();
   if (context.device.is_cuda()) j["peak_memory_bytes"] = peak_device_memory(context.device);
@@ -303,7 +298,7 @@ void run_benchmark(const BenchmarkCommand& o) {
 
 void register_benchmark(CLI::App& app) {
   auto o = std::make_shared<BenchmarkCommand>();
-  o->train.model_dir = "results";
+  o->train.model_dir = kDefaultModelDir;
   CLI::App* cmd = app.add_subcommand("benchmark", "Measure training or inference speed (images/s, latency percentiles)");
   add_choice(*cmd, "--exec-mode,--exec_mode", "exec_mode", o->mode, mode_names(),
              "train, predict, loader (the data pipeline alone), layers (each 3x3 convolution on the CPU, direct against Winograd; --max-steps rounds) or train-layers (the same with each convolution's backward)");
@@ -312,8 +307,6 @@ void register_benchmark(CLI::App& app) {
   add_value(*cmd, "--warmup-steps,--warmup_steps", "benchmark.warmup_steps", o->warmup_steps, "Untimed steps first");
   add_value(*cmd, "--max-steps,--max_steps", "benchmark.steps", o->steps, "Timed steps");
   add_switch(*cmd, "--augment", "augment", o->train.augment, "Augment (train and loader modes)");
-  add_switch(*cmd, "--cpu-engine", "cpu_engine", o->cpu_engine, "On CPUs: oneDNN's fused convolution + bias + ReLU (predict: also prepacked weights); off: the plain LibTorch path");
-  add_conv_algorithm(*cmd, o->conv_algorithm);
   add_value(*cmd, "--output", "output", o->output, "JSON file for the results (default: <model-dir>/benchmark_<mode>.json)");
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->train.model_dir, "Default location of the JSON output");
   add_value(*cmd, "--baseline", "baseline", o->baseline, "JSON of the same benchmark with one process: report weak-scaling efficiency");
@@ -323,7 +316,7 @@ void register_benchmark(CLI::App& app) {
   o->data.use_synthetic = true;
   add_data_options(*cmd, o->data, /*synthetic_flag=*/false);
   add_model_options(*cmd, o->model, o->train);
-  add_device_paths(*cmd, o->train.channels_last, o->train.graphs, o->train.fused);
+  add_exec_options(*cmd, o->train.exec);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   check_after_parse(*cmd, [o] { o->validate(); });
   on_run(*cmd, [o] { run_benchmark(*o); });

@@ -231,7 +231,7 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
 
 void register_cross_validate(CLI::App& app) {
   auto o = std::make_shared<CrossValidateCommand>();
-  o->train.model_dir = "results";
+  o->train.model_dir = kDefaultModelDir;
   CLI::App* cmd = app.add_subcommand("cross-validate", "Train and evaluate all 5 folds; per-fold and mean +- std Dice");
   add_data_options(*cmd, o->data);
   add_model_options(*cmd, o->model, o->train);

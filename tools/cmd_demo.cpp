@@ -122,7 +122,7 @@ void run_demo(DemoCommand& o) {
   std::printf("trained %lld steps in %s (%.1f images/s)\n", static_cast<long long>(r.steps), format_duration(r.seconds).c_str(),
               r.images_per_second);
   print_metrics("evaluation on the held-out synthetic slices", r.metrics, data.naming(), data.scheme);
-  Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.channels_last);
+  Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.exec.channels_last);
   predictor.use_normalisation(o.train.normalisation);
   predictor.use_object_rule(object_rule(trainer.object_area()));
   if (data.has_instances()) {
@@ -163,7 +163,7 @@ void register_demo(CLI::App& app) {
             "nothing else");
   add_value(*cmd, "--synthetic-size", "synthetic.size", o->data.synthetic.size, "Side of the synthetic images, pixels");
   add_value(*cmd, "--synthetic-count", "synthetic.train_count", o->data.synthetic.train_count, "Labelled synthetic images");
-  add_device_paths(*cmd, o->train.channels_last, o->train.graphs, o->train.fused);
+  add_exec_options(*cmd, o->train.exec);
   add_runtime_options(*cmd, o->runtime, {&o->data.seed, &o->train.seed});
   check_after_parse(*cmd, [o, cmd] {
     // Nuclei: three classes and native-resolution tiles (resizing would blur the thin boundaries).

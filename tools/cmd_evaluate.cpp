@@ -23,7 +23,7 @@ struct EvaluateCommand {
   DataOptions data;
   InferenceOptions infer;
   RuntimeOptions runtime;
-  std::string model_dir = "results";
+  std::string model_dir = kDefaultModelDir;
   std::string log_dir;
 };
 

@@ -26,7 +26,7 @@ namespace {
 struct PredictCommand {
   InferenceOptions infer;
   RuntimeOptions runtime;
-  std::string data_dir, input, model_dir = "results", output_dir;
+  std::string data_dir, input, model_dir = kDefaultModelDir, output_dir;
   PredictionFiles files;
   /// Read and write the image band by band (a TIFF larger than memory); automatic beyond the
   /// whole-image pixel limit.
@@ -180,9 +180,9 @@ void run_streamed(const PredictCommand& o, RunContext& context, std::vector<Stre
   std::vector<int64_t> bands;
   if (context.leader()) {
     const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + ", " +
-                                 to_string(context.precision) + ", cpu engine " + (infer.cpu_engine ? "on" : "off") +
-                                 ", " + name_of(conv_algorithm_names(), infer.conv_algorithm) + ", tile batch " +
-                                 std::to_string(infer.tile_batch);
+                                 to_string(context.precision) + ", cpu engine " + (infer.exec.cpu_engine ? "on" : "off") +
+                                 ", " + name_of(conv_algorithm_names(), infer.exec.conv_algorithm) + ", tile batch " +
+                                 std::to_string(infer.tiles.batch);
     for (const StreamedFile& f : files) {
       ensure_writable_directory(fs::path(f.outputs.masks).parent_path().string(), "prediction");
       const StreamStart start = prepare_stream(predictor, f.input, f.outputs, model_id, stream);

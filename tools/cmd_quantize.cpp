@@ -51,7 +51,7 @@ struct QuantizeCommand {
   DataOptions data;
   InferenceOptions infer;
   RuntimeOptions runtime;
-  std::string model_dir = "results";
+  std::string model_dir = kDefaultModelDir;
   /// With --model: the folder (./NAME) that gets a copy of the shipped checkpoint and its int8.json,
   /// so that the shipped folder stays as shipped.
   std::string output_dir;

@@ -93,7 +93,7 @@ void run_train(TrainCommand& o, const CLI::App& command) {
 
 void register_train(CLI::App& app) {
   auto o = std::make_shared<TrainCommand>();
-  o->train.model_dir = "results";
+  o->train.model_dir = kDefaultModelDir;
   CLI::App* cmd = app.add_subcommand("train", "Train a U-Net; evaluates on the held-out fold as it goes and at the end, keeping the best checkpoint");
   add_data_options(*cmd, o->data);
   add_model_options(*cmd, o->model, o->train);

@@ -50,7 +50,7 @@ CLI::Option* add_value_or_auto(CLI::App& app, const std::string& name, const std
         }
       },
       help);
-  option->default_str(value == auto_value ? "auto" : std::to_string(value))->type_name("N|auto");
+  option->default_str(value == auto_value ? "auto" : CLI::detail::to_string(value))->type_name("N|auto");
   name_field(field, option->get_name());
   return option;
 }

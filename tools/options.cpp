@@ -6,6 +6,7 @@
 #include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/device.h"
+#include "unet/runtime/version.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -18,7 +19,7 @@ void take_last_values(CLI::App& app) {
 }
 
 void register_commands(CLI::App& app) {
-  app.set_version_flag("--version", "unet 0.1.0");
+  app.set_version_flag("--version", std::string("unet ") + kVersion);
   app.require_subcommand(1);
   app.fallthrough();
   take_last_values(app);
@@ -43,7 +44,7 @@ void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag) {
       "--fold", [&data](const std::string& text) { data.fold = parse_fold(text); },
       "Cross-validation fold 0-4 held out for evaluation, or 'none': every labelled image (train: trains on all, "
       "evaluate: scores all)");
-  fold->default_str("0");
+  fold->default_str(data.fold < 0 ? "none" : std::to_string(data.fold));
   name_field("fold", fold->get_name());
   add_choice(app, "--mask-encoding,--mask_encoding", "mask_encoding", data.mask_encoding, mask_encoding_names(),
              "Mask values: auto, binary (0/255), index, or instances (instance labels: with --classes 2 "
@@ -123,7 +124,9 @@ void add_model_options(CLI::App& app, UNetOptions& model, TrainOptions& train) {
         n.validate();
       },
       "With --normalize percentile (implied): the percentiles mapped to -1 and 1");
-  percentiles->default_str("1,99.8")->type_name("LOW,HIGH");
+  percentiles->default_str(CLI::detail::to_string(train.normalisation.low) + "," +
+                           CLI::detail::to_string(train.normalisation.high))
+      ->type_name("LOW,HIGH");
   name_field("percentiles", percentiles->get_name());
 }
 
@@ -151,7 +154,8 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
       },
       "Evaluate on the held-out images every N steps, keeping the best checkpoint in MODEL_DIR/best; 0: only at the "
       "end; auto: a tenth of --max-steps, at least 50 steps");
-  every->default_str("auto")->type_name("N|auto");
+  every->default_str(train.evaluate_every == TrainOptions::kEvaluateAuto ? "auto" : std::to_string(train.evaluate_every))
+      ->type_name("N|auto");
   name_field("evaluate_every", every->get_name());
   add_value(app, "--checkpoint-every,--checkpoint_every", "checkpoint_every", train.checkpoint_every,
             "Checkpoint every N steps (0: at the end)");
@@ -176,10 +180,7 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
                            ->get_name());
   name_field("overwrite",
              app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced, and an earlier best/ removed)")->get_name());
-  add_switch(app, "--cpu-engine", "cpu_fusion", train.cpu_fusion,
-             "On CPUs: oneDNN's convolutions with bias and ReLU fused, forward and backward; off: the plain LibTorch path");
-  add_conv_algorithm(app, train.conv_algorithm);
-  add_device_paths(app, train.channels_last, train.graphs, train.fused);
+  add_exec_options(app, train.exec);
 }
 
 void add_inference_options(CLI::App& app, InferenceOptions& infer) {
@@ -197,15 +198,12 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_choice(app, "--input-mode", "input_mode", infer.input_mode, input_mode_names(/*with_auto=*/true),
              "resize, tile (native resolution, overlapping tiles) or auto (tile when the model was trained on tiles "
              "or the image size differs from the training images')");
-  add_value(app, "--tile-overlap", "tile_overlap", infer.tile_overlap, "Minimum overlap of output tiles, pixels");
-  add_choice(app, "--blend", "blend", infer.blend, blend_names(), "Blending of overlapping tiles: gaussian or uniform");
-  add_value(app, "--tile-batch", "tile_batch", infer.tile_batch, "Tiles per forward pass (bounds memory)");
-  add_value(app, "--tile-size", "tile_size", infer.tile_size, "Tile (network input) side; 0: the model's training input size");
-  add_switch(app, "--tta", "tta", infer.tta, "Average over the 8 flips and 90-degree rotations");
-  add_switch(app, "--cpu-engine", "cpu_engine", infer.cpu_engine,
-             "On CPUs: oneDNN with prepacked weights and fused ReLU (fp32, bf16); off: the plain LibTorch path");
-  add_conv_algorithm(app, infer.conv_algorithm);
-  add_device_paths(app, infer.channels_last, infer.graphs, infer.fused);
+  add_value(app, "--tile-overlap", "tile_overlap", infer.tiles.overlap, "Minimum overlap of output tiles, pixels");
+  add_choice(app, "--blend", "blend", infer.tiles.blend, blend_names(), "Blending of overlapping tiles: gaussian or uniform");
+  add_value(app, "--tile-batch", "tile_batch", infer.tiles.batch, "Tiles per forward pass (bounds memory)");
+  add_value(app, "--tile-size", "tile_size", infer.tiles.input, "Tile (network input) side; 0: the model's training input size");
+  add_switch(app, "--tta", "tta", infer.tiles.tta, "Average over the 8 flips and 90-degree rotations");
+  add_exec_options(app, infer.exec);
 }
 
 void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions& runtime) {
@@ -216,7 +214,7 @@ void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions&
 }
 
 void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
-  add_choice(app, "--conv-algorithm", "conv_algorithm", algorithm, conv_algorithm_names(),
+  add_choice(app, "--conv-algorithm", "exec.conv_algorithm", algorithm, conv_algorithm_names(),
              "With the CPU engine in float32: how 3x3 convolutions run: auto (Winograd where it measured faster: " +
                  std::to_string(kWinogradMinChannels) +
                  " or more channels in and out; F(6x6,3x3) in inference, or F(4x4,3x3) where 6x6 tiles would cover 7% more "
@@ -225,12 +223,16 @@ void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm) {
                  "3x3 convolution in inference, F(4x4,3x3) in training)");
 }
 
-void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused) {
-  add_switch(app, "--channels-last", "channels_last", channels_last, "Channels-last (NHWC) tensors");
-  add_switch(app, "--graphs", "graphs", graphs, "CUDA graphs for training and inference steps on CUDA devices (auto = on)",
+void add_exec_options(CLI::App& app, ExecOptions& exec) {
+  add_switch(app, "--channels-last", "exec.channels_last", exec.channels_last, "Channels-last (NHWC) tensors");
+  add_switch(app, "--graphs", "exec.graphs", exec.graphs, "CUDA graphs for training and inference steps on CUDA devices (auto = on)",
              {}, {"auto"});
-  app.add_flag_callback("--xla,--use_xla", [&graphs] { graphs = true; }, "Alias of --graphs on (the reference's XLA flag)");
-  add_switch(app, "--fused", "fused", fused, "Fused CUDA kernels (bias + ReLU, loss) instead of the plain LibTorch path");
+  app.add_flag_callback("--xla,--use_xla", [&exec] { exec.graphs = true; }, "Alias of --graphs on (the reference's XLA flag)");
+  add_switch(app, "--fused", "exec.fused", exec.fused, "Fused CUDA kernels (bias + ReLU, loss) instead of the plain LibTorch path");
+  add_switch(app, "--cpu-engine", "exec.cpu_engine", exec.cpu_engine,
+             "On CPUs: oneDNN's convolutions with bias and ReLU fused (training: forward and backward; prediction: with "
+             "prepacked weights, fp32 and bf16); off: the plain LibTorch path");
+  add_conv_algorithm(app, exec.conv_algorithm);
 }
 
 void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vector<uint64_t*>& seeds, bool training) {
@@ -238,7 +240,7 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vect
     app.add_option_function<uint64_t>(
            "--seed", [seeds](uint64_t seed) { for (uint64_t* s : seeds) *s = seed; },
            training ? "Random seed (weights, data order, augmentation, fold split)" : "Seed of the fold split")
-        ->default_str("0");
+        ->default_str(std::to_string(*seeds.front()));
   }
   CLI::Option* device = app.add_option_function<std::string>(
       "--device",
@@ -246,7 +248,7 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& runtime, const std::vect
         runtime.device = text == "auto" ? std::nullopt : std::optional<c10::Device>(parse_device_name(text));
       },
       "auto, cpu, cuda or cuda:N");
-  device->default_str("auto");
+  device->default_str(runtime.device ? runtime.device->str() : "auto");
   name_field("device", device->get_name());
   add_choice(app, "--precision", "precision", runtime.precision, precision_names(),
              "fp32, tf32, fp16 (dynamic loss scaling), bf16, auto (bf16 on CPUs with AMX, fp32 elsewhere), or int8 (CPU inference after unet quantize)");

@@ -22,6 +22,9 @@
 
 namespace unet::cli {
 
+/// Where a command keeps or finds its model when --model-dir is not given.
+inline constexpr const char* kDefaultModelDir = "results";
+
 /// --data-dir, --fold, --mask-encoding, --synthetic (when `synthetic_flag`: benchmark's --synthetic
 /// means random tensors), --synthetic-kind/-size/-count (each asks for the synthetic data),
 /// --max-image-pixels, --class-names.
@@ -32,16 +35,17 @@ void add_image_limit(CLI::App& app);
 /// training images meet it (--input-size, --input-mode resize|tile).
 void add_model_options(CLI::App& app, UNetOptions& model, TrainOptions& train);
 /// Batch, optimiser, schedule, logging, checkpoints, augmentation, border weights, resume, and
-/// the device paths (--channels-last, --graphs, --fused).
+/// the execution choices (`add_exec_options`).
 void add_train_options(CLI::App& app, TrainOptions& train);
 /// --input-mode resize|tile|auto, --tile-size, --tile-overlap, --blend, --tile-batch, --tta and
-/// the device paths (not --batch-size: the commands name it themselves).
+/// the execution choices (not --batch-size: the commands name it themselves).
 void add_inference_options(CLI::App& app, InferenceOptions& infer);
 /// How a model predicts, as `predict` takes it (the Python package's Segmenter takes the same):
 /// --batch-size, the inference options, --max-image-pixels and the runtime options.
 void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions& runtime);
-/// --channels-last, --graphs (alias --xla for on), --fused.
-void add_device_paths(CLI::App& app, bool& channels_last, bool& graphs, bool& fused);
+/// The execution choices, one flag each for training and prediction: --channels-last, --graphs
+/// (alias --xla for on), --fused, --cpu-engine, --conv-algorithm.
+void add_exec_options(CLI::App& app, ExecOptions& exec);
 /// --conv-algorithm auto|direct|winograd (the CPU engine's float32 3x3 convolutions).
 void add_conv_algorithm(CLI::App& app, ConvAlgorithm& algorithm);
 /// --seed (into each of `seeds`; none: no --seed), --device, --precision (--amp for fp16),

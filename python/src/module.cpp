@@ -14,6 +14,7 @@
 
 #include "unet/data/source.h"
 #include "unet/data/synthetic.h"
+#include "unet/runtime/version.h"
 #include "unet/dist/dist.h"
 #include "unet/infer/segmenter.h"
 #include "unet/runtime/signals.h"
@@ -216,6 +217,7 @@ void translate(const std::exception_ptr& p, void*) {
 }  // namespace
 
 NB_MODULE(_unet, m) {
+  m.attr("__version__") = unet::kVersion;
   m.doc() = "unet's C++ core: the Segmenter and the subcommands of the unet program (use the package `unet`).";
   // LibTorch's own log lines would come before the one-line errors, as in the unet program.
   if (!std::getenv("TORCH_CPP_LOG_LEVEL")) FLAGS_caffe2_log_level = c10::GLOG_FATAL;

@@ -42,7 +42,7 @@ __all__ = [
     "score",
     "train",
 ]
-__version__ = "0.1.0"
+__version__ = _unet.__version__
 
 
 def _command(name: str, summary: str, progress: bool = False):

@@ -4,6 +4,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+__version__: str
+
 class Error(RuntimeError): ...
 class OptionError(Error, ValueError): ...
 

@@ -60,11 +60,11 @@ Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, i
     at::Tensor image = s.image, mask = s.mask, w = s.weights;
     std::mt19937_64 rng(mix(mix(options.seed ^ 0xA5A5A5A5ULL, static_cast<uint64_t>(step)),
                             static_cast<uint64_t>(options.rank) * 1024 + slot));
-    if (options.augment && !geometry.tile) augment_sample(image, mask, classes, options.augment_options, rng, &w, &s.intensity);
+    if (options.augment && !geometry.tile) augment_sample(image, mask, classes, *options.augment, rng, &w, &s.intensity);
     if (geometry.tile) {
       // Augmented tiles warp only the region each tile reads (`augment_tile`).
       at::Tensor w_window;
-      auto [tile, window] = options.augment ? augment_tile(image, mask, classes, options.augment_options, geometry.input,
+      auto [tile, window] = options.augment ? augment_tile(image, mask, classes, *options.augment, geometry.input,
                                                            geometry.output, rng, w, &w_window, &s.intensity)
                                             : random_tile(image, mask, geometry.input, geometry.output, rng, w, &w_window);
       images.push_back(tile);

@@ -144,7 +144,7 @@ void Distributed::barrier() {
   guarded(env_, "barrier", [&] { return impl_->backend->barrier()->wait(); });
 }
 
-GradientReducer::GradientReducer(Distributed& dist, std::vector<at::Tensor> parameters, size_t bucket_bytes)
+GradientReducer::GradientReducer(Collectives& dist, std::vector<at::Tensor> parameters, size_t bucket_bytes)
     : dist_(dist), parameters_(std::move(parameters)), location_(parameters_.size()) {
   // Reverse order: backward produces the last layers' gradients first.
   Bucket current;

@@ -8,6 +8,7 @@
 #include "unet/model/geometry.h"
 #include "unet/onnx/writer.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/version.h"
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/export.h>
@@ -147,7 +148,7 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
       {"format", onnx ? "unet-onnx/1"
                  : format == ExportFormat::kTorchScript ? "unet-torchscript/1"
                                                         : "unet-torchscript-probabilities/1"},
-      {"unet_version", UNET_VERSION},
+      {"unet_version", kVersion},
       {"model", o},
       {"input", {{"shape", "[N, " + std::to_string(o.in_channels()) + (onnx ? ", H, W] float32" : ", S, S] float32")},
                  {"channels", o.in_channels()},
@@ -310,14 +311,14 @@ std::string onnx_bytes(UNet& model, int64_t input_size, ExportFormat format, con
   if (int8) net.int8 = quantization(model, *int8);
   const nlohmann::json j = contract_json(o, input_size, format, training_record, naming, int8 != nullptr);
   onnx_export::FileInfo info;
-  info.producer_version = UNET_VERSION;
-  info.doc = "U-Net (" + o.describe() + (int8 ? ", int8 QDQ" : "") + ") exported by unet " UNET_VERSION ". Input: " +
+  info.producer_version = kVersion;
+  info.doc = "U-Net (" + o.describe() + (int8 ? ", int8 QDQ" : "") + ") exported by unet " + std::string(kVersion) + ". Input: " +
              j["input"]["shape"].get<std::string>() + ", normalised as " + j["input"]["normalisation"].get<std::string>() +
              "; legal sizes: " + j["input"]["legal_sizes"].get<std::string>() + ".";
   info.outputs = format == ExportFormat::kOnnx ? onnx_export::Outputs::kLogitsAndProbabilities
                                                : onnx_export::Outputs::kProbabilities;
   info.metadata = {{"unet.contract", json_text(j)},
-                   {"unet.version", UNET_VERSION},
+                   {"unet.version", kVersion},
                    {"legal_sizes", j["input"]["legal_sizes"].get<std::string>()},
                    {"minimum_size", std::to_string(j["input"]["minimum_size"].get<int64_t>())},
                    {"size_step", std::to_string(j["input"]["size_step"].get<int64_t>())},

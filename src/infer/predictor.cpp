@@ -15,9 +15,9 @@ namespace unet {
 
 void InferenceOptions::validate() const {
   require_option(batch_size >= 1 && batch_size <= 65536, "batch_size", batch_size < 1 ? "must be at least 1" : "must be at most 65536", batch_size);
-  require_option(tile_size >= 0 && tile_size <= 65536, "tile_size", "must be between 0 and 65536", tile_size);
-  require_option(tile_overlap >= 0, "tile_overlap", "must not be negative", tile_overlap);
-  require_option(tile_batch >= 1, "tile_batch", "must be at least 1", tile_batch);
+  require_option(tiles.input >= 0 && tiles.input <= 65536, "tile_size", "must be between 0 and 65536", tiles.input);
+  require_option(tiles.overlap >= 0, "tile_overlap", "must not be negative", tiles.overlap);
+  require_option(tiles.batch >= 1, "tile_batch", "must be at least 1", tiles.batch);
   require_option(min_object_area >= 0 || min_object_area == kAutoObjectArea, "min_object_area", "must not be negative",
                  min_object_area);
   require_option((split_radius >= 0 && split_radius <= 65536) || split_radius == kAutoSplitRadius, "split_radius",
@@ -195,20 +195,20 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
     int8 = std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step));
   }
   Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)},
-                      context.device, options.batch_size, options.channels_last);
+                      context.device, options.batch_size, options.exec.channels_last);
   const InputMode mode = resolved_input_mode(options.input_mode, info, samples);
-  predictor.use_tta(options.tta);
+  predictor.use_tta(options.tiles.tta);
   predictor.use_normalisation(info.normalisation);
   ObjectRule objects = object_rule(info.object_area);
   if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
   if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
   objects.neck_ratio = options.split_ratio;
   predictor.use_object_rule(objects);
-  predictor.use_cpu_engine(options.cpu_engine, options.conv_algorithm);
+  predictor.use_cpu_engine(options.exec.cpu_engine, options.exec.conv_algorithm);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);
-  predictor.use_graphs(options.graphs);
-  predictor.use_fused(options.fused);
+  predictor.use_graphs(options.exec.graphs);
+  predictor.use_fused(options.exec.fused);
   if (mode == InputMode::kTile) predictor.use_tiles(tile_options(options, info.input_size));
   return predictor;
 }
@@ -222,12 +222,8 @@ InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, c
 }
 
 TileOptions tile_options(const InferenceOptions& options, int64_t input_size) {
-  TileOptions t;
-  t.input = options.tile_size > 0 ? options.tile_size : input_size;
-  t.overlap = options.tile_overlap;
-  t.blend = options.blend;
-  t.batch = options.tile_batch;
-  t.tta = options.tta;
+  TileOptions t = options.tiles;
+  if (t.input == TileOptions::kModelInputSide) t.input = input_size;
   return t;
 }
 

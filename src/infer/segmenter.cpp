@@ -60,7 +60,7 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
     }
     s.input_mode_ = options.input_mode == InputMode::kResize ? InputMode::kResize : InputMode::kTile;
     s.tiles_ = tile_options(options, s.tiles_.input);
-    s.predictor_->use_tta(options.tta);
+    s.predictor_->use_tta(options.tiles.tta);
     ObjectRule objects;
     if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
     s.predictor_->use_object_rule(objects);

@@ -1,4 +1,4 @@
-// Range checks of the runtime options (the context itself is built in unet/dist/context.h).
+// Range checks of the runtime options (the context itself is built by make_run_context, unet/dist/dist.h).
 #include "unet/runtime/context.h"
 
 #include <algorithm>

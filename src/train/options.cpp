@@ -36,9 +36,10 @@ LoaderOptions TrainOptions::loader_options(const RunContext& context, int64_t st
   LoaderOptions l;
   l.batch_size = batch_size;
   l.seed = seed;
-  l.augment = augment;
-  l.augment_options = augment_options;
-  l.augment_options.normalisation = normalisation;
+  if (augment) {
+    l.augment = augment_options;
+    l.augment->normalisation = normalisation;
+  }
   l.threads = context.loader_threads;
   l.pin_memory = context.device.is_cuda();
   l.start_step = start_step;

@@ -65,10 +65,10 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options, 
   seed_everything(options_.seed);
   model_ = UNet(model_options_);
   model_->to(context_.device);
-  if (options_.channels_last) use_channels_last(*model_);
-  const bool fused = options_.fused && context_.device.is_cuda();
+  if (options_.exec.channels_last) use_channels_last(*model_);
+  const bool fused = options_.exec.fused && context_.device.is_cuda();
   if (fused) model_->use_fused(true);
-  model_->use_cpu_fusion(options_.cpu_fusion && context_.device.is_cpu(), options_.conv_algorithm);
+  model_->use_cpu_fusion(options_.exec.cpu_engine && context_.device.is_cpu(), options_.exec.conv_algorithm);
   optimizer_ = std::make_unique<GraphSafeAdam>(
       model_->parameters(), torch::optim::AdamOptions(options_.learning_rate).weight_decay(options_.weight_decay),
       options_.schedule);
@@ -85,7 +85,7 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options, 
 Trainer::~Trainer() = default;
 
 void Trainer::setup_graphs() {
-  if (!options_.graphs || !context_.device.is_cuda()) return;
+  if (!options_.exec.graphs || !context_.device.is_cuda()) return;
   if (!cuda_graphs_built()) {
     notice("this build has no CUDA graph support; training without CUDA graphs");
   } else if (reducer_) {
@@ -115,7 +115,7 @@ void Trainer::synchronise_ranks() {
 LossTerms Trainer::step(const Batch& batch) {
   model_->train();
   at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
-  if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+  if (options_.exec.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor labels = batch.labels.to(context_.device, /*non_blocking=*/true);
   const at::Tensor weights = batch.weights.defined() ? batch.weights.to(context_.device, /*non_blocking=*/true) : at::Tensor();
   if (graphed_) {
@@ -137,7 +137,7 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
   std::vector<Sample> mine;
   for (size_t i = static_cast<size_t>(context_.rank()); i < samples.size(); i += static_cast<size_t>(context_.world_size()))
     mine.push_back(samples[i]);
-  Predictor predictor(model_, geometry_, context_.device, options_.batch_size, options_.channels_last);
+  Predictor predictor(model_, geometry_, context_.device, options_.batch_size, options_.exec.channels_last);
   predictor.use_precision(context_.precision);
   predictor.use_normalisation(options_.normalisation);
   predictor.use_object_rule(object_rule(object_area_));
@@ -216,7 +216,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   const double start = steady_seconds();
   {
     BatchLoader loader(samples, geometry_, model_options_.classes(), options_.loader_options(context_, step_));
-    DevicePrefetcher batches([&loader] { return loader.next(); }, context_.device, options_.channels_last);
+    DevicePrefetcher batches([&loader] { return loader.next(); }, context_.device, options_.exec.channels_last);
     if (step_ < options_.max_steps)
       log.message("step " + std::to_string(step_ + 1) + " of " + std::to_string(options_.max_steps) +
                   " under way (the first also prepares the batches and the network's memory)");
@@ -255,7 +255,7 @@ std::string Trainer::resume() {
   step_ = info.step;
   if (scaler_->enabled() && info.scaler_state.defined()) scaler_->set_state(info.scaler_state);
   model_->to(context_.device);
-  if (options_.channels_last) use_channels_last(*model_);
+  if (options_.exec.channels_last) use_channels_last(*model_);
   optimizer_->align_state();
   synchronise_ranks();
   saved_step_ = step_;

@@ -5,6 +5,7 @@
 #include "unet/data/dataset.h"
 #include "unet/data/preprocess.h"
 #include "unet/model/geometry.h"
+#include "unet/runtime/context.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -27,14 +29,18 @@ struct Batch {
   int64_t step = 0;
 };
 
+/// The reference's batch: 8 images per training step and process, and per forward pass in prediction.
+inline constexpr int64_t kDefaultBatchSize = 8;
+
+/// What the batch loader does; `TrainOptions::loader_options` fills it from a training run's options.
 struct LoaderOptions {
   /// Images per batch and process (rank).
-  int64_t batch_size = 8;
-  uint64_t seed = 0;
-  bool augment = false;
-  AugmentOptions augment_options;
+  int64_t batch_size = kDefaultBatchSize;
+  uint64_t seed = kDefaultSeed;
+  /// How each sample is augmented (none: it is only preprocessed).
+  std::optional<AugmentOptions> augment;
   /// Worker threads and batches prepared ahead of the consumer.
-  int threads = 2;
+  int threads = kDefaultLoaderThreads;
   int prefetch = 4;
   /// Place batches in page-locked memory so that host-to-GPU copies can be asynchronous.
   bool pin_memory = false;

@@ -25,7 +25,7 @@ struct DataOptions {
   /// (train on every image, evaluate nothing).
   int fold = 0;
   /// Seeds the fold split's shuffle and the synthetic data.
-  uint64_t seed = 0;
+  uint64_t seed = kDefaultSeed;
   /// The built-in synthetic data set instead of a directory: used only when asked for (`dir` empty
   /// and `use_synthetic` set), never as a fallback for a forgotten directory. Its seed is `seed`.
   bool use_synthetic = false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "unet/data/dataset.h"
+#include "unet/runtime/context.h"
 
 #include <cstdint>
 #include <string>
@@ -28,7 +29,7 @@ struct SyntheticOptions {
   double nucleus_size = 22.0;
   /// Standard deviation of the additive noise, in [0, 1] intensity units.
   double noise = 0.08;
-  uint64_t seed = 0;
+  uint64_t seed = kDefaultSeed;
 };
 
 /// One slice: uint8 image [1, S, S] (dark membranes around bright textured cells, dark organelles,

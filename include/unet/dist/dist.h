@@ -1,6 +1,7 @@
 // Data-parallel training on LibTorch's c10d: launcher environments, process group, gradient buckets.
 #pragma once
 
+#include "unet/runtime/collectives.h"
 #include "unet/runtime/context.h"
 
 #include <ATen/core/Tensor.h>
@@ -41,28 +42,24 @@ RunContext make_run_context(const RuntimeOptions& options, const DistEnv& env = 
 void connect(RunContext& context, int timeout_s);
 
 /// A connected process group (Gloo for CPU tensors, NCCL for CUDA tensors where built with it).
-class Distributed {
+class Distributed final : public Collectives {
  public:
   /// Rendezvous through a TCP store at master_addr:master_port (rank 0 serves it). Collectives
   /// that wait longer than `timeout` for another rank fail with an error instead of hanging.
   Distributed(const DistEnv& env, c10::Device device, std::chrono::milliseconds timeout);
-  ~Distributed();
+  ~Distributed() override;
   Distributed(const Distributed&) = delete;
   Distributed& operator=(const Distributed&) = delete;
 
-  int rank() const { return env_.rank; }
-  int world_size() const { return env_.world_size; }
+  int rank() const override { return env_.rank; }
+  int world_size() const override { return env_.world_size; }
   const DistEnv& env() const { return env_; }
 
-  /// Overwrites `tensors` on every rank with `root`'s.
-  void broadcast(std::vector<at::Tensor>& tensors, int root = 0);
-  /// In-place sum over ranks, blocking.
-  void all_reduce_sum(at::Tensor& tensor);
-  /// Starts an in-place sum over ranks and returns a function that waits for it.
-  std::function<void()> all_reduce_sum_async(at::Tensor& tensor);
-  /// Throws `unet::Error` on every rank unless all ranks pass the same `fingerprint`.
-  void require_same(const std::string& what, const std::string& fingerprint);
-  void barrier();
+  void broadcast(std::vector<at::Tensor>& tensors, int root = 0) override;
+  void all_reduce_sum(at::Tensor& tensor) override;
+  std::function<void()> all_reduce_sum_async(at::Tensor& tensor) override;
+  void require_same(const std::string& what, const std::string& fingerprint) override;
+  void barrier() override;
 
  private:
   struct Impl;
@@ -76,7 +73,7 @@ class GradientReducer {
  public:
   /// `parameters` in forward order; buckets are filled in reverse (the order backward produces
   /// gradients), each up to `bucket_bytes`.
-  GradientReducer(Distributed& dist, std::vector<at::Tensor> parameters, size_t bucket_bytes = 25u << 20);
+  GradientReducer(Collectives& dist, std::vector<at::Tensor> parameters, size_t bucket_bytes = 25u << 20);
   /// After backward: waits for the reductions and writes the averaged gradients into `.grad()`.
   void finish();
   size_t bucket_count() const { return buckets_.size(); }
@@ -92,7 +89,7 @@ class GradientReducer {
   void on_gradient(size_t parameter, const at::Tensor& grad);
   void launch_ready();
 
-  Distributed& dist_;
+  Collectives& dist_;
   std::vector<at::Tensor> parameters_;
   std::vector<Bucket> buckets_;
   std::vector<std::pair<size_t, size_t>> location_;  // parameter -> (bucket, member)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "unet/data/dataset.h"
+#include "unet/data/loader.h"
 #include "unet/eval/instances.h"
 #include "unet/infer/cpu_engine.h"
 #include "unet/infer/export.h"
@@ -28,29 +29,15 @@ namespace unet {
 /// How a command predicts: batches, input mode, tiles, test-time augmentation, device paths.
 struct InferenceOptions {
   /// Images per forward pass in resize mode.
-  int64_t batch_size = 8;
+  int64_t batch_size = kDefaultBatchSize;
   /// resize, tile, or auto: tiles when the model was trained on tiles or an image's size differs
   /// from the training images'.
   InputMode input_mode = InputMode::kAuto;
-  /// Tile (network input) side; 0: the model's training input size.
-  int64_t tile_size = 0;
-  /// Minimum overlap of output tiles, pixels.
-  int64_t tile_overlap = 0;
-  Blend blend = Blend::kGaussian;
-  /// Tiles per forward pass (bounds memory).
-  int64_t tile_batch = 4;
-  /// Average over the 8 flips and 90-degree rotations.
-  bool tta = false;
-  /// Channels-last (NHWC) weights and activations.
-  bool channels_last = true;
-  /// On CUDA: one CUDA graph per input shape, replayed.
-  bool graphs = true;
-  /// On CUDA: cuDNN's fused convolution-bias-ReLU and the fused bias + ReLU kernels.
-  bool fused = false;
-  /// On CPUs: the oneDNN path with prepacked weights and fused ReLU (`CpuEngine`), in fp32 or bf16.
-  bool cpu_engine = true;
-  /// With the CPU engine in float32: how the 3x3 convolutions run (direct, Winograd, or auto).
-  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
+  /// The tiles of tile mode (side 0: the model's training input size, `tile_options`); their
+  /// `tta` also averages the flips and rotations of whole images in resize mode.
+  TileOptions tiles;
+  /// Channels-last tensors, CUDA graphs, fused kernels, the CPU engine (training shares them).
+  ExecOptions exec;
   /// The smallest predicted object kept, pixels (0: all); `kAutoObjectArea`: `kSmallObjectFraction`
   /// of the model's training objects' median area (all where its checkpoint records none).
   static constexpr int64_t kAutoObjectArea = -1;

@@ -19,8 +19,10 @@ const EnumNames<Blend>& blend_names();
 Blend parse_blend(const std::string& text);
 
 struct TileOptions {
-  /// Network input side of a tile (must be legal); its output side follows.
-  int64_t input = 572;
+  /// Network input side of a tile (must be legal); its output side follows. `kModelInputSide`
+  /// (the default): the model's training input side, which `tile_options` puts in.
+  static constexpr int64_t kModelInputSide = 0;
+  int64_t input = kModelInputSide;
   /// Minimum overlap of neighbouring output tiles, pixels. The stride is then rounded down to a
   /// multiple of 2^depth, the shift under which a valid U-Net is exactly translation-equivariant,
   /// so that tiles agree where they overlap.

@@ -62,6 +62,25 @@ enum class InferencePath { kInt8Engine, kCpuEngine, kModules };
 InferencePath inference_path(bool int8, bool on_cpu, bool engine_precision, bool has_model, bool cpu_engine,
                              bool fused, bool engine_available);
 
+/// The execution choices of a run, the same for training and prediction (one flag each; the path
+/// a pass then takes is `module_path`'s or `inference_path`'s answer).
+struct ExecOptions {
+  /// Channels-last (NHWC) weights and activations: faster convolutions on CPUs and GPUs.
+  bool channels_last = true;
+  /// On CUDA: CUDA graphs (training: the whole step captured after `TrainOptions::graph_warmup`
+  /// eager steps, the reference's XLA; prediction: one graph per input shape). CPUs never use them.
+  bool graphs = true;
+  /// On CUDA: the fused kernels (bias + ReLU after every convolution, cuDNN's fused convolution in
+  /// prediction, the loss in one kernel each way) instead of the plain LibTorch path.
+  bool fused = false;
+  /// On CPUs: oneDNN's convolutions with bias and ReLU fused, forward and backward in training
+  /// (`UNetImpl::use_cpu_fusion`), with prepacked weights in prediction (`CpuEngine`); off: the
+  /// plain LibTorch path.
+  bool cpu_engine = true;
+  /// With the CPU engine in float32: how the 3x3 convolutions run (`conv_kernel`).
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
+};
+
 /// Whether a pass computes gradients: inference (the CPU engine, no autograd) or a training step.
 enum class Pass { kInference, kTraining };
 

@@ -5,19 +5,26 @@
 
 #include <c10/core/Device.h>
 
+#include <cstdint>
+
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace unet {
 
-class Distributed;
+class Collectives;
 
-/// How a command asks to run; `make_run_context` (unet/dist/context.h) resolves it.
 /// The most threads, or processes on one machine, that a command may ask for: four per core of this
 /// machine, at least 8 (more only oversubscribe the cores; 100000 threads took minutes to start).
 int max_threads_per_machine();
 
+/// The seed of every random draw when none is given (weights, data order, augmentation, fold split).
+inline constexpr uint64_t kDefaultSeed = 0;
+/// Worker threads of the training data loader when none are asked for.
+inline constexpr int kDefaultLoaderThreads = 2;
+
+/// How a command asks to run; `make_run_context` (unet/dist/dist.h) resolves it.
 struct RuntimeOptions {
   /// The compute device; unset: the first CUDA GPU when one is visible, else the CPU.
   std::optional<c10::Device> device;
@@ -25,7 +32,7 @@ struct RuntimeOptions {
   /// Intra-op CPU threads (0: every core).
   int threads = 0;
   /// Worker threads of the training data loader.
-  int loader_threads = 2;
+  int loader_threads = kDefaultLoaderThreads;
   /// Deterministic GPU algorithms (no cuDNN autotuning): same seed, same weights; slower.
   bool deterministic = false;
   /// Seconds a rank waits for the others before giving up (data-parallel runs).
@@ -55,12 +62,13 @@ struct RunContext {
   Precision precision = Precision::kFP32;
   /// Intra-op CPU threads in use, and the data loader's worker threads.
   int threads = 1;
-  int loader_threads = 2;
+  int loader_threads = kDefaultLoaderThreads;
   DistEnv env;
   /// No progress output (set on ranks other than 0).
   bool quiet = false;
-  /// The process group of a data-parallel job once connected (null: one process).
-  std::shared_ptr<Distributed> dist;
+  /// The process group of a data-parallel job once connected (null: one process); the dist part's
+  /// `connect` sets it, users call it through `Collectives` (unet/runtime/collectives.h).
+  std::shared_ptr<Collectives> dist;
 
   int rank() const { return env.rank; }
   int world_size() const { return env.world_size; }

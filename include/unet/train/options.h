@@ -4,6 +4,7 @@
 #include "unet/data/augment.h"
 #include "unet/data/loader.h"
 #include "unet/data/weight_map.h"
+#include "unet/model/conv_plan.h"
 #include "unet/model/geometry.h"
 #include "unet/model/unet.h"
 #include "unet/model/scheme.h"
@@ -35,7 +36,7 @@ struct TrainProgress {
 /// steps). Where and in which precision the run happens is the `RunContext`'s.
 struct TrainOptions {
   /// Images per step and process.
-  int64_t batch_size = 8;
+  int64_t batch_size = kDefaultBatchSize;
   double learning_rate = 1e-4;
   /// L2 penalty 0.5 * weight_decay * |w|^2 on every weight and bias (added to the gradient).
   double weight_decay = 5e-4;
@@ -52,7 +53,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 500;
   /// Steps left out of the reported throughput (start-up, cuDNN autotuning, graph capture).
   int64_t warmup_steps = 200;
-  uint64_t seed = 0;
+  uint64_t seed = kDefaultSeed;
   /// Flips, crop-and-resize, brightness and elastic warps (`augment_options`).
   bool augment = false;
   AugmentOptions augment_options;
@@ -80,22 +81,12 @@ struct TrainOptions {
   /// How each image's intensities are normalised (the reference's range by default); recorded in
   /// the checkpoint, so that prediction and every export repeat it.
   Normalisation normalisation;
-  /// Channels-last (NHWC) weights and activations: faster convolutions on CPUs and GPUs.
-  bool channels_last = true;
-  /// On CUDA: capture the whole training step (forward, loss, backward, loss-scale check, Adam)
-  /// as a CUDA graph after `graph_warmup` eager steps and replay it (the reference's XLA).
-  /// Unavailable in data-parallel runs (eager with a notice). CPUs never use graphs.
-  bool graphs = true;
+  /// Channels-last tensors, CUDA graphs, fused kernels, the CPU engine (prediction shares them).
+  /// With graphs, the whole training step (forward, loss, backward, loss-scale check, Adam) is
+  /// captured after `graph_warmup` eager steps and replayed; unavailable in data-parallel runs
+  /// (eager with a notice).
+  ExecOptions exec;
   int64_t graph_warmup = 3;
-  /// On CUDA: the fused kernels (bias + ReLU after every convolution, the loss in one kernel each
-  /// way) instead of the plain LibTorch path.
-  bool fused = false;
-  /// On CPUs: every convolution with its bias and ReLU fused by oneDNN, forward and backward
-  /// (`UNetImpl::use_cpu_fusion`) instead of the plain LibTorch path.
-  bool cpu_fusion = true;
-  /// With `cpu_fusion` in float32: which 3x3 convolutions run by Winograd F(4x4, 3x3), forward
-  /// and backward (`conv_kernel`).
-  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
 
   /// Called on rank 0 with every logged step (every `log_every` steps and the last), after the log
   /// line; none by default. What it throws ends the run unsaved: to stop cleanly, `request_stop`.
