@@ -52,8 +52,11 @@ def declared_tests(root):
     if not path.is_file():
         return {}
     tests = {}
-    for m in re.finditer(r"unet_add_test\((\w+)\s+\w+((?:\s+PARTS(?:\s+\w+)+)?)\s*\)", path.read_text()):
-        tests[m.group(1)] = set(m.group(2).split()[1:]) if m.group(2).strip() else set()
+    for m in re.finditer(r"unet_add_test\((\w+)\s+\w+((?:\s+PARTS(?:\s+(?!PRIVATE\b)\w+)+)?)((?:\s+PRIVATE(?:\s+\w+)+)?)\s*\)",
+                         path.read_text()):
+        parts = set(m.group(2).split()[1:]) if m.group(2).strip() else set()
+        private = set(m.group(3).split()[1:]) if m.group(3).strip() else set()
+        tests[m.group(1)] = (parts, private)
     return tests
 
 
@@ -63,7 +66,7 @@ def test_parts(path, root, tests, below):
     if stem == "test_support":
         direct = TEST_SUPPORT_PARTS
     elif stem in tests:
-        direct = tests[stem] | TEST_SUPPORT_PARTS
+        direct = tests[stem][0] | TEST_SUPPORT_PARTS
     else:
         return None
     # "cli": the command line's library (tools/), which links unet_train and so every part.
@@ -136,6 +139,10 @@ def check(root):
                 problems.append(f"{path.relative_to(root)}: belongs to no part")
             continue
         for name in INCLUDE.findall(path.read_text(errors="replace")):
+            if name.startswith("../") or "/src/" in name or name.startswith("src/"):
+                problems.append(f"{path.relative_to(root)}: #include \"{name}\": a path around the staged include "
+                                f"folders (the build's one-way rule cannot see it)")
+                continue
             dest = target(name, parts)
             if dest is None or dest == source:
                 continue
@@ -148,8 +155,10 @@ def check(root):
                 allowed = test_parts(path, root, tests, below)
                 if allowed is None:
                     continue  # not a test executable (a data file's source, say)
-                if name.split("/")[0] != "unet":
-                    problems.append(f"{where}: tests see public headers only (unet/<part>/x.h)")
+                private = tests[path.stem][1] if path.stem in tests else set()
+                if name.split("/")[0] != "unet" and dest not in private:
+                    problems.append(f"{where}: tests see public headers only (unet/<part>/x.h), or the private "
+                                    f"headers of the parts their PRIVATE names")
                 elif dest not in allowed:
                     problems.append(f"{where}: {path.stem} may not use unet_{dest} "
                                     f"(tests/CMakeLists.txt links it to {', '.join(sorted(allowed))})")
@@ -208,14 +217,14 @@ def self_test():
         private = copy / "src/data/loader.cpp"
         private.write_text('#include "eval/json.h"\n' + private.read_text())
         test = copy / "tests/test_model.cpp"
-        test.write_text('#include "unet/infer/predictor.h"\n' + test.read_text())
+        test.write_text('#include "unet/infer/predictor.h"\n#include "../src/data/tiff_internal.h"\n' + test.read_text())
         planted = check(copy)
         (copy / "docs").mkdir()
         (copy / "docs" / "architecture.md").write_text("| runtime |\n| model |\n\nThe suite runs 42 tests.\n")
         docs = check_docs(copy)
     found = "\n".join(planted)
-    ok = (not clean and len(planted) == 3 and "unet_model may not use unet_train" in found
-          and "test_model may not use unet_infer" in found
+    ok = (not clean and len(planted) == 4 and "unet_model may not use unet_train" in found
+          and "test_model may not use unet_infer" in found and "a path around the staged include" in found
           and any("'42 tests'" in d for d in docs) and any("no row for the part 'data'" in d for d in docs))
     print("self-test:", "passed" if ok else f"FAILED (clean: {clean}, planted: {planted}, docs: {docs})")
     return 0 if ok else 1

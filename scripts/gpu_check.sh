@@ -38,6 +38,8 @@ if [ "$stage" = all ] || [ "$stage" = test ] || [ "$stage" = tests ]; then
   (cd build-cuda && ctest -L cuda --output-on-failure --timeout 240) >"$out/ctest-cuda.log" 2>&1 || tests_rc=$?
   tail -25 "$out/ctest-cuda.log"
   [ "$tests_rc" -eq 0 ] || echo "GPU tests FAILED (ctest exit status $tests_rc; all of it in $out/ctest-cuda.log)" >&2
+  # A GPU test that skips here (no CUDA kernels built, say) did not run: that fails too.
+  python3 scripts/test_skips.py build-cuda --gpu | tee -a "$out/ctest-cuda.log" || { [ "$tests_rc" -ne 0 ] || tests_rc=1; }
 fi
 [ "$stage" = tests ] && exit "$tests_rc"
 if [ "$stage" = accuracy ]; then

@@ -179,6 +179,36 @@ TEST(DistTraining, KilledRankMakesTheOtherExitAndKeepsTheCheckpoint) {
   EXPECT_GE(read_checkpoint_info(checkpoint_path(model)).step, 3);  // the last complete checkpoint loads
 }
 
+// A stop asked of one rank (Ctrl-C reaching one process, a scheduler's SIGINT to one task) stops
+// every rank at the same step: the ranks agree on it when they exchange their losses, rank 0
+// writes the checkpoint, and each exits as SIGINT asks (130). A rank that stopped alone would
+// leave the other waiting in its next collective until the timeout.
+TEST(DistTraining, OneRanksStopStopsEveryRankAtTheSameStep) {
+  TempDir dir;
+  const std::string model = dir.file("m");
+  const std::string common = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port(6)) + " WORLD_SIZE=2 '" + UNET_EXE + "' " +
+                             kTrain + "--batch-size 2 --max-steps 1000000 --log-every 1 --checkpoint-every 0 --dist-timeout 60 "
+                             "--model-dir " + model;
+  // SIGINT to rank 1 once rank 0 has logged two steps; both are then given five minutes (a bound on
+  // a hang, not a speed) and reported as hung after them.
+  const std::string script =
+      "RANK=0 " + common + " 2>" + dir.file("err0") + " & p0=$!\n" +
+      "RANK=1 " + common + " 2>" + dir.file("err1") + " & p1=$!\n" +
+      "for i in $(seq 3000); do [ \"$(wc -l < " + model + "/log.jsonl 2>/dev/null || echo 0)\" -ge 3 ] && break; sleep 0.1; done\n" +
+      "kill -INT $p1\n" +
+      "for i in $(seq 3000); do kill -0 $p0 2>/dev/null || kill -0 $p1 2>/dev/null || break; sleep 0.1; done\n" +
+      "for p in $p0 $p1; do if kill -0 $p 2>/dev/null; then kill -9 $p; echo hung; else wait $p; echo $?; fi; done > " +
+      dir.file("result") + "\n";
+  unet::test::write_file(dir.file("run.sh"), script);
+  ASSERT_EQ(std::system(("bash " + dir.file("run.sh")).c_str()), 0);
+  const std::string result = read_file(dir.file("result")), err0 = read_file(dir.file("err0"));
+  EXPECT_EQ(result, "130\n130\n") << "exit codes of ranks 0 and 1\nrank 0: " << err0 << "\nrank 1: " << read_file(dir.file("err1"));
+  const std::string stopped = "stopped by SIGINT at step ";
+  const size_t at = err0.find(stopped);
+  ASSERT_NE(at, std::string::npos) << err0;
+  EXPECT_EQ(read_checkpoint_info(checkpoint_path(model)).step, std::stoll(err0.substr(at + stopped.size())));
+}
+
 TEST(DistLaunch, FailingRankMakesLaunchFail) {
   TempDir dir;
   // Every rank fails at once on a missing data directory; launch must report it and fail too.

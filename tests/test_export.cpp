@@ -7,6 +7,8 @@
 #include "unet/model/checkpoint.h"
 #include "unet/onnx/writer.h"
 #include "unet/data/image_io.h"
+#include "unet/data/preprocess.h"
+#include "unet/data/tiles.h"
 #include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
@@ -298,6 +300,36 @@ TEST(Export, BioimageioRefusesBadOptionsAndWritesNothing) {
     EXPECT_NE(r.err.find(message), std::string::npos) << args << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir.file("p.zip"))) << args;
+  }
+}
+
+// The Segmenter against an independent reference: the checkpoint's network run once over the whole
+// image, mirror-padded by the tiles' margin (68x68 -> 108x108 in, 68x68 out), on the image scaled
+// as its type says. With the paper's 2x2 up-sampling the network is exactly shift-equivariant,
+// so the tiles (60 -> 20, at multiples of 4) must give that pass; checkpoint and export both.
+TEST(Segmenter, CheckpointAndExportSegmentAsOneWholeImagePass) {
+  TempDir dir;
+  const std::string model = save_tiny_checkpoint(dir, UNetOptions().depth(2).filters(4).up_kernel(2), 60);
+  ASSERT_EQ(run_unet("export --model-dir " + model + " --output " + dir.file("m.pt")).exit_code, 0);
+  std::vector<uint8_t> pixels(68 * 68);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>((i * 37 + i / 68 * 11) % 251);
+  RawImage raw;
+  raw.pixels = at::from_blob(pixels.data(), {1, 68, 68}, at::kByte).clone();
+  UNet net = load_model(checkpoint_path(model), read_checkpoint_info(checkpoint_path(model)));
+  net->eval();
+  at::Tensor whole;
+  {
+    c10::InferenceMode guard;
+    const at::Tensor image = normalise(raw), idx = mirror_indices(68, -20, 108);
+    whole = at::softmax(net->forward(image.index_select(1, idx).index_select(2, idx).unsqueeze(0)), 1)[0];
+  }
+  ASSERT_EQ(whole.sizes(), (std::vector<int64_t>{2, 68, 68}));
+  for (const bool exported : {false, true}) {
+    Segmenter s = exported ? Segmenter::from_export(dir.file("m.pt")) : Segmenter::from_checkpoint(checkpoint_path(model));
+    const Segmentation out = s.segment(pixels.data(), 68, 68);
+    EXPECT_TRUE(at::allclose(out.probabilities, whole, 1e-5, 1e-6))
+        << (exported ? "export" : "checkpoint") << ": max difference " << (out.probabilities - whole).abs().max().item<double>();
+    EXPECT_TRUE(at::equal(out.mask, whole.argmax(0).to(out.mask.scalar_type()))) << (exported ? "export" : "checkpoint");
   }
 }
 

@@ -1,7 +1,7 @@
 // Tests of the U-Net architecture: reference shapes and parameter count, legal-size arithmetic.
 #include "test_support.h"
 
-#include "../src/cuda/channel_cursor.cuh"
+#include "cuda/channel_cursor.cuh"
 #include "unet/model/geometry.h"
 #include "unet/model/loss.h"
 #include "unet/model/ops.h"

@@ -280,7 +280,7 @@ void run_benchmark(const BenchmarkCommand& o) {
   if (!o.synthetic) data = load_data(o.data, o.model.classes());
   UNetOptions model = o.model;
   if (!o.synthetic) model = model_for(o.model, data, o.train.input_size);
-  const Geometry g{o.train.input_size, output_size(model, o.train.input_size), o.train.input_mode == InputMode::kTile};
+  const Geometry g = geometry_of(model, o.train.input_size, o.train.input_mode == InputMode::kTile);
   std::vector<Sample> train;
   if (!o.synthetic) train = fold_data(data, o.data).train;
   LatencyStats stats;

@@ -21,7 +21,7 @@ namespace {
 enum class Format { kTorchScript, kOnnx, kBioimageio, kCheckpoint };
 
 struct ExportCommand {
-  std::string model_dir = "results";
+  std::string model_dir = kDefaultModelDir;
   std::string output;
   /// Where the default output name goes: --model-dir, or ./NAME for a shipped model (--model).
   std::string output_dir;

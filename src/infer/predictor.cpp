@@ -40,7 +40,7 @@ Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t 
 Predictor::Predictor(const LoadedExport& module, c10::Device device, int64_t batch_size)
     : module_forward_(module.forward),
       options_(module.options),
-      geometry_{module.input_size, output_size(module.options, module.input_size)},
+      geometry_(geometry_of(module.options, module.input_size)),
       device_(device),
       batch_size_(std::max<int64_t>(1, batch_size)),
       channels_last_(false) {
@@ -115,13 +115,11 @@ at::Tensor Predictor::graph_forward(const at::Tensor& x, bool to_host) {
 }
 
 void Predictor::use_tiles(const TileOptions& options) {
-  output_size(options_, options.input);  // a legal tile size (the error names the nearest ones)
-  tile_stride(options_, options);        // and overlap
+  const Geometry tile = geometry_of(options_, options.input, /*tile=*/true);  // a legal tile (the error names the nearest)
+  tile_stride(options_, options);                                             // and overlap
   tiles_ = options;
   tiles_->tta = tiles_->tta || tta_;
-  geometry_.input = options.input;
-  geometry_.output = output_size(options_, options.input);
-  geometry_.tile = true;
+  geometry_ = tile;
 }
 
 void Predictor::run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume) {
@@ -194,7 +192,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
     if (!context.device.is_cpu()) throw OptionError("precision", " int8 runs on CPUs only: add {device} cpu, or use fp16 or bf16 on GPUs");
     int8 = std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step));
   }
-  Predictor predictor(model, Geometry{info.input_size, output_size(info.model, info.input_size)},
+  Predictor predictor(model, geometry_of(info.model, info.input_size),
                       context.device, options.batch_size, options.exec.channels_last);
   const InputMode mode = resolved_input_mode(options.input_mode, info, samples);
   predictor.use_tta(options.tiles.tta);

@@ -22,7 +22,7 @@ Segmenter Segmenter::from_checkpoint(const std::string& path, const std::string&
   const Precision p = resolve_precision(parse_precision(precision), where);
   const UNet model = load_model(path, info);
   Segmenter s;
-  s.predictor_ = std::make_shared<Predictor>(model, Geometry{info.input_size, output_size(info.model, info.input_size)},
+  s.predictor_ = std::make_shared<Predictor>(model, geometry_of(info.model, info.input_size),
                                              where, /*batch_size=*/1);
   s.predictor_->use_precision(p);
   s.predictor_->use_normalisation(info.normalisation);

@@ -149,7 +149,7 @@ at::Tensor UNetImpl::forward(const at::Tensor& input) {
 }
 
 void UNetImpl::use_fused(bool on) {
-  if (on && !fused_kernels_built()) throw OptionError("fused", ": needs a build of unet with the CUDA kernels");
+  if (on && !fused_kernels_built()) throw OptionError("exec.fused", ": needs a build of unet with the CUDA kernels");
   fused_ = on;
   for (const auto& block : *down_) block->as<DoubleConvImpl>()->use_fused(on);
   bottleneck_->use_fused(on);

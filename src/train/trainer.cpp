@@ -21,6 +21,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -61,7 +62,7 @@ Trainer::Trainer(const UNetOptions& model_options, const TrainOptions& options, 
     throw OptionError("precision", " int8 is for inference only: train in fp32 or bf16, then quantize the model (unet quantize)");
   if (options_.schedule.kind == ScheduleKind::kCosine && options_.schedule.total_steps == 0)
     options_.schedule.total_steps = options_.max_steps;
-  geometry_ = {options_.input_size, output_size(model_options_, options_.input_size), options_.input_mode == InputMode::kTile};
+  geometry_ = geometry_of(model_options_, options_.input_size, options_.input_mode == InputMode::kTile);
   seed_everything(options_.seed);
   model_ = UNet(model_options_);
   model_->to(context_.device);
@@ -329,9 +330,13 @@ void Trainer::after_step(const LossTerms& terms, const std::vector<Sample>& eval
 }
 
 int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock) {
+  // A stop request travels with the losses as one flag per stop signal (SIGINT, SIGTERM, SIGHUP;
+  // any other request counts as SIGTERM), so that every rank stops as the rank that was asked.
   const int stop = stop_requested();
+  const int slot = stop == 0 ? -1 : stop == SIGINT ? 0 : stop == SIGHUP ? 2 : 1;
+  const auto flag = [&](int s) { return at::full({}, slot == s ? 1.0f : 0.0f, terms.total.options().dtype(at::kFloat)); };
   at::Tensor losses = at::stack({terms.cross_entropy.detach().to(at::kFloat), terms.dice_loss.detach().to(at::kFloat),
-                                 at::full({}, static_cast<float>(stop), terms.total.options().dtype(at::kFloat))});
+                                 flag(0), flag(1), flag(2)});
   if (reducer_) {
     context_.dist->all_reduce_sum(losses);
     losses = losses / context_.world_size();
@@ -350,8 +355,12 @@ int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& res
     options_.on_log({step_, options_.max_steps, ce + dice, window > 0 ? images / window : 0.0});
   clock.window_start = now;
   clock.window_steps = 0;
-  // Any rank's request stops every rank (the sum is over ranks, divided by their number).
-  return host[2].item<double>() > 0 ? (stop != 0 ? stop : SIGTERM) : 0;
+  // Any rank's request stops every rank: with this rank's own signal, or the one another rank was
+  // asked by (the flags are averaged over ranks: above 0 where some rank set them).
+  if (stop != 0) return stop;
+  for (int s = 0; s < 3; ++s)
+    if (host[2 + s].item<double>() > 0) return std::array<int, 3>{SIGINT, SIGTERM, SIGHUP}[static_cast<size_t>(s)];
+  return 0;
 }
 
 void Trainer::stop_now(int signal) {

@@ -55,7 +55,7 @@ class Distributed final : public Collectives {
   int world_size() const override { return env_.world_size; }
   const DistEnv& env() const { return env_; }
 
-  void broadcast(std::vector<at::Tensor>& tensors, int root = 0) override;
+  void broadcast(std::vector<at::Tensor>& tensors, int root) override;
   void all_reduce_sum(at::Tensor& tensor) override;
   std::function<void()> all_reduce_sum_async(at::Tensor& tensor) override;
   void require_same(const std::string& what, const std::string& fingerprint) override;

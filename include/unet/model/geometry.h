@@ -73,4 +73,10 @@ struct Geometry {
   bool tile = false;
 };
 
+/// The sides of `model` for a legal `input_size` (the one place that pairs an input side with its
+/// output side); throws as `output_size` does, naming the nearest legal sizes.
+inline Geometry geometry_of(const UNetOptions& model, int64_t input_size, bool tile = false) {
+  return Geometry{input_size, output_size(model, input_size), tile};
+}
+
 }  // namespace unet

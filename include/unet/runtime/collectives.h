@@ -22,7 +22,7 @@ class Collectives {
   virtual int world_size() const = 0;
 
   /// Overwrites `tensors` on every rank with `root`'s.
-  virtual void broadcast(std::vector<at::Tensor>& tensors, int root) = 0;
+  virtual void broadcast(std::vector<at::Tensor>& tensors, int root = 0) = 0;
   /// In-place sum over ranks, blocking.
   virtual void all_reduce_sum(at::Tensor& tensor) = 0;
   /// Starts an in-place sum over ranks and returns a function that waits for it.
