@@ -344,6 +344,28 @@ TEST(Hardening, SigtermAndSighupStopTrainingAsSigintDoes) {
   }
 }
 
+// A second stop signal ends the run at once, as that signal would have (a user who presses Ctrl-C
+// twice does not wait for the step and the checkpoint). SIGINT then SIGTERM, back to back: two
+// different signals are both delivered (two of one kind may merge into one), before a step could end.
+TEST(Hardening, ASecondStopSignalEndsTrainingAtOnce) {
+  TempDir dir;
+  const std::string model = dir.file("model");
+  train_tiny(model);
+  Background run({"train", "--depth", "2", "--filters", "4", "--input-size", "60", "--synthetic-size", "64", "--threads", "1",
+                  "--batch-size", "2", "--max-steps", "1000000", "--log-every", "1", "--checkpoint-every", "0", "--resume",
+                  "--model-dir", model});
+  const int64_t logged = lines_in(model + "/log.jsonl");
+  ASSERT_TRUE(wait_for([&] { return lines_in(model + "/log.jsonl") >= logged + 3; })) << "no 2 steps logged: " << run.err();
+  run.signal(SIGINT);
+  run.signal(SIGTERM);
+  const int code = run.wait();
+  EXPECT_TRUE(code == 128 + SIGTERM || code == 128 + SIGINT) << code << "\n" << run.err();
+  EXPECT_EQ(run.err().find("stopped by"), std::string::npos) << "the run stopped cleanly instead: " << run.err();
+  // Whatever the kill interrupted, the checkpoint there before still loads.
+  UNet net(UNetOptions().depth(2).filters(4));
+  EXPECT_NO_THROW(load_checkpoint(checkpoint_path(model), net, nullptr, false));
+}
+
 TEST(Hardening, KillingLaunchEndsItsRanks) {
   TempDir dir;
   Background launch({"launch", "--nproc-per-node", "2", "--master-port", "29731", "--", "train", "--depth", "2", "--filters", "4",

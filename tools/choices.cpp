@@ -38,6 +38,9 @@ const std::vector<PresetRow>& small_rows() {
   return rows;
 }
 
+/// The sizes a preset gives, from the option structures' defaults (and the small rows).
+std::string preset_sizes(bool small);
+
 std::string sizes(const UNetOptions& model, const TrainOptions& train) {
   char text[200];
   std::snprintf(text, sizeof text, "depth %lld, filters %lld, input %lld (%s), batch %lld, learning rate %g, %lld steps",
@@ -45,6 +48,14 @@ std::string sizes(const UNetOptions& model, const TrainOptions& train) {
                 static_cast<long long>(train.input_size), to_string(train.input_mode).c_str(),
                 static_cast<long long>(train.batch_size), train.learning_rate, static_cast<long long>(train.max_steps));
   return text;
+}
+
+std::string preset_sizes(bool small) {
+  UNetOptions model;
+  TrainOptions train;
+  if (small)
+    for (const auto& row : small_rows()) row.set(model, train);
+  return sizes(model, train);
 }
 
 }  // namespace
@@ -57,9 +68,9 @@ const EnumNames<Preset>& preset_names() {
 
 void add_preset_option(CLI::App& app, Preset& preset) {
   add_choice(app, "--preset", "preset", preset, preset_names(),
-             "Network and schedule: reference (depth 4, filters 64, input 572, batch 8, 6400 steps: sized for a GPU), "
-             "small (depth 3, filters 16, tiles of 220, batch 4, learning rate 1e-3, 1500 steps: minutes on a CPU), or "
-             "auto (reference on CUDA devices, small elsewhere); options given explicitly override it");
+             "Network and schedule: reference (" + preset_sizes(false) + ": sized for a GPU), small (" + preset_sizes(true) +
+                 ": minutes on a CPU), or auto (reference on CUDA devices, small elsewhere); options given explicitly "
+                 "override it");
   // The defaults that help shows are the reference's: say that the preset sets them.
   for (const auto& row : small_rows()) {
     if (CLI::Option* option = app.get_option_no_throw(row.flag))

@@ -250,7 +250,8 @@ NB_MODULE(_unet, m) {
   m.def("command_options", [](const std::string& c) { return describe_options(unet::cli::command_options(c)); });
   m.def("segment_options", [] { return describe_options(unet::cli::segment_options()); });
   m.def("command_names", &unet::cli::command_names);
-  m.def("synthetic", &synthetic, nb::arg("kind"), nb::arg("size") = 256, nb::arg("index") = 0, nb::arg("seed") = 0);
+  m.def("synthetic", &synthetic, nb::arg("kind"), nb::arg("size") = unet::SyntheticOptions{}.size, nb::arg("index") = 0,
+        nb::arg("seed") = unet::kDefaultSeed);
   m.def("pretrained_model_dir", &unet::cli::pretrained_model_dir, nb::arg("name"));
   m.def("pretrained_models", [] {
     std::vector<std::tuple<std::string, std::string>> out;

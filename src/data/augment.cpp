@@ -160,7 +160,7 @@ std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at
     augment_sample(img, m, classes, options, rng, w.defined() ? &w : nullptr, intensity);
     return random_tile(img, m, input, output, rng, w, weights_window);
   }
-  const int64_t h = image.size(1), w = image.size(2), margin = (input - output) / 2;
+  const int64_t h = image.size(1), w = image.size(2), margin = Geometry{input, output}.margin();
   const Draws d = draw(options, rng);
   // The tile's window in the augmented image (same size as the source), as `random_tile` draws it.
   auto origin = [&](int64_t size) {

@@ -147,7 +147,7 @@ at::Tensor maps_to_classes(const at::Tensor& maps) {
 
 at::Tensor image_to_input(const at::Tensor& image, const Geometry& geometry) {
   at::Tensor x = resize_maps(image, geometry.output, geometry.output);
-  const int64_t pad = (geometry.input - geometry.output) / 2;
+  const int64_t pad = geometry.margin();
   if (pad == 0) return x.contiguous();
   return at::constant_pad_nd(x, {pad, pad, pad, pad}, 0.0);
 }

@@ -20,7 +20,7 @@ at::Tensor mirror_indices(int64_t size, int64_t start, int64_t length) {
 std::pair<at::Tensor, at::Tensor> random_tile(const at::Tensor& image, const at::Tensor& mask, int64_t input,
                                               int64_t output, std::mt19937_64& rng, const at::Tensor& weights,
                                               at::Tensor* weights_window) {
-  const int64_t height = image.size(1), width = image.size(2), margin = (input - output) / 2;
+  const int64_t height = image.size(1), width = image.size(2), margin = Geometry{input, output}.margin();
   auto origin = [&](int64_t size) {
     const int64_t range = std::max<int64_t>(size - output, 0);
     return static_cast<int64_t>(std::floor(uniform01(rng) * static_cast<double>(range + 1)));

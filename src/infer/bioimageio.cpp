@@ -402,7 +402,7 @@ BioimageioPackage export_bioimageio(UNet& model, const CheckpointInfo& info, con
   p.sample = opt.sample.empty() ? "a synthetic EM-like slice" : opt.sample;
   // The largest legal centre crop, at most the reference's 572 per side: consumers run the test
   // tensors in one piece, so a large sample must not make them large.
-  const int64_t cap = std::max<int64_t>(572, minimum_input_size(o));
+  const int64_t cap = std::max<int64_t>(kReferenceInputSize, minimum_input_size(o));
   p.test_height = largest_legal(o, std::min(pixels.size(1), cap));
   p.test_width = largest_legal(o, std::min(pixels.size(2), cap));
   if (p.test_height < 0 || p.test_width < 0) {

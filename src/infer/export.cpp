@@ -84,7 +84,8 @@ std::string class_meaning(const UNetOptions& o, const ClassNaming& naming) {
 /// record's input_mode): a resize-trained model has only seen whole images scaled to its output
 /// size, so a native-size input silently gives a map of another scale and size.
 std::string preprocessing(const UNetOptions& o, int64_t input_size, const nlohmann::json& training) {
-  const int64_t out = output_size(o, input_size), pad = (input_size - out) / 2;
+  const Geometry g = geometry_of(o, input_size);
+  const int64_t out = g.output, pad = g.margin();
   const std::string n = std::to_string(out), s = std::to_string(input_size), p = std::to_string(pad);
   const bool tiles = training.is_object() && training.value("input_mode", std::string()) == "tile";
   if (!tiles)

@@ -156,7 +156,7 @@ void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forw
                         int64_t height, int64_t width, const TileOptions& options, const RowSource& source,
                         const RowSink& sink, int64_t from_y, int64_t to_y, const TileProgress& progress) {
   const TileRowRange range = tile_rows(model, height, width, options, from_y, to_y);
-  const int64_t output = range.output, margin = (options.input - output) / 2;
+  const int64_t output = range.output, margin = Geometry{options.input, output}.margin();
   const at::Tensor weights = blend_weights(output, options.blend);
   const int64_t total = (range.last - range.first) * static_cast<int64_t>(range.xs.size());
   int64_t done = 0;

@@ -64,13 +64,20 @@ struct Normalisation {
   bool operator==(const Normalisation& o) const { return mode == o.mode && low == o.low && high == o.high; }
 };
 
-/// Network sides: input `input` x `input` in, `output` x `output` out (572 and 388 by default).
+/// The reference network's input side (its output side is 388): the default of training runs.
+inline constexpr int64_t kReferenceInputSize = 572;
+
+/// Network sides: input `input` x `input` in, `output` x `output` out, as `geometry_of` pairs them.
 /// In `tile` input mode the same sides are those of a training or prediction tile.
 struct Geometry {
-  int64_t input = 572;
-  int64_t output = 388;
+  int64_t input = 0;
+  int64_t output = 0;
   /// Native-resolution tiles instead of resizing.
   bool tile = false;
+
+  /// The context on each side of the output window: the input pixels that valid convolutions
+  /// consume (0 with same padding).
+  int64_t margin() const { return (input - output) / 2; }
 };
 
 /// The sides of `model` for a legal `input_size` (the one place that pairs an input side with its

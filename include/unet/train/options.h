@@ -74,8 +74,8 @@ struct TrainOptions {
   /// The training data's class names and headline (`DataSet::naming`), recorded in the checkpoint
   /// and naming the evaluation records (empty: the checkpoint records none).
   ClassNaming class_naming;
-  /// Network input side (572 for the reference).
-  int64_t input_size = 572;
+  /// Network input side (the reference's by default).
+  int64_t input_size = kReferenceInputSize;
   /// `resize` (the reference) or `tile` (native-resolution random crops; evaluation by tiles).
   InputMode input_mode = InputMode::kResize;
   /// How each image's intensities are normalised (the reference's range by default); recorded in
