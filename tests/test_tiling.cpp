@@ -128,6 +128,38 @@ TEST(Tiling, TtaAveragesTheEightViews) {
   EXPECT_TRUE(at::allclose(predict_tiled(forward, net->options(), image, t), expected / 8, 1e-4, 1e-5));
 }
 
+// Resize mode with test-time augmentation against an independent reference: the image (already
+// the output side, so that resizing keeps it) padded by the margin with zeros as resize mode does,
+// the network run on each of the 8 flips and rotations (at::flip and at::rot90 here, not the
+// library's `dihedral`), each softmax mapped back, and the 8 averaged.
+TEST(Tiling, ResizeModeTtaAveragesTheEightViewsOfTheWholeImage) {
+  at::manual_seed(6);
+  UNet net(UNetOptions().depth(2).filters(4));
+  net->eval();
+  Sample s;
+  s.image = at::rand({1, 20, 20}) * 2 - 1;
+  const auto predict = [&](bool tta) {
+    Predictor predictor(net, geometry_of(net->options(), 60), c10::Device(c10::kCPU), /*batch_size=*/1, /*channels_last=*/false);
+    predictor.use_cpu_engine(false);  // the modules' path, as the reference below runs them
+    predictor.use_tta(tta);
+    return predictor.predict({s})[0];
+  };
+  const at::Tensor got = predict(true), plain = predict(false);
+  c10::InferenceMode guard;
+  const at::Tensor x = at::constant_pad_nd(s.image, {20, 20, 20, 20}, 0.0).unsqueeze(0);
+  at::Tensor sum = at::zeros({2, 20, 20});
+  for (int k = 0; k < 8; ++k) {
+    const int64_t turns = k % 4;
+    const bool flip = k >= 4;
+    const at::Tensor view = at::rot90(flip ? x.flip({3}) : x, turns, {2, 3});
+    const at::Tensor back = at::rot90(at::softmax(net->forward(view), 1), -turns, {2, 3});
+    sum += (flip ? back.flip({3}) : back)[0];
+  }
+  ASSERT_EQ(got.sizes(), sum.sizes());
+  EXPECT_TRUE(at::allclose(got, sum / 8, 1e-4, 1e-5)) << "max difference " << (got - sum / 8).abs().max().item<double>();
+  EXPECT_GT((got - plain).abs().max().item<double>(), 1e-3) << "TTA changed nothing: the views were not averaged";
+}
+
 TEST(Tiling, RandomTrainingTileKeepsImageAndLabelsAligned) {
   const at::Tensor image = at::rand({1, 50, 70}) * 2 - 1;
   const at::Tensor mask = (image[0] > 0).to(at::kLong);
