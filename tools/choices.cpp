@@ -38,9 +38,6 @@ const std::vector<PresetRow>& small_rows() {
   return rows;
 }
 
-/// The sizes a preset gives, from the option structures' defaults (and the small rows).
-std::string preset_sizes(bool small);
-
 std::string sizes(const UNetOptions& model, const TrainOptions& train) {
   char text[200];
   std::snprintf(text, sizeof text, "depth %lld, filters %lld, input %lld (%s), batch %lld, learning rate %g, %lld steps",
@@ -50,6 +47,7 @@ std::string sizes(const UNetOptions& model, const TrainOptions& train) {
   return text;
 }
 
+/// The sizes a preset gives, from the option structures' defaults (and the small rows).
 std::string preset_sizes(bool small) {
   UNetOptions model;
   TrainOptions train;

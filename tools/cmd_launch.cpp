@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "unet/dist/dist.h"
+#include "unet/runtime/signals.h"
 
 #include <csignal>
 #include <cstdio>
@@ -83,7 +84,7 @@ void register_launch(CLI::App& app) {
     std::vector<pid_t> children;
     g_children = &children;
     // Signals to the launcher go to every rank (each saves and stops after its step).
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) std::signal(s, forward_signal);
+    for (int s : kStopSignals) std::signal(s, forward_signal);
     std::fflush(nullptr);
     const pid_t launcher = ::getpid();
     for (int rank = 0; rank < *nproc; ++rank) {

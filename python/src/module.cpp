@@ -14,10 +14,10 @@
 
 #include "unet/data/source.h"
 #include "unet/data/synthetic.h"
-#include "unet/runtime/version.h"
 #include "unet/dist/dist.h"
 #include "unet/infer/segmenter.h"
 #include "unet/runtime/signals.h"
+#include "unet/runtime/version.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Logging.h>

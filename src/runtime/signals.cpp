@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <iterator>
 #include <memory>
 
 namespace unet {
@@ -20,8 +19,6 @@ extern "C" void on_stop_signal(int signal) {
 }
 
 }  // namespace
-
-constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
 void install_stop_handlers() {
   for (int s : kStopSignals) {

@@ -21,7 +21,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include <array>
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -330,13 +330,15 @@ void Trainer::after_step(const LossTerms& terms, const std::vector<Sample>& eval
 }
 
 int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& result, LoopClock& clock) {
-  // A stop request travels with the losses as one flag per stop signal (SIGINT, SIGTERM, SIGHUP;
-  // any other request counts as SIGTERM), so that every rank stops as the rank that was asked.
+  // A stop request travels with the losses as one flag per stop signal (`kStopSignals`; any other
+  // request counts as SIGTERM), so that every rank stops as the rank that was asked.
   const int stop = stop_requested();
-  const int slot = stop == 0 ? -1 : stop == SIGINT ? 0 : stop == SIGHUP ? 2 : 1;
-  const auto flag = [&](int s) { return at::full({}, slot == s ? 1.0f : 0.0f, terms.total.options().dtype(at::kFloat)); };
-  at::Tensor losses = at::stack({terms.cross_entropy.detach().to(at::kFloat), terms.dice_loss.detach().to(at::kFloat),
-                                 flag(0), flag(1), flag(2)});
+  const bool listed = std::find(kStopSignals.begin(), kStopSignals.end(), stop) != kStopSignals.end();
+  const int asked = stop == 0 || listed ? stop : SIGTERM;
+  std::vector<at::Tensor> values = {terms.cross_entropy.detach().to(at::kFloat), terms.dice_loss.detach().to(at::kFloat)};
+  for (const int s : kStopSignals)
+    values.push_back(at::full({}, asked == s ? 1.0f : 0.0f, terms.total.options().dtype(at::kFloat)));
+  at::Tensor losses = at::stack(values);
   if (reducer_) {
     context_.dist->all_reduce_sum(losses);
     losses = losses / context_.world_size();
@@ -358,8 +360,8 @@ int Trainer::log_losses(const LossTerms& terms, RunLogger& log, TrainResult& res
   // Any rank's request stops every rank: with this rank's own signal, or the one another rank was
   // asked by (the flags are averaged over ranks: above 0 where some rank set them).
   if (stop != 0) return stop;
-  for (int s = 0; s < 3; ++s)
-    if (host[2 + s].item<double>() > 0) return std::array<int, 3>{SIGINT, SIGTERM, SIGHUP}[static_cast<size_t>(s)];
+  for (size_t i = 0; i < kStopSignals.size(); ++i)
+    if (host[static_cast<int64_t>(2 + i)].item<double>() > 0) return kStopSignals[i];
   return 0;
 }
 

@@ -3,10 +3,15 @@
 
 #include "unet/runtime/error.h"
 
+#include <array>
+#include <csignal>
 #include <memory>
 #include <string>
 
 namespace unet {
+
+/// The signals that ask a run to stop (a terminal's Ctrl-C, a scheduler's stop, a closed terminal).
+inline constexpr std::array<int, 3> kStopSignals = {SIGINT, SIGTERM, SIGHUP};
 
 /// Installs handlers for SIGINT, SIGTERM and SIGHUP: the first such signal only records the
 /// request (`stop_requested`); a second one ends the process at once, as the signal would have.
