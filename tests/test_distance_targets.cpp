@@ -25,15 +25,13 @@ using namespace unet;
 
 namespace {
 
+using unet::test::blurred;
+
 /// Labels [h, w] with discs (centre y, x, radius, label) painted in order.
 at::Tensor discs(int64_t h, int64_t w, const std::vector<std::array<double, 4>>& list) {
-  at::Tensor labels = at::zeros({h, w}, at::kLong);
-  auto* l = labels.data_ptr<int64_t>();
-  for (const auto& d : list)
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x)
-        if (std::hypot(y - d[0], x - d[1]) <= d[2]) l[y * w + x] = static_cast<int64_t>(d[3]);
-  return labels;
+  std::vector<std::array<double, 5>> round;
+  for (const auto& d : list) round.push_back({d[0], d[1], d[2], d[2], d[3]});
+  return unet::test::ellipses(h, w, round);
 }
 
 /// The definition, by brute force: an edge pixel is background or an object pixel with an
@@ -62,12 +60,6 @@ at::Tensor brute_edge_distance(const at::Tensor& labels) {
       out[y][x] = static_cast<float>(best + 1.0);
     }
   return out;
-}
-
-/// Maps blurred by a 3x3 box (a network's soft output, roughly): probabilities summing to 1.
-at::Tensor blurred(const at::Tensor& one_hot) {
-  const at::Tensor p = at::avg_pool2d(at::replication_pad2d(one_hot.unsqueeze(0), {1, 1, 1, 1}), {3, 3}, {1, 1})[0];
-  return p / p.sum(0, true);
 }
 
 }  // namespace

@@ -182,13 +182,13 @@ TEST(Flags, SharedDefaultsAreNamedOnce) {
   t.augment = true;
   RunContext context;
   context.loader_threads = 5;
-  const LoaderOptions l = t.loader_options(context);
+  const LoaderOptions l = t.loader_options(context, ClassScheme::kPlain);
   EXPECT_EQ(l.batch_size, 3);
   EXPECT_EQ(l.seed, 7u);
   EXPECT_TRUE(l.augment.has_value());
   EXPECT_EQ(l.threads, 5);
   t.augment = false;
-  EXPECT_FALSE(t.loader_options(context).augment.has_value());
+  EXPECT_FALSE(t.loader_options(context, ClassScheme::kPlain).augment.has_value());
 }
 
 // The defaults that are written out rather than captured (options parsed by a function of their

@@ -4,8 +4,11 @@
 #include "unet/runtime/device.h"
 #include "unet/runtime/files.h"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +71,21 @@ at::Tensor read_floats(const std::string& path, at::IntArrayRef shape) {
   EXPECT_EQ(bytes.size(), t.numel() * sizeof(float)) << path;
   std::memcpy(t.data_ptr<float>(), bytes.data(), std::min<size_t>(bytes.size(), t.numel() * sizeof(float)));
   return t;
+}
+
+at::Tensor ellipses(int64_t h, int64_t w, const std::vector<std::array<double, 5>>& list) {
+  at::Tensor labels = at::zeros({h, w}, at::kLong);
+  auto* l = labels.data_ptr<int64_t>();
+  for (const auto& e : list)
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (std::hypot((y - e[0]) / e[2], (x - e[1]) / e[3]) <= 1.0) l[y * w + x] = static_cast<int64_t>(e[4]);
+  return labels;
+}
+
+at::Tensor blurred(const at::Tensor& one_hot) {
+  const at::Tensor p = at::avg_pool2d(at::replication_pad2d(one_hot.unsqueeze(0), {1, 1, 1, 1}), {3, 3}, {1, 1})[0];
+  return p / p.sum(0, true);
 }
 
 RunResult run_unet(const std::string& arguments, const std::string& prefix) {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <map>
 #include <string>
 #include <utility>
@@ -96,6 +97,14 @@ std::string python_with(const std::string& modules);
 /// A float32 tensor as a raw little-endian file, and back (for the Python side of a test).
 void write_floats(const std::string& path, const at::Tensor& t);
 at::Tensor read_floats(const std::string& path, at::IntArrayRef shape);
+
+/// Labels int64 [h, w] with ellipses (centre y, x, radius y, radius x, label) painted in order
+/// (the later over the earlier): drawn objects for target and object tests.
+at::Tensor ellipses(int64_t h, int64_t w, const std::vector<std::array<double, 5>>& list);
+
+/// Class maps [K, H, W] blurred by a 3x3 box and renormalised to sum to 1 per pixel: a network's
+/// soft output, roughly, from one-hot maps.
+at::Tensor blurred(const at::Tensor& one_hot);
 
 /// The ISBI 2012 directory, or "" when it is not there (tests then skip).
 std::string isbi_dir();

@@ -105,18 +105,24 @@ std::string recognise_masks(DataOptions& data, UNetOptions& model, bool classes_
   }
   const bool instances = data.dir.empty() ? data.use_synthetic && data.synthetic.kind == SyntheticKind::kNuclei
                                           : data.mask_encoding == MaskEncoding::kInstances;
-  if (!instances && data.instance_scheme == ClassScheme::kDistance)
+  const bool other_targets = data.instance_scheme == ClassScheme::kDistance || data.instance_scheme == ClassScheme::kDirections;
+  const std::string scheme = to_string(data.instance_scheme);
+  if (!instances && other_targets)
     throw OptionError("instance_scheme", data.dir.empty()
-                                             ? std::string(" distance needs instance masks: the synthetic EM slices have none "
-                                                           "(the synthetic nuclei do)")
-                                             : " distance needs instance masks (each object its own value): the masks of " +
+                                             ? " " + scheme + " needs instance masks: the synthetic EM slices have none "
+                                                              "(the synthetic nuclei do)"
+                                             : " " + scheme + " needs instance masks (each object its own value): the masks of " +
                                                    data.dir + " are not; pass {mask_encoding} instances if they are");
-  if (instances && data.instance_scheme == ClassScheme::kDistance && !classes_open)
-    require_instance_targets(model.classes(), data.instance_targets());
+  if (instances && other_targets && !classes_open) require_instance_targets(model.classes(), data.instance_targets());
   if (!instances || (evidence.empty() && !classes_open)) return "";  // nothing recognised, nothing chosen
   const std::string what = data.dir.empty() ? "the synthetic nuclei are instance labels"
                                             : "the masks of " + data.dir + " are instance labels (" +
                                                   (evidence.empty() ? "as given" : evidence) + ")";
+  if (data.instance_scheme == ClassScheme::kDirections) {
+    if (classes_open) model.classes(kDirectionClasses);
+    return what + ": training " + std::to_string(model.classes()) + " classes, background, each object's centre and the " +
+           std::to_string(kDirections) + " directions to it (each pixel's way is followed to its centre)";
+  }
   if (data.instance_scheme == ClassScheme::kDistance) {
     if (classes_open) model.classes(kDistanceClasses);
     return what + ": training " + std::to_string(model.classes()) + " classes, background and " +

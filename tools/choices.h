@@ -37,9 +37,10 @@ std::string apply_preset(const CLI::App& command, Preset preset, const c10::Devi
 
 /// Resolves `data.mask_encoding` `kAuto` for a data directory by surveying its masks with
 /// `model`'s classes (`survey_masks`). Instance labels, of a directory or the synthetic nuclei, get
-/// 3 classes (background/interior/boundary), or `kDistanceClasses` with distance targets, when
+/// 3 classes (background/interior/boundary), `kDistanceClasses` with distance targets or
+/// `kDirectionClasses` with direction targets, when
 /// `classes_open` (no --classes or --class-names given, no checkpoint to follow). Throws
-/// `OptionError` for distance targets without instance labels. Returns the line that says what was
+/// `OptionError` for distance or direction targets without instance labels. Returns the line that says what was
 /// recognised, the classes trained and how to choose otherwise ("" when nothing was recognised or chosen).
 std::string recognise_masks(DataOptions& data, UNetOptions& model, bool classes_open);
 

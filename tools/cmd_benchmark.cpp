@@ -100,7 +100,7 @@ LatencyStats benchmark_training(const BenchmarkCommand& o, RunContext& context, 
     const Batch batch = random_batch(o, model, g, context.device);
     return measure(o, context.device, [&] { trainer.step(batch); });
   }
-  BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), t.loader_options(context));
+  BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), t.loader_options(context, model.scheme()));
   DevicePrefetcher batches([&loader] { return loader.next(); }, context.device, t.exec.channels_last);
   return measure(o, context.device, [&] {
     trainer.step(batches.next());
@@ -142,7 +142,7 @@ LatencyStats benchmark_loader(const BenchmarkCommand& o, const RunContext& conte
                               const Geometry& g, const std::vector<Sample>& train) {
   RunContext cpu = context;
   cpu.device = c10::Device(c10::kCPU);
-  BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), o.train.loader_options(cpu));
+  BatchLoader loader(std::make_shared<const std::vector<Sample>>(train), g, model.classes(), o.train.loader_options(cpu, model.scheme()));
   return measure(o, cpu.device, [&] { loader.next(); });
 }
 

@@ -59,9 +59,11 @@ void add_data_options(CLI::App& app, DataOptions& data, bool synthetic_flag) {
     return out;
   }();
   add_choice(app, "--instance-targets", "instance_scheme", data.instance_scheme, instance_schemes,
-             "Classes learnt from instance masks (more than 2): interior-boundary (3 classes), or distance "
+             "Classes learnt from instance masks (more than 2): interior-boundary (3 classes), distance "
              "(background and distance-to-edge bins, " + std::to_string(kDistanceClasses) +
-                 " classes unless --classes: objects grow from their own centres, which parts touching objects)");
+                 " classes unless --classes: objects grow from their own centres, which parts touching objects), or "
+                 "directions (background, centre and " + std::to_string(kDirections) +
+                 " directions to it: each pixel's way is followed to its centre)");
   if (synthetic_flag) {
     name_field("use_synthetic", app.add_flag("--synthetic", data.use_synthetic,
                                              "The built-in synthetic data instead of --data-dir (also implied by any "
@@ -339,6 +341,7 @@ void print_metrics(const std::string& title, const Metrics& m, const ClassNaming
     std::printf("  %-38s truth %lld, predicted %lld; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP %.4f; PQ %.4f; %lld split, %lld merged\n",
                 (scheme == ClassScheme::kInteriorBoundary ? std::string("objects (interior grown over boundary)")
                  : scheme == ClassScheme::kDistance       ? std::string("objects (grown from their centres)")
+                 : scheme == ClassScheme::kDirections     ? std::string("objects (directions followed to centres)")
                                                           : name(1) + " objects (4-connected)")
                     .c_str(), static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0),
                 o.f1(5), o.mean_average_precision(), o.panoptic_quality(), static_cast<long long>(o.split),

@@ -157,7 +157,7 @@ class Segmenter:
 
     @property
     def scheme(self) -> str:
-        """What the classes stand for: plain, interior-boundary or distance."""
+        """What the classes stand for: plain, interior-boundary, distance or directions."""
         return self._core.scheme
 
     @property

@@ -100,6 +100,13 @@ at::Tensor brighten(const at::Tensor& x, const at::Tensor& source, double delta,
   return (x + delta).clamp(lo, hi);
 }
 
+/// Instance labels [H, W] sampled at `grid` ([1, h, w, 2], as `at::grid_sampler` takes it) by
+/// nearest neighbour: float64 holds every int64 label up to 2^53 exactly.
+at::Tensor nearest_labels(const at::Tensor& labels, const at::Tensor& grid, int64_t padding) {
+  return at::grid_sampler(labels.to(at::kDouble).view({1, 1, labels.size(0), labels.size(1)}), grid.to(at::kDouble),
+                          /*nearest*/ 1, padding, /*align_corners=*/true)[0][0].to(at::kLong);
+}
+
 bool warps(const AugmentOptions& options) {
   return options.crop > 0.0 || (options.elastic && options.elastic_sigma > 0.0);
 }
@@ -120,7 +127,9 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
       return at::grid_sampler(x.unsqueeze(0), grid, /*bilinear*/ 0, /*reflection*/ 2, /*align_corners=*/true)[0];
     };
     image = sample(image);
-    if (has_mask) mask = maps_to_classes(sample(one_hot_maps(mask, classes)));
+    if (has_mask)
+      mask = classes == kInstanceLabels ? nearest_labels(mask, grid, /*reflection*/ 2)
+                                        : maps_to_classes(sample(one_hot_maps(mask, classes)));
     if (has_weights) *weights = sample(weights->unsqueeze(0))[0];
   } else if (options.flips) {
     std::vector<int64_t> axes;  // image axes; the mask's are one lower
@@ -154,11 +163,11 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
 std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at::Tensor& mask, int64_t classes,
                                                const AugmentOptions& options, int64_t input, int64_t output,
                                                std::mt19937_64& rng, const at::Tensor& weights, at::Tensor* weights_window,
-                                               const at::Tensor* intensity) {
+                                               const at::Tensor* intensity, at::Tensor* mask_input) {
   if (options.color) {  // the jitter's statistics are the whole image's
     at::Tensor img = image, m = mask, w = weights;
     augment_sample(img, m, classes, options, rng, w.defined() ? &w : nullptr, intensity);
-    return random_tile(img, m, input, output, rng, w, weights_window);
+    return random_tile(img, m, input, output, rng, w, weights_window, mask_input);
   }
   const int64_t h = image.size(1), w = image.size(2), margin = Geometry{input, output}.margin();
   const Draws d = draw(options, rng);
@@ -192,10 +201,13 @@ std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at
       return at::grid_sampler(region.unsqueeze(0), region_grid, /*bilinear*/ 0, /*border*/ 1, /*align_corners=*/true)[0];
     };
     tile = sample(cut(image));
-    if (mask.defined()) labels = maps_to_classes(sample(one_hot_maps(cut(mask).contiguous(), classes)));
+    if (mask.defined())
+      labels = classes == kInstanceLabels ? nearest_labels(cut(mask), region_grid, /*border*/ 1)
+                                          : maps_to_classes(sample(one_hot_maps(cut(mask).contiguous(), classes)));
     if (weights.defined()) wts = sample(cut(weights).unsqueeze(0))[0];
   }
   tile = brighten(tile, image, d.delta, options, intensity && intensity->defined());
+  if (labels.defined() && mask_input) *mask_input = labels.contiguous();
   if (labels.defined()) labels = labels.slice(0, margin, margin + output).slice(1, margin, margin + output).contiguous();
   if (wts.defined() && weights_window) *weights_window = wts.slice(0, margin, margin + output).slice(1, margin, margin + output).contiguous();
   return {tile.contiguous(), labels};

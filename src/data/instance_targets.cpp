@@ -3,7 +3,9 @@
 // objects: a pixel whose window holds only its own label is interior. Distance classes add one
 // exact Euclidean distance transform of the whole image to those edges (Felzenszwalb and
 // Huttenlocher, Theory of Computing 8, 2012: the lower envelope of parabolas, one pass per row and
-// one per column) and a per-object maximum (a scatter).
+// one per column) and a per-object maximum (a scatter). Direction classes find each object's
+// centre (its pixel nearest its centroid, one pass over the pixels) and bin the angle from every
+// pixel to it.
 #include "unet/data/instance_targets.h"
 
 #include "unet/runtime/error.h"
@@ -130,9 +132,58 @@ at::Tensor distance_classes(const at::Tensor& labels, int64_t bins) {
   return at::where(flat > 0, bin, at::zeros_like(bin)).view(labels.sizes());
 }
 
+at::Tensor object_centres(const at::Tensor& labels) {
+  check_labels(labels);
+  TORCH_CHECK(labels.numel() == 0 || labels.min().item<int64_t>() >= 0, "object_centres: labels must not be negative");
+  const at::Tensor l = labels.contiguous();
+  const int64_t h = l.size(0), w = l.size(1);
+  const int64_t n = l.numel() == 0 ? 1 : l.max().item<int64_t>() + 1;
+  const int64_t* p = l.data_ptr<int64_t>();
+  std::vector<double> sx(n, 0.0), sy(n, 0.0), count(n, 0.0), best(n, INFINITY);
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t k = p[y * w + x];
+      sx[k] += double(x), sy[k] += double(y), count[k] += 1.0;
+    }
+  at::Tensor centres = at::full({n, 2}, -1, at::kLong);
+  int64_t* c = centres.data_ptr<int64_t>();
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t k = p[y * w + x];
+      if (k == 0) continue;
+      const double dx = double(x) - sx[k] / count[k], dy = double(y) - sy[k] / count[k], d = dx * dx + dy * dy;
+      if (d < best[k]) best[k] = d, c[2 * k] = y, c[2 * k + 1] = x;  // the first in raster order among equals
+    }
+  return centres;
+}
+
+int64_t direction_class(double dx, double dy) {
+  if (dx * dx + dy * dy <= kCentreRadius * kCentreRadius) return 1;
+  const double turns = std::atan2(-dy, dx) / (2.0 * M_PI);  // counter-clockwise from east, y pointing down
+  const auto sector = static_cast<int64_t>(std::lround(turns * double(kDirections)));
+  return 2 + ((sector % kDirections) + kDirections) % kDirections;
+}
+
+at::Tensor direction_classes(const at::Tensor& labels) {
+  check_labels(labels);
+  const at::Tensor l = labels.contiguous();
+  const at::Tensor centres = object_centres(l);
+  const int64_t h = l.size(0), w = l.size(1);
+  const int64_t* p = l.data_ptr<int64_t>();
+  const int64_t* c = centres.data_ptr<int64_t>();
+  at::Tensor out = at::zeros_like(l);
+  int64_t* o = out.data_ptr<int64_t>();
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t k = p[y * w + x];
+      if (k != 0) o[y * w + x] = direction_class(double(c[2 * k + 1] - x), double(c[2 * k] - y));
+    }
+  return out;
+}
+
 void validate_instance_scheme(ClassScheme scheme) {
-  if (scheme != ClassScheme::kInteriorBoundary && scheme != ClassScheme::kDistance)
-    throw OptionError("instance_scheme", " " + to_string(scheme) + ": interior-boundary or distance");
+  if (scheme != ClassScheme::kInteriorBoundary && scheme != ClassScheme::kDistance && scheme != ClassScheme::kDirections)
+    throw OptionError("instance_scheme", " " + to_string(scheme) + ": interior-boundary, distance or directions");
 }
 
 ClassScheme instance_scheme(int64_t classes, const InstanceTargets& targets) {
@@ -142,7 +193,12 @@ ClassScheme instance_scheme(int64_t classes, const InstanceTargets& targets) {
 void require_instance_targets(int64_t classes, const InstanceTargets& targets) {
   validate_instance_scheme(targets.scheme);
   const std::string given = " " + std::to_string(classes) + ": instance masks train ";
-  if (targets.scheme == ClassScheme::kDistance) {
+  if (targets.scheme == ClassScheme::kDirections) {
+    if (classes != kDirectionClasses)
+      throw OptionError("classes", given + std::to_string(kDirectionClasses) +
+                                       " classes as direction targets (background, centre and " +
+                                       std::to_string(kDirections) + " directions)");
+  } else if (targets.scheme == ClassScheme::kDistance) {
     if (classes < 3 || classes > 255)
       throw OptionError("classes", given + "3 to 255 classes as distance targets (background and 2 or more bins)");
   } else if (classes != 2 && classes != 3) {
@@ -156,6 +212,7 @@ at::Tensor instance_targets(const at::Tensor& labels, int64_t classes, const Ins
   require_instance_targets(classes, targets);
   switch (instance_scheme(classes, targets)) {
     case ClassScheme::kDistance: return distance_classes(labels, classes - 1);
+    case ClassScheme::kDirections: return direction_classes(labels);
     case ClassScheme::kInteriorBoundary: return interior_boundary(labels, targets.boundary_width);
     default: return separated_objects(labels);
   }

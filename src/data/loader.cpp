@@ -1,8 +1,10 @@
 // Deterministic batch construction and the multi-threaded prefetching loader.
 #include "unet/data/loader.h"
 
-#include "unet/runtime/error.h"
+#include "unet/data/components.h"
+#include "unet/data/instance_targets.h"
 #include "unet/data/tiles.h"
+#include "unet/runtime/error.h"
 
 #include <ATen/ATen.h>
 
@@ -55,24 +57,37 @@ Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, i
   const auto indices = batch_indices(static_cast<int64_t>(samples.size()), options.batch_size, options.seed, step,
                                      options.rank, options.world_size);
   std::vector<at::Tensor> images, labels, weights;
+  // Direction classes are derived from the instance labels after the geometry, from the tile's
+  // whole input window (objects whole as far as the network sees them), each 8-connected region
+  // an object: a mirrored copy of an object that touches the image's edge joins it (prediction's
+  // tiles mirror it alike), a copy of one that does not is an object of its own.
+  const bool directions = options.scheme == ClassScheme::kDirections;
+  const int64_t mask_classes = directions ? kInstanceLabels : classes;
   for (size_t slot = 0; slot < indices.size(); ++slot) {
     const Sample& s = samples[static_cast<size_t>(indices[slot])];
-    at::Tensor image = s.image, mask = s.mask, w = s.weights;
+    if (directions && !s.instances.defined()) throw Error("direction classes need instance labels; a training sample has none");
+    at::Tensor image = s.image, mask = directions ? s.instances : s.mask, w = s.weights;
     std::mt19937_64 rng(mix(mix(options.seed ^ 0xA5A5A5A5ULL, static_cast<uint64_t>(step)),
                             static_cast<uint64_t>(options.rank) * 1024 + slot));
-    if (options.augment && !geometry.tile) augment_sample(image, mask, classes, *options.augment, rng, &w, &s.intensity);
+    if (options.augment && !geometry.tile) augment_sample(image, mask, mask_classes, *options.augment, rng, &w, &s.intensity);
     if (geometry.tile) {
       // Augmented tiles warp only the region each tile reads (`augment_tile`).
-      at::Tensor w_window;
-      auto [tile, window] = options.augment ? augment_tile(image, mask, classes, *options.augment, geometry.input,
-                                                           geometry.output, rng, w, &w_window, &s.intensity)
-                                            : random_tile(image, mask, geometry.input, geometry.output, rng, w, &w_window);
+      at::Tensor w_window, whole;
+      auto [tile, window] = options.augment
+                                ? augment_tile(image, mask, mask_classes, *options.augment, geometry.input, geometry.output,
+                                               rng, w, &w_window, &s.intensity, directions ? &whole : nullptr)
+                                : random_tile(image, mask, geometry.input, geometry.output, rng, w, &w_window,
+                                              directions ? &whole : nullptr);
       images.push_back(tile);
+      if (directions) {
+        const int64_t margin = geometry.margin();
+        window = direction_classes(connected_regions(whole, /*diagonal=*/true)).slice(0, margin, margin + geometry.output).slice(1, margin, margin + geometry.output).contiguous();
+      }
       labels.push_back(window);
       if (w.defined()) weights.push_back(w_window);
     } else {
       images.push_back(image_to_input(image, geometry));
-      labels.push_back(mask_to_output(mask, geometry, classes));
+      labels.push_back(mask_to_output(directions ? direction_classes(connected_regions(mask, /*diagonal=*/true)) : mask, geometry, classes));
       if (w.defined())
         weights.push_back(w.size(0) == geometry.output && w.size(1) == geometry.output
                               ? w

@@ -19,7 +19,7 @@ at::Tensor mirror_indices(int64_t size, int64_t start, int64_t length) {
 
 std::pair<at::Tensor, at::Tensor> random_tile(const at::Tensor& image, const at::Tensor& mask, int64_t input,
                                               int64_t output, std::mt19937_64& rng, const at::Tensor& weights,
-                                              at::Tensor* weights_window) {
+                                              at::Tensor* weights_window, at::Tensor* mask_input) {
   const int64_t height = image.size(1), width = image.size(2), margin = Geometry{input, output}.margin();
   auto origin = [&](int64_t size) {
     const int64_t range = std::max<int64_t>(size - output, 0);
@@ -31,6 +31,10 @@ std::pair<at::Tensor, at::Tensor> random_tile(const at::Tensor& image, const at:
   at::Tensor labels;
   if (mask.defined())
     labels = mask.index_select(0, mirror_indices(height, y, output)).index_select(1, mirror_indices(width, x, output));
+  if (mask.defined() && mask_input)
+    *mask_input = mask.index_select(0, mirror_indices(height, y - margin, input))
+                      .index_select(1, mirror_indices(width, x - margin, input))
+                      .contiguous();
   if (weights.defined() && weights_window)
     *weights_window = weights.index_select(0, mirror_indices(height, y, output))
                           .index_select(1, mirror_indices(width, x, output))

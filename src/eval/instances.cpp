@@ -3,12 +3,15 @@
 // next to a labelled one, so labels meet where the probability is lowest. Interior/boundary
 // models seed the same flood with their interior class (split at its necks where it pinches);
 // distance models with their centres, flooding in order of the expected distance to the edge.
+// Direction models are followed: every object pixel moves along the expected direction of its
+// classes until it stops at a centre, and the pixels that stop together are one object.
 #include "unet/eval/instances.h"
 
 #include "unet/data/components.h"
 #include "unet/data/instance_targets.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -95,6 +98,7 @@ bool has_objects(int64_t classes, ClassScheme scheme) {
   switch (scheme) {
     case ClassScheme::kInteriorBoundary: return classes == 3;
     case ClassScheme::kDistance: return classes >= 3;
+    case ClassScheme::kDirections: return classes == kDirectionClasses;
     default: return classes == 2;
   }
 }
@@ -111,6 +115,75 @@ at::Tensor distance_objects(const at::Tensor& maps, double seed_level) {
   const at::Tensor objects = m.argmax(0) != 0;
   const at::Tensor seeds = connected_components(objects & (height >= seed_level));
   return raster_order(seeded_flood(height, objects, seeds).contiguous());
+}
+
+at::Tensor direction_flow(const at::Tensor& maps) {
+  TORCH_CHECK(maps.dim() == 3 && maps.size(0) == kDirectionClasses, "direction_flow: maps [10, H, W]");
+  const at::Tensor m = maps.to(at::kFloat).cpu();
+  const at::Tensor turns = at::arange(kDirections, at::kDouble).mul_(2.0 * M_PI / static_cast<double>(kDirections));
+  const at::Tensor ux = turns.cos().to(at::kFloat).view({kDirections, 1, 1}), uy = -turns.sin().to(at::kFloat).view({kDirections, 1, 1});
+  const at::Tensor p = m.slice(0, 2);
+  const at::Tensor objects = (m.argmax(0) != 0).to(at::kFloat);
+  return at::stack({(p * ux).sum(0) * objects, (p * uy).sum(0) * objects}).contiguous();
+}
+
+at::Tensor follow_flow(const at::Tensor& flow, const at::Tensor& objects, int64_t steps) {
+  TORCH_CHECK(flow.dim() == 3 && flow.size(0) == 2 && objects.dim() == 2, "follow_flow: flow [2, H, W], objects [H, W]");
+  const int64_t h = flow.size(1), w = flow.size(2);
+  const at::Tensor f = flow.to(at::kFloat).cpu().contiguous(), o = objects.to(at::kBool).cpu().contiguous();
+  const float* vx = f.data_ptr<float>();
+  const float* vy = vx + h * w;
+  const bool* in = o.data_ptr<bool>();
+  at::Tensor ends = at::full({h, w}, -1, at::kLong);
+  int64_t* end = ends.data_ptr<int64_t>();
+  // The flow between pixel centres, bilinear; positions stay inside the image.
+  auto at_pos = [&](const float* v, float x, float y) {
+    const int64_t x0 = std::min<int64_t>(static_cast<int64_t>(x), w - 1), y0 = std::min<int64_t>(static_cast<int64_t>(y), h - 1);
+    const int64_t x1 = std::min<int64_t>(x0 + 1, w - 1), y1 = std::min<int64_t>(y0 + 1, h - 1);
+    const float ax = x - static_cast<float>(x0), ay = y - static_cast<float>(y0);
+    return (1 - ay) * ((1 - ax) * v[y0 * w + x0] + ax * v[y0 * w + x1]) + ay * ((1 - ax) * v[y1 * w + x0] + ax * v[y1 * w + x1]);
+  };
+  at::parallel_for(0, h * w, 1024, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      if (!in[i]) continue;
+      float x = static_cast<float>(i % w), y = static_cast<float>(i / w);
+      for (int64_t s = 0; s < steps; ++s) {
+        const float dx = at_pos(vx, x, y), dy = at_pos(vy, x, y);
+        if (!std::isfinite(dx) || !std::isfinite(dy)) break;  // a flow that is not a number stops here
+        x = std::clamp(x + dx, 0.0f, static_cast<float>(w - 1));
+        y = std::clamp(y + dy, 0.0f, static_cast<float>(h - 1));
+      }
+      end[i] = std::lround(y) * w + std::lround(x);
+    }
+  });
+  return ends;
+}
+
+at::Tensor gather_at_ends(const at::Tensor& ends, int64_t radius) {
+  TORCH_CHECK(ends.dim() == 2 && ends.scalar_type() == at::kLong, "gather_at_ends: int64 ends [H, W]");
+  const int64_t h = ends.size(0), w = ends.size(1);
+  if (ends.numel() == 0) return at::zeros({h, w}, at::kLong);
+  const at::Tensor e = ends.cpu().contiguous();
+  const int64_t* end = e.data_ptr<int64_t>();
+  at::Tensor hit = at::zeros({h, w}, at::kFloat);
+  float* hp = hit.data_ptr<float>();
+  for (int64_t i = 0; i < h * w; ++i)
+    if (end[i] >= 0) hp[end[i]] = 1.0f;
+  const at::Tensor near = at::max_pool2d(hit.view({1, 1, h, w}), {2 * radius + 1, 2 * radius + 1}, {1, 1}, {radius, radius}).view({h, w});
+  const at::Tensor groups = connected_regions((near > 0).to(at::kLong), /*diagonal=*/true).contiguous();
+  const int64_t* g = groups.data_ptr<int64_t>();
+  at::Tensor labels = at::zeros({h, w}, at::kLong);
+  int64_t* l = labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < h * w; ++i)
+    if (end[i] >= 0) l[i] = g[end[i]];
+  return raster_order(labels);
+}
+
+at::Tensor direction_objects(const at::Tensor& maps, int64_t steps) {
+  TORCH_CHECK(maps.dim() == 3 && maps.size(0) == kDirectionClasses, "direction_objects: maps [10, H, W]");
+  if (maps[0].numel() == 0) return at::zeros(maps[0].sizes(), at::kLong);
+  const at::Tensor m = maps.to(at::kFloat).cpu();
+  return gather_at_ends(follow_flow(direction_flow(m), m.argmax(0) != 0, steps), kEndRadius);
 }
 
 at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio) {
@@ -152,6 +225,7 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
   if (scheme == ClassScheme::kPlain) return remove_small_objects(instance_labels(m[1], method), min_area);
   if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
   if (scheme == ClassScheme::kDistance) return remove_small_objects(distance_objects(m, distance_seed_level(m.size(0) - 1)), min_area);
+  if (scheme == ClassScheme::kDirections) return remove_small_objects(direction_objects(m, kFlowSteps), min_area);
   const at::Tensor best = m.argmax(0);
   const at::Tensor seeds = split_at_necks(connected_components(best == 1).to(at::kLong), rule.neck_radius, rule.neck_ratio);
   const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, seeds);

@@ -77,6 +77,9 @@ std::string class_meaning(const UNetOptions& o, const ClassNaming& naming) {
   if (o.scheme() == ClassScheme::kInteriorBoundary) text += "; interior and boundary from instance labels";
   if (o.scheme() == ClassScheme::kDistance)
     text += "; distance-to-edge bins from instance labels (class " + std::to_string(o.classes() - 1) + ": object centres)";
+  if (o.scheme() == ClassScheme::kDirections)
+    text += "; from instance labels: class 1 object centres, classes 2-9 the direction to the centre (east, then "
+            "counter-clockwise in steps of 45 degrees, y pointing down)";
   return text;
 }
 

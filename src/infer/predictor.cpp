@@ -146,12 +146,8 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
     out.first = first;
     at::Tensor probs;
     if (tta_) {
-      for (int k = 0; k < 8; ++k) {
-        const at::Tensor p = dihedral(at::softmax(forward(dihedral(batch.images, k, false)), 1), k, true);
-        probs = probs.defined() ? probs + p : p;
-      }
+      probs = view_probabilities([this](const at::Tensor& x) { return forward(x); }, batch.images, true, options_.scheme());
       c10::InferenceMode guard;
-      probs = probs / 8;
       out.logits = probs.clamp_min(1e-12).log();  // log-probabilities: softmax gives probs back
     } else {
       out.logits = forward(batch.images);

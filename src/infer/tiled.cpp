@@ -64,6 +64,31 @@ at::Tensor dihedral(const at::Tensor& x, int k, bool inverse) {
   return flip ? y.flip({w}) : y;
 }
 
+at::Tensor dihedral_maps(const at::Tensor& maps, int k, ClassScheme scheme) {
+  const at::Tensor back = dihedral(maps, k, true);
+  if (scheme != ClassScheme::kDirections) return back;
+  TORCH_CHECK(maps.dim() == 4 && maps.size(1) == kDirectionClasses, "dihedral_maps: direction maps [N, 10, S, S]");
+  // Sector s (counter-clockwise from east, 45 degrees each) of the image is, in view k, mirrored
+  // left-right (s -> 4 - s) when k >= 4, then turned k % 4 quarter turns counter-clockwise (+2 each).
+  std::vector<int64_t> source = {0, 1};
+  for (int64_t s = 0; s < kDirections; ++s) {
+    const int64_t mirrored = k >= 4 ? kDirections / 2 - s : s;
+    source.push_back(2 + (((mirrored + 2 * (k % 4)) % kDirections) + kDirections) % kDirections);
+  }
+  return back.index_select(1, at::tensor(source, at::kLong).to(back.device()));
+}
+
+at::Tensor view_probabilities(const std::function<at::Tensor(const at::Tensor&)>& forward, const at::Tensor& batch, bool tta,
+                              ClassScheme scheme) {
+  if (!tta) return at::softmax(forward(batch).to(at::kFloat), 1);
+  at::Tensor probs;
+  for (int k = 0; k < 8; ++k) {
+    const at::Tensor p = dihedral_maps(at::softmax(forward(dihedral(batch, k, false)).to(at::kFloat), 1), k, scheme);
+    probs = probs.defined() ? probs + p : p;
+  }
+  return probs / 8;
+}
+
 namespace {
 
 /// The tile rows that rows [from_y, to_y) need: [first, last).
@@ -138,17 +163,6 @@ class RowSums {
   int64_t height_, base_, filled_ = 0;
 };
 
-/// Softmax probabilities of a batch [B, C, input, input], averaged over the 8 flips and rotations
-/// with `tta`.
-at::Tensor batch_probabilities(const std::function<at::Tensor(const at::Tensor&)>& forward, const at::Tensor& batch, bool tta) {
-  at::Tensor probs;
-  const int variants = tta ? 8 : 1;
-  for (int k = 0; k < variants; ++k) {
-    const at::Tensor p = dihedral(at::softmax(forward(dihedral(batch, k, false)).to(at::kFloat), 1), k, true);
-    probs = probs.defined() ? probs + p : p;
-  }
-  return variants > 1 ? probs / variants : probs;
-}
 
 }  // namespace
 
@@ -171,7 +185,7 @@ void predict_tiled_rows(const std::function<at::Tensor(const at::Tensor&)>& forw
     const at::Tensor rows_image = source(lo, hi - lo + 1).index_select(1, rows - lo);
     auto flush = [&] {
       if (inputs.empty()) return;
-      const at::Tensor probs = batch_probabilities(forward, at::stack(inputs), options.tta);
+      const at::Tensor probs = view_probabilities(forward, at::stack(inputs), options.tta, model.scheme());
       for (size_t i = 0; i < pending.size(); ++i) {
         const int64_t h = std::min(output, height - y), w = std::min(output, width - pending[i]);
         sums.add(y, pending[i], probs[static_cast<int64_t>(i)].narrow(1, 0, h).narrow(2, 0, w),

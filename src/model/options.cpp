@@ -17,7 +17,8 @@ Padding parse_padding(const std::string& text) { return parse_name(padding_names
 const EnumNames<ClassScheme>& class_scheme_names() {
   static const EnumNames<ClassScheme> names = {{"plain", ClassScheme::kPlain},
                                                {"interior-boundary", ClassScheme::kInteriorBoundary},
-                                               {"distance", ClassScheme::kDistance}};
+                                               {"distance", ClassScheme::kDistance},
+                                               {"directions", ClassScheme::kDirections}};
   return names;
 }
 
@@ -41,6 +42,8 @@ ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membr
   } else if (scheme == ClassScheme::kDistance) {
     n.names = {"background"};
     for (int64_t c = 1; c < classes; ++c) n.names.push_back("distance" + std::to_string(c));
+  } else if (scheme == ClassScheme::kDirections) {
+    n.names = {"background", "centre", "east", "north-east", "north", "north-west", "west", "south-west", "south", "south-east"};
   } else if (classes == 2) {
     n.names = membranes ? std::vector<std::string>{"membrane", "cell"} : std::vector<std::string>{"background", "foreground"};
     n.headline = membranes ? 0 : 1;
@@ -77,6 +80,10 @@ void UNetOptions::validate() const {
                  "must be 3 (background, interior, boundary) for interior/boundary targets", classes());
   require_option(scheme() != ClassScheme::kDistance || classes() >= 3, "classes",
                  "must be at least 3 (background and 2 or more distance bins) for distance targets", classes());
+  require_option(scheme() != ClassScheme::kDirections || classes() == kDirectionClasses, "classes",
+                 "must be " + std::to_string(kDirectionClasses) + " (background, centre and " + std::to_string(kDirections) +
+                     " directions) for direction targets",
+                 classes());
 }
 
 bool UNetOptions::operator==(const UNetOptions& o) const {
@@ -92,6 +99,7 @@ std::string UNetOptions::describe() const {
          std::to_string(classes()) + " channels" +
          (scheme() == ClassScheme::kInteriorBoundary ? " (background, interior, boundary)"
           : scheme() == ClassScheme::kDistance     ? " (background and " + std::to_string(classes() - 1) + " distance bins)"
+          : scheme() == ClassScheme::kDirections   ? " (background, centre and " + std::to_string(kDirections) + " directions)"
                                                    : std::string());
 }
 

@@ -32,8 +32,9 @@ int64_t TrainOptions::evaluation_interval() const {
   return std::max(kFewestSteps, (max_steps + kEvaluations - 1) / kEvaluations);
 }
 
-LoaderOptions TrainOptions::loader_options(const RunContext& context, int64_t start_step) const {
+LoaderOptions TrainOptions::loader_options(const RunContext& context, ClassScheme scheme, int64_t start_step) const {
   LoaderOptions l;
+  l.scheme = scheme;
   l.batch_size = batch_size;
   l.seed = seed;
   if (augment) {

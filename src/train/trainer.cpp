@@ -216,7 +216,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   LoopClock clock(context_.device);
   const double start = steady_seconds();
   {
-    BatchLoader loader(samples, geometry_, model_options_.classes(), options_.loader_options(context_, step_));
+    BatchLoader loader(samples, geometry_, model_options_.classes(), options_.loader_options(context_, model_options_.scheme(), step_));
     DevicePrefetcher batches([&loader] { return loader.next(); }, context_.device, options_.exec.channels_last);
     if (step_ < options_.max_steps)
       log.message("step " + std::to_string(step_ + 1) + " of " + std::to_string(options_.max_steps) +

@@ -39,8 +39,14 @@ double uniform01(std::mt19937_64& rng);
 /// Standard normal draw (Box-Muller on `uniform01`).
 double normal01(std::mt19937_64& rng);
 
+/// `classes` for a mask of instance labels (any int64 values, 0 background), which the geometry
+/// moves by nearest neighbour instead of by its classes' maps: for targets that are derived after
+/// the geometry (direction classes turn with the image).
+constexpr int64_t kInstanceLabels = 0;
+
 /// Transforms `image` (float [C, H, W] in [-1, 1]) and `mask` (int64 [H, W], may be undefined)
-/// together with the same random geometry; the mask stays a map of class indices. `weights`
+/// together with the same random geometry; the mask stays a map of class indices (or of instance
+/// labels, `classes` `kInstanceLabels`). `weights`
 /// (float [H, W], optional: a pixel weight map such as `border_weight_map`) follows the same
 /// geometry, interpolated bilinearly. `intensity` (optional, float32 [C, 2]): the per-image
 /// normalisation `image` went through (`normalisation_affine`): the brightness shift then clips to
@@ -56,10 +62,12 @@ void augment_sample(at::Tensor& image, at::Tensor& mask, int64_t classes, const 
 /// crop and elastic field to the source image, and only the region they cover is interpolated (a
 /// 220-pixel tile of a 1280x1024 image warps 1/25 of the pixels). With the colour jitter on
 /// (which needs the whole image's statistics) it is `augment_sample` and `random_tile`. Returns the input tile [C, input, input] and the mask's
-/// window [output, output] (undefined without a mask); `weights_window` as `random_tile`'s.
+/// window [output, output] (undefined without a mask); `weights_window` and `mask_input` as
+/// `random_tile`'s.
 std::pair<at::Tensor, at::Tensor> augment_tile(const at::Tensor& image, const at::Tensor& mask, int64_t classes,
                                                const AugmentOptions& options, int64_t input, int64_t output,
                                                std::mt19937_64& rng, const at::Tensor& weights = {},
-                                               at::Tensor* weights_window = nullptr, const at::Tensor* intensity = nullptr);
+                                               at::Tensor* weights_window = nullptr, const at::Tensor* intensity = nullptr,
+                                               at::Tensor* mask_input = nullptr);
 
 }  // namespace unet

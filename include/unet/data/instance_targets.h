@@ -45,10 +45,34 @@ at::Tensor edge_distance(const at::Tensor& labels);
 /// least 2.
 at::Tensor distance_classes(const at::Tensor& labels, int64_t bins);
 
+/// Each object's centre: its pixel nearest its centroid (the first in raster order among equals),
+/// int64 [L + 1, 2] of (y, x) rows indexed by label, L the largest label; (-1, -1) for labels
+/// without pixels and for the background (row 0). Labels must not be negative; memory grows with
+/// the largest label (relabel sparse ones: `connected_regions`).
+at::Tensor object_centres(const at::Tensor& labels);
+
+/// Pixels this close to their object's centre (Euclidean, pixels) are its centre class: the
+/// centre and its 8 neighbours.
+constexpr double kCentreRadius = 1.5;
+/// The class of an object pixel whose centre lies `dx`, `dy` pixels away (x to the right, y down):
+/// 1 within `kCentreRadius`, else 2 + k for the sector k of the direction to the centre, k = 0
+/// east (+x), 2 north (-y, up), 4 west, 6 south, counter-clockwise, each 45 degrees wide and
+/// centred on its direction.
+int64_t direction_class(double dx, double dy);
+
+/// Direction classes from instance labels [H, W]: 0 background; each object pixel the
+/// `direction_class` of the way to its object's centre (`object_centres`), so that pixels of
+/// touching objects point apart where the objects meet and every object gathers at a centre of
+/// its own (Cellpose's flows, Stringer et al. 2021, as classes; and their following, in
+/// eval/instances.h). Objects are assumed star-shaped around their centre (nuclei): the way from
+/// a pixel of a ring to its centre leaves the object.
+at::Tensor direction_classes(const at::Tensor& labels);
+
 /// How instance labels become the classes of a model of more than two classes (two classes are
 /// always `separated_objects`).
 struct InstanceTargets {
-  /// kInteriorBoundary (3 classes) or kDistance (3 or more: background and classes - 1 bins).
+  /// kInteriorBoundary (3 classes), kDistance (3 or more: background and classes - 1 bins) or
+  /// kDirections (`kDirectionClasses`).
   ClassScheme scheme = ClassScheme::kInteriorBoundary;
   /// Width of the boundary class, pixels (interior/boundary).
   int64_t boundary_width = 2;
@@ -58,7 +82,7 @@ struct InstanceTargets {
 constexpr int64_t kDistanceClasses = 5;
 
 /// Throws `OptionError` ("instance_scheme") unless `scheme` is one instance labels become:
-/// interior-boundary or distance.
+/// interior-boundary, distance or directions.
 void validate_instance_scheme(ClassScheme scheme);
 
 /// What the classes of a model of `classes` classes learnt from instance labels stand for: plain
@@ -67,11 +91,11 @@ ClassScheme instance_scheme(int64_t classes, const InstanceTargets& targets);
 
 /// Throws `OptionError` unless instance masks can train a model of `classes` classes as `targets`
 /// says: 2 or 3 for interior/boundary (boundaries at least 1 pixel wide), 3 to 255 for distance
-/// classes.
+/// classes, `kDirectionClasses` for directions.
 void require_instance_targets(int64_t classes, const InstanceTargets& targets);
 
-/// The targets of a model of `classes` classes: 2 `separated_objects`, else `interior_boundary` or
-/// `distance_classes` as `targets.scheme` says (`require_instance_targets` first).
+/// The targets of a model of `classes` classes: 2 `separated_objects`, else `interior_boundary`,
+/// `distance_classes` or `direction_classes` as `targets.scheme` says (`require_instance_targets` first).
 at::Tensor instance_targets(const at::Tensor& labels, int64_t classes, const InstanceTargets& targets);
 
 }  // namespace unet

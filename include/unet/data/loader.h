@@ -39,6 +39,10 @@ struct LoaderOptions {
   uint64_t seed = kDefaultSeed;
   /// How each sample is augmented (none: it is only preprocessed).
   std::optional<AugmentOptions> augment;
+  /// What the model's classes stand for: direction classes (`ClassScheme::kDirections`) turn with
+  /// the image, so they are derived anew from each augmented tile's instance labels
+  /// (`Sample::instances`, moved by nearest neighbour) instead of moved with the mask.
+  ClassScheme scheme = ClassScheme::kPlain;
   /// Worker threads and batches prepared ahead of the consumer.
   int threads = kDefaultLoaderThreads;
   int prefetch = 4;

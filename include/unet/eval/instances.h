@@ -57,6 +57,8 @@ struct ObjectRule {
 ///   4-connected components of the object pixels (background not the most probable class) whose
 ///   height is at least `distance_seed_level(B)`; each grows over the objects in order of
 ///   decreasing height, as above. `method` does not apply.
+/// - `kDirections` (background, centre, 8 directions): `direction_objects` with `kFlowSteps`
+///   steps. `method` and the neck rule do not apply.
 /// Throws `std::invalid_argument` for other class counts of a plain scheme.
 /// Objects smaller than `rule.min_area` pixels are dropped (background), the rest renumbered.
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method = InstanceMethod::kComponents,
@@ -114,7 +116,37 @@ constexpr double kDistanceSeedLevel = 0.4;
 /// a bin, so that with few bins (B = 2, 3) the rim never seeds and touching objects still part.
 double distance_seed_level(int64_t bins);
 
-/// Whether `objects_of` applies: two plain classes, interior/boundary, or distance classes.
+/// The flow of direction maps [10, H, W] (unet/data/instance_targets.h): float32 [2, H, W], x
+/// (to the right) and y (down) of each pixel's expected direction to its centre, the sum over the
+/// directions' classes of their probability times their unit vector (the centre class counts 0,
+/// so the flow fades where the network sees a centre); 0 where background is the most probable
+/// class.
+at::Tensor direction_flow(const at::Tensor& maps);
+
+/// Where each pixel of `objects` (bool [H, W]) ends after `steps` steps along `flow` ([2, H, W],
+/// pixels per step, interpolated bilinearly between pixel centres; positions kept in the image):
+/// int64 [H, W] of the flat index (y * W + x) of the pixel nearest its end, -1 off the objects.
+at::Tensor follow_flow(const at::Tensor& flow, const at::Tensor& objects, int64_t steps);
+
+/// Objects from `follow_flow`'s ends: the pixels where some pixel ended, grown by `radius`
+/// (a square), form 8-connected groups; each pixel gets its end's group. Int64 labels [H, W] in
+/// raster order, 0 off the objects (end -1).
+at::Tensor gather_at_ends(const at::Tensor& ends, int64_t radius);
+
+/// The objects of direction maps [10, H, W]: `direction_flow` followed for `steps` steps, gathered
+/// at its ends (`kEndRadius`). Objects joined only by a rim stay apart where their pixels point
+/// away from each other; pixels of one object end within a few pixels of its centre.
+at::Tensor direction_objects(const at::Tensor& maps, int64_t steps);
+
+/// Steps along a direction model's flow: at most a pixel each, enough to cross a nucleus 400
+/// pixels wide (Cellpose follows its flows 200 steps too).
+constexpr int64_t kFlowSteps = 200;
+/// How far (pixels, a square) the pixels where ends lie are grown before they are grouped: ends
+/// up to 2 * kEndRadius + 1 pixels apart (Chebyshev) join, and chains of them too; the centre
+/// class's 3x3 block stops an object's pixels around it, not at one point.
+constexpr int64_t kEndRadius = 2;
+
+/// Whether `objects_of` applies: two plain classes, interior/boundary, distance or direction classes.
 bool has_objects(int64_t classes, ClassScheme scheme);
 
 }  // namespace unet

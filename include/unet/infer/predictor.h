@@ -111,7 +111,8 @@ class Predictor {
   /// split), for its callers that do (`accumulate`, `predict --instances`).
   void use_object_rule(const ObjectRule& rule) { object_rule_ = rule; }
   const ObjectRule& object_rule() const { return object_rule_; }
-  /// Test-time augmentation: average the probabilities of the 8 flips and rotations.
+  /// Test-time augmentation: average the probabilities of the 8 flips and rotations (direction
+  /// classes turned back with them, `dihedral_maps`).
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
 
   /// Preprocesses, predicts and resizes back every sample (or tiles it, see `use_tiles`), calling

@@ -38,6 +38,17 @@ struct TileOptions {
 /// inverse: dihedral(dihedral(x, k, false), k, true) == x.
 at::Tensor dihedral(const at::Tensor& x, int k, bool inverse);
 
+/// Class maps [N, K, S, S] predicted for view k of an image (`dihedral(x, k, false)`), in the
+/// image's own frame: `dihedral(maps, k, true)`, and for direction classes, which turn with the
+/// image, each direction's map taken from the direction it became in the view (a quarter turn
+/// counter-clockwise makes east north; a left-right flip makes east west).
+at::Tensor dihedral_maps(const at::Tensor& maps, int k, ClassScheme scheme);
+
+/// Softmax probabilities (float32) of a batch [B, C, S, S] through `forward` (logits), with `tta`
+/// averaged over the 8 flips and rotations, each view's maps brought back by `dihedral_maps`.
+at::Tensor view_probabilities(const std::function<at::Tensor(const at::Tensor&)>& forward, const at::Tensor& batch, bool tta,
+                              ClassScheme scheme);
+
 /// The output-tile origins along an axis of `size` pixels for output tiles of side `output` and
 /// stride `stride` (the last tile is pulled back to end at the border).
 std::vector<int64_t> tile_origins(int64_t size, int64_t output, int64_t stride);

@@ -18,8 +18,17 @@ enum class ClassScheme {
   /// objects are grown from their centres (the watershed of Bai and Urtasun's deep watershed
   /// transform, CVPR 2017, whose energy is likewise learnt as classes).
   kDistance,
+  /// Derived from instance labels: 0 background, 1 each object's centre, 2..9 its other pixels by
+  /// the direction (8 sectors) of the way to their centre (unet/data/instance_targets.h): objects
+  /// gather the pixels whose ways, followed, end at their centre (Cellpose's flows as classes).
+  kDirections,
 };
-/// "plain", "interior-boundary", "distance".
+/// The directions of direction classes: sectors of 45 degrees.
+constexpr int64_t kDirections = 8;
+/// The classes of a direction model: background, centre and `kDirections` directions.
+constexpr int64_t kDirectionClasses = 2 + kDirections;
+
+/// "plain", "interior-boundary", "distance", "directions".
 const EnumNames<ClassScheme>& class_scheme_names();
 std::string to_string(ClassScheme scheme);
 /// Throws `OptionError` (field "class_scheme") for other names.
@@ -45,7 +54,8 @@ struct ClassNaming {
 
 /// The default naming of `classes` classes, the one place for it: background, interior, boundary
 /// (headline none) for interior/boundary classes; background, distance1 (the objects' edges), ...,
-/// distanceB (their centres) for distance classes; for two classes membrane, cell (headline 0)
+/// distanceB (their centres) for distance classes; background, centre, east, north-east, ...,
+/// south-east (counter-clockwise, as `direction_class` numbers them) for direction classes; for two classes membrane, cell (headline 0)
 /// when `membranes` (ISBI-style data, and checkpoints that recorded no names) and background,
 /// foreground (headline 1) otherwise; class0, class1, ... (headline none) beyond.
 ClassNaming default_class_naming(int64_t classes, ClassScheme scheme, bool membranes);

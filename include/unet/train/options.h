@@ -98,8 +98,9 @@ struct TrainOptions {
   /// `kEvaluateAuto` a tenth of `max_steps` but at least 50 steps (a small budget: at most ten
   /// evaluations of the held-out images per run).
   int64_t evaluation_interval() const;
-  /// The batch loader's options for this run on `context`, starting at `start_step`.
-  LoaderOptions loader_options(const RunContext& context, int64_t start_step = 0) const;
+  /// The batch loader's options for this run on `context` for a model whose classes stand for
+  /// `scheme`, starting at `start_step`.
+  LoaderOptions loader_options(const RunContext& context, ClassScheme scheme, int64_t start_step = 0) const;
   /// The files this run appends to or replaces besides its checkpoint: log_dir's kLogFile and
   /// kPlotFile (log_dir empty: model_dir's). The TensorBoard event file is new in every run.
   std::vector<std::string> log_outputs() const;

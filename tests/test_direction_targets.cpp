@@ -1,0 +1,273 @@
+// Direction classes from instance labels: each object's centre and the sector of the way to it
+// (against a brute-force definition), the objects followed back to their centres (touching discs
+// split, an elongated and a bent nucleus whole, objects cut by the image's edge whole, from one-hot
+// and from blurred maps), training tiles whose directions are derived after the flips (a flipped
+// tile's directions still lead to its objects' centres), the views of test-time augmentation turned
+// back, and the commands end to end with
+// `--instance-targets directions`.
+#include "test_support.h"
+
+#include "unet/data/instance_targets.h"
+#include "unet/data/loader.h"
+#include "unet/data/preprocess.h"
+#include "unet/data/synthetic.h"
+#include "unet/eval/instances.h"
+#include "unet/eval/objects.h"
+#include "unet/infer/tiled.h"
+#include "unet/model/checkpoint.h"
+#include "unet/model/unet.h"
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+
+using namespace unet;
+
+namespace {
+
+using unet::test::blurred;
+using unet::test::ellipses;
+
+/// The definition, by brute force: the centre is the object's pixel nearest its centroid (the
+/// first in raster order among equals); the class is 1 within 1.5 pixels of it, else 2 + the
+/// sector of the angle to it, measured in degrees counter-clockwise from +x with y up, sectors
+/// 45 degrees wide centred on 0, 45, ..., 315.
+at::Tensor brute_direction_classes(const at::Tensor& labels) {
+  const int64_t h = labels.size(0), w = labels.size(1);
+  const auto l = labels.accessor<int64_t, 2>();
+  at::Tensor out = at::zeros({h, w}, at::kLong);
+  for (int64_t k = 1; k <= labels.max().item<int64_t>(); ++k) {
+    double sy = 0, sx = 0, n = 0;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (l[y][x] == k) sy += y, sx += x, n += 1;
+    if (n == 0) continue;
+    int64_t cy = -1, cx = -1;
+    double best = std::numeric_limits<double>::infinity();
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (l[y][x] == k && std::hypot(y - sy / n, x - sx / n) < best) best = std::hypot(y - sy / n, x - sx / n), cy = y, cx = x;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        if (l[y][x] != k) continue;
+        if (std::hypot(double(cy - y), double(cx - x)) <= 1.5) {
+          out[y][x] = 1;
+          continue;
+        }
+        double degrees = std::atan2(double(y - cy), double(cx - x)) * 180.0 / M_PI;  // y up: -(cy - y)
+        if (degrees < 0) degrees += 360.0;
+        out[y][x] = 2 + static_cast<int64_t>(std::floor((degrees + 22.5) / 45.0)) % 8;
+      }
+  }
+  return out;
+}
+
+at::Tensor decoded(const at::Tensor& labels) {
+  return objects_of(one_hot_maps(direction_classes(labels), kDirectionClasses), ClassScheme::kDirections);
+}
+
+}  // namespace
+
+TEST(DirectionTargets, ClassesPointToEachObjectsCentre) {
+  const at::Tensor labels = ellipses(30, 40, {{{14, 12, 8, 8, 1}}, {{14, 30, 4, 9, 2}}, {{3, 36, 3, 3, 3}}});
+  const at::Tensor classes = direction_classes(labels);
+  EXPECT_TRUE(at::equal(classes, brute_direction_classes(labels)));
+  EXPECT_TRUE(at::equal(classes == 0, labels == 0));
+  // The disc's centre, and the way to it from four sides: east from its left, north from below,
+  // west from its right, south from above, south-east from its upper left.
+  const at::Tensor centres = object_centres(labels);
+  EXPECT_EQ(centres[1][0].item<int64_t>(), 14);
+  EXPECT_EQ(centres[1][1].item<int64_t>(), 12);
+  EXPECT_EQ(classes[14][12].item<int64_t>(), 1);
+  EXPECT_EQ(classes[14][5].item<int64_t>(), 2);   // east
+  EXPECT_EQ(classes[20][12].item<int64_t>(), 4);  // north
+  EXPECT_EQ(classes[14][19].item<int64_t>(), 6);  // west
+  EXPECT_EQ(classes[8][12].item<int64_t>(), 8);   // south
+  EXPECT_EQ(classes[9][7].item<int64_t>(), 9);    // south-east
+  EXPECT_EQ(centres[0][0].item<int64_t>(), -1);   // the background has none
+  // Random touching discs of every size, against the definition.
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 4; ++trial) {
+    std::vector<std::array<double, 5>> list;
+    for (int k = 1; k <= 7; ++k) {
+      const double r = 1.0 + double(rng() % 80) / 10.0;
+      list.push_back({double(rng() % 25), double(rng() % 33), r, r * (0.6 + double(rng() % 9) / 10.0), double(k)});
+    }
+    const at::Tensor random = ellipses(25, 33, list);
+    EXPECT_TRUE(at::equal(direction_classes(random), brute_direction_classes(random))) << "trial " << trial;
+  }
+  EXPECT_EQ(direction_classes(at::zeros({0, 4}, at::kLong)).numel(), 0);
+}
+
+TEST(DirectionTargets, FlippedLabelsHaveMirroredDirections) {
+  // Mirroring left-right turns east into west and north-east into north-west (sector k -> 4 - k);
+  // what the loader relies on when it derives the classes after the flips.
+  const at::Tensor labels = ellipses(25, 31, {{{12, 10, 7, 6, 1}}, {{12, 21, 6, 5, 2}}});
+  const at::Tensor flipped = direction_classes(labels.flip({1}));
+  at::Tensor mirrored = direction_classes(labels).flip({1});
+  const at::Tensor sector = mirrored - 2;
+  mirrored = at::where(mirrored >= 2, at::remainder(4 - sector, 8) + 2, mirrored);
+  // Equal but where the flip moves a centre by a pixel (the nearest pixel to a centroid that lies
+  // between two): at most the few pixels next to the centres.
+  EXPECT_LE((flipped != mirrored).sum().item<int64_t>(), 6);
+}
+
+TEST(DirectionTargets, ViewsTurnTheirDirectionsBack) {
+  // The directions predicted for each flip and rotation of an image, turned back, are the image's
+  // own (test-time augmentation averages them); the maps of other schemes only move back.
+  const at::Tensor labels = ellipses(33, 33, {{{12, 10, 7, 5, 1}}, {{20, 22, 5, 9, 2}}, {{4, 28, 3, 4, 3}}});
+  const at::Tensor truth = direction_classes(labels);
+  for (int k = 0; k < 8; ++k) {
+    const at::Tensor view = one_hot_maps(direction_classes(dihedral(labels, k, false)), kDirectionClasses).unsqueeze(0);
+    const at::Tensor back = dihedral_maps(view, k, ClassScheme::kDirections);
+    // Equal but where the view moves a centre by a pixel (a centroid between two pixels).
+    EXPECT_LE((back[0].argmax(0) != truth).sum().item<int64_t>(), 12) << "view " << k;
+    EXPECT_TRUE(at::equal(dihedral_maps(view, k, ClassScheme::kInteriorBoundary), dihedral(view, k, true)));
+  }
+}
+
+TEST(DirectionTargets, TouchingObjectsSplitBentAndLongOnesDoNot) {
+  // Two discs overlapping by a third of a radius (the later paints over the earlier); a long
+  // ellipse; a bent nucleus (a kidney: a disc with a bite out of one side).
+  const at::Tensor touching = ellipses(40, 60, {{{20, 18, 10, 10, 1}}, {{20, 37, 10, 10, 2}}});
+  const at::Tensor long_one = ellipses(30, 70, {{{15, 35, 5, 30, 1}}});
+  at::Tensor kidney = ellipses(40, 40, {{{20, 20, 14, 14, 1}}});
+  kidney.masked_fill_(ellipses(40, 40, {{{20, 38, 8, 8, 1}}}) > 0, 0);
+  for (const at::Tensor& truth : {touching, long_one, kidney}) {
+    const at::Tensor one_hot = one_hot_maps(direction_classes(truth), kDirectionClasses);
+    for (const at::Tensor& maps : {one_hot, blurred(one_hot)}) {
+      const ObjectScores s = object_scores(truth, objects_of(maps, ClassScheme::kDirections));
+      EXPECT_EQ(s.predicted_objects, s.truth_objects);
+      EXPECT_GE(s.f1(5), 1.0) << s.truth_objects << " objects, " << s.predicted_objects << " found";  // IoU above 0.75
+    }
+  }
+}
+
+TEST(DirectionTargets, ObjectsCutByTheImageEdgeStayWhole) {
+  const at::Tensor labels = ellipses(30, 30, {{{15, 0, 9, 9, 1}}, {{15, 22, 6, 6, 2}}, {{0, 0, 5, 5, 3}}});
+  EXPECT_EQ(object_scores(labels, decoded(labels)).f1(9), 1.0);  // IoU above 0.95 for all three
+}
+
+TEST(DirectionTargets, SyntheticNucleiDecodeFromTheirDirectionClasses) {
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kNuclei;
+  for (int64_t i = 0; i < 3; ++i) {
+    const at::Tensor truth = synthetic_nuclei(o, i).second;
+    const ObjectScores s = object_scores(truth, decoded(truth));
+    EXPECT_GE(s.f1(5), 0.97) << "image " << i << ": " << s.truth_objects << " objects, " << s.predicted_objects << " decoded";
+  }
+}
+
+TEST(DirectionTargets, FlowFollowsAndGathers) {
+  // A flow pointing right everywhere on a row: every pixel ends at the right edge, one object.
+  at::Tensor flow = at::zeros({2, 3, 9}, at::kFloat);
+  flow[0].fill_(1.0f);
+  at::Tensor objects = at::zeros({3, 9}, at::kBool);
+  objects[1].fill_(true);
+  const at::Tensor ends = follow_flow(flow, objects, 20);
+  EXPECT_TRUE((ends[1] == 1 * 9 + 8).all().item<bool>());
+  EXPECT_TRUE((ends[0] == -1).all().item<bool>());
+  const at::Tensor labels = gather_at_ends(ends, 2);
+  EXPECT_TRUE((labels[1] == 1).all().item<bool>());
+  EXPECT_EQ(labels.sum().item<int64_t>(), 9);
+  // Half a step per step: after 4 steps 2 pixels on.
+  EXPECT_EQ(follow_flow(flow * 0.5f, objects, 4)[1][3].item<int64_t>(), 1 * 9 + 5);
+}
+
+// Moved as classes, the directions of a flipped tile would lead away from its objects' centres and
+// shatter them (a loader that moves the precomputed classes fails this).
+TEST(DirectionTargets, TrainingTilesDeriveTheirDirectionsAfterTheFlips) {
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kNuclei;
+  o.size = 96;
+  o.train_count = 2;
+  o.test_count = 0;
+  const DataSet data = synthetic_dataset(o, kDirectionClasses, {ClassScheme::kDirections, 2});
+  ASSERT_TRUE(data.has_instances());
+  // The same tiles of the instance labels themselves (flips move labels as they are).
+  std::vector<Sample> as_labels = data.train;
+  for (Sample& s : as_labels) s.mask = s.instances;
+  const Geometry tile{92, 52, true};
+  LoaderOptions options;
+  options.batch_size = 2;
+  options.augment = AugmentOptions{};
+  options.augment->crop = 0.0;
+  options.augment->elastic = false;
+  options.augment->brightness = 0.0;
+  for (int64_t step = 0; step < 6; ++step) {
+    options.scheme = ClassScheme::kDirections;
+    const Batch batch = make_batch(data.train, tile, kDirectionClasses, options, step);
+    options.scheme = ClassScheme::kPlain;
+    const Batch truth = make_batch(as_labels, tile, kDirectionClasses, options, step);
+    for (int64_t i = 0; i < 2; ++i) {
+      // Slivers of objects cut by the window (under 20 pixels) may join a neighbour: their centre
+      // lies outside it, which whole images predicted in tiles never have.
+      const at::Tensor objects = objects_of(one_hot_maps(batch.labels[i], kDirectionClasses), ClassScheme::kDirections);
+      const ObjectScores s = object_scores(remove_small_objects(truth.labels[i], 20), remove_small_objects(objects, 20));
+      EXPECT_GE(s.f1(0), 0.9) << "step " << step << " tile " << i << ": " << s.truth_objects << " objects, "
+                              << s.predicted_objects << " decoded";
+    }
+  }
+}
+
+TEST(DirectionTargets, TilesAtTheImageEdgeKeepEachObjectsOwnCentre) {
+  // An image as large as the output window (the tile's origin is 0), mirrored into the margin: a
+  // disc 3 pixels from the left edge has a copy of its own there and keeps its centre; a disc on
+  // the top edge joins its copy, as prediction's mirrored tiles show it.
+  const Geometry tile{92, 52, true};
+  Sample s;
+  s.image = at::zeros({1, 52, 52}, at::kFloat);
+  s.instances = ellipses(52, 52, {{{26, 6, 3, 3, 5}}, {{0, 30, 6, 6, 9}}});
+  s.mask = direction_classes(s.instances);
+  LoaderOptions options;
+  options.batch_size = 1;
+  options.scheme = ClassScheme::kDirections;
+  const at::Tensor labels = make_batch({s}, tile, kDirectionClasses, options, 0).labels[0];
+  EXPECT_EQ(labels[26][6].item<int64_t>(), 1);   // the disc's own centre
+  EXPECT_EQ(labels[26][3].item<int64_t>(), 2);   // its left rim points east, to it
+  EXPECT_EQ(labels[26][9].item<int64_t>(), 6);   // its right rim west
+  EXPECT_EQ(labels[0][30].item<int64_t>(), 1);   // the half disc's centre lies on the edge
+  EXPECT_EQ(labels[5][30].item<int64_t>(), 4);   // and its pixels point north, to it
+}
+
+TEST(DirectionTargets, CommandsTrainEvaluateAndPredict) {
+  const unet::test::TempDir dir;
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kNuclei;
+  o.size = 64;
+  o.train_count = 4;
+  o.test_count = 1;
+  write_synthetic_nuclei(dir.file("data"), o);
+  const std::string net = " --depth 2 --filters 4 --input-size 60 --input-mode tile --batch-size 2 --quiet";
+  const std::string model = dir.file("model");
+  auto r = unet::test::run_unet("train --data-dir " + dir.file("data") + " --instance-targets directions --model-dir " +
+                                model + net + " --max-steps 2 --augment");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const CheckpointInfo info = read_checkpoint_info(checkpoint_path(model));
+  EXPECT_EQ(info.model.scheme(), ClassScheme::kDirections);
+  EXPECT_EQ(info.model.classes(), kDirectionClasses);
+  r = unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("objects (directions followed to centres) truth 4"), std::string::npos) << r.out;
+  r = unet::test::run_unet("predict --input " + dir.file("data/test") + " --model-dir " + model + " --output-dir " +
+                           dir.file("out") + " --no-overlays --instances --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_tiff(dir.file("out/nuclei-004_instances.tif")).size(), 1u);
+  r = unet::test::run_unet("predict --input " + dir.file("data/test") + " --model-dir " + model + " --output-dir " +
+                           dir.file("out2") + " --no-overlays --instances --tta --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_tiff(dir.file("out2/nuclei-004_instances.tif")).size(), 1u);
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("train --data-dir " + dir.file("data") + " --instance-targets directions --classes 3 --model-dir " +
+                           dir.file("m3") + net + " --max-steps 1"),
+      "10 classes as direction targets");
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("train --synthetic --instance-targets directions --model-dir " + dir.file("m2") + net +
+                           " --max-steps 1"),
+      "directions needs instance masks");
+  EXPECT_THROW(UNetOptions().classes(5).scheme(ClassScheme::kDirections).validate(), OptionError);
+  EXPECT_EQ(default_class_naming(kDirectionClasses, ClassScheme::kDirections, false).name(4), "north");
+  EXPECT_TRUE(has_objects(kDirectionClasses, ClassScheme::kDirections));
+}
