@@ -145,3 +145,74 @@ TEST(NucleusData, Kromp2020KeepsTheAuthorsTestSplitAndOneChannel) {
   for (const auto& entry : std::filesystem::directory_iterator(dir.path()))  // no partial folder left
     EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos) << entry.path();
 }
+
+namespace {
+
+/// Two images of 40 x 48 pixels: a0 with two discs of radius 10 (labels 1 and 2, intensity 200 on
+/// 20), a1 without objects.
+const char* kRescaleFixture = R"PY(
+import os, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+os.makedirs(f"{root}/images"); os.makedirs(f"{root}/masks")
+y, x = np.mgrid[0:40, 0:48]
+labels = np.zeros((40, 48), np.uint16)
+labels[(y - 14) ** 2 + (x - 12) ** 2 <= 100] = 1
+labels[(y - 24) ** 2 + (x - 34) ** 2 <= 100] = 2
+Image.fromarray(np.where(labels > 0, 200, 20).astype(np.uint8)).save(f"{root}/images/a0.png")
+Image.fromarray(labels).save(f"{root}/masks/a0.png")
+Image.fromarray(np.full((40, 48), 20, np.uint8)).save(f"{root}/images/a1.png")
+Image.fromarray(np.zeros((40, 48), np.uint16)).save(f"{root}/masks/a1.png")
+)PY";
+
+/// The rescaled copy and the labels mapped back: sizes, scales, values, and each object's IoU with
+/// its original.
+const char* kRescaleSummary = R"PY(
+import json, sys
+import numpy as np
+from PIL import Image
+src, dst, back = sys.argv[1:4]
+scales = json.load(open(f"{dst}/scales.json"))
+m = np.asarray(Image.open(f"{dst}/masks/a0.png")); image = np.asarray(Image.open(f"{dst}/images/a0.png"))
+areas = [int((m == v).sum()) for v in (1, 2)]
+orig = np.asarray(Image.open(f"{src}/masks/a0.png")); mapped = np.asarray(Image.open(f"{back}/a0_instances.png"))
+iou = [float(((orig == v) & (mapped == v)).sum() / ((orig == v) | (mapped == v)).sum()) for v in (1, 2)]
+print(json.dumps({"shape": list(m.shape), "image": [list(image.shape), int(image[7, 6]), int(image[0, 0])],
+                  "labels": sorted(int(v) for v in np.unique(m)), "areas": areas, "iou": iou,
+                  "scale": [scales["images"]["a0"]["scale"], scales["images"]["a1"]["scale"]],
+                  "a1": list(np.asarray(Image.open(f"{dst}/images/a1.png")).shape), "back": list(mapped.shape)}))
+)PY";
+
+}  // namespace
+
+TEST(NucleusData, RescaledToAnObjectDiameterAndMappedBack) {
+  const std::string python = unet::test::python_with("numpy, PIL");
+  if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow; skipping";
+  TempDir dir;
+  ASSERT_EQ(run_python(python, kRescaleFixture, dir.file("src"), dir), 0);
+  const std::string script = "'" + python + "' " + std::string(UNET_TEST_DATA_DIR) + "/../../scripts/rescale_objects.py";
+  const std::string scale = script + " scale " + dir.file("src") + " " + dir.file("dst") + " --diameter 10 > " + dir.file("log") + " 2>&1";
+  ASSERT_EQ(std::system(scale.c_str()), 0) << unet::test::read_file(dir.file("log"));
+  // Predictions as `predict --instances` names them: here the rescaled labels themselves.
+  std::filesystem::create_directories(dir.file("pred"));
+  std::filesystem::copy_file(dir.file("dst/masks/a0.png"), dir.file("pred/a0_instances.png"));
+  const std::string back = script + " back " + dir.file("pred") + " " + dir.file("dst/scales.json") + " " + dir.file("back") +
+                           " > " + dir.file("log") + " 2>&1";
+  ASSERT_EQ(std::system(back.c_str()), 0) << unet::test::read_file(dir.file("log"));
+  ASSERT_EQ(run_python(python, kRescaleSummary, dir.file("src") + " " + dir.file("dst") + " " + dir.file("back") + " > " + dir.file("summary"), dir), 0);
+  const auto s = nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
+  // Discs of radius 10 (diameter ~20 by their area) are halved to diameter 10: the image to 20 x 24.
+  EXPECT_NEAR(s["scale"][0].get<double>(), 0.5, 0.01);
+  EXPECT_EQ(s["scale"][1].get<double>(), 1.0);  // no objects: left at its size
+  EXPECT_EQ(s["a1"], nlohmann::json({40, 48}));
+  EXPECT_EQ(s["shape"], nlohmann::json({20, 24}));
+  EXPECT_EQ(s["labels"], nlohmann::json({0, 1, 2}));
+  for (const auto& area : s["areas"]) EXPECT_NEAR(area.get<double>(), 78.5, 12.0);  // pi 5^2
+  EXPECT_EQ(s["image"], nlohmann::json({nlohmann::json({20, 24}), 200, 20}));  // disc 1's centre, the background
+  EXPECT_EQ(s["back"], nlohmann::json({40, 48}));
+  for (const auto& iou : s["iou"]) EXPECT_GT(iou.get<double>(), 0.85);
+  // A folder that is not empty is left alone.
+  EXPECT_NE(std::system(scale.c_str()), 0);
+  EXPECT_NE(unet::test::read_file(dir.file("log")).find("not empty"), std::string::npos);
+}
