@@ -20,11 +20,19 @@ without labels would give the diameter of their objects instead.
 """
 import argparse
 import json
+import math
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+MAX_PIXELS = 1 << 28  # the largest rescaled image (width x height), as unet's --max-image-pixels
+
+
+def fail(message):
+    sys.exit(f"rescale_objects: {message}")
 
 
 def nearest(labels, shape):
@@ -53,45 +61,105 @@ def median_diameter(labels):
     return float(2 * np.sqrt(np.median(counts) / np.pi)) if len(counts) else None
 
 
+def open_image(path):
+    """An image as PIL opens it, palette images as RGB; fails with one line for what it cannot resample."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except Exception as e:  # PIL raises several types for unreadable files
+        fail(f"{path}: not a readable image ({e})")
+    if image.mode == "P":
+        image = image.convert("RGB")
+    if image.mode not in ("L", "RGB", "I;16", "I;16B", "I;16L", "I"):
+        fail(f"{path}: image mode {image.mode} (8- or 16-bit grey or RGB expected)")
+    return image
+
+
+def open_labels(path):
+    labels = np.asarray(open_image(path))
+    if labels.ndim != 2:
+        fail(f"{path}: labels with {labels.shape[2]} channels (one channel of instance labels expected)")
+    if labels.min() < 0 or labels.max() > 65535:
+        fail(f"{path}: labels outside 0..65535")
+    return labels
+
+
+def fresh(folder):
+    """A folder that does not exist or is empty; returns its .partial twin, emptied."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        fail(f"{folder} is not an empty folder: choose a new one (nothing in it is replaced)")
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    return partial
+
+
 def scale(src, dst, diameter):
     src, dst = Path(src), Path(dst)
-    masks = sorted((src / "masks").glob("*.png"))
+    masks = sorted((src / "masks").glob("*.png")) if (src / "masks").is_dir() else []
     if not masks:
-        sys.exit(f"rescale_objects: {src / 'masks'} holds no PNG masks")
-    if dst.exists() and any(dst.iterdir()):
-        sys.exit(f"rescale_objects: {dst} is not empty: choose a new folder (nothing in it is replaced)")
-    for sub in ("images", "masks"):
-        (dst / sub).mkdir(parents=True, exist_ok=True)
-    record = {}
-    for m in masks:
-        if not (src / "images" / m.name).exists():
-            sys.exit(f"rescale_objects: {m} has no image {src / 'images' / m.name}")
-        labels = np.asarray(Image.open(m))
+        fail(f"{src / 'masks'} holds no PNG masks")
+    plan = []
+    for m in masks:  # everything checked before anything is written
+        image_path = src / "images" / m.name
+        if not image_path.exists():
+            fail(f"{m} has no image {image_path}")
+        image, labels = open_image(image_path), open_labels(m)
+        if (image.height, image.width) != labels.shape:
+            fail(f"{image_path} is {image.width}x{image.height} but its mask {m} is {labels.shape[1]}x{labels.shape[0]}")
         d = median_diameter(labels)
         s = diameter / d if d else 1.0
         shape = (max(1, round(labels.shape[0] * s)), max(1, round(labels.shape[1] * s)))
-        Image.fromarray(resized(Image.open(src / "images" / m.name), shape)).save(dst / "images" / m.name)
-        Image.fromarray(nearest(labels, shape).astype(np.uint16)).save(dst / "masks" / m.name)
-        record[m.stem] = {"median_diameter": d, "scale": s, "size": list(labels.shape)}
+        if shape[0] * shape[1] > MAX_PIXELS:
+            fail(f"{m}: its median object is {d:.1f} pixels across, so {diameter:g} would make it {shape[1]}x{shape[0]} pixels")
+        plan.append((m, image_path, d, s, shape))  # re-read when written: one image in memory at a time
+    partial = fresh(dst)
+    for sub in ("images", "masks"):
+        (partial / sub).mkdir()
+    record = {}
+    for m, image_path, d, s, shape in plan:
+        labels = open_labels(m)
+        Image.fromarray(resized(open_image(image_path), shape)).save(partial / "images" / m.name)
+        Image.fromarray(nearest(labels, shape).astype(np.uint16)).save(partial / "masks" / m.name)
+        record[m.stem] = {"median_diameter": d, "scale": s, "size": list(labels.shape), "rescaled_size": list(shape)}
         print(f"{m.stem}: median diameter {d or 0:.1f} px, scale {s:.3f}, {labels.shape[1]}x{labels.shape[0]} -> {shape[1]}x{shape[0]}")
-    (dst / "scales.json").write_text(json.dumps({"diameter": diameter, "images": record}, indent=1))
+    (partial / "scales.json").write_text(json.dumps({"diameter": diameter, "images": record}, indent=1))
+    if dst.exists():
+        dst.rmdir()
+    partial.rename(dst)
 
 
 def back(pred, scales, out):
-    record = json.loads(Path(scales).read_text())["images"]
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        sys.exit(f"rescale_objects: {out} is not empty: choose a new folder (nothing in it is replaced)")
-    out.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in Path(pred).iterdir() if p.stem.endswith("_instances") and p.suffix in (".tif", ".png"))
+    pred, out = Path(pred), Path(out)
+    try:
+        record = json.loads(Path(scales).read_text())["images"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        fail(f"{scales}: not a scales.json that `rescale_objects.py scale` wrote ({e})")
+    if not pred.is_dir():
+        fail(f"{pred} is not a folder")
+    files = sorted(p for p in pred.iterdir() if p.stem.endswith("_instances") and p.suffix in (".tif", ".png"))
     if not files:
-        sys.exit(f"rescale_objects: {pred} holds no NAME_instances.tif or .png")
+        fail(f"{pred} holds no NAME_instances.tif or .png")
+    plan, seen = [], set()
     for p in files:
         stem = p.stem[: -len("_instances")]
         if stem not in record:
-            sys.exit(f"rescale_objects: {p} is not one of the images in {scales}")
-        labels = np.asarray(Image.open(p))
-        Image.fromarray(nearest(labels, record[stem]["size"]).astype(np.uint16)).save(out / f"{stem}_instances.png")
+            fail(f"{p} is not one of the images in {scales}")
+        if stem in seen:
+            fail(f"{pred} holds two predictions of {stem} (.tif and .png)")
+        seen.add(stem)
+        labels = open_labels(p)
+        if list(labels.shape) != record[stem]["rescaled_size"]:
+            fail(f"{p} is {labels.shape[1]}x{labels.shape[0]}, not the rescaled image's size in {scales}")
+        plan.append((stem, p))
+    for stem in sorted(set(record) - seen):
+        print(f"note: {stem} has no prediction in {pred}")
+    partial = fresh(out)
+    for stem, p in plan:
+        Image.fromarray(nearest(open_labels(p), record[stem]["size"]).astype(np.uint16)).save(partial / f"{stem}_instances.png")
+    if out.exists():
+        out.rmdir()
+    partial.rename(out)
 
 
 def main():
@@ -107,8 +175,8 @@ def main():
     b.add_argument("out")
     args = parser.parse_args()
     if args.command == "scale":
-        if args.diameter <= 0:
-            sys.exit("rescale_objects: --diameter must be positive")
+        if not (math.isfinite(args.diameter) and args.diameter > 0):
+            fail(f"--diameter {args.diameter}: a positive number of pixels expected")
         scale(args.src, args.dst, args.diameter)
     else:
         back(args.pred, args.scales, args.out)

@@ -148,40 +148,59 @@ TEST(NucleusData, Kromp2020KeepsTheAuthorsTestSplitAndOneChannel) {
 
 namespace {
 
-/// Two images of 40 x 48 pixels: a0 with two discs of radius 10 (labels 1 and 2, intensity 200 on
-/// 20), a1 without objects.
+/// Three images of 40 x 48 pixels: a0 (8-bit) with two discs of radius 10 (labels 1 and 2,
+/// intensity 200 on 20), a1 without objects, a2 (16-bit) with one disc of radius 10 (60000 on
+/// 1000); and bad/, an image of 30 x 30 whose mask is 20 x 20.
 const char* kRescaleFixture = R"PY(
 import os, sys
 import numpy as np
 from PIL import Image
 root = sys.argv[1]
-os.makedirs(f"{root}/images"); os.makedirs(f"{root}/masks")
+for d in ("src/images", "src/masks", "bad/images", "bad/masks"): os.makedirs(f"{root}/{d}")
 y, x = np.mgrid[0:40, 0:48]
-labels = np.zeros((40, 48), np.uint16)
-labels[(y - 14) ** 2 + (x - 12) ** 2 <= 100] = 1
-labels[(y - 24) ** 2 + (x - 34) ** 2 <= 100] = 2
-Image.fromarray(np.where(labels > 0, 200, 20).astype(np.uint8)).save(f"{root}/images/a0.png")
-Image.fromarray(labels).save(f"{root}/masks/a0.png")
-Image.fromarray(np.full((40, 48), 20, np.uint8)).save(f"{root}/images/a1.png")
-Image.fromarray(np.zeros((40, 48), np.uint16)).save(f"{root}/masks/a1.png")
+disc = lambda cy, cx: (y - cy) ** 2 + (x - cx) ** 2 <= 100
+labels = np.zeros((40, 48), np.uint16); labels[disc(14, 12)] = 1; labels[disc(24, 34)] = 2
+Image.fromarray(np.where(labels > 0, 200, 20).astype(np.uint8)).save(f"{root}/src/images/a0.png")
+Image.fromarray(labels).save(f"{root}/src/masks/a0.png")
+Image.fromarray(np.full((40, 48), 20, np.uint8)).save(f"{root}/src/images/a1.png")
+Image.fromarray(np.zeros((40, 48), np.uint16)).save(f"{root}/src/masks/a1.png")
+one = disc(20, 24).astype(np.uint16)
+Image.fromarray(np.where(one > 0, 60000, 1000).astype(np.uint16)).save(f"{root}/src/images/a2.png")
+Image.fromarray(one).save(f"{root}/src/masks/a2.png")
+Image.fromarray(np.zeros((30, 30), np.uint8)).save(f"{root}/bad/images/b.png")
+Image.fromarray(np.zeros((20, 20), np.uint16)).save(f"{root}/bad/masks/b.png")
 )PY";
 
-/// The rescaled copy and the labels mapped back: sizes, scales, values, and each object's IoU with
-/// its original.
+/// Predictions as `predict --instances` writes them (16-bit TIFFs): here the rescaled labels themselves.
+const char* kRescalePredictions = R"PY(
+import os, sys
+from PIL import Image
+root = sys.argv[1]
+os.makedirs(f"{root}/pred")
+for name in ("a0", "a2"): Image.open(f"{root}/dst/masks/{name}.png").save(f"{root}/pred/{name}_instances.tif")
+)PY";
+
+/// The rescaled copy and the labels mapped back: sizes, scales, values, each object's IoU with its
+/// original, and the resampling of `nearest` by a factor of 3 (pixel centres 1 and 4 of 6).
 const char* kRescaleSummary = R"PY(
-import json, sys
+import importlib.util, json, sys
 import numpy as np
 from PIL import Image
-src, dst, back = sys.argv[1:4]
+script, root = sys.argv[1:3]
+spec = importlib.util.spec_from_file_location("rescale_objects", script); ro = importlib.util.module_from_spec(spec); spec.loader.exec_module(ro)
+src, dst, back = f"{root}/src", f"{root}/dst", f"{root}/back"
 scales = json.load(open(f"{dst}/scales.json"))
 m = np.asarray(Image.open(f"{dst}/masks/a0.png")); image = np.asarray(Image.open(f"{dst}/images/a0.png"))
 areas = [int((m == v).sum()) for v in (1, 2)]
 orig = np.asarray(Image.open(f"{src}/masks/a0.png")); mapped = np.asarray(Image.open(f"{back}/a0_instances.png"))
 iou = [float(((orig == v) & (mapped == v)).sum() / ((orig == v) | (mapped == v)).sum()) for v in (1, 2)]
-print(json.dumps({"shape": list(m.shape), "image": [list(image.shape), int(image[7, 6]), int(image[0, 0])],
+image16 = np.asarray(Image.open(f"{dst}/images/a2.png"))
+print(json.dumps({"shape": list(m.shape), "image": [list(image.shape), int(image[7, 6]), int(image[0, 0]), int(image[7, 1])],
                   "labels": sorted(int(v) for v in np.unique(m)), "areas": areas, "iou": iou,
-                  "scale": [scales["images"]["a0"]["scale"], scales["images"]["a1"]["scale"]],
-                  "a1": list(np.asarray(Image.open(f"{dst}/images/a1.png")).shape), "back": list(mapped.shape)}))
+                  "scale": [scales["images"][n]["scale"] for n in ("a0", "a1", "a2")],
+                  "a1": list(np.asarray(Image.open(f"{dst}/images/a1.png")).shape), "back": list(mapped.shape),
+                  "image16": [str(image16.dtype), list(image16.shape), int(image16[10, 12]), int(image16[0, 0])],
+                  "nearest": [ro.nearest(np.arange(6)[None, :], (1, 2)).tolist(), ro.nearest(np.arange(6)[:, None], (2, 1)).tolist()]}))
 )PY";
 
 }  // namespace
@@ -190,29 +209,44 @@ TEST(NucleusData, RescaledToAnObjectDiameterAndMappedBack) {
   const std::string python = unet::test::python_with("numpy, PIL");
   if (python.empty()) GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow; skipping";
   TempDir dir;
-  ASSERT_EQ(run_python(python, kRescaleFixture, dir.file("src"), dir), 0);
-  const std::string script = "'" + python + "' " + std::string(UNET_TEST_DATA_DIR) + "/../../scripts/rescale_objects.py";
-  const std::string scale = script + " scale " + dir.file("src") + " " + dir.file("dst") + " --diameter 10 > " + dir.file("log") + " 2>&1";
+  ASSERT_EQ(run_python(python, kRescaleFixture, dir.path(), dir), 0);
+  const std::string path = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/rescale_objects.py";
+  const std::string script = "'" + python + "' " + path;
+  const auto quiet = [&](const std::string& args) { return script + " " + args + " > " + dir.file("log") + " 2>&1"; };
+  const std::string scale = quiet("scale " + dir.file("src") + " " + dir.file("dst") + " --diameter 10");
   ASSERT_EQ(std::system(scale.c_str()), 0) << unet::test::read_file(dir.file("log"));
-  // Predictions as `predict --instances` names them: here the rescaled labels themselves.
-  std::filesystem::create_directories(dir.file("pred"));
-  std::filesystem::copy_file(dir.file("dst/masks/a0.png"), dir.file("pred/a0_instances.png"));
-  const std::string back = script + " back " + dir.file("pred") + " " + dir.file("dst/scales.json") + " " + dir.file("back") +
-                           " > " + dir.file("log") + " 2>&1";
+  ASSERT_EQ(run_python(python, kRescalePredictions, dir.path(), dir), 0);
+  const std::string back = quiet("back " + dir.file("pred") + " " + dir.file("dst/scales.json") + " " + dir.file("back"));
   ASSERT_EQ(std::system(back.c_str()), 0) << unet::test::read_file(dir.file("log"));
-  ASSERT_EQ(run_python(python, kRescaleSummary, dir.file("src") + " " + dir.file("dst") + " " + dir.file("back") + " > " + dir.file("summary"), dir), 0);
+  ASSERT_EQ(run_python(python, kRescaleSummary, path + " " + dir.path() + " > " + dir.file("summary"), dir), 0);
   const auto s = nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
   // Discs of radius 10 (diameter ~20 by their area) are halved to diameter 10: the image to 20 x 24.
   EXPECT_NEAR(s["scale"][0].get<double>(), 0.5, 0.01);
   EXPECT_EQ(s["scale"][1].get<double>(), 1.0);  // no objects: left at its size
+  EXPECT_NEAR(s["scale"][2].get<double>(), 0.5, 0.01);
   EXPECT_EQ(s["a1"], nlohmann::json({40, 48}));
   EXPECT_EQ(s["shape"], nlohmann::json({20, 24}));
   EXPECT_EQ(s["labels"], nlohmann::json({0, 1, 2}));
   for (const auto& area : s["areas"]) EXPECT_NEAR(area.get<double>(), 78.5, 12.0);  // pi 5^2
-  EXPECT_EQ(s["image"], nlohmann::json({nlohmann::json({20, 24}), 200, 20}));  // disc 1's centre, the background
+  // Disc 1's centre and the background keep their values; its rim is blended (not nearest).
+  EXPECT_EQ(s["image"][0], nlohmann::json({20, 24}));
+  EXPECT_EQ(s["image"][1], 200);
+  EXPECT_EQ(s["image"][2], 20);
+  EXPECT_GT(s["image"][3].get<int>(), 20);
+  EXPECT_LT(s["image"][3].get<int>(), 200);
+  EXPECT_EQ(s["image16"], nlohmann::json({"uint16", nlohmann::json({20, 24}), 60000, 1000}));  // 16 bits kept
+  EXPECT_EQ(s["nearest"].dump(), "[[[1,4]],[[1],[4]]]");  // columns, then rows
   EXPECT_EQ(s["back"], nlohmann::json({40, 48}));
   for (const auto& iou : s["iou"]) EXPECT_GT(iou.get<double>(), 0.85);
   // A folder that is not empty is left alone.
+  const std::string before = unet::test::read_file(dir.file("dst/scales.json"));
   EXPECT_NE(std::system(scale.c_str()), 0);
-  EXPECT_NE(unet::test::read_file(dir.file("log")).find("not empty"), std::string::npos);
+  EXPECT_NE(unet::test::read_file(dir.file("log")).find("not an empty folder"), std::string::npos);
+  EXPECT_EQ(unet::test::read_file(dir.file("dst/scales.json")), before);
+  // An image and a mask of different sizes: one line naming both, and nothing written.
+  EXPECT_NE(std::system(quiet("scale " + dir.file("bad") + " " + dir.file("bad-out")).c_str()), 0);
+  const std::string log = unet::test::read_file(dir.file("log"));
+  EXPECT_NE(log.find("is 30x30 but its mask"), std::string::npos) << log;
+  EXPECT_EQ(log.find("Traceback"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad-out")));
 }
