@@ -4,19 +4,20 @@ and maps instance labels predicted on the rescaled images back to the original s
 object-size rescaling that Cellpose calls `diameter`, as an experiment outside unet (which does
 not rescale by object size yet; docs/results.md, "Images rescaled to one nucleus size").
 
-    rescale_objects.py scale SRC DST --diameter 30
+    rescale_objects.py scale SRC DST --diameter 30 [--source-diameter D0]
         SRC holds images/NAME.png and masks/NAME.png (instance labels, 0 background, as
         scripts/nucleus_data.py writes them). Each image is resized (bilinear, smoothed when
         shrunk) and its labels (nearest) by D / d, d the image's median object diameter (the
-        diameter of a disc of the median label area); an image without labels keeps its size.
+        diameter of a disc of the median label area; an image without labels keeps its size),
+        or by D / D0 for every image with --source-diameter (the size a user would state).
         Writes DST/images, DST/masks and DST/scales.json (each image's d, scale and original size).
     rescale_objects.py back PRED SCALES OUT
         PRED holds NAME_instances.tif (or .png) as `unet predict --instances` writes them for
         DST's images; writes OUT/NAME_instances.png (16-bit) at the sizes SCALES records (nearest),
         for `unet score --truth SRC/masks --instances`.
 
-The scale comes from the true labels (an oracle, as Cellpose's "ground-truth diameter"); a user
-without labels would give the diameter of their objects instead.
+Without --source-diameter the scale comes from the true labels (an oracle, as Cellpose's
+"ground-truth diameter").
 """
 import argparse
 import json
@@ -94,7 +95,7 @@ def fresh(folder):
     return partial
 
 
-def scale(src, dst, diameter):
+def scale(src, dst, diameter, source_diameter=None):
     src, dst = Path(src), Path(dst)
     masks = sorted((src / "masks").glob("*.png")) if (src / "masks").is_dir() else []
     if not masks:
@@ -108,10 +109,10 @@ def scale(src, dst, diameter):
         if (image.height, image.width) != labels.shape:
             fail(f"{image_path} is {image.width}x{image.height} but its mask {m} is {labels.shape[1]}x{labels.shape[0]}")
         d = median_diameter(labels)
-        s = diameter / d if d else 1.0
+        s = diameter / source_diameter if source_diameter else diameter / d if d else 1.0
         shape = (max(1, round(labels.shape[0] * s)), max(1, round(labels.shape[1] * s)))
         if shape[0] * shape[1] > MAX_PIXELS:
-            fail(f"{m}: its median object is {d:.1f} pixels across, so {diameter:g} would make it {shape[1]}x{shape[0]} pixels")
+            fail(f"{m}: scaled by {s:.3g} it would be {shape[1]}x{shape[0]} pixels")
         plan.append((m, image_path, d, s, shape))  # re-read when written: one image in memory at a time
     partial = fresh(dst)
     for sub in ("images", "masks"):
@@ -123,7 +124,7 @@ def scale(src, dst, diameter):
         Image.fromarray(nearest(labels, shape).astype(np.uint16)).save(partial / "masks" / m.name)
         record[m.stem] = {"median_diameter": d, "scale": s, "size": list(labels.shape), "rescaled_size": list(shape)}
         print(f"{m.stem}: median diameter {d or 0:.1f} px, scale {s:.3f}, {labels.shape[1]}x{labels.shape[0]} -> {shape[1]}x{shape[0]}")
-    (partial / "scales.json").write_text(json.dumps({"diameter": diameter, "images": record}, indent=1))
+    (partial / "scales.json").write_text(json.dumps({"diameter": diameter, "source_diameter": source_diameter, "images": record}, indent=1))
     if dst.exists():
         dst.rmdir()
     partial.rename(dst)
@@ -169,15 +170,18 @@ def main():
     s.add_argument("src")
     s.add_argument("dst")
     s.add_argument("--diameter", type=float, default=30.0, help="the objects' median diameter after rescaling, pixels")
+    s.add_argument("--source-diameter", type=float, help="the objects' diameter in every SRC image, pixels, as a user "
+                   "would state it (default: each image's median from its labels)")
     b = sub.add_parser("back")
     b.add_argument("pred")
     b.add_argument("scales")
     b.add_argument("out")
     args = parser.parse_args()
     if args.command == "scale":
-        if not (math.isfinite(args.diameter) and args.diameter > 0):
-            fail(f"--diameter {args.diameter}: a positive number of pixels expected")
-        scale(args.src, args.dst, args.diameter)
+        for name, value in (("--diameter", args.diameter), ("--source-diameter", args.source_diameter)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                fail(f"{name} {value}: a positive number of pixels expected")
+        scale(args.src, args.dst, args.diameter, args.source_diameter)
     else:
         back(args.pred, args.scales, args.out)
 

@@ -243,6 +243,15 @@ TEST(NucleusData, RescaledToAnObjectDiameterAndMappedBack) {
   EXPECT_NE(std::system(scale.c_str()), 0);
   EXPECT_NE(unet::test::read_file(dir.file("log")).find("not an empty folder"), std::string::npos);
   EXPECT_EQ(unet::test::read_file(dir.file("dst/scales.json")), before);
+  // A diameter stated for every image (here 40 for 20-pixel discs) scales all of them alike, the
+  // image without objects too.
+  ASSERT_EQ(std::system(quiet("scale " + dir.file("src") + " " + dir.file("stated") + " --diameter 10 --source-diameter 40").c_str()), 0)
+      << unet::test::read_file(dir.file("log"));
+  const auto stated = nlohmann::json::parse(unet::test::read_file(dir.file("stated/scales.json")));
+  for (const char* name : {"a0", "a1", "a2"}) {
+    EXPECT_EQ(stated["images"][name]["scale"].get<double>(), 0.25) << name;
+    EXPECT_EQ(stated["images"][name]["rescaled_size"], nlohmann::json({10, 12})) << name;
+  }
   // An image and a mask of different sizes: one line naming both, and nothing written.
   EXPECT_NE(std::system(quiet("scale " + dir.file("bad") + " " + dir.file("bad-out")).c_str()), 0);
   const std::string log = unet::test::read_file(dir.file("log"));
