@@ -52,6 +52,15 @@ std::vector<int64_t> batch_indices(int64_t dataset_size, int64_t batch_size, uin
   return out;
 }
 
+namespace {
+
+/// Direction classes of a training window's instance labels, each 8-connected region an object.
+at::Tensor window_directions(const at::Tensor& labels) {
+  return direction_classes(connected_regions(labels, /*diagonal=*/true));
+}
+
+}  // namespace
+
 Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, int64_t classes,
                  const LoaderOptions& options, int64_t step) {
   const auto indices = batch_indices(static_cast<int64_t>(samples.size()), options.batch_size, options.seed, step,
@@ -81,13 +90,13 @@ Batch make_batch(const std::vector<Sample>& samples, const Geometry& geometry, i
       images.push_back(tile);
       if (directions) {
         const int64_t margin = geometry.margin();
-        window = direction_classes(connected_regions(whole, /*diagonal=*/true)).slice(0, margin, margin + geometry.output).slice(1, margin, margin + geometry.output).contiguous();
+        window = window_directions(whole).slice(0, margin, margin + geometry.output).slice(1, margin, margin + geometry.output).contiguous();
       }
       labels.push_back(window);
       if (w.defined()) weights.push_back(w_window);
     } else {
       images.push_back(image_to_input(image, geometry));
-      labels.push_back(mask_to_output(directions ? direction_classes(connected_regions(mask, /*diagonal=*/true)) : mask, geometry, classes));
+      labels.push_back(mask_to_output(directions ? window_directions(mask) : mask, geometry, classes));
       if (w.defined())
         weights.push_back(w.size(0) == geometry.output && w.size(1) == geometry.output
                               ? w
