@@ -62,11 +62,13 @@ def median_diameter(labels):
     return float(2 * np.sqrt(np.median(counts) / np.pi)) if len(counts) else None
 
 
-def open_image(path):
-    """An image as PIL opens it, palette images as RGB; fails with one line for what it cannot resample."""
+def open_image(path, load=True):
+    """An image as PIL opens it (its pixels read unless `load` is false: size and mode only),
+    palette images as RGB; fails with one line for what it cannot resample."""
     try:
         image = Image.open(path)
-        image.load()
+        if load:
+            image.load()
     except Exception as e:  # PIL raises several types for unreadable files
         fail(f"{path}: not a readable image ({e})")
     if image.mode == "P":
@@ -105,7 +107,7 @@ def scale(src, dst, diameter, source_diameter=None):
         image_path = src / "images" / m.name
         if not image_path.exists():
             fail(f"{m} has no image {image_path}")
-        image, labels = open_image(image_path), open_labels(m)
+        image, labels = open_image(image_path, load=False), open_labels(m)
         if (image.height, image.width) != labels.shape:
             fail(f"{image_path} is {image.width}x{image.height} but its mask {m} is {labels.shape[1]}x{labels.shape[0]}")
         d = median_diameter(labels)
