@@ -196,7 +196,8 @@ void run_cross_validate(CrossValidateCommand& o, const CLI::App& command) {
     files.writes_into(t.model_dir).writes_into(best_dir(t.model_dir)).writes_checkpoint(checkpoint_path(t.model_dir)).writes(t.log_outputs());
   }
   files.check();
-  const DataSet data = load_data(o.data, o.model.classes());
+  DataSet data = load_data(o.data, o.model.classes());
+  rescale_training_objects(data, o.data, o.model.classes(), o.train.object_diameter, "unet cross-validate", context.verbose());
   naming = data.naming();
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
   ensure_writable_directory(root, "model");
@@ -247,6 +248,8 @@ void register_cross_validate(CLI::App& app) {
   check_after_parse(*cmd, [o, cmd] {
     refuse_two_data_sources(*cmd);
     require_model_dir(o->train.model_dir);
+    // Objects rescaled to one size keep it only in tiles.
+    if (o->train.object_diameter > 0 && cmd->get_option("--input-mode")->count() == 0) o->train.input_mode = InputMode::kTile;
     o->data.validate();
     o->model.validate();
     o->train.validate();

@@ -144,6 +144,7 @@ void run_streamed(const PredictCommand& o, RunContext& context, std::vector<Stre
   if (o.infer.input_mode == InputMode::kResize)
     throw OptionError("input_mode", " resize would shrink the whole image to one network input; streamed images are "
                                     "predicted in tiles (--input-mode tile or auto)");
+  refuse_object_scale_by_rows(o.infer.object_diameter > 0);  // before any file is prepared
   const std::string ckpt = checkpoint_path(o.model_dir);
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   if (o.files.instances && !has_objects(info.model.classes(), info.model.scheme()))

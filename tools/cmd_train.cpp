@@ -56,7 +56,8 @@ void run_train(TrainCommand& o, const CLI::App& command) {
       .writes_into(best_dir(train.model_dir))
       .writes(train.log_outputs())
       .check();
-  const DataSet data = load_data(o.data, o.model.classes());
+  DataSet data = load_data(o.data, o.model.classes());
+  rescale_training_objects(data, o.data, o.model.classes(), train.object_diameter, "unet train", context.verbose());
   train.class_naming = data.naming();
   const UNetOptions model = model_for(o.model, data, o.train.input_size);
   const FoldData fold = fold_data(data, o.data);
@@ -105,6 +106,8 @@ void register_train(CLI::App& app) {
   check_after_parse(*cmd, [o, cmd] {
     refuse_two_data_sources(*cmd);
     require_model_dir(o->train.model_dir);
+    // Objects rescaled to one size keep it only in tiles.
+    if (o->train.object_diameter > 0 && cmd->get_option("--input-mode")->count() == 0) o->train.input_mode = InputMode::kTile;
     o->data.validate();
     o->model.validate();
     o->train.validate();

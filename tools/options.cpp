@@ -3,11 +3,13 @@
 
 #include "unet/data/dataset.h"
 #include "unet/data/image_io.h"
+#include "unet/data/object_scale.h"
 #include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/device.h"
 #include "unet/runtime/version.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -144,6 +146,10 @@ int64_t parse_steps(const std::string& text, const std::string& field) {
 }  // namespace
 
 void add_train_options(CLI::App& app, TrainOptions& train) {
+  add_value(app, "--object-diameter", "object_diameter", train.object_diameter,
+            "Instance data: rescale each labelled image so that its median object is this many pixels across before "
+            "training (implies --input-mode tile); recorded in the model, whose predictions then take the images' "
+            "own --object-diameter; 0: the images' own sizes");
   add_value(app, "--batch-size,--batch_size", "batch_size", train.batch_size, "Images per step");
   add_value(app, "--learning-rate,--learning_rate", "learning_rate", train.learning_rate, "Adam learning rate");
   add_value(app, "--weight-decay,--weight_decay", "weight_decay", train.weight_decay, "L2 weight decay");
@@ -186,6 +192,10 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
 }
 
 void add_inference_options(CLI::App& app, InferenceOptions& infer) {
+  add_value(app, "--object-diameter", "object_diameter", infer.object_diameter,
+            "Median diameter of the objects in the images, pixels, for a model trained with --object-diameter: each "
+            "image is rescaled by the model's diameter over this one before prediction and its outputs mapped back; "
+            "0: the images as they are");
   add_value_or_auto(app, "--min-object-area", "min_object_area", infer.min_object_area, InferenceOptions::kAutoObjectArea,
                     "a number of pixels",
                     "Objects (evaluate's, predict --instances') smaller than this many pixels are dropped; auto: a tenth of the "
@@ -303,6 +313,20 @@ void announce_reading(const DataOptions& data, const char* who, bool verbose) {
   for (const auto& file : dataset_files(data.dir)) files += std::filesystem::is_regular_file(file, ec) ? 1 : 0;
   if (files >= kAnnouncedFiles)
     std::fprintf(stderr, "%s: reading %zu image and mask files in %s\n", who, files, data.dir.c_str());
+}
+
+void rescale_training_objects(DataSet& data, const DataOptions& options, int64_t classes, double diameter, const char* who,
+                              bool verbose) {
+  if (diameter <= 0) return;
+  for (const Sample& s : data.train)
+    if (!s.instances.defined())
+      throw OptionError("object_diameter", " needs instance labels ({mask_encoding} instances): " + s.name() +
+                                               "'s mask holds classes, not objects whose size could be measured");
+  const std::vector<double> scales = rescale_to_object_diameter(data.train, diameter, classes, options.instance_targets());
+  if (!verbose || scales.empty()) return;
+  const auto [low, high] = std::minmax_element(scales.begin(), scales.end());
+  std::fprintf(stderr, "%s: %zu labelled images rescaled so that their median object is %g pixels across (scales %.3g to %.3g)\n",
+               who, scales.size(), diameter, *low, *high);
 }
 
 void refuse_two_data_sources(const CLI::App& command) {

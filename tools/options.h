@@ -75,6 +75,12 @@ std::vector<std::string> data_files(const DataOptions& data);
 void announce_reading(const DataOptions& data, const char* who, bool verbose);
 constexpr size_t kAnnouncedFiles = 50;
 
+/// With `diameter` (train --object-diameter; 0: nothing), rescales every labelled image of `data`
+/// so that its median object is `diameter` pixels across (`rescale_to_object_diameter`), saying so
+/// on stderr when `verbose`. Throws `OptionError` when the masks are not instance labels.
+void rescale_training_objects(DataSet& data, const DataOptions& options, int64_t classes, double diameter, const char* who,
+                              bool verbose);
+
 /// Throws `OptionError` when `command` was given both --data-dir and --synthetic: two data sets.
 void refuse_two_data_sources(const CLI::App& command);
 

@@ -179,6 +179,7 @@ void adopt_checkpoint(const CLI::App& command, const CheckpointInfo& info, const
   adopt(command, "--dropout", model.dropout(), info.model.dropout(), ckpt);
   adopt(command, "--input-size", train.input_size, info.input_size, ckpt);
   adopt(command, "--input-mode", train.input_mode, info.input_mode, ckpt);
+  adopt(command, "--object-diameter", train.object_diameter, info.object_diameter, ckpt);
   // The normalisation as a whole: --normalize or --percentiles given must name the checkpoint's.
   if (!given(command, "--normalize") && !given(command, "--percentiles")) {
     train.normalisation = info.normalisation;

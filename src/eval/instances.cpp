@@ -9,6 +9,7 @@
 
 #include "unet/data/components.h"
 #include "unet/data/instance_targets.h"
+#include "unet/data/object_scale.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -218,9 +219,17 @@ at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio) 
 }
 
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, const ObjectRule& rule) {
-  const int64_t min_area = rule.min_area;
   if (!has_objects(maps.size(0), scheme))
     throw std::invalid_argument("objects_of: " + std::to_string(maps.size(0)) + " class maps for the " + to_string(scheme) + " scheme");
+  if (rule.scale != 1.0 && maps.size(1) > 0 && maps.size(2) > 0) {
+    // Cut at the model's object size, then back to the maps' pixels.
+    ObjectRule at_scale = rule;
+    at_scale.scale = 1.0;
+    const int64_t height = maps.size(1), width = maps.size(2);
+    const at::Tensor scaled = resize_image(maps, scaled_side(height, rule.scale), scaled_side(width, rule.scale));
+    return raster_order(resize_labels(objects_of(scaled, scheme, method, at_scale), height, width));
+  }
+  const int64_t min_area = rule.min_area;
   const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
   if (scheme == ClassScheme::kPlain) return remove_small_objects(instance_labels(m[1], method), min_area);
   if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);

@@ -186,6 +186,13 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
       {"preprocessing", preprocessing(o, input_size, training)},
       {"training", training}};
   if (naming.has_headline()) j["output"]["headline_class"] = naming.name(naming.headline);
+  if (training.is_object() && training.contains("object_diameter") && training["object_diameter"].is_number()) {
+    const double d = training["object_diameter"].get<double>();
+    j["input"]["object_diameter"] = d;
+    j["input"]["object_scale"] = "trained on images rescaled so that their median object is " + json_text(nlohmann::json(d)) +
+                                 " pixels across: resize an image by this diameter over its objects' (bilinear), and "
+                                 "the outputs back to the image's size";
+  }
   if (int8)
     j["precision"] = "int8 (QDQ: the image quantized to u8, int8 weights per output channel, u8 activations, int32 "
                      "biases, float32 outputs; the scales of unet quantize)";
@@ -366,6 +373,7 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     out.options = j.at("model").get<UNetOptions>();
     out.input_size = j.at("input").at("trained_size").get<int64_t>();
     if (j.at("input").contains("intensity")) out.normalisation = j["input"]["intensity"].get<Normalisation>();
+    if (j.at("input").contains("object_diameter")) out.object_diameter = j["input"]["object_diameter"].get<double>();
     out.contract = json_text(j);
   } catch (const nlohmann::json::exception&) {
     fail_file(path, "not a unet export (no unet contract in the archive)");

@@ -2,6 +2,7 @@
 #include "unet/infer/predictor.h"
 
 #include "unet/data/loader.h"
+#include "unet/data/object_scale.h"
 #include "unet/data/preprocess.h"
 #include "unet/eval/instances.h"
 #include "unet/model/conv_plan.h"
@@ -23,6 +24,9 @@ void InferenceOptions::validate() const {
   require_option((split_radius >= 0 && split_radius <= 65536) || split_radius == kAutoSplitRadius, "split_radius",
                  "must be between 0 and 65536", split_radius);
   require_option(split_ratio >= 0 && split_ratio < 1, "split_ratio", "must be at least 0 and below 1", split_ratio);
+  require_option(object_diameter == 0 || (object_diameter >= kMinObjectDiameter && object_diameter <= kMaxObjectDiameter),
+                 "object_diameter", "must be 0 (none) or between " + std::to_string(static_cast<int>(kMinObjectDiameter)) +
+                     " and " + std::to_string(static_cast<int>(kMaxObjectDiameter)) + " pixels", object_diameter);
 }
 
 Predictor::Predictor(UNet model, Geometry geometry, c10::Device device, int64_t batch_size, bool channels_last)
@@ -122,6 +126,12 @@ void Predictor::use_tiles(const TileOptions& options) {
   geometry_ = tile;
 }
 
+void Predictor::use_object_scale(double scale) {
+  require_option(scale > 0 && scale <= 64, "object_diameter", "gives an object scale outside (0, 64]", scale);
+  object_scale_ = scale;
+  object_rule_.scale = scale;
+}
+
 void Predictor::run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume) {
   const int64_t classes = options_.classes();
   // The model's normalisation of each whole image, before it is tiled or resized.
@@ -130,12 +140,18 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
     for (size_t i = 0; i < samples.size(); ++i) {
       PredictedBatch out;
       out.first = i;
-      out.probabilities.push_back(
-          predict_tiled([this](const at::Tensor& x) { return forward(x); }, options_, image_of(samples[i]), *tiles_));
+      const at::Tensor image = image_of(samples[i]);
+      const int64_t height = image.size(1), width = image.size(2);
+      // Objects of the model's training size (`use_object_scale`), then back to the image's pixels.
+      const at::Tensor scaled = object_scale_ == 1.0 ? image
+                                                     : resize_image(image, scaled_side(height, object_scale_), scaled_side(width, object_scale_));
+      const at::Tensor probs = predict_tiled([this](const at::Tensor& x) { return forward(x); }, options_, scaled, *tiles_);
+      out.probabilities.push_back(object_scale_ == 1.0 ? probs : resize_image(probs, height, width));
       consume(out);
     }
     return;
   }
+  require_tiles_for_object_scale(InputMode::kResize, object_scale_);
   for (size_t first = 0; first < samples.size(); first += static_cast<size_t>(batch_size_)) {
     const size_t n = std::min(samples.size() - first, static_cast<size_t>(batch_size_));
     std::vector<Sample> chunk(samples.begin() + static_cast<std::ptrdiff_t>(first),
@@ -164,6 +180,7 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
 
 void Predictor::predict_rows(int64_t height, int64_t width, const RowSource& source, const RowSink& sink, int64_t from_y,
                              int64_t to_y, const TileProgress& progress) {
+  refuse_object_scale_by_rows(object_scale_ != 1.0);
   predict_tiled_rows([this](const at::Tensor& x) { return forward(x); }, options_, height, width, tile_options(), source,
                      sink, from_y, to_y, progress);
 }
@@ -197,14 +214,36 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
   if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
   objects.neck_ratio = options.split_ratio;
+  predictor.use_object_scale(object_scale(options, info));
   predictor.use_object_rule(objects);
   predictor.use_cpu_engine(options.exec.cpu_engine, options.exec.conv_algorithm);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);
   predictor.use_graphs(options.exec.graphs);
   predictor.use_fused(options.exec.fused);
+  require_tiles_for_object_scale(mode, predictor.object_scale());
   if (mode == InputMode::kTile) predictor.use_tiles(tile_options(options, info.input_size));
   return predictor;
+}
+
+void refuse_object_scale_by_rows(bool rescaled) {
+  if (rescaled)
+    throw OptionError("object_diameter", " is not supported for images predicted band by band (TIFFs larger than a "
+                                         "whole-image read, or {stream}): rescale the image first");
+}
+
+void require_tiles_for_object_scale(InputMode mode, double scale) {
+  if (mode == InputMode::kResize && scale != 1.0)
+    throw OptionError("object_diameter", " rescales images to the model's object size for tiled prediction, but this "
+                                         "prediction resizes each whole image to the network input: use {input_mode} tile");
+}
+
+double object_scale(const InferenceOptions& options, const CheckpointInfo& info) {
+  if (options.object_diameter == 0) return 1.0;
+  if (info.object_diameter <= 0)
+    throw OptionError("object_diameter", " rescales images to the object size a model was trained at, but this model was "
+                                         "trained at its images' own sizes (train it with {object_diameter} D)");
+  return info.object_diameter / options.object_diameter;
 }
 
 InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, const std::vector<Sample>& samples) {

@@ -41,6 +41,7 @@ Segmenter Segmenter::from_export(const std::string& path, const std::string& dev
   Segmenter s;
   s.predictor_ = std::make_shared<Predictor>(loaded, where, /*batch_size=*/1);
   s.tiles_.input = loaded.input_size;
+  s.object_diameter_ = loaded.object_diameter;
   return s;
 }
 
@@ -63,6 +64,11 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
     s.predictor_->use_tta(options.tiles.tta);
     ObjectRule objects;
     if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
+    CheckpointInfo recorded;
+    recorded.object_diameter = s.object_diameter_;
+    const double scale = object_scale(options, recorded);
+    require_tiles_for_object_scale(s.input_mode_, scale);
+    s.predictor_->use_object_scale(scale);
     s.predictor_->use_object_rule(objects);
     s.resizing_ = std::make_shared<Predictor>(*s.predictor_);
     s.predictor_->use_tiles(s.tiles_);
@@ -71,10 +77,15 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
   Segmenter s;
   InferenceOptions resize = options;
   resize.input_mode = InputMode::kResize;
+  resize.object_diameter = 0;  // whole images resized to the network input: no object size
   s.resizing_ = std::make_shared<Predictor>(load_predictor(file, info, resize, context, {}));
   s.predictor_ = std::make_shared<Predictor>(*s.resizing_);
   s.tiles_ = tile_options(options, info.input_size);
   s.predictor_->use_tiles(s.tiles_);
+  const double scale = object_scale(options, info);
+  require_tiles_for_object_scale(options.input_mode, scale);
+  s.predictor_->use_object_scale(scale);
+  s.object_diameter_ = info.object_diameter;
   s.input_mode_ = options.input_mode;
   s.naming_ = info.class_naming;
   s.info_ = std::make_shared<CheckpointInfo>(std::move(info));

@@ -141,6 +141,11 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
         fail_file(path, "damaged checkpoint (object area)");
       info.object_area = a->get<int64_t>();
     }
+    if (const auto d = record.find("object_diameter"); d != record.end()) {
+      if (!d->is_number() || !(d->get<double>() >= 0) || d->get<double>() > static_cast<double>(kMaxSide))
+        fail_file(path, "damaged checkpoint (object diameter)");
+      info.object_diameter = d->get<double>();
+    }
     const auto size = record.find("image_size");
     if (size != record.end() && size->is_array() && size->size() == 2 && (*size)[0].is_number_integer() &&
         (*size)[1].is_number_integer()) {
@@ -194,6 +199,7 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   record["input_mode"] = to_string(info.input_mode);
   record["normalisation"] = info.normalisation;
   if (info.object_area > 0) record["object_area_median"] = info.object_area;
+  if (info.object_diameter > 0) record["object_diameter"] = info.object_diameter;
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
   archive.write("train_config", c10::IValue(json_text(record)));
   if (!info.data_record.empty()) archive.write("data_config", c10::IValue(info.data_record));

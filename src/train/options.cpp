@@ -1,6 +1,8 @@
 // Range checks of the training options and the loader options they imply.
 #include "unet/train/options.h"
 
+#include "unet/data/object_scale.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -18,6 +20,12 @@ void TrainOptions::validate() const {
   require_option(checkpoint_every >= 0, "checkpoint_every", "must not be negative", checkpoint_every);
   require_option(warmup_steps >= 0, "warmup_steps", "must not be negative", warmup_steps);
   require_option(input_mode != InputMode::kAuto, "input_mode", "must be resize or tile for training", to_string(input_mode));
+  require_option(object_diameter == 0 || (object_diameter >= kMinObjectDiameter && object_diameter <= kMaxObjectDiameter),
+                 "object_diameter", "must be 0 (none) or between " + std::to_string(static_cast<int>(kMinObjectDiameter)) +
+                     " and " + std::to_string(static_cast<int>(kMaxObjectDiameter)) + " pixels", object_diameter);
+  if (object_diameter > 0 && input_mode != InputMode::kTile)
+    throw OptionError("object_diameter", " keeps the rescaled objects' size for the network, but {input_mode} resize "
+                                         "shrinks each whole image to the network input: add {input_mode} tile");
   require_option(graph_warmup >= 1, "graph_warmup", "must be at least 1", graph_warmup);
   schedule.validate();
   normalisation.validate();

@@ -170,6 +170,7 @@ void Trainer::save() {
   info.input_mode = options_.input_mode;
   info.normalisation = options_.normalisation;
   info.object_area = object_area_;
+  info.object_diameter = options_.object_diameter;
   info.image_height = image_height_;
   info.image_width = image_width_;
   info.data_record = options_.data_record;

@@ -42,6 +42,10 @@ struct ObjectRule {
   /// part at the neck (`split_at_necks`; `neck_radius` 0: never).
   double neck_radius = 0.0;
   double neck_ratio = 0.0;
+  /// The maps are resized by this factor before the objects are cut (the model's object size:
+  /// `min_area` and `neck_radius` are pixels at that size), and the labels resized back to the
+  /// maps' size by the nearest pixel (objects that vanish there are dropped, the rest renumbered).
+  double scale = 1.0;
 };
 
 /// Instance labels int64 [H, W] (raster order, as `instance_labels`) of a model's per-class maps

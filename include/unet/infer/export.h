@@ -63,6 +63,8 @@ struct LoadedExport {
   std::string contract;
   /// The model's intensity normalisation, from the contract (`kRange` where it names none).
   Normalisation normalisation;
+  /// The median object diameter the training images were rescaled to, pixels (0: none recorded).
+  double object_diameter = 0.0;
   std::function<at::Tensor(const at::Tensor&)> forward;
 };
 

@@ -50,6 +50,11 @@ struct InferenceOptions {
   /// With it: the parts must also be deeper than this fraction of their interior's deepest pixel
   /// (0: no such condition).
   double split_ratio = kNeckRatio;
+  /// The median diameter of the objects in the images to predict, pixels (0: as the model's
+  /// training objects, no rescaling). With a model trained at an object diameter (`train
+  /// --object-diameter`), each image is rescaled by the model's diameter over this one before it
+  /// is tiled, and its probabilities resized back (`Predictor::use_object_scale`).
+  double object_diameter = 0.0;
 
   /// Throws `OptionError` for out-of-range values.
   void validate() const;
@@ -109,8 +114,18 @@ class Predictor {
   void use_normalisation(const Normalisation& normalisation) { normalisation_ = normalisation; }
   /// How objects are cut out of this predictor's probabilities (the smallest kept, the necks
   /// split), for its callers that do (`accumulate`, `predict --instances`).
-  void use_object_rule(const ObjectRule& rule) { object_rule_ = rule; }
+  /// The rule's scale stays this predictor's object scale.
+  void use_object_rule(const ObjectRule& rule) {
+    object_rule_ = rule;
+    object_rule_.scale = object_scale_;
+  }
   const ObjectRule& object_rule() const { return object_rule_; }
+  /// Tile mode: each image is resized by `scale` before it is tiled (objects of the model's
+  /// training size), its probabilities resized back to the image's size, and objects are cut at
+  /// the model's size (the object rule's `scale`). 1: images as they are. Throws `OptionError`
+  /// (field "object_diameter") for scales outside (0, 64].
+  void use_object_scale(double scale);
+  double object_scale() const { return object_scale_; }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations (direction
   /// classes turned back with them, `dihedral_maps`).
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
@@ -146,6 +161,7 @@ class Predictor {
   bool tta_ = false;
   Normalisation normalisation_;
   ObjectRule object_rule_;
+  double object_scale_ = 1.0;
   Precision precision_ = Precision::kFP32;
   bool graphs_ = false;
   bool cpu_engine_ = true;
@@ -168,6 +184,19 @@ InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, c
 
 /// The tiles of tile mode for `options` and a network whose training input side is `input_size`.
 TileOptions tile_options(const InferenceOptions& options, int64_t input_size);
+
+/// The scale `Predictor::use_object_scale` takes for `options.object_diameter` and a model whose
+/// header is `info`: its training object diameter over the images' (1 when `options` gives none).
+/// Throws `OptionError` (field "object_diameter") when the model records no object diameter.
+double object_scale(const InferenceOptions& options, const CheckpointInfo& info);
+
+/// Throws `OptionError` (field "object_diameter") when `rescaled`: images predicted by rows
+/// (`predict_rows`, streamed) are not rescaled to a model's object size.
+void refuse_object_scale_by_rows(bool rescaled);
+
+/// Throws `OptionError` (field "object_diameter") when images would be rescaled to the model's
+/// object size (`scale` other than 1) but `mode` resizes each whole image to the network input.
+void require_tiles_for_object_scale(InputMode mode, double scale);
 
 /// A predictor with the weights of the checkpoint at `path` (whose header is `info`) on
 /// `context`'s device and precision, configured by `options` for `samples` (the auto input mode

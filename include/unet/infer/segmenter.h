@@ -78,6 +78,8 @@ class Segmenter {
   std::shared_ptr<Predictor> resizing_;
   std::shared_ptr<CheckpointInfo> info_;
   InputMode input_mode_ = InputMode::kTile;
+  /// The object diameter the model was trained at, pixels (0: none recorded).
+  double object_diameter_ = 0.0;
   TileOptions tiles_;
   ClassNaming naming_ = recorded_naming({}, 2, ClassScheme::kPlain);
 };

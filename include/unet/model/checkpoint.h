@@ -48,6 +48,10 @@ struct CheckpointInfo {
   /// The median area of the training objects, pixels, when the training masks were instance labels
   /// (0: not recorded): predictions drop objects far smaller (`kSmallObjectFraction`).
   int64_t object_area = 0;
+  /// The median object diameter every training image was rescaled to, pixels (`train
+  /// --object-diameter`; 0: the images' own sizes): prediction rescales images by it over their
+  /// objects' diameter. `object_area` is then in pixels at this size.
+  double object_diameter = 0.0;
 };
 
 /// Writes a checkpoint atomically (a temporary file renamed onto `path`), so that an interrupted

@@ -78,6 +78,11 @@ struct TrainOptions {
   int64_t input_size = kReferenceInputSize;
   /// `resize` (the reference) or `tile` (native-resolution random crops; evaluation by tiles).
   InputMode input_mode = InputMode::kResize;
+  /// Instance data: each labelled image (and its labels) is rescaled so that its median object is
+  /// this many pixels across before training (`rescale_to_object_diameter`), and the checkpoint
+  /// records it for prediction (`CheckpointInfo::object_diameter`); 0: the images' own sizes.
+  /// Needs tile mode.
+  double object_diameter = 0.0;
   /// How each image's intensities are normalised (the reference's range by default); recorded in
   /// the checkpoint, so that prediction and every export repeat it.
   Normalisation normalisation;

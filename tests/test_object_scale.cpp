@@ -1,0 +1,205 @@
+// Object size (`train --object-diameter`, `predict/evaluate --object-diameter`): the median
+// diameter measured, images and labels resized without drift, training samples rescaled to one
+// object size, predictions rescaled and mapped back, objects cut at the model's size, and the
+// diameter recorded by checkpoints and exports and refused where it cannot apply.
+#include "test_support.h"
+
+#include "unet/data/dataset.h"
+#include "unet/data/image_io.h"
+#include "unet/data/object_scale.h"
+#include "unet/eval/instances.h"
+#include "unet/infer/export.h"
+#include "unet/infer/predictor.h"
+#include "unet/model/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <filesystem>
+
+using unet::test::ellipses;
+using unet::test::expect_one_line_error;
+using unet::test::run_unet;
+using unet::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace unet {
+namespace {
+
+TEST(ObjectScale, MedianDiameterIsTheDiscOfTheMedianArea) {
+  at::Tensor labels = at::zeros({60, 60}, at::kLong);
+  labels.slice(0, 0, 10).slice(1, 0, 10).fill_(1);    // 100 pixels
+  labels.slice(0, 20, 40).slice(1, 0, 20).fill_(2);   // 400
+  labels.slice(0, 30, 60).slice(1, 30, 60).fill_(7);  // 900 (labels need not be consecutive)
+  EXPECT_NEAR(median_object_diameter(labels), 2 * std::sqrt(400 / M_PI), 1e-9);
+  labels.masked_fill_(labels == 2, 0);  // two objects: the mean of the middle two areas, as numpy's median
+  EXPECT_NEAR(median_object_diameter(labels), 2 * std::sqrt(500 / M_PI), 1e-9);
+  EXPECT_EQ(median_object_diameter(at::zeros({8, 8}, at::kLong)), 0.0);
+}
+
+TEST(ObjectScale, LabelsResizeByTheNearestPixelWithHalfPixelCentres) {
+  const at::Tensor small = at::tensor({1, 2, 3, 4}, at::kLong).view({2, 2});
+  const at::Tensor big = resize_labels(small, 4, 6);
+  EXPECT_TRUE(at::equal(big, small.repeat_interleave(2, 0).repeat_interleave(3, 1)));
+  // Shrinking 4 -> 2 picks the pixels whose centres are nearest the output's: 1 and 3, not 0 and 2.
+  const at::Tensor ramp = at::arange(16, at::kLong).view({4, 4});
+  EXPECT_TRUE(at::equal(resize_labels(ramp, 2, 2), at::tensor({5, 7, 13, 15}, at::kLong).view({2, 2})));
+}
+
+TEST(ObjectScale, ShrunkImagesAreSmoothedNotSampled) {
+  // One bright column in four: sampling every fourth pair of columns would miss it (all 0); the
+  // image's mean brightness is a quarter.
+  at::Tensor image = at::zeros({1, 16, 16});
+  image.select(2, 0).fill_(1);
+  image.select(2, 4).fill_(1);
+  image.select(2, 8).fill_(1);
+  image.select(2, 12).fill_(1);
+  const at::Tensor small = resize_image(image, 4, 4);
+  ASSERT_EQ(small.sizes(), (at::IntArrayRef{1, 4, 4}));
+  EXPECT_NEAR(small.mean().item<double>(), 0.25, 0.02);
+  EXPECT_LT((small - 0.25).abs().max().item<double>(), 0.1);
+  const at::Tensor flat = at::full({2, 5, 7}, 0.3);
+  EXPECT_TRUE(at::allclose(resize_image(flat, 12, 3), at::full({2, 12, 3}, 0.3)));
+}
+
+TEST(ObjectScale, SamplesAreRescaledToTheDiameterWithTheirClassesDerivedAgain) {
+  InstanceTargets targets;
+  targets.scheme = ClassScheme::kInteriorBoundary;
+  Sample s;
+  s.instances = ellipses(50, 60, {{12, 12, 8, 8, 1}, {30, 40, 8, 8, 2}, {38, 14, 8, 8, 3}});
+  s.image = (s.instances > 0).to(at::kFloat).unsqueeze(0) * 2 - 1;
+  s.source = "discs.png";
+  attach_instances(s, s.instances, 3, targets);
+  const double own = median_object_diameter(s.instances);
+  const double scale = rescale_to_object_diameter(s, 40.0, 3, targets);
+  EXPECT_NEAR(scale, 40.0 / own, 1e-9);
+  EXPECT_EQ(s.image.sizes(), (at::IntArrayRef{1, scaled_side(50, scale), scaled_side(60, scale)}));
+  EXPECT_EQ(s.instances.sizes(), s.image.sizes().slice(1));
+  EXPECT_NEAR(median_object_diameter(s.instances), 40.0, 1.0);
+  EXPECT_EQ(s.instances.max().item<int64_t>(), 3);
+  // The classes are those of the resized labels (a boundary of the configured width at the new
+  // size), not the old classes stretched.
+  at::Tensor expected = instance_targets(s.instances, 3, targets);
+  EXPECT_TRUE(at::equal(s.mask, expected));
+  // The image follows its labels: bright where the objects are.
+  EXPECT_GT(s.image[0].index({s.instances > 0}).mean().item<double>(), 0.9);
+
+  Sample empty;
+  empty.instances = at::zeros({20, 30}, at::kLong);
+  empty.image = at::zeros({1, 20, 30});
+  EXPECT_EQ(rescale_to_object_diameter(empty, 40.0, 3, targets), 1.0);
+  EXPECT_EQ(empty.image.sizes(), (at::IntArrayRef{1, 20, 30}));
+  Sample classes_only;
+  classes_only.image = at::zeros({1, 20, 30});
+  classes_only.mask = at::zeros({20, 30}, at::kLong);
+  classes_only.source = "plain.png";
+  EXPECT_THROW(rescale_to_object_diameter(classes_only, 40.0, 3, targets), Error);
+}
+
+TEST(ObjectScale, ObjectsAreCutAtTheModelsSizeAndMappedBack) {
+  // A 5 x 6 object (30 pixels) in one-hot maps: a model that drops objects under 100 of its
+  // pixels drops it at scale 1 and keeps it at scale 2 (120 pixels there); the labels come back
+  // at the maps' size, the object where it was.
+  at::Tensor object = at::zeros({40, 40}, at::kLong);
+  object.slice(0, 10, 15).slice(1, 20, 26).fill_(1);
+  const at::Tensor maps = one_hot_maps(object, 2);
+  ObjectRule rule;
+  rule.min_area = 100;
+  EXPECT_EQ(objects_of(maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule).max().item<int64_t>(), 0);
+  rule.scale = 2.0;
+  const at::Tensor found = objects_of(maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule);
+  ASSERT_EQ(found.sizes(), object.sizes());
+  EXPECT_TRUE(at::equal(found, object)) << "the object was not mapped back where it was";
+  // Two touching discs part at any scale the same way as at their own.
+  const at::Tensor discs = ellipses(48, 64, {{24, 20, 12, 12, 1}, {24, 43, 12, 12, 2}});
+  rule = ObjectRule{};
+  rule.scale = 0.5;
+  const at::Tensor parted = objects_of(one_hot_maps(instance_targets(discs, 3, InstanceTargets{}), 3),
+                                       ClassScheme::kInteriorBoundary, InstanceMethod::kComponents, rule);
+  EXPECT_EQ(parted.max().item<int64_t>(), 2);
+}
+
+TEST(ObjectScale, PredictorRescalesTheImageAndMapsItsProbabilitiesBack) {
+  at::manual_seed(3);
+  UNet net(test::tiny_options());
+  net->eval();
+  Sample s;
+  s.image = at::rand({1, 24, 30}) * 2 - 1;
+  TileOptions tiles;
+  tiles.input = 60;
+  const auto predictor = [&](double scale) {
+    Predictor p(net, geometry_of(net->options(), 60), c10::Device(c10::kCPU), 1, /*channels_last=*/false);
+    p.use_tiles(tiles);
+    p.use_object_scale(scale);
+    return p;
+  };
+  const at::Tensor got = predictor(1.5).predict({s})[0];
+  ASSERT_EQ(got.sizes(), (at::IntArrayRef{2, 24, 30}));
+  Sample big = s;
+  big.image = resize_image(s.image, 36, 45);
+  const at::Tensor expected = resize_image(predictor(1.0).predict({big})[0], 24, 30);
+  EXPECT_TRUE(at::allclose(got, expected, 1e-5, 1e-6)) << (got - expected).abs().max().item<double>();
+  EXPECT_GT((got - predictor(1.0).predict({s})[0]).abs().max().item<double>(), 1e-4) << "the scale changed nothing";
+  EXPECT_EQ(predictor(1.5).object_rule().scale, 1.5);
+  EXPECT_THROW(predictor(0.0), OptionError);
+}
+
+TEST(ObjectScale, ScaleIsTheModelsDiameterOverTheImages) {
+  CheckpointInfo info;
+  InferenceOptions options;
+  EXPECT_EQ(object_scale(options, info), 1.0);
+  options.object_diameter = 60;
+  EXPECT_THROW(object_scale(options, info), OptionError);  // a model trained at the images' own sizes
+  info.object_diameter = 30;
+  EXPECT_DOUBLE_EQ(object_scale(options, info), 0.5);
+  EXPECT_THROW(require_tiles_for_object_scale(InputMode::kResize, 0.5), OptionError);
+  EXPECT_NO_THROW(require_tiles_for_object_scale(InputMode::kResize, 1.0));
+  options.object_diameter = 1;
+  EXPECT_THROW(options.validate(), OptionError);
+}
+
+const std::string kTiny = " --depth 2 --filters 4 --input-size 60 --threads 1 --batch-size 2 --quiet ";
+
+TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
+  TempDir dir;
+  const std::string data = dir.file("data"), model = dir.file("m"), plain = dir.file("plain");
+  ASSERT_EQ(run_unet("demo --max-steps 0 --synthetic-kind nuclei --synthetic-size 64 --synthetic-count 6 --write-data " + data).exit_code, 0);
+  auto r = run_unet("train" + kTiny + "--data-dir " + data + " --mask-encoding instances --classes 3 --fold none --max-steps 2 "
+                    "--object-diameter 20 --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const CheckpointInfo info = read_checkpoint_info(checkpoint_path(model));
+  EXPECT_EQ(info.object_diameter, 20.0);
+  EXPECT_EQ(info.input_mode, InputMode::kTile);  // implied
+  // Predict at another object size: outputs at the images' own size.
+  const std::string image = unet::image_files(data + "/test").front();
+  r = run_unet("predict --threads 1 --instances --object-diameter 10 --input " + image + " --model-dir " + model +
+               " --output-dir " + dir.file("out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const RawImage in = read_image_file(image).front();
+  const RawImage labels = read_tiff(dir.file("out/test-instances.tif")).front();
+  EXPECT_EQ(labels.height(), in.height());
+  EXPECT_EQ(labels.width(), in.width());
+  // The export's contract carries the diameter, and prediction from it rescales as the checkpoint's.
+  r = run_unet("export --model-dir " + model + " --output " + dir.file("m.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(load_export(dir.file("m.pt"), c10::Device(c10::kCPU)).object_diameter, 20.0);
+  // A model trained at the images' own sizes has no object size to rescale to: one line, nothing written.
+  r = run_unet("train" + kTiny + "--data-dir " + data + " --mask-encoding instances --classes 3 --fold none --max-steps 1 "
+               "--model-dir " + plain);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_unet("predict --threads 1 --object-diameter 10 --input " + image + " --model-dir " + plain + " --output-dir " +
+               dir.file("out2"));
+  expect_one_line_error(r, "--object-diameter rescales images to the object size a model was trained at");
+  EXPECT_FALSE(fs::exists(dir.file("out2")));
+  r = run_unet("predict --threads 1 --object-diameter 10 --input-mode resize --input " + image + " --model-dir " + model +
+               " --output-dir " + dir.file("out3"));
+  expect_one_line_error(r, "use --input-mode tile");
+  EXPECT_FALSE(fs::exists(dir.file("out3")));
+  // Masks of classes have no objects to measure.
+  r = run_unet("train" + kTiny + "--synthetic --max-steps 1 --object-diameter 20 --model-dir " + dir.file("em"));
+  expect_one_line_error(r, "--object-diameter needs instance labels");
+}
+
+}  // namespace
+}  // namespace unet
