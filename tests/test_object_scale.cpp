@@ -15,6 +15,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 
@@ -145,6 +146,53 @@ TEST(ObjectScale, PredictorRescalesTheImageAndMapsItsProbabilitiesBack) {
   EXPECT_THROW(predictor(0.0), OptionError);
 }
 
+/// A "model" that sees bright pixels as objects (two classes, valid padding as `tiny_options`: a
+/// tile of 60 gives the middle 20), so that the objects it cuts have the image's sizes exactly.
+LoadedExport threshold_model() {
+  LoadedExport m;
+  m.options = test::tiny_options();
+  m.input_size = 60;
+  m.forward = [](const at::Tensor& x) {
+    const at::Tensor middle = x.slice(2, 20, 40).slice(3, 20, 40) * 20;
+    return at::cat({-middle, middle}, 1);
+  };
+  return m;
+}
+
+TEST(ObjectScale, MeasuredScaleBringsTheImagesObjectsToTheModelsDiameter) {
+  // Discs 20 pixels across: a model trained at 10 wants them at half size; measured from a
+  // quarter (5 pixels across there), one more pass gets there.
+  std::vector<std::array<double, 5>> discs;
+  for (int k = 0; k < 6; ++k) discs.push_back({20.0 + 30 * (k / 3), 20.0 + 30 * (k % 3), 10, 10, k + 1.0});
+  const at::Tensor truth = ellipses(80, 90, discs);
+  Sample s;
+  s.image = (truth > 0).to(at::kFloat).unsqueeze(0) * 2 - 1;
+  Predictor p(threshold_model(), c10::Device(c10::kCPU), 1);
+  TileOptions tiles;
+  tiles.input = 60;
+  p.use_tiles(tiles);
+  p.measure_object_scale(10.0);
+  std::vector<double> scales;
+  const at::Tensor probs = p.predict({s}, &scales)[0];
+  ASSERT_EQ(scales.size(), 1u);
+  EXPECT_NEAR(scales[0], 0.5, 0.05);
+  ASSERT_EQ(probs.sizes(), (at::IntArrayRef{2, 80, 90}));
+  ObjectRule rule = p.object_rule();
+  rule.scale = scales[0];
+  const at::Tensor found = objects_of(probs, ClassScheme::kPlain, InstanceMethod::kComponents, rule);
+  EXPECT_EQ(found.max().item<int64_t>(), 6);
+  EXPECT_NEAR(median_object_diameter(found), median_object_diameter(truth), 1.5);
+  // An image without objects stays at the first scale.
+  Sample dark;
+  dark.image = at::full({1, 40, 40}, -1.0);
+  p.predict({dark}, &scales);
+  EXPECT_EQ(scales[0], kFirstMeasuredScale);
+  // Objects far larger than the model's are measured down to the smallest scale, not beyond.
+  p.measure_object_scale(2.0);
+  p.predict({s}, &scales);
+  EXPECT_EQ(scales[0], kSmallestObjectScale);
+}
+
 TEST(ObjectScale, ScaleIsTheModelsDiameterOverTheImages) {
   CheckpointInfo info;
   InferenceOptions options;
@@ -153,8 +201,8 @@ TEST(ObjectScale, ScaleIsTheModelsDiameterOverTheImages) {
   EXPECT_THROW(object_scale(options, info), OptionError);  // a model trained at the images' own sizes
   info.object_diameter = 30;
   EXPECT_DOUBLE_EQ(object_scale(options, info), 0.5);
-  EXPECT_THROW(require_tiles_for_object_scale(InputMode::kResize, 0.5), OptionError);
-  EXPECT_NO_THROW(require_tiles_for_object_scale(InputMode::kResize, 1.0));
+  EXPECT_THROW(require_tiles_for_object_scale(InputMode::kResize, true), OptionError);
+  EXPECT_NO_THROW(require_tiles_for_object_scale(InputMode::kResize, false));
   options.object_diameter = 1;
   EXPECT_THROW(options.validate(), OptionError);
 }
@@ -180,6 +228,12 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
   const RawImage labels = read_tiff(dir.file("out/test-instances.tif")).front();
   EXPECT_EQ(labels.height(), in.height());
   EXPECT_EQ(labels.width(), in.width());
+  // Measured per image (auto): said per image, outputs at the image's size.
+  r = run_unet("predict --threads 1 --instances --object-diameter auto --input " + data + "/test --model-dir " + model +
+               " --output-dir " + dir.file("auto"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(fs::path(image).filename().string() + ": objects measured about "), std::string::npos) << r.out;
+  EXPECT_EQ(read_tiff(dir.file("auto/" + fs::path(image).stem().string() + "_instances.tif")).front().height(), in.height());
   // The export's contract carries the diameter, and prediction from it rescales as the checkpoint's.
   r = run_unet("export --model-dir " + model + " --output " + dir.file("m.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

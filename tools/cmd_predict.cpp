@@ -285,7 +285,7 @@ void run_predict(const PredictCommand& o) {
       .check();
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   files.objects = predictor.object_rule();
-  const auto probabilities = predictor.predict(samples);
+  const auto probabilities = predictor.predict(samples, &files.object_scales);
   std::error_code ec;
   const bool out_existed = fs::exists(out, ec);
   std::vector<std::string> written;
@@ -311,6 +311,13 @@ void run_predict(const PredictCommand& o) {
     }
   }
   if (count > shown) std::printf("  ... and %zu more files in %s\n", count - shown, out.c_str());
+  if (o.infer.object_diameter == InferenceOptions::kMeasuredObjectDiameter) {
+    // What the measured scales mean to the user: the size of the objects the model found.
+    for (size_t i = 0; i < samples.size() && i < files.object_scales.size(); ++i)
+      if (i < 6 || context.verbose())
+        std::printf("  %s: objects measured about %.0f pixels across (predicted at scale %.3g)\n", samples[i].name().c_str(),
+                    info.object_diameter / files.object_scales[i], files.object_scales[i]);
+  }
   if (o.files.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
   if (o.files.instances)
     std::printf("  wrote %zu instance previews in %s\n", samples.size(), (fs::path(out) / "instances").c_str());

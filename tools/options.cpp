@@ -192,10 +192,12 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
 }
 
 void add_inference_options(CLI::App& app, InferenceOptions& infer) {
-  add_value(app, "--object-diameter", "object_diameter", infer.object_diameter,
-            "Median diameter of the objects in the images, pixels, for a model trained with --object-diameter: each "
-            "image is rescaled by the model's diameter over this one before prediction and its outputs mapped back; "
-            "0: the images as they are");
+  add_value_or_auto(app, "--object-diameter", "object_diameter", infer.object_diameter,
+                    InferenceOptions::kMeasuredObjectDiameter, "a diameter in pixels",
+                    "Median diameter of the objects in the images, pixels, for a model trained with --object-diameter: "
+                    "each image is rescaled by the model's diameter over this one before prediction and its outputs "
+                    "mapped back; auto: each image's own, measured by the model (up to " +
+                        std::to_string(kObjectSizePasses) + " passes); 0: the images as they are");
   add_value_or_auto(app, "--min-object-area", "min_object_area", infer.min_object_area, InferenceOptions::kAutoObjectArea,
                     "a number of pixels",
                     "Objects (evaluate's, predict --instances') smaller than this many pixels are dropped; auto: a tenth of the "

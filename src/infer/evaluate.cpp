@@ -5,11 +5,13 @@ namespace unet {
 
 MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples) {
   MetricAccumulator acc(predictor.model_options().classes(), predictor.model_options().scheme());
-  acc.use_object_rule(predictor.object_rule());
   predictor.run(samples, [&](const PredictedBatch& batch) {
     if (batch.logits.defined()) acc.add_network_output(batch.logits, batch.labels);
     for (size_t i = 0; i < batch.probabilities.size(); ++i) {
       const at::Tensor& mask = samples[batch.first + i].mask;
+      ObjectRule rule = predictor.object_rule();  // objects cut at the scale the image was predicted at
+      rule.scale = batch.object_scales[i];
+      acc.use_object_rule(rule);
       if (!batch.logits.defined()) acc.add_probabilities(batch.probabilities[i], mask);
       acc.add_original(batch.probabilities[i], mask, samples[batch.first + i].instances);
     }

@@ -88,8 +88,10 @@ void check_instances(const std::vector<at::Tensor>& probabilities, const Predict
 }
 
 /// Instance labels of one probability map as a 16-bit TIFF page (int32 holding 0..65535).
-at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, const std::string& where) {
-  const at::Tensor labels = objects_of(p, files.scheme, files.instance_method, files.objects);
+at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, size_t sample, const std::string& where) {
+  ObjectRule rule = files.objects;
+  if (sample < files.object_scales.size()) rule.scale = files.object_scales[sample];
+  const at::Tensor labels = objects_of(p, files.scheme, files.instance_method, rule);
   const int64_t n = labels.max().item<int64_t>();
   if (n > 65535) fail_file(where, std::to_string(n) + " objects in one image, more than a 16-bit label image holds");
   return labels.to(at::kInt).unsqueeze(0);
@@ -262,7 +264,7 @@ std::vector<std::string> write_predictions_per_file(const std::string& dir, cons
       } else {
         for (int64_t c = 0; c < classes; ++c) maps.push_back(probability_values(p[c], files.probability_bits));
       }
-      if (files.instances) labels.push_back(instance_page(p, files, samples[i].name()));
+      if (files.instances) labels.push_back(instance_page(p, files, i, samples[i].name()));
     }
     const std::string& mask_path = names[name++];
     if (is_png(samples[first].source)) {
@@ -301,7 +303,7 @@ std::vector<std::string> write_predictions(const std::string& dir, const std::ve
     const at::Tensor& p = probabilities[i];
     masks.push_back(mask_of(p, files.index_masks));
     if (two_classes) class1.push_back(probability_values(p[1], files.probability_bits));
-    if (files.instances) labels.push_back(instance_page(p.to(at::kFloat), files, samples[i].name()));
+    if (files.instances) labels.push_back(instance_page(p.to(at::kFloat), files, i, samples[i].name()));
   }
   // Pages of different sizes are fine in a multi-page TIFF, so one file holds every prediction.
   const std::vector<std::string> names = prediction_outputs(dir, samples, files, /*per_file=*/false);

@@ -12,6 +12,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace unet {
 
 void InferenceOptions::validate() const {
@@ -24,7 +27,7 @@ void InferenceOptions::validate() const {
   require_option((split_radius >= 0 && split_radius <= 65536) || split_radius == kAutoSplitRadius, "split_radius",
                  "must be between 0 and 65536", split_radius);
   require_option(split_ratio >= 0 && split_ratio < 1, "split_ratio", "must be at least 0 and below 1", split_ratio);
-  require_option(object_diameter == 0 || (object_diameter >= kMinObjectDiameter && object_diameter <= kMaxObjectDiameter),
+  require_option(object_diameter == 0 || object_diameter == kMeasuredObjectDiameter || (object_diameter >= kMinObjectDiameter && object_diameter <= kMaxObjectDiameter),
                  "object_diameter", "must be 0 (none) or between " + std::to_string(static_cast<int>(kMinObjectDiameter)) +
                      " and " + std::to_string(static_cast<int>(kMaxObjectDiameter)) + " pixels", object_diameter);
 }
@@ -132,6 +135,37 @@ void Predictor::use_object_scale(double scale) {
   object_rule_.scale = scale;
 }
 
+void Predictor::measure_object_scale(double diameter) {
+  require_option(diameter > 0, "object_diameter", "is measured to the model's training object diameter, which is not positive", diameter);
+  if (!has_objects(options_.classes(), options_.scheme()))
+    throw OptionError("object_diameter", " is measured on the model's objects, and this model cuts none");
+  measured_diameter_ = diameter;
+}
+
+at::Tensor Predictor::tiled_at(const at::Tensor& image, double scale) {
+  const at::Tensor scaled =
+      scale == 1.0 ? image : resize_image(image, scaled_side(image.size(1), scale), scaled_side(image.size(2), scale));
+  return predict_tiled([this](const at::Tensor& x) { return forward(x); }, options_, scaled, *tiles_);
+}
+
+std::pair<double, at::Tensor> Predictor::measured_scale(const at::Tensor& image) {
+  double scale = measured_diameter_ > 0 ? kFirstMeasuredScale : object_scale_;
+  at::Tensor probs = tiled_at(image, scale);
+  if (measured_diameter_ <= 0) return {scale, probs};
+  ObjectRule at_model_size = object_rule_;
+  at_model_size.scale = 1.0;
+  for (int pass = 1; pass < kObjectSizePasses; ++pass) {
+    // The objects as the model cuts them at this scale, measured in its pixels.
+    const double found = median_object_diameter(objects_of(probs, options_.scheme(), InstanceMethod::kComponents, at_model_size));
+    if (found <= 0) break;  // nothing to measure: the image stays at this scale
+    const double next = std::clamp(scale * measured_diameter_ / found, kSmallestObjectScale, kLargestObjectScale);
+    if (std::abs(std::log(next / scale)) < std::log(kObjectSizeTolerance)) break;
+    scale = next;
+    probs = tiled_at(image, scale);
+  }
+  return {scale, probs};
+}
+
 void Predictor::run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume) {
   const int64_t classes = options_.classes();
   // The model's normalisation of each whole image, before it is tiled or resized.
@@ -141,17 +175,16 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
       PredictedBatch out;
       out.first = i;
       const at::Tensor image = image_of(samples[i]);
-      const int64_t height = image.size(1), width = image.size(2);
-      // Objects of the model's training size (`use_object_scale`), then back to the image's pixels.
-      const at::Tensor scaled = object_scale_ == 1.0 ? image
-                                                     : resize_image(image, scaled_side(height, object_scale_), scaled_side(width, object_scale_));
-      const at::Tensor probs = predict_tiled([this](const at::Tensor& x) { return forward(x); }, options_, scaled, *tiles_);
-      out.probabilities.push_back(object_scale_ == 1.0 ? probs : resize_image(probs, height, width));
+      // Objects of the model's training size (`use_object_scale`, `measure_object_scale`), then
+      // back to the image's pixels.
+      auto [scale, probs] = measured_scale(image);
+      out.probabilities.push_back(scale == 1.0 ? probs : resize_image(probs, image.size(1), image.size(2)));
+      out.object_scales.push_back(scale);
       consume(out);
     }
     return;
   }
-  require_tiles_for_object_scale(InputMode::kResize, object_scale_);
+  require_tiles_for_object_scale(InputMode::kResize, object_scale_ != 1.0 || measured_diameter_ > 0);
   for (size_t first = 0; first < samples.size(); first += static_cast<size_t>(batch_size_)) {
     const size_t n = std::min(samples.size() - first, static_cast<size_t>(batch_size_));
     std::vector<Sample> chunk(samples.begin() + static_cast<std::ptrdiff_t>(first),
@@ -171,6 +204,7 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
       probs = at::softmax(out.logits, /*dim=*/1);
     }
     out.labels = batch.labels;
+    out.object_scales.assign(n, 1.0);
     c10::InferenceMode guard;
     for (size_t i = 0; i < n; ++i)
       out.probabilities.push_back(resize_maps(probs[static_cast<int64_t>(i)], chunk[i].image.size(1), chunk[i].image.size(2)));
@@ -180,7 +214,7 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
 
 void Predictor::predict_rows(int64_t height, int64_t width, const RowSource& source, const RowSink& sink, int64_t from_y,
                              int64_t to_y, const TileProgress& progress) {
-  refuse_object_scale_by_rows(object_scale_ != 1.0);
+  refuse_object_scale_by_rows(object_scale_ != 1.0 || measured_diameter_ > 0);
   predict_tiled_rows([this](const at::Tensor& x) { return forward(x); }, options_, height, width, tile_options(), source,
                      sink, from_y, to_y, progress);
 }
@@ -190,9 +224,13 @@ const TileOptions& Predictor::tile_options() const {
   return *tiles_;
 }
 
-std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples) {
+std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples, std::vector<double>* object_scales) {
   std::vector<at::Tensor> all;
-  run(samples, [&](const PredictedBatch& b) { all.insert(all.end(), b.probabilities.begin(), b.probabilities.end()); });
+  if (object_scales) object_scales->clear();
+  run(samples, [&](const PredictedBatch& b) {
+    all.insert(all.end(), b.probabilities.begin(), b.probabilities.end());
+    if (object_scales) object_scales->insert(object_scales->end(), b.object_scales.begin(), b.object_scales.end());
+  });
   return all;
 }
 
@@ -215,13 +253,14 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
   objects.neck_ratio = options.split_ratio;
   predictor.use_object_scale(object_scale(options, info));
+  if (options.object_diameter == InferenceOptions::kMeasuredObjectDiameter) predictor.measure_object_scale(info.object_diameter);
   predictor.use_object_rule(objects);
   predictor.use_cpu_engine(options.exec.cpu_engine, options.exec.conv_algorithm);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);
   predictor.use_graphs(options.exec.graphs);
   predictor.use_fused(options.exec.fused);
-  require_tiles_for_object_scale(mode, predictor.object_scale());
+  require_tiles_for_object_scale(mode, options.object_diameter != 0);
   if (mode == InputMode::kTile) predictor.use_tiles(tile_options(options, info.input_size));
   return predictor;
 }
@@ -232,8 +271,8 @@ void refuse_object_scale_by_rows(bool rescaled) {
                                          "whole-image read, or {stream}): rescale the image first");
 }
 
-void require_tiles_for_object_scale(InputMode mode, double scale) {
-  if (mode == InputMode::kResize && scale != 1.0)
+void require_tiles_for_object_scale(InputMode mode, bool rescaled) {
+  if (mode == InputMode::kResize && rescaled)
     throw OptionError("object_diameter", " rescales images to the model's object size for tiled prediction, but this "
                                          "prediction resizes each whole image to the network input: use {input_mode} tile");
 }
@@ -243,7 +282,7 @@ double object_scale(const InferenceOptions& options, const CheckpointInfo& info)
   if (info.object_diameter <= 0)
     throw OptionError("object_diameter", " rescales images to the object size a model was trained at, but this model was "
                                          "trained at its images' own sizes (train it with {object_diameter} D)");
-  return info.object_diameter / options.object_diameter;
+  return options.object_diameter == InferenceOptions::kMeasuredObjectDiameter ? 1.0 : info.object_diameter / options.object_diameter;
 }
 
 InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, const std::vector<Sample>& samples) {

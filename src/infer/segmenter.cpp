@@ -66,9 +66,9 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
     if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
     CheckpointInfo recorded;
     recorded.object_diameter = s.object_diameter_;
-    const double scale = object_scale(options, recorded);
-    require_tiles_for_object_scale(s.input_mode_, scale);
-    s.predictor_->use_object_scale(scale);
+    require_tiles_for_object_scale(s.input_mode_, options.object_diameter != 0);
+    s.predictor_->use_object_scale(object_scale(options, recorded));
+    if (options.object_diameter == InferenceOptions::kMeasuredObjectDiameter) s.predictor_->measure_object_scale(s.object_diameter_);
     s.predictor_->use_object_rule(objects);
     s.resizing_ = std::make_shared<Predictor>(*s.predictor_);
     s.predictor_->use_tiles(s.tiles_);
@@ -82,9 +82,9 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
   s.predictor_ = std::make_shared<Predictor>(*s.resizing_);
   s.tiles_ = tile_options(options, info.input_size);
   s.predictor_->use_tiles(s.tiles_);
-  const double scale = object_scale(options, info);
-  require_tiles_for_object_scale(options.input_mode, scale);
-  s.predictor_->use_object_scale(scale);
+  require_tiles_for_object_scale(options.input_mode, options.object_diameter != 0);
+  s.predictor_->use_object_scale(object_scale(options, info));
+  if (options.object_diameter == InferenceOptions::kMeasuredObjectDiameter) s.predictor_->measure_object_scale(info.object_diameter);
   s.object_diameter_ = info.object_diameter;
   s.input_mode_ = options.input_mode;
   s.naming_ = info.class_naming;
@@ -109,9 +109,12 @@ Segmentation Segmenter::segment(const RawImage& image, bool instances, InstanceM
   if (mode == InputMode::kTile) predictor_->use_tiles(tiles_);  // as `tiles()` left them
   Predictor& predictor = mode == InputMode::kTile ? *predictor_ : *resizing_;
   Segmentation out;
-  out.probabilities = predictor.predict({sample}).front();
+  std::vector<double> scales;
+  out.probabilities = predictor.predict({sample}, &scales).front();
   out.mask = maps_to_classes(out.probabilities).to(at::kByte);
-  if (instances) out.labels = objects_of(out.probabilities, model.scheme(), method, predictor.object_rule()).to(at::kInt);
+  ObjectRule rule = predictor.object_rule();
+  rule.scale = scales.front();
+  if (instances) out.labels = objects_of(out.probabilities, model.scheme(), method, rule).to(at::kInt);
   return out;
 }
 

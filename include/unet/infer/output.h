@@ -34,6 +34,9 @@ struct PredictionFiles {
   ClassScheme scheme = ClassScheme::kPlain;
   /// How the objects are cut out: the smallest kept, the necks split (`objects_of`).
   ObjectRule objects;
+  /// Per sample, the scale its objects are cut at (`PredictedBatch::object_scales`); empty:
+  /// `objects.scale` for all.
+  std::vector<double> object_scales;
   /// The model's class names and headline (its checkpoint's `class_naming`), for the overlays.
   ClassNaming naming = recorded_naming({}, 2, ClassScheme::kPlain);
 };

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace unet {
@@ -53,7 +54,9 @@ struct InferenceOptions {
   /// The median diameter of the objects in the images to predict, pixels (0: as the model's
   /// training objects, no rescaling). With a model trained at an object diameter (`train
   /// --object-diameter`), each image is rescaled by the model's diameter over this one before it
-  /// is tiled, and its probabilities resized back (`Predictor::use_object_scale`).
+  /// is tiled, and its probabilities resized back (`Predictor::use_object_scale`);
+  /// `kMeasuredObjectDiameter`: each image's own, measured by the model (`measure_object_scale`).
+  static constexpr double kMeasuredObjectDiameter = -1.0;
   double object_diameter = 0.0;
 
   /// Throws `OptionError` for out-of-range values.
@@ -69,7 +72,27 @@ struct PredictedBatch {
   at::Tensor labels;
   /// Softmax probabilities at each sample's original size: [classes, H, W].
   std::vector<at::Tensor> probabilities;
+  /// Per sample, the scale its image was predicted at, at which its objects are cut
+  /// (`ObjectRule::scale`; 1 but for `use_object_scale` and `measure_object_scale`).
+  std::vector<double> object_scales;
 };
+
+/// Measured object size (`Predictor::measure_object_scale`): at most this many passes per image,
+/// the first at this scale, ...
+///
+/// Small first: a model shatters objects larger than it was trained on into pieces of its own size,
+/// so from above the measure stops at any scale too large (kromp2020 validation, a directions model
+/// at 30 pixels: one image's nuclei 160 pixels across measured 61 from scale 1); from below, objects
+/// smaller than the model's measure as they are, until tiny ones merge (from 0.125, nuclei 20 pixels
+/// across measured 240). First scales 0.125, 0.18, 0.25, 0.5 and 1 gave object F1 0.53, 0.83, 0.83,
+/// 0.81 and 0.79 there (each image's true diameter: 0.84); docs/results.md.
+constexpr int kObjectSizePasses = 4;
+constexpr double kFirstMeasuredScale = 0.25;
+/// ... each next one rescaled so that the last pass's median object becomes the model's diameter,
+/// unless it already is within this factor of it.
+constexpr double kObjectSizeTolerance = 1.1;
+/// The scales a measured object size may give an image.
+constexpr double kSmallestObjectScale = 0.125, kLargestObjectScale = 4.0;
 
 /// Runs a trained U-Net (or an exported one) in evaluation mode (no dropout, no autograd) in batches.
 class Predictor {
@@ -126,6 +149,11 @@ class Predictor {
   /// (field "object_diameter") for scales outside (0, 64].
   void use_object_scale(double scale);
   double object_scale() const { return object_scale_; }
+  /// Tile mode: each image's scale is measured by the model: predicted at `kFirstMeasuredScale`,
+  /// its objects' median diameter measured at the network's size, and predicted again rescaled so
+  /// that it becomes `diameter` (the model's training object diameter), up to `kObjectSizePasses`
+  /// passes; each batch reports the scale it kept (`object_scales`).
+  void measure_object_scale(double diameter);
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations (direction
   /// classes turned back with them, `dihedral_maps`).
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
@@ -134,8 +162,9 @@ class Predictor {
   /// `consume` once per batch; in tile mode each batch is one image and `logits` stays undefined.
   void run(const std::vector<Sample>& samples, const std::function<void(const PredictedBatch&)>& consume);
 
-  /// Probabilities [classes, H, W] at each sample's original size.
-  std::vector<at::Tensor> predict(const std::vector<Sample>& samples);
+  /// Probabilities [classes, H, W] at each sample's original size; with `object_scales`, also the
+  /// scale each sample's objects are to be cut at (`PredictedBatch::object_scales`).
+  std::vector<at::Tensor> predict(const std::vector<Sample>& samples, std::vector<double>* object_scales = nullptr);
 
   /// Tile mode only: `predict_tiled_rows` with this predictor's passes over an image of `height`
   /// x `width` whose network intensities (this predictor's normalisation applied) `source` gives.
@@ -162,6 +191,8 @@ class Predictor {
   Normalisation normalisation_;
   ObjectRule object_rule_;
   double object_scale_ = 1.0;
+  /// `measure_object_scale`'s diameter (0: the scale is not measured).
+  double measured_diameter_ = 0.0;
   Precision precision_ = Precision::kFP32;
   bool graphs_ = false;
   bool cpu_engine_ = true;
@@ -175,6 +206,11 @@ class Predictor {
   std::map<std::vector<int64_t>, std::shared_ptr<CapturedForward>> captured_;
 
   at::Tensor eager_forward(const at::Tensor& x);
+  /// Tile mode: probabilities of a network-intensity image resized by `scale`, at that size.
+  at::Tensor tiled_at(const at::Tensor& image, double scale);
+  /// The scale (from `object_scale_`) at which `measure_object_scale` leaves an image, and its
+  /// probabilities at that size.
+  std::pair<double, at::Tensor> measured_scale(const at::Tensor& image);
   at::Tensor graph_forward(const at::Tensor& x, bool to_host);
 };
 
@@ -186,17 +222,18 @@ InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, c
 TileOptions tile_options(const InferenceOptions& options, int64_t input_size);
 
 /// The scale `Predictor::use_object_scale` takes for `options.object_diameter` and a model whose
-/// header is `info`: its training object diameter over the images' (1 when `options` gives none).
-/// Throws `OptionError` (field "object_diameter") when the model records no object diameter.
+/// header is `info`: its training object diameter over the images' (1 when `options` gives none,
+/// and as the start of a measured scale). Throws `OptionError` (field "object_diameter") when the
+/// model records no object diameter.
 double object_scale(const InferenceOptions& options, const CheckpointInfo& info);
 
 /// Throws `OptionError` (field "object_diameter") when `rescaled`: images predicted by rows
 /// (`predict_rows`, streamed) are not rescaled to a model's object size.
 void refuse_object_scale_by_rows(bool rescaled);
 
-/// Throws `OptionError` (field "object_diameter") when images would be rescaled to the model's
-/// object size (`scale` other than 1) but `mode` resizes each whole image to the network input.
-void require_tiles_for_object_scale(InputMode mode, double scale);
+/// Throws `OptionError` (field "object_diameter") when images would be `rescaled` to the model's
+/// object size but `mode` resizes each whole image to the network input.
+void require_tiles_for_object_scale(InputMode mode, bool rescaled);
 
 /// A predictor with the weights of the checkpoint at `path` (whose header is `info`) on
 /// `context`'s device and precision, configured by `options` for `samples` (the auto input mode
