@@ -85,7 +85,8 @@ class Segmenter:
     checkpoint file, a TorchScript export, or the name of a shipped model (``"nuclei-fluorescence"``),
     and the options of ``unet predict`` that shape a prediction as keyword arguments, with its
     defaults: ``tile_size``, ``tile_overlap``, ``blend``, ``tile_batch``, ``tta``, ``input_mode``,
-    ``min_object_area``, ``split_radius``, ``precision`` (fp32, bf16, int8), ``conv_algorithm``,
+    ``min_object_area``, ``split_radius``, ``object_diameter`` (the images' object size in pixels, or
+    ``"auto"``, for a model trained at one), ``precision`` (fp32, bf16, int8), ``conv_algorithm``,
     ``cpu_engine``, ``device``, ``threads`` ... (``Segmenter.options()`` lists them all).
     """
 
