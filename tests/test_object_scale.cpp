@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
 
 #include <array>
 #include <cmath>
@@ -234,6 +235,13 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find(fs::path(image).filename().string() + ": objects measured about "), std::string::npos) << r.out;
   EXPECT_EQ(read_tiff(dir.file("auto/" + fs::path(image).stem().string() + "_instances.tif")).front().height(), in.height());
+  // evaluate scores the objects at each image's measured size and records how they were cut.
+  r = run_unet("evaluate --threads 1 --data-dir " + data + " --fold none --object-diameter auto --model-dir " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto results = nlohmann::json::parse(test::read_file(model + "/eval_results.json"));
+  EXPECT_EQ(results["object_rule"]["object_diameter"], "auto");
+  EXPECT_EQ(results["object_rule"]["model_object_diameter"], 20.0);
+  EXPECT_EQ(results["object_rule"]["min_area"], smallest_object_area(info.object_area));
   // The export's contract carries the diameter, and prediction from it rescales as the checkpoint's.
   r = run_unet("export --model-dir " + model + " --output " + dir.file("m.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -84,6 +84,16 @@ void run_evaluate(const EvaluateCommand& o) {
   nlohmann::json evaluated = nlohmann::json::array();  // the held-out images, to score them again elsewhere
   for (const auto& s : samples) evaluated.push_back(s.name());
   j["evaluated_images"] = evaluated;
+  // How the predicted objects were cut, so that the object scores can be repeated.
+  if (m.has_objects) {
+    const ObjectRule& rule = predictor.object_rule();
+    const double d = o.infer.object_diameter;
+    j["object_rule"] = {{"min_area", rule.min_area},
+                        {"split_radius", rule.neck_radius},
+                        {"split_ratio", rule.neck_ratio},
+                        {"object_diameter", d == InferenceOptions::kMeasuredObjectDiameter ? nlohmann::json("auto") : nlohmann::json(d)},
+                        {"model_object_diameter", info.object_diameter}};
+  }
   if (!trained_on.empty() && context.verbose())
     std::fprintf(stderr, "unet evaluate: note: %s was trained on %s, not on %s: the results go to %s (eval_results.json is "
                          "left as it is)\n", ckpt.c_str(), trained_on.c_str(),
