@@ -92,6 +92,18 @@ TEST(ObjectScale, SamplesAreRescaledToTheDiameterWithTheirClassesDerivedAgain) {
   empty.image = at::zeros({1, 20, 30});
   EXPECT_EQ(rescale_to_object_diameter(empty, 40.0, 3, targets), 1.0);
   EXPECT_EQ(empty.image.sizes(), (at::IntArrayRef{1, 20, 30}));
+  // A speck as the median object would blow the image up past any sense: refused, naming it.
+  Sample specks;
+  specks.instances = at::zeros({20, 30}, at::kLong);
+  specks.instances[5][5] = 1;
+  specks.image = at::zeros({1, 20, 30});
+  specks.source = "specks.png";
+  try {
+    rescale_to_object_diameter(specks, 40.0, 3, targets);
+    ADD_FAILURE() << "a 35x rescale was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("specks.png: its median object is 1.13 pixels across"), std::string::npos) << e.what();
+  }
   Sample classes_only;
   classes_only.image = at::zeros({1, 20, 30});
   classes_only.mask = at::zeros({20, 30}, at::kLong);
@@ -183,27 +195,53 @@ TEST(ObjectScale, MeasuredScaleBringsTheImagesObjectsToTheModelsDiameter) {
   const at::Tensor found = objects_of(probs, ClassScheme::kPlain, InstanceMethod::kComponents, rule);
   EXPECT_EQ(found.max().item<int64_t>(), 6);
   EXPECT_NEAR(median_object_diameter(found), median_object_diameter(truth), 1.5);
-  // An image without objects stays at the first scale.
+  // An image without objects is looked at again at its own size, and stays there.
   Sample dark;
   dark.image = at::full({1, 40, 40}, -1.0);
   p.predict({dark}, &scales);
-  EXPECT_EQ(scales[0], kFirstMeasuredScale);
+  EXPECT_EQ(scales[0], 1.0);
+  // Objects already at the model's size, under its smallest kept area at the first scale (a
+  // sixteenth of their area there, a tenth kept): found at their own size, and all kept.
+  Predictor same(threshold_model(), c10::Device(c10::kCPU), 1);
+  same.use_tiles(tiles);
+  same.use_object_rule(object_rule(std::llround(M_PI * 10 * 10)));
+  same.measure_object_scale(20.0);
+  const at::Tensor kept = same.predict({s}, &scales)[0];
+  EXPECT_NEAR(scales[0], 1.0, 0.1);
+  ObjectRule same_rule = same.object_rule();
+  same_rule.scale = scales[0];
+  EXPECT_EQ(objects_of(kept, ClassScheme::kPlain, InstanceMethod::kComponents, same_rule).max().item<int64_t>(), 6);
   // Objects far larger than the model's are measured down to the smallest scale, not beyond.
   p.measure_object_scale(2.0);
   p.predict({s}, &scales);
   EXPECT_EQ(scales[0], kSmallestObjectScale);
 }
 
-TEST(ObjectScale, ScaleIsTheModelsDiameterOverTheImages) {
-  CheckpointInfo info;
-  InferenceOptions options;
-  EXPECT_EQ(object_scale(options, info), 1.0);
-  options.object_diameter = 60;
-  EXPECT_THROW(object_scale(options, info), OptionError);  // a model trained at the images' own sizes
-  info.object_diameter = 30;
-  EXPECT_DOUBLE_EQ(object_scale(options, info), 0.5);
+TEST(ObjectScale, DiameterIsResolvedForTheModelAndTheInputMode) {
+  constexpr double kAuto = InferenceOptions::kMeasuredObjectDiameter;
+  EXPECT_EQ(InferenceOptions().object_diameter, kAuto);  // the default
+  EXPECT_EQ(resolved_object_diameter(kAuto, 30, InputMode::kTile), kAuto);
+  EXPECT_EQ(resolved_object_diameter(kAuto, 0, InputMode::kTile), 0.0);     // a model without a size
+  EXPECT_EQ(resolved_object_diameter(kAuto, 30, InputMode::kResize), 0.0);  // whole images resized
+  EXPECT_EQ(resolved_object_diameter(60, 30, InputMode::kTile), 60.0);
+  const auto fresh = [] { return Predictor(threshold_model(), c10::Device(c10::kCPU), 1); };
+  Predictor given = fresh();
+  use_object_diameter(given, 60, 30, InputMode::kTile);
+  EXPECT_DOUBLE_EQ(given.object_scale(), 0.5);  // the model's diameter over the images'
+  EXPECT_FALSE(given.measures_object_scale());
+  Predictor measured = fresh();
+  use_object_diameter(measured, kAuto, 30, InputMode::kTile);
+  EXPECT_TRUE(measured.measures_object_scale());
+  Predictor as_they_are = fresh();
+  use_object_diameter(as_they_are, kAuto, 0, InputMode::kTile);
+  EXPECT_FALSE(as_they_are.measures_object_scale());
+  EXPECT_EQ(as_they_are.object_scale(), 1.0);
+  Predictor refused = fresh();
+  EXPECT_THROW(use_object_diameter(refused, 60, 0, InputMode::kTile), OptionError);  // no size to rescale to
+  EXPECT_THROW(use_object_diameter(refused, 60, 30, InputMode::kResize), OptionError);
   EXPECT_THROW(require_tiles_for_object_scale(InputMode::kResize, true), OptionError);
   EXPECT_NO_THROW(require_tiles_for_object_scale(InputMode::kResize, false));
+  InferenceOptions options;
   options.object_diameter = 1;
   EXPECT_THROW(options.validate(), OptionError);
 }
@@ -229,11 +267,11 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
   const RawImage labels = read_tiff(dir.file("out/test-instances.tif")).front();
   EXPECT_EQ(labels.height(), in.height());
   EXPECT_EQ(labels.width(), in.width());
-  // Measured per image (auto): said per image, outputs at the image's size.
-  r = run_unet("predict --threads 1 --instances --object-diameter auto --input " + data + "/test --model-dir " + model +
+  // Measured per image (auto, the default for such a model): said per image, outputs at the image's size.
+  r = run_unet("predict --threads 1 --instances --input " + data + "/test --model-dir " + model +
                " --output-dir " + dir.file("auto"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find(fs::path(image).filename().string() + ": objects measured about "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(fs::path(image).filename().string() + ": predicted at scale "), std::string::npos) << r.out;
   EXPECT_EQ(read_tiff(dir.file("auto/" + fs::path(image).stem().string() + "_instances.tif")).front().height(), in.height());
   // evaluate scores the objects at each image's measured size and records how they were cut.
   r = run_unet("evaluate --threads 1 --data-dir " + data + " --fold none --object-diameter auto --model-dir " + model);

@@ -144,7 +144,8 @@ void run_streamed(const PredictCommand& o, RunContext& context, std::vector<Stre
   if (o.infer.input_mode == InputMode::kResize)
     throw OptionError("input_mode", " resize would shrink the whole image to one network input; streamed images are "
                                     "predicted in tiles (--input-mode tile or auto)");
-  refuse_object_scale_by_rows(o.infer.object_diameter > 0);  // before any file is prepared
+  // Before any file is prepared: a size given is refused; auto (the default) leaves the images as they are.
+  refuse_object_scale_by_rows(o.infer.object_diameter > 0);
   const std::string ckpt = checkpoint_path(o.model_dir);
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   if (o.files.instances && !has_objects(info.model.classes(), info.model.scheme()))
@@ -161,6 +162,7 @@ void run_streamed(const PredictCommand& o, RunContext& context, std::vector<Stre
   check.check();
   InferenceOptions infer = o.infer;
   infer.input_mode = InputMode::kTile;
+  if (infer.object_diameter == InferenceOptions::kMeasuredObjectDiameter) infer.object_diameter = 0;
   Predictor predictor = load_predictor(ckpt, info, infer, context, {});
   for (StreamedFile& f : files) f.outputs.objects = predictor.object_rule();
   connect(context, o.runtime.dist_timeout_s);
@@ -311,12 +313,12 @@ void run_predict(const PredictCommand& o) {
     }
   }
   if (count > shown) std::printf("  ... and %zu more files in %s\n", count - shown, out.c_str());
-  if (o.infer.object_diameter == InferenceOptions::kMeasuredObjectDiameter) {
+  if (predictor.measures_object_scale()) {
     // What the measured scales mean to the user: the size of the objects the model found.
     for (size_t i = 0; i < samples.size() && i < files.object_scales.size(); ++i)
       if (i < 6 || context.verbose())
-        std::printf("  %s: objects measured about %.0f pixels across (predicted at scale %.3g)\n", samples[i].name().c_str(),
-                    info.object_diameter / files.object_scales[i], files.object_scales[i]);
+        std::printf("  %s: predicted at scale %.3g (auto object size; the model's objects are %g pixels across)\n",
+                    samples[i].name().c_str(), files.object_scales[i], info.object_diameter);
   }
   if (o.files.overlays) std::printf("  wrote %zu overlays in %s\n", samples.size(), (fs::path(out) / "overlays").c_str());
   if (o.files.instances)

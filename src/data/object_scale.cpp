@@ -5,10 +5,13 @@
 // object is one diameter, and an image to predict is rescaled by that diameter over its own.
 #include "unet/data/object_scale.h"
 
+#include "unet/data/image_io.h"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <tuple>
 
@@ -63,6 +66,15 @@ double rescale_to_object_diameter(Sample& sample, double diameter, int64_t class
   if (own <= 0.0) return 1.0;
   const double scale = diameter / own;
   const int64_t height = scaled_side(sample.image.size(1), scale), width = scaled_side(sample.image.size(2), scale);
+  auto number = [](double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", v);
+    return std::string(text);
+  };
+  if (scale > kLargestRescale || scale < 1.0 / kLargestRescale || height * width > max_image_pixels())
+    throw Error(sample.name() + ": its median object is " + number(own) + " pixels across; rescaling it to " + number(diameter) +
+                " would scale the image by " + number(scale) + " to " + std::to_string(width) + "x" + std::to_string(height) +
+                " (at most " + number(kLargestRescale) + "x either way, " + std::to_string(max_image_pixels()) + " pixels)");
   sample.image = resize_image(sample.image, height, width);
   if (sample.weights.defined()) sample.weights = resize_image(sample.weights.unsqueeze(0), height, width).squeeze(0);
   attach_instances(sample, resize_labels(sample.instances, height, width), classes, targets);

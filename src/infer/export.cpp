@@ -186,7 +186,8 @@ nlohmann::json contract_json(const UNetOptions& o, int64_t input_size, ExportFor
       {"preprocessing", preprocessing(o, input_size, training)},
       {"training", training}};
   if (naming.has_headline()) j["output"]["headline_class"] = naming.name(naming.headline);
-  if (training.is_object() && training.contains("object_diameter") && training["object_diameter"].is_number()) {
+  if (training.is_object() && training.contains("object_diameter") && training["object_diameter"].is_number() &&
+      training["object_diameter"].get<double>() > 0) {
     const double d = training["object_diameter"].get<double>();
     j["input"]["object_diameter"] = d;
     j["input"]["object_scale"] = "trained on images rescaled so that their median object is " + json_text(nlohmann::json(d)) +

@@ -64,11 +64,7 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
     s.predictor_->use_tta(options.tiles.tta);
     ObjectRule objects;
     if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
-    CheckpointInfo recorded;
-    recorded.object_diameter = s.object_diameter_;
-    require_tiles_for_object_scale(s.input_mode_, options.object_diameter != 0);
-    s.predictor_->use_object_scale(object_scale(options, recorded));
-    if (options.object_diameter == InferenceOptions::kMeasuredObjectDiameter) s.predictor_->measure_object_scale(s.object_diameter_);
+    use_object_diameter(*s.predictor_, options.object_diameter, s.object_diameter_, s.input_mode_);
     s.predictor_->use_object_rule(objects);
     s.resizing_ = std::make_shared<Predictor>(*s.predictor_);
     s.predictor_->use_tiles(s.tiles_);
@@ -82,9 +78,9 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
   s.predictor_ = std::make_shared<Predictor>(*s.resizing_);
   s.tiles_ = tile_options(options, info.input_size);
   s.predictor_->use_tiles(s.tiles_);
-  require_tiles_for_object_scale(options.input_mode, options.object_diameter != 0);
-  s.predictor_->use_object_scale(object_scale(options, info));
-  if (options.object_diameter == InferenceOptions::kMeasuredObjectDiameter) s.predictor_->measure_object_scale(info.object_diameter);
+  // The tiling predictor's object size (an image that resolves to resize mode takes `resizing_`).
+  use_object_diameter(*s.predictor_, options.object_diameter, info.object_diameter,
+                      options.input_mode == InputMode::kResize ? InputMode::kResize : InputMode::kTile);
   s.object_diameter_ = info.object_diameter;
   s.input_mode_ = options.input_mode;
   s.naming_ = info.class_naming;

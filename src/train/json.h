@@ -13,7 +13,7 @@ namespace unet {
 /// training record, cv_results.json), with the context's precision, device and world size and the
 /// device paths as they were used (graphs and fused kernels only on CUDA).
 inline nlohmann::json training_record(const TrainOptions& t, const RunContext& c) {
-  return {{"batch_size", t.batch_size},
+  nlohmann::json record = {{"batch_size", t.batch_size},
           {"learning_rate", t.learning_rate},
           {"weight_decay", t.weight_decay},
           {"max_steps", t.max_steps},
@@ -38,6 +38,9 @@ inline nlohmann::json training_record(const TrainOptions& t, const RunContext& c
           {"graphs", t.exec.graphs && c.device.is_cuda()},
           {"lr_warmup_steps", t.schedule.warmup_steps},
           {"final_lr_factor", t.schedule.final_factor}};
+  // Rescaled to an object size: the run's scores are at that size (each image's own labels').
+  if (t.object_diameter > 0) record["object_diameter"] = t.object_diameter;
+  return record;
 }
 
 }  // namespace unet

@@ -31,12 +31,17 @@ at::Tensor resize_labels(const at::Tensor& labels, int64_t height, int64_t width
 /// `diameter` pixels across: image, labels and any weights resized by diameter / its median
 /// object diameter, its classes derived again from the resized labels (`attach_instances` with
 /// `classes` and `targets`). A sample without objects keeps its size. Returns the scale (1 for
-/// those). Throws `unet::Error` naming the sample when it has no instance labels.
+/// those). Throws `unet::Error` naming the sample when it has no instance labels, when the scale
+/// is beyond `kLargestRescale` either way, or the rescaled image beyond `max_image_pixels`.
 double rescale_to_object_diameter(Sample& sample, double diameter, int64_t classes, const InstanceTargets& targets);
 
 /// `rescale_to_object_diameter` of every sample; returns their scales.
 std::vector<double> rescale_to_object_diameter(std::vector<Sample>& samples, double diameter, int64_t classes,
                                                const InstanceTargets& targets);
+
+/// The largest factor an image may be rescaled by for its object size, either way: beyond it the
+/// objects measure as specks or the image outgrows memory (a 4000 x 4000 image at 16x holds 4 G pixels).
+constexpr double kLargestRescale = 16.0;
 
 /// The smallest and largest object diameter `--object-diameter` accepts, pixels.
 constexpr double kMinObjectDiameter = 2.0;

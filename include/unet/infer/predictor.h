@@ -55,9 +55,11 @@ struct InferenceOptions {
   /// training objects, no rescaling). With a model trained at an object diameter (`train
   /// --object-diameter`), each image is rescaled by the model's diameter over this one before it
   /// is tiled, and its probabilities resized back (`Predictor::use_object_scale`);
-  /// `kMeasuredObjectDiameter`: each image's own, measured by the model (`measure_object_scale`).
+  /// `kMeasuredObjectDiameter` (the default, "auto"): each image's own, measured by the model
+  /// (`measure_object_scale`) where it was trained at an object size and predicts in tiles; the
+  /// images as they are otherwise (`resolved_object_diameter`).
   static constexpr double kMeasuredObjectDiameter = -1.0;
-  double object_diameter = 0.0;
+  double object_diameter = kMeasuredObjectDiameter;
 
   /// Throws `OptionError` for out-of-range values.
   void validate() const;
@@ -93,6 +95,7 @@ constexpr double kFirstMeasuredScale = 0.25;
 constexpr double kObjectSizeTolerance = 1.1;
 /// The scales a measured object size may give an image.
 constexpr double kSmallestObjectScale = 0.125, kLargestObjectScale = 4.0;
+
 
 /// Runs a trained U-Net (or an exported one) in evaluation mode (no dropout, no autograd) in batches.
 class Predictor {
@@ -146,7 +149,8 @@ class Predictor {
   /// Tile mode: each image is resized by `scale` before it is tiled (objects of the model's
   /// training size), its probabilities resized back to the image's size, and objects are cut at
   /// the model's size (the object rule's `scale`). 1: images as they are. Throws `OptionError`
-  /// (field "object_diameter") for scales outside (0, 64].
+  /// (field "object_diameter") for scales beyond `kLargestRescale` either way, and when an
+  /// image would be rescaled to more pixels than `max_image_pixels`.
   void use_object_scale(double scale);
   double object_scale() const { return object_scale_; }
   /// Tile mode: each image's scale is measured by the model: predicted at `kFirstMeasuredScale`,
@@ -154,6 +158,7 @@ class Predictor {
   /// that it becomes `diameter` (the model's training object diameter), up to `kObjectSizePasses`
   /// passes; each batch reports the scale it kept (`object_scales`).
   void measure_object_scale(double diameter);
+  bool measures_object_scale() const { return measured_diameter_ > 0; }
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations (direction
   /// classes turned back with them, `dihedral_maps`).
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
@@ -221,11 +226,19 @@ InputMode resolved_input_mode(InputMode requested, const CheckpointInfo& info, c
 /// The tiles of tile mode for `options` and a network whose training input side is `input_size`.
 TileOptions tile_options(const InferenceOptions& options, int64_t input_size);
 
-/// The scale `Predictor::use_object_scale` takes for `options.object_diameter` and a model whose
-/// header is `info`: its training object diameter over the images' (1 when `options` gives none,
-/// and as the start of a measured scale). Throws `OptionError` (field "object_diameter") when the
-/// model records no object diameter.
-double object_scale(const InferenceOptions& options, const CheckpointInfo& info);
+/// What `given` (an `InferenceOptions::object_diameter`) means for a model trained at an object
+/// diameter of `model_diameter` pixels (0: at its images' own sizes) predicting in `mode`:
+/// `kMeasuredObjectDiameter` stays for such a model in tile mode and becomes 0 (the images as they
+/// are) otherwise; other values stay.
+double resolved_object_diameter(double given, double model_diameter, InputMode mode);
+
+/// Sets `predictor`'s object size for the diameter `given` and a model trained at `model_diameter`
+/// predicting in `mode` (`resolved_object_diameter` first): 0 leaves the images as they are, a
+/// diameter rescales them by `model_diameter` / it (`Predictor::use_object_scale`), and
+/// `kMeasuredObjectDiameter` measures each image's (`Predictor::measure_object_scale`). Throws
+/// `OptionError` (field "object_diameter") for a diameter given to a model that records none, and
+/// in resize mode (`require_tiles_for_object_scale`).
+void use_object_diameter(Predictor& predictor, double given, double model_diameter, InputMode mode);
 
 /// Throws `OptionError` (field "object_diameter") when `rescaled`: images predicted by rows
 /// (`predict_rows`, streamed) are not rescaled to a model's object size.
