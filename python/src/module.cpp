@@ -51,7 +51,8 @@ nb::ndarray<nb::numpy, T> to_numpy(const at::Tensor& tensor) {
   return nb::ndarray<nb::numpy, T>(owned->data_ptr<T>(), shape.size(), shape.data(), owner);
 }
 
-using Image = nb::ndarray<nb::c_contig, nb::device::cpu, nb::ndim<3>>;
+/// Read-only arrays too (`np.asarray` of a PIL image, memory maps): the pixels are only read.
+using Image = nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu, nb::ndim<3>>;
 
 /// [C, H, W] pixels as `read_image` would have given them: 8-bit, 16-bit (int32 holding 0..65535),
 /// or float32 taken as [0, 1]. 8-bit and float32 arrays are used in place.

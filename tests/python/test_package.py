@@ -85,6 +85,12 @@ def test_two_class_masks_and_options(em_model):
     assert "--tile-overlap" not in unet.Segmenter.options() and "tile_overlap" in unet.Segmenter.options()
 
 
+def read_only(array):
+    out = array.copy()
+    out.flags.writeable = False
+    return out
+
+
 def test_dtypes_and_layouts(nuclei_model):
     seg = unet.Segmenter.load(nuclei_model)
     image = nuclei_image(96, 2)[0]
@@ -97,6 +103,7 @@ def test_dtypes_and_layouts(nuclei_model):
         "(1, H, W)": image[None],
         "fortran order": np.asfortranarray(image),
         "strided view": np.repeat(np.repeat(image, 2, 0), 2, 1)[::2, ::2],
+        "read-only": read_only(image),  # as np.asarray gives a PIL image's pixels
     }
     for name, variant in same.items():
         np.testing.assert_allclose(seg.predict(variant).probabilities, ref, atol=2e-5, err_msg=name)
