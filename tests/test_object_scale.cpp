@@ -155,7 +155,9 @@ TEST(ObjectScale, PredictorRescalesTheImageAndMapsItsProbabilitiesBack) {
   const at::Tensor expected = resize_image(predictor(1.0).predict({big})[0], 24, 30);
   EXPECT_TRUE(at::allclose(got, expected, 1e-5, 1e-6)) << (got - expected).abs().max().item<double>();
   EXPECT_GT((got - predictor(1.0).predict({s})[0]).abs().max().item<double>(), 1e-4) << "the scale changed nothing";
-  EXPECT_EQ(predictor(1.5).object_rule().scale, 1.5);
+  std::vector<double> scales;
+  predictor(1.5).predict({s}, &scales);
+  EXPECT_EQ(scales, std::vector<double>{1.5});  // the scale its objects are cut at
   EXPECT_THROW(predictor(0.0), OptionError);
 }
 

@@ -87,8 +87,7 @@ void run_evaluate(const EvaluateCommand& o) {
   // How the predicted objects were cut, so that the object scores can be repeated.
   if (m.has_objects) {
     const ObjectRule& rule = predictor.object_rule();
-    const double d = predictor.measures_object_scale() ? InferenceOptions::kMeasuredObjectDiameter
-                                                       : predictor.object_scale() == 1.0 ? 0.0 : info.object_diameter / predictor.object_scale();
+    const double d = o.infer.object_diameter;  // as given: auto measures only for a model trained at a size
     j["object_rule"] = {{"min_area", rule.min_area},
                         {"split_radius", rule.neck_radius},
                         {"split_ratio", rule.neck_ratio},

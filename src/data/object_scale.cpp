@@ -6,6 +6,7 @@
 #include "unet/data/object_scale.h"
 
 #include "unet/data/image_io.h"
+#include "unet/data/preprocess.h"
 
 #include <ATen/ATen.h>
 
@@ -44,12 +45,9 @@ int64_t scaled_side(int64_t side, double scale) {
 }
 
 at::Tensor resize_image(const at::Tensor& image, int64_t height, int64_t width) {
-  if (image.size(-2) == height && image.size(-1) == width) return image;
-  const at::Tensor x = image.to(at::kFloat).unsqueeze(0);
   const bool shrinks = height < image.size(-2) || width < image.size(-1);
-  const at::Tensor y = shrinks ? at::_upsample_bilinear2d_aa(x, {height, width}, /*align_corners=*/false)
-                               : at::upsample_bilinear2d(x, {height, width}, /*align_corners=*/false);
-  return y.squeeze(0).contiguous();
+  if (!shrinks) return resize_maps(image.to(at::kFloat), height, width).contiguous();  // plain bilinear (or as it is)
+  return at::_upsample_bilinear2d_aa(image.to(at::kFloat).unsqueeze(0), {height, width}, /*align_corners=*/false).squeeze(0).contiguous();
 }
 
 at::Tensor resize_labels(const at::Tensor& labels, int64_t height, int64_t width) {

@@ -139,16 +139,13 @@ class Predictor {
   /// checkpoint or export records it; `kRange`, the samples as they are, by default).
   void use_normalisation(const Normalisation& normalisation) { normalisation_ = normalisation; }
   /// How objects are cut out of this predictor's probabilities (the smallest kept, the necks
-  /// split), for its callers that do (`accumulate`, `predict --instances`).
-  /// The rule's scale stays this predictor's object scale.
-  void use_object_rule(const ObjectRule& rule) {
-    object_rule_ = rule;
-    object_rule_.scale = object_scale_;
-  }
+  /// split), for its callers that do (`accumulate`, `predict --instances`), in the model's pixels:
+  /// each image's object scale comes with its probabilities (`PredictedBatch::object_scales`).
+  void use_object_rule(const ObjectRule& rule) { object_rule_ = rule; }
   const ObjectRule& object_rule() const { return object_rule_; }
   /// Tile mode: each image is resized by `scale` before it is tiled (objects of the model's
-  /// training size), its probabilities resized back to the image's size, and objects are cut at
-  /// the model's size (the object rule's `scale`). 1: images as they are. Throws `OptionError`
+  /// training size) and its probabilities resized back to the image's size; each batch reports the
+  /// scale (`object_scales`), at which its objects are cut. 1: images as they are. Throws `OptionError`
   /// (field "object_diameter") for scales beyond `kLargestRescale` either way, and when an
   /// image would be rescaled to more pixels than `max_image_pixels`.
   void use_object_scale(double scale);
