@@ -10,6 +10,7 @@
 #include "unet/eval/instances.h"
 #include "unet/infer/export.h"
 #include "unet/infer/predictor.h"
+#include "unet/infer/segmenter.h"
 #include "unet/model/checkpoint.h"
 
 #include <ATen/ATen.h>
@@ -286,6 +287,22 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
   r = run_unet("export --model-dir " + model + " --output " + dir.file("m.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(load_export(dir.file("m.pt"), c10::Device(c10::kCPU)).object_diameter, 20.0);
+  // The embedding API's short constructors measure each image's size as predict's default does
+  // (they took every image at its own size): the probabilities of `load` with predict's defaults,
+  // not those at the model's scale.
+  {
+    const RawImage raw = read_image_file(image).front();
+    const at::Tensor measured = Segmenter::load(model, InferenceOptions{}, RunContext{}).segment(raw, false).probabilities;
+    InferenceOptions unscaled;
+    unscaled.object_diameter = 20;  // the model's own: scale 1
+    const at::Tensor at_one = Segmenter::load(model, unscaled, RunContext{}).segment(raw, false).probabilities;
+    ASSERT_EQ(measured.sizes(), at_one.sizes());
+    EXPECT_FALSE(at::allclose(measured, at_one, 1e-4, 1e-4)) << "the image's measured scale is 1: no check";
+    for (const bool exported : {false, true}) {
+      const Segmenter s = exported ? Segmenter::from_export(dir.file("m.pt")) : Segmenter::from_checkpoint(checkpoint_path(model));
+      EXPECT_TRUE(at::allclose(s.segment(raw, false).probabilities, measured, 1e-5, 1e-6)) << (exported ? "export" : "checkpoint");
+    }
+  }
   // A model trained at the images' own sizes has no object size to rescale to: one line, nothing written.
   r = run_unet("train" + kTiny + "--data-dir " + data + " --mask-encoding instances --classes 3 --fold none --max-steps 1 "
                "--model-dir " + plain);

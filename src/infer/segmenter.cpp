@@ -31,6 +31,9 @@ Segmenter Segmenter::from_checkpoint(const std::string& path, const std::string&
     s.predictor_->use_int8(std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step)));
   }
   s.tiles_.input = info.input_size;
+  // A model trained at an object size measures each image's, as predict's default does.
+  use_object_diameter(*s.predictor_, InferenceOptions::kMeasuredObjectDiameter, info.object_diameter, InputMode::kTile);
+  s.object_diameter_ = info.object_diameter;
   return s;
 }
 
@@ -42,6 +45,7 @@ Segmenter Segmenter::from_export(const std::string& path, const std::string& dev
   s.predictor_ = std::make_shared<Predictor>(loaded, where, /*batch_size=*/1);
   s.tiles_.input = loaded.input_size;
   s.object_diameter_ = loaded.object_diameter;
+  use_object_diameter(*s.predictor_, InferenceOptions::kMeasuredObjectDiameter, s.object_diameter_, InputMode::kTile);
   return s;
 }
 

@@ -37,9 +37,10 @@ class Segmenter {
  public:
   /// From a `unet train` checkpoint (the architecture comes from the file). `precision`: fp32,
   /// bf16, fp16, or int8 (CPUs; the calibration `unet quantize` wrote beside the checkpoint).
+  /// A model trained at an object size measures each image's (predict's `--object-diameter auto`).
   static Segmenter from_checkpoint(const std::string& path, const std::string& device = "cpu",
                                    const std::string& precision = "fp32");
-  /// From a `unet export` TorchScript module.
+  /// From a `unet export` TorchScript module (an object size in its contract: measured per image).
   static Segmenter from_export(const std::string& path, const std::string& device = "cpu");
   /// As `unet predict` predicts with `options` on `context`'s device and precision: `path` a
   /// checkpoint, the model folder holding one, or a TorchScript export (tiles always). The input
