@@ -6,6 +6,7 @@
 #include "unet/data/image_io.h"
 #include "unet/eval/objects.h"
 #include "unet/infer/int8_engine.h"
+#include "unet/infer/segmenter.h"
 
 #include <ATen/ATen.h>
 
@@ -43,6 +44,22 @@ TEST(Pretrained, TheFluorescenceModelReproducesItsRecordedSample) { expect_recor
 
 // RGB input: the H&E model's sample is a 192x192 crop of a dsb2018-he test tile (CC0).
 TEST(Pretrained, TheHeModelReproducesItsRecordedSample) { expect_recorded_sample("nuclei-he", 10); }
+
+// The embedding API cuts the same objects as predict: the short constructor and `load` measure the
+// sample's object size (the fluorescence model's nuclei there are rescaled by 1.91) and keep the
+// model's smallest object.
+TEST(Pretrained, TheEmbeddingApiReproducesTheRecordedSample) {
+  const std::string dir = kModels + "/nuclei-fluorescence";
+  const RawImage raw = read_image_file(dir + "/sample.png").front();
+  const at::Tensor recorded = labels_of(dir + "/sample_instances.tif");
+  for (const bool loaded : {false, true}) {
+    const Segmenter s = loaded ? Segmenter::load(dir, InferenceOptions{}, RunContext{}) : Segmenter::from_checkpoint(dir + "/checkpoint.pt");
+    const at::Tensor now = s.segment(raw, true).labels.to(at::kLong);
+    const ObjectScores scores = object_scores(recorded, now);
+    EXPECT_EQ(scores.predicted_objects, scores.truth_objects) << (loaded ? "load" : "from_checkpoint");
+    EXPECT_EQ(scores.f1(8), 1.0) << (loaded ? "load" : "from_checkpoint");
+  }
+}
 
 TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
   const unet::test::TempDir dir;

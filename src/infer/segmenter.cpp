@@ -31,7 +31,9 @@ Segmenter Segmenter::from_checkpoint(const std::string& path, const std::string&
     s.predictor_->use_int8(std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step)));
   }
   s.tiles_.input = info.input_size;
-  // A model trained at an object size measures each image's, as predict's default does.
+  // predict's default objects: the model's smallest object and neck split, each image's object
+  // size measured where the model was trained at one.
+  s.predictor_->use_object_rule(object_rule(info.object_area));
   use_object_diameter(*s.predictor_, InferenceOptions::kMeasuredObjectDiameter, info.object_diameter, InputMode::kTile);
   s.object_diameter_ = info.object_diameter;
   return s;
