@@ -283,6 +283,12 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
   EXPECT_EQ(results["object_rule"]["object_diameter"], "auto");
   EXPECT_EQ(results["object_rule"]["model_object_diameter"], 20.0);
   EXPECT_EQ(results["object_rule"]["min_area"], smallest_object_area(info.object_area));
+  // Each image's measured scale, by name, and their range said in one line.
+  ASSERT_TRUE(results["object_rule"].contains("image_scales")) << r.out;
+  const auto& scales = results["object_rule"]["image_scales"];
+  EXPECT_EQ(scales.size(), results["evaluated_images"].size());
+  for (const auto& name : results["evaluated_images"]) EXPECT_GT(scales.at(name.get<std::string>()).get<double>(), 0.0);
+  EXPECT_NE(r.out.find("object size: images rescaled by "), std::string::npos) << r.out;
   // The export's contract carries the diameter, and prediction from it rescales as the checkpoint's.
   r = run_unet("export --model-dir " + model + " --output " + dir.file("m.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

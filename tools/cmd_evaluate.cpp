@@ -11,6 +11,7 @@
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/files.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -46,6 +47,15 @@ std::string results_name(const std::string& other, Precision precision) {
   return other.empty() ? "eval_results" + suffix + ".json" : "eval_results_" + other + suffix + ".json";
 }
 
+/// One line on the images' object scales: their range and median, and how they were found.
+void print_object_scales(std::vector<double> scales, double given, double model_diameter) {
+  std::sort(scales.begin(), scales.end());
+  const double median = scales[scales.size() / 2];
+  std::printf("  object size: images rescaled by %.2f to %.2f (median %.2f) to the model's %g pixels across, %s\n",
+              scales.front(), scales.back(), median, model_diameter,
+              given == InferenceOptions::kMeasuredObjectDiameter ? "each image's measured (auto)" : "as stated");
+}
+
 void run_evaluate(const EvaluateCommand& o) {
   const RunContext context = make_run_context(o.runtime);
   // One process does the work when a launcher started several (they would write the same files).
@@ -69,10 +79,13 @@ void run_evaluate(const EvaluateCommand& o) {
     throw OptionError("fold", " " + std::to_string(o.data.fold) + " holds no evaluation images: the data set has only " +
                                   std::to_string(data.train.size()) + " labelled images (use {fold} none to evaluate on all)");
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
-  const Metrics m = evaluate(predictor, samples);
+  std::vector<double> scales;
+  const Metrics m = evaluate(predictor, samples, &scales);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
   print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on " + data.description + ", fold " +
                     fold_name, m, naming, info.model.scheme());
+  const bool rescaled = std::any_of(scales.begin(), scales.end(), [](double s) { return s != 1.0; });
+  if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j.update(class_record(m, naming));
@@ -93,6 +106,12 @@ void run_evaluate(const EvaluateCommand& o) {
                         {"split_ratio", rule.neck_ratio},
                         {"object_diameter", d == InferenceOptions::kMeasuredObjectDiameter ? nlohmann::json("auto") : nlohmann::json(d)},
                         {"model_object_diameter", info.object_diameter}};
+    // Each image's scale (model's object size / the image's), to repeat a measured evaluation with stated sizes.
+    if (rescaled) {
+      nlohmann::json per_image = nlohmann::json::object();
+      for (size_t i = 0; i < samples.size(); ++i) per_image[samples[i].name()] = scales[i];
+      j["object_rule"]["image_scales"] = per_image;
+    }
   }
   if (!trained_on.empty() && context.verbose())
     std::fprintf(stderr, "unet evaluate: note: %s was trained on %s, not on %s: the results go to %s (eval_results.json is "

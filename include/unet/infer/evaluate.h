@@ -9,10 +9,13 @@
 
 namespace unet {
 
-/// Runs `predictor` over labelled `samples` and accumulates every metric.
-MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples);
+/// Runs `predictor` over labelled `samples` and accumulates every metric. `object_scales`
+/// (optional): each sample's object scale, in order (`PredictedBatch::object_scales`: 1 where the
+/// images are taken at their own size).
+MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples,
+                             std::vector<double>* object_scales = nullptr);
 
 /// `accumulate(...).result()`.
-Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples);
+Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales = nullptr);
 
 }  // namespace unet
