@@ -308,6 +308,12 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
       const Segmenter s = exported ? Segmenter::from_export(dir.file("m.pt")) : Segmenter::from_checkpoint(checkpoint_path(model));
       EXPECT_TRUE(at::allclose(s.segment(raw, false).probabilities, measured, 1e-5, 1e-6)) << (exported ? "export" : "checkpoint");
     }
+    // An export loaded with a stated size predicts at it (no measuring left from the export's default),
+    // and in resize mode takes the image as it is.
+    EXPECT_TRUE(at::allclose(Segmenter::load(dir.file("m.pt"), unscaled, RunContext{}).segment(raw, false).probabilities, at_one, 1e-5, 1e-6));
+    InferenceOptions resize;
+    resize.input_mode = InputMode::kResize;
+    EXPECT_NO_THROW(Segmenter::load(dir.file("m.pt"), resize, RunContext{}).segment(raw, false));
   }
   // A model trained at the images' own sizes has no object size to rescale to: one line, nothing written.
   r = run_unet("train" + kTiny + "--data-dir " + data + " --mask-encoding instances --classes 3 --fold none --max-steps 1 "

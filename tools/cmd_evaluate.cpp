@@ -84,7 +84,7 @@ void run_evaluate(const EvaluateCommand& o) {
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
   print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on " + data.description + ", fold " +
                     fold_name, m, naming, info.model.scheme());
-  const bool rescaled = std::any_of(scales.begin(), scales.end(), [](double s) { return s != 1.0; });
+  const bool rescaled = predictor.measures_object_scale() || predictor.object_scale() != 1.0;
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;

@@ -79,7 +79,7 @@ def _images(array: np.ndarray, axes: str) -> list[np.ndarray]:
 
 
 class Segmenter:
-    """A trained U-Net, loaded once, that segments images at their native resolution.
+    """A trained U-Net, loaded once, that segments images of any size, outputs at their own resolution.
 
     ``Segmenter.load(path, **options)`` takes a model folder (``unet train``'s ``model_dir``), a
     checkpoint file, a TorchScript export, or the name of a shipped model (``"nuclei-fluorescence"``),

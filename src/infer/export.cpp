@@ -375,6 +375,8 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     out.input_size = j.at("input").at("trained_size").get<int64_t>();
     if (j.at("input").contains("intensity")) out.normalisation = j["input"]["intensity"].get<Normalisation>();
     if (j.at("input").contains("object_diameter")) out.object_diameter = j["input"]["object_diameter"].get<double>();
+    if (j.contains("training") && j["training"].is_object() && j["training"].contains("object_area_median"))
+      out.object_area = j["training"]["object_area_median"].get<int64_t>();
     out.contract = json_text(j);
   } catch (const nlohmann::json::exception&) {
     fail_file(path, "not a unet export (no unet contract in the archive)");

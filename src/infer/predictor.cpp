@@ -135,6 +135,7 @@ void Predictor::use_object_scale(double scale) {
                  "gives an object scale outside 1/" + std::to_string(static_cast<int>(kLargestRescale)) + " to " +
                      std::to_string(static_cast<int>(kLargestRescale)), scale);
   object_scale_ = scale;
+  measured_diameter_ = 0.0;  // a stated scale ends measuring
 }
 
 void Predictor::measure_object_scale(double diameter) {
@@ -247,6 +248,14 @@ std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples, s
   return all;
 }
 
+ObjectRule object_rule(int64_t object_area, const InferenceOptions& options) {
+  ObjectRule objects = object_rule(object_area);
+  if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
+  if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
+  objects.neck_ratio = options.split_ratio;
+  return objects;
+}
+
 Predictor load_predictor(const std::string& path, const CheckpointInfo& info, const InferenceOptions& options,
                          const RunContext& context, const std::vector<Sample>& samples) {
   options.validate();
@@ -261,11 +270,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   const InputMode mode = resolved_input_mode(options.input_mode, info, samples);
   predictor.use_tta(options.tiles.tta);
   predictor.use_normalisation(info.normalisation);
-  ObjectRule objects = object_rule(info.object_area);
-  if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
-  if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
-  objects.neck_ratio = options.split_ratio;
-  predictor.use_object_rule(objects);
+  predictor.use_object_rule(object_rule(info.object_area, options));
   predictor.use_cpu_engine(options.exec.cpu_engine, options.exec.conv_algorithm);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);

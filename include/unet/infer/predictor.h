@@ -229,6 +229,11 @@ TileOptions tile_options(const InferenceOptions& options, int64_t input_size);
 /// are) otherwise; other values stay.
 double resolved_object_diameter(double given, double model_diameter, InputMode mode);
 
+/// The objects `options` cut for a model whose median training object is `object_area` pixels
+/// (0: none recorded): `object_rule(object_area)` with the options' smallest area, neck radius and
+/// ratio where they are given (the `auto` values keep the model's).
+ObjectRule object_rule(int64_t object_area, const InferenceOptions& options);
+
 /// Sets `predictor`'s object size for the diameter `given` and a model trained at `model_diameter`
 /// predicting in `mode` (`resolved_object_diameter` first): 0 leaves the images as they are, a
 /// diameter rescales them by `model_diameter` / it (`Predictor::use_object_scale`), and

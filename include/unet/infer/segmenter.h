@@ -28,7 +28,8 @@ struct Segmentation {
   at::Tensor labels;
 };
 
-/// A trained U-Net ready to segment images at their native resolution with overlapping tiles: a
+/// A trained U-Net ready to segment images of any size with overlapping tiles, outputs at each
+/// image's own resolution (predicted at the model's object size where it was trained at one): a
 /// `Predictor` in tile mode behind a small interface.
 ///
 ///     unet::Segmenter seg = unet::Segmenter::from_checkpoint("results/checkpoint.pt");
@@ -41,7 +42,8 @@ class Segmenter {
   /// model trained at an object size measures each image's (`--object-diameter auto`).
   static Segmenter from_checkpoint(const std::string& path, const std::string& device = "cpu",
                                    const std::string& precision = "fp32");
-  /// From a `unet export` TorchScript module (an object size in its contract: measured per image).
+  /// From a `unet export` TorchScript module: objects as from the checkpoint (the contract's
+  /// smallest object and neck split; an object size in it: measured per image).
   static Segmenter from_export(const std::string& path, const std::string& device = "cpu");
   /// As `unet predict` predicts with `options` on `context`'s device and precision: `path` a
   /// checkpoint, the model folder holding one, or a TorchScript export (tiles always). The input
@@ -82,6 +84,8 @@ class Segmenter {
   InputMode input_mode_ = InputMode::kTile;
   /// The object diameter the model was trained at, pixels (0: none recorded).
   double object_diameter_ = 0.0;
+  /// Exports: the median training object's area, pixels (the checkpoint's is in `info_`; 0: none).
+  int64_t object_area_ = 0;
   TileOptions tiles_;
   ClassNaming naming_ = recorded_naming({}, 2, ClassScheme::kPlain);
 };
