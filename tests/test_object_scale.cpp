@@ -287,8 +287,8 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
   ASSERT_TRUE(results["object_rule"].contains("image_scales")) << r.out;
   const auto& scales = results["object_rule"]["image_scales"];
   EXPECT_EQ(scales.size(), results["evaluated_images"].size());
-  for (const auto& name : results["evaluated_images"]) EXPECT_GT(scales.at(name.get<std::string>()).get<double>(), 0.0);
   EXPECT_NE(r.out.find("object size: images rescaled by "), std::string::npos) << r.out;
+  for (const auto& name : results["evaluated_images"]) EXPECT_GT(scales.at(name.get<std::string>()).get<double>(), 0.0);
   // The export's contract carries the diameter, and prediction from it rescales as the checkpoint's.
   r = run_unet("export --model-dir " + model + " --output " + dir.file("m.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

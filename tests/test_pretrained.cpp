@@ -9,6 +9,7 @@
 #include "unet/infer/segmenter.h"
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -67,6 +68,29 @@ TEST(Pretrained, TheEmbeddingApiReproducesTheRecordedSample) {
     EXPECT_EQ(scores.predicted_objects, scores.truth_objects) << how;
     EXPECT_EQ(scores.f1(8), 1.0) << how;
   }
+}
+
+// evaluate measures and records each image's object scale: the sample (nuclei rescaled by 1.91)
+// and the sample twice as large, whose nuclei measure twice the size, by their names.
+TEST(Pretrained, EvaluateRecordsEachImagesMeasuredScale) {
+  const unet::test::TempDir dir;
+  const std::string m = kModels + "/nuclei-fluorescence";
+  fs::create_directories(dir.file("data/images"));
+  fs::create_directories(dir.file("data/masks"));
+  fs::copy_file(m + "/sample.png", dir.file("data/images/a.png"));
+  fs::copy_file(m + "/sample_instances.tif", dir.file("data/masks/a.tif"));
+  const auto twice = [](const at::Tensor& t) { return t.repeat_interleave(2, -1).repeat_interleave(2, -2).contiguous(); };
+  write_png(dir.file("data/images/b.png"), twice(read_image_file(m + "/sample.png").front().pixels));
+  write_tiff(dir.file("data/masks/b.tif"), {twice(read_tiff(m + "/sample_instances.tif").front().pixels)});
+  const auto r = unet::test::run_unet("evaluate --model nuclei-fluorescence --data-dir " + dir.file("data") +
+                                      " --fold none --mask-encoding instances --log-dir " + dir.file("log"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto results = nlohmann::json::parse(unet::test::read_file(dir.file("log/eval_results_data.json")));
+  const auto& scales = results.at("object_rule").at("image_scales");
+  const double a = scales.at("a.png").get<double>(), b = scales.at("b.png").get<double>();
+  EXPECT_NEAR(a, 1.91, 0.01);
+  EXPECT_NEAR(b, a / 2, 0.1 * a / 2);  // each measured to within the measure's 10%
+  EXPECT_NE(r.out.find("object size: images rescaled by "), std::string::npos) << r.out;
 }
 
 TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
