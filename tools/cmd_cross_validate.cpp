@@ -248,8 +248,7 @@ void register_cross_validate(CLI::App& app) {
   check_after_parse(*cmd, [o, cmd] {
     refuse_two_data_sources(*cmd);
     require_model_dir(o->train.model_dir);
-    // Objects rescaled to one size keep it only in tiles.
-    if (o->train.object_diameter > 0 && cmd->get_option("--input-mode")->count() == 0) o->train.input_mode = InputMode::kTile;
+    imply_tiles_for_object_size(*cmd, o->train);
     o->data.validate();
     o->model.validate();
     o->train.validate();

@@ -332,6 +332,10 @@ void rescale_training_objects(DataSet& data, const DataOptions& options, int64_t
                who, scales.size(), diameter, *low, *high);
 }
 
+void imply_tiles_for_object_size(const CLI::App& command, TrainOptions& train) {
+  if (train.object_diameter > 0 && command.count("--input-mode") == 0) train.input_mode = InputMode::kTile;
+}
+
 void refuse_two_data_sources(const CLI::App& command) {
   // The --synthetic-* options only shape the synthetic data: beside --data-dir they have no effect.
   if (command.count("--data-dir") > 0 && command.get_option_no_throw("--synthetic") && command.count("--synthetic") > 0)

@@ -81,6 +81,10 @@ constexpr size_t kAnnouncedFiles = 50;
 void rescale_training_objects(DataSet& data, const DataOptions& options, int64_t classes, double diameter, const char* who,
                               bool verbose);
 
+/// `--object-diameter` implies `--input-mode tile` where no input mode is given: objects rescaled
+/// to one size keep it only in tiles.
+void imply_tiles_for_object_size(const CLI::App& command, TrainOptions& train);
+
 /// Throws `OptionError` when `command` was given both --data-dir and --synthetic: two data sets.
 void refuse_two_data_sources(const CLI::App& command);
 

@@ -99,8 +99,8 @@ class Segmenter:
         """Loads the model at ``path``: a model folder, a checkpoint file, a TorchScript export
         (``unet export``) or a shipped model's name. ``options``: ``unet predict``'s options that
         shape a prediction, as keywords with its defaults (`Segmenter.options()` lists them); an
-        export takes the tile options, ``tta``, ``min_object_area`` and ``object_diameter``, a
-        checkpoint all of them.
+        export takes the tile options, ``tta``, ``min_object_area``, ``split_radius``,
+        ``split_ratio`` and ``object_diameter``, a checkpoint all of them.
         Raises `unet.Error` (`unet.OptionError` for options) with the program's message."""
         path = os.fspath(path)
         if not os.path.exists(path):

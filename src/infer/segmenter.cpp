@@ -16,27 +16,15 @@
 namespace unet {
 
 Segmenter Segmenter::from_checkpoint(const std::string& path, const std::string& device, const std::string& precision) {
-  const CheckpointInfo info = read_checkpoint_info(path);
-  const c10::Device where = parse_device_name(device);
-  require_available(where);
-  const Precision p = resolve_precision(parse_precision(precision), where);
-  const UNet model = load_model(path, info);
-  Segmenter s;
-  s.predictor_ = std::make_shared<Predictor>(model, geometry_of(info.model, info.input_size),
-                                             where, /*batch_size=*/1);
-  s.predictor_->use_precision(p);
-  s.predictor_->use_normalisation(info.normalisation);
-  if (p == Precision::kInt8) {
-    if (!where.is_cpu()) throw Error("int8 runs on CPUs only");
-    s.predictor_->use_int8(std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step)));
-  }
-  s.tiles_.input = info.input_size;
-  // predict's default objects: the model's smallest object and neck split, each image's object
-  // size measured where the model was trained at one.
-  s.predictor_->use_object_rule(object_rule(info.object_area));
-  use_object_diameter(*s.predictor_, InferenceOptions::kMeasuredObjectDiameter, info.object_diameter, InputMode::kTile);
-  s.object_diameter_ = info.object_diameter;
-  return s;
+  // `load` with predict's defaults, in tiles, one image at a time.
+  RunContext context;
+  context.device = parse_device_name(device);
+  require_available(context.device);
+  context.precision = resolve_precision(parse_precision(precision), context.device);
+  InferenceOptions options;
+  options.input_mode = InputMode::kTile;
+  options.batch_size = 1;
+  return load(path, options, context);
 }
 
 Segmenter Segmenter::from_export(const std::string& path, const std::string& device) {

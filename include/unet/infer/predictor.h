@@ -96,7 +96,6 @@ constexpr double kObjectSizeTolerance = 1.1;
 /// The scales a measured object size may give an image.
 constexpr double kSmallestObjectScale = 0.125, kLargestObjectScale = 4.0;
 
-
 /// Runs a trained U-Net (or an exported one) in evaluation mode (no dropout, no autograd) in batches.
 class Predictor {
  public:

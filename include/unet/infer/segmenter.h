@@ -38,8 +38,8 @@ class Segmenter {
  public:
   /// From a `unet train` checkpoint (the architecture comes from the file). `precision`: fp32,
   /// bf16, fp16, or int8 (CPUs; the calibration `unet quantize` wrote beside the checkpoint).
-  /// Objects as predict's defaults cut them: the model's smallest object and neck split, and a
-  /// model trained at an object size measures each image's (`--object-diameter auto`).
+  /// `load` with predict's defaults in tiles: objects as predict cuts them (the model's smallest
+  /// object and neck split; a model trained at an object size measures each image's).
   static Segmenter from_checkpoint(const std::string& path, const std::string& device = "cpu",
                                    const std::string& precision = "fp32");
   /// From a `unet export` TorchScript module: objects as from the checkpoint (the contract's
