@@ -1,5 +1,6 @@
 // Tests of scripts/nucleus_data.py, the converter of public nucleus sets into unet's folder
-// layout, on a small repository laid out as the real one (gbm40: RGB tiles and XML polygons): the
+// layout, on small repositories laid out as the real ones (gbm40: RGB tiles and XML polygons;
+// kromp2020; the Data Science Bowl's one mask per nucleus, kept by kind of image): the
 // fixed split, polygons filled in file order, labels renumbered 1..N, 16-bit masks, and a folder
 // that is not empty left alone.
 #include "test_support.h"
@@ -144,6 +145,78 @@ TEST(NucleusData, Kromp2020KeepsTheAuthorsTestSplitAndOneChannel) {
   EXPECT_EQ(s["mask"], nlohmann::json({"uint16", 7, 0}));
   for (const auto& entry : std::filesystem::directory_iterator(dir.path()))  // no partial folder left
     EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos) << entry.path();
+}
+
+namespace {
+
+/// A Data Science Bowl-shaped git repository (stage1_train/ID/images/ID.png, one mask PNG per
+/// nucleus): a0, e0, f0 dark grey RGBA (fluorescence), b0 colour, c0 dark grey of 520 x 696 (as
+/// BBBC039's fields), d0 bright grey (bright-field). Each image has two masks, nucleus "m1" (rows
+/// 2-4) and "m2" (rows 6-8); the images' values are 10 (a0), 20 (e0), 30 (f0).
+const char* kDsbFixture = R"PY(
+import os, subprocess, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+kinds = {"a0": ((12, 16), (10, 10, 10)), "b0": ((12, 16), (200, 60, 150)), "c0": ((520, 696), (12, 12, 12)),
+         "d0": ((12, 16), (220, 220, 220)), "e0": ((12, 16), (20, 20, 20)), "f0": ((12, 16), (30, 30, 30))}
+for name, (shape, rgb) in kinds.items():
+    os.makedirs(f"{root}/stage1_train/{name}/images"); os.makedirs(f"{root}/stage1_train/{name}/masks")
+    image = np.zeros(shape + (4,), np.uint8); image[..., :3] = rgb; image[..., 3] = 255
+    Image.fromarray(image).save(f"{root}/stage1_train/{name}/images/{name}.png")
+    for k, rows in (("m1", slice(2, 5)), ("m2", slice(6, 9))):
+        mask = np.zeros(shape, np.uint8); mask[rows, 3:7] = 255
+        Image.fromarray(mask).save(f"{root}/stage1_train/{name}/masks/{k}.png")
+git = ["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@t"]
+subprocess.run(["git", "init", "-q", root], check=True)
+subprocess.run(git + ["add", "."], check=True)
+subprocess.run(git + ["commit", "-qm", "fixture"], check=True)
+)PY";
+
+/// Each split's images (none: no folder), and each kept image's shape, first value and labels at three rows.
+const char* kDsbSummary = R"PY(
+import json, os, sys
+import numpy as np
+from PIL import Image
+out = sys.argv[1]
+names, images = {}, {}
+for s in ("train", "val", "test"):
+    names[s] = sorted(os.listdir(f"{out}/{s}/images")) if os.path.isdir(f"{out}/{s}/images") else []
+    for n in names[s]:
+        image = np.asarray(Image.open(f"{out}/{s}/images/{n}")); mask = np.asarray(Image.open(f"{out}/{s}/masks/{n}"))
+        images[n] = [list(image.shape), int(image.flat[0]), str(mask.dtype), int(mask[3, 4]), int(mask[7, 4]), int(mask[0, 0])]
+print(json.dumps({"names": names, "images": images}))
+)PY";
+
+}  // namespace
+
+TEST(NucleusData, Dsb2018KeepsOneKindOfImageAndLeavesBbbc039sSizeOut) {
+  const std::string python = unet::test::python_with("numpy, PIL");
+  if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
+  TempDir dir;
+  ASSERT_EQ(run_python(python, kDsbFixture, dir.file("repo"), dir), 0);
+  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
+  auto convert = [&](const std::string& set) {
+    const std::string out = dir.file(set);
+    const std::string command = "'" + python + "' " + script + " " + set + " --git-dir " + dir.file("repo/.git") +
+                                " --commit HEAD --out " + out + " > " + dir.file("log") + " 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0) << unet::test::read_file(dir.file("log"));
+    EXPECT_EQ(run_python(python, kDsbSummary, out + " > " + dir.file("summary"), dir), 0);
+    return nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
+  };
+  // Fluorescence: the dark grey images but the one of BBBC039's size, one channel each; the
+  // first in id order tests, the second validates.
+  const auto fluo = convert("dsb2018-fluo");
+  EXPECT_EQ(fluo["names"]["test"], nlohmann::json({"dsb-a0.png"}));
+  EXPECT_EQ(fluo["names"]["val"], nlohmann::json({"dsb-e0.png"}));
+  EXPECT_EQ(fluo["names"]["train"], nlohmann::json({"dsb-f0.png"}));
+  EXPECT_EQ(fluo["images"]["dsb-e0.png"], nlohmann::json({nlohmann::json({12, 16}), 20, "uint16", 1, 2, 0}));
+  // Stained tissue: the colour image alone, RGB without alpha.
+  const auto he = convert("dsb2018-he");
+  EXPECT_EQ(he["names"]["test"], nlohmann::json({"dsb-b0.png"}));
+  EXPECT_EQ(he["names"]["val"], nlohmann::json::array());
+  EXPECT_EQ(he["images"]["dsb-b0.png"], nlohmann::json({nlohmann::json({12, 16, 3}), 200, "uint16", 1, 2, 0}));
 }
 
 namespace {
