@@ -164,7 +164,7 @@ def kromp2020(git_dir, commit, out):
 
 
 def dsb2018(git_dir, commit, out, kind):
-    """The stage 1 training images of one kind ("colour" or "fluorescence"), split by id."""
+    """The stage 1 training images of one kind ("he": colour, "fluo": fluorescence), split by id."""
     listing = subprocess.run(["git", "-C", git_dir, "ls-tree", "-r", "--name-only", commit, "stage1_train"],
                              capture_output=True, text=True)
     if listing.returncode != 0 or not listing.stdout:
@@ -177,6 +177,8 @@ def dsb2018(git_dir, commit, out, kind):
     chosen = []
     for name in sorted(masks):
         image = np.asarray(Image.open(io.BytesIO(git_bytes(git_dir, f"stage1_train/{name}/images/{name}.png", commit))))
+        if image.dtype != np.uint8:
+            sys.exit(f"dsb2018-{kind}: {name}.png is {image.dtype}, not 8-bit: not the images this split was made on")
         rgb = image[..., :3].astype(np.int16) if image.ndim == 3 else image[..., None].astype(np.int16)
         colour = np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean() * 3 > 15
         if kind == "he" and colour:
