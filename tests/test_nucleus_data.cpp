@@ -32,10 +32,6 @@ for i in range(1, 41):
     if i == 3: shapes.append(square(14, 14, 17, 17))
     xml = '\ufeff<Document><Layers><Layer><Shapes>' + "".join(shapes) + '</Shapes></Layer></Layers></Document>'
     open(f"{root}/data/GBM40/contour_annotation_xml/{i:02d}_data.xml", "w", encoding="utf-8").write(xml)
-git = ["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@t"]
-subprocess.run(["git", "init", "-q", root], check=True)
-subprocess.run(git + ["add", "."], check=True)
-subprocess.run(git + ["commit", "-qm", "fixture"], check=True)
 )PY";
 
 /// What the converter wrote: the image count per split and two masks' labels at a few points.
@@ -57,6 +53,19 @@ int run_python(const std::string& python, const std::string& code, const std::st
   return std::system(("'" + python + "' " + dir.file("script.py") + " " + args).c_str());
 }
 
+/// Appended to a fixture that lays out a repository's files in `root`: commits them.
+const char* kCommitted = R"PY(
+git = ["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@t"]
+subprocess.run(["git", "init", "-q", root], check=True)
+subprocess.run(git + ["add", "."], check=True)
+subprocess.run(git + ["commit", "-qm", "fixture"], check=True)
+)PY";
+
+/// Runs `fixture` (a repository's files laid out in dir/repo) and commits what it wrote.
+int make_repository(const std::string& python, const char* fixture, const TempDir& dir) {
+  return run_python(python, std::string(fixture) + kCommitted, dir.file("repo"), dir);
+}
+
 }  // namespace
 
 TEST(NucleusData, Gbm40IsSplitFilledAndRenumbered) {
@@ -64,7 +73,7 @@ TEST(NucleusData, Gbm40IsSplitFilledAndRenumbered) {
   if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
   TempDir dir;
-  ASSERT_EQ(run_python(python, kFixture, dir.file("repo"), dir), 0);
+  ASSERT_EQ(make_repository(python, kFixture, dir), 0);
   const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
   const std::string convert = "'" + python + "' " + script + " gbm40 --git-dir " + dir.file("repo/.git") +
                               " --commit HEAD --out " + dir.file("out") + " > " + dir.file("log") + " 2>&1";
@@ -107,10 +116,6 @@ for i in range(10):
     Image.fromarray(labels).save(f"{base}/groundtruth/{name}.tif")
     rows.append(f"{name};x;y;{'train' if i < 6 else 'test'};-")
 open(f"{base}/image_description.csv", "w").write("\n".join(rows) + "\n")
-git = ["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@t"]
-subprocess.run(["git", "init", "-q", root], check=True)
-subprocess.run(git + ["add", "."], check=True)
-subprocess.run(git + ["commit", "-qm", "fixture"], check=True)
 )PY";
 
 const char* kKrompSummary = R"PY(
@@ -130,7 +135,7 @@ TEST(NucleusData, Kromp2020KeepsTheAuthorsTestSplitAndOneChannel) {
   if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
   TempDir dir;
-  ASSERT_EQ(run_python(python, kKrompFixture, dir.file("repo"), dir), 0);
+  ASSERT_EQ(make_repository(python, kKrompFixture, dir), 0);
   const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
   const std::string convert = "'" + python + "' " + script + " kromp2020 --git-dir " + dir.file("repo/.git") +
                               " --commit HEAD --out " + dir.file("out") + " > " + dir.file("log") + " 2>&1";
@@ -167,10 +172,6 @@ for name, (shape, rgb) in kinds.items():
     for k, rows in (("m1", slice(2, 5)), ("m2", slice(6, 9))):
         mask = np.zeros(shape, np.uint8); mask[rows, 3:7] = 255
         Image.fromarray(mask).save(f"{root}/stage1_train/{name}/masks/{k}.png")
-git = ["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@t"]
-subprocess.run(["git", "init", "-q", root], check=True)
-subprocess.run(git + ["add", "."], check=True)
-subprocess.run(git + ["commit", "-qm", "fixture"], check=True)
 )PY";
 
 /// Each split's images (none: no folder), and each kept image's shape, first value and labels at three rows.
@@ -195,7 +196,7 @@ TEST(NucleusData, Dsb2018KeepsOneKindOfImageAndLeavesBbbc039sSizeOut) {
   if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
   TempDir dir;
-  ASSERT_EQ(run_python(python, kDsbFixture, dir.file("repo"), dir), 0);
+  ASSERT_EQ(make_repository(python, kDsbFixture, dir), 0);
   const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
   auto convert = [&](const std::string& set) {
     const std::string out = dir.file(set);
