@@ -226,3 +226,13 @@ TEST(Profile, KernelNamesFallIntoTheirGroups) {
   EXPECT_EQ(kernel_group("void unet::cuda::bias_relu_backward_kernel<__nv_bfloat16>"), "elementwise");
   EXPECT_EQ(kernel_group("something_else"), "other");
 }
+
+TEST(Progress, TimeLeftFollowsThisRunsStepsNotAResumedRunsEarlierOnes) {
+  // A fresh run: 100 of 1,000 steps in 10 s leaves 900 steps at 0.1 s.
+  EXPECT_DOUBLE_EQ(eta_seconds(10.0, 100, 0, 1000), 90.0);
+  // Resumed at step 1,500 of 3,000: 100 steps in 10 s leave 1,400 steps at 0.1 s (the whole run's
+  // fraction, 1,600 / 3,000, would give 8.75 s).
+  EXPECT_DOUBLE_EQ(eta_seconds(10.0, 1600, 1500, 3000), 140.0);
+  EXPECT_DOUBLE_EQ(eta_seconds(5.0, 1500, 1500, 3000), 0.0);  // no step of this run yet
+  EXPECT_DOUBLE_EQ(eta_seconds(50.0, 3000, 1500, 3000), 0.0);  // done
+}

@@ -16,6 +16,12 @@
 
 namespace unet {
 
+double eta_seconds(double elapsed, int64_t step, int64_t first_step, int64_t total) {
+  const int64_t done = step - first_step, left = total - step;
+  if (done <= 0 || left <= 0) return 0.0;
+  return elapsed / static_cast<double>(done) * static_cast<double>(left);
+}
+
 RunLogger::RunLogger(const std::string& log_dir, bool enabled, int64_t total_steps, bool quiet, ClassNaming naming)
     : enabled_(enabled), quiet_(quiet), tty_(::isatty(STDERR_FILENO) != 0), total_steps_(total_steps),
       naming_(std::move(naming)), start_(std::chrono::steady_clock::now()) {
@@ -62,7 +68,7 @@ void RunLogger::train_step(int64_t step, double ce, double dice_loss, double ima
   }
   if (quiet_) return;
   const double fraction = total_steps_ > 0 ? static_cast<double>(step) / total_steps_ : 1.0;
-  const double eta = fraction > 0 ? elapsed / fraction * (1.0 - fraction) : 0.0;
+  const double eta = eta_seconds(elapsed, step, first_step_, total_steps_);
   char stats[160];
   std::snprintf(stats, sizeof(stats), "step %lld/%lld  loss %.4f (ce %.4f, dice %.4f)  %.1f img/s  ETA %s",
                 static_cast<long long>(step), static_cast<long long>(total_steps_), ce + dice_loss, ce, dice_loss,

@@ -208,6 +208,7 @@ TrainResult Trainer::fit(const std::vector<Sample>& train, const std::vector<Sam
   // Only a run that continues a checkpoint continues its ranking (a record beyond its step is not its own).
   best_ = std::make_unique<BestCheckpoint>(options_.model_dir, context_.leader(), saved_step_ >= 0 ? saved_step_ : -1);
   RunLogger log(options_.log_dir, context_.leader(), options_.max_steps, context_.quiet, options_.class_naming);
+  log.resumed_at(step_);
   if (!resumed.empty()) log.message(resumed);
   require_same_ranks(train);
   log.record(config_record());

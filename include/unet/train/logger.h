@@ -15,6 +15,11 @@
 
 namespace unet {
 
+/// Seconds left to reach step `total`, at the pace of the steps done since this process started at
+/// `first_step` (a resumed run's earlier steps took no time here): `elapsed` / (`step` -
+/// `first_step`) per step; 0 before the first step of the run and after the last.
+double eta_seconds(double elapsed, int64_t step, int64_t first_step, int64_t total);
+
 class RunLogger {
  public:
   /// `log_dir` empty: no files; otherwise `log_dir`/log.jsonl is appended to (a resumed run
@@ -38,6 +43,9 @@ class RunLogger {
   void record(const std::string& json);
   /// A line for the user, printed above the progress bar.
   void message(const std::string& text);
+  /// The run continues a checkpoint saved at `step`: the time left is estimated from the steps
+  /// of this run only (`eta_seconds`).
+  void resumed_at(int64_t step) { first_step_ = step; }
 
  private:
   void clear_bar();
@@ -46,6 +54,7 @@ class RunLogger {
   bool tty_;
   bool bar_shown_ = false;
   int64_t total_steps_;
+  int64_t first_step_ = 0;
   ClassNaming naming_;
   std::unique_ptr<AppendFile> jsonl_;
   std::unique_ptr<EventWriter> events_;
