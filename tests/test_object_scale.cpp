@@ -135,6 +135,27 @@ TEST(ObjectScale, ObjectsAreCutAtTheModelsSizeAndMappedBack) {
   EXPECT_EQ(parted.max().item<int64_t>(), 2);
 }
 
+TEST(ObjectScale, ObjectsAreCutFromTheMapsAsPredictedAtTheModelsSize) {
+  // Two squares one pixel apart in maps predicted at scale 2: halved to the image's size the gap
+  // is gone, so maps resized there and back join them; cut from the maps as predicted they stay two,
+  // and come back at the image's size.
+  at::Tensor at_two = at::zeros({40, 40}, at::kLong);
+  at_two.slice(0, 10, 30).slice(1, 6, 19).fill_(1);
+  at_two.slice(0, 10, 30).slice(1, 20, 33).fill_(2);
+  const at::Tensor scaled = one_hot_maps((at_two > 0).to(at::kLong), 2);
+  const at::Tensor maps = resize_image(scaled, 20, 20);
+  ObjectRule rule;
+  rule.scale = 2.0;
+  EXPECT_EQ(objects_of(maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule).max().item<int64_t>(), 1);
+  const at::Tensor found = objects_at_scale(scaled, maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule);
+  ASSERT_EQ(found.sizes(), (at::IntArrayRef{20, 20}));
+  EXPECT_EQ(found.max().item<int64_t>(), 2);
+  EXPECT_TRUE(at::equal(found, resize_labels(at_two, 20, 20)));
+  // Without the maps as predicted, `objects_at_scale` resizes as `objects_of` does.
+  EXPECT_TRUE(at::equal(objects_at_scale(at::Tensor(), maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule),
+                        objects_of(maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule)));
+}
+
 TEST(ObjectScale, PredictorRescalesTheImageAndMapsItsProbabilitiesBack) {
   at::manual_seed(3);
   UNet net(test::tiny_options());
@@ -157,8 +178,14 @@ TEST(ObjectScale, PredictorRescalesTheImageAndMapsItsProbabilitiesBack) {
   EXPECT_TRUE(at::allclose(got, expected, 1e-5, 1e-6)) << (got - expected).abs().max().item<double>();
   EXPECT_GT((got - predictor(1.0).predict({s})[0]).abs().max().item<double>(), 1e-4) << "the scale changed nothing";
   std::vector<double> scales;
-  predictor(1.5).predict({s}, &scales);
+  std::vector<at::Tensor> scaled;
+  predictor(1.5).predict({s}, &scales, &scaled);
   EXPECT_EQ(scales, std::vector<double>{1.5});  // the scale its objects are cut at
+  ASSERT_EQ(scaled.size(), 1u);  // and the probabilities as predicted there, to cut them from
+  ASSERT_EQ(scaled[0].sizes(), (at::IntArrayRef{2, 36, 45}));
+  EXPECT_TRUE(at::allclose(scaled[0], predictor(1.0).predict({big})[0], 1e-5, 1e-6));
+  predictor(1.0).predict({s}, &scales, &scaled);
+  EXPECT_FALSE(scaled.at(0).defined());  // at scale 1 the probabilities themselves
   EXPECT_THROW(predictor(0.0), OptionError);
 }
 

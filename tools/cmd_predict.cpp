@@ -287,7 +287,7 @@ void run_predict(const PredictCommand& o) {
       .check();
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   files.objects = predictor.object_rule();
-  const auto probabilities = predictor.predict(samples, &files.object_scales);
+  const auto probabilities = predictor.predict(samples, &files.object_scales, &files.scaled_probabilities);
   std::error_code ec;
   const bool out_existed = fs::exists(out, ec);
   std::vector<std::string> written;

@@ -1,6 +1,8 @@
 // Evaluation of a predictor: network-size terms per batch, original-size terms per image.
 #include "unet/infer/evaluate.h"
 
+#include "unet/eval/instances.h"
+
 namespace unet {
 
 MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales) {
@@ -15,7 +17,11 @@ MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& sa
       if (object_scales) (*object_scales)[batch.first + i] = rule.scale;
       acc.use_object_rule(rule);
       if (!batch.logits.defined()) acc.add_probabilities(batch.probabilities[i], mask);
-      acc.add_original(batch.probabilities[i], mask, samples[batch.first + i].instances);
+      at::Tensor found;
+      if (i < batch.scaled_probabilities.size() && batch.scaled_probabilities[i].defined())
+        found = objects_at_scale(batch.scaled_probabilities[i], batch.probabilities[i], predictor.model_options().scheme(),
+                                 InstanceMethod::kComponents, rule);
+      acc.add_original(batch.probabilities[i], mask, samples[batch.first + i].instances, found);
     }
   });
   return acc;

@@ -194,6 +194,7 @@ void Predictor::run(const std::vector<Sample>& samples, const std::function<void
       auto [scale, probs] = measured_scale(image);
       out.probabilities.push_back(resize_image(probs, image.size(1), image.size(2)));
       out.object_scales.push_back(scale);
+      out.scaled_probabilities.push_back(scale != 1.0 ? probs : at::Tensor());
       consume(out);
     }
     return;
@@ -238,12 +239,18 @@ const TileOptions& Predictor::tile_options() const {
   return *tiles_;
 }
 
-std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples, std::vector<double>* object_scales) {
+std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples, std::vector<double>* object_scales,
+                                           std::vector<at::Tensor>* scaled_probabilities) {
   std::vector<at::Tensor> all;
   if (object_scales) object_scales->clear();
+  if (scaled_probabilities) scaled_probabilities->clear();
   run(samples, [&](const PredictedBatch& b) {
     all.insert(all.end(), b.probabilities.begin(), b.probabilities.end());
     if (object_scales) object_scales->insert(object_scales->end(), b.object_scales.begin(), b.object_scales.end());
+    if (scaled_probabilities) {
+      for (size_t i = 0; i < b.probabilities.size(); ++i)
+        scaled_probabilities->push_back(i < b.scaled_probabilities.size() ? b.scaled_probabilities[i] : at::Tensor());
+    }
   });
   return all;
 }

@@ -100,11 +100,12 @@ Segmentation Segmenter::segment(const RawImage& image, bool instances, InstanceM
   Predictor& predictor = mode == InputMode::kTile ? *predictor_ : *resizing_;
   Segmentation out;
   std::vector<double> scales;
-  out.probabilities = predictor.predict({sample}, &scales).front();
+  std::vector<at::Tensor> scaled;
+  out.probabilities = predictor.predict({sample}, &scales, &scaled).front();
   out.mask = maps_to_classes(out.probabilities).to(at::kByte);
   ObjectRule rule = predictor.object_rule();
   rule.scale = scales.front();
-  if (instances) out.labels = objects_of(out.probabilities, model.scheme(), method, rule).to(at::kInt);
+  if (instances) out.labels = objects_at_scale(scaled.front(), out.probabilities, model.scheme(), method, rule).to(at::kInt);
   return out;
 }
 

@@ -45,6 +45,7 @@ struct ObjectRule {
   /// The maps are resized by this factor before the objects are cut (the model's object size:
   /// `min_area` and `neck_radius` are pixels at that size), and the labels resized back to the
   /// maps' size by the nearest pixel (objects that vanish there are dropped, the rest renumbered).
+  /// Where the maps as predicted at that size are at hand, `objects_at_scale` cuts from those.
   double scale = 1.0;
 };
 
@@ -67,6 +68,12 @@ struct ObjectRule {
 /// Objects smaller than `rule.min_area` pixels are dropped (background), the rest renumbered.
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method = InstanceMethod::kComponents,
                       const ObjectRule& rule = {});
+
+/// The objects of an image's class maps `maps` [K, H, W] cut at `rule.scale` (`ObjectRule::scale`)
+/// from `scaled` [K, h, w], the maps as the model predicted them at that scale (undefined: `maps`
+/// resized to it, as `objects_of` does), as labels of `maps`' size [H, W].
+at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme, InstanceMethod method,
+                            const ObjectRule& rule);
 
 /// Seeds (int64 labels [H, W], 0 none) with each seed that has two or more cores (its pixels whose
 /// `edge_distance` exceeds both `radius` and `ratio` times the seed's largest, 4-connected)

@@ -37,6 +37,9 @@ struct PredictionFiles {
   /// Per sample, the scale its objects are cut at (`PredictedBatch::object_scales`); empty:
   /// `objects.scale` for all.
   std::vector<double> object_scales;
+  /// Per sample, its probabilities at its object scale as predicted there (`Predictor::predict`;
+  /// empty or undefined: the probabilities resized), which its objects are cut from.
+  std::vector<at::Tensor> scaled_probabilities;
   /// The model's class names and headline (its checkpoint's `class_naming`), for the overlays.
   ClassNaming naming = recorded_naming({}, 2, ClassScheme::kPlain);
 };

@@ -77,6 +77,9 @@ struct PredictedBatch {
   /// Per sample, the scale its image was predicted at, at which its objects are cut
   /// (`ObjectRule::scale`; 1 but for `use_object_scale` and `measure_object_scale`).
   std::vector<double> object_scales;
+  /// Per sample, its probabilities at `object_scales` as the model predicted them (undefined at
+  /// scale 1): the objects are cut from these (`objects_at_scale`), not from `probabilities` resized.
+  std::vector<at::Tensor> scaled_probabilities;
 };
 
 /// Measured object size (`Predictor::measure_object_scale`): at most this many passes per image,
@@ -165,7 +168,10 @@ class Predictor {
 
   /// Probabilities [classes, H, W] at each sample's original size; with `object_scales`, also the
   /// scale each sample's objects are to be cut at (`PredictedBatch::object_scales`).
-  std::vector<at::Tensor> predict(const std::vector<Sample>& samples, std::vector<double>* object_scales = nullptr);
+  /// With `scaled_probabilities`, also each sample's probabilities at that scale
+  /// (`PredictedBatch::scaled_probabilities`), to cut its objects from (`objects_at_scale`).
+  std::vector<at::Tensor> predict(const std::vector<Sample>& samples, std::vector<double>* object_scales = nullptr,
+                                  std::vector<at::Tensor>* scaled_probabilities = nullptr);
 
   /// Tile mode only: `predict_tiled_rows` with this predictor's passes over an image of `height`
   /// x `width` whose network intensities (this predictor's normalisation applied) `source` gives.
