@@ -9,6 +9,7 @@
 #include "unet/data/object_scale.h"
 #include "unet/eval/instances.h"
 #include "unet/infer/export.h"
+#include "unet/infer/output.h"
 #include "unet/infer/predictor.h"
 #include "unet/infer/segmenter.h"
 #include "unet/model/checkpoint.h"
@@ -135,15 +136,25 @@ TEST(ObjectScale, ObjectsAreCutAtTheModelsSizeAndMappedBack) {
   EXPECT_EQ(parted.max().item<int64_t>(), 2);
 }
 
+/// Two squares one pixel apart (labels 1 and 2) as predicted at scale 2 (`at_two`, `scaled`: one-hot
+/// maps 40x40) and those maps halved to the image's 20x20 (`maps`), where the gap is gone.
+struct TwoSquares {
+  at::Tensor at_two = at::zeros({40, 40}, at::kLong);
+  at::Tensor scaled, maps;
+  TwoSquares() {
+    at_two.slice(0, 10, 30).slice(1, 6, 19).fill_(1);
+    at_two.slice(0, 10, 30).slice(1, 20, 33).fill_(2);
+    scaled = one_hot_maps((at_two > 0).to(at::kLong), 2);
+    maps = resize_image(scaled, 20, 20);
+  }
+};
+
 TEST(ObjectScale, ObjectsAreCutFromTheMapsAsPredictedAtTheModelsSize) {
   // Two squares one pixel apart in maps predicted at scale 2: halved to the image's size the gap
   // is gone, so maps resized there and back join them; cut from the maps as predicted they stay two,
   // and come back at the image's size.
-  at::Tensor at_two = at::zeros({40, 40}, at::kLong);
-  at_two.slice(0, 10, 30).slice(1, 6, 19).fill_(1);
-  at_two.slice(0, 10, 30).slice(1, 20, 33).fill_(2);
-  const at::Tensor scaled = one_hot_maps((at_two > 0).to(at::kLong), 2);
-  const at::Tensor maps = resize_image(scaled, 20, 20);
+  const TwoSquares sq;
+  const at::Tensor &at_two = sq.at_two, &scaled = sq.scaled, &maps = sq.maps;
   ObjectRule rule;
   rule.scale = 2.0;
   EXPECT_EQ(objects_of(maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule).max().item<int64_t>(), 1);
@@ -154,6 +165,26 @@ TEST(ObjectScale, ObjectsAreCutFromTheMapsAsPredictedAtTheModelsSize) {
   // Without the maps as predicted, `objects_at_scale` resizes as `objects_of` does.
   EXPECT_TRUE(at::equal(objects_at_scale(at::Tensor(), maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule),
                         objects_of(maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule)));
+}
+
+TEST(ObjectScale, PredictWritesTheObjectsCutFromTheMapsAsPredicted) {
+  // `predict --instances`' writer: the same two squares, with and without the maps at scale 2.
+  const TwoSquares sq;
+  const at::Tensor &scaled = sq.scaled, &maps = sq.maps;
+  Sample s;
+  s.image = at::zeros({1, 20, 20});
+  s.source = "a.tif";
+  PredictionFiles files;
+  files.instances = true;
+  files.object_scales = {2.0};
+  const TempDir dir;
+  const auto objects_written = [&](const std::string& sub) {
+    write_predictions(dir.file(sub), {s}, {maps}, files);
+    return read_tiff(dir.file(sub + "/test-instances.tif")).front().pixels.to(at::kLong).max().item<int64_t>();
+  };
+  EXPECT_EQ(objects_written("resized"), 1);
+  files.scaled_probabilities = {scaled};
+  EXPECT_EQ(objects_written("as-predicted"), 2);
 }
 
 TEST(ObjectScale, PredictorRescalesTheImageAndMapsItsProbabilitiesBack) {

@@ -287,7 +287,9 @@ void run_predict(const PredictCommand& o) {
       .check();
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   files.objects = predictor.object_rule();
-  const auto probabilities = predictor.predict(samples, &files.object_scales, &files.scaled_probabilities);
+  const auto probabilities = predictor.predict(samples, &files.object_scales,
+                                               // kept only to cut objects from: up to 16x an image's maps each
+                                               files.instances ? &files.scaled_probabilities : nullptr);
   std::error_code ec;
   const bool out_existed = fs::exists(out, ec);
   std::vector<std::string> written;

@@ -71,7 +71,7 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
 
 /// The objects of an image's class maps `maps` [K, H, W] cut at `rule.scale` (`ObjectRule::scale`)
 /// from `scaled` [K, h, w], the maps as the model predicted them at that scale (undefined: `maps`
-/// resized to it, as `objects_of` does), as labels of `maps`' size [H, W].
+/// resized to it, as `objects_of` does; at scale 1 `objects_of` itself), as labels of `maps`' size [H, W].
 at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme, InstanceMethod method,
                             const ObjectRule& rule);
 
