@@ -92,8 +92,7 @@ at::Tensor instance_page(const at::Tensor& p, const PredictionFiles& files, size
   ObjectRule rule = files.objects;
   if (sample < files.object_scales.size()) rule.scale = files.object_scales[sample];
   const at::Tensor scaled = sample < files.scaled_probabilities.size() ? files.scaled_probabilities[sample] : at::Tensor();
-  const at::Tensor labels = scaled.defined() ? objects_at_scale(scaled, p, files.scheme, files.instance_method, rule)
-                                             : objects_of(p, files.scheme, files.instance_method, rule);
+  const at::Tensor labels = objects_at_scale(scaled, p, files.scheme, files.instance_method, rule);
   const int64_t n = labels.max().item<int64_t>();
   if (n > 65535) fail_file(where, std::to_string(n) + " objects in one image, more than a 16-bit label image holds");
   return labels.to(at::kInt).unsqueeze(0);
