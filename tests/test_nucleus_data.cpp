@@ -66,18 +66,29 @@ int make_repository(const std::string& python, const char* fixture, const TempDi
   return run_python(python, std::string(fixture) + kCommitted, dir.file("repo"), dir);
 }
 
+/// The test Python with numpy and Pillow where git is there too; empty otherwise (the test skips).
+std::string python_and_git() {
+  const std::string python = unet::test::python_with("numpy, PIL");
+  return python.empty() || std::system("git --version > /dev/null 2>&1") != 0 ? "" : python;
+}
+constexpr const char* kNoPythonOrGit = "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
+
+/// Runs `scripts/nucleus_data.py SET` on dir/repo's HEAD into `out`; its output goes to dir/log.
+int convert(const std::string& python, const std::string& set, const TempDir& dir, const std::string& out) {
+  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
+  const std::string command = "'" + python + "' " + script + " " + set + " --git-dir " + dir.file("repo/.git") +
+                              " --commit HEAD --out " + out + " > " + dir.file("log") + " 2>&1";
+  return std::system(command.c_str());
+}
+
 }  // namespace
 
 TEST(NucleusData, Gbm40IsSplitFilledAndRenumbered) {
-  const std::string python = unet::test::python_with("numpy, PIL");
-  if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
+  const std::string python = python_and_git();
+  if (python.empty()) GTEST_SKIP() << kNoPythonOrGit;
   TempDir dir;
   ASSERT_EQ(make_repository(python, kFixture, dir), 0);
-  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
-  const std::string convert = "'" + python + "' " + script + " gbm40 --git-dir " + dir.file("repo/.git") +
-                              " --commit HEAD --out " + dir.file("out") + " > " + dir.file("log") + " 2>&1";
-  ASSERT_EQ(std::system(convert.c_str()), 0) << unet::test::read_file(dir.file("log"));
+  ASSERT_EQ(convert(python, "gbm40", dir, dir.file("out")), 0) << unet::test::read_file(dir.file("log"));
   ASSERT_EQ(run_python(python, kSummary, dir.file("out") + " > " + dir.file("summary"), dir), 0);
   const auto s = nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
   EXPECT_EQ(s["counts"], nlohmann::json({{"train", 28}, {"val", 6}, {"test", 6}}));
@@ -89,10 +100,8 @@ TEST(NucleusData, Gbm40IsSplitFilledAndRenumbered) {
   EXPECT_EQ(s["m3_labels"], nlohmann::json({0, 1, 2, 3}));
   EXPECT_EQ(s["image"], nlohmann::json({nlohmann::json({20, 24, 3}), 30}));
   // A folder that is not empty is left alone.
-  const std::string again = "'" + python + "' " + script + " gbm40 --git-dir " + dir.file("repo/.git") + " --out " +
-                            dir.file("out") + " > " + dir.file("log2") + " 2>&1";
-  EXPECT_NE(std::system(again.c_str()), 0);
-  EXPECT_NE(unet::test::read_file(dir.file("log2")).find("not empty"), std::string::npos) << unet::test::read_file(dir.file("log2"));
+  EXPECT_NE(convert(python, "gbm40", dir, dir.file("out")), 0);
+  EXPECT_NE(unet::test::read_file(dir.file("log")).find("not empty"), std::string::npos) << unet::test::read_file(dir.file("log"));
 }
 
 namespace {
@@ -131,15 +140,11 @@ print(json.dumps({"names": names, "image": [list(image.shape), int(image[0, 0])]
 }  // namespace
 
 TEST(NucleusData, Kromp2020KeepsTheAuthorsTestSplitAndOneChannel) {
-  const std::string python = unet::test::python_with("numpy, PIL");
-  if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
+  const std::string python = python_and_git();
+  if (python.empty()) GTEST_SKIP() << kNoPythonOrGit;
   TempDir dir;
   ASSERT_EQ(make_repository(python, kKrompFixture, dir), 0);
-  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
-  const std::string convert = "'" + python + "' " + script + " kromp2020 --git-dir " + dir.file("repo/.git") +
-                              " --commit HEAD --out " + dir.file("out") + " > " + dir.file("log") + " 2>&1";
-  ASSERT_EQ(std::system(convert.c_str()), 0) << unet::test::read_file(dir.file("log"));
+  ASSERT_EQ(convert(python, "kromp2020", dir, dir.file("out")), 0) << unet::test::read_file(dir.file("log"));
   ASSERT_EQ(run_python(python, kKrompSummary, dir.file("out") + " > " + dir.file("summary"), dir), 0);
   const auto s = nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
   // Every fifth of the authors' training images (a0, a5) validates; their test images test.
@@ -192,29 +197,25 @@ print(json.dumps({"names": names, "images": images}))
 }  // namespace
 
 TEST(NucleusData, Dsb2018KeepsOneKindOfImageAndLeavesBbbc039sSizeOut) {
-  const std::string python = unet::test::python_with("numpy, PIL");
-  if (python.empty() || std::system("git --version > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "no UNET_TEST_PYTHON with numpy and Pillow, or no git; skipping";
+  const std::string python = python_and_git();
+  if (python.empty()) GTEST_SKIP() << kNoPythonOrGit;
   TempDir dir;
   ASSERT_EQ(make_repository(python, kDsbFixture, dir), 0);
-  const std::string script = std::string(UNET_TEST_DATA_DIR) + "/../../scripts/nucleus_data.py";
-  auto convert = [&](const std::string& set) {
+  auto converted = [&](const std::string& set) {
     const std::string out = dir.file(set);
-    const std::string command = "'" + python + "' " + script + " " + set + " --git-dir " + dir.file("repo/.git") +
-                                " --commit HEAD --out " + out + " > " + dir.file("log") + " 2>&1";
-    EXPECT_EQ(std::system(command.c_str()), 0) << unet::test::read_file(dir.file("log"));
+    EXPECT_EQ(convert(python, set, dir, out), 0) << unet::test::read_file(dir.file("log"));
     EXPECT_EQ(run_python(python, kDsbSummary, out + " > " + dir.file("summary"), dir), 0);
     return nlohmann::json::parse(unet::test::read_file(dir.file("summary")));
   };
   // Fluorescence: the dark grey images but the one of BBBC039's size, one channel each; the
   // first in id order tests, the second validates.
-  const auto fluo = convert("dsb2018-fluo");
+  const auto fluo = converted("dsb2018-fluo");
   EXPECT_EQ(fluo["names"]["test"], nlohmann::json({"dsb-a0.png"}));
   EXPECT_EQ(fluo["names"]["val"], nlohmann::json({"dsb-e0.png"}));
   EXPECT_EQ(fluo["names"]["train"], nlohmann::json({"dsb-f0.png"}));
   EXPECT_EQ(fluo["images"]["dsb-e0.png"], nlohmann::json({nlohmann::json({12, 16}), 20, "uint16", 1, 2, 0}));
   // Stained tissue: the colour image alone, RGB without alpha.
-  const auto he = convert("dsb2018-he");
+  const auto he = converted("dsb2018-he");
   EXPECT_EQ(he["names"]["test"], nlohmann::json({"dsb-b0.png"}));
   EXPECT_EQ(he["names"]["val"], nlohmann::json::array());
   EXPECT_EQ(he["images"]["dsb-b0.png"], nlohmann::json({nlohmann::json({12, 16, 3}), 200, "uint16", 1, 2, 0}));
