@@ -176,6 +176,70 @@ TEST(DirectionTargets, FlowFollowsAndGathers) {
   EXPECT_EQ(follow_flow(flow * 0.5f, objects, 4)[1][3].item<int64_t>(), 1 * 9 + 5);
 }
 
+TEST(DirectionTargets, ObjectsGrowOverPixelsMoreLikelyObjectThanBackground) {
+  // One row: object 1 at x 1-2, object 2 at x 8-9. Background's probability: 0.4 at x 3-4 (more
+  // likely object: 1 grows there), 0.7 at x 5 (stays background, so 1 stops), 0.3 at x 6-7 (2
+  // grows there), 0.6 at x 0; an island at 0.2 on row 2 that touches no object stays background.
+  at::Tensor labels = at::zeros({3, 12}, at::kLong);
+  labels[0].slice(0, 1, 3).fill_(1);
+  labels[0].slice(0, 8, 10).fill_(2);
+  at::Tensor background = at::ones({3, 12}, at::kFloat);
+  background[0].slice(0, 1, 3).fill_(0.1f);
+  background[0].slice(0, 8, 10).fill_(0.1f);
+  background[0][0] = 0.6f;
+  background[0].slice(0, 3, 5).fill_(0.4f);
+  background[0][5] = 0.7f;
+  background[0].slice(0, 6, 8).fill_(0.3f);
+  background[2].slice(0, 4, 7).fill_(0.2f);
+  const at::Tensor grown = grow_objects(labels, background);
+  const std::vector<int64_t> row(grown[0].data_ptr<int64_t>(), grown[0].data_ptr<int64_t>() + 12);
+  EXPECT_EQ(row, (std::vector<int64_t>{0, 1, 1, 1, 1, 0, 2, 2, 2, 2, 0, 0}));
+  EXPECT_EQ(grown[1].abs().sum().item<int64_t>(), 0);
+  EXPECT_EQ(grown[2].abs().sum().item<int64_t>(), 0);
+  EXPECT_EQ(grow_objects(at::zeros({3, 12}, at::kLong), background).abs().sum().item<int64_t>(), 0);
+  // Two objects reach the same gap: the most likely pixels first, so they meet where background is
+  // most probable (x 3 at 0.45), not halfway (a flood in the order pixels were reached gives x 4
+  // to 1).
+  at::Tensor two = at::zeros({1, 9}, at::kLong);
+  two[0].slice(0, 0, 3).fill_(1);
+  two[0].slice(0, 6, 9).fill_(2);
+  at::Tensor gap = at::full({1, 9}, 0.1f);
+  gap[0][3] = 0.45f;
+  gap[0][4] = 0.2f;
+  gap[0][5] = 0.3f;
+  const at::Tensor met = grow_objects(two, gap);
+  EXPECT_EQ(std::vector<int64_t>(met.data_ptr<int64_t>(), met.data_ptr<int64_t>() + 9),
+            (std::vector<int64_t>{1, 1, 1, 1, 2, 2, 2, 2, 2}));
+}
+
+TEST(DirectionTargets, ObjectsKeepTheirRimsWhereTheDirectionIsUncertain) {
+  // Two touching discs whose rims (object pixels next to background) have background at 0.3 and
+  // the other 0.7 shared by the eight directions: background is the most probable single class
+  // there, yet the rims are more likely object. The objects keep them, at the maps' own scale and
+  // cut at twice it (where the rims are grown at the maps' pixels).
+  const at::Tensor truth = ellipses(40, 60, {{{20, 18, 10, 10, 1}}, {{20, 37, 10, 10, 2}}});
+  at::Tensor maps = one_hot_maps(direction_classes(truth), kDirectionClasses);
+  const at::Tensor object = (truth > 0).to(at::kFloat).view({1, 1, 40, 60});
+  const at::Tensor inner = -at::max_pool2d(-object, {3, 3}, {1, 1}, {1, 1});  // 8-neighbours all object
+  const at::Tensor rim = (object - inner).view({40, 60}) > 0;
+  ASSERT_GT(rim.sum().item<int64_t>(), 100);
+  maps.masked_fill_(rim.unsqueeze(0), 0.0f);
+  maps[0].masked_fill_(rim, 0.3f);
+  maps.slice(0, 2).masked_fill_(rim.unsqueeze(0), 0.7f / 8.0f);
+  // Cut without the growth (what the object size is measured on), the rims are missing.
+  EXPECT_LT((cut_objects(maps, ClassScheme::kDirections, InstanceMethod::kComponents, ObjectRule{}) > 0).sum().item<int64_t>(),
+            (truth > 0).sum().item<int64_t>() - 100);
+  ObjectRule twice;
+  twice.scale = 2.0;
+  for (const ObjectRule& rule : {ObjectRule{}, twice}) {
+    const at::Tensor found = objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, rule);
+    const ObjectScores s = object_scores(truth, found);
+    EXPECT_EQ(s.predicted_objects, 2) << "scale " << rule.scale;
+    EXPECT_EQ((found > 0).sum().item<int64_t>(), (truth > 0).sum().item<int64_t>()) << "scale " << rule.scale;
+    EXPECT_GE(s.f1(9), 1.0) << "scale " << rule.scale;  // IoU above 0.95 for both
+  }
+}
+
 // Moved as classes, the directions of a flipped tile would lead away from its objects' centres and
 // shatter them (a loader that moves the precomputed classes fails this).
 TEST(DirectionTargets, TrainingTilesDeriveTheirDirectionsAfterTheFlips) {

@@ -187,6 +187,16 @@ at::Tensor direction_objects(const at::Tensor& maps, int64_t steps) {
   return gather_at_ends(follow_flow(direction_flow(m), m.argmax(0) != 0, steps), kEndRadius);
 }
 
+at::Tensor grow_objects(const at::Tensor& labels, const at::Tensor& background) {
+  TORCH_CHECK(labels.dim() == 2 && labels.sizes() == background.sizes(), "grow_objects: labels and background [H, W]");
+  const at::Tensor l = labels.to(at::kLong).cpu();
+  const int64_t n = l.numel() == 0 ? 0 : l.max().item<int64_t>();
+  if (n == 0) return l;
+  const at::Tensor b = background.to(at::kFloat).cpu().contiguous();
+  const at::Tensor grown = seeded_flood(1.0f - b, b < 0.5f, l);
+  return grown.masked_fill(grown > n, 0);
+}
+
 at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio) {
   TORCH_CHECK(seeds.dim() == 2 && seeds.scalar_type() == at::kLong, "split_at_necks: int64 seeds [H, W]");
   if (radius <= 0 || seeds.numel() == 0) return seeds;
@@ -218,6 +228,38 @@ at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio) 
   return out;
 }
 
+at::Tensor cut_objects(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, const ObjectRule& rule) {
+  if (!has_objects(maps.size(0), scheme))
+    throw std::invalid_argument("objects: " + std::to_string(maps.size(0)) + " class maps for the " + to_string(scheme) + " scheme");
+  const int64_t min_area = rule.min_area;
+  const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
+  if (scheme == ClassScheme::kPlain) return remove_small_objects(instance_labels(m[1], method), min_area);
+  if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
+  if (scheme == ClassScheme::kDistance) return remove_small_objects(distance_objects(m, distance_seed_level(m.size(0) - 1)), min_area);
+  if (scheme == ClassScheme::kDirections) return remove_small_objects(direction_objects(m, kFlowSteps), min_area);
+  const at::Tensor best = m.argmax(0);
+  const at::Tensor seeds = split_at_necks(connected_components(best == 1).to(at::kLong), rule.neck_radius, rule.neck_ratio);
+  const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, seeds);
+  return remove_small_objects(raster_order(labels.contiguous()), min_area);
+}
+
+namespace {
+
+/// The last step, at the maps' own pixels: direction objects grow over the pixels more likely
+/// object than background (`grow_objects`). Their flow is followed only where background is the
+/// single most probable class of ten; at an object's rim, where the direction is uncertain and
+/// the eight direction classes share the object's probability, background wins that argmax with
+/// a third. Measured on kromp2020's validation split (the shipped 32-filter model, docs/results.md,
+/// "Objects to their rims"): mean AP 0.523 -> 0.548, object F1 0.889 -> 0.892. Grown at the
+/// object scale instead, before the labels are resized back: mean AP 0.535 against 0.540 (both
+/// with the object size measured on grown objects).
+at::Tensor with_extent(const at::Tensor& labels, const at::Tensor& maps, ClassScheme scheme) {
+  if (scheme != ClassScheme::kDirections || maps[0].numel() == 0) return labels;
+  return raster_order(grow_objects(labels, maps[0]).contiguous());
+}
+
+}  // namespace
+
 at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme, InstanceMethod method,
                             const ObjectRule& rule) {
   // Cut at the model's object size, then back to the maps' pixels by the nearest pixel. From the
@@ -230,23 +272,13 @@ at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, Cl
   if (!scaled.defined() && (rule.scale == 1.0 || height == 0 || width == 0)) return objects_of(maps, scheme, method, at_scale);
   const at::Tensor cut_from =
       scaled.defined() ? scaled : resize_image(maps, scaled_side(height, rule.scale), scaled_side(width, rule.scale));
-  return raster_order(resize_labels(objects_of(cut_from, scheme, method, at_scale), height, width));
+  const at::Tensor labels = raster_order(resize_labels(cut_objects(cut_from, scheme, method, at_scale), height, width));
+  return with_extent(labels, maps, scheme);
 }
 
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, const ObjectRule& rule) {
-  if (!has_objects(maps.size(0), scheme))
-    throw std::invalid_argument("objects_of: " + std::to_string(maps.size(0)) + " class maps for the " + to_string(scheme) + " scheme");
   if (rule.scale != 1.0 && maps.size(1) > 0 && maps.size(2) > 0) return objects_at_scale(at::Tensor(), maps, scheme, method, rule);
-  const int64_t min_area = rule.min_area;
-  const at::Tensor m = maps.to(at::kFloat).cpu().contiguous();
-  if (scheme == ClassScheme::kPlain) return remove_small_objects(instance_labels(m[1], method), min_area);
-  if (m[0].numel() == 0) return at::zeros(m[0].sizes(), at::kLong);
-  if (scheme == ClassScheme::kDistance) return remove_small_objects(distance_objects(m, distance_seed_level(m.size(0) - 1)), min_area);
-  if (scheme == ClassScheme::kDirections) return remove_small_objects(direction_objects(m, kFlowSteps), min_area);
-  const at::Tensor best = m.argmax(0);
-  const at::Tensor seeds = split_at_necks(connected_components(best == 1).to(at::kLong), rule.neck_radius, rule.neck_ratio);
-  const at::Tensor labels = seeded_flood(m[1].contiguous(), best != 0, seeds);
-  return remove_small_objects(raster_order(labels.contiguous()), min_area);
+  return with_extent(cut_objects(maps, scheme, method, rule), maps, scheme);
 }
 
 at::Tensor remove_small_objects(const at::Tensor& labels, int64_t min_area) {
