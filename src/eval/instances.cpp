@@ -269,7 +269,8 @@ at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, Cl
   ObjectRule at_scale = rule;
   at_scale.scale = 1.0;
   const int64_t height = maps.size(1), width = maps.size(2);
-  if (!scaled.defined() && (rule.scale == 1.0 || height == 0 || width == 0)) return objects_of(maps, scheme, method, at_scale);
+  if (!scaled.defined() && (rule.scale == 1.0 || height == 0 || width == 0))
+    return with_extent(cut_objects(maps, scheme, method, at_scale), maps, scheme);
   const at::Tensor cut_from =
       scaled.defined() ? scaled : resize_image(maps, scaled_side(height, rule.scale), scaled_side(width, rule.scale));
   const at::Tensor labels = raster_order(resize_labels(cut_objects(cut_from, scheme, method, at_scale), height, width));
@@ -277,8 +278,7 @@ at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, Cl
 }
 
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, const ObjectRule& rule) {
-  if (rule.scale != 1.0 && maps.size(1) > 0 && maps.size(2) > 0) return objects_at_scale(at::Tensor(), maps, scheme, method, rule);
-  return with_extent(cut_objects(maps, scheme, method, rule), maps, scheme);
+  return objects_at_scale(at::Tensor(), maps, scheme, method, rule);
 }
 
 at::Tensor remove_small_objects(const at::Tensor& labels, int64_t min_area) {
