@@ -156,6 +156,52 @@ TEST(InstanceTargets, InteriorsThatPinchSplitAtTheirNecks) {
   EXPECT_EQ(objects[15][2].item<int64_t>(), objects[15][12].item<int64_t>());  // the left boundary joins the left nucleus
 }
 
+TEST(InstanceTargets, FloodedObjectsKeepRimsMoreLikelyObjectThanBackground) {
+  // Two touching discs whose rims (object pixels next to background) have background at 0.4 and
+  // the other 0.6 shared by the two outermost object classes, the object's probability falling
+  // outward as a network's does: background is the most probable single class there, which the
+  // interior/boundary and distance floods leave out, yet the rims are more likely object. The
+  // objects keep them, at the maps' own scale and cut at twice it (where the rims are grown at
+  // the maps' pixels); cut without the growth, they lack them.
+  at::Tensor truth = at::zeros({40, 60}, at::kLong);
+  disc(truth, 20, 18, 10, 1);
+  disc(truth, 20, 37, 10, 2);
+  const at::Tensor object = (truth > 0).to(at::kFloat).view({1, 1, 40, 60});
+  const at::Tensor inner = -at::max_pool2d(-object, {3, 3}, {1, 1}, {1, 1});  // 8-neighbours all object
+  const at::Tensor rim = (object - inner).view({40, 60}) > 0;
+  ASSERT_GT(rim.sum().item<int64_t>(), 100);
+  const int64_t area = (truth > 0).sum().item<int64_t>();
+  ObjectRule twice;
+  twice.scale = 2.0;
+  for (const ClassScheme scheme : {ClassScheme::kInteriorBoundary, ClassScheme::kDistance}) {
+    const std::string name = to_string(scheme);
+    at::Tensor maps;
+    if (scheme == ClassScheme::kInteriorBoundary) {
+      const at::Tensor classes = interior_boundary(truth, 2);
+      maps = one_hot_maps(classes, 3);
+      const at::Tensor ring = (classes == 2) & ~rim;  // the boundary inside the rim: 0.3 interior
+      maps[1].masked_fill_(ring, 0.3f);
+      maps[2].masked_fill_(ring, 0.7f);
+      maps[1].masked_fill_(rim, 0.25f);
+      maps[2].masked_fill_(rim, 0.35f);
+    } else {
+      maps = one_hot_maps(distance_classes(truth, 4), 5);  // the rim is the edge bin, 1
+      maps.masked_fill_(rim.unsqueeze(0), 0.0f);
+      maps[1].masked_fill_(rim, 0.35f);
+      maps[2].masked_fill_(rim, 0.25f);
+    }
+    maps[0].masked_fill_(rim, 0.4f);
+    EXPECT_LT((cut_objects(maps, scheme, InstanceMethod::kComponents, ObjectRule{}) > 0).sum().item<int64_t>(), area - 100) << name;
+    for (const ObjectRule& rule : {ObjectRule{}, twice}) {
+      const at::Tensor found = objects_of(maps, scheme, InstanceMethod::kComponents, rule);
+      const ObjectScores s = object_scores(truth, found);
+      EXPECT_EQ(s.predicted_objects, 2) << name << ", scale " << rule.scale;
+      EXPECT_EQ((found > 0).sum().item<int64_t>(), area) << name << ", scale " << rule.scale;
+      EXPECT_GE(s.f1(9), 1.0) << name << ", scale " << rule.scale;  // IoU above 0.95 for both
+    }
+  }
+}
+
 TEST(InstanceTargets, SyntheticNucleiTouchAndAreDeterministic) {
   SyntheticOptions o;
   o.kind = SyntheticKind::kNuclei;

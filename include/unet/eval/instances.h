@@ -63,17 +63,17 @@ struct ObjectRule {
 ///   height is at least `distance_seed_level(B)`; each grows over the objects in order of
 ///   decreasing height, as above. `method` does not apply.
 /// - `kDirections` (background, centre, 8 directions): `direction_objects` with `kFlowSteps`
-///   steps, then (after `min_area`) each object grown over the pixels more likely object than
-///   background connected to it (`grow_objects`, so a dropped piece touching an object joins
-///   it; at the maps' own pixels, also when `rule.scale` is not 1).
-///   `method` and the neck rule do not apply.
+///   steps. `method` and the neck rule do not apply.
 /// Throws `std::invalid_argument` for other class counts of a plain scheme.
 /// Objects smaller than `rule.min_area` pixels are dropped (background), the rest renumbered.
+/// Last, the objects of every scheme but `kPlain` grow over the pixels more likely object than
+/// background connected to them (`grow_objects`, so a dropped piece touching an object joins
+/// it), at the maps' own pixels, also when `rule.scale` is not 1.
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method = InstanceMethod::kComponents,
                       const ObjectRule& rule = {});
 
 /// The objects of `maps` as `objects_of` cuts them at the maps' own pixels (`rule.scale` not
-/// applied), before their last step (direction objects grown over their rims): the objects whose
+/// applied), before their last step (objects grown over their rims): the objects whose
 /// size `Predictor` measures. Measured (docs/results.md, "Objects to their rims") against
 /// measuring the grown objects: mean AP higher on three of four model/set pairs (+0.002 to
 /// +0.008, -0.004 on the fourth).
