@@ -93,7 +93,8 @@ struct Trial {
   AccuracyChange change;
 };
 
-/// The training images in a seeded order: calibration takes them until it has its tiles.
+/// The training fold's images (every image with no held-out fold) in a seeded order: calibration
+/// takes them until it has its tiles.
 std::vector<Sample> calibration_order(const std::vector<Sample>& train, uint64_t seed) {
   std::vector<size_t> order(train.size());
   std::iota(order.begin(), order.end(), 0);
@@ -174,9 +175,9 @@ void run_quantize(const QuantizeCommand& o, const CLI::App& command) {
   }
   fp32.observe_inputs(nullptr);
   if (context.verbose())
-    std::fprintf(stderr, "unet quantize: calibrated on %lld network inputs from %zu training images; checking on %zu %s images\n",
-                 static_cast<long long>(calibrator.tiles()), calibration_images.size(), check.size(),
-                 held_out ? "held-out" : "training (no held-out fold)");
+    std::fprintf(stderr, "unet quantize: calibrated on %lld network inputs from %zu %simages; checking on %zu %s\n",
+                 static_cast<long long>(calibrator.tiles()), calibration_images.size(), held_out ? "training " : "",
+                 check.size(), held_out ? "held-out images" : "images (all of them: no held-out fold)");
   const Metrics reference = evaluate(fp32, check);
 
   // Each method on the same images; the one that loses least is kept.
@@ -226,7 +227,7 @@ void run_quantize(const QuantizeCommand& o, const CLI::App& command) {
                            {"seed", data_options.seed},
                            {"calibration_tiles", calibrator.tiles()},
                            {"calibration_images", calibration_images},
-                           {"checked_on", held_out ? "held-out images" : "training images"},
+                           {"checked_on", held_out ? "held-out images" : "all images (no held-out fold)"},
                            {"checked_images", names_of(check)},
                            {"cpu_int8_units", cpu_int8_units()},
                            {"forced", refused},
@@ -251,7 +252,7 @@ void register_quantize(CLI::App& app) {
   add_choice(*cmd, "--method", "method", o->method, method_choices(),
              "Calibration: auto (try each, keep the most accurate), minmax, percentile (99.99%) or mse");
   add_value(*cmd, "--calibration-tiles", "calibration_tiles", o->calibration_tiles,
-            "Network inputs (tiles) from the training images to calibrate on, in a seeded order");
+            "Network inputs (tiles) to calibrate on, from the training fold's images (every image with --fold none), in a seeded order");
   add_value(*cmd, "--max-accuracy-drop", "max_accuracy_drop", o->max_accuracy_drop,
             "Largest drop allowed in Dice and thinned V_Rand (object F1: twice this); beyond it nothing is written");
   cmd->add_flag("--force", o->force, "Write the calibration even when it loses more than --max-accuracy-drop");
