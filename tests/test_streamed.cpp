@@ -3,6 +3,7 @@
 // after a stop, and bad input.
 #include "test_support.h"
 
+#include "unet/data/instance_targets.h"
 #include "unet/data/preprocess.h"
 #include "unet/data/tiff_region.h"
 #include "unet/infer/band_objects.h"
@@ -18,6 +19,7 @@
 #include <tiffio.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <unistd.h>
 
@@ -153,47 +155,89 @@ at::Tensor disc_maps(int64_t h, int64_t w, int count, uint64_t seed) {
   return at::stack({1 - p, p});
 }
 
+/// `maps` [K, 300, 90] cut into objects band by band (bands of 32 rows, margin 24), all bands in
+/// one run or in two (as two processes), rows pushed in uneven pieces, checked against the whole
+/// image's objects.
+void expect_banded_objects_equal_whole(const at::Tensor& maps, const std::function<at::Tensor(const at::Tensor&)>& cut,
+                                       const std::string& what) {
+  const at::Tensor whole = cut(maps);
+  ASSERT_GT(whole.max().item<int64_t>(), 30) << what;
+  // The method's promise holds for objects no taller than the margin (24 rows): so are these.
+  const at::Tensor rows = at::arange(300, at::kLong).view({-1, 1}).expand({300, 90});
+  for (int64_t k = 1; k <= whole.max().item<int64_t>(); ++k) {
+    const at::Tensor r = rows.masked_select(whole.eq(k));
+    ASSERT_LE(r.max().item<int64_t>() - r.min().item<int64_t>() + 1, 24) << what << ", object " << k;
+  }
+  for (const std::vector<std::pair<int64_t, int64_t>>& runs :
+       std::vector<std::vector<std::pair<int64_t, int64_t>>>{{{0, 10}}, {{0, 4}, {4, 10}}}) {
+    at::Tensor labels = at::full({300, 90}, -1, at::kLong);
+    std::vector<int64_t> owned(10, -1);
+    for (const auto& [first, last] : runs) {
+      BandObjects objects(
+          300, 32, 24, cut,
+          [&](int64_t band, const at::Tensor& l, int64_t n) {
+            labels.narrow(0, band * 32, l.size(0)).copy_(l);
+            owned[static_cast<size_t>(band)] = n;
+          },
+          first, last);
+      for (int64_t y = objects.first_row(); y < objects.end_row(); y += 7)
+        objects.push(y, maps.narrow(1, y, std::min<int64_t>(7, 300 - y)));
+    }
+    std::vector<int64_t> first_label;
+    int64_t next = 1;
+    for (const int64_t n : owned) {
+      ASSERT_GE(n, 0) << what;
+      first_label.push_back(next);
+      next += n;
+    }
+    const at::Tensor numbered = final_labels(labels, first_label);
+    EXPECT_TRUE(same_objects(numbered, whole)) << what << ", " << runs.size() << " runs";
+    EXPECT_EQ(numbered.max().item<int64_t>(), whole.max().item<int64_t>()) << what;
+    EXPECT_EQ(next - 1, whole.max().item<int64_t>()) << what;
+  }
+}
+
+/// Instance labels [300, 90] of 50 discs (radius 2-6) at random places, some touching (a later
+/// disc covers an earlier one where they overlap).
+at::Tensor disc_labels(uint64_t seed) {
+  at::manual_seed(static_cast<int64_t>(seed));
+  at::Tensor labels = at::zeros({300, 90}, at::kLong);
+  const at::Tensor ys = at::arange(300, at::kFloat).view({-1, 1}), xs = at::arange(90, at::kFloat).view({1, -1});
+  for (int64_t i = 1; i <= 50; ++i) {
+    const float cy = at::randint(0, 300, {1}).item<float>(), cx = at::randint(0, 90, {1}).item<float>();
+    const float r = 2 + at::randint(0, 5, {1}).item<float>();
+    labels.masked_fill_(((ys - cy).square() + (xs - cx).square()).le(r * r), i);
+  }
+  return labels;
+}
+
 }  // namespace
 
 TEST(BandObjects, ObjectsAcrossSeamsEqualWholeImageObjects) {
   const at::Tensor maps = disc_maps(300, 90, 50, 4);
-  for (const InstanceMethod method : {InstanceMethod::kComponents, InstanceMethod::kWatershed}) {
-    const at::Tensor whole = objects_of(maps, ClassScheme::kPlain, method);
-    ASSERT_GT(whole.max().item<int64_t>(), 40);
-    // The method's promise holds for objects no taller than the margin (24 rows): so are these.
-    const at::Tensor rows = at::arange(300, at::kLong).view({-1, 1}).expand({300, 90});
-    for (int64_t k = 1; k <= whole.max().item<int64_t>(); ++k) {
-      const at::Tensor r = rows.masked_select(whole.eq(k));
-      ASSERT_LE(r.max().item<int64_t>() - r.min().item<int64_t>() + 1, 24) << "object " << k;
-    }
-    // All bands in one run, and in two runs (as two processes), rows pushed in uneven pieces.
-    for (const std::vector<std::pair<int64_t, int64_t>>& runs :
-         std::vector<std::vector<std::pair<int64_t, int64_t>>>{{{0, 10}}, {{0, 4}, {4, 10}}}) {
-      at::Tensor labels = at::full({300, 90}, -1, at::kLong);
-      std::vector<int64_t> owned(10, -1);
-      for (const auto& [first, last] : runs) {
-        BandObjects objects(
-            300, 32, 24, [&](const at::Tensor& m) { return objects_of(m, ClassScheme::kPlain, method); },
-            [&](int64_t band, const at::Tensor& l, int64_t n) {
-              labels.narrow(0, band * 32, l.size(0)).copy_(l);
-              owned[static_cast<size_t>(band)] = n;
-            },
-            first, last);
-        for (int64_t y = objects.first_row(); y < objects.end_row(); y += 7)
-          objects.push(y, maps.narrow(1, y, std::min<int64_t>(7, 300 - y)));
-      }
-      std::vector<int64_t> first_label;
-      int64_t next = 1;
-      for (const int64_t n : owned) {
-        ASSERT_GE(n, 0);
-        first_label.push_back(next);
-        next += n;
-      }
-      const at::Tensor numbered = final_labels(labels, first_label);
-      EXPECT_TRUE(same_objects(numbered, whole)) << runs.size() << " runs";
-      EXPECT_EQ(numbered.max().item<int64_t>(), whole.max().item<int64_t>());
-      EXPECT_EQ(next - 1, whole.max().item<int64_t>());
-    }
+  for (const InstanceMethod method : {InstanceMethod::kComponents, InstanceMethod::kWatershed})
+    expect_banded_objects_equal_whole(
+        maps, [&](const at::Tensor& m) { return objects_of(m, ClassScheme::kPlain, method); },
+        name_of(instance_method_names(), method));
+}
+
+TEST(BandObjects, ObjectsOfInteriorDistanceAndDirectionModelsAcrossSeamsEqualWholeImageObjects) {
+  // Each scheme's classes of touching discs, with soft rims (background 0.4, the most probable
+  // class but under 0.5) that the objects grow over last: the flood, the flow and the growth
+  // look no further than the connected objects, so the margin holds for them as well.
+  const at::Tensor truth = disc_labels(4);
+  const at::Tensor object = (truth > 0).to(at::kFloat).view({1, 1, 300, 90});
+  const at::Tensor rim = (object + at::max_pool2d(-object, {3, 3}, {1, 1}, {1, 1})).view({300, 90}) > 0;
+  for (const ClassScheme scheme : {ClassScheme::kInteriorBoundary, ClassScheme::kDistance, ClassScheme::kDirections}) {
+    const at::Tensor classes = scheme == ClassScheme::kInteriorBoundary ? interior_boundary(truth, 2)
+                               : scheme == ClassScheme::kDistance       ? distance_classes(truth, 4)
+                                                                        : direction_classes(truth);
+    const int64_t k = scheme == ClassScheme::kInteriorBoundary ? 3 : scheme == ClassScheme::kDistance ? 5 : kDirectionClasses;
+    at::Tensor maps = one_hot_maps(classes, k);
+    maps.masked_fill_(rim.unsqueeze(0), 0.6 / static_cast<double>(k - 1));
+    maps[0].masked_fill_(rim, 0.4f);
+    expect_banded_objects_equal_whole(
+        maps, [&](const at::Tensor& m) { return objects_of(m, scheme); }, to_string(scheme));
   }
 }
 
