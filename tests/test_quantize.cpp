@@ -60,6 +60,7 @@ TEST(Quantize, CalibratesChecksAndPredictsInInt8LikeFp32) {
   const Int8Record record = read_int8_record(dir.file("model/int8.json"), read_checkpoint_info(model + "/checkpoint.pt").model);
   EXPECT_EQ(record.step, 60);
   EXPECT_NE(record.report_json.find("calibration_images"), std::string::npos);
+  EXPECT_NE(record.report_json.find("\"held-out images\""), std::string::npos);
   // Same calibration again: the same scales (reproducible).
   ASSERT_EQ(run_unet("quantize --threads 1 --model-dir " + model).exit_code, 0);
   EXPECT_EQ(read_int8_record(dir.file("model/int8.json"), read_checkpoint_info(model + "/checkpoint.pt").model).scales.outputs,

@@ -53,7 +53,7 @@ class SegmentWidget(QWidget):
         self.instances = QCheckBox("objects (instance labels)")
         self.instances.setChecked(True)
         self.probabilities = QCheckBox("probabilities layer")
-        self.tta = QCheckBox("test-time augmentation (8x slower)")
+        self.tta = QCheckBox("test-time augmentation (about 4-5x slower)")
         self.run_button = QPushButton("Segment")
         self.run_button.clicked.connect(self.run)
         self.progress = QProgressBar()

@@ -249,11 +249,11 @@ namespace {
 
 /// The last step, at the maps' own pixels: the objects of interior/boundary, distance and
 /// direction models grow over the pixels more likely object than background (`grow_objects`).
-/// A direction model's flow is followed only where background is the single most probable class
-/// of ten; at an object's rim, where the direction is uncertain and the eight direction classes
-/// share the object's probability, background wins that argmax with a third. Measured on kromp2020's validation
-/// split (the shipped 32-filter model, docs/results.md, "Objects to their rims"): mean AP 0.523 ->
-/// 0.548, object F1 0.889 -> 0.892. Grown at the object scale instead, before the labels are
+/// A direction model's flow is followed only where background is not the most probable class of
+/// ten; at an object's rim, where the direction is uncertain and the eight direction classes share
+/// the object's probability, background wins that argmax with a third. Measured on kromp2020's
+/// validation split (the shipped 32-filter model, docs/results.md, "Objects to their rims"): mean
+/// AP 0.523 -> 0.548, object F1 0.889 -> 0.892. Grown at the object scale instead, before the labels are
 /// resized back: mean AP 0.535 against 0.540 (both with the object size measured on grown
 /// objects). Interior/boundary and distance objects, flooded over the pixels whose most probable
 /// class is not background, grow the same way: F1 up on 14 of 17 model/set pairs (+0.003 to
