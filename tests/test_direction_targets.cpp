@@ -29,6 +29,7 @@ namespace {
 
 using unet::test::blurred;
 using unet::test::ellipses;
+using unet::test::rim_pixels;
 
 /// The definition, by brute force: the centre is the object's pixel nearest its centroid (the
 /// first in raster order among equals); the class is 1 within 1.5 pixels of it, else 2 + the
@@ -219,9 +220,7 @@ TEST(DirectionTargets, ObjectsKeepTheirRimsWhereTheDirectionIsUncertain) {
   // cut at twice it (where the rims are grown at the maps' pixels).
   const at::Tensor truth = ellipses(40, 60, {{{20, 18, 10, 10, 1}}, {{20, 37, 10, 10, 2}}});
   at::Tensor maps = one_hot_maps(direction_classes(truth), kDirectionClasses);
-  const at::Tensor object = (truth > 0).to(at::kFloat).view({1, 1, 40, 60});
-  const at::Tensor inner = -at::max_pool2d(-object, {3, 3}, {1, 1}, {1, 1});  // 8-neighbours all object
-  const at::Tensor rim = (object - inner).view({40, 60}) > 0;
+  const at::Tensor rim = rim_pixels(truth);
   ASSERT_GT(rim.sum().item<int64_t>(), 100);
   maps.masked_fill_(rim.unsqueeze(0), 0.0f);
   maps[0].masked_fill_(rim, 0.3f);

@@ -166,9 +166,7 @@ TEST(InstanceTargets, FloodedObjectsKeepRimsMoreLikelyObjectThanBackground) {
   at::Tensor truth = at::zeros({40, 60}, at::kLong);
   disc(truth, 20, 18, 10, 1);
   disc(truth, 20, 37, 10, 2);
-  const at::Tensor object = (truth > 0).to(at::kFloat).view({1, 1, 40, 60});
-  const at::Tensor inner = -at::max_pool2d(-object, {3, 3}, {1, 1}, {1, 1});  // 8-neighbours all object
-  const at::Tensor rim = (object - inner).view({40, 60}) > 0;
+  const at::Tensor rim = unet::test::rim_pixels(truth);
   ASSERT_GT(rim.sum().item<int64_t>(), 100);
   const int64_t area = (truth > 0).sum().item<int64_t>();
   ObjectRule twice;

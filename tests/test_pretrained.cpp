@@ -13,7 +13,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 
 using namespace unet;
 namespace fs = std::filesystem;
@@ -137,9 +136,7 @@ TEST(Pretrained, QuantizeCalibratesACopyBesideTheUser) {
   EXPECT_TRUE(fs::exists(dir.file("nuclei-he/int8.json")));
   // With no held-out fold it checks on every image, and says so (not "training images").
   EXPECT_NE(q.err.find("checking on 1 images (all of them: no held-out fold)"), std::string::npos) << q.err;
-  std::ifstream record(dir.file("nuclei-he/int8.json"));
-  const std::string text((std::istreambuf_iterator<char>(record)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("\"all images (no held-out fold)\""), std::string::npos);
+  EXPECT_NE(unet::test::read_file(dir.file("nuclei-he/int8.json")).find("\"all images (no held-out fold)\""), std::string::npos);
   EXPECT_EQ(fs::file_size(dir.file("nuclei-he/checkpoint.pt")), fs::file_size(kModels + "/nuclei-he/checkpoint.pt"));
   EXPECT_FALSE(fs::exists(kModels + "/nuclei-he/int8.json"));
   const auto p = unet::test::run_unet("predict --model-dir nuclei-he --precision int8 --input data/images --output-dir out --quiet", cd);

@@ -230,8 +230,7 @@ TEST(BandObjects, ObjectsOfInteriorDistanceAndDirectionModelsAcrossSeamsEqualWho
   // class but under 0.5) that the objects grow over last: the flood, the flow and the growth
   // look no further than the connected objects, so the margin holds for them as well.
   const at::Tensor truth = disc_labels(4);
-  const at::Tensor object = (truth > 0).to(at::kFloat).view({1, 1, 300, 90});
-  const at::Tensor rim = (object + at::max_pool2d(-object, {3, 3}, {1, 1}, {1, 1})).view({300, 90}) > 0;
+  const at::Tensor rim = rim_pixels(truth);
   for (const ClassScheme scheme : {ClassScheme::kInteriorBoundary, ClassScheme::kDistance, ClassScheme::kDirections}) {
     const at::Tensor classes = scheme == ClassScheme::kInteriorBoundary ? interior_boundary(truth, 2)
                                : scheme == ClassScheme::kDistance       ? distance_classes(truth, 4)

@@ -83,6 +83,12 @@ at::Tensor ellipses(int64_t h, int64_t w, const std::vector<std::array<double, 5
   return labels;
 }
 
+at::Tensor rim_pixels(const at::Tensor& labels) {
+  const at::Tensor object = (labels > 0).to(at::kFloat).view({1, 1, labels.size(0), labels.size(1)});
+  const at::Tensor inner = -at::max_pool2d(-object, {3, 3}, {1, 1}, {1, 1});  // 8-neighbours all object
+  return (object - inner).view({labels.size(0), labels.size(1)}) > 0;
+}
+
 at::Tensor blurred(const at::Tensor& one_hot) {
   const at::Tensor p = at::avg_pool2d(at::replication_pad2d(one_hot.unsqueeze(0), {1, 1, 1, 1}), {3, 3}, {1, 1})[0];
   return p / p.sum(0, true);

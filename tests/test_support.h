@@ -102,6 +102,10 @@ at::Tensor read_floats(const std::string& path, at::IntArrayRef shape);
 /// (the later over the earlier): drawn objects for target and object tests.
 at::Tensor ellipses(int64_t h, int64_t w, const std::vector<std::array<double, 5>>& list);
 
+/// The rims of the objects of `labels` [H, W], bool [H, W]: object pixels with a background
+/// 8-neighbour (beyond the image's edge is not background).
+at::Tensor rim_pixels(const at::Tensor& labels);
+
 /// Class maps [K, H, W] blurred by a 3x3 box and renormalised to sum to 1 per pixel: a network's
 /// soft output, roughly, from one-hot maps.
 at::Tensor blurred(const at::Tensor& one_hot);
