@@ -213,6 +213,26 @@ TEST(DirectionTargets, ObjectsGrowOverPixelsMoreLikelyObjectThanBackground) {
             (std::vector<int64_t>{1, 1, 1, 1, 2, 2, 2, 2, 2}));
 }
 
+TEST(DirectionTargets, ObjectsGrowToTheirThreshold) {
+  // One row, background probabilities 0.6 | objects 1 and 2 with 0.4, 0.7 and 0.3 between them:
+  // at 0.5 each object takes what is more likely object; at 0.35 the 0.6 pixel joins object 1
+  // (0.7 still parts them); at 0.65 object 1 loses its 0.4 pixels and object 2 keeps its 0.3.
+  at::Tensor labels = at::zeros({1, 10}, at::kLong);
+  labels[0].slice(0, 1, 3).fill_(1);
+  labels[0].slice(0, 8, 10).fill_(2);
+  const at::Tensor background = at::tensor({0.6f, 0.1f, 0.1f, 0.4f, 0.4f, 0.7f, 0.3f, 0.3f, 0.1f, 0.1f}).view({1, 10});
+  auto row = [&](double threshold) {
+    const at::Tensor grown = grow_objects(labels, background, threshold);
+    return std::vector<int64_t>(grown.data_ptr<int64_t>(), grown.data_ptr<int64_t>() + 10);
+  };
+  EXPECT_EQ(row(0.5), (std::vector<int64_t>{0, 1, 1, 1, 1, 0, 2, 2, 2, 2}));
+  EXPECT_EQ(row(0.35), (std::vector<int64_t>{1, 1, 1, 1, 1, 0, 2, 2, 2, 2}));
+  EXPECT_EQ(row(0.65), (std::vector<int64_t>{0, 1, 1, 0, 0, 0, 2, 2, 2, 2}));
+  // The rule carries it to every scheme's objects: a model's recorded threshold, else 0.5.
+  EXPECT_DOUBLE_EQ(object_rule(0).object_threshold, kObjectThreshold);
+  EXPECT_DOUBLE_EQ(object_rule(400, 0.35).object_threshold, 0.35);
+}
+
 TEST(DirectionTargets, ObjectsKeepTheirRimsWhereTheDirectionIsUncertain) {
   // Two touching discs whose rims (object pixels next to background) have background at 0.3 and
   // the other 0.7 shared by the eight directions: background is the most probable single class

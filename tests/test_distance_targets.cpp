@@ -193,6 +193,29 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
   unet::test::expect_one_line_error(
       unet::test::run_unet("train --model-dir " + dir.file("shared") + " --resume --max-steps 3 --quiet"),
       "holds the model without its optimizer state");
+  // An object threshold recorded by the export is evaluate's default; --object-threshold overrides
+  // it; out of (0, 1) is refused.
+  EXPECT_DOUBLE_EQ(shared["object_rule"]["object_threshold"].get<double>(), kObjectThreshold);
+  r = unet::test::run_unet("export --model-dir " + model + " --format checkpoint --object-threshold 0.35 -o " +
+                           dir.file("tuned/checkpoint.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("object threshold: 0.35"), std::string::npos) << r.out;
+  EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("tuned/checkpoint.pt")).object_threshold, 0.35);
+  EXPECT_DOUBLE_EQ(read_checkpoint_info(checkpoint_path(model)).object_threshold, 0.0);
+  auto threshold_of = [&](const std::string& flags) {
+    const auto e = unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + dir.file("tuned") +
+                                        " --quiet" + flags);
+    EXPECT_EQ(e.exit_code, 0) << e.err;
+    return nlohmann::json::parse(unet::test::read_file(dir.file("tuned/eval_results.json")))["object_rule"]["object_threshold"].get<double>();
+  };
+  EXPECT_DOUBLE_EQ(threshold_of(""), 0.35);
+  EXPECT_DOUBLE_EQ(threshold_of(" --object-threshold 0.6"), 0.6);
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("export --model-dir " + model + " --format checkpoint --object-threshold 1 -o " + dir.file("x.pt")),
+      "--object-threshold must be above 0 and below 1");
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --object-threshold 0"),
+      "--object-threshold must be auto or above 0 and below 1");
   // Resuming keeps the scheme; naming the other one is refused in one line.
   r = unet::test::run_unet("train --model-dir " + model + " --resume --max-steps 3 --quiet");
   ASSERT_EQ(r.exit_code, 0) << r.err;

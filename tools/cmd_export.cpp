@@ -4,6 +4,7 @@
 #include "options.h"
 #include "pretrained.h"
 #include "resume.h"
+#include "runtime/json.h"
 
 #include "unet/infer/bioimageio.h"
 #include "unet/infer/export.h"
@@ -29,7 +30,20 @@ struct ExportCommand {
   /// fp32, or int8: the ONNX QDQ file of the int8 engine (scales from `unet quantize`), alone or in a package.
   Precision precision = Precision::kFP32;
   BioimageioOptions package;
+  /// The object threshold to record (0: the checkpoint's, as it is).
+  double object_threshold = 0.0;
 };
+
+/// `info` with `threshold` recorded as its object threshold (0: as it is), in the typed field and
+/// in the training record that every format carries.
+void record_object_threshold(CheckpointInfo& info, double threshold) {
+  if (threshold <= 0.0) return;
+  info.object_threshold = threshold;
+  auto record = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
+  if (!record.is_object()) record = nlohmann::json::object();
+  record["object_threshold"] = threshold;
+  info.training_record = json_text(record);
+}
 
 const char* default_name(Format f, Precision p) {
   if (f == Format::kOnnx) return p == Precision::kInt8 ? "unet_int8.onnx" : "unet.onnx";
@@ -112,6 +126,7 @@ void run_export(const ExportCommand& o) {
   CommandFiles().reads(ckpt).reads(int8 ? int8_scales_path(ckpt) : "").reads(package.sample).writes(out).check();
   // The model's class names, unless --class-names renames them (every format carries them).
   info.class_naming = model_naming(info, o.package.class_names);
+  record_object_threshold(info, o.object_threshold);
   UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
   const Int8Scales scales = int8 ? load_int8_scales(ckpt, model, info.step) : Int8Scales{};
@@ -122,6 +137,7 @@ void run_export(const ExportCommand& o) {
     save_checkpoint(out, model, nullptr, info);
     std::printf("exported %s (step %lld) without its optimizer state to %s\n", ckpt.c_str(), static_cast<long long>(info.step),
                 out.c_str());
+    if (info.object_threshold > 0) std::printf("object threshold: %g (evaluate's and predict's default)\n", info.object_threshold);
     return;
   }
   if (o.format == Format::kOnnx) {
@@ -185,11 +201,17 @@ void register_export(CLI::App& app) {
   add_list(*cmd, "--authors", "authors", o->package.authors, "bioimageio: authors' names, comma-separated");
   add_value(*cmd, "--license", "license", o->package.license,
             "bioimageio: SPDX license identifier of the weights, spelt as on https://spdx.org/licenses/ (case included)");
+  add_value(*cmd, "--object-threshold", "object_threshold", o->object_threshold,
+            "The object threshold to record in the export, between 0 and 1: evaluate's and predict's default "
+            "(--object-threshold auto) for the objects of an interior/boundary, distance or direction model (default: "
+            "the checkpoint's, 0.5 where it records none)");
   add_list(*cmd, "--class-names", "class_names", o->package.class_names,
            "One name per class, comma-separated, carried by the export (default: the names the model was trained with)");
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] {
     o->package.validate();
+    require_option(o->object_threshold == 0 || (o->object_threshold > 0 && o->object_threshold < 1), "object_threshold",
+                   "must be above 0 and below 1", o->object_threshold);
     if (o->precision == Precision::kInt8 && (o->format == Format::kTorchScript || o->format == Format::kCheckpoint))
       throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
   });

@@ -210,6 +210,11 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
                         " of the radius of the model's median training object (none where it records none); 0: never");
   add_value(app, "--split-ratio", "split_ratio", infer.split_ratio,
             "With --split-radius: the parts must also be deeper than this fraction of their interior's deepest pixel; 0: no such condition");
+  add_value_or_auto(app, "--object-threshold", "object_threshold", infer.object_threshold,
+                    InferenceOptions::kAutoObjectThreshold, "a probability",
+                    "Interior/boundary, distance and direction models: objects extend over the connected pixels whose "
+                    "object probability (1 - background's) is above this, between 0 and 1; auto: the model's recorded one "
+                    "(export --format checkpoint --object-threshold), 0.5 where it records none");
   add_choice(app, "--input-mode", "input_mode", infer.input_mode, input_mode_names(/*with_auto=*/true),
              "resize, tile (native resolution, overlapping tiles) or auto (tile when the model was trained on tiles "
              "or the image size differs from the training images')");

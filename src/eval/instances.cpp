@@ -189,13 +189,14 @@ at::Tensor direction_objects(const at::Tensor& maps, int64_t steps) {
   return gather_at_ends(follow_flow(direction_flow(m), m.argmax(0) != 0, steps), kEndRadius);
 }
 
-at::Tensor grow_objects(const at::Tensor& labels, const at::Tensor& background) {
+at::Tensor grow_objects(const at::Tensor& labels, const at::Tensor& background, double threshold) {
   TORCH_CHECK(labels.dim() == 2 && labels.sizes() == background.sizes(), "grow_objects: labels and background [H, W]");
+  TORCH_CHECK(threshold > 0.0 && threshold < 1.0, "grow_objects: threshold in (0, 1)");
   const at::Tensor l = labels.to(at::kLong).cpu();
   const int64_t n = l.numel() == 0 ? 0 : l.max().item<int64_t>();
   if (n == 0) return l;
   const at::Tensor b = background.to(at::kFloat).cpu().contiguous();
-  const at::Tensor grown = seeded_flood(1.0f - b, b < 0.5f, l);
+  const at::Tensor grown = seeded_flood(1.0f - b, b < static_cast<float>(1.0 - threshold), l);
   return grown.masked_fill(grown > n, 0);
 }
 
@@ -259,9 +260,9 @@ namespace {
 /// class is not background, grow the same way: F1 up on 14 of 17 model/set pairs (+0.003 to
 /// +0.030), -0.001 and -0.002 on two ("One extent for every object", same document). Two-class
 /// objects stay as cut (not measured).
-at::Tensor with_extent(const at::Tensor& labels, const at::Tensor& maps, ClassScheme scheme) {
+at::Tensor with_extent(const at::Tensor& labels, const at::Tensor& maps, ClassScheme scheme, double threshold) {
   if (scheme == ClassScheme::kPlain || maps[0].numel() == 0) return labels;
-  return raster_order(grow_objects(labels, maps[0]).contiguous());
+  return raster_order(grow_objects(labels, maps[0], threshold).contiguous());
 }
 
 }  // namespace
@@ -276,11 +277,11 @@ at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, Cl
   at_scale.scale = 1.0;
   const int64_t height = maps.size(1), width = maps.size(2);
   if (!scaled.defined() && (rule.scale == 1.0 || height == 0 || width == 0))
-    return with_extent(cut_objects(maps, scheme, method, at_scale), maps, scheme);
+    return with_extent(cut_objects(maps, scheme, method, at_scale), maps, scheme, rule.object_threshold);
   const at::Tensor cut_from =
       scaled.defined() ? scaled : resize_image(maps, scaled_side(height, rule.scale), scaled_side(width, rule.scale));
   const at::Tensor labels = raster_order(resize_labels(cut_objects(cut_from, scheme, method, at_scale), height, width));
-  return with_extent(labels, maps, scheme);
+  return with_extent(labels, maps, scheme, rule.object_threshold);
 }
 
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, const ObjectRule& rule) {
@@ -301,8 +302,9 @@ int64_t smallest_object_area(int64_t median_area) {
   return std::llround(kSmallObjectFraction * static_cast<double>(median_area));
 }
 
-ObjectRule object_rule(int64_t median_area) {
+ObjectRule object_rule(int64_t median_area, double object_threshold) {
   ObjectRule rule;
+  if (object_threshold > 0.0) rule.object_threshold = object_threshold;
   rule.min_area = smallest_object_area(median_area);
   rule.neck_radius = median_area > 0 ? kNeckFraction * std::sqrt(static_cast<double>(median_area) / M_PI) : 0.0;
   rule.neck_ratio = kNeckRatio;

@@ -377,6 +377,10 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     if (j.at("input").contains("object_diameter")) out.object_diameter = j["input"]["object_diameter"].get<double>();
     if (j.contains("training") && j["training"].is_object() && j["training"].contains("object_area_median"))
       out.object_area = j["training"]["object_area_median"].get<int64_t>();
+    if (j.contains("training") && j["training"].is_object() && j["training"].contains("object_threshold")) {
+      out.object_threshold = j["training"]["object_threshold"].get<double>();
+      if (!(out.object_threshold > 0.0 && out.object_threshold < 1.0)) throw Error("object threshold outside (0, 1)");
+    }
     out.contract = json_text(j);
   } catch (const nlohmann::json::exception&) {
     fail_file(path, "not a unet export (no unet contract in the archive)");

@@ -132,6 +132,7 @@ nlohmann::json manifest_of(const std::string& input, const Job& job, const Predi
                     {"min_area", outputs.objects.min_area},
                     {"neck_radius", outputs.objects.neck_radius},
                     {"neck_ratio", outputs.objects.neck_ratio},
+                    {"object_threshold", outputs.objects.object_threshold},
                     {"margin", options.object_margin}};
   }
   return m;

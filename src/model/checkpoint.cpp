@@ -146,6 +146,11 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
         fail_file(path, "damaged checkpoint (object diameter)");
       info.object_diameter = d->get<double>();
     }
+    if (const auto t = record.find("object_threshold"); t != record.end()) {
+      if (!t->is_number() || !(t->get<double>() > 0.0 && t->get<double>() < 1.0))
+        fail_file(path, "damaged checkpoint (object threshold)");
+      info.object_threshold = t->get<double>();
+    }
     const auto size = record.find("image_size");
     if (size != record.end() && size->is_array() && size->size() == 2 && (*size)[0].is_number_integer() &&
         (*size)[1].is_number_integer()) {
@@ -200,6 +205,7 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   record["normalisation"] = info.normalisation;
   if (info.object_area > 0) record["object_area_median"] = info.object_area;
   if (info.object_diameter > 0) record["object_diameter"] = info.object_diameter;
+  if (info.object_threshold > 0) record["object_threshold"] = info.object_threshold;
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
   archive.write("train_config", c10::IValue(json_text(record)));
   if (!info.data_record.empty()) archive.write("data_config", c10::IValue(info.data_record));

@@ -31,6 +31,10 @@ const EnumNames<InstanceMethod>& instance_method_names();
 /// without a seed stays one object.
 at::Tensor instance_labels(const at::Tensor& probability, InstanceMethod method, double seed_threshold = 0.8);
 
+/// The object probability above which a pixel joins an object where a model records no other
+/// (`ObjectRule::object_threshold`): object more likely than background.
+constexpr double kObjectThreshold = 0.5;
+
 /// The rules, besides a model's classes, by which objects are cut out of its prediction; what a
 /// model's training objects make of them is `object_rule`.
 struct ObjectRule {
@@ -47,6 +51,9 @@ struct ObjectRule {
   /// maps' size by the nearest pixel (objects that vanish there are dropped, the rest renumbered).
   /// Where the maps as predicted at that size are at hand, `objects_at_scale` cuts from those.
   double scale = 1.0;
+  /// Interior/boundary, distance and direction models: their objects grow over the connected
+  /// pixels whose object probability (1 - background's) is above this (`grow_objects`).
+  double object_threshold = kObjectThreshold;
 };
 
 /// Instance labels int64 [H, W] (raster order, as `instance_labels`) of a model's per-class maps
@@ -119,8 +126,9 @@ constexpr double kNeckFraction = 0.65;
 constexpr double kNeckRatio = 0.5;
 /// What a model whose training objects' median area is `median_area` pixels keeps and splits:
 /// `smallest_object_area`, `kNeckFraction` of the median radius (both 0, none dropped and no neck
-/// split, where none is recorded) and `kNeckRatio`.
-ObjectRule object_rule(int64_t median_area);
+/// split, where none is recorded) and `kNeckRatio`; its objects extend to `object_threshold`
+/// (the model's recorded one; 0: none recorded, `kObjectThreshold`).
+ObjectRule object_rule(int64_t median_area, double object_threshold = 0.0);
 
 /// The objects of distance maps [K, H, W] (K >= 3), as `objects_of` cuts them, seeded where the
 /// height is at least `seed_level` (0 to 1; nothing removed).
@@ -159,12 +167,13 @@ at::Tensor gather_at_ends(const at::Tensor& ends, int64_t radius);
 /// away from each other; pixels of one object end within a few pixels of its centre.
 at::Tensor direction_objects(const at::Tensor& maps, int64_t steps);
 
-/// `labels` (int64 [H, W], 0 background) grown over the pixels more likely object than background
-/// (`background`, its probability [H, W], under 0.5) that connect to them, most likely first (a
+/// `labels` (int64 [H, W], 0 background) grown over the pixels whose object probability is above
+/// `threshold` (`background`, its probability [H, W], under 1 - `threshold`; at 0.5: more likely
+/// object than background) that connect to them, most likely first (a
 /// seeded watershed, 4-connected): two objects meet where background is most probable. Not
 /// limited to a rim: a piece that `min_area` dropped joins the object it touches. Such pixels
 /// that no object reaches stay 0; labels keep their numbers. Int64 [H, W] on the CPU.
-at::Tensor grow_objects(const at::Tensor& labels, const at::Tensor& background);
+at::Tensor grow_objects(const at::Tensor& labels, const at::Tensor& background, double threshold = kObjectThreshold);
 
 /// Steps along a direction model's flow: at most a pixel each, enough to cross a nucleus 400
 /// pixels wide (Cellpose follows its flows 200 steps too).

@@ -67,6 +67,8 @@ struct LoadedExport {
   double object_diameter = 0.0;
   /// The median object area of the training labels, pixels (the contract's training record; 0: none).
   int64_t object_area = 0;
+  /// The object threshold the checkpoint recorded (the contract's training record; 0: none).
+  double object_threshold = 0.0;
   std::function<at::Tensor(const at::Tensor&)> forward;
 };
 

@@ -51,6 +51,11 @@ struct InferenceOptions {
   /// With it: the parts must also be deeper than this fraction of their interior's deepest pixel
   /// (0: no such condition).
   double split_ratio = kNeckRatio;
+  /// Interior/boundary, distance and direction models: objects extend over the connected pixels
+  /// whose object probability is above this (`ObjectRule::object_threshold`);
+  /// `kAutoObjectThreshold`: the model's recorded one, `kObjectThreshold` where it records none.
+  static constexpr double kAutoObjectThreshold = -1.0;
+  double object_threshold = kAutoObjectThreshold;
   /// The median diameter of the objects in the images to predict, pixels (0: as the model's
   /// training objects, no rescaling). With a model trained at an object diameter (`train
   /// --object-diameter`), each image is rescaled by the model's diameter over this one before it
@@ -237,7 +242,7 @@ double resolved_object_diameter(double given, double model_diameter, InputMode m
 /// The objects `options` cut for a model whose median training object is `object_area` pixels
 /// (0: none recorded): `object_rule(object_area)` with the options' smallest area, neck radius and
 /// ratio where they are given (the `auto` values keep the model's).
-ObjectRule object_rule(int64_t object_area, const InferenceOptions& options);
+ObjectRule object_rule(int64_t object_area, double object_threshold, const InferenceOptions& options);
 
 /// Sets `predictor`'s object size for the diameter `given` and a model trained at `model_diameter`
 /// predicting in `mode` (`resolved_object_diameter` first): 0 leaves the images as they are, a

@@ -84,8 +84,10 @@ class Segmenter {
   InputMode input_mode_ = InputMode::kTile;
   /// The object diameter the model was trained at, pixels (0: none recorded).
   double object_diameter_ = 0.0;
-  /// Exports: the median training object's area, pixels (the checkpoint's is in `info_`; 0: none).
+  /// Exports: the median training object's area, pixels, and the recorded object threshold (the
+  /// checkpoint's are in `info_`; 0: none).
   int64_t object_area_ = 0;
+  double object_threshold_ = 0.0;
   TileOptions tiles_;
   ClassNaming naming_ = recorded_naming({}, 2, ClassScheme::kPlain);
 };

@@ -52,6 +52,10 @@ struct CheckpointInfo {
   /// --object-diameter`; 0: the images' own sizes): prediction rescales images by it over their
   /// objects' diameter. `object_area` is then in pixels at this size.
   double object_diameter = 0.0;
+  /// The object probability to which evaluate and predict extend its objects by default
+  /// (`ObjectRule::object_threshold`; `export --format checkpoint --object-threshold`), in (0, 1);
+  /// 0: not recorded (`kObjectThreshold`).
+  double object_threshold = 0.0;
 };
 
 /// Writes a checkpoint atomically (a temporary file renamed onto `path`), so that an interrupted
