@@ -5,8 +5,10 @@
 
 #include "unet/data/image_io.h"
 #include "unet/eval/objects.h"
+#include "unet/infer/export.h"
 #include "unet/infer/int8_engine.h"
 #include "unet/infer/segmenter.h"
+#include "unet/model/checkpoint.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -42,6 +44,23 @@ void expect_recorded_sample(const std::string& name, int64_t at_least) {
 }  // namespace
 
 TEST(Pretrained, TheFluorescenceModelReproducesItsRecordedSample) { expect_recorded_sample("nuclei-fluorescence", 15); }
+
+// The fluorescence model records its object threshold (0.35, chosen on kromp2020's validation
+// split): its objects are larger than at 0.5, and the TorchScript export carries the threshold.
+TEST(Pretrained, TheFluorescenceModelsObjectsExtendToItsRecordedThreshold) {
+  const std::string dir = kModels + "/nuclei-fluorescence";
+  EXPECT_DOUBLE_EQ(read_checkpoint_info(dir + "/checkpoint.pt").object_threshold, 0.35);
+  const unet::test::TempDir tmp;
+  const auto r = unet::test::run_unet("predict --model nuclei-fluorescence --input " + dir + "/sample.png --output-dir " +
+                                      tmp.file("out") + " --instances --no-overlays --quiet --object-threshold 0.5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const int64_t recorded = labels_of(dir + "/sample_instances.tif").gt(0).sum().item<int64_t>();
+  const int64_t at_half = labels_of(tmp.file("out/test-instances.tif")).gt(0).sum().item<int64_t>();
+  EXPECT_LT(at_half * 105, recorded * 100) << at_half << " object pixels at 0.5, " << recorded << " recorded";
+  const auto e = unet::test::run_unet("export --model nuclei-fluorescence --output " + tmp.file("m.pt"), "cd '" + tmp.path() + "' && ");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_DOUBLE_EQ(load_export(tmp.file("m.pt"), c10::Device("cpu")).object_threshold, 0.35);
+}
 
 // RGB input: the H&E model's sample is a 192x192 crop of a dsb2018-he test tile (CC0).
 TEST(Pretrained, TheHeModelReproducesItsRecordedSample) { expect_recorded_sample("nuclei-he", 10); }
