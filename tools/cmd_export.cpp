@@ -39,10 +39,7 @@ struct ExportCommand {
 void record_object_threshold(CheckpointInfo& info, double threshold) {
   if (threshold <= 0.0) return;
   info.object_threshold = threshold;
-  auto record = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
-  if (!record.is_object()) record = nlohmann::json::object();
-  record["object_threshold"] = threshold;
-  info.training_record = json_text(record);
+  info.training_record = training_record_text(info);
 }
 
 const char* default_name(Format f, Precision p) {
@@ -202,16 +199,16 @@ void register_export(CLI::App& app) {
   add_value(*cmd, "--license", "license", o->package.license,
             "bioimageio: SPDX license identifier of the weights, spelt as on https://spdx.org/licenses/ (case included)");
   add_value(*cmd, "--object-threshold", "object_threshold", o->object_threshold,
-            "The object threshold to record in the export, between 0 and 1: evaluate's and predict's default "
-            "(--object-threshold auto) for the objects of an interior/boundary, distance or direction model (default: "
-            "the checkpoint's, 0.5 where it records none)");
+            "The object threshold to record in the export, above 0 and below 1: evaluate's and predict's default "
+            "(--object-threshold auto) for the objects of an interior/boundary, distance or direction model (0, the "
+            "default: the checkpoint's as it is, " + number_text(kObjectThreshold) + " where it records none)");
   add_list(*cmd, "--class-names", "class_names", o->package.class_names,
            "One name per class, comma-separated, carried by the export (default: the names the model was trained with)");
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] {
     o->package.validate();
-    require_option(o->object_threshold == 0 || (o->object_threshold > 0 && o->object_threshold < 1), "object_threshold",
-                   "must be above 0 and below 1", o->object_threshold);
+    require_option(o->object_threshold >= 0 && o->object_threshold < 1, "object_threshold",
+                   "must be above 0 and below 1 (0: the checkpoint's, as it is)", o->object_threshold);
     if (o->precision == Precision::kInt8 && (o->format == Format::kTorchScript || o->format == Format::kCheckpoint))
       throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
   });

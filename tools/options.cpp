@@ -191,6 +191,12 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
   add_exec_options(app, train.exec);
 }
 
+std::string number_text(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
 void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_value_or_auto(app, "--object-diameter", "object_diameter", infer.object_diameter,
                     InferenceOptions::kMeasuredObjectDiameter, "a diameter in pixels",
@@ -206,7 +212,7 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_value_or_auto(app, "--split-radius", "split_radius", infer.split_radius, InferenceOptions::kAutoSplitRadius,
                     "a radius in pixels",
                     "Interior/boundary models: an interior that pinches (two or more parts farther than this many pixels from "
-                    "its edge) is split into objects at its necks; auto: " + std::to_string(kNeckFraction).substr(0, 4) +
+                    "its edge) is split into objects at its necks; auto: " + number_text(kNeckFraction) +
                         " of the radius of the model's median training object (none where it records none); 0: never");
   add_value(app, "--split-ratio", "split_ratio", infer.split_ratio,
             "With --split-radius: the parts must also be deeper than this fraction of their interior's deepest pixel; 0: no such condition");
@@ -214,7 +220,7 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
                     InferenceOptions::kAutoObjectThreshold, "a probability",
                     "Interior/boundary, distance and direction models: objects extend over the connected pixels whose "
                     "object probability (1 - background's) is above this, between 0 and 1; auto: the model's recorded one "
-                    "(export --format checkpoint --object-threshold), 0.5 where it records none");
+                    "(export --format checkpoint --object-threshold), " + number_text(kObjectThreshold) + " where it records none");
   add_choice(app, "--input-mode", "input_mode", infer.input_mode, input_mode_names(/*with_auto=*/true),
              "resize, tile (native resolution, overlapping tiles) or auto (tile when the model was trained on tiles "
              "or the image size differs from the training images')");

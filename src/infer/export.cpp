@@ -378,8 +378,9 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     if (j.contains("training") && j["training"].is_object() && j["training"].contains("object_area_median"))
       out.object_area = j["training"]["object_area_median"].get<int64_t>();
     if (j.contains("training") && j["training"].is_object() && j["training"].contains("object_threshold")) {
-      out.object_threshold = j["training"]["object_threshold"].get<double>();
-      if (!(out.object_threshold > 0.0 && out.object_threshold < 1.0)) throw Error("object threshold outside (0, 1)");
+      const auto& t = j["training"]["object_threshold"];
+      if (!t.is_number() || !(t.get<double>() > 0.0 && t.get<double>() < 1.0)) throw Error("object threshold not in (0, 1)");
+      out.object_threshold = t.get<double>();
     }
     out.contract = json_text(j);
   } catch (const nlohmann::json::exception&) {

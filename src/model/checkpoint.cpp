@@ -191,13 +191,7 @@ std::string checkpoint_path(const std::string& model_dir) {
   return (std::filesystem::path(model_dir) / kCheckpointFile).string();
 }
 
-void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimizer* optimizer,
-                     const CheckpointInfo& info) {
-  torch::serialize::OutputArchive archive;
-  archive.write("format", c10::IValue(std::string(kFormatTag)));
-  archive.write("model_config", c10::IValue(json_text(nlohmann::json(info.model))));
-  archive.write("input_size", c10::IValue(info.input_size));
-  archive.write("step", c10::IValue(info.step));
+std::string training_record_text(const CheckpointInfo& info) {
   // The typed fields go into the training record, where earlier versions read them.
   auto record = nlohmann::json::parse(info.training_record, nullptr, /*allow_exceptions=*/false);
   if (!record.is_object()) record = nlohmann::json::object();
@@ -207,7 +201,17 @@ void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimiz
   if (info.object_diameter > 0) record["object_diameter"] = info.object_diameter;
   if (info.object_threshold > 0) record["object_threshold"] = info.object_threshold;
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
-  archive.write("train_config", c10::IValue(json_text(record)));
+  return json_text(record);
+}
+
+void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimizer* optimizer,
+                     const CheckpointInfo& info) {
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string(kFormatTag)));
+  archive.write("model_config", c10::IValue(json_text(nlohmann::json(info.model))));
+  archive.write("input_size", c10::IValue(info.input_size));
+  archive.write("step", c10::IValue(info.step));
+  archive.write("train_config", c10::IValue(training_record_text(info)));
   if (!info.data_record.empty()) archive.write("data_config", c10::IValue(info.data_record));
   if (!info.class_naming.names.empty())
     archive.write("class_names", c10::IValue(json_text(nlohmann::json{{"names", info.class_naming.names},

@@ -239,9 +239,10 @@ TileOptions tile_options(const InferenceOptions& options, int64_t input_size);
 /// are) otherwise; other values stay.
 double resolved_object_diameter(double given, double model_diameter, InputMode mode);
 
-/// The objects `options` cut for a model whose median training object is `object_area` pixels
-/// (0: none recorded): `object_rule(object_area)` with the options' smallest area, neck radius and
-/// ratio where they are given (the `auto` values keep the model's).
+/// The objects `options` cut for a model whose median training object is `object_area` pixels and
+/// whose recorded object threshold is `object_threshold` (0 for either: none recorded):
+/// `object_rule(object_area, object_threshold)` with the options' smallest area, neck radius,
+/// ratio and object threshold where they are given (the `auto` values keep the model's).
 ObjectRule object_rule(int64_t object_area, double object_threshold, const InferenceOptions& options);
 
 /// Sets `predictor`'s object size for the diameter `given` and a model trained at `model_diameter`

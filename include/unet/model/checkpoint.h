@@ -58,6 +58,11 @@ struct CheckpointInfo {
   double object_threshold = 0.0;
 };
 
+/// `info.training_record` with the typed fields above (input mode, normalisation, object area,
+/// diameter and threshold, training image size) set as they are in `info`: the record a checkpoint
+/// stores, and that exports carry.
+std::string training_record_text(const CheckpointInfo& info);
+
 /// Writes a checkpoint atomically (a temporary file renamed onto `path`), so that an interrupted
 /// write leaves the previous checkpoint intact. `optimizer` may be null (weights only).
 void save_checkpoint(const std::string& path, UNet& model, torch::optim::Optimizer* optimizer,
