@@ -4,13 +4,13 @@
 #include "options.h"
 #include "pretrained.h"
 #include "resume.h"
-#include "runtime/json.h"
 
 #include "unet/infer/bioimageio.h"
 #include "unet/infer/export.h"
 #include "unet/infer/quantize.h"
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/precision.h"
+#include "unet/runtime/text.h"
 
 #include <cstdio>
 #include <filesystem>

@@ -7,6 +7,7 @@
 #include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/device.h"
+#include "unet/runtime/text.h"
 #include "unet/runtime/version.h"
 
 #include <algorithm>
@@ -189,12 +190,6 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
   name_field("overwrite",
              app.add_flag("--overwrite", train.overwrite, "Start over even if --model-dir holds a checkpoint (it is replaced, and an earlier best/ removed)")->get_name());
   add_exec_options(app, train.exec);
-}
-
-std::string number_text(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", v);
-  return text;
 }
 
 void add_inference_options(CLI::App& app, InferenceOptions& infer) {

@@ -25,9 +25,6 @@ namespace unet::cli {
 /// Where a command keeps or finds its model when --model-dir is not given.
 inline constexpr const char* kDefaultModelDir = "results";
 
-/// `v` as help texts print a number ("%g": 0.5, 0.65).
-std::string number_text(double v);
-
 /// --data-dir, --fold, --mask-encoding, --synthetic (when `synthetic_flag`: benchmark's --synthetic
 /// means random tensors), --synthetic-kind/-size/-count (each asks for the synthetic data),
 /// --max-image-pixels, --class-names.

@@ -8,13 +8,13 @@
 #include "unet/model/geometry.h"
 #include "unet/onnx/writer.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/text.h"
 #include "unet/runtime/version.h"
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/import.h>
 
-#include <cstdio>
 #include <sstream>
 
 namespace unet {
@@ -113,12 +113,7 @@ Normalisation recorded_normalisation(const std::string& training_record) {
 }
 
 std::string normalisation_text(const Normalisation& n) {
-  auto number = [](double v) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g", v);
-    return std::string(text);
-  };
-  const std::string eps = number(Normalisation::kEpsilon), low = number(n.low), high = number(n.high);
+  const std::string eps = number_text(Normalisation::kEpsilon), low = number_text(n.low), high = number_text(n.high);
   switch (n.mode) {
     case IntensityMode::kPercentile:
       return "per image and channel, its percentiles " + low + " and " + high + " (linear interpolation) to -1 and 1: (x - p" +

@@ -1,20 +1,10 @@
 // Legal input sizes of a U-Net: which sides survive every pooling and what side comes out.
 #include "unet/model/geometry.h"
+#include "unet/runtime/text.h"
 
-#include <cstdio>
 #include <string>
 
 namespace unet {
-namespace {
-
-std::string format_number(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", v);
-  return text;
-}
-
-}  // namespace
-
 int64_t output_size_or_invalid(const UNetOptions& options, int64_t input_size) {
   const int64_t shrink = options.padding() == Padding::kValid ? 4 : 0;
   int64_t s = input_size;
@@ -93,12 +83,12 @@ IntensityMode parse_intensity_mode(const std::string& text) { return parse_name(
 
 void Normalisation::validate() const {
   require_option(low >= 0.0 && low < high && high <= 100.0, "percentiles",
-                 "must be two percentiles 0 <= low < high <= 100", format_number(low) + " " + format_number(high));
+                 "must be two percentiles 0 <= low < high <= 100", number_text(low) + " " + number_text(high));
 }
 
 std::string Normalisation::describe() const {
   if (mode != IntensityMode::kPercentile) return to_string(mode);
-  return "percentile " + format_number(low) + "-" + format_number(high);
+  return "percentile " + number_text(low) + "-" + number_text(high);
 }
 
 }  // namespace unet

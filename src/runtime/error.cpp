@@ -1,5 +1,6 @@
 // Option errors: one sentence per bad value, naming the field so that front ends can name their flag.
 #include "unet/runtime/error.h"
+#include "unet/runtime/text.h"
 
 #include "runtime/json.h"
 
@@ -12,11 +13,14 @@ void require_option(bool ok, const std::string& field, const std::string& requir
   if (!ok) throw OptionError(field, " " + requirement + " (got " + value + ")");
 }
 
-void require_option(bool ok, const std::string& field, const std::string& requirement, double value) {
-  if (ok) return;
+std::string number_text(double v) {
   char text[32];
-  std::snprintf(text, sizeof(text), "%g", value);
-  require_option(false, field, requirement, std::string(text));
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
+void require_option(bool ok, const std::string& field, const std::string& requirement, double value) {
+  if (!ok) require_option(false, field, requirement, number_text(value));
 }
 
 void require_option(bool ok, const std::string& field, const std::string& requirement, int64_t value) {
