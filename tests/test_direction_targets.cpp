@@ -259,6 +259,43 @@ TEST(DirectionTargets, ObjectsKeepTheirRimsWhereTheDirectionIsUncertain) {
   }
 }
 
+// One cut, several thresholds (evaluate --object-thresholds): each threshold's objects are those
+// objects_at_scale cuts at it, at the maps' own scale and cut at twice it; the rims (object 0.7)
+// belong to the objects below 0.7 and not above, so the thresholds' objects differ.
+TEST(DirectionTargets, ObjectsAtSeveralThresholdsEqualEachThresholdsOwn) {
+  const at::Tensor truth = ellipses(40, 60, {{{20, 18, 10, 10, 1}}, {{20, 37, 10, 10, 2}}});
+  at::Tensor maps = one_hot_maps(direction_classes(truth), kDirectionClasses);
+  const at::Tensor rim = rim_pixels(truth);
+  maps.masked_fill_(rim.unsqueeze(0), 0.0f);
+  maps[0].masked_fill_(rim, 0.3f);
+  maps.slice(0, 2).masked_fill_(rim.unsqueeze(0), 0.7f / 8.0f);
+  const std::vector<double> thresholds = {0.35, 0.5, 0.8};
+  ObjectRule twice;
+  twice.scale = 2.0;
+  for (const ObjectRule& rule : {ObjectRule{}, twice}) {
+    const std::vector<at::Tensor> all =
+        objects_at_thresholds(at::Tensor(), maps, ClassScheme::kDirections, InstanceMethod::kComponents, rule, thresholds);
+    ASSERT_EQ(all.size(), thresholds.size());
+    for (size_t k = 0; k < thresholds.size(); ++k) {
+      ObjectRule at_k = rule;
+      at_k.object_threshold = thresholds[k];
+      EXPECT_TRUE(at::equal(all[k], objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, at_k)))
+          << "threshold " << thresholds[k] << ", scale " << rule.scale;
+    }
+    // At 0.5 the rims are the objects'; at 0.8 not (cut at twice the scale and resized back, the
+    // cut itself takes some of them).
+    EXPECT_EQ((all[1] > 0).sum().item<int64_t>(), (truth > 0).sum().item<int64_t>()) << "scale " << rule.scale;
+    EXPECT_LT((all[2] > 0).sum().item<int64_t>(), (all[1] > 0).sum().item<int64_t>() - 20) << "scale " << rule.scale;
+  }
+  const at::Tensor at_08 =
+      objects_at_thresholds(at::Tensor(), maps, ClassScheme::kDirections, InstanceMethod::kComponents, ObjectRule{}, {0.8})[0];
+  EXPECT_EQ((at_08 > 0).sum().item<int64_t>(), (truth > 0).sum().item<int64_t>() - rim.sum().item<int64_t>());
+  // A threshold outside (0, 1) from a library caller is a unet::Error, not an internal check.
+  ObjectRule zero;
+  zero.object_threshold = 0.0;
+  EXPECT_THROW(objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, zero), Error);
+}
+
 // Moved as classes, the directions of a flipped tile would lead away from its objects' centres and
 // shatter them (a loader that moves the precomputed classes fails this).
 TEST(DirectionTargets, TrainingTilesDeriveTheirDirectionsAfterTheFlips) {

@@ -208,8 +208,32 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
     EXPECT_EQ(e.exit_code, 0) << e.err;
     return nlohmann::json::parse(unet::test::read_file(dir.file("tuned/eval_results.json")))["object_rule"]["object_threshold"].get<double>();
   };
+  auto objects_in = [&](const std::string& file) { return nlohmann::json::parse(unet::test::read_file(file))["objects"]; };
   EXPECT_DOUBLE_EQ(threshold_of(""), 0.35);
+  const auto at_recorded = objects_in(dir.file("tuned/eval_results.json"));
   EXPECT_DOUBLE_EQ(threshold_of(" --object-threshold 0.6"), 0.6);
+  const auto at_06 = objects_in(dir.file("tuned/eval_results.json"));
+  // --object-thresholds scores several from one prediction: each row is the evaluation at that
+  // threshold alone (sorted), the other scores stay at the model's own, and the best is named.
+  r = unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + dir.file("tuned") +
+                           " --quiet --object-thresholds 0.6,0.35");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("best mean AP at object threshold"), std::string::npos) << r.out;
+  const auto swept = nlohmann::json::parse(unet::test::read_file(dir.file("tuned/eval_results.json")));
+  ASSERT_EQ(swept["object_thresholds"].size(), 2u) << swept.dump();
+  auto row = [&](size_t k) {
+    nlohmann::json scores = swept["object_thresholds"][k];
+    scores.erase("object_threshold");
+    return scores;
+  };
+  EXPECT_DOUBLE_EQ(swept["object_thresholds"][0]["object_threshold"].get<double>(), 0.35);
+  EXPECT_EQ(row(0), at_recorded);
+  EXPECT_EQ(row(1), at_06);
+  EXPECT_EQ(swept["objects"], at_recorded);
+  EXPECT_TRUE(swept["best_object_threshold"] == 0.35 || swept["best_object_threshold"] == 0.6) << swept.dump();
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --object-thresholds 0.3,1"),
+      "--object-thresholds 1: expected probabilities above 0 and below 1");
   unet::test::expect_one_line_error(
       unet::test::run_unet("export --model-dir " + model + " --format checkpoint --object-threshold 1 -o " + dir.file("x.pt")),
       "--object-threshold must be above 0 and below 1");
@@ -231,4 +255,10 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
       unet::test::run_unet("train --data-dir " + dir.file("data") + " --instance-targets distance --classes 2 --model-dir " +
                            dir.file("m3") + net + " --max-steps 1"),
       "3 to 255 classes as distance targets");
+  // A two-class model's objects are its components, never grown: no object threshold to choose.
+  r = unet::test::run_unet("train --synthetic --model-dir " + dir.file("plain") + net + " --max-steps 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  unet::test::expect_one_line_error(
+      unet::test::run_unet("evaluate --synthetic --model-dir " + dir.file("plain") + " --object-thresholds 0.5"),
+      "is a two-class model: its objects are the components of class 1");
 }

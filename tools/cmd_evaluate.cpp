@@ -7,9 +7,11 @@
 
 #include "eval/json.h"
 #include "unet/dist/dist.h"
+#include "unet/eval/instances.h"
 #include "unet/infer/evaluate.h"
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/files.h"
+#include "unet/runtime/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -26,7 +28,40 @@ struct EvaluateCommand {
   RuntimeOptions runtime;
   std::string model_dir = kDefaultModelDir;
   std::string log_dir;
+  /// --object-thresholds as given, and as numbers (each above 0 and below 1, sorted, once each).
+  std::vector<std::string> object_thresholds_text;
+  std::vector<double> object_thresholds;
 };
+
+/// --object-thresholds' items as numbers: each above 0 and below 1, else an `OptionError` naming it.
+std::vector<double> parse_object_thresholds(const std::vector<std::string>& items) {
+  std::vector<double> thresholds;
+  for (const std::string& item : items) {
+    double t = 0.0;
+    if (!CLI::detail::lexical_cast(item, t) || !(t > 0.0 && t < 1.0))
+      throw OptionError("object_thresholds", " " + item + ": expected probabilities above 0 and below 1, comma-separated");
+    thresholds.push_back(t);
+  }
+  std::sort(thresholds.begin(), thresholds.end());
+  thresholds.erase(std::unique(thresholds.begin(), thresholds.end()), thresholds.end());
+  return thresholds;
+}
+
+/// The sweep's table, its best threshold by mean AP, and how to record it in the model.
+void print_sweep(const ThresholdSweep& sweep, double used, const std::string& model_dir) {
+  std::printf("  object thresholds (one prediction; objects cut once, grown to each):\n"
+              "    threshold  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
+  for (size_t k = 0; k < sweep.thresholds.size(); ++k) {
+    const ObjectScores& o = sweep.scores[k];
+    std::printf("    %9s  %9lld  %9.4f  %10.4f  %7.4f  %6.4f%s\n", number_text(sweep.thresholds[k]).c_str(),
+                static_cast<long long>(o.predicted_objects), o.f1(0), o.f1(5), o.mean_average_precision(),
+                o.panoptic_quality(), k == sweep.best() ? "  best" : "");
+  }
+  const double best = sweep.thresholds[sweep.best()];
+  std::printf("  best mean AP at object threshold %s (the scores above the table are at %s); on validation images, record "
+              "it with: unet export --model-dir %s --format checkpoint --object-threshold %s\n",
+              number_text(best).c_str(), number_text(used).c_str(), model_dir.c_str(), number_text(best).c_str());
+}
 
 /// A name for data other than the model's, for its results file: the data folder's name (other
 /// characters than letters, digits, '.', '-' and '_' as '_'), or "synthetic".
@@ -79,13 +114,18 @@ void run_evaluate(const EvaluateCommand& o) {
     throw OptionError("fold", " " + std::to_string(o.data.fold) + " holds no evaluation images: the data set has only " +
                                   std::to_string(data.train.size()) + " labelled images (use {fold} none to evaluate on all)");
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
+  if (!o.object_thresholds.empty() && !objects_grow(info.model.scheme()))
+    throw OptionError("object_thresholds", ": " + ckpt + " is a two-class model: its objects are the components of class 1, "
+                                           "with no object threshold to choose");
   std::vector<double> scales;
-  const Metrics m = evaluate(predictor, samples, &scales);
+  ThresholdSweep sweep{o.object_thresholds, {}};
+  const Metrics m = evaluate(predictor, samples, &scales, o.object_thresholds.empty() ? nullptr : &sweep);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
   print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on " + data.description + ", fold " +
                     fold_name, m, naming, info.model.scheme());
   const bool rescaled = predictor.measures_object_scale() || predictor.object_scale() != 1.0;
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
+  if (!sweep.thresholds.empty()) print_sweep(sweep, predictor.object_rule().object_threshold, o.model_dir);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j.update(class_record(m, naming));
@@ -114,6 +154,16 @@ void run_evaluate(const EvaluateCommand& o) {
       j["object_rule"]["image_scales"] = per_image;
     }
   }
+  if (!sweep.thresholds.empty()) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (size_t k = 0; k < sweep.thresholds.size(); ++k) {
+      nlohmann::json row = sweep.scores[k];
+      row["object_threshold"] = sweep.thresholds[k];
+      rows.push_back(row);
+    }
+    j["object_thresholds"] = rows;
+    j["best_object_threshold"] = sweep.thresholds[sweep.best()];
+  }
   if (!trained_on.empty() && context.verbose())
     std::fprintf(stderr, "unet evaluate: note: %s was trained on %s, not on %s: the results go to %s (eval_results.json is "
                          "left as it is)\n", ckpt.c_str(), trained_on.c_str(),
@@ -133,9 +183,14 @@ void register_evaluate(CLI::App& app) {
   add_model_option(*cmd, o->model_dir, o->log_dir);
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_inference_options(*cmd, o->infer);
+  add_list(*cmd, "--object-thresholds", "object_thresholds", o->object_thresholds_text,
+           "Also score the objects at each of these object thresholds (comma-separated, each above 0 and below 1; "
+           "one prediction) and name the best by mean AP: how an interior/boundary, distance or direction model's "
+           "threshold is chosen on validation images (--object-threshold sets the one the other scores use)");
   add_runtime_options(*cmd, o->runtime, {&o->data.seed}, /*training=*/false);
   check_after_parse(*cmd, [o, cmd] {
     refuse_two_data_sources(*cmd);
+    o->object_thresholds = parse_object_thresholds(o->object_thresholds_text);
     o->data.validate();
     o->infer.validate();
     o->runtime.validate();

@@ -42,6 +42,11 @@ MetricAccumulator::MetricAccumulator(int64_t classes, ClassScheme scheme)
   objects_.true_positives.assign(objects_.thresholds.size(), 0);
 }
 
+at::Tensor objects_of_truth(const at::Tensor& mask, const at::Tensor& instances, int64_t classes, ClassScheme scheme) {
+  if (instances.defined()) return instances.cpu();
+  return objects_of(one_hot_maps(mask.cpu().unsqueeze(0), classes)[0], scheme);
+}
+
 void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::Tensor& mask,
                                      const at::Tensor& truth_objects, const at::Tensor& predicted_objects) {
   const at::Tensor predicted = maps_to_classes(probabilities.to(at::kFloat).cpu());
@@ -58,8 +63,7 @@ void MetricAccumulator::add_original(const at::Tensor& probabilities, const at::
   if (has_objects(classes, scheme_)) {
     // Objects as the model's classes define them (components of class 1, or interior grown over
     // the boundary), the truth's from its one-hot maps by the same rule unless given.
-    const at::Tensor truth_labels =
-        truth_objects.defined() ? truth_objects.cpu() : objects_of(one_hot_maps(truth.unsqueeze(0), classes)[0], scheme_);
+    const at::Tensor truth_labels = objects_of_truth(truth, truth_objects, classes, scheme_);
     const at::Tensor found = predicted_objects.defined() ? predicted_objects.cpu() : objects_of(probabilities, scheme_, InstanceMethod::kComponents, object_rule_);
     objects_.add(object_scores(truth_labels, found));
   }

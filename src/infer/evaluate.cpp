@@ -2,33 +2,69 @@
 #include "unet/infer/evaluate.h"
 
 #include "unet/eval/instances.h"
+#include "unet/runtime/error.h"
 
 namespace unet {
 
-MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales) {
-  MetricAccumulator acc(predictor.model_options().classes(), predictor.model_options().scheme());
+size_t ThresholdSweep::best() const {
+  size_t best = 0;
+  for (size_t k = 1; k < scores.size(); ++k)
+    if (scores[k].mean_average_precision() > scores[best].mean_average_precision()) best = k;
+  return best;
+}
+
+namespace {
+
+/// A sweep's objects of one image: each threshold's scored into `sweep`; returns the objects at
+/// the predictor's own threshold (`rule`'s), cut in the same pass, for the other metrics.
+at::Tensor sweep_objects(ThresholdSweep& sweep, const at::Tensor& scaled, const at::Tensor& maps, const Sample& sample,
+                         ClassScheme scheme, const ObjectRule& rule) {
+  std::vector<double> thresholds = sweep.thresholds;
+  thresholds.push_back(rule.object_threshold);
+  const std::vector<at::Tensor> objects = objects_at_thresholds(scaled, maps, scheme, InstanceMethod::kComponents, rule, thresholds);
+  const at::Tensor truth = objects_of_truth(sample.mask, sample.instances, maps.size(0), scheme);
+  for (size_t k = 0; k < sweep.thresholds.size(); ++k) sweep.scores[k].add(object_scores(truth, objects[k]));
+  return objects.back();
+}
+
+}  // namespace
+
+MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales,
+                             ThresholdSweep* sweep) {
+  const UNetOptions& model = predictor.model_options();
+  MetricAccumulator acc(model.classes(), model.scheme());
   if (object_scales) object_scales->assign(samples.size(), 1.0);
+  if (sweep) {
+    if (!has_objects(model.classes(), model.scheme()) || !objects_grow(model.scheme()))
+      throw Error("object thresholds: the objects of a model of " + std::to_string(model.classes()) + " " +
+                  to_string(model.scheme()) + " classes are not grown to a threshold (interior/boundary, distance and "
+                  "direction models' are)");
+    sweep->scores.assign(sweep->thresholds.size(), ObjectScores{});
+  }
   predictor.run(samples, [&](const PredictedBatch& batch) {
     if (batch.logits.defined()) acc.add_network_output(batch.logits, batch.labels);
     for (size_t i = 0; i < batch.probabilities.size(); ++i) {
-      const at::Tensor& mask = samples[batch.first + i].mask;
+      const Sample& sample = samples[batch.first + i];
       ObjectRule rule = predictor.object_rule();  // objects cut at the scale the image was predicted at
       rule.scale = batch.object_scales[i];
       if (object_scales) (*object_scales)[batch.first + i] = rule.scale;
       acc.use_object_rule(rule);
-      if (!batch.logits.defined()) acc.add_probabilities(batch.probabilities[i], mask);
+      if (!batch.logits.defined()) acc.add_probabilities(batch.probabilities[i], sample.mask);
+      const at::Tensor scaled = i < batch.scaled_probabilities.size() ? batch.scaled_probabilities[i] : at::Tensor();
       at::Tensor found;
-      if (i < batch.scaled_probabilities.size() && batch.scaled_probabilities[i].defined())
-        found = objects_at_scale(batch.scaled_probabilities[i], batch.probabilities[i], predictor.model_options().scheme(),
-                                 InstanceMethod::kComponents, rule);
-      acc.add_original(batch.probabilities[i], mask, samples[batch.first + i].instances, found);
+      if (sweep)
+        found = sweep_objects(*sweep, scaled, batch.probabilities[i], sample, model.scheme(), rule);
+      else if (scaled.defined())
+        found = objects_at_scale(scaled, batch.probabilities[i], model.scheme(), InstanceMethod::kComponents, rule);
+      acc.add_original(batch.probabilities[i], sample.mask, sample.instances, found);
     }
   });
   return acc;
 }
 
-Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales) {
-  return accumulate(predictor, samples, object_scales).result();
+Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales,
+                 ThresholdSweep* sweep) {
+  return accumulate(predictor, samples, object_scales, sweep).result();
 }
 
 }  // namespace unet

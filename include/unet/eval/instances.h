@@ -92,6 +92,18 @@ at::Tensor cut_objects(const at::Tensor& maps, ClassScheme scheme, InstanceMetho
 at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme, InstanceMethod method,
                             const ObjectRule& rule);
 
+/// `objects_at_scale`'s objects at each object threshold of `thresholds` (`ObjectRule::
+/// object_threshold`), in its order: cut once, grown once per threshold. Equal, threshold by
+/// threshold, to `objects_at_scale` with the rule's threshold set to it; what `evaluate
+/// --object-thresholds` scores from one prediction.
+std::vector<at::Tensor> objects_at_thresholds(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme,
+                                              InstanceMethod method, const ObjectRule& rule,
+                                              const std::vector<double>& thresholds);
+
+/// Whether a scheme's objects grow to an object threshold (`ObjectRule::object_threshold`): every
+/// scheme's but two plain classes', whose objects are the components of class 1.
+bool objects_grow(ClassScheme scheme);
+
 /// Seeds (int64 labels [H, W], 0 none) with each seed that has two or more cores (its pixels whose
 /// `edge_distance` exceeds both `radius` and `ratio` times the seed's largest, 4-connected)
 /// replaced by those cores, labelled after the seeds; seeds with one core or none stay whole, so
@@ -172,7 +184,8 @@ at::Tensor direction_objects(const at::Tensor& maps, int64_t steps);
 /// object than background) that connect to them, most likely first (a
 /// seeded watershed, 4-connected): two objects meet where background is most probable. Not
 /// limited to a rim: a piece that `min_area` dropped joins the object it touches. Such pixels
-/// that no object reaches stay 0; labels keep their numbers. Int64 [H, W] on the CPU.
+/// that no object reaches stay 0; labels keep their numbers. Int64 [H, W] on the CPU. Throws
+/// `Error` for a threshold not above 0 and below 1.
 at::Tensor grow_objects(const at::Tensor& labels, const at::Tensor& background, double threshold = kObjectThreshold);
 
 /// Steps along a direction model's flow: at most a pixel each, enough to cross a nucleus 400

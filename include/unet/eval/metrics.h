@@ -51,6 +51,12 @@ struct Metrics {
   int64_t images = 0;
 };
 
+/// The true objects of a labelled image whose mask [H, W] holds `classes` classes of `scheme`: its
+/// own instance labels `instances` (int64 [H, W]) where defined, else the objects of the mask's
+/// classes (`objects_of` its one-hot maps; nothing dropped or split). What the object scores match
+/// predictions against.
+at::Tensor objects_of_truth(const at::Tensor& mask, const at::Tensor& instances, int64_t classes, ClassScheme scheme);
+
 /// Accumulates metrics batch by batch.
 class MetricAccumulator {
  public:
