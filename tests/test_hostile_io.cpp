@@ -90,9 +90,9 @@ TEST(HostileIo, AFolderWhereTheCheckpointGoesIsRefusedBeforeTraining) {
 TEST(HostileIo, AnOptionValueThatLooksEmptyNeverSwallowsTheNextOption) {
   TempDir dir;
   expect_one_line_error(run_unet("train --class-names , --log-dir " + dir.file("x") + kTiny + "--max-steps 1 --model-dir " + dir.file("m")),
-                        "--class-names: an empty name in ','");
+                        "--class-names: an empty item in ','");
   expect_one_line_error(run_unet("train --class-names a,,b" + kTiny + "--max-steps 1 --model-dir " + dir.file("m")),
-                        "--class-names: an empty name in 'a,,b'");
+                        "--class-names: an empty item in 'a,,b'");
   expect_one_line_error(run_unet("train --log-dir ''" + kTiny + "--max-steps 1 --model-dir " + dir.file("m")),
                         "--log-dir: an empty value");
   expect_one_line_error(run_unet("train --model-dir --quiet" + kTiny + "--max-steps 1"),

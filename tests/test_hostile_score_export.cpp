@@ -173,7 +173,7 @@ TEST(HostileScoreExport, ExportRepeatedClassNamesAreRefused) {
 }
 
 TEST(HostileScoreExport, ExportBlankClassNameIsRefused) {
-  expect_export_refused("--class-names ' ,cell'", "--class-names: an empty name in ' ,cell'");
+  expect_export_refused("--class-names ' ,cell'", "--class-names: an empty item in ' ,cell'");
 }
 
 TEST(HostileScoreExport, ExportControlCharacterInTheDescriptionIsRefused) {

@@ -112,6 +112,41 @@ TEST(Pretrained, EvaluateRecordsEachImagesMeasuredScale) {
   EXPECT_NE(r.out.find("object size: images rescaled by "), std::string::npos) << r.out;
 }
 
+// Scored against its own recorded objects (predicted at its recorded threshold, 0.35), the shipped
+// fluorescence model's sweep finds 0.35 best; each row equals the evaluation at that threshold
+// alone (at 0.5 the objects differ: Pretrained.TheFluorescenceModelsObjectsExtendToItsRecordedThreshold).
+TEST(Pretrained, ThresholdSweepOnItsSampleChoosesItsRecordedThreshold) {
+  const unet::test::TempDir dir;
+  const std::string m = kModels + "/nuclei-fluorescence";
+  fs::create_directories(dir.file("data/images"));
+  fs::create_directories(dir.file("data/masks"));
+  fs::copy_file(m + "/sample.png", dir.file("data/images/a.png"));
+  fs::copy_file(m + "/sample_instances.tif", dir.file("data/masks/a.tif"));
+  const std::string evaluate = "evaluate --model nuclei-fluorescence --data-dir " + dir.file("data") +
+                               " --fold none --mask-encoding instances --log-dir " + dir.file("log");
+  auto r = unet::test::run_unet(evaluate + " --object-thresholds 0.5,0.35,0.65");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("unet export --model nuclei-fluorescence --format checkpoint --object-threshold 0.35"), std::string::npos)
+      << r.out;
+  const auto swept = nlohmann::json::parse(unet::test::read_file(dir.file("log/eval_results_data.json")));
+  const auto& rows = swept.at("object_thresholds");
+  ASSERT_EQ(rows.size(), 3u);
+  auto scores = [&](size_t k) {
+    nlohmann::json row = rows[k];
+    row.erase("object_threshold");
+    return row;
+  };
+  EXPECT_EQ(rows[0]["object_threshold"], 0.35);
+  EXPECT_EQ(rows[1]["object_threshold"], 0.5);
+  EXPECT_EQ(swept["best_object_threshold"], 0.35);
+  EXPECT_GT(rows[0]["mean_ap"].get<double>(), rows[1]["mean_ap"].get<double>() + 0.05) << rows.dump();
+  EXPECT_GT(rows[0]["mean_ap"].get<double>(), rows[2]["mean_ap"].get<double>() + 0.05) << rows.dump();
+  EXPECT_EQ(scores(0), swept["objects"]);  // the other scores at the recorded threshold
+  r = unet::test::run_unet(evaluate + " --object-threshold 0.5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(scores(1), nlohmann::json::parse(unet::test::read_file(dir.file("log/eval_results_data.json")))["objects"]);
+}
+
 TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
   const unet::test::TempDir dir;
   // A copy of the shipped folder whose checkpoint lost its last byte: refused in one line, naming it.

@@ -7,7 +7,6 @@
 
 #include "eval/json.h"
 #include "unet/dist/dist.h"
-#include "unet/eval/instances.h"
 #include "unet/infer/evaluate.h"
 #include "unet/model/checkpoint.h"
 #include "unet/runtime/files.h"
@@ -28,18 +27,20 @@ struct EvaluateCommand {
   RuntimeOptions runtime;
   std::string model_dir = kDefaultModelDir;
   std::string log_dir;
-  /// --object-thresholds as given, and as numbers (each above 0 and below 1, sorted, once each).
+  std::string model_name;  // --model's, if given
+  /// --object-thresholds as given, and as numbers (sorted, once each; their range is
+  /// `check_threshold_sweep`'s).
   std::vector<std::string> object_thresholds_text;
   std::vector<double> object_thresholds;
 };
 
-/// --object-thresholds' items as numbers: each above 0 and below 1, else an `OptionError` naming it.
+/// --object-thresholds' items as numbers, else an `OptionError` naming the item.
 std::vector<double> parse_object_thresholds(const std::vector<std::string>& items) {
   std::vector<double> thresholds;
   for (const std::string& item : items) {
     double t = 0.0;
-    if (!CLI::detail::lexical_cast(item, t) || !(t > 0.0 && t < 1.0))
-      throw OptionError("object_thresholds", " " + item + ": expected probabilities above 0 and below 1, comma-separated");
+    if (!CLI::detail::lexical_cast(item, t))
+      throw OptionError("object_thresholds", ": " + item + " is not a number (probabilities above 0 and below 1, comma-separated)");
     thresholds.push_back(t);
   }
   std::sort(thresholds.begin(), thresholds.end());
@@ -47,8 +48,9 @@ std::vector<double> parse_object_thresholds(const std::vector<std::string>& item
   return thresholds;
 }
 
-/// The sweep's table, its best threshold by mean AP, and how to record it in the model.
-void print_sweep(const ThresholdSweep& sweep, double used, const std::string& model_dir) {
+/// The sweep's table, its best threshold by mean AP, and how to record it in the model (`model`:
+/// the export's options that name it).
+void print_sweep(const ThresholdSweep& sweep, double used, const std::string& model) {
   std::printf("  object thresholds (one prediction; objects cut once, grown to each):\n"
               "    threshold  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
   for (size_t k = 0; k < sweep.thresholds.size(); ++k) {
@@ -59,8 +61,8 @@ void print_sweep(const ThresholdSweep& sweep, double used, const std::string& mo
   }
   const double best = sweep.thresholds[sweep.best()];
   std::printf("  best mean AP at object threshold %s (the scores above the table are at %s); on validation images, record "
-              "it with: unet export --model-dir %s --format checkpoint --object-threshold %s\n",
-              number_text(best).c_str(), number_text(used).c_str(), model_dir.c_str(), number_text(best).c_str());
+              "it with: unet export %s --format checkpoint --object-threshold %s\n",
+              number_text(best).c_str(), number_text(used).c_str(), model.c_str(), number_text(best).c_str());
 }
 
 /// A name for data other than the model's, for its results file: the data folder's name (other
@@ -98,6 +100,7 @@ void run_evaluate(const EvaluateCommand& o) {
   const std::string ckpt = checkpoint_path(o.model_dir);
   const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
   const CheckpointInfo info = read_checkpoint_info(ckpt);
+  if (!o.object_thresholds.empty()) check_threshold_sweep(info.model, o.object_thresholds);
   // eval_results.json is the model's own evaluation: a run on other data writes beside it.
   const std::string trained_on = other_training_data(info, o.data);
   const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data), context.precision)).string();
@@ -114,9 +117,6 @@ void run_evaluate(const EvaluateCommand& o) {
     throw OptionError("fold", " " + std::to_string(o.data.fold) + " holds no evaluation images: the data set has only " +
                                   std::to_string(data.train.size()) + " labelled images (use {fold} none to evaluate on all)");
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
-  if (!o.object_thresholds.empty() && !objects_grow(info.model.scheme()))
-    throw OptionError("object_thresholds", ": " + ckpt + " is a two-class model: its objects are the components of class 1, "
-                                           "with no object threshold to choose");
   std::vector<double> scales;
   ThresholdSweep sweep{o.object_thresholds, {}};
   const Metrics m = evaluate(predictor, samples, &scales, o.object_thresholds.empty() ? nullptr : &sweep);
@@ -125,7 +125,9 @@ void run_evaluate(const EvaluateCommand& o) {
                     fold_name, m, naming, info.model.scheme());
   const bool rescaled = predictor.measures_object_scale() || predictor.object_scale() != 1.0;
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
-  if (!sweep.thresholds.empty()) print_sweep(sweep, predictor.object_rule().object_threshold, o.model_dir);
+  if (!sweep.thresholds.empty())
+    print_sweep(sweep, predictor.object_rule().object_threshold,
+                o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j.update(class_record(m, naming));
@@ -180,7 +182,7 @@ void register_evaluate(CLI::App& app) {
   add_data_options(*cmd, o->data);
   add_value(*cmd, "--model-dir,--model_dir", "model_dir", o->model_dir, "Directory with checkpoint.pt");
   add_value(*cmd, "--log-dir,--log_dir", "log_dir", o->log_dir, "Where eval_results.json goes (default: --model-dir)");
-  add_model_option(*cmd, o->model_dir, o->log_dir);
+  add_model_option(*cmd, o->model_dir, o->log_dir, &o->model_name);
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_inference_options(*cmd, o->infer);
   add_list(*cmd, "--object-thresholds", "object_thresholds", o->object_thresholds_text,

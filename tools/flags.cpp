@@ -48,7 +48,7 @@ CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string
           start = comma + 1;
         }
         for (const auto& item : items)
-          if (item.empty()) throw OptionError(field, ": an empty name in '" + text + "' (names are comma-separated, none empty)");
+          if (item.empty()) throw OptionError(field, ": an empty item in '" + text + "' (comma-separated, none empty)");
         values = std::move(items);
       },
       help);

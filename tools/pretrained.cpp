@@ -78,12 +78,13 @@ std::string pretrained_model_dir(const std::string& name) {
   throw OptionError("model", " " + name + ": no such shipped model (shipped: " + names(models) + ")");
 }
 
-void add_model_option(CLI::App& cmd, std::string& model_dir, std::string& outputs) {
+void add_model_option(CLI::App& cmd, std::string& model_dir, std::string& outputs, std::string* chosen) {
   CLI::Option* model = cmd.add_option_function<std::string>(
       "--model",
-      [&model_dir, &outputs](const std::string& name) {
+      [&model_dir, &outputs, chosen](const std::string& name) {
         model_dir = pretrained_model_dir(name);
         if (outputs.empty()) outputs = name;
+        if (chosen) *chosen = name;
       },
       "A model shipped with unet, by name (docs/models.md), instead of --model-dir: nuclei-fluorescence "
       "(nuclei in fluorescence images) or nuclei-he (nuclei in H&E-stained tissue); what would go into "

@@ -35,7 +35,7 @@ std::string pretrained_model_dir(const std::string& name);
 
 /// Adds `--model NAME` to `cmd` (excluding --model-dir): `model_dir` becomes the shipped model's
 /// folder, and `outputs` (what would go into --model-dir), unless given, ./NAME, so that the
-/// shipped folder stays as shipped.
-void add_model_option(CLI::App& cmd, std::string& model_dir, std::string& outputs);
+/// shipped folder stays as shipped; `name` (optional) the name given.
+void add_model_option(CLI::App& cmd, std::string& model_dir, std::string& outputs, std::string* name = nullptr);
 
 }  // namespace unet::cli

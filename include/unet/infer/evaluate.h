@@ -23,11 +23,17 @@ struct ThresholdSweep {
   size_t best() const;
 };
 
+/// Throws `OptionError` ("object_thresholds") unless a model of `model`'s classes grows its
+/// objects to a threshold (`objects_grow`; interior/boundary, distance and direction models) and
+/// each of `thresholds` is above 0 and below 1: what `accumulate` requires of a sweep, to be
+/// checked before any image is read.
+void check_threshold_sweep(const UNetOptions& model, const std::vector<double>& thresholds);
+
 /// Runs `predictor` over labelled `samples` and accumulates every metric. `object_scales`
 /// (optional): each sample's object scale, in order (`PredictedBatch::object_scales`: 1 where the
 /// images are taken at their own size). `sweep` (optional; its `thresholds` set): also scores the
-/// objects at each of its thresholds into its `scores`; throws `Error` for a model whose objects do
-/// not grow (`objects_grow`) or that has none. The other metrics are the same with it or without.
+/// objects at each of its thresholds into its `scores` (`check_threshold_sweep` first). The other
+/// metrics are the same with it or without.
 MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples,
                              std::vector<double>* object_scales = nullptr, ThresholdSweep* sweep = nullptr);
 
