@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What dropping low-probability objects would do to the object scores: a measurement, not a unet
-feature (yet). Reads `unet predict --instances` outputs (<stem>_instances.tif and
+"""What dropping low-probability objects does to the object scores, for each of several levels at
+once (unet's `--min-object-probability D` does it for one D). Reads `unet predict --instances` outputs (<stem>_instances.tif and
 <stem>_probabilities.tif, class 0 the background) and the true instance masks (<stem>.png), drops
 each predicted object whose mean object probability (1 - background's, over its pixels) is under
 D, and prints the pooled scores per D as `unet evaluate` pools them: objects match at IoU above a

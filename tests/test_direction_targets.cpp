@@ -296,6 +296,35 @@ TEST(DirectionTargets, ObjectsAtSeveralThresholdsEqualEachThresholdsOwn) {
   EXPECT_THROW(objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, zero), Error);
 }
 
+// Objects whose mean object probability is under the rule's go, the rest renumbered: object 1
+// averages 0.9, object 2 0.6 (0.8 and 0.4 on its two pixels).
+TEST(DirectionTargets, UnlikelyObjectsAreDropped) {
+  const at::Tensor labels = at::tensor({0, 1, 1, 0, 2, 2}, at::kLong).view({1, 6});
+  const at::Tensor background = at::tensor({0.9f, 0.1f, 0.1f, 0.9f, 0.2f, 0.6f}).view({1, 6});
+  auto row = [&](double level) {
+    const at::Tensor kept = drop_unlikely_objects(labels, background, level);
+    return std::vector<int64_t>(kept.data_ptr<int64_t>(), kept.data_ptr<int64_t>() + 6);
+  };
+  EXPECT_EQ(row(0.0), (std::vector<int64_t>{0, 1, 1, 0, 2, 2}));
+  EXPECT_EQ(row(0.55), (std::vector<int64_t>{0, 1, 1, 0, 2, 2}));
+  EXPECT_EQ(row(0.65), (std::vector<int64_t>{0, 1, 1, 0, 0, 0}));
+  EXPECT_EQ(row(0.95), (std::vector<int64_t>{0, 0, 0, 0, 0, 0}));
+  // Where the rule asks for it, last (after the objects grow), for every scheme: one disc of two
+  // made dim survives at 0.5 and goes at 0.9.
+  const at::Tensor truth = ellipses(40, 60, {{{20, 15, 9, 9, 1}}, {{20, 42, 9, 9, 2}}});
+  at::Tensor maps = one_hot_maps(direction_classes(truth), kDirectionClasses);
+  const at::Tensor dim = (truth == 2).unsqueeze(0);
+  maps.masked_fill_(dim, 0.0f);
+  maps[0].masked_fill_(dim[0], 0.2f);
+  maps[1].masked_fill_(dim[0], 0.8f);
+  ObjectRule rule;
+  for (const auto& [level, objects] : std::vector<std::pair<double, int64_t>>{{0.0, 2}, {0.5, 2}, {0.9, 1}}) {
+    rule.min_probability = level;
+    EXPECT_EQ(objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, rule).max().item<int64_t>(), objects)
+        << "level " << level;
+  }
+}
+
 // Moved as classes, the directions of a flipped tile would lead away from its objects' centres and
 // shatter them (a loader that moves the precomputed classes fails this).
 TEST(DirectionTargets, TrainingTilesDeriveTheirDirectionsAfterTheFlips) {

@@ -147,6 +147,7 @@ void run_evaluate(const EvaluateCommand& o) {
                         {"split_radius", rule.neck_radius},
                         {"split_ratio", rule.neck_ratio},
                         {"object_threshold", rule.object_threshold},
+                        {"min_probability", rule.min_probability},
                         {"object_diameter", d == InferenceOptions::kMeasuredObjectDiameter ? nlohmann::json("auto") : nlohmann::json(d)},
                         {"model_object_diameter", info.object_diameter}};
     // Each image's scale (model's object size / the image's), to repeat a measured evaluation with stated sizes.

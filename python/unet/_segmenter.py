@@ -85,7 +85,7 @@ class Segmenter:
     checkpoint file, a TorchScript export, or the name of a shipped model (``"nuclei-fluorescence"``),
     and the options of ``unet predict`` that shape a prediction as keyword arguments, with its
     defaults: ``tile_size``, ``tile_overlap``, ``blend``, ``tile_batch``, ``tta``, ``input_mode``,
-    ``min_object_area``, ``split_radius``, ``object_threshold``, ``object_diameter`` (the images' object size in pixels, or
+    ``min_object_area``, ``split_radius``, ``object_threshold``, ``min_object_probability``, ``object_diameter`` (the images' object size in pixels, or
     ``"auto"``, for a model trained at one), ``precision`` (fp32, bf16, int8), ``conv_algorithm``,
     ``cpu_engine``, ``device``, ``threads`` ... (``Segmenter.options()`` lists them all).
     """
@@ -100,7 +100,8 @@ class Segmenter:
         (``unet export``) or a shipped model's name. ``options``: ``unet predict``'s options that
         shape a prediction, as keywords with its defaults (`Segmenter.options()` lists them); an
         export takes the tile options, ``tta``, ``min_object_area``, ``split_radius``,
-        ``split_ratio``, ``object_threshold`` and ``object_diameter``, a checkpoint all of them.
+        ``split_ratio``, ``object_threshold``, ``min_object_probability`` and ``object_diameter``, a
+        checkpoint all of them.
         Raises `unet.Error` (`unet.OptionError` for options) with the program's message."""
         path = os.fspath(path)
         if not os.path.exists(path):

@@ -291,7 +291,7 @@ bool objects_grow(ClassScheme scheme) { return scheme != ClassScheme::kPlain; }
 
 at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme, InstanceMethod method,
                             const ObjectRule& rule) {
-  return with_extent(cut_at_scale(scaled, maps, scheme, method, rule), maps, scheme, rule.object_threshold);
+  return objects_at_thresholds(scaled, maps, scheme, method, rule, {rule.object_threshold}).front();
 }
 
 std::vector<at::Tensor> objects_at_thresholds(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme,
@@ -299,12 +299,27 @@ std::vector<at::Tensor> objects_at_thresholds(const at::Tensor& scaled, const at
                                               const std::vector<double>& thresholds) {
   const at::Tensor cut = cut_at_scale(scaled, maps, scheme, method, rule);
   std::vector<at::Tensor> objects;
-  for (double threshold : thresholds) objects.push_back(with_extent(cut, maps, scheme, threshold));
+  for (double threshold : thresholds) {
+    const at::Tensor grown = with_extent(cut, maps, scheme, threshold);
+    objects.push_back(drop_unlikely_objects(grown, maps[0], rule.min_probability));
+  }
   return objects;
 }
 
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method, const ObjectRule& rule) {
   return objects_at_scale(at::Tensor(), maps, scheme, method, rule);
+}
+
+at::Tensor drop_unlikely_objects(const at::Tensor& labels, const at::Tensor& background, double min_probability) {
+  if (min_probability <= 0 || labels.numel() == 0) return labels;
+  const at::Tensor flat = labels.reshape({-1}).to(at::kLong).cpu().contiguous();
+  const at::Tensor object = 1.0 - background.reshape({-1}).to(at::kDouble).cpu();
+  const at::Tensor areas = at::bincount(flat);
+  const at::Tensor sums = at::bincount(flat, object, areas.numel());
+  at::Tensor keep = sums.ge(areas.to(at::kDouble) * min_probability) & areas.gt(0);
+  keep[0] = false;
+  const at::Tensor kept = at::where(keep.index({flat}), flat, at::zeros_like(flat)).view(labels.sizes());
+  return raster_order(kept.contiguous());
 }
 
 at::Tensor remove_small_objects(const at::Tensor& labels, int64_t min_area) {

@@ -30,6 +30,8 @@ void InferenceOptions::validate() const {
   require_option(split_ratio >= 0 && split_ratio < 1, "split_ratio", "must be at least 0 and below 1", split_ratio);
   require_option((object_threshold > 0 && object_threshold < 1) || object_threshold == kAutoObjectThreshold,
                  "object_threshold", "must be auto or above 0 and below 1", object_threshold);
+  require_option(min_object_probability >= 0 && min_object_probability < 1, "min_object_probability",
+                 "must be at least 0 and below 1", min_object_probability);
   require_option(object_diameter == 0 || object_diameter == kMeasuredObjectDiameter || (object_diameter >= kMinObjectDiameter && object_diameter <= kMaxObjectDiameter),
                  "object_diameter", "must be auto, 0 (none) or between " + std::to_string(static_cast<int>(kMinObjectDiameter)) +
                      " and " + std::to_string(static_cast<int>(kMaxObjectDiameter)) + " pixels", object_diameter);
@@ -260,6 +262,7 @@ std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples, s
 ObjectRule object_rule(int64_t object_area, double object_threshold, const InferenceOptions& options) {
   ObjectRule objects = object_rule(object_area, object_threshold);
   if (options.object_threshold != InferenceOptions::kAutoObjectThreshold) objects.object_threshold = options.object_threshold;
+  objects.min_probability = options.min_object_probability;
   if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
   if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
   objects.neck_ratio = options.split_ratio;

@@ -134,6 +134,8 @@ nlohmann::json manifest_of(const std::string& input, const Job& job, const Predi
                     {"neck_ratio", outputs.objects.neck_ratio},
                     {"object_threshold", outputs.objects.object_threshold},
                     {"margin", options.object_margin}};
+    // Only where set, so that a run stopped before the rule existed still resumes.
+    if (outputs.objects.min_probability > 0) m["objects"]["min_probability"] = outputs.objects.min_probability;
   }
   return m;
 }

@@ -54,6 +54,10 @@ struct ObjectRule {
   /// Interior/boundary, distance and direction models: their objects grow over the connected
   /// pixels whose object probability (1 - background's) is above this (`grow_objects`).
   double object_threshold = kObjectThreshold;
+  /// Last, objects whose mean object probability is under this are dropped
+  /// (`drop_unlikely_objects`; 0: none), as StarDist keeps only objects above its probability
+  /// threshold.
+  double min_probability = 0.0;
 };
 
 /// Instance labels int64 [H, W] (raster order, as `instance_labels`) of a model's per-class maps
@@ -73,9 +77,10 @@ struct ObjectRule {
 ///   steps. `method` and the neck rule do not apply.
 /// Throws `std::invalid_argument` for other class counts of a plain scheme.
 /// Objects smaller than `rule.min_area` pixels are dropped (background), the rest renumbered.
-/// Last, the objects of every scheme but `kPlain` grow over the pixels more likely object than
+/// Then the objects of every scheme but `kPlain` grow over the pixels more likely object than
 /// background connected to them (`grow_objects`, so a dropped piece touching an object joins
-/// it), at the maps' own pixels, also when `rule.scale` is not 1.
+/// it), at the maps' own pixels, also when `rule.scale` is not 1; last, every scheme's objects
+/// under `rule.min_probability` are dropped (`drop_unlikely_objects`).
 at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod method = InstanceMethod::kComponents,
                       const ObjectRule& rule = {});
 
@@ -110,6 +115,13 @@ bool objects_grow(ClassScheme scheme);
 /// that small and thin seeds are never lost. `radius` 0: the seeds as they are. A core is always
 /// deeper than the edge (depth above 1), so seeds that touch never share one.
 at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio = 0.0);
+
+/// Instance labels `labels` (int64 [H, W]) without the objects whose mean object probability,
+/// 1 - `background` (float [H, W], the background's probability) averaged over their pixels, is
+/// under `min_probability`, renumbered in raster order (0: the labels as they are). Dim blobs a
+/// model half believes in (out-of-focus nuclei that annotators leave out) go; measured in
+/// docs/results.md ("Where kromp2020's objects are lost").
+at::Tensor drop_unlikely_objects(const at::Tensor& labels, const at::Tensor& background, double min_probability);
 
 /// Instance labels without the objects smaller than `min_area` pixels, renumbered in raster order.
 at::Tensor remove_small_objects(const at::Tensor& labels, int64_t min_area);

@@ -56,6 +56,9 @@ struct InferenceOptions {
   /// `kAutoObjectThreshold`: the model's recorded one, `kObjectThreshold` where it records none.
   static constexpr double kAutoObjectThreshold = -1.0;
   double object_threshold = kAutoObjectThreshold;
+  /// Objects whose mean object probability is under this are dropped
+  /// (`ObjectRule::min_probability`), at least 0 and below 1; 0: none.
+  double min_object_probability = 0.0;
   /// The median diameter of the objects in the images to predict, pixels (0: as the model's
   /// training objects, no rescaling). With a model trained at an object diameter (`train
   /// --object-diameter`), each image is rescaled by the model's diameter over this one before it
@@ -242,7 +245,8 @@ double resolved_object_diameter(double given, double model_diameter, InputMode m
 /// The objects `options` cut for a model whose median training object is `object_area` pixels and
 /// whose recorded object threshold is `object_threshold` (0 for either: none recorded):
 /// `object_rule(object_area, object_threshold)` with the options' smallest area, neck radius,
-/// ratio and object threshold where they are given (the `auto` values keep the model's).
+/// ratio and object threshold where they are given (the `auto` values keep the model's), and
+/// the options' smallest object probability.
 ObjectRule object_rule(int64_t object_area, double object_threshold, const InferenceOptions& options);
 
 /// Sets `predictor`'s object size for the diameter `given` and a model trained at `model_diameter`
