@@ -309,16 +309,34 @@ TEST(DirectionTargets, UnlikelyObjectsAreDropped) {
   EXPECT_EQ(row(0.55), (std::vector<int64_t>{0, 1, 1, 0, 2, 2}));
   EXPECT_EQ(row(0.65), (std::vector<int64_t>{0, 1, 1, 0, 0, 0}));
   EXPECT_EQ(row(0.95), (std::vector<int64_t>{0, 0, 0, 0, 0, 0}));
-  // Where the rule asks for it, last (after the objects grow), for every scheme: one disc of two
-  // made dim survives at 0.5 and goes at 0.9.
+  // The first object goes and the labels (with a gap) are renumbered; a mean equal to the level stays.
+  const at::Tensor gapped = at::tensor({0, 3, 3, 0, 7, 7}, at::kLong).view({1, 6});
+  const at::Tensor halves = at::tensor({0.9f, 0.25f, 0.75f, 0.9f, 0.1f, 0.1f}).view({1, 6});  // 3: mean 0.5, 7: 0.9
+  auto kept = [&](double level) {
+    const at::Tensor k = drop_unlikely_objects(gapped, halves, level);
+    return std::vector<int64_t>(k.data_ptr<int64_t>(), k.data_ptr<int64_t>() + 6);
+  };
+  EXPECT_EQ(kept(0.5), (std::vector<int64_t>{0, 1, 1, 0, 2, 2}));
+  EXPECT_EQ(kept(0.6), (std::vector<int64_t>{0, 0, 0, 0, 1, 1}));
+  EXPECT_THROW(drop_unlikely_objects(gapped, halves, 1.0), Error);
+  // Where the rule asks for it, last (after the objects grow): one disc of two made dim (object
+  // 0.8) with a rim that only the growth takes (background 0.4, the most probable class there;
+  // object 0.6) averages 0.71 once grown: it survives at 0.5 and 0.7 and goes at 0.75 (0.8
+  // before the growth).
   const at::Tensor truth = ellipses(40, 60, {{{20, 15, 9, 9, 1}}, {{20, 42, 9, 9, 2}}});
   at::Tensor maps = one_hot_maps(direction_classes(truth), kDirectionClasses);
   const at::Tensor dim = (truth == 2).unsqueeze(0);
+  const at::Tensor rim = (ellipses(40, 60, {{{20, 42, 12, 12, 1}}}) > 0) & (truth == 0);
   maps.masked_fill_(dim, 0.0f);
   maps[0].masked_fill_(dim[0], 0.2f);
   maps[1].masked_fill_(dim[0], 0.8f);
+  maps.masked_fill_(rim.unsqueeze(0), 0.0f);
+  maps[0].masked_fill_(rim, 0.4f);
+  maps.slice(0, 2).masked_fill_(rim.unsqueeze(0), 0.6f / 8.0f);
   ObjectRule rule;
-  for (const auto& [level, objects] : std::vector<std::pair<double, int64_t>>{{0.0, 2}, {0.5, 2}, {0.9, 1}}) {
+  const at::Tensor grown = objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, rule);
+  ASSERT_EQ((grown == grown[20][42]).sum().item<int64_t>(), ((truth == 2) | rim).sum().item<int64_t>());
+  for (const auto& [level, objects] : std::vector<std::pair<double, int64_t>>{{0.0, 2}, {0.5, 2}, {0.7, 2}, {0.75, 1}}) {
     rule.min_probability = level;
     EXPECT_EQ(objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, rule).max().item<int64_t>(), objects)
         << "level " << level;

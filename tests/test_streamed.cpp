@@ -481,6 +481,21 @@ TEST(Streamed, InstanceLabelsEqualWholeImageObjects) {
   EXPECT_EQ(r.objects, whole.max().item<int64_t>());
   EXPECT_TRUE(same_objects(read_level(out.instances, 0, 0, at::kShort), whole));  // 16-bit: few objects
   EXPECT_EQ(read_tiff(out.instances).front().format, SampleFormat::kUInt16);
+  // Objects under a mean object probability are dropped band by band as in the whole image: the
+  // median object's mean drops about half.
+  const at::Tensor maps = p.predict(load_images(input)).front();
+  const at::Tensor flat = whole.reshape({-1});
+  const at::Tensor means = at::bincount(flat, maps[1].reshape({-1}).to(at::kDouble)).div(at::bincount(flat).to(at::kDouble));
+  ObjectRule rule;
+  rule.min_probability = at::median(means.slice(0, 1)).item<double>();
+  const at::Tensor likely = objects_of(maps, ClassScheme::kPlain, InstanceMethod::kComponents, rule);
+  ASSERT_GT(likely.max().item<int64_t>(), 2);
+  ASSERT_LT(likely.max().item<int64_t>(), whole.max().item<int64_t>());
+  out.objects = rule;
+  out.instances = dir.file("likely.tif");
+  out.masks = dir.file("masks2.tif");
+  EXPECT_EQ(predict_streamed(p, input, out, "tiny", options).objects, likely.max().item<int64_t>());
+  EXPECT_TRUE(same_objects(read_level(out.instances, 0, 0, at::kShort), likely));
 }
 
 TEST(Streamed, HistogramStatisticsEqualWholeImageStatistics) {

@@ -4,9 +4,10 @@
 // models seed the same flood with their interior class (split at its necks where it pinches);
 // distance models with their centres, flooding in order of the expected distance to the edge.
 // Direction models are followed: every object pixel moves along the expected direction of its
-// classes until it stops at a centre, and the pixels that stop together are one object. Last, the
+// classes until it stops at a centre, and the pixels that stop together are one object. Then the
 // objects of all three grow over their rims: the pixels more likely object than background that
-// background still wins the argmax of (`with_extent`).
+// background still wins the argmax of (`with_extent`); last, objects the model barely believes in
+// go (`drop_unlikely_objects`).
 #include "unet/eval/instances.h"
 
 #include "unet/data/components.h"
@@ -250,7 +251,7 @@ at::Tensor cut_objects(const at::Tensor& maps, ClassScheme scheme, InstanceMetho
 
 namespace {
 
-/// The last step, at the maps' own pixels: the objects of interior/boundary, distance and
+/// The step before the last, at the maps' own pixels: the objects of interior/boundary, distance and
 /// direction models grow over the pixels whose object probability is above `threshold` (the
 /// model's, 0.5 by default: more likely object than background; `grow_objects`).
 /// A direction model's flow is followed only where background is not the most probable class of
@@ -269,7 +270,7 @@ at::Tensor with_extent(const at::Tensor& labels, const at::Tensor& maps, ClassSc
   return raster_order(grow_objects(labels, maps[0], threshold).contiguous());
 }
 
-/// The objects of `objects_at_scale` before their last step (`with_extent`): cut at the model's
+/// The objects of `objects_at_scale` before they grow (`with_extent`): cut at the model's
 /// object size, then back to the maps' pixels by the nearest pixel. From the maps as predicted
 /// there where given: maps resized to the image and back are smoothed (two 32-filter direction
 /// models at 30 px, four fluorescence sets: mean AP +0.006 to +0.009 for one, +0.002 to -0.004
@@ -311,7 +312,10 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
 }
 
 at::Tensor drop_unlikely_objects(const at::Tensor& labels, const at::Tensor& background, double min_probability) {
-  if (min_probability <= 0 || labels.numel() == 0) return labels;
+  TORCH_CHECK(labels.sizes() == background.sizes(), "drop_unlikely_objects: labels and background of one size");
+  if (!(min_probability >= 0.0 && min_probability < 1.0))
+    throw Error("smallest object probability " + number_text(min_probability) + ": must be at least 0 and below 1");
+  if (min_probability == 0 || labels.numel() == 0) return labels;
   const at::Tensor flat = labels.reshape({-1}).to(at::kLong).cpu().contiguous();
   const at::Tensor object = 1.0 - background.reshape({-1}).to(at::kDouble).cpu();
   const at::Tensor areas = at::bincount(flat);

@@ -85,7 +85,7 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
                       const ObjectRule& rule = {});
 
 /// The objects of `maps` as `objects_of` cuts them at the maps' own pixels (`rule.scale` not
-/// applied), before their last step (objects grown over their rims): the objects whose
+/// applied), before they grow over their rims (and before `drop_unlikely_objects`): the objects whose
 /// size `Predictor` measures. Measured (docs/results.md, "Objects to their rims") against
 /// measuring the grown objects: mean AP higher on three of four model/set pairs (+0.002 to
 /// +0.008, -0.004 on the fourth).
@@ -118,9 +118,9 @@ at::Tensor split_at_necks(const at::Tensor& seeds, double radius, double ratio =
 
 /// Instance labels `labels` (int64 [H, W]) without the objects whose mean object probability,
 /// 1 - `background` (float [H, W], the background's probability) averaged over their pixels, is
-/// under `min_probability`, renumbered in raster order (0: the labels as they are). Dim blobs a
-/// model half believes in (out-of-focus nuclei that annotators leave out) go; measured in
-/// docs/results.md ("Where kromp2020's objects are lost").
+/// under `min_probability`, renumbered in raster order (0: the labels as they are); throws `Error`
+/// for a level not at least 0 and below 1. Measured in docs/results.md ("Where kromp2020's
+/// objects are lost").
 at::Tensor drop_unlikely_objects(const at::Tensor& labels, const at::Tensor& background, double min_probability);
 
 /// Instance labels without the objects smaller than `min_area` pixels, renumbered in raster order.
