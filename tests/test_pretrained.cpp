@@ -41,6 +41,16 @@ void expect_recorded_sample(const std::string& name, int64_t at_least) {
   EXPECT_EQ(s.f1(8), 1.0) << s.truth_objects << " recorded, " << s.predicted_objects << " now";
 }
 
+/// A labelled folder `dir`/data holding shipped model `name`'s sample as a.png and its recorded
+/// objects as the truth (masks/a.tif); returns the folder.
+std::string sample_as_data(const unet::test::TempDir& dir, const std::string& name) {
+  fs::create_directories(dir.file("data/images"));
+  fs::create_directories(dir.file("data/masks"));
+  fs::copy_file(kModels + "/" + name + "/sample.png", dir.file("data/images/a.png"));
+  fs::copy_file(kModels + "/" + name + "/sample_instances.tif", dir.file("data/masks/a.tif"));
+  return dir.file("data");
+}
+
 }  // namespace
 
 TEST(Pretrained, TheFluorescenceModelReproducesItsRecordedSample) { expect_recorded_sample("nuclei-fluorescence", 15); }
@@ -94,10 +104,7 @@ TEST(Pretrained, TheEmbeddingApiReproducesTheRecordedSample) {
 TEST(Pretrained, EvaluateRecordsEachImagesMeasuredScale) {
   const unet::test::TempDir dir;
   const std::string m = kModels + "/nuclei-fluorescence";
-  fs::create_directories(dir.file("data/images"));
-  fs::create_directories(dir.file("data/masks"));
-  fs::copy_file(m + "/sample.png", dir.file("data/images/a.png"));
-  fs::copy_file(m + "/sample_instances.tif", dir.file("data/masks/a.tif"));
+  sample_as_data(dir, "nuclei-fluorescence");
   const auto twice = [](const at::Tensor& t) { return t.repeat_interleave(2, -1).repeat_interleave(2, -2).contiguous(); };
   write_png(dir.file("data/images/b.png"), twice(read_image_file(m + "/sample.png").front().pixels));
   write_tiff(dir.file("data/masks/b.tif"), {twice(read_tiff(m + "/sample_instances.tif").front().pixels)});
@@ -117,12 +124,7 @@ TEST(Pretrained, EvaluateRecordsEachImagesMeasuredScale) {
 // alone (at 0.5 the objects differ: Pretrained.TheFluorescenceModelsObjectsExtendToItsRecordedThreshold).
 TEST(Pretrained, ThresholdSweepOnItsSampleChoosesItsRecordedThreshold) {
   const unet::test::TempDir dir;
-  const std::string m = kModels + "/nuclei-fluorescence";
-  fs::create_directories(dir.file("data/images"));
-  fs::create_directories(dir.file("data/masks"));
-  fs::copy_file(m + "/sample.png", dir.file("data/images/a.png"));
-  fs::copy_file(m + "/sample_instances.tif", dir.file("data/masks/a.tif"));
-  const std::string evaluate = "evaluate --model nuclei-fluorescence --data-dir " + dir.file("data") +
+  const std::string evaluate = "evaluate --model nuclei-fluorescence --data-dir " + sample_as_data(dir, "nuclei-fluorescence") +
                                " --fold none --mask-encoding instances --log-dir " + dir.file("log");
   auto r = unet::test::run_unet(evaluate + " --object-thresholds 0.5,0.35,0.65");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -162,11 +164,7 @@ TEST(Pretrained, ObjectsUnderAMeanObjectProbabilityAreDropped) {
   options.min_object_probability = 0.75;
   const Segmenter api = Segmenter::load(m + "/checkpoint.pt", options, RunContext{});
   EXPECT_EQ(api.segment(read_image_file(m + "/sample.png").front(), true).labels.max().item<int64_t>(), 19);
-  fs::create_directories(dir.file("data/images"));
-  fs::create_directories(dir.file("data/masks"));
-  fs::copy_file(m + "/sample.png", dir.file("data/images/a.png"));
-  fs::copy_file(m + "/sample_instances.tif", dir.file("data/masks/a.tif"));
-  const std::string evaluate = "evaluate --model nuclei-fluorescence --data-dir " + dir.file("data") +
+  const std::string evaluate = "evaluate --model nuclei-fluorescence --data-dir " + sample_as_data(dir, "nuclei-fluorescence") +
                                " --fold none --mask-encoding instances --log-dir " + dir.file("log");
   r = unet::test::run_unet(evaluate + " --min-object-probability 0.75");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -211,10 +209,7 @@ TEST(Pretrained, OutputsGoBesideTheUserAndAChangedFileIsRefused) {
 TEST(Pretrained, QuantizeCalibratesACopyBesideTheUser) {
   if (!Int8Engine::available()) GTEST_SKIP() << "no int8 on this CPU or LibTorch";
   const unet::test::TempDir dir;
-  fs::create_directories(dir.file("data/images"));
-  fs::create_directories(dir.file("data/masks"));
-  fs::copy_file(kModels + "/nuclei-he/sample.png", dir.file("data/images/a.png"));
-  fs::copy_file(kModels + "/nuclei-he/sample_instances.tif", dir.file("data/masks/a.tif"));
+  sample_as_data(dir, "nuclei-he");
   const std::string cd = "cd '" + dir.path() + "' && ";
   const std::string quantize = "quantize --model nuclei-he --data-dir data --fold none --mask-encoding instances --calibration-tiles 2 --force";
   const auto q = unet::test::run_unet(quantize, cd);
