@@ -7,7 +7,8 @@ D, and prints the pooled scores per D as `unet evaluate` pools them: objects mat
 threshold (unique above 0.5), F1 = 2 TP / (2 TP + FP + FN), mean AP = mean over IoU 0.5-0.95 of
 TP / (TP + FP + FN). At D = 0 the numbers are evaluate's own (checked on kromp2020 and coelho2009).
 
-    unet predict --model nuclei-fluorescence --input DATA/val/images --output-dir OUT --instances --no-overlays
+    unet predict --model nuclei-fluorescence --input DATA/val/images --output-dir OUT --instances --no-overlays \
+        --min-object-probability 0    # every object, whatever level the model records
     object_probability_filter.py OUT DATA/val/masks [--levels 0,0.6,0.7,0.78]
 
 StarDist keeps an object only where its predicted object probability passes a per-model

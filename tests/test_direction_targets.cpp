@@ -13,6 +13,7 @@
 #include "unet/data/synthetic.h"
 #include "unet/eval/instances.h"
 #include "unet/eval/objects.h"
+#include "unet/infer/predictor.h"
 #include "unet/infer/tiled.h"
 #include "unet/model/checkpoint.h"
 #include "unet/model/unet.h"
@@ -229,8 +230,20 @@ TEST(DirectionTargets, ObjectsGrowToTheirThreshold) {
   EXPECT_EQ(row(0.35), (std::vector<int64_t>{1, 1, 1, 1, 1, 0, 2, 2, 2, 2}));
   EXPECT_EQ(row(0.65), (std::vector<int64_t>{0, 1, 1, 0, 0, 0, 2, 2, 2, 2}));
   // The rule carries it to every scheme's objects: a model's recorded threshold, else 0.5.
-  EXPECT_DOUBLE_EQ(object_rule(0).object_threshold, kObjectThreshold);
-  EXPECT_DOUBLE_EQ(object_rule(400, 0.35).object_threshold, 0.35);
+  EXPECT_DOUBLE_EQ(object_rule(ObjectRecord{}).object_threshold, kObjectThreshold);
+  EXPECT_DOUBLE_EQ(object_rule(ObjectRecord{400, 0.35}).object_threshold, 0.35);
+  // With the model's smallest mean object probability (none: 0); the options' auto values keep
+  // both, given values replace them (0 too).
+  const ObjectRecord recorded{400, 0.35, 0.7};
+  EXPECT_DOUBLE_EQ(object_rule(ObjectRecord{400, 0.35}).min_probability, 0.0);
+  EXPECT_DOUBLE_EQ(object_rule(recorded).min_probability, 0.7);
+  InferenceOptions options;
+  EXPECT_DOUBLE_EQ(object_rule(recorded, options).min_probability, 0.7);
+  EXPECT_DOUBLE_EQ(object_rule(recorded, options).object_threshold, 0.35);
+  options.min_object_probability = 0.0;
+  options.object_threshold = 0.6;
+  EXPECT_DOUBLE_EQ(object_rule(recorded, options).min_probability, 0.0);
+  EXPECT_DOUBLE_EQ(object_rule(recorded, options).object_threshold, 0.6);
 }
 
 TEST(DirectionTargets, ObjectsKeepTheirRimsWhereTheDirectionIsUncertain) {

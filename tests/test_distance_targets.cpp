@@ -200,8 +200,8 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
                            dir.file("tuned/checkpoint.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("object threshold: 0.35"), std::string::npos) << r.out;
-  EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("tuned/checkpoint.pt")).object_threshold, 0.35);
-  EXPECT_DOUBLE_EQ(read_checkpoint_info(checkpoint_path(model)).object_threshold, 0.0);
+  EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("tuned/checkpoint.pt")).objects.threshold, 0.35);
+  EXPECT_DOUBLE_EQ(read_checkpoint_info(checkpoint_path(model)).objects.threshold, 0.0);
   auto threshold_of = [&](const std::string& flags) {
     const auto e = unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + dir.file("tuned") +
                                         " --quiet" + flags);

@@ -67,6 +67,31 @@ TEST(Export, TorchScriptModuleMatchesTheNativeModel) {
   }
 }
 
+// What a model records about its objects travels in the contract's training record: read back as
+// written; a value out of its range is refused in one line naming the file.
+TEST(Export, TheContractCarriesTheObjectRecordAndRefusesADamagedOne) {
+  TempDir dir;
+  UNet model(UNetOptions().depth(2).filters(4));
+  export_torchscript(model, 60, dir.file("m.pt"), R"({"object_area_median":400,"object_threshold":0.35,"min_object_probability":0.7})");
+  const ObjectRecord read = load_export(dir.file("m.pt"), c10::Device(c10::kCPU)).objects;
+  EXPECT_EQ(read.median_area, 400);
+  EXPECT_DOUBLE_EQ(read.threshold, 0.35);
+  EXPECT_DOUBLE_EQ(read.min_probability, 0.7);
+  for (const auto& [record, expected] : {std::pair<std::string, std::string>{R"({"min_object_probability":1})", "smallest mean object probability"},
+                                         {R"({"min_object_probability":"x"})", "smallest mean object probability"},
+                                         {R"({"object_threshold":0})", "object threshold"}}) {
+    export_torchscript(model, 60, dir.file("bad.pt"), record);
+    try {
+      load_export(dir.file("bad.pt"), c10::Device(c10::kCPU));
+      ADD_FAILURE() << record << " was read";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(dir.file("bad.pt") + ": damaged unet contract: " + expected), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  }
+}
+
 TEST(Export, RunsFromPythonWherePyTorchIsInstalled) {
   const std::string python = UNET_TEST_PYTHON;
   if (python.empty() || !std::filesystem::exists(python)) GTEST_SKIP() << "no Python with torch configured (UNET_TEST_PYTHON); skipping";

@@ -232,6 +232,15 @@ TEST(Hardening, DamagedCheckpointsAreRefusedByEveryCommand) {
     unet::test::write_file(checkpoint_path(dir.file("flipped")), bytes);
     refused_everywhere("flipped", "checksum");
   }
+  {
+    // A smallest mean object probability out of [0, 1) in the training record.
+    UNet net(tiny);
+    CheckpointInfo info{tiny, 60, 1};
+    info.objects.min_probability = 1.5;
+    fs::create_directories(dir.file("record"));
+    save_checkpoint(checkpoint_path(dir.file("record")), net, nullptr, info);
+    refused_everywhere("record", "damaged checkpoint (smallest mean object probability not at least 0 and below 1)");
+  }
   for (const auto& [name, config, expected] :
        {std::tuple<std::string, std::string, std::string>{"json", "{not json", "malformed model configuration"},
         {"depth", "{\"in_channels\":1,\"classes\":2,\"depth\":9,\"filters\":4,\"padding\":\"valid\",\"up_kernel\":3,\"dropout\":0.5}",

@@ -237,7 +237,7 @@ TEST(ObjectArea, TrainingRecordsItsObjectsAndPredictionDropsSpecks) {
   auto r = run_unet("train --synthetic --synthetic-kind nuclei --synthetic-size 64 --synthetic-count 4 --quiet --depth 2 "
                     "--filters 4 --classes 3 --input-size 60 --batch-size 2 --max-steps 2 --model-dir " + dir.file("m"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const int64_t area = read_checkpoint_info(checkpoint_path(dir.file("m"))).object_area;
+  const int64_t area = read_checkpoint_info(checkpoint_path(dir.file("m"))).objects.median_area;
   EXPECT_GT(area, 20);  // the synthetic nuclei's median, tens of pixels
   EXPECT_LT(area, 64 * 64);
   std::filesystem::create_directories(dir.file("in"));

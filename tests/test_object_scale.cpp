@@ -265,7 +265,7 @@ TEST(ObjectScale, MeasuredScaleBringsTheImagesObjectsToTheModelsDiameter) {
   // sixteenth of their area there, a tenth kept): found at their own size, and all kept.
   Predictor same(threshold_model(), c10::Device(c10::kCPU), 1);
   same.use_tiles(tiles);
-  same.use_object_rule(object_rule(std::llround(M_PI * 10 * 10)));
+  same.use_object_rule(object_rule(ObjectRecord{std::llround(M_PI * 10 * 10)}));
   same.measure_object_scale(20.0);
   const at::Tensor kept = same.predict({s}, &scales)[0];
   EXPECT_NEAR(scales[0], 1.0, 0.1);
@@ -340,7 +340,7 @@ TEST(ObjectScale, TrainRecordsTheDiameterAndPredictExportAndErrorsFollowIt) {
   const auto results = nlohmann::json::parse(test::read_file(model + "/eval_results.json"));
   EXPECT_EQ(results["object_rule"]["object_diameter"], "auto");
   EXPECT_EQ(results["object_rule"]["model_object_diameter"], 20.0);
-  EXPECT_EQ(results["object_rule"]["min_area"], smallest_object_area(info.object_area));
+  EXPECT_EQ(results["object_rule"]["min_area"], smallest_object_area(info.objects.median_area));
   // Each image's measured scale, by name, and their range said in one line.
   ASSERT_TRUE(results["object_rule"].contains("image_scales")) << r.out;
   const auto& scales = results["object_rule"]["image_scales"];

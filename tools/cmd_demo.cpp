@@ -124,7 +124,7 @@ void run_demo(DemoCommand& o) {
   print_metrics("evaluation on the held-out synthetic slices", r.metrics, data.naming(), data.scheme);
   Predictor predictor(trainer.model(), trainer.geometry(), context.device, o.train.batch_size, o.train.exec.channels_last);
   predictor.use_normalisation(o.train.normalisation);
-  predictor.use_object_rule(object_rule(trainer.object_area()));
+  predictor.use_object_rule(object_rule(ObjectRecord{trainer.object_area()}));
   if (data.has_instances()) {
     finish_nuclei_demo(o, data, r, predictor);
     return;

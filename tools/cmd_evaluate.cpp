@@ -49,8 +49,9 @@ std::vector<double> parse_object_thresholds(const std::vector<std::string>& item
 }
 
 /// The sweep's table, its best threshold by mean AP, and how to record it in the model (`model`:
-/// the export's options that name it).
-void print_sweep(const ThresholdSweep& sweep, const ObjectRule& used, const std::string& model) {
+/// the export's options that name it; `recorded`: what the model records), with the smallest
+/// object probability the rows were scored with where either names one.
+void print_sweep(const ThresholdSweep& sweep, const ObjectRule& used, const std::string& model, const ObjectRecord& recorded) {
   std::printf("  object thresholds (one prediction; objects cut once, grown to each):\n"
               "    threshold  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
   for (size_t k = 0; k < sweep.thresholds.size(); ++k) {
@@ -60,12 +61,13 @@ void print_sweep(const ThresholdSweep& sweep, const ObjectRule& used, const std:
                 o.panoptic_quality(), k == sweep.best() ? "  best" : "");
   }
   const double best = sweep.thresholds[sweep.best()];
+  const std::string also = used.min_probability > 0 || recorded.min_probability > 0
+                               ? " --min-object-probability " + number_text(used.min_probability)
+                               : "";
   std::printf("  best mean AP at object threshold %s (the scores above the table are at %s); on validation images, record "
-              "it with: unet export %s --format checkpoint --object-threshold %s\n",
-              number_text(best).c_str(), number_text(used.object_threshold).c_str(), model.c_str(), number_text(best).c_str());
-  if (used.min_probability > 0)
-    std::printf("  (chosen with --min-object-probability %s, which a model does not record: give it with the threshold)\n",
-                number_text(used.min_probability).c_str());
+              "it with: unet export %s --format checkpoint --object-threshold %s%s\n",
+              number_text(best).c_str(), number_text(used.object_threshold).c_str(), model.c_str(), number_text(best).c_str(),
+              also.c_str());
 }
 
 /// A name for data other than the model's, for its results file: the data folder's name (other
@@ -130,7 +132,7 @@ void run_evaluate(const EvaluateCommand& o) {
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
   if (!sweep.thresholds.empty())
     print_sweep(sweep, predictor.object_rule(),
-                o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name);
+                o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name, info.objects);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j.update(class_record(m, naming));

@@ -32,14 +32,26 @@ struct ExportCommand {
   BioimageioOptions package;
   /// The object threshold to record (0: the checkpoint's, as it is).
   double object_threshold = 0.0;
+  /// The smallest mean object probability to record (0: none; `kKeepRecorded`: the checkpoint's).
+  static constexpr double kKeepRecorded = -1.0;
+  double min_object_probability = kKeepRecorded;
 };
 
-/// `info` with `threshold` recorded as its object threshold (0: as it is), in the typed field and
-/// in the training record that every format carries.
-void record_object_threshold(CheckpointInfo& info, double threshold) {
-  if (threshold <= 0.0) return;
-  info.object_threshold = threshold;
+/// `info` with the object threshold and smallest mean object probability the command gives recorded
+/// (the rest as it is), in the typed fields and in the training record that every format carries.
+void record_objects(CheckpointInfo& info, const ExportCommand& o) {
+  if (o.object_threshold > 0.0) info.objects.threshold = o.object_threshold;
+  if (o.min_object_probability != ExportCommand::kKeepRecorded) info.objects.min_probability = o.min_object_probability;
   info.training_record = training_record_text(info);
+}
+
+/// The object defaults `info` records, for the people exporting it.
+void print_object_record(const CheckpointInfo& info) {
+  if (info.objects.threshold > 0)
+    std::printf("object threshold: %s (evaluate's and predict's default)\n", number_text(info.objects.threshold).c_str());
+  if (info.objects.min_probability > 0)
+    std::printf("smallest mean object probability: %s (evaluate's and predict's default)\n",
+                number_text(info.objects.min_probability).c_str());
 }
 
 const char* default_name(Format f, Precision p) {
@@ -123,7 +135,7 @@ void run_export(const ExportCommand& o) {
   CommandFiles().reads(ckpt).reads(int8 ? int8_scales_path(ckpt) : "").reads(package.sample).writes(out).check();
   // The model's class names, unless --class-names renames them (every format carries them).
   info.class_naming = model_naming(info, o.package.class_names);
-  record_object_threshold(info, o.object_threshold);
+  record_objects(info, o);
   UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
   const Int8Scales scales = int8 ? load_int8_scales(ckpt, model, info.step) : Int8Scales{};
@@ -134,7 +146,7 @@ void run_export(const ExportCommand& o) {
     save_checkpoint(out, model, nullptr, info);
     std::printf("exported %s (step %lld) without its optimizer state to %s\n", ckpt.c_str(), static_cast<long long>(info.step),
                 out.c_str());
-    if (info.object_threshold > 0) std::printf("object threshold: %g (evaluate's and predict's default)\n", info.object_threshold);
+    print_object_record(info);
     return;
   }
   if (o.format == Format::kOnnx) {
@@ -202,13 +214,21 @@ void register_export(CLI::App& app) {
             "The object threshold to record in the export, above 0 and below 1: evaluate's and predict's default "
             "(--object-threshold auto) for the objects of an interior/boundary, distance or direction model (0, the "
             "default: the checkpoint's as it is, " + number_text(kObjectThreshold) + " where it records none)");
+  add_value_or_auto(*cmd, "--min-object-probability", "min_object_probability", o->min_object_probability,
+                    ExportCommand::kKeepRecorded, "a probability",
+                    "The smallest mean object probability to record in the export, at least 0 and below 1: evaluate's and "
+                    "predict's default (--min-object-probability auto), under which objects are dropped (0: keep every "
+                    "object; auto, the default: the checkpoint's as it is, 0 where it records none)");
   add_list(*cmd, "--class-names", "class_names", o->package.class_names,
            "One name per class, comma-separated, carried by the export (default: the names the model was trained with)");
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] {
     o->package.validate();
-    require_option(o->object_threshold >= 0 && o->object_threshold < 1, "object_threshold",
+    require_option(o->object_threshold == 0 || legal_object_threshold(o->object_threshold), "object_threshold",
                    "must be above 0 and below 1 (0: the checkpoint's, as it is)", o->object_threshold);
+    require_option(legal_min_object_probability(o->min_object_probability) ||
+                       o->min_object_probability == ExportCommand::kKeepRecorded,
+                   "min_object_probability", "must be auto, or at least 0 and below 1", o->min_object_probability);
     if (o->precision == Precision::kInt8 && (o->format == Format::kTorchScript || o->format == Format::kCheckpoint))
       throw OptionError("precision", " int8 is exported as ONNX or a bioimage.io package: add {format} onnx or {format} bioimageio");
   });

@@ -216,9 +216,11 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
                     "Interior/boundary, distance and direction models: objects extend over the connected pixels whose "
                     "object probability (1 - background's) is above this, between 0 and 1; auto: the model's recorded one "
                     "(export --format checkpoint --object-threshold), " + number_text(kObjectThreshold) + " where it records none");
-  add_value(app, "--min-object-probability", "min_object_probability", infer.min_object_probability,
-            "Objects (evaluate's, predict --instances') whose mean object probability (1 - background's, over their "
-            "pixels) is under this are dropped, at least 0 and below 1; choose it on validation images (evaluate); 0: keep all");
+  add_value_or_auto(app, "--min-object-probability", "min_object_probability", infer.min_object_probability,
+                    InferenceOptions::kAutoMinObjectProbability, "a probability",
+                    "Objects (evaluate's, predict --instances') whose mean object probability (1 - background's, over "
+                    "their pixels) is under this are dropped, at least 0 and below 1; auto: the model's recorded one "
+                    "(export --format checkpoint --min-object-probability), none where it records none; 0: keep all");
   add_choice(app, "--input-mode", "input_mode", infer.input_mode, input_mode_names(/*with_auto=*/true),
              "resize, tile (native resolution, overlapping tiles) or auto (tile when the model was trained on tiles "
              "or the image size differs from the training images')");

@@ -193,7 +193,7 @@ at::Tensor direction_objects(const at::Tensor& maps, int64_t steps) {
 
 at::Tensor grow_objects(const at::Tensor& labels, const at::Tensor& background, double threshold) {
   TORCH_CHECK(labels.dim() == 2 && labels.sizes() == background.sizes(), "grow_objects: labels and background [H, W]");
-  if (!(threshold > 0.0 && threshold < 1.0))
+  if (!legal_object_threshold(threshold))
     throw Error("object threshold " + number_text(threshold) + ": must be above 0 and below 1");
   const at::Tensor l = labels.to(at::kLong).cpu();
   const int64_t n = l.numel() == 0 ? 0 : l.max().item<int64_t>();
@@ -313,8 +313,8 @@ at::Tensor objects_of(const at::Tensor& maps, ClassScheme scheme, InstanceMethod
 
 at::Tensor drop_unlikely_objects(const at::Tensor& labels, const at::Tensor& background, double min_probability) {
   TORCH_CHECK(labels.sizes() == background.sizes(), "drop_unlikely_objects: labels and background of one size");
-  if (!(min_probability >= 0.0 && min_probability < 1.0))
-    throw Error("smallest object probability " + number_text(min_probability) + ": must be at least 0 and below 1");
+  if (!legal_min_object_probability(min_probability))
+    throw Error("smallest mean object probability " + number_text(min_probability) + ": must be at least 0 and below 1");
   if (min_probability == 0 || labels.numel() == 0) return labels;
   const at::Tensor flat = labels.reshape({-1}).to(at::kLong).cpu().contiguous();
   const at::Tensor object = 1.0 - background.reshape({-1}).to(at::kDouble).cpu();
@@ -340,11 +340,13 @@ int64_t smallest_object_area(int64_t median_area) {
   return std::llround(kSmallObjectFraction * static_cast<double>(median_area));
 }
 
-ObjectRule object_rule(int64_t median_area, double object_threshold) {
+ObjectRule object_rule(const ObjectRecord& model) {
   ObjectRule rule;
-  if (object_threshold > 0.0) rule.object_threshold = object_threshold;
-  rule.min_area = smallest_object_area(median_area);
-  rule.neck_radius = median_area > 0 ? kNeckFraction * std::sqrt(static_cast<double>(median_area) / M_PI) : 0.0;
+  if (model.threshold > 0.0) rule.object_threshold = model.threshold;
+  rule.min_probability = model.min_probability;
+  rule.min_area = smallest_object_area(model.median_area);
+  const auto area = static_cast<double>(model.median_area);
+  rule.neck_radius = model.median_area > 0 ? kNeckFraction * std::sqrt(area / M_PI) : 0.0;
   rule.neck_ratio = kNeckRatio;
   return rule;
 }

@@ -24,7 +24,7 @@ void check_threshold_sweep(const UNetOptions& model, const std::vector<double>& 
     throw OptionError("object_thresholds", ": a two-class model's objects are the components of class 1, not grown to a "
                                            "threshold (interior/boundary, distance and direction models' are)");
   for (double t : thresholds)
-    if (!(t > 0.0 && t < 1.0)) throw OptionError("object_thresholds", ": " + number_text(t) + " is not above 0 and below 1");
+    if (!legal_object_threshold(t)) throw OptionError("object_thresholds", ": " + number_text(t) + " is not above 0 and below 1");
 }
 
 namespace {

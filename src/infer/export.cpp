@@ -370,13 +370,7 @@ LoadedExport load_export(const std::string& path, c10::Device device) {
     out.input_size = j.at("input").at("trained_size").get<int64_t>();
     if (j.at("input").contains("intensity")) out.normalisation = j["input"]["intensity"].get<Normalisation>();
     if (j.at("input").contains("object_diameter")) out.object_diameter = j["input"]["object_diameter"].get<double>();
-    if (j.contains("training") && j["training"].is_object() && j["training"].contains("object_area_median"))
-      out.object_area = j["training"]["object_area_median"].get<int64_t>();
-    if (j.contains("training") && j["training"].is_object() && j["training"].contains("object_threshold")) {
-      const auto& t = j["training"]["object_threshold"];
-      if (!t.is_number() || !(t.get<double>() > 0.0 && t.get<double>() < 1.0)) throw Error("object threshold not in (0, 1)");
-      out.object_threshold = t.get<double>();
-    }
+    if (j.contains("training") && j["training"].is_object()) out.objects = read_object_record(j["training"]);
     out.contract = json_text(j);
   } catch (const nlohmann::json::exception&) {
     fail_file(path, "not a unet export (no unet contract in the archive)");

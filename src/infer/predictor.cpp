@@ -28,10 +28,10 @@ void InferenceOptions::validate() const {
   require_option((split_radius >= 0 && split_radius <= 65536) || split_radius == kAutoSplitRadius, "split_radius",
                  "must be between 0 and 65536", split_radius);
   require_option(split_ratio >= 0 && split_ratio < 1, "split_ratio", "must be at least 0 and below 1", split_ratio);
-  require_option((object_threshold > 0 && object_threshold < 1) || object_threshold == kAutoObjectThreshold,
+  require_option(legal_object_threshold(object_threshold) || object_threshold == kAutoObjectThreshold,
                  "object_threshold", "must be auto or above 0 and below 1", object_threshold);
-  require_option(min_object_probability >= 0 && min_object_probability < 1, "min_object_probability",
-                 "must be at least 0 and below 1", min_object_probability);
+  require_option(legal_min_object_probability(min_object_probability) || min_object_probability == kAutoMinObjectProbability,
+                 "min_object_probability", "must be auto, or at least 0 and below 1", min_object_probability);
   require_option(object_diameter == 0 || object_diameter == kMeasuredObjectDiameter || (object_diameter >= kMinObjectDiameter && object_diameter <= kMaxObjectDiameter),
                  "object_diameter", "must be auto, 0 (none) or between " + std::to_string(static_cast<int>(kMinObjectDiameter)) +
                      " and " + std::to_string(static_cast<int>(kMaxObjectDiameter)) + " pixels", object_diameter);
@@ -259,10 +259,11 @@ std::vector<at::Tensor> Predictor::predict(const std::vector<Sample>& samples, s
   return all;
 }
 
-ObjectRule object_rule(int64_t object_area, double object_threshold, const InferenceOptions& options) {
-  ObjectRule objects = object_rule(object_area, object_threshold);
+ObjectRule object_rule(const ObjectRecord& model, const InferenceOptions& options) {
+  ObjectRule objects = object_rule(model);
   if (options.object_threshold != InferenceOptions::kAutoObjectThreshold) objects.object_threshold = options.object_threshold;
-  objects.min_probability = options.min_object_probability;
+  if (options.min_object_probability != InferenceOptions::kAutoMinObjectProbability)
+    objects.min_probability = options.min_object_probability;
   if (options.min_object_area != InferenceOptions::kAutoObjectArea) objects.min_area = options.min_object_area;
   if (options.split_radius != InferenceOptions::kAutoSplitRadius) objects.neck_radius = options.split_radius;
   objects.neck_ratio = options.split_ratio;
@@ -283,7 +284,7 @@ Predictor load_predictor(const std::string& path, const CheckpointInfo& info, co
   const InputMode mode = resolved_input_mode(options.input_mode, info, samples);
   predictor.use_tta(options.tiles.tta);
   predictor.use_normalisation(info.normalisation);
-  predictor.use_object_rule(object_rule(info.object_area, info.object_threshold, options));
+  predictor.use_object_rule(object_rule(info.objects, options));
   predictor.use_cpu_engine(options.exec.cpu_engine, options.exec.conv_algorithm);
   predictor.use_precision(context.precision);
   if (int8) predictor.use_int8(int8);

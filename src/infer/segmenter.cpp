@@ -35,9 +35,8 @@ Segmenter Segmenter::from_export(const std::string& path, const std::string& dev
   s.predictor_ = std::make_shared<Predictor>(loaded, where, /*batch_size=*/1);
   s.tiles_.input = loaded.input_size;
   s.object_diameter_ = loaded.object_diameter;
-  s.object_area_ = loaded.object_area;
-  s.object_threshold_ = loaded.object_threshold;
-  s.predictor_->use_object_rule(object_rule(loaded.object_area, loaded.object_threshold));
+  s.objects_ = loaded.objects;
+  s.predictor_->use_object_rule(object_rule(loaded.objects));
   use_object_diameter(*s.predictor_, InferenceOptions::kMeasuredObjectDiameter, s.object_diameter_, InputMode::kTile);
   return s;
 }
@@ -59,7 +58,7 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
     s.input_mode_ = options.input_mode == InputMode::kResize ? InputMode::kResize : InputMode::kTile;
     s.tiles_ = tile_options(options, s.tiles_.input);
     s.predictor_->use_tta(options.tiles.tta);
-    s.predictor_->use_object_rule(object_rule(s.object_area_, s.object_threshold_, options));
+    s.predictor_->use_object_rule(object_rule(s.objects_, options));
     use_object_diameter(*s.predictor_, options.object_diameter, s.object_diameter_, s.input_mode_);
     s.resizing_ = std::make_shared<Predictor>(*s.predictor_);
     s.predictor_->use_tiles(s.tiles_);

@@ -23,7 +23,6 @@ namespace {
 constexpr const char* kFormatTag = "unet-checkpoint/1";
 /// Steps, sides and image sizes beyond these are damage, not training.
 constexpr int64_t kMaxStep = int64_t{1} << 40;
-constexpr int64_t kMaxSide = int64_t{1} << 20;
 
 /// CRC-32C of the model's parameters and buffers (their values in NCHW order, as float32 bytes),
 /// in the order the model names them: what a flipped byte in the weights changes.
@@ -126,7 +125,7 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
   info.input_size = read_int(archive, "input_size", path);
   info.step = read_int(archive, "step", path);
   if (info.step < 0 || info.step > kMaxStep) fail_file(path, "damaged checkpoint (step " + std::to_string(info.step) + ")");
-  if (info.input_size > kMaxSide || output_size_or_invalid(info.model, info.input_size) <= 0)
+  if (info.input_size > kMaxRecordedSide || output_size_or_invalid(info.model, info.input_size) <= 0)
     fail_file(path, "damaged checkpoint (input size " + std::to_string(info.input_size) + " is not legal for its U-Net of " +
                         info.model.describe() + ")");
   // The typed fields live in the training record (as every version of unet wrote them).
@@ -136,20 +135,15 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
     const auto mode = record.find("input_mode");
     if (mode != record.end() && mode->is_string() && *mode == "tile") info.input_mode = InputMode::kTile;
     if (const auto n = record.find("normalisation"); n != record.end()) info.normalisation = read_normalisation(*n, path);
-    if (const auto a = record.find("object_area_median"); a != record.end()) {
-      if (!a->is_number_integer() || a->get<int64_t>() < 0 || a->get<int64_t>() > kMaxSide * kMaxSide)
-        fail_file(path, "damaged checkpoint (object area)");
-      info.object_area = a->get<int64_t>();
+    try {
+      info.objects = read_object_record(record);
+    } catch (const Error& e) {
+      fail_file(path, std::string("damaged checkpoint (") + e.what() + ")");
     }
     if (const auto d = record.find("object_diameter"); d != record.end()) {
-      if (!d->is_number() || !(d->get<double>() >= 0) || d->get<double>() > static_cast<double>(kMaxSide))
+      if (!d->is_number() || !(d->get<double>() >= 0) || d->get<double>() > static_cast<double>(kMaxRecordedSide))
         fail_file(path, "damaged checkpoint (object diameter)");
       info.object_diameter = d->get<double>();
-    }
-    if (const auto t = record.find("object_threshold"); t != record.end()) {
-      if (!t->is_number() || !(t->get<double>() > 0.0 && t->get<double>() < 1.0))
-        fail_file(path, "damaged checkpoint (object threshold)");
-      info.object_threshold = t->get<double>();
     }
     const auto size = record.find("image_size");
     if (size != record.end() && size->is_array() && size->size() == 2 && (*size)[0].is_number_integer() &&
@@ -165,7 +159,7 @@ CheckpointInfo read_fields(torch::serialize::InputArchive& archive, const std::s
     info.data_record = data.toStringRef();
   }
   info.class_naming = read_class_naming(archive, info.model, path);
-  if (info.image_height < 0 || info.image_width < 0 || info.image_height > kMaxSide || info.image_width > kMaxSide)
+  if (info.image_height < 0 || info.image_width < 0 || info.image_height > kMaxRecordedSide || info.image_width > kMaxRecordedSide)
     fail_file(path, "damaged checkpoint (training image size)");
   if (info.scaler_state.defined() &&
       (info.scaler_state.numel() != 2 || !at::isfinite(info.scaler_state).all().item<bool>() ||
@@ -197,9 +191,14 @@ std::string training_record_text(const CheckpointInfo& info) {
   if (!record.is_object()) record = nlohmann::json::object();
   record["input_mode"] = to_string(info.input_mode);
   record["normalisation"] = info.normalisation;
-  if (info.object_area > 0) record["object_area_median"] = info.object_area;
+  // Each object field only where recorded (0: none), so that a record set back to 0 is gone.
+  record.erase("object_area_median");
+  record.erase("object_threshold");
+  record.erase("min_object_probability");
+  if (info.objects.median_area > 0) record["object_area_median"] = info.objects.median_area;
   if (info.object_diameter > 0) record["object_diameter"] = info.object_diameter;
-  if (info.object_threshold > 0) record["object_threshold"] = info.object_threshold;
+  if (info.objects.threshold > 0) record["object_threshold"] = info.objects.threshold;
+  if (info.objects.min_probability > 0) record["min_object_probability"] = info.objects.min_probability;
   if (info.image_height > 0 && info.image_width > 0) record["image_size"] = {info.image_height, info.image_width};
   return json_text(record);
 }

@@ -41,4 +41,29 @@ inline void from_json(const nlohmann::json& j, Normalisation& n) {
   n.validate();
 }
 
+/// The largest image side a record may state, pixels: beyond it a value is damage, not training.
+constexpr int64_t kMaxRecordedSide = int64_t{1} << 20;
+
+/// The object record in a training record `record` (a JSON object: "object_area_median",
+/// "object_threshold", "min_object_probability"; each absent: 0, not recorded). Throws `Error`
+/// naming the field whose value is of the wrong type or out of its range.
+inline ObjectRecord read_object_record(const nlohmann::json& record) {
+  ObjectRecord out;
+  if (const auto a = record.find("object_area_median"); a != record.end()) {
+    if (!a->is_number_integer() || a->get<int64_t>() < 0 || a->get<int64_t>() > kMaxRecordedSide * kMaxRecordedSide)
+      throw Error("object area");
+    out.median_area = a->get<int64_t>();
+  }
+  if (const auto t = record.find("object_threshold"); t != record.end()) {
+    if (!t->is_number() || !legal_object_threshold(t->get<double>())) throw Error("object threshold not above 0 and below 1");
+    out.threshold = t->get<double>();
+  }
+  if (const auto p = record.find("min_object_probability"); p != record.end()) {
+    if (!p->is_number() || !legal_min_object_probability(p->get<double>()))
+      throw Error("smallest mean object probability not at least 0 and below 1");
+    out.min_probability = p->get<double>();
+  }
+  return out;
+}
+
 }  // namespace unet

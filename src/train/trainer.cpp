@@ -141,7 +141,7 @@ Metrics Trainer::evaluate(const std::vector<Sample>& samples) {
   Predictor predictor(model_, geometry_, context_.device, options_.batch_size, options_.exec.channels_last);
   predictor.use_precision(context_.precision);
   predictor.use_normalisation(options_.normalisation);
-  predictor.use_object_rule(object_rule(object_area_));
+  predictor.use_object_rule(object_rule(ObjectRecord{object_area_}));
   if (geometry_.tile) {
     TileOptions tiles;
     tiles.input = options_.input_size;
@@ -169,7 +169,7 @@ void Trainer::save() {
   info.step = step_;
   info.input_mode = options_.input_mode;
   info.normalisation = options_.normalisation;
-  info.object_area = object_area_;
+  info.objects.median_area = object_area_;
   info.object_diameter = options_.object_diameter;
   info.image_height = image_height_;
   info.image_width = image_width_;

@@ -148,11 +148,12 @@ int64_t smallest_object_area(int64_t median_area);
 /// cores also deeper than half their interior's deepest pixel, 0.778 and 0.562.
 constexpr double kNeckFraction = 0.65;
 constexpr double kNeckRatio = 0.5;
-/// What a model whose training objects' median area is `median_area` pixels keeps and splits:
-/// `smallest_object_area`, `kNeckFraction` of the median radius (both 0, none dropped and no neck
-/// split, where none is recorded) and `kNeckRatio`; its objects extend to `object_threshold`
-/// (the model's recorded one; 0: none recorded, `kObjectThreshold`).
-ObjectRule object_rule(int64_t median_area, double object_threshold = 0.0);
+/// The objects of a model that records `model`: of its median training object's area,
+/// `smallest_object_area` and `kNeckFraction` of the median radius (both 0, none dropped and no
+/// neck split, where none is recorded) with `kNeckRatio`; its objects extend to its recorded
+/// object threshold (`kObjectThreshold` where none) and are dropped under its recorded smallest
+/// mean object probability (0: none).
+ObjectRule object_rule(const ObjectRecord& model);
 
 /// The objects of distance maps [K, H, W] (K >= 3), as `objects_of` cuts them, seeded where the
 /// height is at least `seed_level` (0 to 1; nothing removed).

@@ -65,10 +65,8 @@ struct LoadedExport {
   Normalisation normalisation;
   /// The median object diameter the training images were rescaled to, pixels (0: none recorded).
   double object_diameter = 0.0;
-  /// The median object area of the training labels, pixels (the contract's training record; 0: none).
-  int64_t object_area = 0;
-  /// The object threshold the checkpoint recorded (the contract's training record; 0: none).
-  double object_threshold = 0.0;
+  /// What the checkpoint recorded about its objects (the contract's training record; 0: none).
+  ObjectRecord objects;
   std::function<at::Tensor(const at::Tensor&)> forward;
 };
 

@@ -57,8 +57,10 @@ struct InferenceOptions {
   static constexpr double kAutoObjectThreshold = -1.0;
   double object_threshold = kAutoObjectThreshold;
   /// Objects whose mean object probability is under this are dropped
-  /// (`ObjectRule::min_probability`), at least 0 and below 1; 0: none.
-  double min_object_probability = 0.0;
+  /// (`ObjectRule::min_probability`), at least 0 and below 1; 0: none;
+  /// `kAutoMinObjectProbability`: the model's recorded one, 0 where it records none.
+  static constexpr double kAutoMinObjectProbability = -1.0;
+  double min_object_probability = kAutoMinObjectProbability;
   /// The median diameter of the objects in the images to predict, pixels (0: as the model's
   /// training objects, no rescaling). With a model trained at an object diameter (`train
   /// --object-diameter`), each image is rescaled by the model's diameter over this one before it
@@ -242,12 +244,10 @@ TileOptions tile_options(const InferenceOptions& options, int64_t input_size);
 /// are) otherwise; other values stay.
 double resolved_object_diameter(double given, double model_diameter, InputMode mode);
 
-/// The objects `options` cut for a model whose median training object is `object_area` pixels and
-/// whose recorded object threshold is `object_threshold` (0 for either: none recorded):
-/// `object_rule(object_area, object_threshold)` with the options' smallest area, neck radius,
-/// ratio and object threshold where they are given (the `auto` values keep the model's), and
-/// the options' smallest object probability.
-ObjectRule object_rule(int64_t object_area, double object_threshold, const InferenceOptions& options);
+/// The objects `options` cut for a model that records `model`: `object_rule(model)` with the
+/// options' smallest area, neck radius, neck ratio, object threshold and smallest object
+/// probability where they are given (the `auto` values keep the model's).
+ObjectRule object_rule(const ObjectRecord& model, const InferenceOptions& options);
 
 /// Sets `predictor`'s object size for the diameter `given` and a model trained at `model_diameter`
 /// predicting in `mode` (`resolved_object_diameter` first): 0 leaves the images as they are, a

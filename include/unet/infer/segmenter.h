@@ -39,11 +39,13 @@ class Segmenter {
   /// From a `unet train` checkpoint (the architecture comes from the file). `precision`: fp32,
   /// bf16, fp16, or int8 (CPUs; the calibration `unet quantize` wrote beside the checkpoint).
   /// `load` with predict's defaults in tiles: objects as predict cuts them (the model's smallest
-  /// object and neck split; a model trained at an object size measures each image's).
+  /// object, neck split, object threshold and smallest mean object probability; a model trained
+  /// at an object size measures each image's).
   static Segmenter from_checkpoint(const std::string& path, const std::string& device = "cpu",
                                    const std::string& precision = "fp32");
   /// From a `unet export` TorchScript module: objects as from the checkpoint (the contract's
-  /// smallest object and neck split; an object size in it: measured per image).
+  /// smallest object, neck split, object threshold and smallest mean object probability; an
+  /// object size in it: measured per image).
   static Segmenter from_export(const std::string& path, const std::string& device = "cpu");
   /// As `unet predict` predicts with `options` on `context`'s device and precision: `path` a
   /// checkpoint, the model folder holding one, or a TorchScript export (tiles always). The input
@@ -84,10 +86,8 @@ class Segmenter {
   InputMode input_mode_ = InputMode::kTile;
   /// The object diameter the model was trained at, pixels (0: none recorded).
   double object_diameter_ = 0.0;
-  /// Exports: the median training object's area, pixels, and the recorded object threshold (the
-  /// checkpoint's are in `info_`; 0: none).
-  int64_t object_area_ = 0;
-  double object_threshold_ = 0.0;
+  /// Exports: what the model records about its objects (the checkpoint's is in `info_`).
+  ObjectRecord objects_;
   TileOptions tiles_;
   ClassNaming naming_ = recorded_naming({}, 2, ClassScheme::kPlain);
 };

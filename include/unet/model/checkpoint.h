@@ -45,21 +45,19 @@ struct CheckpointInfo {
   std::string data_record;
   /// How each image's intensities were normalised (`kRange` in checkpoints before this field).
   Normalisation normalisation;
-  /// The median area of the training objects, pixels, when the training masks were instance labels
-  /// (0: not recorded): predictions drop objects far smaller (`kSmallObjectFraction`).
-  int64_t object_area = 0;
+  /// What the model records about its objects: its training objects' median area, pixels (instance
+  /// labels; predictions drop objects far smaller, `kSmallObjectFraction`), and the object
+  /// threshold and smallest mean object probability chosen for it (`export --format checkpoint
+  /// --object-threshold --min-object-probability`); 0: not recorded.
+  ObjectRecord objects;
   /// The median object diameter every training image was rescaled to, pixels (`train
   /// --object-diameter`; 0: the images' own sizes): prediction rescales images by it over their
-  /// objects' diameter. `object_area` is then in pixels at this size.
+  /// objects' diameter. `objects.median_area` is then in pixels at this size.
   double object_diameter = 0.0;
-  /// The object probability to which evaluate and predict extend its objects by default
-  /// (`ObjectRule::object_threshold`; `export --format checkpoint --object-threshold`), in (0, 1);
-  /// 0: not recorded (`kObjectThreshold`).
-  double object_threshold = 0.0;
 };
 
-/// `info.training_record` with the typed fields above (input mode, normalisation, object area,
-/// diameter and threshold, training image size) set as they are in `info`: the record a checkpoint
+/// `info.training_record` with the typed fields above (input mode, normalisation, object record
+/// and diameter, training image size) set as they are in `info`: the record a checkpoint
 /// stores, and that exports carry.
 std::string training_record_text(const CheckpointInfo& info);
 

@@ -70,4 +70,24 @@ ClassNaming recorded_naming(const ClassNaming& recorded, int64_t classes, ClassS
 /// when `names` does not give one name per class of `base`.
 ClassNaming rename_classes(const ClassNaming& base, const std::vector<std::string>& names);
 
+/// What a model records about its objects (its checkpoint's training record, which its exports
+/// carry): the defaults by which evaluate, predict and the API cut them (`object_rule` in
+/// unet/eval/instances.h). 0 in a field: not recorded.
+struct ObjectRecord {
+  /// The median area of the training objects, pixels (instance-label masks; at the model's object
+  /// size where it was trained at one): objects far smaller are dropped, necks split by it.
+  int64_t median_area = 0;
+  /// The object probability to which objects grow (`export --object-threshold`), in (0, 1).
+  double threshold = 0.0;
+  /// The mean object probability under which an object is dropped (`export
+  /// --min-object-probability`), in [0, 1).
+  double min_probability = 0.0;
+};
+
+/// Whether `t` can be an object threshold (`ObjectRule::object_threshold`): above 0 and below 1.
+constexpr bool legal_object_threshold(double t) { return t > 0.0 && t < 1.0; }
+/// Whether `p` can be a smallest mean object probability (`ObjectRule::min_probability`): at
+/// least 0 (0: keep every object) and below 1.
+constexpr bool legal_min_object_probability(double p) { return p >= 0.0 && p < 1.0; }
+
 }  // namespace unet
