@@ -300,6 +300,22 @@ TEST(DirectionTargets, ObjectsAtSeveralThresholdsEqualEachThresholdsOwn) {
     EXPECT_EQ((all[1] > 0).sum().item<int64_t>(), (truth > 0).sum().item<int64_t>()) << "scale " << rule.scale;
     EXPECT_LT((all[2] > 0).sum().item<int64_t>(), (all[1] > 0).sum().item<int64_t>() - 20) << "scale " << rule.scale;
   }
+  // With levels (smallest mean object probabilities), threshold-major: each pair's objects are
+  // those objects_of cuts with the rule's threshold and level set to them. The discs' means are
+  // about 0.96 grown to 0.5 (their rims at 0.7) and 1 at 0.8: 0.97 drops them at 0.5 only.
+  const std::vector<double> levels = {0.0, 0.97};
+  const std::vector<at::Tensor> grid =
+      objects_at_thresholds(at::Tensor(), maps, ClassScheme::kDirections, InstanceMethod::kComponents, ObjectRule{}, {0.5, 0.8}, levels);
+  ASSERT_EQ(grid.size(), 4u);
+  for (size_t k = 0; k < grid.size(); ++k) {
+    ObjectRule at_k;
+    at_k.object_threshold = k < 2 ? 0.5 : 0.8;
+    at_k.min_probability = levels[k % 2];
+    EXPECT_TRUE(at::equal(grid[k], objects_of(maps, ClassScheme::kDirections, InstanceMethod::kComponents, at_k))) << k;
+  }
+  EXPECT_EQ(grid[0].max().item<int64_t>(), 2);
+  EXPECT_EQ(grid[1].max().item<int64_t>(), 0);
+  EXPECT_EQ(grid[3].max().item<int64_t>(), 2);
   const at::Tensor at_08 =
       objects_at_thresholds(at::Tensor(), maps, ClassScheme::kDirections, InstanceMethod::kComponents, ObjectRule{}, {0.8})[0];
   EXPECT_EQ((at_08 > 0).sum().item<int64_t>(), (truth > 0).sum().item<int64_t>() - rim.sum().item<int64_t>());

@@ -222,13 +222,14 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("best mean AP at object threshold"), std::string::npos) << r.out;
   const auto swept = nlohmann::json::parse(unet::test::read_file(dir.file("tuned/eval_results.json")));
-  ASSERT_EQ(swept["object_thresholds"].size(), 2u) << swept.dump();
+  ASSERT_EQ(swept["object_sweep"].size(), 2u) << swept.dump();
   auto row = [&](size_t k) {
-    nlohmann::json scores = swept["object_thresholds"][k];
+    nlohmann::json scores = swept["object_sweep"][k];
     scores.erase("object_threshold");
+    scores.erase("min_probability");
     return scores;
   };
-  EXPECT_DOUBLE_EQ(swept["object_thresholds"][0]["object_threshold"].get<double>(), 0.35);
+  EXPECT_DOUBLE_EQ(swept["object_sweep"][0]["object_threshold"].get<double>(), 0.35);
   EXPECT_EQ(row(0), at_recorded);
   EXPECT_EQ(row(1), at_06);
   EXPECT_EQ(swept["objects"], at_recorded);

@@ -146,13 +146,15 @@ TEST(Pretrained, ThresholdSweepOnItsSampleChoosesItsRecordedThreshold) {
             std::string::npos)
       << r.out;
   const auto swept = nlohmann::json::parse(unet::test::read_file(dir.file("log/eval_results_data.json")));
-  const auto& rows = swept.at("object_thresholds");
+  const auto& rows = swept.at("object_sweep");
   ASSERT_EQ(rows.size(), 3u);
   auto scores = [&](size_t k) {
     nlohmann::json row = rows[k];
     row.erase("object_threshold");
+    row.erase("min_probability");
     return row;
   };
+  EXPECT_EQ(rows[0]["min_probability"], 0.78);  // the model's own level, not swept
   EXPECT_EQ(rows[0]["object_threshold"], 0.35);
   EXPECT_EQ(rows[1]["object_threshold"], 0.5);
   EXPECT_EQ(swept["best_object_threshold"], 0.35);
@@ -162,6 +164,55 @@ TEST(Pretrained, ThresholdSweepOnItsSampleChoosesItsRecordedThreshold) {
   r = unet::test::run_unet(evaluate + " --object-threshold 0.5");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(scores(1), nlohmann::json::parse(unet::test::read_file(dir.file("log/eval_results_data.json")))["objects"]);
+}
+
+// --min-object-probabilities scores each level from the same prediction: against the sample's
+// recorded objects (kept at the model's 0.78) 0.78 is best, every object matched, and each row
+// equals the evaluation at that level alone; with --object-thresholds every pair is scored,
+// threshold-major; a level out of [0, 1) is refused in one line.
+TEST(Pretrained, LevelSweepOnItsSampleChoosesItsRecordedLevel) {
+  const unet::test::TempDir dir;
+  const std::string evaluate = "evaluate --model nuclei-fluorescence --data-dir " + sample_as_data(dir, "nuclei-fluorescence") +
+                               " --fold none --mask-encoding instances --log-dir " + dir.file("log");
+  const auto results = [&] { return nlohmann::json::parse(unet::test::read_file(dir.file("log/eval_results_data.json"))); };
+  auto r = unet::test::run_unet(evaluate + " --min-object-probabilities 0.75,0,0.78");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("best mean AP at smallest mean object probability 0.78"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unet export --model nuclei-fluorescence --format checkpoint --min-object-probability 0.78\n"),
+            std::string::npos)
+      << r.out;
+  const auto swept = results();
+  const auto& rows = swept.at("object_sweep");
+  ASSERT_EQ(rows.size(), 3u);
+  const std::vector<double> levels = {0.0, 0.75, 0.78};
+  const std::vector<int64_t> predicted = {21, 19, 18};
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(rows[k]["object_threshold"], 0.35);
+    EXPECT_EQ(rows[k]["min_probability"], levels[k]);
+    EXPECT_EQ(rows[k]["predicted"], predicted[k]);
+  }
+  EXPECT_EQ(rows[2]["f1_50"], 1.0);
+  EXPECT_EQ(swept["best_min_object_probability"], 0.78);
+  nlohmann::json at_zero = rows[0];
+  at_zero.erase("object_threshold");
+  at_zero.erase("min_probability");
+  r = unet::test::run_unet(evaluate + " --min-object-probability 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(at_zero, results()["objects"]);
+  r = unet::test::run_unet(evaluate + " --object-thresholds 0.5,0.35 --min-object-probabilities 0,0.78");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto pairs = results();
+  ASSERT_EQ(pairs["object_sweep"].size(), 4u);
+  EXPECT_EQ(pairs["object_sweep"][1]["object_threshold"], 0.35);
+  EXPECT_EQ(pairs["object_sweep"][1]["min_probability"], 0.78);
+  EXPECT_EQ(pairs["object_sweep"][2]["object_threshold"], 0.5);
+  EXPECT_EQ(pairs["object_sweep"][2]["min_probability"], 0.0);
+  EXPECT_EQ(pairs["object_sweep"][0]["predicted"], 21);
+  EXPECT_EQ(pairs["best_object_threshold"], 0.35);
+  EXPECT_EQ(pairs["best_min_object_probability"], 0.78);
+  EXPECT_NE(r.out.find("--object-threshold 0.35 --min-object-probability 0.78\n"), std::string::npos) << r.out;
+  unet::test::expect_one_line_error(unet::test::run_unet(evaluate + " --min-object-probabilities 0.5,1"),
+                                    "--min-object-probabilities: 1 is not at least 0 and below 1");
 }
 
 // The sample's recorded objects are those whose mean object probability is at least the model's

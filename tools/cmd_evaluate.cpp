@@ -28,46 +28,56 @@ struct EvaluateCommand {
   std::string model_dir = kDefaultModelDir;
   std::string log_dir;
   std::string model_name;  // --model's, if given
-  /// --object-thresholds as given, and as numbers (sorted, once each; their range is
-  /// `check_threshold_sweep`'s).
-  std::vector<std::string> object_thresholds_text;
-  std::vector<double> object_thresholds;
+  /// --object-thresholds and --min-object-probabilities as given, and as numbers (sorted, once
+  /// each; their ranges are `check_object_sweep`'s).
+  std::vector<std::string> object_thresholds_text, levels_text;
+  std::vector<double> object_thresholds, levels;
 };
 
-/// --object-thresholds' items as numbers, else an `OptionError` naming the item.
-std::vector<double> parse_object_thresholds(const std::vector<std::string>& items) {
-  std::vector<double> thresholds;
+/// A list option's items (`field`'s) as numbers, sorted, once each; else an `OptionError` naming the item.
+std::vector<double> parse_probabilities(const std::vector<std::string>& items, const char* field) {
+  std::vector<double> values;
   for (const std::string& item : items) {
-    double t = 0.0;
-    if (!CLI::detail::lexical_cast(item, t))
-      throw OptionError("object_thresholds", ": " + item + " is not a number (probabilities above 0 and below 1, comma-separated)");
-    thresholds.push_back(t);
+    double v = 0.0;
+    if (!CLI::detail::lexical_cast(item, v))
+      throw OptionError(field, ": " + item + " is not a number (probabilities, comma-separated)");
+    values.push_back(v);
   }
-  std::sort(thresholds.begin(), thresholds.end());
-  thresholds.erase(std::unique(thresholds.begin(), thresholds.end()), thresholds.end());
-  return thresholds;
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  return values;
 }
 
-/// The sweep's table, its best threshold by mean AP, and how to record it in the model (`model`:
-/// the export's options that name it; `recorded`: what the model records), with the smallest
-/// object probability the rows were scored with where either names one.
-void print_sweep(const ThresholdSweep& sweep, const ObjectRule& used, const std::string& model, const ObjectRecord& recorded) {
-  std::printf("  object thresholds (one prediction; objects cut once, grown to each):\n"
-              "    threshold  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
-  for (size_t k = 0; k < sweep.thresholds.size(); ++k) {
+/// What a sweep's best pair, or the pair the other scores used, reads as: the swept values only.
+std::string pair_text(bool thresholds, bool levels, double threshold, double level) {
+  std::string s = thresholds ? "object threshold " + number_text(threshold) : "";
+  if (levels) s += (thresholds ? " and " : "") + std::string("smallest mean object probability ") + number_text(level);
+  return s;
+}
+
+/// The sweep's table, its best pair by mean AP, and how to record it in the model (`model`: the
+/// export's options that name it; `recorded`: what the model records). `thresholds` / `levels`:
+/// whether the command swept them (the other list holds the predictor's own value); the
+/// smallest mean object probability the rows were scored with is named where either names one.
+void print_sweep(const ObjectSweep& sweep, bool thresholds, bool levels, const ObjectRule& used, const std::string& model,
+                 const ObjectRecord& recorded) {
+  std::printf("  objects at each object threshold and smallest mean object probability (level; one prediction: objects cut "
+              "once, grown to each threshold, dropped under each level):\n"
+              "    threshold   level  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
+  for (size_t k = 0; k < sweep.scores.size(); ++k) {
     const ObjectScores& o = sweep.scores[k];
-    std::printf("    %9s  %9lld  %9.4f  %10.4f  %7.4f  %6.4f%s\n", number_text(sweep.thresholds[k]).c_str(),
-                static_cast<long long>(o.predicted_objects), o.f1(0), o.f1(5), o.mean_average_precision(),
-                o.panoptic_quality(), k == sweep.best() ? "  best" : "");
+    std::printf("    %9s  %6s  %9lld  %9.4f  %10.4f  %7.4f  %6.4f%s\n", number_text(sweep.threshold(k)).c_str(),
+                number_text(sweep.level(k)).c_str(), static_cast<long long>(o.predicted_objects), o.f1(0), o.f1(5),
+                o.mean_average_precision(), o.panoptic_quality(), k == sweep.best() ? "  best" : "");
   }
-  const double best = sweep.thresholds[sweep.best()];
-  const std::string also = used.min_probability > 0 || recorded.min_probability > 0
-                               ? " --min-object-probability " + number_text(used.min_probability)
-                               : "";
-  std::printf("  best mean AP at object threshold %s (the scores above the table are at %s); on validation images, record "
-              "it with: unet export %s --format checkpoint --object-threshold %s%s\n",
-              number_text(best).c_str(), number_text(used.object_threshold).c_str(), model.c_str(), number_text(best).c_str(),
-              also.c_str());
+  const double best_threshold = sweep.threshold(sweep.best()), best_level = sweep.level(sweep.best());
+  std::string flags = thresholds ? " --object-threshold " + number_text(best_threshold) : "";
+  if (levels || used.min_probability > 0 || recorded.min_probability > 0)
+    flags += " --min-object-probability " + number_text(levels ? best_level : used.min_probability);
+  std::printf("  best mean AP at %s (the scores above the table are at %s); on validation images, record it with: "
+              "unet export %s --format checkpoint%s\n",
+              pair_text(thresholds, levels, best_threshold, best_level).c_str(),
+              pair_text(thresholds, levels, used.object_threshold, used.min_probability).c_str(), model.c_str(), flags.c_str());
 }
 
 /// A name for data other than the model's, for its results file: the data folder's name (other
@@ -105,7 +115,8 @@ void run_evaluate(const EvaluateCommand& o) {
   const std::string ckpt = checkpoint_path(o.model_dir);
   const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
   const CheckpointInfo info = read_checkpoint_info(ckpt);
-  if (!o.object_thresholds.empty()) check_threshold_sweep(info.model, o.object_thresholds);
+  const bool sweeping = !o.object_thresholds.empty() || !o.levels.empty();
+  if (sweeping) check_object_sweep(info.model, o.object_thresholds, o.levels);
   // eval_results.json is the model's own evaluation: a run on other data writes beside it.
   const std::string trained_on = other_training_data(info, o.data);
   const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data), context.precision)).string();
@@ -123,15 +134,15 @@ void run_evaluate(const EvaluateCommand& o) {
                                   std::to_string(data.train.size()) + " labelled images (use {fold} none to evaluate on all)");
   Predictor predictor = load_predictor(ckpt, info, o.infer, context, samples);
   std::vector<double> scales;
-  ThresholdSweep sweep{o.object_thresholds, {}};
-  const Metrics m = evaluate(predictor, samples, &scales, o.object_thresholds.empty() ? nullptr : &sweep);
+  ObjectSweep sweep{o.object_thresholds, o.levels, {}};
+  const Metrics m = evaluate(predictor, samples, &scales, sweeping ? &sweep : nullptr);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
   print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on " + data.description + ", fold " +
                     fold_name, m, naming, info.model.scheme());
   const bool rescaled = predictor.measures_object_scale() || predictor.object_scale() != 1.0;
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
-  if (!sweep.thresholds.empty())
-    print_sweep(sweep, predictor.object_rule(),
+  if (sweeping)
+    print_sweep(sweep, !o.object_thresholds.empty(), !o.levels.empty(), predictor.object_rule(),
                 o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name, info.objects);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
@@ -162,15 +173,17 @@ void run_evaluate(const EvaluateCommand& o) {
       j["object_rule"]["image_scales"] = per_image;
     }
   }
-  if (!sweep.thresholds.empty()) {
+  if (sweeping) {
     nlohmann::json rows = nlohmann::json::array();
-    for (size_t k = 0; k < sweep.thresholds.size(); ++k) {
+    for (size_t k = 0; k < sweep.scores.size(); ++k) {
       nlohmann::json row = sweep.scores[k];
-      row["object_threshold"] = sweep.thresholds[k];
+      row["object_threshold"] = sweep.threshold(k);
+      row["min_probability"] = sweep.level(k);
       rows.push_back(row);
     }
-    j["object_thresholds"] = rows;
-    j["best_object_threshold"] = sweep.thresholds[sweep.best()];
+    j["object_sweep"] = rows;
+    j["best_object_threshold"] = sweep.threshold(sweep.best());
+    j["best_min_object_probability"] = sweep.level(sweep.best());
   }
   if (!trained_on.empty() && context.verbose())
     std::fprintf(stderr, "unet evaluate: note: %s was trained on %s, not on %s: the results go to %s (eval_results.json is "
@@ -195,10 +208,15 @@ void register_evaluate(CLI::App& app) {
            "Also score the objects at each of these object thresholds (comma-separated, each above 0 and below 1; "
            "one prediction) and name the best by mean AP: how an interior/boundary, distance or direction model's "
            "threshold is chosen on validation images (--object-threshold sets the one the other scores use)");
+  add_list(*cmd, "--min-object-probabilities", "min_object_probabilities", o->levels_text,
+           "Also score the objects at each of these smallest mean object probabilities (comma-separated, each at least "
+           "0 and below 1; with --object-thresholds, each pair) from the same prediction, and name the best by mean AP: "
+           "how a model's --min-object-probability is chosen on validation images");
   add_runtime_options(*cmd, o->runtime, {&o->data.seed}, /*training=*/false);
   check_after_parse(*cmd, [o, cmd] {
     refuse_two_data_sources(*cmd);
-    o->object_thresholds = parse_object_thresholds(o->object_thresholds_text);
+    o->object_thresholds = parse_probabilities(o->object_thresholds_text, "object_thresholds");
+    o->levels = parse_probabilities(o->levels_text, "min_object_probabilities");
     o->data.validate();
     o->infer.validate();
     o->runtime.validate();

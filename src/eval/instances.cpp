@@ -297,12 +297,13 @@ at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, Cl
 
 std::vector<at::Tensor> objects_at_thresholds(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme,
                                               InstanceMethod method, const ObjectRule& rule,
-                                              const std::vector<double>& thresholds) {
+                                              const std::vector<double>& thresholds, const std::vector<double>& levels) {
   const at::Tensor cut = cut_at_scale(scaled, maps, scheme, method, rule);
+  const std::vector<double> drops = levels.empty() ? std::vector<double>{rule.min_probability} : levels;
   std::vector<at::Tensor> objects;
   for (double threshold : thresholds) {
     const at::Tensor grown = with_extent(cut, maps, scheme, threshold);
-    objects.push_back(drop_unlikely_objects(grown, maps[0], rule.min_probability));
+    for (double level : drops) objects.push_back(drop_unlikely_objects(grown, maps[0], level));
   }
   return objects;
 }

@@ -9,50 +9,64 @@
 
 namespace unet {
 
-size_t ThresholdSweep::best() const {
+size_t ObjectSweep::best() const {
   size_t best = 0;
   for (size_t k = 1; k < scores.size(); ++k)
     if (scores[k].mean_average_precision() > scores[best].mean_average_precision()) best = k;
   return best;
 }
 
-void check_threshold_sweep(const UNetOptions& model, const std::vector<double>& thresholds) {
+void check_object_sweep(const UNetOptions& model, const std::vector<double>& thresholds, const std::vector<double>& levels) {
+  const char* field = thresholds.empty() ? "min_object_probabilities" : "object_thresholds";
   if (!has_objects(model.classes(), model.scheme()))
-    throw OptionError("object_thresholds", ": a model of " + std::to_string(model.classes()) + " " + to_string(model.scheme()) +
-                                           " classes has no objects");
-  if (!objects_grow(model.scheme()))
+    throw OptionError(field, ": a model of " + std::to_string(model.classes()) + " " + to_string(model.scheme()) +
+                                 " classes has no objects");
+  if (!thresholds.empty() && !objects_grow(model.scheme()))
     throw OptionError("object_thresholds", ": a two-class model's objects are the components of class 1, not grown to a "
                                            "threshold (interior/boundary, distance and direction models' are)");
   for (double t : thresholds)
     if (!legal_object_threshold(t)) throw OptionError("object_thresholds", ": " + number_text(t) + " is not above 0 and below 1");
+  for (double p : levels)
+    if (!legal_min_object_probability(p))
+      throw OptionError("min_object_probabilities", ": " + number_text(p) + " is not at least 0 and below 1");
 }
 
 namespace {
 
-/// A sweep's objects of one image whose true objects are `truth`: each threshold's scored into
-/// `sweep`; returns the objects at the predictor's own threshold (`rule`'s), cut in the same pass,
-/// for the other metrics.
-at::Tensor sweep_objects(ThresholdSweep& sweep, const at::Tensor& scaled, const at::Tensor& maps, const at::Tensor& truth,
+/// The index of `value` in `values`, appended where it is not there.
+size_t index_in(std::vector<double>& values, double value) {
+  const auto at = static_cast<size_t>(std::find(values.begin(), values.end(), value) - values.begin());
+  if (at == values.size()) values.push_back(value);
+  return at;
+}
+
+/// A sweep's objects of one image whose true objects are `truth`: each pair's scored into
+/// `sweep`; returns the objects at the predictor's own threshold and level (`rule`'s), cut in
+/// the same pass, for the other metrics.
+at::Tensor sweep_objects(ObjectSweep& sweep, const at::Tensor& scaled, const at::Tensor& maps, const at::Tensor& truth,
                          ClassScheme scheme, const ObjectRule& rule) {
-  std::vector<double> thresholds = sweep.thresholds;
-  const auto own = std::find(thresholds.begin(), thresholds.end(), rule.object_threshold);
-  const size_t own_index = static_cast<size_t>(own - thresholds.begin());
-  if (own == thresholds.end()) thresholds.push_back(rule.object_threshold);
-  const std::vector<at::Tensor> objects = objects_at_thresholds(scaled, maps, scheme, InstanceMethod::kComponents, rule, thresholds);
-  for (size_t k = 0; k < sweep.thresholds.size(); ++k) sweep.scores[k].add(object_scores(truth, objects[k]));
-  return objects[own_index];
+  std::vector<double> thresholds = sweep.thresholds, levels = sweep.levels;
+  const size_t own_threshold = index_in(thresholds, rule.object_threshold), own_level = index_in(levels, rule.min_probability);
+  const std::vector<at::Tensor> objects =
+      objects_at_thresholds(scaled, maps, scheme, InstanceMethod::kComponents, rule, thresholds, levels);
+  for (size_t t = 0; t < sweep.thresholds.size(); ++t)
+    for (size_t l = 0; l < sweep.levels.size(); ++l)
+      sweep.scores[t * sweep.levels.size() + l].add(object_scores(truth, objects[t * levels.size() + l]));
+  return objects[own_threshold * levels.size() + own_level];
 }
 
 }  // namespace
 
 MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales,
-                             ThresholdSweep* sweep) {
+                             ObjectSweep* sweep) {
   const UNetOptions& model = predictor.model_options();
   MetricAccumulator acc(model.classes(), model.scheme());
   if (object_scales) object_scales->assign(samples.size(), 1.0);
   if (sweep) {
-    check_threshold_sweep(model, sweep->thresholds);
-    sweep->scores.assign(sweep->thresholds.size(), ObjectScores{});
+    check_object_sweep(model, sweep->thresholds, sweep->levels);
+    if (sweep->thresholds.empty()) sweep->thresholds = {predictor.object_rule().object_threshold};
+    if (sweep->levels.empty()) sweep->levels = {predictor.object_rule().min_probability};
+    sweep->scores.assign(sweep->thresholds.size() * sweep->levels.size(), ObjectScores{});
   }
   predictor.run(samples, [&](const PredictedBatch& batch) {
     if (batch.logits.defined()) acc.add_network_output(batch.logits, batch.labels);
@@ -78,7 +92,7 @@ MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& sa
 }
 
 Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales,
-                 ThresholdSweep* sweep) {
+                 ObjectSweep* sweep) {
   return accumulate(predictor, samples, object_scales, sweep).result();
 }
 

@@ -98,12 +98,14 @@ at::Tensor objects_at_scale(const at::Tensor& scaled, const at::Tensor& maps, Cl
                             const ObjectRule& rule);
 
 /// `objects_at_scale`'s objects at each object threshold of `thresholds` (`ObjectRule::
-/// object_threshold`), in its order: cut once, grown once per threshold. Equal, threshold by
-/// threshold, to `objects_at_scale` with the rule's threshold set to it; what `evaluate
-/// --object-thresholds` scores from one prediction.
+/// object_threshold`) and each smallest mean object probability of `levels`
+/// (`ObjectRule::min_probability`; empty: the rule's own), threshold-major (`thresholds[t]` with
+/// `levels[l]` at `t * levels.size() + l`): cut once, grown once per threshold, dropped once per
+/// level. Equal, pair by pair, to `objects_at_scale` with the rule's threshold and level set to
+/// them; what `evaluate --object-thresholds --min-object-probabilities` scores from one prediction.
 std::vector<at::Tensor> objects_at_thresholds(const at::Tensor& scaled, const at::Tensor& maps, ClassScheme scheme,
                                               InstanceMethod method, const ObjectRule& rule,
-                                              const std::vector<double>& thresholds);
+                                              const std::vector<double>& thresholds, const std::vector<double>& levels = {});
 
 /// Whether a scheme's objects grow to an object threshold (`ObjectRule::object_threshold`): every
 /// scheme's but two plain classes', whose objects are the components of class 1.

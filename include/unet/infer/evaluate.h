@@ -10,35 +10,42 @@
 
 namespace unet {
 
-/// Object scores at several object thresholds (`ObjectRule::object_threshold`) from one
-/// prediction of each image: its objects cut once and grown to each threshold
-/// (`objects_at_thresholds`). How a model's threshold is chosen on validation images, as
-/// StarDist's `optimize_thresholds` chooses its probability threshold, by mean AP.
-struct ThresholdSweep {
-  /// The thresholds, each above 0 and below 1.
+/// Object scores at several object thresholds (`ObjectRule::object_threshold`) and smallest mean
+/// object probabilities (`ObjectRule::min_probability`) from one prediction of each image: its
+/// objects cut once, grown to each threshold and dropped at each level (`objects_at_thresholds`).
+/// How a model's two values are chosen on validation images, as StarDist's
+/// `optimize_thresholds` chooses its probability and overlap thresholds, by mean AP.
+struct ObjectSweep {
+  /// The object thresholds, each above 0 and below 1 (empty: the predictor's own, set by `accumulate`).
   std::vector<double> thresholds;
-  /// One per threshold, pooled over the images as `Metrics::objects`.
+  /// The smallest mean object probabilities, each at least 0 and below 1 (empty: the predictor's own).
+  std::vector<double> levels;
+  /// One per pair, threshold-major (`threshold(k)`, `level(k)`), pooled over the images as
+  /// `Metrics::objects`.
   std::vector<ObjectScores> scores;
-  /// The index of the threshold with the highest mean AP (the first of equals; 0 when empty).
+  double threshold(size_t k) const { return thresholds[k / levels.size()]; }
+  double level(size_t k) const { return levels[k % levels.size()]; }
+  /// The index of the pair with the highest mean AP (the first of equals; 0 when empty).
   size_t best() const;
 };
 
-/// Throws `OptionError` ("object_thresholds") unless a model of `model`'s classes grows its
-/// objects to a threshold (`objects_grow`; interior/boundary, distance and direction models) and
-/// each of `thresholds` is above 0 and below 1: what `accumulate` requires of a sweep, to be
-/// checked before any image is read.
-void check_threshold_sweep(const UNetOptions& model, const std::vector<double>& thresholds);
+/// Throws `OptionError` unless a model of `model`'s classes has objects and, where `thresholds`
+/// is not empty, grows them to a threshold (`objects_grow`; interior/boundary, distance and
+/// direction models; field "object_thresholds"), and each threshold is above 0 and below 1 and
+/// each of `levels` at least 0 and below 1 ("min_object_probabilities"): what `accumulate`
+/// requires of a sweep, to be checked before any image is read.
+void check_object_sweep(const UNetOptions& model, const std::vector<double>& thresholds, const std::vector<double>& levels);
 
 /// Runs `predictor` over labelled `samples` and accumulates every metric. `object_scales`
 /// (optional): each sample's object scale, in order (`PredictedBatch::object_scales`: 1 where the
-/// images are taken at their own size). `sweep` (optional; its `thresholds` set): also scores the
-/// objects at each of its thresholds into its `scores` (`check_threshold_sweep` first). The other
-/// metrics are the same with it or without.
+/// images are taken at their own size). `sweep` (optional): also scores the objects at each pair
+/// of its thresholds and levels into its `scores` (`check_object_sweep` first; an empty list
+/// becomes the predictor's own value). The other metrics are the same with it or without.
 MetricAccumulator accumulate(Predictor& predictor, const std::vector<Sample>& samples,
-                             std::vector<double>* object_scales = nullptr, ThresholdSweep* sweep = nullptr);
+                             std::vector<double>* object_scales = nullptr, ObjectSweep* sweep = nullptr);
 
 /// `accumulate(...).result()`.
 Metrics evaluate(Predictor& predictor, const std::vector<Sample>& samples, std::vector<double>* object_scales = nullptr,
-                 ThresholdSweep* sweep = nullptr);
+                 ObjectSweep* sweep = nullptr);
 
 }  // namespace unet
