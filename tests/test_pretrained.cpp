@@ -193,6 +193,10 @@ TEST(Pretrained, LevelSweepOnItsSampleChoosesItsRecordedLevel) {
   }
   EXPECT_EQ(rows[2]["f1_50"], 1.0);
   EXPECT_EQ(swept["best_min_object_probability"], 0.78);
+  nlohmann::json own = rows[2];  // the other scores are at the model's own level, from the same pass
+  own.erase("object_threshold");
+  own.erase("min_probability");
+  EXPECT_EQ(own, swept["objects"]);
   nlohmann::json at_zero = rows[0];
   at_zero.erase("object_threshold");
   at_zero.erase("min_probability");
@@ -211,6 +215,17 @@ TEST(Pretrained, LevelSweepOnItsSampleChoosesItsRecordedLevel) {
   EXPECT_EQ(pairs["best_object_threshold"], 0.35);
   EXPECT_EQ(pairs["best_min_object_probability"], 0.78);
   EXPECT_NE(r.out.find("--object-threshold 0.35 --min-object-probability 0.78\n"), std::string::npos) << r.out;
+  // Neither the model's threshold nor its level listed: they are added for the other scores only
+  // (rows as listed), and a threshold given to a levels-only sweep goes into its export command.
+  r = unet::test::run_unet(evaluate + " --object-threshold 0.5 --min-object-probabilities 0,0.75");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto own_added = results();
+  ASSERT_EQ(own_added["object_sweep"].size(), 2u);
+  EXPECT_EQ(own_added["object_sweep"][1]["min_probability"], 0.75);
+  EXPECT_NE(r.out.find("--object-threshold 0.5 --min-object-probability "), std::string::npos) << r.out;
+  r = unet::test::run_unet(evaluate + " --object-threshold 0.5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(own_added["objects"], results()["objects"]);
   unet::test::expect_one_line_error(unet::test::run_unet(evaluate + " --min-object-probabilities 0.5,1"),
                                     "--min-object-probabilities: 1 is not at least 0 and below 1");
 }

@@ -57,10 +57,11 @@ std::string pair_text(bool thresholds, bool levels, double threshold, double lev
 
 /// The sweep's table, its best pair by mean AP, and how to record it in the model (`model`: the
 /// export's options that name it; `recorded`: what the model records). `thresholds` / `levels`:
-/// whether the command swept them (the other list holds the predictor's own value); the
-/// smallest mean object probability the rows were scored with is named where either names one.
+/// whether the command swept them (the other list holds the predictor's own value); a value the
+/// rows were scored with that the model does not record (`--object-threshold`'s, where its
+/// objects grow; `--min-object-probability`'s) is named too, so that the command records the pair.
 void print_sweep(const ObjectSweep& sweep, bool thresholds, bool levels, const ObjectRule& used, const std::string& model,
-                 const ObjectRecord& recorded) {
+                 const ObjectRecord& recorded, bool grows) {
   std::printf("  objects at each object threshold and smallest mean object probability (level; one prediction: objects cut "
               "once, grown to each threshold, dropped under each level):\n"
               "    threshold   level  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
@@ -71,9 +72,12 @@ void print_sweep(const ObjectSweep& sweep, bool thresholds, bool levels, const O
                 o.mean_average_precision(), o.panoptic_quality(), k == sweep.best() ? "  best" : "");
   }
   const double best_threshold = sweep.threshold(sweep.best()), best_level = sweep.level(sweep.best());
-  std::string flags = thresholds ? " --object-threshold " + number_text(best_threshold) : "";
+  const double recorded_threshold = recorded.threshold > 0 ? recorded.threshold : kObjectThreshold;
+  std::string flags;
+  if (thresholds || (grows && used.object_threshold != recorded_threshold))
+    flags = " --object-threshold " + number_text(best_threshold);
   if (levels || used.min_probability > 0 || recorded.min_probability > 0)
-    flags += " --min-object-probability " + number_text(levels ? best_level : used.min_probability);
+    flags += " --min-object-probability " + number_text(best_level);
   std::printf("  best mean AP at %s (the scores above the table are at %s); on validation images, record it with: "
               "unet export %s --format checkpoint%s\n",
               pair_text(thresholds, levels, best_threshold, best_level).c_str(),
@@ -143,7 +147,8 @@ void run_evaluate(const EvaluateCommand& o) {
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
   if (sweeping)
     print_sweep(sweep, !o.object_thresholds.empty(), !o.levels.empty(), predictor.object_rule(),
-                o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name, info.objects);
+                o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name, info.objects,
+                objects_grow(info.model.scheme()));
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j.update(class_record(m, naming));

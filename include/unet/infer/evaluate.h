@@ -20,8 +20,8 @@ struct ObjectSweep {
   std::vector<double> thresholds;
   /// The smallest mean object probabilities, each at least 0 and below 1 (empty: the predictor's own).
   std::vector<double> levels;
-  /// One per pair, threshold-major (`threshold(k)`, `level(k)`), pooled over the images as
-  /// `Metrics::objects`.
+  /// One per pair, threshold-major (`threshold(k)`, `level(k)`: both lists set, as `accumulate`
+  /// leaves them), pooled over the images as `Metrics::objects`.
   std::vector<ObjectScores> scores;
   double threshold(size_t k) const { return thresholds[k / levels.size()]; }
   double level(size_t k) const { return levels[k % levels.size()]; }
