@@ -323,6 +323,27 @@ TEST(Cli, EvaluateOnANucleusFolderNamesTheForegroundAndCountsObjects) {
   EXPECT_EQ(j["headline"]["dice"], j["class_dice"][1]);
   EXPECT_EQ(j["class_names"], (std::vector<std::string>{"background", "nucleus"}));
   EXPECT_EQ(j["objects"]["truth"], disks);
+  // A two-class model's objects are components, not grown to a threshold: none is recorded for
+  // them, and a sweep of levels shows none ("-"); a sweep of thresholds is refused.
+  EXPECT_FALSE(j["object_rule"].contains("object_threshold")) << j["object_rule"].dump();
+  r = run_unet("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --fold none --min-object-probabilities 0,0.5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\n            -       0  "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("--object-threshold"), std::string::npos) << r.out;
+  const auto swept = nlohmann::json::parse(read_file(model + "/eval_results.json"));
+  ASSERT_EQ(swept["object_sweep"].size(), 2u) << swept.dump();
+  EXPECT_FALSE(swept["object_sweep"][0].contains("object_threshold"));
+  EXPECT_EQ(swept["object_sweep"][1]["min_probability"], 0.5);
+  EXPECT_FALSE(swept.contains("best_object_threshold"));
+  EXPECT_TRUE(swept.contains("best_min_object_probability"));
+  expect_clear_error("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --fold none --object-thresholds 0.4",
+                     "--object-thresholds: a two-class model's objects are the components of class 1");
+  expect_clear_error("export --model-dir " + model + " --format checkpoint --object-threshold 0.4 -o " + dir.file("x/checkpoint.pt"),
+                     "--object-threshold: a two-class model's objects are the components of class 1");
+  EXPECT_FALSE(fs::exists(dir.file("x/checkpoint.pt")));
+  r = run_unet("export --model-dir " + model + " --format checkpoint --min-object-probability 0.5 -o " + dir.file("y/checkpoint.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("smallest mean object probability: 0.5"), std::string::npos) << r.out;
   // Without names, folder data calls its objects the foreground; the wrong number of names is an option error.
   r = run_unet("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --fold none");
   EXPECT_NE(r.out.find("foreground Dice (hard, original size)"), std::string::npos) << r.out;

@@ -202,6 +202,15 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
   EXPECT_NE(r.out.find("object threshold: 0.35"), std::string::npos) << r.out;
   EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("tuned/checkpoint.pt")).objects.threshold, 0.35);
   EXPECT_DOUBLE_EQ(read_checkpoint_info(checkpoint_path(model)).objects.threshold, 0.0);
+  // Exported again: auto (the default) keeps the recorded threshold, 0 removes it.
+  r = unet::test::run_unet("export --model-dir " + dir.file("tuned") + " --format checkpoint -o " + dir.file("kept/checkpoint.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("kept/checkpoint.pt")).objects.threshold, 0.35);
+  r = unet::test::run_unet("export --model-dir " + dir.file("tuned") + " --format checkpoint --object-threshold 0 -o " +
+                           dir.file("cleared/checkpoint.pt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("object threshold:"), std::string::npos) << r.out;
+  EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("cleared/checkpoint.pt")).objects.threshold, 0.0);
   auto threshold_of = [&](const std::string& flags) {
     const auto e = unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + dir.file("tuned") +
                                         " --quiet" + flags);
@@ -241,7 +250,7 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
       "--object-thresholds: x is not a number");
   unet::test::expect_one_line_error(
       unet::test::run_unet("export --model-dir " + model + " --format checkpoint --object-threshold 1 -o " + dir.file("x.pt")),
-      "--object-threshold must be above 0 and below 1");
+      "--object-threshold must be auto, 0 (none), or above 0 and below 1");
   unet::test::expect_one_line_error(
       unet::test::run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --object-threshold 0"),
       "--object-threshold must be auto or above 0 and below 1");

@@ -60,6 +60,7 @@ std::string pair_text(bool thresholds, bool levels, double threshold, double lev
 /// whether the command swept them (the other list holds the predictor's own value); a value the
 /// rows were scored with that the model does not record (`--object-threshold`'s, where its
 /// objects grow; `--min-object-probability`'s) is named too, so that the command records the pair.
+/// Where the objects do not grow (two-class models), the threshold column is "-": none applies.
 void print_sweep(const ObjectSweep& sweep, bool thresholds, bool levels, const ObjectRule& used, const std::string& model,
                  const ObjectRecord& recorded, bool grows) {
   std::printf("  objects at each object threshold and smallest mean object probability (level; one prediction: objects cut "
@@ -67,7 +68,7 @@ void print_sweep(const ObjectSweep& sweep, bool thresholds, bool levels, const O
               "    threshold   level  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
   for (size_t k = 0; k < sweep.scores.size(); ++k) {
     const ObjectScores& o = sweep.scores[k];
-    std::printf("    %9s  %6s  %9lld  %9.4f  %10.4f  %7.4f  %6.4f%s\n", number_text(sweep.threshold(k)).c_str(),
+    std::printf("    %9s  %6s  %9lld  %9.4f  %10.4f  %7.4f  %6.4f%s\n", grows ? number_text(sweep.threshold(k)).c_str() : "-",
                 number_text(sweep.level(k)).c_str(), static_cast<long long>(o.predicted_objects), o.f1(0), o.f1(5),
                 o.mean_average_precision(), o.panoptic_quality(), k == sweep.best() ? "  best" : "");
   }
@@ -120,6 +121,7 @@ void run_evaluate(const EvaluateCommand& o) {
   const std::string dir = o.log_dir.empty() ? o.model_dir : o.log_dir;
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   const bool sweeping = !o.object_thresholds.empty() || !o.levels.empty();
+  const bool grows = objects_grow(info.model.scheme());  // whether an object threshold applies
   if (sweeping) check_object_sweep(info.model, o.object_thresholds, o.levels);
   // eval_results.json is the model's own evaluation: a run on other data writes beside it.
   const std::string trained_on = other_training_data(info, o.data);
@@ -147,8 +149,7 @@ void run_evaluate(const EvaluateCommand& o) {
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
   if (sweeping)
     print_sweep(sweep, !o.object_thresholds.empty(), !o.levels.empty(), predictor.object_rule(),
-                o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name, info.objects,
-                objects_grow(info.model.scheme()));
+                o.model_name.empty() ? "--model-dir '" + o.model_dir + "'" : "--model " + o.model_name, info.objects, grows);
   ensure_writable_directory(dir, "log");
   nlohmann::json j = m;
   j.update(class_record(m, naming));
@@ -167,10 +168,10 @@ void run_evaluate(const EvaluateCommand& o) {
     j["object_rule"] = {{"min_area", rule.min_area},
                         {"split_radius", rule.neck_radius},
                         {"split_ratio", rule.neck_ratio},
-                        {"object_threshold", rule.object_threshold},
                         {"min_probability", rule.min_probability},
                         {"object_diameter", d == InferenceOptions::kMeasuredObjectDiameter ? nlohmann::json("auto") : nlohmann::json(d)},
                         {"model_object_diameter", info.object_diameter}};
+    if (grows) j["object_rule"]["object_threshold"] = rule.object_threshold;  // two-class objects do not grow
     // Each image's scale (model's object size / the image's), to repeat a measured evaluation with stated sizes.
     if (rescaled) {
       nlohmann::json per_image = nlohmann::json::object();
@@ -182,12 +183,12 @@ void run_evaluate(const EvaluateCommand& o) {
     nlohmann::json rows = nlohmann::json::array();
     for (size_t k = 0; k < sweep.scores.size(); ++k) {
       nlohmann::json row = sweep.scores[k];
-      row["object_threshold"] = sweep.threshold(k);
+      if (grows) row["object_threshold"] = sweep.threshold(k);
       row["min_probability"] = sweep.level(k);
       rows.push_back(row);
     }
     j["object_sweep"] = rows;
-    j["best_object_threshold"] = sweep.threshold(sweep.best());
+    if (grows) j["best_object_threshold"] = sweep.threshold(sweep.best());
     j["best_min_object_probability"] = sweep.level(sweep.best());
   }
   if (!trained_on.empty() && context.verbose())

@@ -5,6 +5,7 @@
 #include "pretrained.h"
 #include "resume.h"
 
+#include "unet/eval/instances.h"
 #include "unet/infer/bioimageio.h"
 #include "unet/infer/export.h"
 #include "unet/infer/quantize.h"
@@ -30,17 +31,27 @@ struct ExportCommand {
   /// fp32, or int8: the ONNX QDQ file of the int8 engine (scales from `unet quantize`), alone or in a package.
   Precision precision = Precision::kFP32;
   BioimageioOptions package;
-  /// The object threshold to record (0: the checkpoint's, as it is).
-  double object_threshold = 0.0;
-  /// The smallest mean object probability to record (0: none; `kKeepRecorded`: the checkpoint's).
+  /// What the two object values below hold for "the checkpoint's, as it is" (`auto`, the default).
   static constexpr double kKeepRecorded = -1.0;
+  /// The object threshold to record (0: none, so evaluate's and predict's default applies;
+  /// `kKeepRecorded`: the checkpoint's).
+  double object_threshold = kKeepRecorded;
+  /// The smallest mean object probability to record (0: none; `kKeepRecorded`: the checkpoint's).
   double min_object_probability = kKeepRecorded;
 };
 
 /// `info` with the object threshold and smallest mean object probability the command gives recorded
 /// (the rest as it is), in the typed fields and in the training record that every format carries.
+/// A value that would not apply to the model's objects is refused (`OptionError`).
 void record_objects(CheckpointInfo& info, const ExportCommand& o) {
-  if (o.object_threshold > 0.0) info.objects.threshold = o.object_threshold;
+  const UNetOptions& m = info.model;
+  if (o.object_threshold > 0 && !objects_grow(m.scheme()))
+    throw OptionError("object_threshold", ": a two-class model's objects are the components of class 1, not grown to a "
+                                          "threshold (interior/boundary, distance and direction models' are)");
+  if ((o.object_threshold > 0 || o.min_object_probability > 0) && !has_objects(m.classes(), m.scheme()))
+    throw OptionError(o.object_threshold > 0 ? "object_threshold" : "min_object_probability",
+                      ": a model of " + std::to_string(m.classes()) + " " + to_string(m.scheme()) + " classes has no objects");
+  if (o.object_threshold != ExportCommand::kKeepRecorded) info.objects.threshold = o.object_threshold;
   if (o.min_object_probability != ExportCommand::kKeepRecorded) info.objects.min_probability = o.min_object_probability;
   info.training_record = training_record_text(info);
 }
@@ -210,10 +221,12 @@ void register_export(CLI::App& app) {
   add_list(*cmd, "--authors", "authors", o->package.authors, "bioimageio: authors' names, comma-separated");
   add_value(*cmd, "--license", "license", o->package.license,
             "bioimageio: SPDX license identifier of the weights, spelt as on https://spdx.org/licenses/ (case included)");
-  add_value(*cmd, "--object-threshold", "object_threshold", o->object_threshold,
-            "The object threshold to record in the export, above 0 and below 1: evaluate's and predict's default "
-            "(--object-threshold auto) for the objects of an interior/boundary, distance or direction model (0, the "
-            "default: the checkpoint's as it is, " + number_text(kObjectThreshold) + " where it records none)");
+  add_value_or_auto(*cmd, "--object-threshold", "object_threshold", o->object_threshold, ExportCommand::kKeepRecorded,
+                    "a probability",
+                    "The object threshold to record in the export, above 0 and below 1: evaluate's and predict's default "
+                    "(--object-threshold auto) for the objects of an interior/boundary, distance or direction model (0: "
+                    "record none, so that " + number_text(kObjectThreshold) + " applies; auto, the default: the "
+                    "checkpoint's as it is)");
   add_value_or_auto(*cmd, "--min-object-probability", "min_object_probability", o->min_object_probability,
                     ExportCommand::kKeepRecorded, "a probability",
                     "The smallest mean object probability to record in the export, at least 0 and below 1: evaluate's and "
@@ -224,8 +237,9 @@ void register_export(CLI::App& app) {
   // The package's texts are checked as the command line is parsed, before the checkpoint is read.
   check_after_parse(*cmd, [o] {
     o->package.validate();
-    require_option(o->object_threshold == 0 || legal_object_threshold(o->object_threshold), "object_threshold",
-                   "must be above 0 and below 1 (0: the checkpoint's, as it is)", o->object_threshold);
+    require_option(legal_object_threshold(o->object_threshold) || o->object_threshold == 0 ||
+                       o->object_threshold == ExportCommand::kKeepRecorded,
+                   "object_threshold", "must be auto, 0 (none), or above 0 and below 1", o->object_threshold);
     require_option(legal_min_object_probability(o->min_object_probability) ||
                        o->min_object_probability == ExportCommand::kKeepRecorded,
                    "min_object_probability", "must be auto, or at least 0 and below 1", o->min_object_probability);
