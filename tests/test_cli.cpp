@@ -232,6 +232,15 @@ TEST(Cli, RgbImagesWithThreeClassesEndToEnd) {
     EXPECT_TRUE(at::equal(p.argmax(0).to(at::kByte), mask.pixels[0]));  // the mask is the argmax
   }
   EXPECT_FALSE(fs::exists(model + "/predictions/test-masks.tif"));
+  // Neither an object threshold nor a smallest mean object probability applies to a model without
+  // objects: export and evaluate's sweep refuse them, and nothing is written.
+  expect_clear_error("export --model-dir " + model + " --format checkpoint --object-threshold 0.4",
+                     "--object-threshold: a model of 3 plain classes has no objects");
+  expect_clear_error("export --model-dir " + model + " --format checkpoint --min-object-probability 0.5",
+                     "--min-object-probability: a model of 3 plain classes has no objects");
+  EXPECT_FALSE(fs::exists(model + "/model-only"));
+  expect_clear_error("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --min-object-probabilities 0.5",
+                     "--min-object-probabilities: a model of 3 plain classes has no objects");
   // Instances are class 1's objects of a two-class model.
   expect_clear_error("predict --data-dir " + dir.file("data") + " --model-dir " + model + " --instances",
                      "--instances cuts out the objects of class 1 of a two-class model, or of a model trained on "
@@ -338,9 +347,9 @@ TEST(Cli, EvaluateOnANucleusFolderNamesTheForegroundAndCountsObjects) {
   EXPECT_TRUE(swept.contains("best_min_object_probability"));
   expect_clear_error("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --fold none --object-thresholds 0.4",
                      "--object-thresholds: a two-class model's objects are the components of class 1");
-  expect_clear_error("export --model-dir " + model + " --format checkpoint --object-threshold 0.4 -o " + dir.file("x/checkpoint.pt"),
+  expect_clear_error("export --model-dir " + model + " --format checkpoint --object-threshold 0.4",
                      "--object-threshold: a two-class model's objects are the components of class 1");
-  EXPECT_FALSE(fs::exists(dir.file("x/checkpoint.pt")));
+  EXPECT_FALSE(fs::exists(model + "/model-only"));  // the default output's folder is not made either
   r = run_unet("export --model-dir " + model + " --format checkpoint --min-object-probability 0.5 -o " + dir.file("y/checkpoint.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("smallest mean object probability: 0.5"), std::string::npos) << r.out;

@@ -203,7 +203,8 @@ TEST(DistanceTargets, CommandsTrainEvaluatePredictAndResume) {
   EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("tuned/checkpoint.pt")).objects.threshold, 0.35);
   EXPECT_DOUBLE_EQ(read_checkpoint_info(checkpoint_path(model)).objects.threshold, 0.0);
   // Exported again: auto (the default) keeps the recorded threshold, 0 removes it.
-  r = unet::test::run_unet("export --model-dir " + dir.file("tuned") + " --format checkpoint -o " + dir.file("kept/checkpoint.pt"));
+  r = unet::test::run_unet("export --model-dir " + dir.file("tuned") + " --format checkpoint --object-threshold auto -o " +
+                           dir.file("kept/checkpoint.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_DOUBLE_EQ(read_checkpoint_info(dir.file("kept/checkpoint.pt")).objects.threshold, 0.35);
   r = unet::test::run_unet("export --model-dir " + dir.file("tuned") + " --format checkpoint --object-threshold 0 -o " +

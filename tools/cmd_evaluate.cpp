@@ -63,9 +63,11 @@ std::string pair_text(bool thresholds, bool levels, double threshold, double lev
 /// Where the objects do not grow (two-class models), the threshold column is "-": none applies.
 void print_sweep(const ObjectSweep& sweep, bool thresholds, bool levels, const ObjectRule& used, const std::string& model,
                  const ObjectRecord& recorded, bool grows) {
-  std::printf("  objects at each object threshold and smallest mean object probability (level; one prediction: objects cut "
-              "once, grown to each threshold, dropped under each level):\n"
-              "    threshold   level  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
+  std::printf(grows ? "  objects at each object threshold and smallest mean object probability (level; one prediction: objects "
+                      "cut once, grown to each threshold, dropped under each level):\n"
+                    : "  objects at each smallest mean object probability (level; one prediction: objects cut once, dropped "
+                      "under each level; a two-class model's are not grown to a threshold):\n");
+  std::printf("    threshold   level  predicted  F1 at 0.5  F1 at 0.75  mean AP      PQ\n");
   for (size_t k = 0; k < sweep.scores.size(); ++k) {
     const ObjectScores& o = sweep.scores[k];
     std::printf("    %9s  %6s  %9lld  %9.4f  %10.4f  %7.4f  %6.4f%s\n", grows ? number_text(sweep.threshold(k)).c_str() : "-",

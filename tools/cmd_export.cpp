@@ -44,13 +44,8 @@ struct ExportCommand {
 /// (the rest as it is), in the typed fields and in the training record that every format carries.
 /// A value that would not apply to the model's objects is refused (`OptionError`).
 void record_objects(CheckpointInfo& info, const ExportCommand& o) {
-  const UNetOptions& m = info.model;
-  if (o.object_threshold > 0 && !objects_grow(m.scheme()))
-    throw OptionError("object_threshold", ": a two-class model's objects are the components of class 1, not grown to a "
-                                          "threshold (interior/boundary, distance and direction models' are)");
-  if ((o.object_threshold > 0 || o.min_object_probability > 0) && !has_objects(m.classes(), m.scheme()))
-    throw OptionError(o.object_threshold > 0 ? "object_threshold" : "min_object_probability",
-                      ": a model of " + std::to_string(m.classes()) + " " + to_string(m.scheme()) + " classes has no objects");
+  check_object_values(info.model.classes(), info.model.scheme(), o.object_threshold > 0, o.min_object_probability > 0,
+                      "object_threshold", "min_object_probability");
   if (o.object_threshold != ExportCommand::kKeepRecorded) info.objects.threshold = o.object_threshold;
   if (o.min_object_probability != ExportCommand::kKeepRecorded) info.objects.min_probability = o.min_object_probability;
   info.training_record = training_record_text(info);
@@ -58,7 +53,7 @@ void record_objects(CheckpointInfo& info, const ExportCommand& o) {
 
 /// The object defaults `info` records, for the people exporting it.
 void print_object_record(const CheckpointInfo& info) {
-  if (info.objects.threshold > 0)
+  if (info.objects.threshold > 0 && objects_grow(info.model.scheme()))
     std::printf("object threshold: %s (evaluate's and predict's default)\n", number_text(info.objects.threshold).c_str());
   if (info.objects.min_probability > 0)
     std::printf("smallest mean object probability: %s (evaluate's and predict's default)\n",
@@ -138,15 +133,16 @@ void run_export(const ExportCommand& o) {
       o.output.empty() ? (std::filesystem::path(o.output_dir.empty() ? o.model_dir : o.output_dir) / default_name(o.format, o.precision)).string()
                        : o.output;
   CheckpointInfo info = read_checkpoint_info(ckpt);
+  // The model's class names, unless --class-names renames them (every format carries them), and the
+  // object values to record: both refused before anything is written.
+  info.class_naming = model_naming(info, o.package.class_names);
+  record_objects(info, o);
   std::error_code ec;  // the default output's folder (./NAME for a shipped model, model-only/) may be new
   if (o.output.empty()) std::filesystem::create_directories(std::filesystem::path(out).parent_path(), ec);
   BioimageioOptions package = o.package;
   if (o.format == Format::kBioimageio && package.sample.empty()) package.sample = training_sample(info);
   const bool int8 = o.precision == Precision::kInt8;
   CommandFiles().reads(ckpt).reads(int8 ? int8_scales_path(ckpt) : "").reads(package.sample).writes(out).check();
-  // The model's class names, unless --class-names renames them (every format carries them).
-  info.class_naming = model_naming(info, o.package.class_names);
-  record_objects(info, o);
   UNet model = load_model(ckpt, info);
   ExportFormat contract_format = ExportFormat::kTorchScript;
   const Int8Scales scales = int8 ? load_int8_scales(ckpt, model, info.step) : Int8Scales{};

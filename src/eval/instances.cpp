@@ -108,6 +108,16 @@ bool has_objects(int64_t classes, ClassScheme scheme) {
   }
 }
 
+void check_object_values(int64_t classes, ClassScheme scheme, bool threshold, bool level,
+                         const std::string& threshold_field, const std::string& level_field) {
+  if ((threshold || level) && !has_objects(classes, scheme))
+    throw OptionError(threshold ? threshold_field : level_field,
+                      ": a model of " + std::to_string(classes) + " " + to_string(scheme) + " classes has no objects");
+  if (threshold && !objects_grow(scheme))
+    throw OptionError(threshold_field, ": a two-class model's objects are the components of class 1, not grown to a "
+                                       "threshold (interior/boundary, distance and direction models' are)");
+}
+
 double distance_seed_level(int64_t bins) { return std::max(kDistanceSeedLevel, 1.5 / static_cast<double>(bins)); }
 
 at::Tensor distance_objects(const at::Tensor& maps, double seed_level) {

@@ -17,13 +17,8 @@ size_t ObjectSweep::best() const {
 }
 
 void check_object_sweep(const UNetOptions& model, const std::vector<double>& thresholds, const std::vector<double>& levels) {
-  const char* field = thresholds.empty() ? "min_object_probabilities" : "object_thresholds";
-  if (!has_objects(model.classes(), model.scheme()))
-    throw OptionError(field, ": a model of " + std::to_string(model.classes()) + " " + to_string(model.scheme()) +
-                                 " classes has no objects");
-  if (!thresholds.empty() && !objects_grow(model.scheme()))
-    throw OptionError("object_thresholds", ": a two-class model's objects are the components of class 1, not grown to a "
-                                           "threshold (interior/boundary, distance and direction models' are)");
+  check_object_values(model.classes(), model.scheme(), !thresholds.empty(), !levels.empty(), "object_thresholds",
+                      "min_object_probabilities");
   for (double t : thresholds)
     if (!legal_object_threshold(t)) throw OptionError("object_thresholds", ": " + number_text(t) + " is not above 0 and below 1");
   for (double p : levels)

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace unet {
@@ -213,5 +214,14 @@ constexpr int64_t kEndRadius = 2;
 
 /// Whether `objects_of` applies: two plain classes, interior/boundary, distance or direction classes.
 bool has_objects(int64_t classes, ClassScheme scheme);
+
+/// Throws `OptionError` where a model of `classes` classes of `scheme` does not take an object
+/// threshold (`threshold`: one is given, field `threshold_field`) or a smallest mean object
+/// probability (`level`: one is given, field `level_field`): neither without objects
+/// (`has_objects`; the threshold's field named where both are given), no threshold where the
+/// objects do not grow (`objects_grow`: two plain classes). The one rule for export's recorded
+/// values and evaluate's sweeps.
+void check_object_values(int64_t classes, ClassScheme scheme, bool threshold, bool level,
+                         const std::string& threshold_field, const std::string& level_field);
 
 }  // namespace unet
