@@ -241,6 +241,8 @@ TEST(Cli, RgbImagesWithThreeClassesEndToEnd) {
   EXPECT_FALSE(fs::exists(model + "/model-only"));
   expect_clear_error("evaluate --data-dir " + dir.file("data") + " --model-dir " + model + " --min-object-probabilities 0.5",
                      "--min-object-probabilities: a model of 3 plain classes has no objects");
+  expect_clear_error("predict --data-dir " + dir.file("data") + " --model-dir " + model + " --min-object-probability 0.5",
+                     "--min-object-probability: a model of 3 plain classes has no objects");
   // Instances are class 1's objects of a two-class model.
   expect_clear_error("predict --data-dir " + dir.file("data") + " --model-dir " + model + " --instances",
                      "--instances cuts out the objects of class 1 of a two-class model, or of a model trained on "
@@ -350,6 +352,11 @@ TEST(Cli, EvaluateOnANucleusFolderNamesTheForegroundAndCountsObjects) {
   expect_clear_error("export --model-dir " + model + " --format checkpoint --object-threshold 0.4",
                      "--object-threshold: a two-class model's objects are the components of class 1");
   EXPECT_FALSE(fs::exists(model + "/model-only"));  // the default output's folder is not made either
+  // Given to evaluate or predict, a threshold is refused too rather than ignored.
+  expect_clear_error("evaluate --data-dir " + dir.file("nuclei") + " --model-dir " + model + " --fold none --object-threshold 0.4",
+                     "--object-threshold: a two-class model's objects are the components of class 1");
+  expect_clear_error("predict --input " + dir.file("nuclei/images/n0.png") + " --model-dir " + model + " --instances --object-threshold 0.4",
+                     "--object-threshold: a two-class model's objects are the components of class 1");
   r = run_unet("export --model-dir " + model + " --format checkpoint --min-object-probability 0.5 -o " + dir.file("y/checkpoint.pt"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("smallest mean object probability: 0.5"), std::string::npos) << r.out;

@@ -270,9 +270,15 @@ ObjectRule object_rule(const ObjectRecord& model, const InferenceOptions& option
   return objects;
 }
 
+void check_object_options(const UNetOptions& model, const InferenceOptions& options) {
+  check_object_values(model.classes(), model.scheme(), options.object_threshold != InferenceOptions::kAutoObjectThreshold,
+                      options.min_object_probability > 0, "object_threshold", "min_object_probability");
+}
+
 Predictor load_predictor(const std::string& path, const CheckpointInfo& info, const InferenceOptions& options,
                          const RunContext& context, const std::vector<Sample>& samples) {
   options.validate();
+  check_object_options(info.model, options);
   const UNet model = load_model(path, info);
   std::shared_ptr<Int8Engine> int8;
   if (context.precision == Precision::kInt8) {

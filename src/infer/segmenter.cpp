@@ -55,6 +55,7 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
     } catch (const std::exception&) {
       throw not_checkpoint;
     }
+    check_object_options(s.model_options(), options);
     s.input_mode_ = options.input_mode == InputMode::kResize ? InputMode::kResize : InputMode::kTile;
     s.tiles_ = tile_options(options, s.tiles_.input);
     s.predictor_->use_tta(options.tiles.tta);

@@ -249,6 +249,11 @@ double resolved_object_diameter(double given, double model_diameter, InputMode m
 /// probability where they are given (the `auto` values keep the model's).
 ObjectRule object_rule(const ObjectRecord& model, const InferenceOptions& options);
 
+/// Throws `OptionError` where `options` give an object threshold or a smallest mean object
+/// probability that `model`'s objects do not take (`check_object_values`: a model without objects,
+/// or a threshold for a two-class model's), rather than ignore it.
+void check_object_options(const UNetOptions& model, const InferenceOptions& options);
+
 /// Sets `predictor`'s object size for the diameter `given` and a model trained at `model_diameter`
 /// predicting in `mode` (`resolved_object_diameter` first): 0 leaves the images as they are, a
 /// diameter rescales them by `model_diameter` / it (`Predictor::use_object_scale`), and
