@@ -75,7 +75,7 @@ void print_sweep(const ObjectSweep& sweep, bool thresholds, bool levels, const O
                 o.mean_average_precision(), o.panoptic_quality(), k == sweep.best() ? "  best" : "");
   }
   const double best_threshold = sweep.threshold(sweep.best()), best_level = sweep.level(sweep.best());
-  const double recorded_threshold = recorded.threshold > 0 ? recorded.threshold : kObjectThreshold;
+  const double recorded_threshold = object_rule(recorded).object_threshold;  // the model's, or the default
   std::string flags;
   if (thresholds || (grows && used.object_threshold != recorded_threshold))
     flags = " --object-threshold " + number_text(best_threshold);
