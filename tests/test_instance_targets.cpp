@@ -321,10 +321,18 @@ TEST(InstanceTargets, CommandsTrainEvaluateAndPredictFromInstanceMasks) {
     EXPECT_EQ(pages[0].format, SampleFormat::kUInt16) << name;
   }
   // A two-class model from the same masks: objects parted by background; other counts refused.
-  r = unet::test::run_unet("train --data-dir " + dir.file("data") + " --mask-encoding instances --classes 2 --border-weights --model-dir " +
-                           dir.file("model2") + net);
+  // Border weights between touching objects alone (no class balance): a setting that resuming keeps.
+  r = unet::test::run_unet("train --data-dir " + dir.file("data") + " --mask-encoding instances --classes 2 --border-weights " +
+                           "--no-border-class-balance --model-dir " + dir.file("model2") + net);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_checkpoint_info(checkpoint_path(dir.file("model2"))).model.scheme(), ClassScheme::kPlain);
+  r = unet::test::run_unet("train --resume --max-steps 3 --quiet --model-dir " + dir.file("model2"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = unet::test::read_file(dir.file("model2/log.jsonl"));
+  const size_t last = log.rfind("\"border_class_balance\":");
+  ASSERT_NE(last, std::string::npos) << log;
+  EXPECT_EQ(log.substr(last, 28), "\"border_class_balance\":false") << "the resumed run's record";
+  EXPECT_EQ(log.find("\"border_class_balance\":true"), std::string::npos) << log;
   unet::test::expect_one_line_error(unet::test::run_unet("train --data-dir " + dir.file("data") +
                                                          " --mask-encoding instances --classes 4 --model-dir " + dir.file("m4") + net),
                                     "--classes 4: instance masks train 2 classes");

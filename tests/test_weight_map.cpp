@@ -3,6 +3,7 @@
 
 #include "unet/data/augment.h"
 #include "unet/data/components.h"
+#include "unet/data/instance_targets.h"
 #include "unet/data/loader.h"
 #include "unet/data/weight_map.h"
 #include "unet/eval/isbi.h"
@@ -21,27 +22,30 @@ using namespace unet;
 
 namespace {
 
-/// The weight map by definition: distances to every pixel of every cell, no windows.
-at::Tensor brute_force(const at::Tensor& mask, int64_t classes, const WeightMapOptions& o) {
-  const at::Tensor comp = connected_components(mask.ne(0));
+/// The weight map by definition: distances to every pixel of every cell, no windows. Cells are the
+/// objects of `instances` when given (the term then on every pixel), else the components of mask != 0.
+at::Tensor brute_force(const at::Tensor& mask, int64_t classes, const WeightMapOptions& o, const at::Tensor& instances = {}) {
+  const bool objects = instances.defined();
+  const at::Tensor comp = objects ? instances : connected_components(mask.ne(0));
   const int64_t cells = comp.max().item<int64_t>();
   const int64_t h = mask.size(0), w = mask.size(1);
-  // Class balance: each pixel weighs (pixels) / (classes * pixels of its class).
+  // Class balance: each pixel weighs (pixels) / (classes * pixels of its class); else 1.
   const at::Tensor counts = at::bincount(mask.flatten(), {}, classes);
   at::Tensor out = at::empty({h, w}, at::kFloat);
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w; ++x)
-      out[y][x] = static_cast<double>(h * w) / (static_cast<double>(classes) * counts[mask[y][x].item<int64_t>()].item<double>());
+      out[y][x] = o.class_balance ? static_cast<double>(h * w) / (static_cast<double>(classes) * counts[mask[y][x].item<int64_t>()].item<double>())
+                                  : 1.0;
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w; ++x) {
-      if (mask[y][x].item<int64_t>() != 0) continue;
+      if (!objects && mask[y][x].item<int64_t>() != 0) continue;
       std::vector<double> nearest(static_cast<size_t>(cells) + 1, std::numeric_limits<double>::infinity());
       for (int64_t v = 0; v < h; ++v)
         for (int64_t u = 0; u < w; ++u) {
           const int64_t c = comp[v][u].item<int64_t>();
           if (c > 0) nearest[static_cast<size_t>(c)] = std::min(nearest[static_cast<size_t>(c)], std::hypot(double(v - y), double(u - x)));
         }
-      std::sort(nearest.begin() + 1, nearest.end());
+      std::sort(nearest.begin() + 1, nearest.end());  // labels no pixel carries stay infinitely far
       if (cells < 2 || nearest[2] > static_cast<double>(o.radius)) continue;
       const double s = nearest[1] + nearest[2];
       out[y][x] += o.w0 * std::exp(-s * s / (2 * o.sigma * o.sigma));
@@ -89,6 +93,52 @@ TEST(WeightMap, MatchesTheDefinitionOnRandomCells) {
   o.radius = 12;
   const at::Tensor fast = border_weight_map(mask, 2, o), slow = brute_force(mask, 2, o);
   EXPECT_TRUE(at::allclose(fast, slow, /*rtol=*/1e-5, /*atol=*/1e-4)) << (fast - slow).abs().max().item<double>();
+}
+
+TEST(WeightMap, TouchingObjectsAreTwoCellsWhenTheirInstanceLabelsAreGiven) {
+  // Two 5x5 objects touching along a column (no background between them) and a lone one far off;
+  // the three-class targets' boundary would make them one region of non-zero classes.
+  at::Tensor instances = at::zeros({12, 64}, at::kLong);
+  instances.narrow(0, 2, 5).narrow(1, 2, 5).fill_(1);    // columns 2..6
+  instances.narrow(0, 2, 5).narrow(1, 7, 5).fill_(2);    // columns 7..11
+  instances.narrow(0, 2, 5).narrow(1, 55, 5).fill_(4);   // label 3 unused: labels need not be consecutive
+  const at::Tensor mask = instances.ne(0).to(at::kLong);
+  WeightMapOptions o;
+  o.class_balance = false;
+  // From the class mask alone: no gap, so no separation weight anywhere.
+  EXPECT_TRUE(at::equal(border_weight_map(mask, 2, o), at::ones({12, 64}))) << "one region, weight 1 everywhere";
+  const at::Tensor w = border_weight_map(mask, 2, o, instances);
+  // On the shared boundary a pixel is 1 px from the other object; 2 px in, 3 px from it.
+  EXPECT_NEAR(w[4][6].item<double>(), 1.0 + 10.0 * std::exp(-1.0 / 50.0), 1e-5);
+  EXPECT_NEAR(w[4][7].item<double>(), 1.0 + 10.0 * std::exp(-1.0 / 50.0), 1e-5);
+  EXPECT_NEAR(w[4][4].item<double>(), 1.0 + 10.0 * std::exp(-9.0 / 50.0), 1e-5);
+  // Background beside the pair: 1 px from the left object, 6 px from the right one.
+  EXPECT_NEAR(w[4][1].item<double>(), 1.0 + 10.0 * std::exp(-49.0 / 50.0), 1e-5);
+  // The lone object and the background around it are farther than the radius (20) from any other.
+  EXPECT_FLOAT_EQ(w[4][57].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(w[4][62].item<float>(), 1.0f);
+  // The class balance comes on top of the same separation term.
+  o.class_balance = true;
+  const at::Tensor balanced = border_weight_map(mask, 2, o, instances);
+  EXPECT_NEAR(balanced[4][6].item<double>(), 768.0 / (2 * 75) + 10.0 * std::exp(-1.0 / 50.0), 1e-5);
+  EXPECT_THROW(border_weight_map(mask, 2, o, instances.narrow(1, 0, 63)), Error);
+}
+
+TEST(WeightMap, MatchesTheDefinitionOnRandomTouchingObjects) {
+  at::manual_seed(8);
+  // Random blobs cut into touching objects by a grid of 8-pixel squares, labels spread out (gaps).
+  const at::Tensor blobs = at::avg_pool2d(at::randn({1, 1, 30, 30}), 5, 1, 2)[0][0] > 0.0;
+  const at::Tensor square = at::arange(30).div(8, "floor").view({30, 1}) * 4 + at::arange(30).div(8, "floor").view({1, 30});
+  const at::Tensor instances = at::where(blobs, square * 3 + 1, at::zeros_like(square));
+  const at::Tensor mask = interior_boundary(instances, 1);
+  ASSERT_GE(std::get<0>(at::_unique(instances)).size(0), 6);
+  WeightMapOptions o;
+  o.radius = 12;
+  for (const bool balance : {false, true}) {
+    o.class_balance = balance;
+    const at::Tensor fast = border_weight_map(mask, 3, o, instances), slow = brute_force(mask, 3, o, instances);
+    EXPECT_TRUE(at::allclose(fast, slow, /*rtol=*/1e-5, /*atol=*/1e-4)) << (fast - slow).abs().max().item<double>();
+  }
 }
 
 TEST(WeightMap, ComponentsAreFourConnected) {

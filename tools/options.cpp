@@ -171,9 +171,11 @@ void add_train_options(CLI::App& app, TrainOptions& train) {
   add_value(app, "--warmup-steps,--warmup_steps", "warmup_steps", train.warmup_steps, "Steps left out of throughput figures");
   add_switch(app, "--augment", "augment", train.augment, "Augment training data (flips, crop, brightness, elastic)");
   add_switch(app, "--border-weights", "border_weights", train.border_weights,
-             "The U-Net paper's weighted cross-entropy: class balance plus weight between touching cells");
+             "The U-Net paper's weighted cross-entropy: class balance plus weight between touching cells (instance masks: between touching objects)");
   add_value(app, "--border-w0", "weight_map.w0", train.weight_map.w0, "Border weights: weight of the gap term");
   add_value(app, "--border-sigma", "weight_map.sigma", train.weight_map.sigma, "Border weights: width of the gap term in pixels");
+  add_switch(app, "--border-class-balance", "weight_map.class_balance", train.weight_map.class_balance,
+             "Border weights: include the class-balance term (off: only the gap term on top of weight 1)");
   add_switch(app, "--elastic", "augment_options.elastic", train.augment_options.elastic, "Elastic deformation within --augment");
   add_switch(app, "--color-augment", "augment_options.color", train.augment_options.color,
              "Photometric jitter within --augment: contrast, gamma, blur and noise; for RGB also the H&E stains' amounts, "

@@ -66,6 +66,7 @@ void adopt_training(const CLI::App& command, const nlohmann::json& record, Train
   adopt_recorded(command, "--border-weights", train.border_weights, record, "border_weights");
   adopt_recorded(command, "--border-w0", train.weight_map.w0, record, "border_w0");
   adopt_recorded(command, "--border-sigma", train.weight_map.sigma, record, "border_sigma");
+  adopt_recorded(command, "--border-class-balance", train.weight_map.class_balance, record, "border_class_balance");
   adopt_recorded(command, "--lr-warmup-steps", train.schedule.warmup_steps, record, "lr_warmup_steps");
   adopt_recorded(command, "--final-lr-factor", train.schedule.final_factor, record, "final_lr_factor");
   if (!given(command, "--lr-schedule") && record.contains("lr_schedule") && record["lr_schedule"].is_string())

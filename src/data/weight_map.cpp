@@ -93,6 +93,7 @@ std::pair<std::vector<float>, std::vector<float>> two_nearest_cells(const at::Te
   std::vector<float> d1(static_cast<size_t>(h * w), kInf), d2(d1.size(), kInf), grid;
   for (int64_t c = 1; c <= cells; ++c) {
     const Box& b = boxes[static_cast<size_t>(c)];
+    if (b.bottom < 0) continue;  // a label that no pixel carries (instance labels need not be consecutive)
     const int64_t top = std::max<int64_t>(0, b.top - radius), bottom = std::min(h - 1, b.bottom + radius);
     const int64_t left = std::max<int64_t>(0, b.left - radius), right = std::min(w - 1, b.right + radius);
     const int64_t wh = bottom - top + 1, ww = right - left + 1;
@@ -125,25 +126,30 @@ void WeightMapOptions::validate() const {
   require_option(radius >= 1, "weight_map.radius", "must be at least 1 pixel", radius);
 }
 
-at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options) {
+at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options, const at::Tensor& instances) {
   if (mask.dim() != 2) throw Error("border_weight_map: expected a [H, W] label map");
+  if (instances.defined() && instances.sizes() != mask.sizes()) throw Error("border_weight_map: instance labels and mask differ in size");
   options.validate();
   const at::Tensor m = mask.to(at::kLong).contiguous();
   const int64_t h = m.size(0), w = m.size(1), n = h * w;
-  // Class balance of this label.
-  const at::Tensor counts = at::bincount(m.flatten(), /*weights=*/{}, /*minlength=*/classes).to(at::kDouble);
-  const at::Tensor class_weight =
-      at::where(counts > 0, static_cast<double>(n) / (static_cast<double>(classes) * counts.clamp_min(1.0)), at::zeros_like(counts));
-  at::Tensor weights = class_weight.index_select(0, m.flatten()).view({h, w}).to(at::kFloat).contiguous();
+  at::Tensor weights = at::ones({h, w}, at::kFloat);
+  if (options.class_balance) {
+    // Class balance of this label.
+    const at::Tensor counts = at::bincount(m.flatten(), /*weights=*/{}, /*minlength=*/classes).to(at::kDouble);
+    const at::Tensor class_weight =
+        at::where(counts > 0, static_cast<double>(n) / (static_cast<double>(classes) * counts.clamp_min(1.0)), at::zeros_like(counts));
+    weights = class_weight.index_select(0, m.flatten()).view({h, w}).to(at::kFloat).contiguous();
+  }
   if (options.w0 == 0.0) return weights;
-  // The separation term on background pixels between two cells.
-  const auto [d1, d2] = two_nearest_cells(connected_components(m.ne(0)), options.radius);
+  // The separation term: on background pixels between two cells, or near where two objects meet.
+  const bool objects = instances.defined();
+  const auto [d1, d2] = two_nearest_cells(objects ? instances.to(at::kLong).contiguous() : connected_components(m.ne(0)), options.radius);
   const int64_t* labels = m.data_ptr<int64_t>();
   float* out = weights.data_ptr<float>();
   const double two_sigma2 = 2.0 * options.sigma * options.sigma;
   for (int64_t i = 0; i < n; ++i) {
     const auto k = static_cast<size_t>(i);
-    if (labels[i] != 0 || d2[k] == kInf) continue;
+    if ((!objects && labels[i] != 0) || d2[k] == kInf) continue;
     const double s = std::sqrt(static_cast<double>(d1[k])) + std::sqrt(static_cast<double>(d2[k]));
     out[i] += static_cast<float>(options.w0 * std::exp(-s * s / two_sigma2));
   }

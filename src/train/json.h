@@ -35,6 +35,7 @@ inline nlohmann::json training_record(const TrainOptions& t, const RunContext& c
           {"border_weights", t.border_weights},
           {"border_w0", t.weight_map.w0},
           {"border_sigma", t.weight_map.sigma},
+          {"border_class_balance", t.weight_map.class_balance},
           {"graphs", t.exec.graphs && c.device.is_cuda()},
           {"lr_warmup_steps", t.schedule.warmup_steps},
           {"final_lr_factor", t.schedule.final_factor}};

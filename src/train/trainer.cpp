@@ -301,7 +301,7 @@ std::shared_ptr<const std::vector<Sample>> Trainer::training_samples(const std::
       for (int64_t i = begin; i < end; ++i) {
         Sample& s = samples[static_cast<size_t>(i)];
         if (!s.mask.defined()) throw Error("border weights need labelled training images (" + s.name() + " has no mask)");
-        s.weights = border_weight_map(s.mask, model_options_.classes(), options_.weight_map);
+        s.weights = border_weight_map(s.mask, model_options_.classes(), options_.weight_map, s.instances);
       }
     });
     log.message("border weight maps for " + std::to_string(samples.size()) + " labels in " +
