@@ -186,6 +186,7 @@ TEST(Cli, OptionValuesAreCheckedAtParseTimeAndNamedByTheirFlags) {
   // Library fields reach the user as the flags that set them, before anything is read or written.
   expect_clear_error(train + "--lr-warmup-steps -1", "--lr-warmup-steps must not be negative (got -1)");
   expect_clear_error(train + "--border-weights --border-sigma 0", "--border-sigma must be positive (got 0)");
+  expect_clear_error(train + "--no-border-class-balance", "--border-class-balance is part of the border weights: add --border-weights");
   expect_clear_error(train + "--up-kernel 4", "--up-kernel must be 2 or 3 (got 4)");
   expect_clear_error(train + "--checkpoint-every -5", "--checkpoint-every must not be negative (got -5)");
   expect_clear_error(train + "--learning-rate inf", "--learning-rate must be positive and finite (got inf)");

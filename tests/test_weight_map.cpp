@@ -3,6 +3,7 @@
 
 #include "unet/data/augment.h"
 #include "unet/data/components.h"
+#include "unet/data/dataset.h"
 #include "unet/data/instance_targets.h"
 #include "unet/data/loader.h"
 #include "unet/data/weight_map.h"
@@ -122,6 +123,29 @@ TEST(WeightMap, TouchingObjectsAreTwoCellsWhenTheirInstanceLabelsAreGiven) {
   const at::Tensor balanced = border_weight_map(mask, 2, o, instances);
   EXPECT_NEAR(balanced[4][6].item<double>(), 768.0 / (2 * 75) + 10.0 * std::exp(-1.0 / 50.0), 1e-5);
   EXPECT_THROW(border_weight_map(mask, 2, o, instances.narrow(1, 0, 63)), Error);
+}
+
+TEST(WeightMap, ATrainingSamplesMapUsesItsInstanceLabels) {
+  // The map training computes for a sample from instance masks: two touching objects, three classes.
+  at::Tensor labels = at::zeros({12, 24}, at::kLong);
+  labels.narrow(0, 2, 5).narrow(1, 2, 5).fill_(1);
+  labels.narrow(0, 2, 5).narrow(1, 7, 5).fill_(2);
+  Sample s;
+  s.source = "touching.png";
+  attach_instances(s, labels, 3, InstanceTargets{});
+  WeightMapOptions o;
+  o.class_balance = false;
+  const at::Tensor w = sample_weight_map(s, 3, o);
+  EXPECT_NEAR(w[4][6].item<double>(), 1.0 + 10.0 * std::exp(-1.0 / 50.0), 1e-5) << "the shared boundary";
+  EXPECT_TRUE(at::allclose(w, border_weight_map(s.mask, 3, o, labels)));
+  s.mask = at::Tensor();
+  try {
+    sample_weight_map(s, 3, o);
+    ADD_FAILURE() << "a sample without a mask was weighted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("touching.png has no mask"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(border_weight_map(labels.ne(0).to(at::kLong), 2, o, labels - 1), Error) << "negative labels";
 }
 
 TEST(WeightMap, MatchesTheDefinitionOnRandomTouchingObjects) {

@@ -3,6 +3,7 @@
 
 #include "unet/runtime/error.h"
 #include "unet/data/components.h"
+#include "unet/data/dataset.h"
 
 #include <ATen/ATen.h>
 
@@ -128,7 +129,11 @@ void WeightMapOptions::validate() const {
 
 at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options, const at::Tensor& instances) {
   if (mask.dim() != 2) throw Error("border_weight_map: expected a [H, W] label map");
-  if (instances.defined() && instances.sizes() != mask.sizes()) throw Error("border_weight_map: instance labels and mask differ in size");
+  if (instances.defined()) {
+    if (instances.sizes() != mask.sizes())
+      throw Error(c10::str("border_weight_map: instance labels of size ", instances.sizes(), " for a mask of size ", mask.sizes()));
+    if (instances.numel() > 0 && instances.min().item<int64_t>() < 0) throw Error("border_weight_map: negative instance labels");
+  }
   options.validate();
   const at::Tensor m = mask.to(at::kLong).contiguous();
   const int64_t h = m.size(0), w = m.size(1), n = h * w;
@@ -154,6 +159,11 @@ at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const Weig
     out[i] += static_cast<float>(options.w0 * std::exp(-s * s / two_sigma2));
   }
   return weights;
+}
+
+at::Tensor sample_weight_map(const Sample& sample, int64_t classes, const WeightMapOptions& options) {
+  if (!sample.mask.defined()) throw Error("border weights need labelled training images (" + sample.name() + " has no mask)");
+  return border_weight_map(sample.mask, classes, options, sample.instances);
 }
 
 }  // namespace unet

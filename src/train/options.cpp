@@ -30,6 +30,8 @@ void TrainOptions::validate() const {
   schedule.validate();
   normalisation.validate();
   if (border_weights) weight_map.validate();
+  if (!weight_map.class_balance && !border_weights)
+    throw OptionError("weight_map.class_balance", " is part of the border weights: add {border_weights} (or leave out {weight_map.class_balance})");
   if (augment_options.color && !augment)
     throw OptionError("augment_options.color", " is jitter within the augmentation: add {augment} (or leave out {augment_options.color})");
 }

@@ -300,8 +300,7 @@ std::shared_ptr<const std::vector<Sample>> Trainer::training_samples(const std::
     at::parallel_for(0, static_cast<int64_t>(samples.size()), /*grain_size=*/1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         Sample& s = samples[static_cast<size_t>(i)];
-        if (!s.mask.defined()) throw Error("border weights need labelled training images (" + s.name() + " has no mask)");
-        s.weights = border_weight_map(s.mask, model_options_.classes(), options_.weight_map, s.instances);
+        s.weights = sample_weight_map(s, model_options_.classes(), options_.weight_map);
       }
     });
     log.message("border weight maps for " + std::to_string(samples.size()) + " labels in " +

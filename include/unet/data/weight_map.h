@@ -1,4 +1,5 @@
-// The U-Net paper's pixel weights: class balance plus a large weight in gaps between touching cells.
+// The U-Net paper's pixel weights: class balance plus a large weight in gaps between touching cells
+// (with instance labels: where touching objects meet).
 #pragma once
 
 #include "unet/runtime/error.h"
@@ -8,6 +9,8 @@
 #include <cstdint>
 
 namespace unet {
+
+struct Sample;
 
 struct WeightMapOptions {
   /// Weight of the separation term (the paper: 10).
@@ -31,12 +34,18 @@ struct WeightMapOptions {
 /// - Without `instances` (class masks such as ISBI's): cells are the 4-connected components of
 ///   non-zero classes (`connected_components` of mask != 0; class 0 is the background or
 ///   membrane) and the separation term applies to background pixels.
-/// - With `instances` (int64 [H, W], 0 background, objects 1..N; the labels `mask` was derived
-///   from): cells are the objects, so touching objects stay two cells, and the term applies to
-///   every pixel, a pixel's own object at distance 0: the shared boundary of touching objects and
-///   the pixels near it weigh most, whatever classes encode that boundary.
+/// - With `instances` (int64 [H, W], 0 background, one positive label per object, not necessarily
+///   consecutive; the labels `mask` was derived from): cells are the objects, so touching objects
+///   stay two cells, and the term applies to every pixel, a pixel's own object at distance 0: the
+///   shared boundary of touching objects and the pixels near it weigh most, whatever classes
+///   encode that boundary.
 /// Returns float32 [H, W].
+/// Throws `Error` for a mask that is not [H, W], instance labels of another size or negative ones.
 at::Tensor border_weight_map(const at::Tensor& mask, int64_t classes, const WeightMapOptions& options = {},
                              const at::Tensor& instances = {});
+
+/// A training sample's map: `border_weight_map` of its mask, with its instance labels when it has
+/// them. Throws `Error` naming the sample when it has no mask.
+at::Tensor sample_weight_map(const Sample& sample, int64_t classes, const WeightMapOptions& options);
 
 }  // namespace unet
