@@ -594,6 +594,25 @@ TEST(Streamed, BadInputAndAFullDiskGiveOneLineAndNoOutput) {
   expect_one_line_error(r, cut);
   EXPECT_FALSE(fs::exists(dir.file("a/test-masks.tif")));
   EXPECT_FALSE(fs::exists(dir.file("a/test-probabilities.tif")));
+  // A tile that does not inflate, two thirds in: the run stops there and its bands stay. Other
+  // weights saved at the same path and step (a model retrained with --overwrite, a shipped model
+  // updated) are another model: refused, not joined to them.
+  const std::string bad = dir.file("bad.tif");
+  write_image(bad, 300, 200, Storage{true, false, true, 8, 1, false, 16}, 3);
+  std::string damaged = read_file(bad);
+  for (size_t i = damaged.size() * 2 / 3; i < damaged.size() * 2 / 3 + 64; ++i) damaged[i] = static_cast<char>(damaged[i] ^ 0x5a);
+  write_file(bad, damaged);
+  const std::string stopped = dir.file("s/.test-masks.tif.unet-bands/manifest.json");
+  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + bad + " --output-dir " + dir.file("s") + " --stream --no-overlays");
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_TRUE(fs::exists(stopped)) << r.err;
+  torch::manual_seed(99);
+  UNet other(tiny_options());
+  save_checkpoint(checkpoint_path(model), other, nullptr, info);
+  r = run_unet("predict --threads 1 --model-dir " + model + " --input " + bad + " --output-dir " + dir.file("s") +
+               " --stream --resume --no-overlays");
+  expect_one_line_error(r, "had another model");
+  EXPECT_TRUE(fs::exists(stopped));
   // A disk too small for the outputs: refused before predicting, or failing while writing; either
   // way one line and nothing under the outputs' names.
   SmallDisk disk(4 << 10);

@@ -182,7 +182,10 @@ void run_streamed(const PredictCommand& o, RunContext& context, std::vector<Stre
   }
   std::vector<int64_t> bands;
   if (context.leader()) {
-    const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + ", " +
+    // The file's CRC-32C: weights replaced at the same path and step (a shipped model updated, a
+    // model retrained with --overwrite) are another model, whose bands would not join these.
+    const std::string model_id = fs::absolute(ckpt).string() + " step " + std::to_string(info.step) + " crc32c " +
+                                 std::to_string(file_crc32c(ckpt)) + ", " +
                                  to_string(context.precision) + ", cpu engine " + (infer.exec.cpu_engine ? "on" : "off") +
                                  ", " + name_of(conv_algorithm_names(), infer.exec.conv_algorithm) + ", tile batch " +
                                  std::to_string(infer.tiles.batch);

@@ -21,18 +21,6 @@ namespace unet::cli {
 namespace fs = std::filesystem;
 namespace {
 
-/// CRC-32C of a whole file, read in blocks.
-uint32_t file_crc32c(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> block(1 << 20);
-  uint32_t crc = 0;
-  while (in) {
-    in.read(block.data(), static_cast<std::streamsize>(block.size()));
-    crc = crc32c(block.data(), static_cast<size_t>(in.gcount()), crc);
-  }
-  return crc;
-}
-
 std::string names(const std::vector<PretrainedModel>& models) {
   std::string s;
   for (const auto& m : models) s += (s.empty() ? "" : ", ") + m.name;

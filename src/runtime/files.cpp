@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <regex>
+#include <vector>
 
 namespace unet {
 namespace fs = std::filesystem;
@@ -201,6 +202,19 @@ uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
   crc = ~crc;
   for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
   return ~crc;
+}
+
+uint32_t file_crc32c(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) fail_file(path, "cannot be read (" + std::string(std::strerror(errno)) + ")");
+  std::vector<unsigned char> block(1 << 20);
+  uint32_t crc = 0;
+  size_t n = 0;
+  while ((n = std::fread(block.data(), 1, block.size(), f)) > 0) crc = crc32c(block.data(), n, crc);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) fail_file(path, "read error");
+  return crc;
 }
 
 }  // namespace unet

@@ -93,4 +93,8 @@ class MemoryBudget {
 /// checkpoint checksums).
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
 
+/// CRC-32C of a whole file, read in 1 MiB blocks (a shipped model's check; which weights a stopped
+/// streamed prediction was made with). Throws `unet::Error` naming `path` when it cannot be read.
+uint32_t file_crc32c(const std::string& path);
+
 }  // namespace unet
