@@ -100,9 +100,11 @@ std::string data_name(const DataOptions& data) {
 }
 
 /// eval_results.json, or eval_results_<name>.json for other data; int8 evaluations add "_int8"
-/// (the model's own fp32 results stay).
-std::string results_name(const std::string& other, Precision precision) {
-  const std::string suffix = precision == Precision::kInt8 ? "_int8" : "";
+/// and the model with `ensemble` more "_ensemble<N>" (N models; the model's own fp32 results stay).
+std::string results_name(const std::string& other, Precision precision, size_t ensemble) {
+  // An ensemble's scores are not the model's own: they go beside them (eval_results_ensemble3.json).
+  const std::string suffix = std::string(precision == Precision::kInt8 ? "_int8" : "") +
+                             (ensemble > 0 ? "_ensemble" + std::to_string(ensemble + 1) : "");
   return other.empty() ? "eval_results" + suffix + ".json" : "eval_results_" + other + suffix + ".json";
 }
 
@@ -127,8 +129,10 @@ void run_evaluate(const EvaluateCommand& o) {
   if (sweeping) check_object_sweep(info.model, o.object_thresholds, o.levels);
   // eval_results.json is the model's own evaluation: a run on other data writes beside it.
   const std::string trained_on = other_training_data(info, o.data);
-  const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data), context.precision)).string();
-  CommandFiles().reads(ckpt).reads(data_files(o.data)).writes_into(dir).writes(out).check();
+  const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data), context.precision,
+                                                                      o.infer.ensemble.size())).string();
+  const std::vector<std::string> members = ensemble_checkpoints(o.infer);
+  CommandFiles().reads(ckpt).reads(members).reads(data_files(o.data)).writes_into(dir).writes(out).check();
   const DataSet data = model_data(o.data, info);
   if (data.channels != info.model.in_channels())
     throw Error(o.data.dir + ": images have " + std::to_string(data.channels) + " channels, but the model expects " +
@@ -145,8 +149,9 @@ void run_evaluate(const EvaluateCommand& o) {
   ObjectSweep sweep{o.object_thresholds, o.levels, {}};
   const Metrics m = evaluate(predictor, samples, &scales, sweeping ? &sweep : nullptr);
   const std::string fold_name = o.data.fold < 0 ? "none" : std::to_string(o.data.fold);
-  print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ") on " + data.description + ", fold " +
-                    fold_name, m, naming, info.model.scheme());
+  const std::string averaged = members.empty() ? "" : " and " + std::to_string(members.size()) + " more (an ensemble)";
+  print_metrics("evaluation of " + ckpt + " (step " + std::to_string(info.step) + ")" + averaged + " on " +
+                    data.description + ", fold " + fold_name, m, naming, info.model.scheme());
   const bool rescaled = predictor.measures_object_scale() || predictor.object_scale() != 1.0;
   if (rescaled) print_object_scales(scales, o.infer.object_diameter, info.object_diameter);
   if (sweeping)
@@ -156,6 +161,7 @@ void run_evaluate(const EvaluateCommand& o) {
   nlohmann::json j = m;
   j.update(class_record(m, naming));
   j["checkpoint"] = ckpt;
+  if (!members.empty()) j["ensemble"] = members;  // averaged with the checkpoint's probabilities
   j["step"] = info.step;
   j["fold"] = fold_name;
   j["seed"] = o.data.seed;  // of the fold split
@@ -212,6 +218,7 @@ void register_evaluate(CLI::App& app) {
   add_model_option(*cmd, o->model_dir, o->log_dir, &o->model_name);
   add_value(*cmd, "--batch-size,--batch_size", "batch_size", o->infer.batch_size, "Images per forward pass");
   add_inference_options(*cmd, o->infer);
+  add_ensemble_option(*cmd, o->infer);
   add_list(*cmd, "--object-thresholds", "object_thresholds", o->object_thresholds_text,
            "Also score the objects at each of these object thresholds (comma-separated, each above 0 and below 1; "
            "one prediction) and name the best by mean AP: how an interior/boundary, distance or direction model's "

@@ -105,6 +105,15 @@ StreamedOutputs streamed_outputs(const PredictCommand& o, const std::string& out
   return outputs;
 }
 
+/// The models averaged with the checkpoint, as a streamed prediction's model id names them (each
+/// file's CRC-32C): bands of another ensemble do not join these.
+std::string ensemble_id(const InferenceOptions& infer) {
+  std::string id;
+  for (const std::string& member : ensemble_checkpoints(infer))
+    id += ", with " + fs::absolute(member).string() + " crc32c " + std::to_string(file_crc32c(member));
+  return id;
+}
+
 /// A TIFF predicted band by band, and where its outputs go.
 struct StreamedFile {
   std::string input;
@@ -153,7 +162,7 @@ void run_streamed(const PredictCommand& o, RunContext& context, std::vector<Stre
                                    "interior/boundary classes; this model has " + std::to_string(info.model.classes()) +
                                        " classes");
   CommandFiles check;
-  check.reads(ckpt);
+  check.reads(ckpt).reads(ensemble_checkpoints(o.infer));
   for (StreamedFile& f : files) {
     f.outputs.scheme = info.model.scheme();
     check.reads(f.input).writes_into(fs::path(f.outputs.masks).parent_path().string());
@@ -188,7 +197,7 @@ void run_streamed(const PredictCommand& o, RunContext& context, std::vector<Stre
                                  std::to_string(file_crc32c(ckpt)) + ", " +
                                  to_string(context.precision) + ", cpu engine " + (infer.exec.cpu_engine ? "on" : "off") +
                                  ", " + name_of(conv_algorithm_names(), infer.exec.conv_algorithm) + ", tile batch " +
-                                 std::to_string(infer.tiles.batch);
+                                 std::to_string(infer.tiles.batch) + ensemble_id(infer);
     for (const StreamedFile& f : files) {
       ensure_writable_directory(fs::path(f.outputs.masks).parent_path().string(), "prediction");
       const StreamStart start = prepare_stream(predictor, f.input, f.outputs, model_id, stream);
@@ -282,6 +291,7 @@ void run_predict(const PredictCommand& o) {
   }
   CommandFiles()
       .reads(ckpt)
+      .reads(ensemble_checkpoints(o.infer))
       .reads(input_files(o))
       .writes_into(out)
       .writes_into(o.files.overlays ? (fs::path(out) / "overlays").string() : "")
@@ -308,7 +318,8 @@ void run_predict(const PredictCommand& o) {
     }
     throw;
   }
-  std::printf("predicted %zu images with %s (step %lld)\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step));
+  std::printf("predicted %zu images with %s (step %lld)%s\n", samples.size(), ckpt.c_str(), static_cast<long long>(info.step),
+              o.infer.ensemble.empty() ? "" : (" and " + std::to_string(o.infer.ensemble.size()) + " more (an ensemble)").c_str());
   size_t shown = 0, count = 0;
   for (const auto& path : written) {
     if (path.find("/overlays/") != std::string::npos || path.find("/instances/") != std::string::npos) continue;

@@ -234,9 +234,17 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_exec_options(app, infer.exec);
 }
 
+void add_ensemble_option(CLI::App& app, InferenceOptions& infer) {
+  add_list(app, "--ensemble", "ensemble", infer.ensemble,
+           "Other models (model folders or checkpoint files, comma-separated) whose probabilities are averaged with "
+           "the model's: an ensemble of seeds; each must match its network, input size, normalisation and object "
+           "size; objects as the model records them; not in int8");
+}
+
 void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions& runtime) {
   add_value(app, "--batch-size,--batch_size", "batch_size", infer.batch_size, "Images per forward pass (resize mode)");
   add_inference_options(app, infer);
+  add_ensemble_option(app, infer);
   add_image_limit(app);
   add_runtime_options(app, runtime, {}, /*training=*/false);
 }

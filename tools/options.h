@@ -40,6 +40,9 @@ void add_train_options(CLI::App& app, TrainOptions& train);
 /// --input-mode resize|tile|auto, --tile-size, --tile-overlap, --blend, --tile-batch, --tta and
 /// the execution choices (not --batch-size: the commands name it themselves).
 void add_inference_options(CLI::App& app, InferenceOptions& infer);
+/// `--ensemble` (evaluate, predict and the embedding API's options; not quantize, which calibrates
+/// one model).
+void add_ensemble_option(CLI::App& app, InferenceOptions& infer);
 /// How a model predicts, as `predict` takes it (the Python package's Segmenter takes the same):
 /// --batch-size, the inference options, --max-image-pixels and the runtime options.
 void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions& runtime);

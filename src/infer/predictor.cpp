@@ -9,12 +9,15 @@
 #include "unet/model/conv_plan.h"
 #include "unet/runtime/device.h"
 #include "unet/runtime/graph.h"
+#include "unet/runtime/text.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <limits>
 
 namespace unet {
 
@@ -61,6 +64,21 @@ Predictor::Predictor(const LoadedExport& module, c10::Device device, int64_t bat
 
 void Predictor::use_fused(bool on) {
   if (model_) model_->use_fused(on && device_.is_cuda());
+  for (UNet& m : members_) m->use_fused(on && device_.is_cuda());
+}
+
+void Predictor::add_member(UNet model) {
+  if (!model_) throw Error("an ensemble averages trained checkpoints; this predictor runs an exported module");
+  if (!(model->options() == options_))
+    throw Error("an ensemble's models must share architecture and classes: " + model->options().describe() + " against " +
+                options_.describe());
+  model->to(device_);
+  if (channels_last_) use_channels_last(*model);
+  model->eval();
+  model->use_fused(model_->fused());
+  members_.push_back(std::move(model));
+  member_engines_.emplace_back();
+  captured_.clear();  // a captured pass ran without it
 }
 
 struct Predictor::CapturedForward {
@@ -70,20 +88,30 @@ struct Predictor::CapturedForward {
 
 at::Tensor Predictor::eager_forward(const at::Tensor& x) {
   if (calibrator_ && model_) calibrator_->observe(model_, x);
+  if (members_.empty()) return model_forward(model_, engine_, x);
+  if (precision_ == Precision::kInt8) throw Error("int8 prediction runs one model (each has its own calibration): an ensemble runs in fp32 or bf16");
+  // The members' mean probabilities, handed on as their log: the softmax every caller takes gives
+  // the mean back (it sums to 1), and its argmax and cross-entropy are the ensemble's.
+  at::Tensor mean = model_forward(model_, engine_, x).to(at::kFloat).softmax(1);
+  for (size_t i = 0; i < members_.size(); ++i) mean.add_(model_forward(members_[i], member_engines_[i], x).to(at::kFloat).softmax(1));
+  return mean.div_(static_cast<double>(member_count())).clamp_min_(std::numeric_limits<float>::min()).log_();
+}
+
+at::Tensor Predictor::model_forward(UNet& model, std::shared_ptr<CpuEngine>& engine, const at::Tensor& x) {
   const bool engine_precision = precision_ == Precision::kFP32 || precision_ == Precision::kTF32 || precision_ == Precision::kBF16;
   const InferencePath path = inference_path(precision_ == Precision::kInt8, device_.is_cpu(), engine_precision,
-                                            static_cast<bool>(model_), cpu_engine_, model_ && model_->fused(),
+                                            static_cast<bool>(model), cpu_engine_, model && model->fused(),
                                             CpuEngine::available());
   if (path == InferencePath::kInt8Engine) {
     if (!int8_) throw Error("int8 prediction needs the model's int8 calibration (unet quantize)");
     return int8_->forward(x);
   }
   if (path == InferencePath::kCpuEngine) {
-    if (!engine_) engine_ = std::make_shared<CpuEngine>(model_, precision_ == Precision::kBF16 ? at::kBFloat16 : at::kFloat, conv_algorithm_);
-    return engine_->forward(x);
+    if (!engine) engine = std::make_shared<CpuEngine>(model, precision_ == Precision::kBF16 ? at::kBFloat16 : at::kFloat, conv_algorithm_);
+    return engine->forward(x);
   }
   PrecisionScope precision(device_, precision_);
-  return model_ ? model_->forward(x) : module_forward_(x);
+  return model ? model->forward(x) : module_forward_(x);
 }
 
 at::Tensor Predictor::forward(const at::Tensor& inputs, bool to_host) {
@@ -275,18 +303,50 @@ void check_object_options(const UNetOptions& model, const InferenceOptions& opti
                       options.min_object_probability > 0, "object_threshold", "min_object_probability");
 }
 
+std::vector<std::string> ensemble_checkpoints(const InferenceOptions& options) {
+  std::vector<std::string> files;
+  for (const std::string& given : options.ensemble)
+    files.push_back(std::filesystem::is_directory(given) ? checkpoint_path(given) : given);
+  return files;
+}
+
+namespace {
+
+/// A member of an ensemble from `path` (a checkpoint file), which must have been trained as the
+/// model `first` describes: the same network, input size, normalisation and object size.
+UNet load_member(const std::string& path, const CheckpointInfo& first) {
+  const CheckpointInfo info = read_checkpoint_info(path);
+  auto differs = [&path](const std::string& what, const std::string& theirs, const std::string& ours) {
+    fail_file(path, "cannot join the ensemble: its " + what + " is " + theirs + ", the first model's " + ours);
+  };
+  if (!(info.model == first.model)) differs("network", info.model.describe(), first.model.describe());
+  if (info.input_size != first.input_size)
+    differs("input size", std::to_string(info.input_size), std::to_string(first.input_size));
+  if (!(info.normalisation == first.normalisation))
+    differs("normalisation", info.normalisation.describe(), first.normalisation.describe());
+  if (info.object_diameter != first.object_diameter)
+    differs("object diameter", number_text(info.object_diameter), number_text(first.object_diameter));
+  return load_model(path, info);
+}
+
+}  // namespace
+
 Predictor load_predictor(const std::string& path, const CheckpointInfo& info, const InferenceOptions& options,
                          const RunContext& context, const std::vector<Sample>& samples) {
   options.validate();
   check_object_options(info.model, options);
   const UNet model = load_model(path, info);
   std::shared_ptr<Int8Engine> int8;
+  if (context.precision == Precision::kInt8 && !options.ensemble.empty())
+    throw OptionError("ensemble", " averages models in fp32 or bf16; int8 runs one model with its own calibration "
+                                  "(drop {precision} int8, or the ensemble)");
   if (context.precision == Precision::kInt8) {
     if (!context.device.is_cpu()) throw OptionError("precision", " int8 runs on CPUs only: add {device} cpu, or use fp16 or bf16 on GPUs");
     int8 = std::make_shared<Int8Engine>(model, load_int8_scales(path, model, info.step));
   }
   Predictor predictor(model, geometry_of(info.model, info.input_size),
                       context.device, options.batch_size, options.exec.channels_last);
+  for (const std::string& member : ensemble_checkpoints(options)) predictor.add_member(load_member(member, info));
   const InputMode mode = resolved_input_mode(options.input_mode, info, samples);
   predictor.use_tta(options.tiles.tta);
   predictor.use_normalisation(info.normalisation);

@@ -15,7 +15,7 @@ import pytest
 import tifffile
 
 import unet
-from conftest import run_program
+from conftest import NET, run_program
 
 
 def nuclei_image(size=96, index=0):
@@ -300,3 +300,20 @@ def test_torchscript_export_segments_like_its_checkpoint(nuclei_model, tmp_path)
     checkpoint = unet.Segmenter.load(nuclei_model).predict(image, instances=True)
     np.testing.assert_allclose(exported.probabilities, checkpoint.probabilities, atol=1e-5, rtol=0)
     assert np.array_equal(exported.labels, checkpoint.labels)
+
+
+def test_ensemble_is_the_members_mean(nuclei_model, em_model, tmp_path):
+    # A second seed of the same recipe: its probabilities averaged with the first's (predict --ensemble).
+    other = tmp_path / "seed3"
+    unet.train(
+        synthetic=True, synthetic_kind="nuclei", synthetic_size=96, synthetic_count=4, mask_encoding="instances",
+        classes=3, max_steps=6, model_dir=other, seed=3, **NET,
+    )
+    image = nuclei_image(130)[0]
+    first, second = (unet.Segmenter.load(m).predict(image).probabilities for m in (nuclei_model, other))
+    both = unet.Segmenter.load(nuclei_model, ensemble=[other]).predict(image, instances=True)
+    np.testing.assert_allclose(both.probabilities, (first + second) / 2, atol=1e-5)
+    assert np.abs(first - second).max() > 1e-3  # two different models, so a member left out would show
+    assert both.labels.shape == image.shape[-2:]
+    with pytest.raises(unet.Error, match="cannot join the ensemble: its network"):
+        unet.Segmenter.load(nuclei_model, ensemble=[em_model])

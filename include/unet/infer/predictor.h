@@ -70,6 +70,12 @@ struct InferenceOptions {
   /// images as they are otherwise (`resolved_object_diameter`).
   static constexpr double kMeasuredObjectDiameter = -1.0;
   double object_diameter = kMeasuredObjectDiameter;
+  /// Other trained models (checkpoint files, or model folders holding one) whose probabilities are
+  /// averaged with the model's in every forward pass (`Predictor::add_member`): an ensemble, e.g.
+  /// of training seeds. Each must agree with the model on its network, input size, normalisation
+  /// and object size (`load_predictor` names the file and the difference); objects are cut as the
+  /// model records them (its threshold, smallest object and probability).
+  std::vector<std::string> ensemble;
 
   /// Throws `OptionError` for out-of-range values.
   void validate() const;
@@ -127,7 +133,7 @@ class Predictor {
   void use_tiles(const TileOptions& options);
 
   /// Autocast the forward passes to fp16 or bf16 (or allow TF32) as in training.
-  void use_precision(Precision precision) { precision_ = precision; engine_.reset(); }
+  void use_precision(Precision precision) { precision_ = precision; reset_engines(); }
 
   /// On CUDA, capture the forward pass once per input shape as a CUDA graph and replay it (the
   /// first batch of each shape runs eagerly); falls back to eager with a notice if capture fails.
@@ -139,7 +145,7 @@ class Predictor {
   void use_cpu_engine(bool on, ConvAlgorithm algorithm = ConvAlgorithm::kAuto) {
     cpu_engine_ = on;
     conv_algorithm_ = algorithm;
-    engine_.reset();
+    reset_engines();
   }
   /// int8 passes (precision int8) through `engine`, made from this predictor's model and its calibration.
   void use_int8(std::shared_ptr<Int8Engine> engine) { int8_ = std::move(engine); }
@@ -171,6 +177,15 @@ class Predictor {
   /// Test-time augmentation: average the probabilities of the 8 flips and rotations (direction
   /// classes turned back with them, `dihedral_maps`).
   void use_tta(bool on) { tta_ = on; if (tiles_) tiles_->tta = on; }
+  /// An ensemble: another trained model of this one's architecture and classes (`model_options()`
+  /// equal; throws `unet::Error` otherwise, and for a predictor of an exported module) whose
+  /// probabilities are averaged with this one's in every forward pass, on the same device and
+  /// path (precision, CPU engine, fused kernels, CUDA graphs). `forward` then returns the log of
+  /// the members' mean probabilities, whose softmax is that mean. Not in int8 (each model has its
+  /// own calibration).
+  void add_member(UNet model);
+  /// Models averaged in each forward pass: 1 + those added by `add_member`.
+  size_t member_count() const { return 1 + members_.size(); }
 
   /// Preprocesses, predicts and resizes back every sample (or tiles it, see `use_tiles`), calling
   /// `consume` once per batch; in tile mode each batch is one image and `logits` stays undefined.
@@ -216,6 +231,10 @@ class Predictor {
   ConvAlgorithm conv_algorithm_ = ConvAlgorithm::kAuto;
   /// Made at the first CPU pass (shared: predictors are copied).
   std::shared_ptr<CpuEngine> engine_;
+  /// `add_member`'s models, and their CPU engines as `engine_` (one per member, made at the first
+  /// CPU pass).
+  std::vector<UNet> members_;
+  std::vector<std::shared_ptr<CpuEngine>> member_engines_;
   std::shared_ptr<Int8Engine> int8_;
   Calibrator* calibrator_ = nullptr;
   struct CapturedForward;
@@ -223,13 +242,23 @@ class Predictor {
   std::map<std::vector<int64_t>, std::shared_ptr<CapturedForward>> captured_;
 
   at::Tensor eager_forward(const at::Tensor& x);
+  /// One model's logits on the path this predictor's settings give (`eager_forward`'s part).
+  at::Tensor model_forward(UNet& model, std::shared_ptr<CpuEngine>& engine, const at::Tensor& x);
   /// Tile mode: probabilities of a network-intensity image resized by `scale`, at that size.
   at::Tensor tiled_at(const at::Tensor& image, double scale);
   /// The scale (from `object_scale_`) at which `measure_object_scale` leaves an image, and its
   /// probabilities at that size.
   std::pair<double, at::Tensor> measured_scale(const at::Tensor& image);
   at::Tensor graph_forward(const at::Tensor& x, bool to_host);
+  /// The CPU engines are made again at the next pass (their precision or algorithm changed).
+  void reset_engines() {
+    engine_.reset();
+    for (auto& e : member_engines_) e.reset();
+  }
 };
+
+/// The checkpoint files of `options.ensemble`: each a file as given, or a folder's `checkpoint.pt`.
+std::vector<std::string> ensemble_checkpoints(const InferenceOptions& options);
 
 /// The input mode that `requested` means for `samples` of a model whose header is `info`: auto
 /// tiles when the model was trained on tiles or a sample's size differs from its training images'.
