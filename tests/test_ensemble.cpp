@@ -83,6 +83,11 @@ TEST(Ensemble, MembersMustShareTheNetwork) {
   Predictor predictor(a, geometry_of(a->options(), 60), c10::Device(c10::kCPU), 1, false);
   EXPECT_THROW(predictor.add_member(wider), Error);
   EXPECT_EQ(predictor.member_count(), 1u);
+  // Dropout, off in evaluation mode, is no difference.
+  at::manual_seed(7);
+  UNet other_dropout(UNetOptions().depth(2).filters(4).classes(3).dropout(0.2));
+  predictor.add_member(other_dropout);
+  EXPECT_EQ(predictor.member_count(), 2u);
 }
 
 // The command line: evaluate and predict average the members, evaluate's scores go beside the
@@ -101,7 +106,11 @@ TEST(Ensemble, EvaluateAndPredictTakeOtherModelsAndRefuseMismatches) {
                      "--batch-size 2 --quiet --model-dir " + dir.file("wide")).exit_code, 0);
   ASSERT_EQ(run_unet("train --data-dir " + dir.file("data") + net + "--normalize meanstd --model-dir " + dir.file("meanstd")).exit_code, 0);
 
-  auto r = run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + dir.file("m1") + " --ensemble " + dir.file("m2"));
+  // Each seed drew its own fold split: a held-out fold would be another member's training data.
+  unet::test::expect_one_line_error(
+      run_unet("evaluate --data-dir " + dir.file("data") + " --model-dir " + dir.file("m1") + " --ensemble " + dir.file("m2")),
+      "--ensemble scores models whose fold splits differ");
+  auto r = run_unet("evaluate --data-dir " + dir.file("data") + " --fold none --model-dir " + dir.file("m1") + " --ensemble " + dir.file("m2"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("(step 2) and 1 more (an ensemble)"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir.file("m1/eval_results.json")));  // the model's own scores are not these
@@ -120,7 +129,7 @@ TEST(Ensemble, EvaluateAndPredictTakeOtherModelsAndRefuseMismatches) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir.file("streamed/test-masks.tif")));
 
-  const std::string base = "evaluate --data-dir " + dir.file("data") + " --model-dir " + dir.file("m1") + " --ensemble ";
+  const std::string base = "evaluate --data-dir " + dir.file("data") + " --fold none --model-dir " + dir.file("m1") + " --ensemble ";
   unet::test::expect_one_line_error(run_unet(base + dir.file("wide")), dir.file("wide/checkpoint.pt") + ": cannot join the ensemble: its network");
   unet::test::expect_one_line_error(run_unet(base + dir.file("meanstd")), dir.file("meanstd/checkpoint.pt") + ": cannot join the ensemble: its normalisation");
   unet::test::expect_one_line_error(run_unet(base + dir.file("none")), dir.file("none") + ": no such file");

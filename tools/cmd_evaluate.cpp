@@ -132,6 +132,11 @@ void run_evaluate(const EvaluateCommand& o) {
   const std::string out = (std::filesystem::path(dir) / results_name(trained_on.empty() ? "" : data_name(o.data), context.precision,
                                                                       o.infer.ensemble.size())).string();
   const std::vector<std::string> members = ensemble_checkpoints(o.infer);
+  // Each seed draws its own fold split (train --seed): a fold held out from one member is another's
+  // training data, which would flatter the ensemble.
+  if (!members.empty() && o.data.fold >= 0)
+    throw OptionError("ensemble", " scores models whose fold splits differ (each seed draws its own): evaluate an "
+                                  "ensemble with {fold} none on images none of its models trained on");
   CommandFiles().reads(ckpt).reads(members).reads(data_files(o.data)).writes_into(dir).writes(out).check();
   const DataSet data = model_data(o.data, info);
   if (data.channels != info.model.in_channels())

@@ -67,9 +67,20 @@ void Predictor::use_fused(bool on) {
   for (UNet& m : members_) m->use_fused(on && device_.is_cuda());
 }
 
+namespace {
+
+/// Whether two models compute the same kind of maps: their options equal but for dropout, which
+/// evaluation mode leaves out.
+bool same_network(UNetOptions a, const UNetOptions& b) {
+  a.dropout(b.dropout());
+  return a == b;
+}
+
+}  // namespace
+
 void Predictor::add_member(UNet model) {
   if (!model_) throw Error("an ensemble averages trained checkpoints; this predictor runs an exported module");
-  if (!(model->options() == options_))
+  if (!same_network(model->options(), options_))
     throw Error("an ensemble's models must share architecture and classes: " + model->options().describe() + " against " +
                 options_.describe());
   model->to(device_);
@@ -91,7 +102,8 @@ at::Tensor Predictor::eager_forward(const at::Tensor& x) {
   if (members_.empty()) return model_forward(model_, engine_, x);
   if (precision_ == Precision::kInt8) throw Error("int8 prediction runs one model (each has its own calibration): an ensemble runs in fp32 or bf16");
   // The members' mean probabilities, handed on as their log: the softmax every caller takes gives
-  // the mean back (it sums to 1), and its argmax and cross-entropy are the ensemble's.
+  // the mean back (it sums to 1), and its argmax and cross-entropy are the ensemble's (the log
+  // floored at float's smallest normal, about -87, where a mean underflows).
   at::Tensor mean = model_forward(model_, engine_, x).to(at::kFloat).softmax(1);
   for (size_t i = 0; i < members_.size(); ++i) mean.add_(model_forward(members_[i], member_engines_[i], x).to(at::kFloat).softmax(1));
   return mean.div_(static_cast<double>(member_count())).clamp_min_(std::numeric_limits<float>::min()).log_();
@@ -319,7 +331,7 @@ UNet load_member(const std::string& path, const CheckpointInfo& first) {
   auto differs = [&path](const std::string& what, const std::string& theirs, const std::string& ours) {
     fail_file(path, "cannot join the ensemble: its " + what + " is " + theirs + ", the first model's " + ours);
   };
-  if (!(info.model == first.model)) differs("network", info.model.describe(), first.model.describe());
+  if (!same_network(info.model, first.model)) differs("network", info.model.describe(), first.model.describe());
   if (info.input_size != first.input_size)
     differs("input size", std::to_string(info.input_size), std::to_string(first.input_size));
   if (!(info.normalisation == first.normalisation))

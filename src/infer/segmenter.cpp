@@ -55,6 +55,8 @@ Segmenter Segmenter::load(const std::string& path, const InferenceOptions& optio
     } catch (const std::exception&) {
       throw not_checkpoint;
     }
+    if (!options.ensemble.empty())
+      throw OptionError("ensemble", " averages trained checkpoints; " + file + " is an export, which predicts alone");
     check_object_options(s.model_options(), options);
     s.input_mode_ = options.input_mode == InputMode::kResize ? InputMode::kResize : InputMode::kTile;
     s.tiles_ = tile_options(options, s.tiles_.input);

@@ -300,6 +300,8 @@ def test_torchscript_export_segments_like_its_checkpoint(nuclei_model, tmp_path)
     checkpoint = unet.Segmenter.load(nuclei_model).predict(image, instances=True)
     np.testing.assert_allclose(exported.probabilities, checkpoint.probabilities, atol=1e-5, rtol=0)
     assert np.array_equal(exported.labels, checkpoint.labels)
+    with pytest.raises(unet.OptionError, match="is an export, which predicts alone"):  # not silently one model
+        unet.Segmenter.load(tmp_path / "nuclei.pt", ensemble=[nuclei_model])
 
 
 def test_ensemble_is_the_members_mean(nuclei_model, em_model, tmp_path):
