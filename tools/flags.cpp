@@ -32,26 +32,26 @@ std::string describe(const OptionError& error) {
   return (error.field().empty() ? "" : flag_for(error.field())) + problem;
 }
 
+std::vector<std::string> split_list(const std::string& text, const std::string& field) {
+  std::vector<std::string> items;
+  for (size_t start = 0;;) {
+    const size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    item.erase(0, item.find_first_not_of(" \t"));  // "a, b" is "a" and "b"
+    item.erase(item.find_last_not_of(" \t") + 1);
+    items.push_back(std::move(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  for (const auto& item : items)
+    if (item.empty()) throw OptionError(field, ": an empty item in '" + text + "' (comma-separated, none empty)");
+  return items;
+}
+
 CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string& field, std::vector<std::string>& values,
                       const std::string& help) {
   CLI::Option* option = app.add_option_function<std::string>(
-      names,
-      [&values, field](const std::string& text) {
-        std::vector<std::string> items;
-        for (size_t start = 0;;) {
-          const size_t comma = text.find(',', start);
-          std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-          item.erase(0, item.find_first_not_of(" \t"));  // "a, b" is "a" and "b"
-          item.erase(item.find_last_not_of(" \t") + 1);
-          items.push_back(std::move(item));
-          if (comma == std::string::npos) break;
-          start = comma + 1;
-        }
-        for (const auto& item : items)
-          if (item.empty()) throw OptionError(field, ": an empty item in '" + text + "' (comma-separated, none empty)");
-        values = std::move(items);
-      },
-      help);
+      names, [&values, field](const std::string& text) { values = split_list(text, field); }, help);
   name_field(field, option->get_name());
   return option;
 }

@@ -101,7 +101,8 @@ class Segmenter:
         shape a prediction, as keywords with its defaults (`Segmenter.options()` lists them); an
         export takes the tile options, ``tta``, ``min_object_area``, ``split_radius``,
         ``split_ratio``, ``object_threshold``, ``min_object_probability`` and ``object_diameter``, a
-        checkpoint all of them (``ensemble``, other checkpoints averaged with it, only a checkpoint).
+        checkpoint all of them (``ensemble``, other checkpoints, model folders or shipped model names
+        averaged with it, only with a checkpoint).
         Raises `unet.Error` (`unet.OptionError` for options) with the program's message."""
         path = os.fspath(path)
         if not os.path.exists(path):
