@@ -81,13 +81,16 @@ TEST(Pretrained, TheFluorescenceModelsObjectsExtendToItsRecordedThreshold) {
 }
 
 // --ensemble takes a shipped model by name, as --model does: the model with itself cuts the
-// recorded objects. A path that exists comes first (an empty folder of that name is refused as a
-// folder without a checkpoint), and a name neither shipped nor on disk is one line.
+// recorded objects, also where a folder of that name holds only outputs (what `--model NAME`
+// writes to ./NAME). A folder that holds a checkpoint comes first, and a name neither shipped nor
+// on disk is one line naming the shipped models.
 TEST(Pretrained, AnEnsembleTakesShippedModelsByName) {
   const std::string sample = kModels + "/nuclei-fluorescence/sample.png";
   const unet::test::TempDir tmp;
+  fs::create_directories(tmp.file("nuclei-fluorescence/predictions"));  // an earlier run's outputs
   const std::string predict = "predict --model nuclei-fluorescence --input " + sample + " --instances --no-overlays --ensemble ";
-  const auto r = unet::test::run_unet(predict + "nuclei-fluorescence --output-dir " + tmp.file("out"), "cd '" + tmp.path() + "' && ");
+  const std::string here = "cd '" + tmp.path() + "' && ";
+  const auto r = unet::test::run_unet(predict + "nuclei-fluorescence --output-dir " + tmp.file("out"), here);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("and 1 more (an ensemble)"), std::string::npos) << r.out;
   const ObjectScores s = object_scores(labels_of(kModels + "/nuclei-fluorescence/sample_instances.tif"),
@@ -95,13 +98,11 @@ TEST(Pretrained, AnEnsembleTakesShippedModelsByName) {
   EXPECT_GE(s.truth_objects, 15);
   EXPECT_EQ(s.f1(8), 1.0) << s.truth_objects << " recorded, " << s.predicted_objects << " with itself";
 
-  fs::create_directories(tmp.file("here/nuclei-fluorescence"));
-  unet::test::expect_one_line_error(
-      unet::test::run_unet(predict + "nuclei-fluorescence --output-dir " + tmp.file("out2"), "cd '" + tmp.file("here") + "' && "),
-      "nuclei-fluorescence/checkpoint.pt: no such file");
-  unet::test::expect_one_line_error(
-      unet::test::run_unet(predict + "nuclei-fluorescent --output-dir " + tmp.file("out3"), "cd '" + tmp.path() + "' && "),
-      "nuclei-fluorescent: no such file");
+  std::ofstream(tmp.file("nuclei-fluorescence/checkpoint.pt")) << "not a checkpoint";
+  unet::test::expect_one_line_error(unet::test::run_unet(predict + "nuclei-fluorescence --output-dir " + tmp.file("out2"), here),
+                                    "nuclei-fluorescence/checkpoint.pt: not a unet checkpoint");
+  unet::test::expect_one_line_error(unet::test::run_unet(predict + "nuclei-fluorescent --output-dir " + tmp.file("out3"), here),
+                                    "--ensemble nuclei-fluorescent: no such file or model folder, nor a shipped model (shipped: ");
 }
 
 // RGB input: the H&E model's sample is a 192x192 crop of a dsb2018-he test tile (CC0); its objects

@@ -49,9 +49,16 @@ std::vector<std::string> split_list(const std::string& text, const std::string& 
 }
 
 CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string& field, std::vector<std::string>& values,
-                      const std::string& help) {
+                      const std::string& help, std::function<std::string(const std::string&)> each) {
   CLI::Option* option = app.add_option_function<std::string>(
-      names, [&values, field](const std::string& text) { values = split_list(text, field); }, help);
+      names,
+      [&values, field, each](const std::string& text) {
+        std::vector<std::string> items = split_list(text, field);
+        if (each)
+          for (std::string& item : items) item = each(item);
+        values = std::move(items);
+      },
+      help);
   name_field(field, option->get_name());
   return option;
 }

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -90,9 +91,10 @@ std::vector<std::string> split_list(const std::string& text, const std::string& 
 
 /// A comma-separated list option bound to `values` (the library field `field`): "a,b,c" or
 /// "a, b, c" (spaces around items dropped). An empty list or an empty item ("a,,b", ",") is an
-/// `OptionError` at parse time, not a shorter list. Given twice, the last list counts.
+/// `OptionError` at parse time, not a shorter list. Given twice, the last list counts. `each`, when
+/// given, maps every item as it is parsed (and may throw `OptionError`).
 CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string& field, std::vector<std::string>& values,
-                      const std::string& help);
+                      const std::string& help, std::function<std::string(const std::string&)> each = {});
 
 /// Throws `OptionError` for a value that `command`'s options took but that is empty or looks like an
 /// option ("--log-dir", "-q"): a value forgotten before the next option, which would otherwise swallow

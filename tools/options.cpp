@@ -9,7 +9,6 @@
 #include "unet/model/checkpoint.h"
 #include "unet/model/geometry.h"
 #include "unet/runtime/device.h"
-#include "unet/runtime/error.h"
 #include "unet/runtime/text.h"
 #include "unet/runtime/version.h"
 
@@ -237,38 +236,13 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
   add_exec_options(app, infer.exec);
 }
 
-namespace {
-
-/// An ensemble member as given: a path that exists stays as it is; otherwise a shipped model's name
-/// is its checked folder (`pretrained_model_dir`), and anything else stays for the readers' "no
-/// such file" (also when no list of shipped models is at hand).
-std::string ensemble_member(const std::string& given) {
-  if (std::filesystem::exists(given)) return given;
-  std::vector<PretrainedModel> shipped;
-  try {
-    shipped = pretrained_models();
-  } catch (const Error&) {
-    return given;
-  }
-  for (const PretrainedModel& model : shipped)
-    if (model.name == given) return pretrained_model_dir(given);
-  return given;
-}
-
-}  // namespace
-
 void add_ensemble_option(CLI::App& app, InferenceOptions& infer) {
-  CLI::Option* option = app.add_option_function<std::string>(
-      "--ensemble",
-      [&infer](const std::string& text) {
-        std::vector<std::string> members;
-        for (const std::string& item : split_list(text, "ensemble")) members.push_back(ensemble_member(item));
-        infer.ensemble = std::move(members);
-      },
-      "Other models (model folders, checkpoint files or shipped model names, comma-separated) whose probabilities "
-      "are averaged with the model's: an ensemble of seeds; each must match its network, input size, normalisation "
-      "and object size; objects as the model records them; not in int8");
-  name_field("ensemble", option->get_name());
+  add_list(app, "--ensemble", "ensemble", infer.ensemble,
+           "Other models (model folders, checkpoint files or shipped model names, comma-separated; a file or a folder "
+           "holding checkpoint.pt comes first) whose probabilities are averaged with the model's: an ensemble of seeds; "
+           "each must match its network, input size, normalisation and object size; objects as the model records them; "
+           "not in int8",
+           [](const std::string& given) { return model_folder_or_name(given, "ensemble"); });
 }
 
 void add_segment_options(CLI::App& app, InferenceOptions& infer, RuntimeOptions& runtime) {

@@ -33,6 +33,14 @@ std::vector<PretrainedModel> pretrained_models();
 /// another name, `unet::Error` naming the file when it is missing or differs.
 std::string pretrained_model_dir(const std::string& name);
 
+/// The model `given` to an option (`field`, e.g. "ensemble") that takes model folders, checkpoint
+/// files or shipped names: as given when it is a file or a folder holding checkpoint.pt (so a
+/// user's own model wins, while a folder that `--model NAME` wrote its outputs to does not hide
+/// that model), else shipped model `given`'s checked folder. Throws `OptionError` naming the
+/// shipped models when it is neither (with the list's own problem when models.json is unreadable),
+/// `unet::Error` naming the file when the shipped file is missing or differs.
+std::string model_folder_or_name(const std::string& given, const std::string& field);
+
 /// Adds `--model NAME` to `cmd` (excluding --model-dir): `model_dir` becomes the shipped model's
 /// folder, and `outputs` (what would go into --model-dir), unless given, ./NAME, so that the
 /// shipped folder stays as shipped; `name` (optional) the name given.

@@ -105,11 +105,14 @@ class Segmenter:
         averaged with it, only with a checkpoint).
         Raises `unet.Error` (`unet.OptionError` for options) with the program's message."""
         path = os.fspath(path)
-        if not os.path.exists(path):
+        # As the program's --ensemble (model_folder_or_name): a file or a folder holding a checkpoint
+        # first, so that a folder `--model NAME` wrote its outputs to does not hide shipped NAME.
+        if not (os.path.isfile(path) or os.path.isfile(os.path.join(path, "checkpoint.pt"))):
             shipped = _shipped_model(path)
-            if shipped is None:
+            if shipped is not None:
+                path = shipped
+            elif not os.path.exists(path):
                 raise _unet.Error(f"{path}: no such file or folder, nor a shipped model name ({', '.join(_shipped_names())})")
-            path = shipped
         args = _commands.to_args("segment", options, "Segmenter.load")
         return Segmenter(_unet.load_segmenter(path, args), path)
 

@@ -319,3 +319,15 @@ def test_ensemble_is_the_members_mean(nuclei_model, em_model, tmp_path):
     assert both.labels.shape == image.shape[-2:]
     with pytest.raises(unet.Error, match="cannot join the ensemble: its network"):
         unet.Segmenter.load(nuclei_model, ensemble=[em_model])
+
+
+def test_shipped_models_by_name_in_an_ensemble(tmp_path, monkeypatch):
+    # ensemble= takes shipped names as the path does, also where ./NAME holds only outputs.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nuclei-fluorescence" / "predictions").mkdir(parents=True)
+    image = nuclei_image(130)[0]
+    alone = unet.Segmenter.load("nuclei-fluorescence").predict(image).probabilities
+    both = unet.Segmenter.load("nuclei-fluorescence", ensemble=["nuclei-fluorescence"]).predict(image).probabilities
+    np.testing.assert_allclose(both, alone, atol=1e-5)
+    with pytest.raises(unet.OptionError, match="nuclei-fluorescent: no such file or model folder, nor a shipped model"):
+        unet.Segmenter.load("nuclei-fluorescence", ensemble=["nuclei-fluorescent"])
