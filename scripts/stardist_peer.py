@@ -15,7 +15,7 @@ masks/NAME.png, instance labels; here each image rescaled to 30-pixel nuclei, as
         patches of 160 (images smaller than that padded with background), batch 4, validated on
         D/val, its probability and overlap thresholds then chosen on D/val (optimize_thresholds).
     stardist_peer.py predict --data D --model-dir M --split test --out OUT
-        OUT/NAME_instances.png (16-bit labels) for each image of D/SPLIT.
+        OUT/NAME_instances.png (16-bit labels) for each image of D/SPLIT/images (no masks needed).
 
 Images are normalised per image to their 1st-99.8th percentiles, as unet's `--normalize
 percentile` and StarDist's examples do; augmentation: rotations by 90 degrees, mirroring, intensity
@@ -35,8 +35,9 @@ import numpy as np
 from PIL import Image
 
 
-def load(data, split):
-    """The images (float32, one channel) and labels (int32) of DATA/SPLIT, sorted by name."""
+def load(data, split, with_labels=True):
+    """The images (float32, one channel) and labels (int32; none without `with_labels`) of
+    DATA/SPLIT, sorted by name."""
     names = sorted(os.path.basename(p)[:-4] for p in glob.glob(f"{data}/{split}/images/*.png"))
     if not names:
         sys.exit(f"stardist_peer: no images in {data}/{split}/images")
@@ -44,7 +45,8 @@ def load(data, split):
     for n in names:
         x = np.asarray(Image.open(f"{data}/{split}/images/{n}.png"), dtype=np.float32)
         images.append(x[..., :3].mean(-1) if x.ndim == 3 else x)
-        labels.append(np.asarray(Image.open(f"{data}/{split}/masks/{n}.png")).astype(np.int32))
+        if with_labels:
+            labels.append(np.asarray(Image.open(f"{data}/{split}/masks/{n}.png")).astype(np.int32))
     return names, images, labels
 
 
@@ -111,7 +113,7 @@ def predict(args):
     from stardist.models import StarDist2D
     model_dir = os.path.abspath(args.model_dir)
     model = StarDist2D(None, name=os.path.basename(model_dir), basedir=os.path.dirname(model_dir))
-    names, images, _ = load(args.data, args.split)
+    names, images, _ = load(args.data, args.split, with_labels=False)
     os.makedirs(args.out, exist_ok=True)
     start = time.time()
     for n, x in zip(names, images):
