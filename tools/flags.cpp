@@ -13,6 +13,23 @@ std::map<std::string, std::string>& field_flags() {
   return flags;
 }
 
+/// The items of a comma-separated `text` ("a, b" is "a" and "b"); an empty item is an `OptionError`.
+std::vector<std::string> split_list(const std::string& text, const std::string& field) {
+  std::vector<std::string> items;
+  for (size_t start = 0;;) {
+    const size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    item.erase(0, item.find_first_not_of(" \t"));  // "a, b" is "a" and "b"
+    item.erase(item.find_last_not_of(" \t") + 1);
+    items.push_back(std::move(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  for (const auto& item : items)
+    if (item.empty()) throw OptionError(field, ": an empty item in '" + text + "' (comma-separated, none empty)");
+  return items;
+}
+
 }  // namespace
 
 void name_field(const std::string& field, const std::string& flag) { field_flags()[field] = flag; }
@@ -30,22 +47,6 @@ std::string describe(const OptionError& error) {
     problem.replace(open, close - open + 1, flag_for(problem.substr(open + 1, close - open - 1)));
   }
   return (error.field().empty() ? "" : flag_for(error.field())) + problem;
-}
-
-std::vector<std::string> split_list(const std::string& text, const std::string& field) {
-  std::vector<std::string> items;
-  for (size_t start = 0;;) {
-    const size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    item.erase(0, item.find_first_not_of(" \t"));  // "a, b" is "a" and "b"
-    item.erase(item.find_last_not_of(" \t") + 1);
-    items.push_back(std::move(item));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  for (const auto& item : items)
-    if (item.empty()) throw OptionError(field, ": an empty item in '" + text + "' (comma-separated, none empty)");
-  return items;
 }
 
 CLI::Option* add_list(CLI::App& app, const std::string& names, const std::string& field, std::vector<std::string>& values,

@@ -85,10 +85,6 @@ CLI::Option* add_choice(CLI::App& app, const std::string& names_text, const std:
   return option;
 }
 
-/// The items of a comma-separated `text` ("a, b" is "a" and "b"). Throws `OptionError` (`field`)
-/// for an empty item.
-std::vector<std::string> split_list(const std::string& text, const std::string& field);
-
 /// A comma-separated list option bound to `values` (the library field `field`): "a,b,c" or
 /// "a, b, c" (spaces around items dropped). An empty list or an empty item ("a,,b", ",") is an
 /// `OptionError` at parse time, not a shorter list. Given twice, the last list counts. `each`, when
