@@ -150,6 +150,10 @@ TEST(Metrics, PerClassDiceAndObjectsByHand) {
   EXPECT_NEAR(m.objects.panoptic_quality(), 0.5, 1e-12);
   EXPECT_NEAR(copy.result().objects.panoptic_quality(), 0.5, 1e-12);
   EXPECT_NEAR(copy.result().objects.mean_image_panoptic_quality(), 0.5, 1e-12);
+  // So does the aggregated Jaccard index: A's 16 over A's 16, B missed (16) and the false object
+  // (4) added to the union: 16 / 36.
+  EXPECT_NEAR(copy.result().objects.aggregated_jaccard_index(), 16.0 / 36.0, 1e-12);
+  EXPECT_NEAR(copy.result().objects.mean_image_aggregated_jaccard_index(), 16.0 / 36.0, 1e-12);
   MetricAccumulator pooled(2);
   pooled.add(acc);
   pooled.add(copy);
@@ -387,6 +391,39 @@ TEST(ObjectScores, PanopticQualityByHand) {
   EXPECT_NEAR(s.mean_image_panoptic_quality(), 0.65, 1e-12);
   // Nothing on either side: a perfect score.
   EXPECT_EQ(object_scores(at::zeros({3, 3}, at::kLong), at::zeros({3, 3}, at::kLong)).panoptic_quality(), 1.0);
+}
+
+TEST(ObjectScores, AggregatedJaccardIndexByHand) {
+  // Image 1 (PanopticQualityByHand's): the 4x4 object and its prediction one column over
+  // (intersection 12, union 20); the missed 2x2 truth object (4) and the spurious 2x2 prediction
+  // (4) join the union whole: AJI 12 / 28.
+  at::Tensor a = at::zeros({8, 8}, at::kLong), b = at::zeros({8, 8}, at::kLong);
+  a.narrow(0, 0, 4).narrow(1, 0, 4).fill_(1);
+  b.narrow(0, 0, 4).narrow(1, 1, 4).fill_(5);
+  a.narrow(0, 6, 2).narrow(1, 0, 2).fill_(2);
+  b.narrow(0, 6, 2).narrow(1, 5, 2).fill_(9);
+  ObjectScores s = object_scores(a, b);
+  EXPECT_NEAR(s.aggregated_jaccard_index(), 12.0 / 28.0, 1e-12);
+  // A merge: two 2x2 truth objects side by side, one 2x4 prediction over both. Each truth object's
+  // best is the merged one (IoU 4 / 8), its union counted for each: AJI (4 + 4) / (8 + 8).
+  at::Tensor c = at::zeros({2, 4}, at::kLong), d = at::ones({2, 4}, at::kLong);
+  c.narrow(1, 0, 2).fill_(1);
+  c.narrow(1, 2, 2).fill_(2);
+  EXPECT_NEAR(object_scores(c, d).aggregated_jaccard_index(), 0.5, 1e-12);
+  // The best match is by IoU, not by overlap: a 2x4 truth object whose left half is a small
+  // prediction (IoU 4 / 8) and whose right half lies in a 6x6 one (IoU 4 / 40): the small one is
+  // chosen, and the large one joins the union whole. AJI 4 / (8 + 36).
+  at::Tensor e = at::zeros({8, 8}, at::kLong), f = at::zeros({8, 8}, at::kLong);
+  e.narrow(0, 0, 2).narrow(1, 0, 4).fill_(1);
+  f.narrow(0, 0, 2).narrow(1, 0, 2).fill_(3);
+  f.narrow(0, 0, 6).narrow(1, 2, 6).fill_(7);
+  EXPECT_NEAR(object_scores(e, f).aggregated_jaccard_index(), 4.0 / 44.0, 1e-12);
+  // Pooled with a perfect image (8 of 8): (12 + 8) / (28 + 8); per image (12/28 + 1) / 2.
+  s.add(object_scores(c, c));
+  EXPECT_NEAR(s.aggregated_jaccard_index(), 20.0 / 36.0, 1e-12);
+  EXPECT_NEAR(s.mean_image_aggregated_jaccard_index(), (12.0 / 28.0 + 1.0) / 2.0, 1e-12);
+  // Nothing on either side: a perfect score.
+  EXPECT_EQ(object_scores(at::zeros({3, 3}, at::kLong), at::zeros({3, 3}, at::kLong)).aggregated_jaccard_index(), 1.0);
 }
 
 TEST(ScoreCommand, SixteenBitInstanceLabelsAreCellsAndObjects) {

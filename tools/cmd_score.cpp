@@ -233,6 +233,8 @@ void print_overall(const Metrics& m, const ClassNaming& naming, bool isbi_scores
               o.mean_average_precision(), static_cast<long long>(o.split), static_cast<long long>(o.merged));
   std::printf("  panoptic quality (IoU 0.5): PQ %.4f = SQ %.4f x RQ %.4f (pooled); PQ per image, averaged %.4f\n",
               o.panoptic_quality(), o.segmentation_quality(), o.f1(0), o.mean_image_panoptic_quality());
+  std::printf("  aggregated Jaccard index: AJI %.4f (pooled); per image, averaged %.4f\n", o.aggregated_jaccard_index(),
+              o.mean_image_aggregated_jaccard_index());
 }
 
 /// The overall record: the metrics without the network-output terms (not defined for a prediction

@@ -394,13 +394,15 @@ void print_metrics(const std::string& title, const Metrics& m, const ClassNaming
   std::printf("  pixel error   (original size)          %.4f\n", m.pixel_error);
   if (m.has_objects) {
     const ObjectScores& o = m.objects;
-    std::printf("  %-38s truth %lld, predicted %lld; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP %.4f; PQ %.4f; %lld split, %lld merged\n",
+    std::printf("  %-38s truth %lld, predicted %lld; F1 %.4f at IoU 0.5, %.4f at 0.75; mean AP %.4f; PQ %.4f; AJI %.4f; "
+                "%lld split, %lld merged\n",
                 (scheme == ClassScheme::kInteriorBoundary ? std::string("objects (interior grown over boundary)")
                  : scheme == ClassScheme::kDistance       ? std::string("objects (grown from their centres)")
                  : scheme == ClassScheme::kDirections     ? std::string("objects (directions followed to centres)")
                                                           : name(1) + " objects (4-connected)")
                     .c_str(), static_cast<long long>(o.truth_objects), static_cast<long long>(o.predicted_objects), o.f1(0),
-                o.f1(5), o.mean_average_precision(), o.panoptic_quality(), static_cast<long long>(o.split),
+                o.f1(5), o.mean_average_precision(), o.panoptic_quality(), o.aggregated_jaccard_index(),
+                static_cast<long long>(o.split),
                 static_cast<long long>(o.merged));
   }
   std::printf("  V_Rand (ISBI challenge, thinned)       %.4f   at threshold %.1f\n", m.v_rand_thinned, m.v_rand_thinned_threshold);

@@ -12,7 +12,8 @@ namespace unet {
 /// thinned); `v_rand` / `v_info` (threshold 0.5) and `v_rand_best` / `v_info_best` are unthinned.
 /// Object counts and matches: truth and predicted counts, F1 and the Data Science Bowl's precision
 /// at IoU 0.5 and 0.75, its mean over 0.5-0.95, splits and merges, panoptic quality (pooled `pq`,
-/// `sq`, `rq`; `pq_image_mean` averaged over images).
+/// `sq`, `rq`; `pq_image_mean` averaged over images), the aggregated Jaccard index (pooled `aji`;
+/// `aji_image_mean` averaged over images, as the MoNuSeg challenge ranked).
 inline void to_json(nlohmann::json& j, const ObjectScores& o) {
   j = {{"truth", o.truth_objects},        {"predicted", o.predicted_objects},
        {"f1_50", o.f1(0)},                {"f1_75", o.f1(5)},
@@ -20,7 +21,8 @@ inline void to_json(nlohmann::json& j, const ObjectScores& o) {
        {"mean_ap", o.mean_average_precision()}, {"split", o.split},
        {"merged", o.merged},              {"pq", o.panoptic_quality()},
        {"sq", o.segmentation_quality()},  {"rq", o.f1(0)},
-       {"pq_image_mean", o.mean_image_panoptic_quality()}};
+       {"pq_image_mean", o.mean_image_panoptic_quality()},
+       {"aji", o.aggregated_jaccard_index()}, {"aji_image_mean", o.mean_image_aggregated_jaccard_index()}};
 }
 
 /// `class_dice` / `class_iou` are indexed by class (no class is named here: the commands add the

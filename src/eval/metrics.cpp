@@ -140,7 +140,8 @@ at::Tensor MetricAccumulator::state() const {
   for (size_t c = 0; c < class_tp_.size(); ++c) v.insert(v.end(), {class_tp_[c], class_fp_[c], class_fn_[c]});
   v.insert(v.end(), {static_cast<double>(objects_.truth_objects), static_cast<double>(objects_.predicted_objects),
                      static_cast<double>(objects_.split), static_cast<double>(objects_.merged), objects_.matched_iou,
-                     static_cast<double>(objects_.images), objects_.image_panoptic_quality});
+                     static_cast<double>(objects_.images), objects_.image_panoptic_quality,
+                     objects_.jaccard_intersection, objects_.jaccard_union, objects_.image_jaccard});
   for (int64_t tp : objects_.true_positives) v.push_back(static_cast<double>(tp));
   return at::tensor(v, at::kDouble);
 }
@@ -149,7 +150,7 @@ void MetricAccumulator::add(const MetricAccumulator& other) { set_state(state() 
 
 void MetricAccumulator::set_state(const at::Tensor& state) {
   constexpr int64_t kFixed = 6;  // the sums before the per-threshold ones, as state() lists them
-  constexpr int64_t kObjectCounts = 7;  // the object sums before the per-threshold matches
+  constexpr int64_t kObjectCounts = 10;  // the object sums before the per-threshold matches
   const at::Tensor s = state.to(at::kDouble).cpu().contiguous();
   const double* v = s.data_ptr<double>();
   soft_dice_sum_ = v[0];
@@ -182,6 +183,9 @@ void MetricAccumulator::set_state(const at::Tensor& state) {
   objects_.matched_iou = v[offset + 4];
   objects_.images = count(offset + 5);
   objects_.image_panoptic_quality = v[offset + 6];
+  objects_.jaccard_intersection = v[offset + 7];
+  objects_.jaccard_union = v[offset + 8];
+  objects_.image_jaccard = v[offset + 9];
   for (size_t k = 0; k < objects_.true_positives.size(); ++k)
     objects_.true_positives[k] = count(offset + kObjectCounts + static_cast<int64_t>(k));
 }

@@ -45,6 +45,14 @@ double ObjectScores::mean_image_panoptic_quality() const {
   return images > 0 ? image_panoptic_quality / static_cast<double>(images) : 0.0;
 }
 
+double ObjectScores::aggregated_jaccard_index() const {
+  return jaccard_union > 0 ? jaccard_intersection / jaccard_union : 1.0;
+}
+
+double ObjectScores::mean_image_aggregated_jaccard_index() const {
+  return images > 0 ? image_jaccard / static_cast<double>(images) : 0.0;
+}
+
 void ObjectScores::add(const ObjectScores& o) {
   if (thresholds.empty()) {
     *this = o;
@@ -58,7 +66,43 @@ void ObjectScores::add(const ObjectScores& o) {
   matched_iou += o.matched_iou;
   images += o.images;
   image_panoptic_quality += o.image_panoptic_quality;
+  jaccard_intersection += o.jaccard_intersection;
+  jaccard_union += o.jaccard_union;
+  image_jaccard += o.image_jaccard;
 }
+
+namespace {
+
+/// The aggregated Jaccard index's sums (`ObjectScores::jaccard_intersection`, `jaccard_union`)
+/// from the areas and overlaps of one image; ties in IoU go to the lower predicted label.
+void add_jaccard(ObjectScores& s, const std::unordered_map<int64_t, int64_t>& area_a,
+                 const std::unordered_map<int64_t, int64_t>& area_b,
+                 const std::map<std::pair<int64_t, int64_t>, int64_t>& overlap) {
+  std::unordered_map<int64_t, std::pair<double, int64_t>> best;  // truth -> (IoU, predicted label)
+  for (const auto& [ab, n] : overlap) {
+    const auto [i, j] = ab;
+    const double iou = static_cast<double>(n) / static_cast<double>(area_a.at(i) + area_b.at(j) - n);
+    auto found = best.find(i);
+    if (found == best.end() || iou > found->second.first) best[i] = {iou, j};
+  }
+  std::unordered_map<int64_t, bool> chosen;
+  for (const auto& [i, area] : area_a) {
+    const auto found = best.find(i);
+    if (found == best.end()) {
+      s.jaccard_union += static_cast<double>(area);
+      continue;
+    }
+    const int64_t j = found->second.second;
+    const double n = static_cast<double>(overlap.at({i, j}));
+    s.jaccard_intersection += n;
+    s.jaccard_union += static_cast<double>(area + area_b.at(j)) - n;
+    chosen[j] = true;
+  }
+  for (const auto& [j, area] : area_b)
+    if (!chosen.count(j)) s.jaccard_union += static_cast<double>(area);
+}
+
+}  // namespace
 
 ObjectScores object_scores(const at::Tensor& truth_in, const at::Tensor& predicted_in) {
   const at::Tensor truth = truth_in.to(at::kLong).cpu().contiguous();
@@ -89,8 +133,10 @@ ObjectScores object_scores(const at::Tensor& truth_in, const at::Tensor& predict
   }
   for (const auto& [i, count] : halves_in_truth) s.split += count >= 2;
   for (const auto& [j, count] : halves_in_predicted) s.merged += count >= 2;
+  add_jaccard(s, area_a, area_b, overlap);
   s.images = 1;
   s.image_panoptic_quality = s.panoptic_quality();
+  s.image_jaccard = s.aggregated_jaccard_index();
   return s;
 }
 

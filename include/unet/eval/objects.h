@@ -27,6 +27,14 @@ struct ObjectScores {
   /// Images scored, and their panoptic qualities summed (each image's own `panoptic_quality`).
   int64_t images = 0;
   double image_panoptic_quality = 0.0;
+  /// Aggregated Jaccard index (Kumar et al. 2017, the MoNuSeg challenge's score): each truth
+  /// object with the predicted object of highest IoU with it; its intersection summed into
+  /// `jaccard_intersection`, its union into `jaccard_union`, with every truth object that meets
+  /// none and every predicted object never chosen added to the union whole. Summed over the images
+  /// added, and each image's own index summed into `image_jaccard`.
+  double jaccard_intersection = 0.0;
+  double jaccard_union = 0.0;
+  double image_jaccard = 0.0;
 
   int64_t false_positives(size_t k) const { return predicted_objects - true_positives[k]; }
   int64_t false_negatives(size_t k) const { return truth_objects - true_positives[k]; }
@@ -43,6 +51,12 @@ struct ObjectScores {
   double segmentation_quality() const;
   /// PQ of each image, averaged over the images (HoVer-Net's "bPQ" for binary nucleus maps).
   double mean_image_panoptic_quality() const;
+  /// The aggregated Jaccard index pooled over the images added (their intersections over their
+  /// unions); 1 when neither map has objects. A predicted object may be the best of several truth
+  /// objects (a merge then counts its area in each union), as in the original definition.
+  double aggregated_jaccard_index() const;
+  /// Each image's index averaged over the images (how the MoNuSeg 2018 challenge ranked entries).
+  double mean_image_aggregated_jaccard_index() const;
 
   /// Adds another image's counts (pooled scores over a set of images).
   void add(const ObjectScores& other);
