@@ -8,9 +8,13 @@ or `git clone`; the data is never committed here).
     nucleus_data.py kromp2020  --git-dir REPO.git --out DIR
     nucleus_data.py dsb2018-he --git-dir REPO.git --out DIR
     nucleus_data.py dsb2018-fluo --git-dir REPO.git --out DIR
+    nucleus_data.py bbbc039    --git-dir REPO.git --out DIR     # held out: DIR/heldout only
+    nucleus_data.py monuseg    --git-dir REPO.git --out DIR     # held out: DIR/heldout only
 
 writes DIR/{train,val,test}/images/NAME.png and DIR/{train,val,test}/masks/NAME.png (16-bit
-instance labels: 0 background, 1..N one nucleus each), then prints the counts. Train with
+instance labels: 0 background, 1..N one nucleus each), then prints the counts. A held-out set
+(bbbc039, monuseg) is written whole to DIR/heldout: it has no training or validation split, so nothing can
+be trained or tuned on it by mistake. Train with
 `unet train --data-dir DIR/train --fold none ...`, score with `unet evaluate --data-dir DIR/val
 --fold none` (the test split stays untouched until the end).
 
@@ -46,6 +50,20 @@ Sets (docs/data.md names their licences and citations):
               labs. The 90 images of 696x520 are left out: BBBC039, which this project holds out for
               independent checks, is 696x520 Hoechst images of the BBBC022 screen, and 43 of these
               are BBBC039 fields (scripts/held_out_overlap.py; docs/data.md). Split as dsb2018-he.
+  bbbc039     HELD OUT (docs/data.md): never trained, tuned or validated on. Hoechst nuclei of U2OS
+              cells from the BBBC022 screen (Caicedo et al. 2019, Cytometry A; CC0), 200 fields of
+              696x520, 16-bit (kept 16-bit); the copy in github.com/DeepTrackAI/cell_counting_dataset
+              (commit d460149beb419c92785edcdef0628c5bf66f3325), "cell nuclei/{images,masks}". Its
+              masks are not instance labels: the red channel holds a colouring of the nuclei (1-3,
+              touching nuclei never the same colour), so each 8-connected piece of one colour is one
+              nucleus. All 200 images go to DIR/heldout.
+  monuseg     HELD OUT (docs/data.md): never trained, tuned or validated on. The MoNuSeg 2018
+              challenge's test set (Kumar et al. 2020, IEEE TMI; CC BY-NC-SA 4.0): 14 H&E tiles of
+              1000x1000 RGB at 40x from seven organs of TCGA slides, nucleus outlines as Aperio XML
+              polygons (filled by the script, in file order, later over earlier); the copy in
+              github.com/davidlane23/MonuSeg2018_Computer_Vision (commit
+              421a4fd3934d7610e014d45f58376b2665fc1acc), data/MoNuSegTestData. All 14 go to
+              DIR/heldout.
 """
 import argparse
 import io
@@ -106,6 +124,20 @@ def polygons(xml_bytes):
             yield points
 
 
+def filled(shape, outlines):
+    """Instance labels 1..N of polygons filled in order (later over earlier), renumbered so that a
+    polygon drawn over completely leaves no gap."""
+    canvas = Image.new("I", (shape[1], shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    for k, points in enumerate(outlines, start=1):
+        draw.polygon(points, fill=k, outline=k)
+    labels = np.asarray(canvas).astype(np.int64)
+    ids = np.unique(labels[labels > 0])
+    lut = np.zeros(labels.max() + 1, np.int64)
+    lut[ids] = np.arange(1, len(ids) + 1)
+    return lut[labels]
+
+
 def gbm40(git_dir, commit, out):
     counts = {}
     for index in range(1, 41):
@@ -114,16 +146,7 @@ def gbm40(git_dir, commit, out):
         if raw is None or xml is None:
             sys.exit(f"gbm40: image {index:02d} or its annotation is missing from {git_dir} at {commit}")
         image = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
-        canvas = Image.new("I", (image.shape[1], image.shape[0]), 0)
-        draw = ImageDraw.Draw(canvas)
-        for k, points in enumerate(polygons(xml), start=1):
-            draw.polygon(points, fill=k, outline=k)
-        labels = np.asarray(canvas).astype(np.int64)
-        # Relabel 1..N (a polygon drawn over completely leaves a gap).
-        ids = np.unique(labels[labels > 0])
-        lut = np.zeros(labels.max() + 1, np.int64)
-        lut[ids] = np.arange(1, len(ids) + 1)
-        labels = lut[labels]
+        labels = filled(image.shape[:2], polygons(xml))
         split = "train" if index <= 28 else "val" if index <= 34 else "test"
         save(out, split, f"gbm-{index:02d}", image, labels)
         counts[split] = counts.get(split, 0) + 1
@@ -199,6 +222,78 @@ def dsb2018(git_dir, commit, out, kind):
     return counts
 
 
+def components(mask):
+    """8-connected pieces of each nonzero value of `mask`, numbered 1..N in raster order of their
+    first pixel (BBBC039's masks colour touching nuclei differently; one colour is no one object).
+    Each pixel takes the smallest index among its same-valued neighbours until nothing changes."""
+    height, width = mask.shape
+    big = height * width
+    index = np.where(mask > 0, np.arange(big).reshape(height, width), big)
+    padded_mask = np.pad(mask, 1)
+    while True:
+        padded = np.pad(index, 1, constant_values=big)
+        lowest = index.copy()
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                same = padded_mask[dy:dy + height, dx:dx + width] == mask
+                lowest = np.where(same, np.minimum(lowest, padded[dy:dy + height, dx:dx + width]), lowest)
+        if np.array_equal(lowest, index):
+            break
+        index = lowest
+    # The roots in ascending order (background's `big` last): foreground 1..N in raster order.
+    labels = np.unique(index, return_inverse=True)[1].reshape(height, width)
+    return np.where(mask > 0, labels + 1, 0)
+
+
+def bbbc039(git_dir, commit, out):
+    base = "cell nuclei"
+    listing = subprocess.run(["git", "-C", git_dir, "ls-tree", "--name-only", commit, f"{base}/images/"],
+                             capture_output=True, text=True)
+    names = sorted(Path(p).stem for p in listing.stdout.splitlines() if p.endswith(".tif"))
+    if listing.returncode != 0 or len(names) != 200:
+        sys.exit(f"bbbc039: {base}/images holds {len(names)} TIFFs in {git_dir} at {commit}, not the set's 200")
+    for name in names:
+        raw = git_bytes(git_dir, f"{base}/images/{name}.tif", commit)
+        lab = git_bytes(git_dir, f"{base}/masks/{name}.png", commit)
+        if raw is None or lab is None:
+            sys.exit(f"bbbc039: {name}'s image or mask is missing from {git_dir} at {commit}")
+        image = np.asarray(Image.open(io.BytesIO(raw)))
+        if image.dtype != np.uint16 or image.shape != (520, 696):
+            sys.exit(f"bbbc039: {name}.tif is {image.dtype} {image.shape}, not 16-bit 696x520")
+        mask = np.asarray(Image.open(io.BytesIO(lab)))
+        colours = mask[..., 0] if mask.ndim == 3 else mask
+        if colours.shape != image.shape:
+            sys.exit(f"bbbc039: {name}.png is {colours.shape}, its image {image.shape}")
+        save(out, "heldout", name, image, components(colours))
+    return {"heldout": len(names)}
+
+
+def aperio_regions(xml_bytes):
+    """The polygons of an Aperio ImageScope annotation (Region / Vertex), in file order."""
+    root = ET.fromstring(xml_bytes.decode("utf-8-sig"))
+    for region in root.iter("Region"):
+        points = [(float(v.get("X")), float(v.get("Y"))) for v in region.iter("Vertex")]
+        if len(points) >= 3:
+            yield points
+
+
+def monuseg(git_dir, commit, out):
+    base = "data/MoNuSegTestData"
+    listing = subprocess.run(["git", "-C", git_dir, "ls-tree", "--name-only", commit, f"{base}/tissue_image/"],
+                             capture_output=True, text=True)
+    names = sorted(Path(p).stem for p in listing.stdout.splitlines() if p.endswith(".tif"))
+    if listing.returncode != 0 or len(names) != 14:
+        sys.exit(f"monuseg: {base}/tissue_image holds {len(names)} TIFFs in {git_dir} at {commit}, not the test set's 14")
+    for name in names:
+        raw = git_bytes(git_dir, f"{base}/tissue_image/{name}.tif", commit)
+        xml = git_bytes(git_dir, f"{base}/annotations/{name}.xml", commit)
+        if raw is None or xml is None:
+            sys.exit(f"monuseg: {name}'s image or annotation is missing from {git_dir} at {commit}")
+        image = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+        save(out, "heldout", name, image, filled(image.shape[:2], aperio_regions(xml)))
+    return {"heldout": len(names)}
+
+
 def dsb2018_he(git_dir, commit, out):
     return dsb2018(git_dir, commit, out, "he")
 
@@ -207,10 +302,12 @@ def dsb2018_fluo(git_dir, commit, out):
     return dsb2018(git_dir, commit, out, "fluo")
 
 
-SETS = {"coelho2009": (coelho2009, "9629f3a8829982726327802af55ab6ae7a2b5316"),
+SETS = {"bbbc039": (bbbc039, "d460149beb419c92785edcdef0628c5bf66f3325"),
+        "coelho2009": (coelho2009, "9629f3a8829982726327802af55ab6ae7a2b5316"),
         "gbm40": (gbm40, "9bec602ff4a189dd45b4b75e8cf8ef4ae0b49b8d"),
         "dsb2018-fluo": (dsb2018_fluo, "30354551efef351c1241da7c6d48cf938d76f02a"),
         "dsb2018-he": (dsb2018_he, "30354551efef351c1241da7c6d48cf938d76f02a"),
+        "monuseg": (monuseg, "421a4fd3934d7610e014d45f58376b2665fc1acc"),
         "kromp2020": (kromp2020, "afec7dfd03376cac113d1b3234bebe968b96207a")}
 
 
