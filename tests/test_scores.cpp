@@ -160,6 +160,7 @@ TEST(Metrics, PerClassDiceAndObjectsByHand) {
   EXPECT_EQ(pooled.result().objects.images, 2);
   EXPECT_NEAR(pooled.result().objects.panoptic_quality(), 0.5, 1e-12);
   EXPECT_NEAR(pooled.result().objects.mean_image_panoptic_quality(), 0.5, 1e-12);
+  EXPECT_NEAR(pooled.result().objects.aggregated_jaccard_index(), 16.0 / 36.0, 1e-12);
   MetricAccumulator three(3);
   three.add_original(at::one_hot(predicted, 3).permute({2, 0, 1}).to(at::kFloat), truth);
   EXPECT_FALSE(three.result().has_objects);
@@ -410,14 +411,15 @@ TEST(ObjectScores, AggregatedJaccardIndexByHand) {
   c.narrow(1, 0, 2).fill_(1);
   c.narrow(1, 2, 2).fill_(2);
   EXPECT_NEAR(object_scores(c, d).aggregated_jaccard_index(), 0.5, 1e-12);
-  // The best match is by IoU, not by overlap: a 2x4 truth object whose left half is a small
-  // prediction (IoU 4 / 8) and whose right half lies in a 6x6 one (IoU 4 / 40): the small one is
-  // chosen, and the large one joins the union whole. AJI 4 / (8 + 36).
+  // The best match is by IoU, not by overlap: a 2x6 truth object (12) whose two left columns are a
+  // small prediction (4 inside: IoU 4 / 12) and whose four right columns lie in a 6x4 one (8
+  // inside: IoU 8 / 28). The small one is chosen though it overlaps less and has the higher label,
+  // and the large one joins the union whole: AJI 4 / (12 + 24); by overlap it would be 8 / 32.
   at::Tensor e = at::zeros({8, 8}, at::kLong), f = at::zeros({8, 8}, at::kLong);
-  e.narrow(0, 0, 2).narrow(1, 0, 4).fill_(1);
-  f.narrow(0, 0, 2).narrow(1, 0, 2).fill_(3);
-  f.narrow(0, 0, 6).narrow(1, 2, 6).fill_(7);
-  EXPECT_NEAR(object_scores(e, f).aggregated_jaccard_index(), 4.0 / 44.0, 1e-12);
+  e.narrow(0, 0, 2).narrow(1, 0, 6).fill_(1);
+  f.narrow(0, 0, 2).narrow(1, 0, 2).fill_(9);
+  f.narrow(0, 0, 6).narrow(1, 2, 4).fill_(2);
+  EXPECT_NEAR(object_scores(e, f).aggregated_jaccard_index(), 4.0 / 36.0, 1e-12);
   // Pooled with a perfect image (8 of 8): (12 + 8) / (28 + 8); per image (12/28 + 1) / 2.
   s.add(object_scores(c, c));
   EXPECT_NEAR(s.aggregated_jaccard_index(), 20.0 / 36.0, 1e-12);
