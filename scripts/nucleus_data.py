@@ -245,18 +245,25 @@ def components(mask):
     return np.where(mask > 0, labels + 1, 0)
 
 
-def bbbc039(git_dir, commit, out):
-    base = "cell nuclei"
-    listing = subprocess.run(["git", "-C", git_dir, "ls-tree", "--name-only", commit, f"{base}/images/"],
+def held_out_files(set_name, git_dir, commit, images, labels, suffix, count):
+    """(name, image bytes, label bytes) of each of a held-out set's `count` TIFFs in `images`, its
+    labels the files of the same stem and `suffix` in `labels`; exits when any is missing."""
+    listing = subprocess.run(["git", "-C", git_dir, "ls-tree", "--name-only", commit, f"{images}/"],
                              capture_output=True, text=True)
     names = sorted(Path(p).stem for p in listing.stdout.splitlines() if p.endswith(".tif"))
-    if listing.returncode != 0 or len(names) != 200:
-        sys.exit(f"bbbc039: {base}/images holds {len(names)} TIFFs in {git_dir} at {commit}, not the set's 200")
+    if listing.returncode != 0 or len(names) != count:
+        sys.exit(f"{set_name}: {images} holds {len(names)} TIFFs in {git_dir} at {commit}, not the set's {count}")
     for name in names:
-        raw = git_bytes(git_dir, f"{base}/images/{name}.tif", commit)
-        lab = git_bytes(git_dir, f"{base}/masks/{name}.png", commit)
+        raw = git_bytes(git_dir, f"{images}/{name}.tif", commit)
+        lab = git_bytes(git_dir, f"{labels}/{name}{suffix}", commit)
         if raw is None or lab is None:
-            sys.exit(f"bbbc039: {name}'s image or mask is missing from {git_dir} at {commit}")
+            sys.exit(f"{set_name}: {name}'s image or labels are missing from {git_dir} at {commit}")
+        yield name, raw, lab
+
+
+def bbbc039(git_dir, commit, out):
+    files = held_out_files("bbbc039", git_dir, commit, "cell nuclei/images", "cell nuclei/masks", ".png", 200)
+    for name, raw, lab in files:
         image = np.asarray(Image.open(io.BytesIO(raw)))
         if image.dtype != np.uint16 or image.shape != (520, 696):
             sys.exit(f"bbbc039: {name}.tif is {image.dtype} {image.shape}, not 16-bit 696x520")
@@ -265,7 +272,7 @@ def bbbc039(git_dir, commit, out):
         if colours.shape != image.shape:
             sys.exit(f"bbbc039: {name}.png is {colours.shape}, its image {image.shape}")
         save(out, "heldout", name, image, components(colours))
-    return {"heldout": len(names)}
+    return {"heldout": 200}
 
 
 def aperio_regions(xml_bytes):
@@ -279,19 +286,11 @@ def aperio_regions(xml_bytes):
 
 def monuseg(git_dir, commit, out):
     base = "data/MoNuSegTestData"
-    listing = subprocess.run(["git", "-C", git_dir, "ls-tree", "--name-only", commit, f"{base}/tissue_image/"],
-                             capture_output=True, text=True)
-    names = sorted(Path(p).stem for p in listing.stdout.splitlines() if p.endswith(".tif"))
-    if listing.returncode != 0 or len(names) != 14:
-        sys.exit(f"monuseg: {base}/tissue_image holds {len(names)} TIFFs in {git_dir} at {commit}, not the test set's 14")
-    for name in names:
-        raw = git_bytes(git_dir, f"{base}/tissue_image/{name}.tif", commit)
-        xml = git_bytes(git_dir, f"{base}/annotations/{name}.xml", commit)
-        if raw is None or xml is None:
-            sys.exit(f"monuseg: {name}'s image or annotation is missing from {git_dir} at {commit}")
+    files = held_out_files("monuseg", git_dir, commit, f"{base}/tissue_image", f"{base}/annotations", ".xml", 14)
+    for name, raw, xml in files:
         image = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
         save(out, "heldout", name, image, filled(image.shape[:2], aperio_regions(xml)))
-    return {"heldout": len(names)}
+    return {"heldout": 14}
 
 
 def dsb2018_he(git_dir, commit, out):

@@ -367,14 +367,25 @@ TEST(ObjectScores, MatchesSplitsAndMergesByHand) {
   EXPECT_EQ(empty.predicted_objects, 2);
 }
 
-TEST(ObjectScores, PanopticQualityByHand) {
-  // Image 1: a 4x4 object predicted one column to the right (IoU 12/20 = 0.6, matched), a truth
-  // object missed (FN) and a spurious prediction (FP): SQ 0.6, RQ 1 / (1 + 0.5 + 0.5), PQ 0.3.
+namespace {
+
+/// Truth and prediction (8x8): a 4x4 truth object predicted one column to the right, a 2x2 truth
+/// object missed and a 2x2 prediction where there is none.
+std::pair<at::Tensor, at::Tensor> shifted_missed_spurious() {
   at::Tensor a = at::zeros({8, 8}, at::kLong), b = at::zeros({8, 8}, at::kLong);
   a.narrow(0, 0, 4).narrow(1, 0, 4).fill_(1);
   b.narrow(0, 0, 4).narrow(1, 1, 4).fill_(5);
   a.narrow(0, 6, 2).narrow(1, 0, 2).fill_(2);
   b.narrow(0, 6, 2).narrow(1, 5, 2).fill_(9);
+  return {a, b};
+}
+
+}  // namespace
+
+TEST(ObjectScores, PanopticQualityByHand) {
+  // Image 1: a 4x4 object predicted one column to the right (IoU 12/20 = 0.6, matched), a truth
+  // object missed (FN) and a spurious prediction (FP): SQ 0.6, RQ 1 / (1 + 0.5 + 0.5), PQ 0.3.
+  const auto [a, b] = shifted_missed_spurious();
   ObjectScores s = object_scores(a, b);
   EXPECT_NEAR(s.segmentation_quality(), 0.6, 1e-12);
   EXPECT_NEAR(s.f1(0), 0.5, 1e-12);
@@ -398,11 +409,7 @@ TEST(ObjectScores, AggregatedJaccardIndexByHand) {
   // Image 1 (PanopticQualityByHand's): the 4x4 object and its prediction one column over
   // (intersection 12, union 20); the missed 2x2 truth object (4) and the spurious 2x2 prediction
   // (4) join the union whole: AJI 12 / 28.
-  at::Tensor a = at::zeros({8, 8}, at::kLong), b = at::zeros({8, 8}, at::kLong);
-  a.narrow(0, 0, 4).narrow(1, 0, 4).fill_(1);
-  b.narrow(0, 0, 4).narrow(1, 1, 4).fill_(5);
-  a.narrow(0, 6, 2).narrow(1, 0, 2).fill_(2);
-  b.narrow(0, 6, 2).narrow(1, 5, 2).fill_(9);
+  const auto [a, b] = shifted_missed_spurious();
   ObjectScores s = object_scores(a, b);
   EXPECT_NEAR(s.aggregated_jaccard_index(), 12.0 / 28.0, 1e-12);
   // A merge: two 2x2 truth objects side by side, one 2x4 prediction over both. Each truth object's
