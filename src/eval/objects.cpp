@@ -5,6 +5,7 @@
 
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace unet {
 
@@ -73,30 +74,28 @@ void ObjectScores::add(const ObjectScores& o) {
 
 namespace {
 
+/// A truth object's predicted object of highest IoU (ties to the lower label) and their overlap.
+struct BestMatch {
+  double iou = 0.0;
+  int64_t predicted = 0;
+  int64_t overlap = 0;
+};
+
 /// The aggregated Jaccard index's sums (`ObjectScores::jaccard_intersection`, `jaccard_union`)
-/// from the areas and overlaps of one image; ties in IoU go to the lower predicted label.
+/// of one image from its objects' areas and each truth object's best match.
 void add_jaccard(ObjectScores& s, const std::unordered_map<int64_t, int64_t>& area_a,
-                 const std::unordered_map<int64_t, int64_t>& area_b,
-                 const std::map<std::pair<int64_t, int64_t>, int64_t>& overlap) {
-  std::unordered_map<int64_t, std::pair<double, int64_t>> best;  // truth -> (IoU, predicted label)
-  for (const auto& [ab, n] : overlap) {
-    const auto [i, j] = ab;
-    const double iou = static_cast<double>(n) / static_cast<double>(area_a.at(i) + area_b.at(j) - n);
-    auto found = best.find(i);
-    if (found == best.end() || iou > found->second.first) best[i] = {iou, j};
-  }
-  std::unordered_map<int64_t, bool> chosen;
+                 const std::unordered_map<int64_t, int64_t>& area_b, const std::unordered_map<int64_t, BestMatch>& best) {
+  std::unordered_set<int64_t> chosen;
   for (const auto& [i, area] : area_a) {
     const auto found = best.find(i);
     if (found == best.end()) {
-      s.jaccard_union += static_cast<double>(area);
+      s.jaccard_union += static_cast<double>(area);  // met no prediction
       continue;
     }
-    const int64_t j = found->second.second;
-    const double n = static_cast<double>(overlap.at({i, j}));
-    s.jaccard_intersection += n;
-    s.jaccard_union += static_cast<double>(area + area_b.at(j)) - n;
-    chosen[j] = true;
+    const BestMatch& m = found->second;
+    s.jaccard_intersection += static_cast<double>(m.overlap);
+    s.jaccard_union += static_cast<double>(area + area_b.at(m.predicted) - m.overlap);
+    chosen.insert(m.predicted);
   }
   for (const auto& [j, area] : area_b)
     if (!chosen.count(j)) s.jaccard_union += static_cast<double>(area);
@@ -122,9 +121,12 @@ ObjectScores object_scores(const at::Tensor& truth_in, const at::Tensor& predict
   s.thresholds = object_iou_thresholds();
   s.true_positives.assign(s.thresholds.size(), 0);
   std::unordered_map<int64_t, int> halves_in_truth, halves_in_predicted;  // split / merge evidence
+  std::unordered_map<int64_t, BestMatch> best;  // per truth object, for the aggregated Jaccard index
   for (const auto& [ab, n] : overlap) {
     const auto [i, j] = ab;
     const double iou = static_cast<double>(n) / static_cast<double>(area_a[i] + area_b[j] - n);
+    const auto found = best.find(i);
+    if (found == best.end() || iou > found->second.iou) best[i] = {iou, j, n};  // pairs in label order
     for (size_t k = 0; k < s.thresholds.size(); ++k)
       if (iou > s.thresholds[k]) ++s.true_positives[k];
     if (iou > s.thresholds[0]) s.matched_iou += iou;
@@ -133,7 +135,7 @@ ObjectScores object_scores(const at::Tensor& truth_in, const at::Tensor& predict
   }
   for (const auto& [i, count] : halves_in_truth) s.split += count >= 2;
   for (const auto& [j, count] : halves_in_predicted) s.merged += count >= 2;
-  add_jaccard(s, area_a, area_b, overlap);
+  add_jaccard(s, area_a, area_b, best);
   s.images = 1;
   s.image_panoptic_quality = s.panoptic_quality();
   s.image_jaccard = s.aggregated_jaccard_index();
