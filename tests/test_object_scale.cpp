@@ -4,6 +4,7 @@
 // diameter recorded by checkpoints and exports and refused where it cannot apply.
 #include "test_support.h"
 
+#include "unet/data/components.h"
 #include "unet/data/dataset.h"
 #include "unet/data/image_io.h"
 #include "unet/data/object_scale.h"
@@ -276,6 +277,56 @@ TEST(ObjectScale, MeasuredScaleBringsTheImagesObjectsToTheModelsDiameter) {
   p.measure_object_scale(2.0);
   p.predict({s}, &scales);
   EXPECT_EQ(scales[0], kSmallestObjectScale);
+}
+
+/// A "model" that shatters objects larger than its own, as trained networks do: each bright piece
+/// of its input more than 1.3 times `diameter` across (by its area) is cut in two by a background
+/// column through its middle. Valid padding as `threshold_model` (20 pixels each side).
+LoadedExport shattering_model(double diameter) {
+  LoadedExport m = threshold_model();
+  m.forward = [diameter](const at::Tensor& x) {
+    at::Tensor bright = x > 0;  // [B, 1, H, W]
+    const int64_t h = x.size(2), w = x.size(3);
+    const at::Tensor columns = at::arange(w).expand({h, w});
+    for (int64_t b = 0; b < x.size(0); ++b) {
+      at::Tensor plane = bright[b][0];
+      const at::Tensor pieces = connected_components(plane);
+      const at::Tensor areas = at::bincount(pieces.reshape({-1}));
+      for (int64_t k = 1; k < areas.numel(); ++k) {
+        if (2.0 * std::sqrt(areas[k].item<double>() / M_PI) <= 1.3 * diameter) continue;
+        const at::Tensor piece = pieces == k;
+        const int64_t middle = std::lround(columns.masked_select(piece).to(at::kDouble).mean().item<double>());
+        plane.masked_fill_(piece & (columns == middle), false);
+      }
+    }
+    const at::Tensor kept = (bright.slice(2, 20, h - 20).slice(3, 20, w - 20).to(at::kFloat) * 2 - 1) * 20;
+    return at::cat({-kept, kept}, 1);
+  };
+  return m;
+}
+
+TEST(ObjectScale, MeasuredScaleIsConfirmedFromBelow) {
+  // Discs 120 pixels across for a model of 20: their scale is 1/6. From the first scale (0.25)
+  // they are 30 pixels across, shattered into halves 21 pixels across (by area), within the
+  // tolerance of 20: the measure alone would stop there. At 0.7 of it they are 21 pixels across,
+  // whole, and imply 1/6, confirmed at 0.7 of that (14 pixels, whole).
+  std::vector<std::array<double, 5>> discs;
+  for (int k = 0; k < 4; ++k) discs.push_back({75.0 + 150 * (k / 2), 75.0 + 150 * (k % 2), 60, 60, k + 1.0});
+  Sample s;
+  s.image = (ellipses(300, 300, discs) > 0).to(at::kFloat).unsqueeze(0) * 2 - 1;
+  Predictor p(shattering_model(20.0), c10::Device(c10::kCPU), 1);
+  TileOptions tiles;
+  tiles.input = 140;  // the image in one tile at every scale measured
+  p.use_tiles(tiles);
+  p.measure_object_scale(20.0);
+  std::vector<double> scales;
+  std::vector<at::Tensor> scaled;
+  p.predict({s}, &scales, &scaled);
+  ASSERT_EQ(scales.size(), 1u);
+  EXPECT_NEAR(scales[0], 1.0 / 6, 0.01);
+  ObjectRule rule = p.object_rule();
+  const at::Tensor found = cut_objects(scaled.at(0), ClassScheme::kPlain, InstanceMethod::kComponents, rule);
+  EXPECT_EQ(found.max().item<int64_t>(), 4);  // whole discs, not halves
 }
 
 TEST(ObjectScale, DiameterIsResolvedForTheModelAndTheInputMode) {

@@ -202,8 +202,9 @@ void add_inference_options(CLI::App& app, InferenceOptions& infer) {
                     "Median diameter of the objects in the images, pixels, for a model trained with --object-diameter: "
                     "each image is rescaled by the model's diameter over this one before prediction and its outputs "
                     "mapped back; auto: each image's own, measured by the model (up to " +
-                        std::to_string(kObjectSizePasses) + " passes; models trained at their images' own sizes, resize "
-                        "mode and images predicted band by band take the images as they are); 0: the images as they are");
+                        std::to_string(kObjectSizePasses) + " passes, then confirmed at a smaller scale; models trained at "
+                        "their images' own sizes, resize mode and images predicted band by band take the images as they "
+                        "are); 0: the images as they are");
   add_value_or_auto(app, "--min-object-area", "min_object_area", infer.min_object_area, InferenceOptions::kAutoObjectArea,
                     "a number of pixels",
                     "Objects (evaluate's, predict --instances') smaller than this many pixels are dropped; auto: a tenth of the "
