@@ -120,8 +120,8 @@ constexpr double kSmallestObjectScale = 0.125, kLargestObjectScale = 4.0;
 /// are 30 pixels across at scale 0.187 settled at 0.25, where 40-pixel nuclei split into
 /// 30-pixel pieces; 10 and 12 of its 28 nuclei split). At this fraction of the scale the objects
 /// are smaller than the model's and measure as they are; where they imply a scale smaller than
-/// this one by more than `kObjectSizeTolerance`, that one is taken and confirmed in turn, up to
-/// `kBelowChecks` times. Factors 0.6, 0.7 and 0.8 measured (docs/results.md, "Object size
+/// this one by more than `kObjectSizeTolerance`, that one is taken and confirmed in turn: at most
+/// `kBelowChecks` checks (the scale a last check takes is not checked again). Factors 0.6, 0.7 and 0.8 measured (docs/results.md, "Object size
 /// confirmed from below").
 constexpr double kBelowFactor = 0.7;
 constexpr int kBelowChecks = 3;
@@ -263,6 +263,9 @@ class Predictor {
   std::pair<double, at::Tensor> measured_scale(const at::Tensor& image);
   /// The median diameter of the objects this predictor's rule cuts from `probs` (0: none).
   double diameter_of(const at::Tensor& probs) const;
+  /// The scale that brings objects measured `found` pixels across at scale `at` to the model's
+  /// diameter, within the scales a measure may give.
+  double scale_for(double at, double found) const;
   /// `measured_scale`'s last step: `scale` is confirmed from below (`kBelowFactor`), or replaced by
   /// the smaller scale measured there (with `probs` predicted again at it).
   void confirm_from_below(const at::Tensor& image, double& scale, at::Tensor& probs);
