@@ -121,8 +121,8 @@ constexpr double kSmallestObjectScale = 0.125, kLargestObjectScale = 4.0;
 /// 30-pixel pieces; 10 and 12 of its 28 nuclei split). At this fraction of the scale the objects
 /// are smaller than the model's and measure as they are; where they imply a scale smaller than
 /// this one by more than `kObjectSizeTolerance`, that one is taken and confirmed in turn: at most
-/// `kBelowChecks` checks (the scale a last check takes is not checked again). Factors 0.6, 0.7 and 0.8 measured (docs/results.md, "Object size
-/// confirmed from below").
+/// `kBelowChecks` checks (the scale a last check takes is not checked again). Factors 0.6, 0.7
+/// and 0.8 measured (docs/results.md, "Object size confirmed from below").
 constexpr double kBelowFactor = 0.7;
 constexpr int kBelowChecks = 3;
 
